@@ -1,0 +1,95 @@
+/**
+ * The HTTP API: express 5 (async handlers' errors reach the error handler), bearer-key auth on every
+ * route but /healthz, Bull Board at /admin/queues, one error shape for everything.
+ */
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import express, { type Express, type RequestHandler } from 'express';
+import type { Redis } from 'ioredis';
+import { jobNames, ModelRegistry, type ArtifactStore, type JobName } from '@mlq/core';
+import { QueueEvents, type Queues } from '@mlq/queues';
+import type { ApiEnv } from './env.ts';
+import { errorHandler, sendError } from './errors.ts';
+import { JobsService } from './jobs.service.ts';
+import { jobsRouter } from './routes/jobs.routes.ts';
+import { modelsRouter } from './routes/models.routes.ts';
+import { opsRouter } from './routes/ops.routes.ts';
+
+export interface AppDeps {
+  env: ApiEnv;
+  redis: Redis;
+  queues: Queues;
+  store: ArtifactStore;
+}
+
+export interface App {
+  app: Express;
+  jobs: JobsService;
+  registry: ModelRegistry;
+  close(): Promise<void>;
+}
+
+function auth(keys: readonly string[]): RequestHandler {
+  return (req, res, next) => {
+    if (keys.length === 0) return next();
+    const m = /^Bearer (.+)$/.exec(req.get('authorization') ?? '');
+    if (m && keys.includes(m[1]!)) return next();
+    res.set('WWW-Authenticate', 'Bearer');
+    sendError(res, 401, 'unauthorized', 'a valid "Authorization: Bearer <key>" header is required');
+  };
+}
+
+/** A fixed-window rate limit per API key (or client address when auth is off). */
+function rateLimit(redis: Redis, prefix: string, perMinute: number): RequestHandler {
+  return async (req, res, next) => {
+    if (perMinute === 0) return next();
+    const who = req.get('authorization') ?? req.ip ?? 'anon';
+    const key = `${prefix}:ratelimit:${Math.floor(Date.now() / 60_000)}:${who}`;
+    const n = await redis.incr(key);
+    if (n === 1) await redis.expire(key, 61);
+    if (n > perMinute) {
+      res.set('Retry-After', String(60 - (Math.floor(Date.now() / 1000) % 60)));
+      return sendError(res, 429, 'rate_limited', `more than ${perMinute} requests in a minute`);
+    }
+    next();
+  };
+}
+
+export function createApp(deps: AppDeps): App {
+  const { env, redis, queues } = deps;
+  const registry = new ModelRegistry(redis, env.QUEUE_PREFIX);
+  const jobs = new JobsService(queues, redis, env.QUEUE_PREFIX);
+  const events = Object.fromEntries(
+    jobNames.map((n) => [n, new QueueEvents(n, { connection: redis.duplicate(), prefix: env.QUEUE_PREFIX })]),
+  ) as Record<JobName, QueueEvents>;
+  for (const e of Object.values(events)) e.setMaxListeners(1000);
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+  app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
+  app.use(auth(env.API_KEYS));
+  app.use(rateLimit(redis, env.QUEUE_PREFIX, env.RATE_LIMIT_PER_MINUTE));
+
+  const board = new ExpressAdapter();
+  board.setBasePath('/admin/queues');
+  createBullBoard({ queues: jobNames.map((n) => new BullMQAdapter(queues[n])), serverAdapter: board });
+  app.use('/admin/queues', board.getRouter() as express.Router);
+
+  app.use(express.json({ limit: env.BODY_LIMIT }));
+  app.use(opsRouter(redis, queues, env.QUEUE_PREFIX));
+  app.use(jobsRouter({ jobs, registry, events, dataRoots: env.DATA_ROOTS }));
+  app.use(modelsRouter(registry));
+  app.use((req, res) => sendError(res, 404, 'not_found', `no route ${req.method} ${req.path}`));
+  app.use(errorHandler);
+
+  return {
+    app,
+    jobs,
+    registry,
+    async close() {
+      await Promise.all(Object.values(events).map((e) => e.close()));
+    },
+  };
+}

@@ -1,0 +1,166 @@
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import {
+  describeIssues,
+  isJobName,
+  isUri,
+  jobCatalog,
+  jobNames,
+  NotFoundError,
+  resolveDataPath,
+  InputError,
+  DataError,
+  type DatasetSpec,
+  type FieldIssue,
+  type JobName,
+  type ModelRegistry,
+} from '@mlq/core';
+import type { QueueEvents } from '@mlq/queues';
+import { badRequest, notFound } from '../errors.ts';
+import type { JobsService } from '../jobs.service.ts';
+
+export interface JobsRouteDeps {
+  jobs: JobsService;
+  registry: ModelRegistry;
+  events: Record<JobName, QueueEvents>;
+  dataRoots: readonly string[];
+}
+
+/** Checks what the schema cannot: registry references exist, file URIs stay inside DATA_ROOTS. */
+async function checkReferences(type: JobName, body: Record<string, unknown>, deps: JobsRouteDeps): Promise<FieldIssue[]> {
+  const issues: FieldIssue[] = [];
+  // In fine-tune and tune, "model" is the name to register; elsewhere it is a model to use.
+  const refFields = type === 'fine-tune' || type === 'tune' ? ['base'] : ['model'];
+  for (const field of refFields) {
+    const ref = body[field];
+    if (typeof ref !== 'string' || isUri(ref)) continue;
+    try {
+      await deps.registry.resolve(ref);
+    } catch (e) {
+      if (e instanceof NotFoundError) issues.push({ field, message: e.message });
+      else throw e;
+    }
+  }
+  for (const field of ['dataset', 'input'] as const) {
+    const ds = body[field] as DatasetSpec | undefined;
+    if (!ds || !('uri' in ds) || !ds.uri.startsWith('file://')) continue;
+    try {
+      await resolveDataPath(ds.uri, deps.dataRoots);
+    } catch (e) {
+      if (e instanceof InputError || e instanceof DataError) issues.push({ field: `${field}.uri`, message: e.message });
+      else throw e;
+    }
+  }
+  const out = (body.output as { uri?: string } | undefined)?.uri;
+  if (out?.startsWith('file://')) {
+    await resolveDataPath(out, deps.dataRoots, { mustExist: false }).catch((e: Error) =>
+      issues.push({ field: 'output.uri', message: e.message }),
+    );
+  }
+  return issues;
+}
+
+const listQuery = z.object({
+  type: z.enum(jobNames as [JobName, ...JobName[]]).optional(),
+  state: z.enum(['waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized', 'waiting-children', 'cancelled']).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  offset: z.coerce.number().int().min(0).default(0),
+});
+
+function typeParam(req: Request): JobName {
+  const t = String(req.params.type);
+  if (!isJobName(t)) throw notFound(`unknown job type "${t}"; the types are ${jobNames.join(', ')}`);
+  return t;
+}
+
+export function jobsRouter(deps: JobsRouteDeps): Router {
+  const r = Router();
+
+  r.post('/v1/jobs/:type', async (req, res) => {
+    const type = typeParam(req);
+    if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) {
+      throw badRequest('the body must be a JSON object (Content-Type: application/json)');
+    }
+    const parsed = jobCatalog[type].payload.safeParse(req.body);
+    if (!parsed.success) {
+      const details = describeIssues(parsed.error);
+      throw badRequest(`invalid ${type} job: ${details.map((d) => `${d.field}: ${d.message}`).join('; ')}`, details);
+    }
+    const refIssues = await checkReferences(type, parsed.data as Record<string, unknown>, deps);
+    if (refIssues.length) {
+      throw badRequest(`invalid ${type} job: ${refIssues.map((d) => `${d.field}: ${d.message}`).join('; ')}`, refIssues);
+    }
+    const key = req.get('Idempotency-Key');
+    if (key !== undefined && !/^[\w.:-]{1,200}$/.test(key)) {
+      throw badRequest('Idempotency-Key must be 1-200 letters, digits, "_", ".", ":" or "-"', [
+        { field: 'Idempotency-Key', message: 'invalid characters or length' },
+      ]);
+    }
+    const { view, created } = await deps.jobs.submit(type, parsed.data as never, key);
+    res.status(created ? 202 : 200).location(view.links.self).json(view);
+  });
+
+  r.get('/v1/jobs', async (req, res) => {
+    const q = listQuery.safeParse(req.query);
+    if (!q.success) throw badRequest('invalid query', describeIssues(q.error));
+    const jobs = await deps.jobs.list(q.data);
+    res.json({ jobs, limit: q.data.limit, offset: q.data.offset });
+  });
+
+  r.get('/v1/jobs/:id', async (req, res) => {
+    res.json(await deps.jobs.view(await deps.jobs.get(String(req.params.id))));
+  });
+
+  r.get('/v1/jobs/:id/logs', async (req, res) => {
+    res.json({ id: req.params.id, logs: await deps.jobs.logs(String(req.params.id)) });
+  });
+
+  r.delete('/v1/jobs/:id', async (req, res) => {
+    const out = await deps.jobs.cancel(String(req.params.id));
+    res.status(202).json({ id: req.params.id, ...out });
+  });
+
+  r.post('/v1/jobs/:id/retry', async (req, res) => {
+    res.status(202).json(await deps.jobs.retry(String(req.params.id)));
+  });
+
+  r.get('/v1/jobs/:id/events', async (req, res) => {
+    const job = await deps.jobs.get(String(req.params.id));
+    const id = job.id!;
+    const events = deps.events[job.name as JobName];
+    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
+    const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    const onProgress = (a: { jobId: string; data: unknown }) => a.jobId === id && send('progress', a.data);
+    const onActive = (a: { jobId: string }) => a.jobId === id && send('state', { state: 'active' });
+    const finish = async () => {
+      const fresh = await deps.jobs.get(id).catch(() => undefined);
+      if (fresh) send('state', await deps.jobs.view(fresh));
+      res.end();
+    };
+    const onDone = (a: { jobId: string }) => a.jobId === id && void finish();
+    // A failed attempt that will be retried is "retries-exhausted"-free: only stop on a final state.
+    const onFailed = async (a: { jobId: string }) => {
+      if (a.jobId !== id) return;
+      const s = await (await deps.jobs.get(id)).getState();
+      if (s === 'failed') await finish();
+      else send('state', { state: s });
+    };
+    events.on('progress', onProgress);
+    events.on('active', onActive);
+    events.on('completed', onDone);
+    events.on('failed', onFailed);
+    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    res.on('close', () => {
+      clearInterval(ping);
+      events.off('progress', onProgress);
+      events.off('active', onActive);
+      events.off('completed', onDone);
+      events.off('failed', onFailed);
+    });
+    const view = await deps.jobs.view(job);
+    send('state', view);
+    if (view.state === 'completed' || view.state === 'failed' || view.state === 'cancelled') res.end();
+  });
+
+  return r;
+}

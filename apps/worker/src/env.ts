@@ -1,0 +1,41 @@
+/** The worker's configuration: parsed once from the environment; start-up fails listing every problem. */
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { z } from 'zod';
+import { jobNames, type JobName } from '@mlq/core';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
+
+export const workerEnvSchema = z.object({
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  QUEUE_PREFIX: z.string().regex(/^[\w.-]+$/).default('mlq'),
+  ARTIFACT_STORE: z
+    .string()
+    .regex(/^(file|s3):\/\//, 'must be file:///abs/dir or s3://bucket/prefix')
+    .default(pathToFileURL(path.join(repoRoot, '.data/artifacts')).href),
+  DATA_ROOTS: z
+    .string()
+    .default(path.join(repoRoot, '.data'))
+    .transform((s) => list(s).map((p) => path.resolve(p))),
+  WORKER_QUEUES: z
+    .string()
+    .default(jobNames.join(','))
+    .transform(list)
+    .pipe(z.array(z.enum(jobNames as [JobName, ...JobName[]])).min(1, 'name at least one queue')),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+  TFJS_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  WORKER_NAME: z.string().optional(),
+});
+
+export type WorkerEnv = z.infer<typeof workerEnvSchema>;
+
+/** Parses the environment; on error prints every problem and exits. */
+export function loadWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
+  const r = workerEnvSchema.safeParse(env);
+  if (r.success) return r.data;
+  const lines = r.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+  console.error(`worker: invalid environment:\n${lines.join('\n')}`);
+  process.exit(78);
+}

@@ -1,0 +1,91 @@
+/**
+ * A worker process: one BullMQ Worker per queue it serves, each running jobs in sandboxed child
+ * processes; a heartbeat record for GET /v1/workers; graceful close.
+ */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connect, createWorker, type Worker } from '@mlq/queues';
+import type { WorkerEnv } from './env.ts';
+import { checkProcessors } from './processors.ts';
+
+const sandboxFile = path.join(path.dirname(fileURLToPath(import.meta.url)), 'sandbox.ts');
+
+export interface RunningWorker {
+  id: string;
+  workers: Worker[];
+  close(): Promise<void>;
+}
+
+export interface WorkerInfo {
+  id: string;
+  host: string;
+  pid: number;
+  queues: string[];
+  concurrency: number;
+  backend: string;
+  startedAt: string;
+  currentJobs: { id: string; queue: string }[];
+}
+
+const HEARTBEAT_MS = 5000;
+
+export async function startWorker(env: WorkerEnv, log: (s: string) => void = console.log): Promise<RunningWorker> {
+  checkProcessors();
+  const id = env.WORKER_NAME ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const connection = connect(env.REDIS_URL, `mlq-worker-${id}`);
+  const current = new Map<string, string>();
+  const info: WorkerInfo = {
+    id,
+    host: hostname(),
+    pid: process.pid,
+    queues: env.WORKER_QUEUES,
+    concurrency: env.WORKER_CONCURRENCY,
+    backend: env.TFJS_BACKEND,
+    startedAt: new Date().toISOString(),
+    currentJobs: [],
+  };
+  const workers = env.WORKER_QUEUES.map((q) => {
+    const w = createWorker(q, sandboxFile, connection, {
+      prefix: env.QUEUE_PREFIX,
+      concurrency: env.WORKER_CONCURRENCY,
+      name: id,
+    });
+    w.on('active', (job) => {
+      current.set(job.id!, q);
+      log(`[${q}] job ${job.id} started (attempt ${job.attemptsMade + 1})`);
+    });
+    w.on('completed', (job) => {
+      current.delete(job.id!);
+      const r = job.returnvalue as { backend?: string } | null;
+      if (r?.backend) info.backend = r.backend;
+      log(`[${q}] job ${job.id} completed`);
+    });
+    w.on('failed', (job, err) => {
+      if (job) current.delete(job.id!);
+      log(`[${q}] job ${job?.id} failed: ${err.message}`);
+    });
+    w.on('error', (err) => log(`[${q}] worker error: ${err.message}`));
+    return w;
+  });
+  const key = `${env.QUEUE_PREFIX}:workers:${id}`;
+  const beat = async () => {
+    info.currentJobs = [...current].map(([jid, queue]) => ({ id: jid, queue }));
+    await connection.set(key, JSON.stringify(info), 'PX', HEARTBEAT_MS * 3);
+  };
+  await beat();
+  const timer = setInterval(() => void beat().catch(() => undefined), HEARTBEAT_MS);
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+  log(`worker ${id} serving ${env.WORKER_QUEUES.join(', ')} (concurrency ${env.WORKER_CONCURRENCY}, backend ${env.TFJS_BACKEND})`);
+  return {
+    id,
+    workers,
+    async close() {
+      clearInterval(timer);
+      await Promise.all(workers.map((w) => w.close()));
+      await connection.del(key).catch(() => undefined);
+      await connection.quit().catch(() => undefined);
+    },
+  };
+}

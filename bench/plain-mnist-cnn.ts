@@ -1,0 +1,169 @@
+/**
+ * Plain-tfjs benchmark of the Keras mnist_transfer_cnn recipe (first stage: digits 0-4) on the
+ * tfjs wasm backend, with the training kernels from packages/core/src/ml/wasm-kernels.ts.
+ *
+ *   npx tsx bench/plain-mnist-cnn.ts [epochs=1] [--profile] [--threads=N]
+ *
+ * Prints samples/s per epoch and the test accuracy on the held-out 20%. `--profile` also times
+ * every kernel of a few training steps (tf.profile) and prints the top ones. `--threads=N` asks
+ * for the threaded-SIMD wasm build (see the report: Node is not detected as thread-capable).
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { registerWasmTrainingKernels } from '../packages/core/src/ml/wasm-kernels.ts';
+
+// bench/ has no node_modules of its own: resolve tfjs from packages/core, the same copy that
+// wasm-kernels.ts imports, so the kernels land in the registry this script trains with.
+const coreRequire = createRequire(new URL('../packages/core/package.json', import.meta.url));
+const tf = coreRequire('@tensorflow/tfjs') as typeof import('../packages/core/node_modules/@tensorflow/tfjs/dist/index.js');
+const wasm = coreRequire(
+  '@tensorflow/tfjs-backend-wasm',
+) as typeof import('../packages/core/node_modules/@tensorflow/tfjs-backend-wasm/dist/index.js');
+
+const PIXELS = 784;
+const DIGITS = [0, 1, 2, 3, 4];
+const BATCH = 128;
+
+const args = process.argv.slice(2);
+const epochs = Number(args.find((a) => /^\d+$/.test(a)) ?? 1);
+const profile = args.includes('--profile');
+const threadsArg = args.find((a) => a.startsWith('--threads='));
+
+interface Split {
+  x: Float32Array;
+  y: Int32Array;
+}
+
+/** First 80% of each digit's samples (package order) train, the rest test; train shuffled. */
+function loadMnist(): { train: Split; test: Split } {
+  const dir = path.join(path.dirname(coreRequire.resolve('mnist/package.json')), 'src', 'digits');
+  const train: { px: Float32Array; label: number }[] = [];
+  const test: { px: Float32Array; label: number }[] = [];
+  for (const [label, d] of DIGITS.entries()) {
+    const data = (JSON.parse(readFileSync(path.join(dir, `${d}.json`), 'utf8')) as { data: number[] }).data;
+    const n = data.length / PIXELS;
+    const cut = Math.floor(n * 0.8);
+    for (let i = 0; i < n; i++) {
+      const px = Float32Array.from(data.slice(i * PIXELS, (i + 1) * PIXELS));
+      (i < cut ? train : test).push({ px, label });
+    }
+  }
+  // Seeded Fisher-Yates (LCG) so that runs are comparable.
+  let seed = 42;
+  const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  for (let i = train.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [train[i], train[j]] = [train[j]!, train[i]!];
+  }
+  const pack = (rows: typeof train): Split => {
+    const x = new Float32Array(rows.length * PIXELS);
+    const y = new Int32Array(rows.length);
+    rows.forEach((r, i) => {
+      x.set(r.px, i * PIXELS);
+      y[i] = r.label;
+    });
+    return { x, y };
+  };
+  return { train: pack(train), test: pack(test) };
+}
+
+function buildModel(): import('../packages/core/node_modules/@tensorflow/tfjs/dist/index.js').Sequential {
+  const model = tf.sequential();
+  model.add(tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 32, kernelSize: 3, activation: 'relu' }));
+  model.add(tf.layers.conv2d({ filters: 32, kernelSize: 3, activation: 'relu' }));
+  model.add(tf.layers.maxPooling2d({ poolSize: 2 }));
+  model.add(tf.layers.dropout({ rate: 0.25 }));
+  model.add(tf.layers.flatten());
+  model.add(tf.layers.dense({ units: 128, activation: 'relu' }));
+  model.add(tf.layers.dropout({ rate: 0.5 }));
+  model.add(tf.layers.dense({ units: DIGITS.length, activation: 'softmax' }));
+  // Keras' Adadelta defaults: rho 0.95, epsilon 1e-7; the recipe uses lr 1.0.
+  model.compile({ optimizer: tf.train.adadelta(1.0, 0.95, 1e-7), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  return model;
+}
+
+async function main(): Promise<void> {
+  wasm.setWasmPaths(path.dirname(coreRequire.resolve('@tensorflow/tfjs-backend-wasm/package.json')) + '/dist/');
+  if (threadsArg !== undefined) {
+    // Node is reported as thread-incapable by the backend's feature test; override it.
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+    wasm.setThreadsCount(Number(threadsArg.split('=')[1]));
+  }
+  await tf.setBackend('wasm');
+  const registered = registerWasmTrainingKernels();
+  console.log(
+    `backend ${tf.getBackend()}, simd ${String(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'))}, ` +
+      `threads ${wasm.getThreadsCount()}, registered [${registered.join(', ')}]`,
+  );
+
+  const { train, test } = loadMnist();
+  const nTrain = train.y.length;
+  const xTrain = tf.tensor4d(train.x, [nTrain, 28, 28, 1]);
+  const yTrain = tf.oneHot(tf.tensor1d(train.y, 'int32'), DIGITS.length).toFloat();
+  const xTest = tf.tensor4d(test.x, [test.y.length, 28, 28, 1]);
+  console.log(`train ${nTrain} samples, test ${test.y.length} samples, batch ${BATCH}`);
+
+  const model = buildModel();
+  if (profile) await profileSteps(model, xTrain, yTrain);
+
+  let t0 = 0;
+  await model.fit(xTrain, yTrain, {
+    batchSize: BATCH,
+    epochs,
+    shuffle: true,
+    verbose: 0,
+    callbacks: {
+      onEpochBegin: () => {
+        t0 = performance.now();
+      },
+      onEpochEnd: (epoch, logs) => {
+        const s = (performance.now() - t0) / 1000;
+        console.log(
+          `epoch ${epoch + 1}/${epochs}: ${(nTrain / s).toFixed(0)} samples/s (${s.toFixed(1)} s), ` +
+            `loss ${logs?.['loss']?.toFixed(4)}, acc ${logs?.['acc']?.toFixed(4)}, tensors ${tf.memory().numTensors}`,
+        );
+      },
+    },
+  });
+
+  const pred = tf.tidy(() => (model.predict(xTest, { batchSize: 512 }) as import('../packages/core/node_modules/@tensorflow/tfjs/dist/index.js').Tensor).argMax(-1));
+  const labels = pred.dataSync();
+  const correct = test.y.reduce((n, y, i) => n + (labels[i] === y ? 1 : 0), 0);
+  console.log(`test accuracy ${((100 * correct) / test.y.length).toFixed(2)}% (${correct}/${test.y.length})`);
+  pred.dispose();
+}
+
+/** Time every kernel of a few training steps and print the most expensive ones. */
+async function profileSteps(
+  model: import('../packages/core/node_modules/@tensorflow/tfjs/dist/index.js').Sequential,
+  x: import('../packages/core/node_modules/@tensorflow/tfjs/dist/index.js').Tensor,
+  y: import('../packages/core/node_modules/@tensorflow/tfjs/dist/index.js').Tensor,
+): Promise<void> {
+  const steps = 3;
+  const xb = x.slice(0, BATCH);
+  const yb = y.slice(0, BATCH);
+  await model.trainOnBatch(xb, yb); // warm-up: XNNPACK operator creation, first allocations
+  const wall0 = performance.now();
+  const info = await tf.profile(async () => {
+    for (let i = 0; i < steps; i++) await model.trainOnBatch(xb, yb);
+  });
+  const wall = (performance.now() - wall0) / steps;
+  const byKernel = new Map<string, { ms: number; n: number }>();
+  for (const k of info.kernels) {
+    const e = byKernel.get(k.name) ?? { ms: 0, n: 0 };
+    e.ms += Number(k.kernelTimeMs) / steps;
+    e.n += 1 / steps;
+    byKernel.set(k.name, e);
+  }
+  const rows = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms);
+  const total = rows.reduce((s, [, e]) => s + e.ms, 0);
+  console.log(`profile: ${wall.toFixed(1)} ms/step wall (profiled), ${total.toFixed(1)} ms/step in kernels`);
+  for (const [name, e] of rows.slice(0, 15)) {
+    console.log(`  ${name.padEnd(36)} ${e.ms.toFixed(1).padStart(7)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  x${e.n.toFixed(0)}`);
+  }
+  xb.dispose();
+  yb.dispose();
+}
+
+await main();

@@ -1,0 +1,60 @@
+/**
+ * A dataset is read in chunks, so that batch prediction over millions of rows keeps memory flat, and
+ * training (which needs everything in memory) collects the chunks with `loadAll`.
+ */
+
+export interface DatasetInfo {
+  /** Shape of one example, without the batch dimension: `[784]`, `[28, 28, 1]`, `[20]`. */
+  featureShape: number[];
+  /** Number of classes the labels index into (0 when the dataset has no labels). */
+  numClasses: number;
+  /** Class names when labels are names (csv, image-folder); predictions come back as these. */
+  classNames?: string[];
+  /** Number of rows. */
+  rows: number;
+  /** Content hash: the same data and preprocessing give the same hash (lineage, embedding cache). */
+  hash: string;
+}
+
+export interface Chunk {
+  /** Index of the first row of this chunk in the dataset. */
+  start: number;
+  count: number;
+  /** `count * prod(featureShape)` features, row-major. */
+  x: Float32Array;
+  /** Class indices, when the dataset has labels. */
+  y?: Int32Array;
+}
+
+export interface DatasetSource {
+  info(): Promise<DatasetInfo>;
+  /** Rows from `start` (default 0) in chunks of at most `chunkSize`. */
+  chunks(opts: { chunkSize: number; start?: number }): AsyncIterable<Chunk>;
+}
+
+export interface InMemoryDataset {
+  info: DatasetInfo;
+  x: Float32Array;
+  y: Int32Array;
+}
+
+/** Reads every row of a dataset into memory (training and evaluation). */
+export async function loadAll(source: DatasetSource): Promise<InMemoryDataset> {
+  const info = await source.info();
+  const width = info.featureShape.reduce((a, b) => a * b, 1);
+  const x = new Float32Array(info.rows * width);
+  const y = new Int32Array(info.rows);
+  let n = 0;
+  for await (const c of source.chunks({ chunkSize: 8192 })) {
+    x.set(c.x, c.start * width);
+    if (c.y) y.set(c.y, c.start);
+    n += c.count;
+  }
+  if (n !== info.rows) throw new Error(`dataset gave ${n} rows, expected ${info.rows}`);
+  return { info, x, y };
+}
+
+/** Size of one example in floats. */
+export function featureWidth(info: Pick<DatasetInfo, 'featureShape'>): number {
+  return info.featureShape.reduce((a, b) => a * b, 1);
+}

@@ -1,0 +1,18 @@
+/** What a job's code gets from the worker: identity, cancel signal, reporting, storage. */
+import type { ArtifactStore } from '../storage/artifact-store.ts';
+import type { ModelRegistry } from '../registry/registry.ts';
+import type { EpochProgress } from './catalog.ts';
+
+export interface JobContext {
+  jobId: string;
+  /** Which attempt this is (1 = first run). */
+  attempt: number;
+  signal?: AbortSignal | undefined;
+  progress(p: EpochProgress | Record<string, unknown>): Promise<void>;
+  log(line: string): Promise<void>;
+  store: ArtifactStore;
+  registry: ModelRegistry;
+  dataRoots: readonly string[];
+  /** The tfjs backend this process runs on. */
+  backend: string;
+}

@@ -1,0 +1,48 @@
+/** The evaluate job: loss, accuracy, per-class metrics, confusion matrix (+ ROC-AUC for two classes). */
+import * as tf from '@tensorflow/tfjs';
+import { openDataset } from '../data/open.ts';
+import { classificationMetrics } from '../ml/metrics.ts';
+import { disposeModels } from '../ml/model-io.ts';
+import { resolveAndLoad } from '../ml/resolve.ts';
+import { CancelledError, DataError, InputError } from '../util/errors.ts';
+import type { EvaluatePayload, EvaluateResult } from './catalog.ts';
+import type { JobContext } from './context.ts';
+
+export async function runEvaluate(p: EvaluatePayload, ctx: JobContext): Promise<EvaluateResult> {
+  const m = await resolveAndLoad(p.model, ctx.registry, ctx.store, ctx.dataRoots);
+  try {
+    const { meta, model } = m.loaded;
+    const source = openDataset(p.dataset, { dataRoots: ctx.dataRoots, classNames: meta.classNames });
+    const info = await source.info();
+    if (info.featureShape.join(',') !== meta.inputShape.join(',')) {
+      throw new InputError(`model ${p.model} takes input [${meta.inputShape.join(', ')}] but the dataset has [${info.featureShape.join(', ')}]`);
+    }
+    if (info.rows === 0) throw new DataError('the dataset has no rows');
+    const k = meta.numClasses;
+    const probs = new Float32Array(info.rows * k);
+    const labels = new Int32Array(info.rows);
+    let done = 0;
+    for await (const c of source.chunks({ chunkSize: 1024 })) {
+      if (ctx.signal?.aborted) throw new CancelledError();
+      const out = tf.tidy(() => {
+        const x = tf.tensor(c.x, [c.count, ...info.featureShape]);
+        return (model.predict(x) as tf.Tensor).dataSync() as Float32Array;
+      });
+      probs.set(out, c.start * k);
+      if (c.y) {
+        for (const [i, v] of c.y.entries()) {
+          if (v >= k) throw new DataError(`row ${c.start + i}: label index ${v} but the model has ${k} classes`);
+        }
+        labels.set(c.y, c.start);
+      }
+      done += c.count;
+      await ctx.progress({ rows: done, total: info.rows });
+    }
+    const metrics = classificationMetrics(probs, labels, k, meta.classNames);
+    await ctx.log(`evaluated ${info.rows} rows: accuracy ${metrics.accuracy.toFixed(4)}, loss ${metrics.loss.toFixed(4)}`);
+    if (m.version) await ctx.registry.setEvaluation(m.version.name, m.version.version, { ...metrics, jobId: ctx.jobId, dataset: p.dataset });
+    return { metrics, backend: ctx.backend };
+  } finally {
+    disposeModels(m.loaded.model);
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * Per-epoch checkpoints under `runs/<jobId>/`: each epoch's model and optimizer state go to
+ * `epoch-<n>/`, then `checkpoint.json` is pointed at it (so a crash mid-write leaves the previous
+ * checkpoint intact), then older epoch folders are deleted.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { EpochProgress } from '../jobs/catalog.ts';
+import type { ArtifactStore } from '../storage/artifact-store.ts';
+import { loadModel, saveModel, type ModelMeta } from './model-io.ts';
+
+export interface CheckpointState {
+  epoch: number;
+  history: EpochProgress[];
+  seed: number;
+  dir: string;
+  optimizer?: { specs: tf.io.WeightsManifestEntry[] };
+  savedAt: string;
+}
+
+/** A copy of a Buffer's bytes as a standalone ArrayBuffer. */
+export function toArrayBuffer(buf: Uint8Array): ArrayBuffer {
+  const out = new ArrayBuffer(buf.byteLength);
+  new Uint8Array(out).set(buf);
+  return out;
+}
+
+export const runPrefix = (jobId: string) => `runs/${jobId}`;
+
+async function saveOptimizer(opt: tf.Optimizer, store: ArtifactStore, dir: string) {
+  const weights = await opt.getWeights();
+  if (weights.length === 0) return undefined;
+  const { data, specs } = await tf.io.encodeWeights(weights);
+  await store.put(`${dir}/optimizer.bin`, new Uint8Array(tf.io.CompositeArrayBuffer.join(data)));
+  return { specs };
+}
+
+export async function saveCheckpoint(
+  jobId: string,
+  store: ArtifactStore,
+  model: tf.LayersModel,
+  optimizer: tf.Optimizer,
+  meta: ModelMeta,
+  state: { epoch: number; history: EpochProgress[]; seed: number },
+): Promise<CheckpointState> {
+  const run = runPrefix(jobId);
+  const dir = `${run}/epoch-${state.epoch}`;
+  await saveModel(model, store, dir, meta);
+  const optimizerState = await saveOptimizer(optimizer, store, dir).catch(() => undefined);
+  const cp: CheckpointState = {
+    ...state,
+    dir,
+    ...(optimizerState ? { optimizer: optimizerState } : {}),
+    savedAt: new Date().toISOString(),
+  };
+  await store.put(`${run}/checkpoint.json`, JSON.stringify(cp));
+  for (const key of await store.list(run)) {
+    const m = /^runs\/[^/]+\/epoch-(\d+)\//.exec(key);
+    if (m && Number(m[1]) < state.epoch) await store.delete(key);
+  }
+  return cp;
+}
+
+export async function findCheckpoint(jobId: string, store: ArtifactStore): Promise<CheckpointState | undefined> {
+  const key = `${runPrefix(jobId)}/checkpoint.json`;
+  if (!(await store.exists(key))) return undefined;
+  return JSON.parse((await store.get(key)).toString('utf8')) as CheckpointState;
+}
+
+/**
+ * Copies a checkpoint's weights (and, where tfjs allows, its optimizer state) into a freshly built
+ * model of the same topology.
+ */
+export async function restoreCheckpoint(
+  cp: CheckpointState,
+  store: ArtifactStore,
+  model: tf.LayersModel,
+  optimizer: tf.Optimizer,
+): Promise<void> {
+  const saved = await loadModel(store.uriOf(`${cp.dir}/model.json`), store);
+  const weights = saved.model.getWeights();
+  model.setWeights(weights);
+  saved.model.dispose();
+  if (cp.optimizer) {
+    const buf = await store.get(`${cp.dir}/optimizer.bin`);
+    const named = tf.io.decodeWeights(toArrayBuffer(buf), cp.optimizer.specs);
+    await optimizer.setWeights(Object.entries(named).map(([name, tensor]) => ({ name, tensor })));
+  }
+}

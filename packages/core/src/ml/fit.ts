@@ -1,0 +1,126 @@
+/**
+ * The fit loop: seeded shuffling, one optimizer step per batch, validation after each epoch, and an
+ * async `onEpoch` hook (progress + checkpoint). It yields to the event loop between batches so that a
+ * cancel message can arrive, and stops after the current batch when the signal aborts.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { EpochProgress } from '../jobs/catalog.ts';
+import { CancelledError } from '../util/errors.ts';
+import { seededPermutation } from '../util/rng.ts';
+
+export interface TrainData {
+  /** `n * prod(shape)` features. */
+  x: Float32Array;
+  y: Int32Array;
+  /** One example's shape. */
+  shape: number[];
+  numClasses: number;
+}
+
+export interface FitOptions {
+  epochs: number;
+  batchSize: number;
+  validationSplit: number;
+  seed: number;
+  /** Epochs already done (resume): training starts at epoch `initialEpoch + 1`. */
+  initialEpoch?: number;
+  /** Progress of the epochs already done, so history stays continuous across a resume. */
+  history?: EpochProgress[];
+  signal?: AbortSignal | undefined;
+  /** Called after each epoch, before the next starts (report progress, save a checkpoint). */
+  onEpoch?: (p: EpochProgress, history: EpochProgress[]) => Promise<void>;
+}
+
+export interface FitResult {
+  history: EpochProgress[];
+  samplesPerSec: number;
+  trainSeconds: number;
+}
+
+const nextTick = () => new Promise<void>((r) => setImmediate(r));
+
+function evaluateBatched(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, batchSize: number): { loss: number; acc: number } {
+  return tf.tidy(() => {
+    const out = model.evaluate(x, y, { batchSize: Math.max(batchSize, 256) }) as tf.Scalar[];
+    return { loss: out[0]!.dataSync()[0]!, acc: out[1]!.dataSync()[0]! };
+  });
+}
+
+/** Trains a compiled model on in-memory data. The model must be compiled with loss + accuracy. */
+export async function fitModel(model: tf.LayersModel, data: TrainData, opts: FitOptions): Promise<FitResult> {
+  const n = data.y.length;
+  const width = data.shape.reduce((a, b) => a * b, 1);
+  // Keras semantics: the validation rows are the last ones, taken before shuffling.
+  const nVal = Math.floor(n * opts.validationSplit);
+  const nTrain = n - nVal;
+  const xs = tf.tensor(data.x.subarray(0, nTrain * width), [nTrain, ...data.shape]);
+  const ys = tf.tensor1d(data.y.subarray(0, nTrain), 'int32');
+  const val =
+    nVal > 0
+      ? {
+          x: tf.tensor(data.x.subarray(nTrain * width, n * width), [nVal, ...data.shape]),
+          y: tf.tidy(() => tf.oneHot(tf.tensor1d(data.y.subarray(nTrain, n), 'int32'), data.numClasses)),
+        }
+      : undefined;
+  const history = [...(opts.history ?? [])];
+  const first = (opts.initialEpoch ?? 0) + 1;
+  let trainSeconds = 0;
+  let samples = 0;
+  try {
+    for (let epoch = first; epoch <= opts.epochs; epoch++) {
+      const t0 = performance.now();
+      // A different but reproducible order each epoch, also after a resume.
+      const order = seededPermutation(nTrain, opts.seed * 1000 + epoch);
+      let lossSum = 0;
+      let accSum = 0;
+      for (let s = 0; s < nTrain; s += opts.batchSize) {
+        if (opts.signal?.aborted) throw new CancelledError(String(opts.signal.reason ?? 'cancelled'));
+        const idx = order.subarray(s, Math.min(nTrain, s + opts.batchSize));
+        const [xb, yb] = tf.tidy(() => {
+          const i = tf.tensor1d(Int32Array.from(idx), 'int32');
+          return [tf.gather(xs, i), tf.oneHot(tf.gather(ys, i), data.numClasses)];
+        });
+        const [loss, acc] = (await model.trainOnBatch(xb!, yb!)) as number[];
+        tf.dispose([xb!, yb!]);
+        lossSum += loss! * idx.length;
+        accSum += acc! * idx.length;
+        await nextTick();
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      trainSeconds += seconds;
+      samples += nTrain;
+      const v = val ? evaluateBatched(model, val.x, val.y, opts.batchSize) : undefined;
+      const p: EpochProgress = {
+        epoch,
+        epochs: opts.epochs,
+        loss: lossSum / nTrain,
+        acc: accSum / nTrain,
+        ...(v ? { valLoss: v.loss, valAcc: v.acc } : {}),
+        samplesPerSec: nTrain / seconds,
+        etaSeconds: (opts.epochs - epoch) * seconds,
+      };
+      history.push(p);
+      await opts.onEpoch?.(p, history);
+    }
+  } finally {
+    tf.dispose([xs, ys, ...(val ? [val.x, val.y] : [])]);
+  }
+  return { history, samplesPerSec: trainSeconds > 0 ? samples / trainSeconds : 0, trainSeconds };
+}
+
+/** Runs a model over rows in batches and returns its outputs as one Float32Array. */
+export function predictBatched(model: tf.LayersModel, x: Float32Array, shape: number[], batchSize = 512): Float32Array {
+  const width = shape.reduce((a, b) => a * b, 1);
+  const n = x.length / width;
+  const outDim = (model.outputs[0]!.shape.slice(1) as number[]).reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n * outDim);
+  for (let s = 0; s < n; s += batchSize) {
+    const e = Math.min(n, s + batchSize);
+    const pred = tf.tidy(() => {
+      const xb = tf.tensor(x.subarray(s * width, e * width), [e - s, ...shape]);
+      return (model.predict(xb) as tf.Tensor).dataSync() as Float32Array;
+    });
+    out.set(pred, s * outDim);
+  }
+  return out;
+}

@@ -1,0 +1,130 @@
+/**
+ * The transfer-learning recipe: take a base (a registry model, a model.json, or a fresh architecture),
+ * cut it at its feature layer, freeze all but its top `trainableLayers`, put a new head on it, compile.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { InputError } from '../util/errors.ts';
+import { buildFeatures, type ArchitectureOptions } from './architectures.ts';
+import type { LoadedModel, ModelMeta } from './model-io.ts';
+
+export interface HeadSpec {
+  units: number[];
+  dropout: number;
+  activation?: 'relu' | 'tanh' | 'sigmoid' | 'elu';
+}
+
+export interface TransferSpec {
+  architecture?: string | undefined;
+  architectureOptions?: ArchitectureOptions | undefined;
+  base?: { ref: string; loaded: LoadedModel } | undefined;
+  trainableLayers: number;
+  head?: HeadSpec | undefined;
+  inputShape: number[];
+  numClasses: number;
+  classNames?: string[] | undefined;
+}
+
+export interface TransferModel {
+  /** Base + head as one model: what is trained (unless the base is frozen), saved and served. */
+  model: tf.LayersModel;
+  /** The feature extractor (shares its layers with `model`). */
+  features: tf.LayersModel;
+  /** The head alone, from features to classes (shares its layers with `model`). */
+  head: tf.LayersModel;
+  /** True when no base weight is trainable: the head can train on cached features. */
+  frozenBase: boolean;
+  meta: ModelMeta;
+}
+
+/** The base's feature extractor: up to its recorded feature layer, else up to its last layer's input. */
+export function cutAtFeatures(loaded: LoadedModel): tf.LayersModel {
+  const m = loaded.model;
+  const name = loaded.meta.featuresLayer;
+  if (name) return tf.model({ inputs: m.inputs, outputs: m.getLayer(name).output as tf.SymbolicTensor });
+  const last = m.layers[m.layers.length - 1];
+  if (!last || m.layers.length < 2) throw new InputError('the base model has too few layers to put a head on');
+  return tf.model({ inputs: m.inputs, outputs: last.input as tf.SymbolicTensor });
+}
+
+function freeze(features: tf.LayersModel, trainableLayers: number): boolean {
+  const withWeights = features.layers.filter((l) => l.weights.length > 0);
+  if (trainableLayers > withWeights.length) {
+    throw new InputError(`trainableLayers is ${trainableLayers} but the base has only ${withWeights.length} layers with weights`);
+  }
+  const keep = new Set(withWeights.slice(withWeights.length - trainableLayers));
+  for (const l of features.layers) l.trainable = keep.has(l);
+  return trainableLayers === 0;
+}
+
+/** A layer-name prefix no layer of the base uses, so heads stacked over generations never clash. */
+function headPrefix(features: tf.LayersModel): string {
+  const names = features.layers.map((l) => l.name);
+  let k = 1;
+  while (names.some((n) => n.startsWith(`head${k}_`))) k++;
+  return `head${k}_`;
+}
+
+export function buildTransferModel(spec: TransferSpec): TransferModel {
+  let features: tf.LayersModel;
+  let defaultHead: HeadSpec;
+  if (spec.base) {
+    const baseShape = spec.base.loaded.meta.inputShape;
+    if (baseShape.join(',') !== spec.inputShape.join(',')) {
+      throw new InputError(`base "${spec.base.ref}" takes input [${baseShape.join(', ')}] but the dataset has [${spec.inputShape.join(', ')}]`);
+    }
+    features = cutAtFeatures(spec.base.loaded);
+    defaultHead = { units: [128], dropout: 0.5 };
+  } else if (spec.architecture) {
+    const built = buildFeatures(spec.architecture, spec.inputShape, spec.architectureOptions);
+    features = built.model;
+    defaultHead = built.defaultHead;
+  } else {
+    throw new InputError('give "base" or "architecture"');
+  }
+  const frozenBase = spec.base ? freeze(features, spec.trainableLayers) : false;
+  const head = spec.head ?? defaultHead;
+  const prefix = headPrefix(features);
+  const layers: tf.layers.Layer[] = [];
+  head.units.forEach((u, i) => {
+    layers.push(tf.layers.dense({ units: u, activation: head.activation ?? 'relu', name: `${prefix}dense${i + 1}` }));
+    if (head.dropout > 0) layers.push(tf.layers.dropout({ rate: head.dropout, name: `${prefix}dropout${i + 1}` }));
+  });
+  if (head.units.length === 0 && head.dropout > 0) layers.push(tf.layers.dropout({ rate: head.dropout, name: `${prefix}dropout` }));
+  layers.push(tf.layers.dense({ units: spec.numClasses, activation: 'softmax', name: `${prefix}classes` }));
+
+  const apply = (x: tf.SymbolicTensor) => layers.reduce((t, l) => l.apply(t) as tf.SymbolicTensor, x);
+  const featOut = features.outputs[0]!;
+  const model = tf.model({ inputs: features.inputs, outputs: apply(featOut), name: 'model' });
+  const headIn = tf.input({ shape: featOut.shape.slice(1) as number[], name: `${prefix}in` });
+  const headModel = tf.model({ inputs: headIn, outputs: apply(headIn), name: 'head' });
+  const meta: ModelMeta = {
+    featuresLayer: featOut.sourceLayer.name,
+    inputShape: spec.inputShape,
+    numClasses: spec.numClasses,
+    ...(spec.classNames ? { classNames: spec.classNames } : {}),
+    ...(spec.architecture && !spec.base ? { architecture: spec.architecture } : {}),
+    ...(spec.base ? { base: spec.base.ref } : {}),
+  };
+  return { model, features, head: headModel, frozenBase, meta };
+}
+
+const defaultRates = { adam: 0.001, sgd: 0.01, adadelta: 1.0, rmsprop: 0.001 } as const;
+export type OptimizerName = keyof typeof defaultRates;
+
+export function makeOptimizer(name: OptimizerName, learningRate?: number): tf.Optimizer {
+  const lr = learningRate ?? defaultRates[name];
+  switch (name) {
+    case 'adam':
+      return tf.train.adam(lr);
+    case 'sgd':
+      return tf.train.sgd(lr);
+    case 'adadelta':
+      return tf.train.adadelta(lr, 0.95, 1e-7);
+    case 'rmsprop':
+      return tf.train.rmsprop(lr);
+  }
+}
+
+export function compile(model: tf.LayersModel, optimizer: tf.Optimizer): void {
+  model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+}

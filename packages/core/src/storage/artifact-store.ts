@@ -1,0 +1,32 @@
+/**
+ * Where checkpoints, models, embedding caches and outputs live. Keys are relative POSIX paths
+ * (`runs/<jobId>/epoch-3/model.json`); every worker and the API share one store.
+ */
+export interface ArtifactStore {
+  /** The store's own URI, e.g. `file:///srv/artifacts`. */
+  readonly uri: string;
+  /** Writes atomically: readers see the old object or the new one, never half of it. */
+  put(key: string, data: Uint8Array | string): Promise<void>;
+  /** Copies a local file in (atomically), for outputs too large to hold in memory. */
+  putFile(key: string, localPath: string): Promise<void>;
+  /** Throws NotFoundError when the key does not exist. */
+  get(key: string): Promise<Buffer>;
+  exists(key: string): Promise<boolean>;
+  /** Keys under a prefix, sorted. */
+  list(prefix: string): Promise<string[]>;
+  /** Deletes a key, or every key under `prefix/`. */
+  delete(keyOrPrefix: string): Promise<void>;
+  /** The URI of a key, as recorded in results and the registry. */
+  uriOf(key: string): string;
+  /** The key of a URI inside this store, or undefined when the URI points elsewhere. */
+  keyOf(uri: string): string | undefined;
+}
+
+/** Rejects keys that could leave the store (absolute, `..`, backslashes, empty segments). */
+export function checkKey(key: string): string {
+  const parts = key.split('/');
+  if (!key || key.startsWith('/') || key.includes('\\') || parts.some((p) => p === '' || p === '.' || p === '..')) {
+    throw new Error(`invalid artifact key "${key}"`);
+  }
+  return key;
+}

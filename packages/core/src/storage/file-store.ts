@@ -1,0 +1,86 @@
+import { randomUUID } from 'node:crypto';
+import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { NotFoundError } from '../util/errors.ts';
+import { checkKey, type ArtifactStore } from './artifact-store.ts';
+
+/** The embedded default store: a directory on a local or shared (NFS) file system. */
+export class FileArtifactStore implements ArtifactStore {
+  readonly uri: string;
+  readonly root: string;
+
+  constructor(uriOrDir: string) {
+    this.root = uriOrDir.startsWith('file://') ? fileURLToPath(uriOrDir) : path.resolve(uriOrDir);
+    this.uri = pathToFileURL(this.root).href.replace(/\/$/, '');
+  }
+
+  pathOf(key: string): string {
+    return path.join(this.root, ...checkKey(key).split('/'));
+  }
+
+  async put(key: string, data: Uint8Array | string): Promise<void> {
+    const dest = this.pathOf(key);
+    await mkdir(path.dirname(dest), { recursive: true });
+    const tmp = `${dest}.${randomUUID()}.tmp`;
+    await writeFile(tmp, data);
+    await rename(tmp, dest);
+  }
+
+  async putFile(key: string, localPath: string): Promise<void> {
+    const dest = this.pathOf(key);
+    await mkdir(path.dirname(dest), { recursive: true });
+    const tmp = `${dest}.${randomUUID()}.tmp`;
+    await copyFile(localPath, tmp);
+    await rename(tmp, dest);
+  }
+
+  async get(key: string): Promise<Buffer> {
+    try {
+      return await readFile(this.pathOf(key));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`artifact not found: ${this.uriOf(key)}`);
+      throw e;
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      return (await stat(this.pathOf(key))).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const dir = prefix ? this.pathOf(prefix.replace(/\/$/, '')) : this.root;
+    let entries: string[];
+    try {
+      entries = (await readdir(dir, { recursive: true, withFileTypes: true }))
+        .filter((d) => d.isFile() && !d.name.endsWith('.tmp'))
+        .map((d) => path.relative(this.root, path.join(d.parentPath, d.name)).split(path.sep).join('/'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+    return entries.sort();
+  }
+
+  async delete(keyOrPrefix: string): Promise<void> {
+    await rm(this.pathOf(keyOrPrefix), { recursive: true, force: true });
+  }
+
+  uriOf(key: string): string {
+    return `${this.uri}/${checkKey(key)}`;
+  }
+
+  keyOf(uri: string): string | undefined {
+    return uri.startsWith(`${this.uri}/`) ? uri.slice(this.uri.length + 1) : undefined;
+  }
+}
+
+/** Opens the store named by an `ARTIFACT_STORE` URI. */
+export function openArtifactStore(uri: string): ArtifactStore {
+  if (uri.startsWith('file://')) return new FileArtifactStore(uri);
+  throw new Error(`unsupported ARTIFACT_STORE "${uri}": this build supports file:// stores`);
+}

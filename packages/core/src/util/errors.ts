@@ -1,0 +1,32 @@
+/**
+ * Errors that carry a message meant for a person. The worker turns `DataError` and `InputError` into
+ * BullMQ's UnrecoverableError (fail at once, never retry); anything else is treated as transient.
+ */
+
+/** The job's data cannot be used: a missing file, a ragged row, an unknown label... */
+export class DataError extends Error {
+  override name = 'DataError';
+}
+
+/** The job's parameters cannot work together (e.g. a head on a model with no such input shape). */
+export class InputError extends Error {
+  override name = 'InputError';
+}
+
+/** A referenced thing does not exist (a model, a version, a label, an artifact). */
+export class NotFoundError extends Error {
+  override name = 'NotFoundError';
+}
+
+/** The job was cancelled by a user. */
+export class CancelledError extends Error {
+  override name = 'CancelledError';
+  constructor(message = 'cancelled') {
+    super(message);
+  }
+}
+
+/** True for errors that retrying cannot fix. */
+export function isPermanentError(e: unknown): boolean {
+  return e instanceof DataError || e instanceof InputError || e instanceof NotFoundError || e instanceof CancelledError;
+}
