@@ -1,4 +1,5 @@
 /** The API's configuration: parsed once from the environment; start-up fails listing every problem. */
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
@@ -26,6 +27,19 @@ export const apiEnvSchema = z.object({
   BODY_LIMIT: z.string().default('20mb'),
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(6000),
   TFJS_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('wasm'),
+  // Online predict (apps/api/src/serving). One core stays with the HTTP event loop.
+  SERVING_THREADS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(64)
+    .default(Math.max(1, Math.min(4, availableParallelism() - 1))),
+  SERVING_BATCHING: z.enum(['on', 'off']).default('on'),
+  SERVING_MAX_BATCH: z.coerce.number().int().min(1).max(4096).default(64),
+  SERVING_MAX_WAIT_MS: z.coerce.number().min(0).max(1000).default(2),
+  SERVING_MAX_INSTANCES: z.coerce.number().int().min(1).default(1024),
+  SERVING_CACHE_MODELS: z.coerce.number().int().min(1).default(8),
+  SERVING_CACHE_MB: z.coerce.number().min(1).default(512),
 });
 
 export type ApiEnv = z.infer<typeof apiEnvSchema>;

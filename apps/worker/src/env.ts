@@ -27,6 +27,17 @@ export const workerEnvSchema = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
   TFJS_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   WORKER_NAME: z.string().optional(),
+  /** Set by the worker for its sandbox children. */
+  WORKER_ID: z.string().optional(),
+  /**
+   * Lock settings. Jobs run in child processes, so the parent's event loop renews locks on time even
+   * during a long synchronous tfjs step; the lock can therefore be short, and a killed worker's job
+   * is taken over within about lockDuration + stalledInterval (45 s by default).
+   */
+  WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1000).default(30_000),
+  WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).default(15_000),
+  /** How long SIGTERM waits for running jobs to checkpoint and hand themselves back. */
+  WORKER_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(1000).default(25_000),
 });
 
 export type WorkerEnv = z.infer<typeof workerEnvSchema>;

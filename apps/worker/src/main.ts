@@ -10,10 +10,9 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.on(sig, () => {
     if (closing) return;
     closing = true;
-    console.log(`${sig}: finishing the running jobs, taking no new ones`);
-    // Give up after 30 s: the job's lock then expires and another worker continues from the checkpoint.
-    const force = setTimeout(() => process.exit(1), 30_000);
-    force.unref();
-    void worker.close().then(() => process.exit(0));
+    console.log(`${sig}: taking no new jobs; running jobs checkpoint and go back to the queue`);
+    // Hard stop at 30 s whatever happens: a job still held then is taken over when its lock expires.
+    setTimeout(() => process.exit(1), 30_000).unref();
+    void worker.shutdown().then(() => process.exit(0));
   });
 }

@@ -12,16 +12,26 @@ import {
   ModelRegistry,
   openArtifactStore,
   parsePayload,
+  ReleasedError,
   type JobContext,
 } from '@mlq/core';
-import { connect, UnrecoverableError, type Job } from '@mlq/queues';
+import { connect, UnrecoverableError, WaitingError, type Job } from '@mlq/queues';
 import { loadWorkerEnv } from './env.ts';
 import { processors } from './processors.ts';
 
 const env = loadWorkerEnv();
+// If the worker that forked us dies (kill -9), stop too: its job will be resumed elsewhere from the
+// checkpoint, and an orphan still training would race the new attempt for the same checkpoint.
+process.on('disconnect', () => process.exit(1));
 const backend = initBackend(env.TFJS_BACKEND);
 const store = openArtifactStore(env.ARTIFACT_STORE);
-const registry = new ModelRegistry(connect(env.REDIS_URL, `mlq-sandbox-${hostname()}-${process.pid}`), env.QUEUE_PREFIX);
+const redis = connect(env.REDIS_URL, `mlq-sandbox-${hostname()}-${process.pid}`);
+const registry = new ModelRegistry(redis, env.QUEUE_PREFIX);
+// Tell GET /v1/workers which backend this worker's jobs really run on.
+if (env.WORKER_ID) {
+  const workerId = env.WORKER_ID;
+  void backend.then((b) => redis.hset(`${env.QUEUE_PREFIX}:worker-backends`, workerId, b)).catch(() => undefined);
+}
 
 /** Errors that retrying cannot fix fail the job at once, with the message a person should read. */
 function classify(e: unknown): Error {
@@ -30,7 +40,7 @@ function classify(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
-export default async function processJob(job: Job, _token?: string, signal?: AbortSignal): Promise<unknown> {
+export default async function processJob(job: Job, token?: string, signal?: AbortSignal): Promise<unknown> {
   const name = job.name;
   if (!isJobName(name)) throw new UnrecoverableError(`unknown job type "${name}"`);
   const parsed = parsePayload(name, job.data);
@@ -52,6 +62,11 @@ export default async function processJob(job: Job, _token?: string, signal?: Abo
   try {
     return await processors[name](parsed.value as never, ctx);
   } catch (e) {
+    if (e instanceof ReleasedError && token) {
+      // Back to the wait list at once, keeping its attempts: another worker resumes from the checkpoint.
+      await job.moveToWait(token);
+      throw new WaitingError();
+    }
     const err = classify(e);
     await ctx.log(`failed: ${err.message}`).catch(() => undefined);
     throw err;

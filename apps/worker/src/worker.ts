@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SHUTDOWN_REASON } from '@mlq/core';
 import { connect, createWorker, type Worker } from '@mlq/queues';
 import type { WorkerEnv } from './env.ts';
 import { checkProcessors } from './processors.ts';
@@ -15,7 +16,13 @@ const sandboxFile = path.join(path.dirname(fileURLToPath(import.meta.url)), 'san
 export interface RunningWorker {
   id: string;
   workers: Worker[];
+  /** Stops taking jobs, lets running jobs finish, then disconnects. */
   close(): Promise<void>;
+  /**
+   * Stops taking jobs; running jobs save a checkpoint and go back to the queue for another worker.
+   * Resolves when they have (or after `timeoutMs`).
+   */
+  shutdown(timeoutMs?: number): Promise<void>;
 }
 
 export interface WorkerInfo {
@@ -51,6 +58,10 @@ export async function startWorker(env: WorkerEnv, log: (s: string) => void = con
       prefix: env.QUEUE_PREFIX,
       concurrency: env.WORKER_CONCURRENCY,
       name: id,
+      lockDuration: env.WORKER_LOCK_DURATION_MS,
+      stalledInterval: env.WORKER_STALLED_INTERVAL_MS,
+      // The sandbox child learns its worker's id, to report its tfjs backend.
+      workerForkOptions: { env: { ...process.env, WORKER_ID: id } },
     });
     w.on('active', (job) => {
       current.set(job.id!, q);
@@ -69,23 +80,53 @@ export async function startWorker(env: WorkerEnv, log: (s: string) => void = con
     w.on('error', (err) => log(`[${q}] worker error: ${err.message}`));
     return w;
   });
+  // DELETE /v1/jobs/{id} is published to every worker; the one holding the job aborts it.
+  const subscriber = connection.duplicate();
+  await subscriber.subscribe(`${env.QUEUE_PREFIX}:cancel`);
+  subscriber.on('message', (_channel: string, message: string) => {
+    try {
+      const { id: jobId, reason } = JSON.parse(message) as { id: string; reason?: string };
+      for (const w of workers) if (w.cancelJob(jobId, reason ?? 'cancelled by user')) log(`job ${jobId}: cancel requested`);
+    } catch {
+      log(`ignored a malformed cancel message: ${message.slice(0, 200)}`);
+    }
+  });
+
   const key = `${env.QUEUE_PREFIX}:workers:${id}`;
   const beat = async () => {
     info.currentJobs = [...current].map(([jid, queue]) => ({ id: jid, queue }));
+    info.backend = (await connection.hget(`${env.QUEUE_PREFIX}:worker-backends`, id)) ?? info.backend;
     await connection.set(key, JSON.stringify(info), 'PX', HEARTBEAT_MS * 3);
   };
   await beat();
   const timer = setInterval(() => void beat().catch(() => undefined), HEARTBEAT_MS);
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   log(`worker ${id} serving ${env.WORKER_QUEUES.join(', ')} (concurrency ${env.WORKER_CONCURRENCY}, backend ${env.TFJS_BACKEND})`);
+  const disconnect = async () => {
+    clearInterval(timer);
+    await connection.del(key).catch(() => undefined);
+    await connection.hdel(`${env.QUEUE_PREFIX}:worker-backends`, id).catch(() => undefined);
+    await subscriber.quit().catch(() => undefined);
+    await connection.quit().catch(() => undefined);
+  };
   return {
     id,
     workers,
     async close() {
-      clearInterval(timer);
       await Promise.all(workers.map((w) => w.close()));
-      await connection.del(key).catch(() => undefined);
-      await connection.quit().catch(() => undefined);
+      await disconnect();
+    },
+    async shutdown(timeoutMs = env.WORKER_SHUTDOWN_TIMEOUT_MS) {
+      const closing = Promise.all(
+        workers.map((w) => {
+          const done = w.close();
+          // After close() so no new job starts; the processors checkpoint and release on this reason.
+          w.cancelAllJobs(SHUTDOWN_REASON);
+          return done;
+        }),
+      );
+      await Promise.race([closing, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+      await disconnect();
     },
   };
 }

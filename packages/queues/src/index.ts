@@ -2,11 +2,11 @@
  * The one place that imports bullmq: queue names, Queue and Worker factories, the options every job
  * gets, and the Redis connections they share.
  */
-import { Job, Queue, QueueEvents, UnrecoverableError, Worker, type JobsOptions, type WorkerOptions } from 'bullmq';
+import { Job, Queue, QueueEvents, UnrecoverableError, WaitingError, Worker, type JobsOptions, type WorkerOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { jobNames, type JobName } from '@mlq/core';
 
-export { Job, Queue, QueueEvents, UnrecoverableError, Worker };
+export { Job, Queue, QueueEvents, UnrecoverableError, WaitingError, Worker };
 export type { JobsOptions };
 
 /** A Redis connection as BullMQ wants it (blocking commands must never time out). */
@@ -41,11 +41,10 @@ export function jobOptions(name: JobName, jobId: string): JobsOptions {
 }
 
 /**
- * Lock settings for training workers. The processor runs in a child process, so the parent's event
- * loop is free to renew the lock every lockDuration/2; 60 s tolerates a long GC pause or a loaded
- * machine, while a killed worker's job is seen stalled within lockDuration + stalledInterval (~90 s).
+ * maxStalledCount: a job may lose its worker (kill -9, OOM, power) 5 times and still resume from its
+ * checkpoint; the 6th time it fails, so a job that crashes its worker cannot take every worker down forever.
  */
-export const lockSettings = { lockDuration: 60_000, stalledInterval: 30_000, maxStalledCount: 3 } as const;
+const stallSettings = { maxStalledCount: 5 } as const;
 
 export function createWorker(
   name: JobName,
@@ -53,5 +52,5 @@ export function createWorker(
   connection: Redis,
   opts: Omit<WorkerOptions, 'connection'>,
 ): Worker {
-  return new Worker(name, processorFile, { ...lockSettings, ...opts, connection, useWorkerThreads: false });
+  return new Worker(name, processorFile, { ...stallSettings, ...opts, connection, useWorkerThreads: false });
 }

@@ -67,7 +67,8 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
     const checkpoint = await findCheckpoint(ctx.jobId, ctx.store);
     if (checkpoint) {
       await restoreCheckpoint(checkpoint, ctx.store, tm.model, optimizer);
-      await ctx.log(`resuming from the checkpoint of epoch ${checkpoint.epoch} (attempt ${ctx.attempt})`);
+      const where = checkpoint.partial ? `epoch ${checkpoint.partial.epoch}, batch ${checkpoint.partial.batches}` : `the end of epoch ${checkpoint.epoch}`;
+      await ctx.log(`resuming from the checkpoint at ${where} (attempt ${ctx.attempt})`);
     }
     let train: TrainData = { x: data.x, y: data.y, shape: info.featureShape, numClasses: info.numClasses };
     if (trained === tm.head) train = await cachedFeatures(tm, base!.uri, train, info.hash, ctx);
@@ -81,7 +82,12 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
       seed: p.seed,
       initialEpoch: checkpoint?.epoch ?? 0,
       history: checkpoint?.history ?? [],
+      partial: checkpoint?.partial,
       signal: ctx.signal,
+      onInterrupt: async (partial, history) => {
+        await saveCheckpoint(ctx.jobId, ctx.store, tm.model, optimizer, tm.meta, { epoch: partial.epoch - 1, history, seed: p.seed, partial });
+        await ctx.log(`shutdown: saved a checkpoint at epoch ${partial.epoch}, batch ${partial.batches}; handing the job back to the queue`);
+      },
       onEpoch: async (e, history) => {
         await saveCheckpoint(ctx.jobId, ctx.store, tm.model, optimizer, tm.meta, { epoch: e.epoch, history, seed: p.seed });
         await ctx.progress(e);

@@ -6,10 +6,14 @@
 import * as tf from '@tensorflow/tfjs';
 import type { EpochProgress } from '../jobs/catalog.ts';
 import type { ArtifactStore } from '../storage/artifact-store.ts';
+import type { PartialEpoch } from './fit.ts';
 import { loadModel, saveModel, type ModelMeta } from './model-io.ts';
 
 export interface CheckpointState {
+  /** Epochs fully done. */
   epoch: number;
+  /** Progress inside the next epoch, when a shutdown interrupted it. */
+  partial?: PartialEpoch;
   history: EpochProgress[];
   seed: number;
   dir: string;
@@ -40,10 +44,10 @@ export async function saveCheckpoint(
   model: tf.LayersModel,
   optimizer: tf.Optimizer,
   meta: ModelMeta,
-  state: { epoch: number; history: EpochProgress[]; seed: number },
+  state: { epoch: number; history: EpochProgress[]; seed: number; partial?: PartialEpoch },
 ): Promise<CheckpointState> {
   const run = runPrefix(jobId);
-  const dir = `${run}/epoch-${state.epoch}`;
+  const dir = state.partial ? `${run}/epoch-${state.epoch}-batch-${state.partial.batches}` : `${run}/epoch-${state.epoch}`;
   await saveModel(model, store, dir, meta);
   const optimizerState = await saveOptimizer(optimizer, store, dir).catch(() => undefined);
   const cp: CheckpointState = {
@@ -53,9 +57,9 @@ export async function saveCheckpoint(
     savedAt: new Date().toISOString(),
   };
   await store.put(`${run}/checkpoint.json`, JSON.stringify(cp));
+  // Older checkpoints go once the pointer has moved on.
   for (const key of await store.list(run)) {
-    const m = /^runs\/[^/]+\/epoch-(\d+)\//.exec(key);
-    if (m && Number(m[1]) < state.epoch) await store.delete(key);
+    if (/^runs\/[^/]+\/epoch-/.test(key) && !key.startsWith(`${dir}/`)) await store.delete(key);
   }
   return cp;
 }

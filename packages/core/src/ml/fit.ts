@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { EpochProgress } from '../jobs/catalog.ts';
-import { CancelledError } from '../util/errors.ts';
+import { CancelledError, ReleasedError, SHUTDOWN_REASON } from '../util/errors.ts';
 import { seededPermutation } from '../util/rng.ts';
 
 export interface TrainData {
@@ -26,9 +26,25 @@ export interface FitOptions {
   initialEpoch?: number;
   /** Progress of the epochs already done, so history stays continuous across a resume. */
   history?: EpochProgress[];
+  /** Where an interrupted epoch stopped (resume mid-epoch after a shutdown). */
+  partial?: PartialEpoch | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * Called when the signal aborts for a worker shutdown, before ReleasedError is thrown: save the
+   * state so that another worker continues from this very batch.
+   */
+  onInterrupt?: (p: PartialEpoch, history: EpochProgress[]) => Promise<void>;
   /** Called after each epoch, before the next starts (report progress, save a checkpoint). */
   onEpoch?: (p: EpochProgress, history: EpochProgress[]) => Promise<void>;
+}
+
+/** How far into an epoch training got: batches done (in the epoch's seeded order) and running sums. */
+export interface PartialEpoch {
+  epoch: number;
+  batches: number;
+  lossSum: number;
+  accSum: number;
+  seconds: number;
 }
 
 export interface FitResult {
@@ -68,13 +84,20 @@ export async function fitModel(model: tf.LayersModel, data: TrainData, opts: Fit
   let samples = 0;
   try {
     for (let epoch = first; epoch <= opts.epochs; epoch++) {
-      const t0 = performance.now();
       // A different but reproducible order each epoch, also after a resume.
       const order = seededPermutation(nTrain, opts.seed * 1000 + epoch);
-      let lossSum = 0;
-      let accSum = 0;
-      for (let s = 0; s < nTrain; s += opts.batchSize) {
-        if (opts.signal?.aborted) throw new CancelledError(String(opts.signal.reason ?? 'cancelled'));
+      const partial = opts.partial?.epoch === epoch ? opts.partial : undefined;
+      let lossSum = partial?.lossSum ?? 0;
+      let accSum = partial?.accSum ?? 0;
+      const t0 = performance.now() - (partial?.seconds ?? 0) * 1000;
+      for (let s = (partial?.batches ?? 0) * opts.batchSize; s < nTrain; s += opts.batchSize) {
+        if (opts.signal?.aborted) {
+          const reason = String(opts.signal.reason ?? 'cancelled');
+          if (reason !== SHUTDOWN_REASON) throw new CancelledError(reason);
+          const at = { epoch, batches: s / opts.batchSize, lossSum, accSum, seconds: (performance.now() - t0) / 1000 };
+          await opts.onInterrupt?.(at, history);
+          throw new ReleasedError();
+        }
         const idx = order.subarray(s, Math.min(nTrain, s + opts.batchSize));
         const [xb, yb] = tf.tidy(() => {
           const i = tf.tensor1d(Int32Array.from(idx), 'int32');

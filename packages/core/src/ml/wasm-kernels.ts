@@ -18,6 +18,9 @@
  *   convolution sums over batch and space at once.
  */
 import * as tf from '@tensorflow/tfjs';
+// For its side effect too: the backend and its kernels must be registered before ours, which
+// wrap some of them.
+import '@tensorflow/tfjs-backend-wasm';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 type Info = tf.TensorInfo;
@@ -283,17 +286,100 @@ const depthwiseBackpropFilter: tf.KernelFunc = ({ inputs, backend, attrs = {} })
   });
 };
 
+/** The kernels replaced by this module, as they were before, for the cases they still serve. */
+const originals = new Map<string, tf.KernelFunc>();
+
+const batchMatMul: tf.KernelFunc = (args) => {
+  const { a, b } = args.inputs as { a: Info; b: Info };
+  const { transposeA, transposeB } = args.attrs as unknown as tf.BatchMatMulAttrs;
+  const base = originals.get('BatchMatMul');
+  if (base === undefined) throw new Error('wasm BatchMatMul: original kernel missing');
+  // The backend uses XNNPACK only for float32 products with no transpose and batch 1; all others
+  // run a scalar triple loop, and the backward pass of every Dense layer transposes an operand.
+  // Transposing explicitly (a cheap copy) keeps those products on XNNPACK.
+  const unbatched = (t: Info) => t.dtype === 'float32' && t.shape.slice(0, -2).every((d) => d === 1);
+  if ((!transposeA && !transposeB) || !unbatched(a) || !unbatched(b)) return base(args);
+  return scoped(args.backend, (s) => {
+    const flip = (t: Info) => {
+      const perm = t.shape.map((_, i) => i);
+      perm.push(...perm.splice(-2).reverse());
+      return s.run('Transpose', { x: t }, { perm });
+    };
+    const inputs = { a: transposeA ? flip(a) : a, b: transposeB ? flip(b) : b };
+    return s.run('BatchMatMul', inputs, { transposeA: false, transposeB: false });
+  });
+};
+
+/**
+ * MaxPoolGrad as one pass over typed arrays. The backend's own kernel starts its running max at
+ * FLT_MIN (the smallest positive float) instead of -inf, so windows whose maximum is <= 0 lose
+ * their gradient, and ties go to the last element; tfjs-cpu and TF route to the first maximum.
+ * No composition of wasm kernels expresses "first argmax" cheaply; this loop is ~10x faster than
+ * the C++ kernel it replaces.
+ */
+const maxPoolGrad: tf.KernelFunc = ({ inputs, backend, attrs = {} }) => {
+  const { dy, input } = inputs as { dy: Info; input: Info };
+  const a = attrs as unknown as tf.MaxPoolGradAttrs;
+  const info = tf.backend_util.computePool2DInfo(shape4(input), a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
+  const { batchSize, inHeight: h, inWidth: w, inChannels: c, outHeight, outWidth, strideHeight, strideWidth } = info;
+  const be = backend as BackendWasm;
+  const out = be.makeOutput(input.shape, 'float32');
+  // Views after makeOutput: an allocation can grow (and so detach) the wasm heap.
+  const x = be.typedArrayFromHeap(input);
+  const g = be.typedArrayFromHeap(dy);
+  const dx = be.typedArrayFromHeap(out);
+  dx.fill(0);
+  const best = new Float32Array(c);
+  const at = new Int32Array(c);
+  let o = 0;
+  for (let b = 0; b < batchSize; b++) {
+    for (let oy = 0; oy < outHeight; oy++) {
+      const y0 = oy * strideHeight - info.padInfo.top;
+      const r0 = Math.max(0, y0);
+      const r1 = Math.min(h, y0 + info.effectiveFilterHeight);
+      for (let ox = 0; ox < outWidth; ox++, o += c) {
+        const x0 = ox * strideWidth - info.padInfo.left;
+        const c0 = Math.max(0, x0);
+        const c1 = Math.min(w, x0 + info.effectiveFilterWidth);
+        best.fill(-Infinity);
+        at.fill(-1);
+        for (let r = r0; r < r1; r++) {
+          for (let col = c0; col < c1; col++) {
+            const base = ((b * h + r) * w + col) * c;
+            for (let ch = 0; ch < c; ch++) {
+              const v = x[base + ch]!;
+              if (v > best[ch]!) {
+                best[ch] = v;
+                at[ch] = base + ch;
+              }
+            }
+          }
+        }
+        for (let ch = 0; ch < c; ch++) {
+          const i = at[ch]!;
+          if (i >= 0) dx[i] = dx[i]! + g[o + ch]!;
+        }
+      }
+    }
+  }
+  return out;
+};
+
 const KERNELS: readonly tf.KernelConfig[] = [
+  // Missing from the backend.
   { kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2DBackpropFilter },
-  // Replaces the backend's scalar C++ loop with an XNNPACK convolution.
-  { kernelName: 'Conv2DBackpropInput', backendName: 'wasm', kernelFunc: conv2DBackpropInput },
   { kernelName: 'DepthwiseConv2dNativeBackpropFilter', backendName: 'wasm', kernelFunc: depthwiseBackpropFilter },
   { kernelName: 'DepthwiseConv2dNativeBackpropInput', backendName: 'wasm', kernelFunc: depthwiseBackpropInput },
+  // Present but slow (scalar loops) or wrong; replaced.
+  { kernelName: 'Conv2DBackpropInput', backendName: 'wasm', kernelFunc: conv2DBackpropInput },
+  { kernelName: 'BatchMatMul', backendName: 'wasm', kernelFunc: batchMatMul },
+  { kernelName: 'MaxPoolGrad', backendName: 'wasm', kernelFunc: maxPoolGrad },
 ];
 
 /**
- * Register the convolution gradient kernels that the wasm backend lacks (and a faster
- * `Conv2DBackpropInput`), so that conv nets can be trained on it. Idempotent.
+ * Register the gradient kernels that the wasm backend lacks, and replace the ones that are too
+ * slow or wrong for training, so that conv nets (plain, depthwise, pooled, dense heads) train on
+ * it. Idempotent; call it after importing `@tensorflow/tfjs-backend-wasm`.
  *
  * @returns the names of the kernels registered by this call (empty when already done).
  */
@@ -302,9 +388,14 @@ export function registerWasmTrainingKernels(): string[] {
   for (const config of KERNELS) {
     const current = tf.getKernel(config.kernelName, config.backendName);
     if (current?.kernelFunc === config.kernelFunc) continue;
-    // registerKernel would warn about the override of an existing kernel; unregister first.
-    if (current !== undefined) tf.unregisterKernel(config.kernelName, config.backendName);
-    tf.registerKernel(config);
+    if (current !== undefined) {
+      originals.set(config.kernelName, current.kernelFunc);
+      // registerKernel would warn about overriding an existing kernel; unregister first.
+      tf.unregisterKernel(config.kernelName, config.backendName);
+    }
+    // Keep the replaced kernel's setup (its cwrap binding), which tf.setBackend runs: our
+    // BatchMatMul still calls the original for un-transposed products.
+    tf.registerKernel({ ...config, setupFunc: current?.setupFunc, disposeFunc: current?.disposeFunc });
     registered.push(config.kernelName);
   }
   return registered;

@@ -61,6 +61,11 @@ export class ModelRegistry {
     return this.k('label-moved');
   }
 
+  /** The channel on which new versions are announced (servers re-resolve a bare name to the latest). */
+  get versionChannel(): string {
+    return this.k('version-registered');
+  }
+
   /** Registers the next version of `name`; a retried job gets back the version it registered before. */
   async register(v: NewVersion): Promise<ModelVersion> {
     const prior = await this.kv.hget(this.k('model', v.name, 'by-job'), v.jobId);
@@ -70,6 +75,7 @@ export class ModelRegistry {
     await this.kv.hset(this.k('model', v.name, 'versions'), String(version), JSON.stringify(record));
     await this.kv.hsetnx(this.k('model', v.name, 'by-job'), v.jobId, String(version));
     await this.kv.sadd(this.k('models'), v.name);
+    await this.kv.publish(this.versionChannel, JSON.stringify({ name: v.name, version }));
     return record;
   }
 

@@ -26,6 +26,20 @@ export class CancelledError extends Error {
   }
 }
 
+/**
+ * The worker is shutting down: the job saved where it was and must be handed back to the queue so
+ * another worker continues it (not a failure, costs no attempt).
+ */
+export class ReleasedError extends Error {
+  override name = 'ReleasedError';
+  constructor(message = 'released: the worker is shutting down') {
+    super(message);
+  }
+}
+
+/** The abort reason a worker uses when it shuts down (anything else means a user cancelled). */
+export const SHUTDOWN_REASON = 'shutdown';
+
 /** True for errors that retrying cannot fix. */
 export function isPermanentError(e: unknown): boolean {
   return e instanceof DataError || e instanceof InputError || e instanceof NotFoundError || e instanceof CancelledError;

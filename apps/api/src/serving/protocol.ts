@@ -1,0 +1,47 @@
+/**
+ * Messages between the API's event loop and its predict threads (predict.worker.ts). Tensors travel
+ * as Float32Arrays whose buffers are transferred, not copied.
+ */
+
+/** What the server needs to know about a loaded model to check requests and shape responses. */
+export interface ModelInfo {
+  /** Name of the model's (single) input layer: the key of an object instance. */
+  inputName: string;
+  /** Shape of one instance, without the batch dimension. */
+  inputShape: number[];
+  inputDtype: string;
+  /** Shape of one prediction, without the batch dimension. */
+  outputShape: number[];
+  /** Bytes of weights, as counted by the thread's LRU. */
+  bytes: number;
+}
+
+/** Fixed at thread start. */
+export interface ThreadConfig {
+  storeUri: string;
+  dataRoots: string[];
+  cacheModels: number;
+  cacheBytes: number;
+}
+
+export type ToThread =
+  | { type: 'load'; id: number; key: string; uri: string }
+  | { type: 'predict'; id: number; key: string; uri: string; rows: number; data: Float32Array };
+
+export interface ThreadError {
+  name: string;
+  message: string;
+}
+
+export type FromThread =
+  | { type: 'ready'; backend: string }
+  | { type: 'fatal'; error: ThreadError }
+  | {
+      type: 'reply';
+      id: number;
+      /** Models this thread dropped from its LRU while serving the request. */
+      evicted: string[];
+      info?: ModelInfo;
+      data?: Float32Array;
+      error?: ThreadError;
+    };

@@ -1,0 +1,180 @@
+/**
+ * Crashes, cancels, shutdowns and scale-out, with real worker processes: kill -9, SIGTERM, DELETE
+ * over HTTP, and three workers draining 300 jobs.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { QueueEvents } from '@mlq/queues';
+import { http, REDIS_URL, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
+
+// Short locks so a killed worker's job is taken over in seconds, not the production 45 s.
+const fastLocks = { WORKER_LOCK_DURATION_MS: '3000', WORKER_STALLED_INTERVAL_MS: '1000' };
+
+/** An mlp on 8,000 digits: a few seconds per epoch, long enough to interrupt mid-epoch. */
+const longJob = (model: string, epochs = 4) => ({
+  model,
+  architecture: 'mlp',
+  architectureOptions: { units: [256, 128] },
+  dataset: { format: 'mnist', digits: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] },
+  epochs,
+  batchSize: 16,
+  optimizer: 'adam',
+});
+
+interface Progress {
+  epoch: number;
+  epochs: number;
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const getJob = async (stack: Stack, id: string) => (await http<JobBody>(`${stack.url}/v1/jobs/${id}`)).body;
+const logsOf = async (stack: Stack, id: string) => (await http<{ logs: string[] }>(`${stack.url}/v1/jobs/${id}/logs`)).body.logs;
+const epochLines = (logs: string[]) => logs.filter((l) => / epoch \d+\/\d+ loss /.test(l));
+
+describe('jobs survive crashes, cancels and shutdowns', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    // These workers serve only fine-tune, so an evaluate job stays waiting.
+    stack = await startStack('resilience', { workers: 0, workerEnv: { ...fastLocks, WORKER_QUEUES: 'fine-tune' } });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('resumes a fine-tune from its last epoch checkpoint after kill -9 of its worker', async () => {
+    const a = await stack.spawnWorker();
+    const { body } = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', longJob('crash'));
+    await waitFor('epoch 1', async () => ((await getJob(stack, body.id)).progress as Progress).epoch >= 1 || undefined);
+    // kill -9 the worker; its sandbox child sees the IPC channel close and exits too.
+    const killedAt = Date.now();
+    a.kill('SIGKILL');
+    await a.exited;
+    await stack.spawnWorker();
+    const resumedLine = await waitFor('resume', async () => (await logsOf(stack, body.id)).find((l) => l.includes('resuming from')));
+    const resumeSeconds = (Date.parse(resumedLine.slice(0, 24)) - killedAt) / 1000;
+    console.log(`kill -9 → training resumed in ${resumeSeconds.toFixed(1)} s (lockDuration 3 s)`);
+
+    const done = await waitForJob(stack.url, body.id, undefined, 180_000);
+    expect(done.state).toBe('completed');
+    const result = done.result as { epochs: number; history: Progress[] };
+    expect(result.epochs).toBe(4);
+    expect(result.history.map((h) => h.epoch)).toEqual([1, 2, 3, 4]);
+    // At most the interrupted epoch is redone: 4 epochs, at most 5 epoch runs in all.
+    expect(epochLines(await logsOf(stack, body.id)).length).toBeLessThanOrEqual(5);
+  });
+
+  it('cancels a running job within 10 s and keeps its checkpoint', async () => {
+    const { body } = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', longJob('cancel', 20));
+    await waitFor('epoch 1', async () => ((await getJob(stack, body.id)).progress as Progress).epoch >= 1 || undefined);
+    const t0 = Date.now();
+    const del = await http<{ state: string }>(`${stack.url}/v1/jobs/${body.id}`, 'DELETE');
+    expect(del.status).toBe(202);
+    expect(del.body.state).toBe('cancelling');
+    const j = await waitForJob(stack.url, body.id, ['cancelled', 'failed', 'completed'], 30_000);
+    const seconds = (Date.now() - t0) / 1000;
+    console.log(`DELETE → job stopped in ${seconds.toFixed(2)} s`);
+    expect(j.state).toBe('cancelled');
+    expect(j.error).toMatch(/cancelled/);
+    expect(seconds).toBeLessThan(10);
+    const storeDir = fileURLToPath(stack.storeUri);
+    expect(existsSync(path.join(storeDir, 'runs', body.id, 'checkpoint.json'))).toBe(true);
+  });
+
+  it('removes a waiting job on DELETE', async () => {
+    const { body } = await http<JobBody>(`${stack.url}/v1/jobs/evaluate`, 'POST', {
+      model: 'crash',
+      dataset: { format: 'mnist', digits: [0, 1], split: 'test' },
+    });
+    expect((await getJob(stack, body.id)).state).toBe('waiting');
+    const del = await http<{ state: string }>(`${stack.url}/v1/jobs/${body.id}`, 'DELETE');
+    expect(del.body.state).toBe('removed');
+    expect((await http(`${stack.url}/v1/jobs/${body.id}`)).status).toBe(404);
+  });
+
+  it('on SIGTERM checkpoints the running job and hands it to another worker', async () => {
+    for (const w of stack.workers.splice(0)) {
+      w.kill('SIGKILL');
+      await w.exited;
+    }
+    const a = await stack.spawnWorker();
+    const { body } = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', longJob('handover', 3));
+    await waitFor('epoch 1', async () => ((await getJob(stack, body.id)).progress as Progress).epoch >= 1 || undefined);
+    await stack.spawnWorker();
+    const t0 = Date.now();
+    a.kill('SIGTERM');
+    expect(await a.exited).toBe(0);
+    const exitSeconds = (Date.now() - t0) / 1000;
+    expect(exitSeconds).toBeLessThan(30);
+    const done = await waitForJob(stack.url, body.id, undefined, 180_000);
+    expect(done.state).toBe('completed');
+    const logs = await logsOf(stack, body.id);
+    expect(logs.some((l) => l.includes('shutdown: saved a checkpoint'))).toBe(true);
+    expect(logs.some((l) => /resuming from the checkpoint at epoch \d+, batch \d+/.test(l))).toBe(true);
+    expect((done.result as { history: Progress[] }).history.map((h) => h.epoch)).toEqual([1, 2, 3]);
+    expect(done.attempts).toBe(1);
+  });
+
+  it('returns the first job for a repeated Idempotency-Key', async () => {
+    const payload = { ...longJob('idem'), epochs: 1 };
+    const a = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', payload, { 'Idempotency-Key': `k-${stack.prefix}` });
+    const b = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', payload, { 'Idempotency-Key': `k-${stack.prefix}` });
+    expect(a.status).toBe(202);
+    expect(b.status).toBe(200);
+    expect(b.body.id).toBe(a.body.id);
+    await http(`${stack.url}/v1/jobs/${a.body.id}`, 'DELETE');
+  });
+});
+
+describe('scale-out', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack('scale', { workers: 3, workerEnv: { WORKER_QUEUES: 'evaluate,fine-tune', WORKER_CONCURRENCY: '2' } });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('3 workers drain 300 jobs: none lost, none completed twice', async () => {
+    const m = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', {
+      model: 'tiny',
+      architecture: 'mlp',
+      architectureOptions: { units: [8] },
+      dataset: { format: 'mnist', digits: [0, 1], limit: 50 },
+      epochs: 1,
+    });
+    expect((await waitForJob(stack.url, m.body.id)).state).toBe('completed');
+
+    const events = new QueueEvents('evaluate', { connection: { url: REDIS_URL }, prefix: stack.prefix });
+    await events.waitUntilReady();
+    const completions = new Map<string, number>();
+    events.on('completed', ({ jobId }) => completions.set(jobId, (completions.get(jobId) ?? 0) + 1));
+    const ids: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const r = await http<JobBody>(`${stack.url}/v1/jobs/evaluate`, 'POST', {
+        model: 'tiny',
+        dataset: { format: 'mnist', digits: [0, 1], split: 'test', limit: 10 },
+      });
+      ids.push(r.body.id);
+    }
+    await waitFor('300 completions', async () => (completions.size >= 300 ? true : undefined), 240_000);
+    await events.close();
+    expect(new Set(ids).size).toBe(300);
+    for (const id of ids) expect(completions.get(id)).toBe(1);
+    const workers = (await http<{ workers: { id: string; backend: string }[] }>(`${stack.url}/v1/workers`)).body.workers;
+    expect(workers).toHaveLength(3);
+    for (const w of workers) expect(w.backend).not.toBe('auto');
+    const states = await Promise.all(ids.slice(0, 20).map((id) => getJob(stack, id)));
+    for (const s of states) expect(s).toMatchObject({ state: 'completed', attempts: 1 });
+  });
+});

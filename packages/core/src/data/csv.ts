@@ -1,0 +1,300 @@
+/**
+ * The `{"format": "csv"}` dataset: a header row, numeric feature columns and an optional label column.
+ * Rows are parsed straight from the bytes of a file read in blocks: a 1,000,000-row file is never held
+ * in memory, and no per-field strings are made for numbers (csv-parse + Number() is several times slower,
+ * and parsing is most of a batch prediction's cost for a small model).
+ */
+import { createHash } from 'node:crypto';
+import type { z } from 'zod';
+import type { csvDatasetSchema } from '../jobs/catalog.ts';
+import { resolveDataPath } from '../storage/data-uri.ts';
+import { DataError } from '../util/errors.ts';
+import type { Chunk, DatasetInfo, DatasetSource } from './dataset.ts';
+import { LabelCoder, readBlocks } from './jsonl.ts';
+import type { OpenDatasetOptions } from './open.ts';
+
+export type CsvSpec = z.infer<typeof csvDatasetSchema>;
+
+const COMMA = 44;
+const QUOTE = 34;
+const CR = 13;
+const LF = 10;
+const SPACE = 32;
+const TAB = 9;
+/** Exact powers of ten (a double holds 10^0..10^22 exactly), for the fast number path. */
+const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
+
+/** Role of a column: a feature slot (>= 0), the label, or ignored. */
+const LABEL = -2;
+const SKIP = -1;
+
+/** Where the number parsed by `parseNumber` ended. */
+let numEnd = 0;
+
+/**
+ * Parses a decimal number (`-1.5`, `3`, `2e-3`) starting at `i`, stopping at the first byte that
+ * cannot continue it. Returns NaN when no digits were found. Up to 15 significant digits and exponents
+ * within ±22 are computed exactly from an integer mantissa; anything longer goes through Number().
+ */
+function parseNumber(buf: Uint8Array, i: number, e: number): number {
+  const s = i;
+  let c = buf[i];
+  const neg = c === 45;
+  if (neg || c === 43) c = buf[++i];
+  let mant = 0;
+  let digits = 0;
+  let frac = 0;
+  while (i < e && c! >= 48 && c! <= 57) {
+    mant = mant * 10 + (c! - 48);
+    digits++;
+    c = buf[++i];
+  }
+  if (i < e && c === 46) {
+    c = buf[++i];
+    while (i < e && c! >= 48 && c! <= 57) {
+      mant = mant * 10 + (c! - 48);
+      digits++;
+      frac++;
+      c = buf[++i];
+    }
+  }
+  if (digits === 0) {
+    numEnd = i;
+    return Number.NaN;
+  }
+  let exp = 0;
+  if (i < e && (c === 101 || c === 69)) {
+    let j = i + 1;
+    const eneg = buf[j] === 45;
+    if (eneg || buf[j] === 43) j++;
+    const d0 = j;
+    while (j < e && buf[j]! >= 48 && buf[j]! <= 57) exp = exp * 10 + (buf[j++]! - 48);
+    if (j === d0) {
+      numEnd = j;
+      return Number.NaN;
+    }
+    if (eneg) exp = -exp;
+    i = j;
+  }
+  numEnd = i;
+  const p = exp - frac;
+  if (digits > 15 || p > 22 || p < -22) return Number(Buffer.from(buf.buffer, buf.byteOffset + s, i - s).toString('latin1'));
+  const v = p >= 0 ? mant * POW10[p]! : mant / POW10[-p]!;
+  return neg ? -v : v;
+}
+
+/** Splits one line into field strings (the header, and rows with quoted fields). */
+function splitFields(buf: Buffer, s: number, e: number, where: () => string): string[] {
+  const out: string[] = [];
+  let i = s;
+  for (;;) {
+    if (buf[i] === QUOTE) {
+      let v = '';
+      let j = i + 1;
+      for (;;) {
+        const q = buf.indexOf(QUOTE, j);
+        if (q < 0 || q >= e) throw new DataError(`${where()}: a quoted field is not closed (fields cannot span lines)`);
+        v += buf.toString('utf8', j, q);
+        if (buf[q + 1] === QUOTE) {
+          v += '"';
+          j = q + 2;
+        } else {
+          i = q + 1;
+          break;
+        }
+      }
+      out.push(v);
+      if (i < e && buf[i] !== COMMA) throw new DataError(`${where()}: unexpected text after a quoted field`);
+    } else {
+      let j = i;
+      while (j < e && buf[j] !== COMMA) j++;
+      out.push(buf.toString('utf8', i, j).trim());
+      i = j;
+    }
+    if (i >= e) return out;
+    i++;
+  }
+}
+
+function lineEnd(buf: Uint8Array, s: number, e: number): number {
+  return e > s && buf[e - 1] === CR ? e - 1 : e;
+}
+
+/** Column layout resolved from the header and the spec. */
+interface Layout {
+  roles: Int32Array;
+  names: string[];
+  width: number;
+  hasLabel: boolean;
+}
+
+function layoutOf(header: string[], spec: CsvSpec, where: string): Layout {
+  const seen = new Set<string>();
+  for (const h of header) {
+    if (seen.has(h)) throw new DataError(`${where}: the header names column "${h}" twice`);
+    seen.add(h);
+  }
+  const cols = header.join(', ');
+  // Without an explicit label, a column named "label" is the label (not a feature), else none is.
+  const label = spec.label ?? (seen.has('label') ? 'label' : undefined);
+  if (label !== undefined && !seen.has(label)) throw new DataError(`${where}: no label column "${label}" in the header (${cols})`);
+  const features = spec.features ?? header.filter((h) => h !== label);
+  for (const f of features) if (!seen.has(f)) throw new DataError(`${where}: no feature column "${f}" in the header (${cols})`);
+  if (features.length === 0) throw new DataError(`${where}: no feature columns`);
+  const roles = new Int32Array(header.length).fill(SKIP);
+  features.forEach((f, slot) => (roles[header.indexOf(f)] = slot));
+  if (label !== undefined) roles[header.indexOf(label)] = LABEL;
+  return { roles, names: header, width: features.length, hasLabel: label !== undefined };
+}
+
+/**
+ * Parses one data row into `x[base ..]` and returns its label text (or undefined).
+ * `where` builds the "file:line" prefix of an error only when there is one.
+ */
+function parseRow(buf: Buffer, s: number, e: number, lay: Layout, x: Float32Array, base: number, where: () => string): string | undefined {
+  const { roles } = lay;
+  const ncols = roles.length;
+  let label: string | undefined;
+  let col = 0;
+  let i = s;
+  for (;;) {
+    if (col >= ncols) throw new DataError(`${where()}: ragged row: more than the header's ${ncols} columns`);
+    const role = roles[col]!;
+    while (buf[i] === SPACE || buf[i] === TAB) i++;
+    if (buf[i] === QUOTE) {
+      // Rare: a quoted field. Find where the row's fields are and take this one's text.
+      const fields = splitFields(buf, s, e, where);
+      if (fields.length !== ncols) throw new DataError(`${where()}: ragged row: ${fields.length} columns, the header has ${ncols}`);
+      const v = fields[col]!;
+      if (role === LABEL) label = v;
+      else if (role >= 0) x[base + role] = toNumber(v, lay.names[col]!, where);
+      col++;
+      if (col === ncols) return label;
+      // Skip to the next field in the bytes: continue the fast path from there.
+      i = nthComma(buf, s, e, col);
+      continue;
+    }
+    if (role >= 0) {
+      const v = parseNumber(buf, i, e);
+      let j = numEnd;
+      while (buf[j] === SPACE || buf[j] === TAB) j++;
+      if (Number.isNaN(v) || (j < e && buf[j] !== COMMA)) {
+        let k = i;
+        while (k < e && buf[k] !== COMMA) k++;
+        const text = buf.toString('utf8', i, k);
+        throw new DataError(`${where()}: column "${lay.names[col]}" is ${text.trim() ? `not a number: "${text}"` : 'empty'}`);
+      }
+      x[base + role] = v;
+      i = j;
+    } else {
+      let j = i;
+      while (j < e && buf[j] !== COMMA) j++;
+      if (role === LABEL) label = buf.toString('utf8', i, j).trim();
+      i = j;
+    }
+    col++;
+    if (i >= e) break;
+    i++;
+  }
+  if (col !== ncols) throw new DataError(`${where()}: ragged row: ${col} columns, the header has ${ncols}`);
+  return label;
+}
+
+function toNumber(v: string, column: string, where: () => string): number {
+  const n = v.trim() === '' ? Number.NaN : Number(v);
+  if (Number.isNaN(n)) throw new DataError(`${where()}: column "${column}" is not a number: "${v}"`);
+  return n;
+}
+
+/** Position just after the n-th comma outside quotes (the start of field n). */
+function nthComma(buf: Buffer, s: number, e: number, n: number): number {
+  let quoted = false;
+  for (let i = s; i < e; i++) {
+    if (buf[i] === QUOTE) quoted = !quoted;
+    else if (buf[i] === COMMA && !quoted && --n === 0) return i + 1;
+  }
+  return e;
+}
+
+/** Lines of a CSV file after its header, with their 1-based line numbers; blank lines are skipped. */
+async function* rows(file: string, onHeader: (buf: Buffer, s: number, e: number) => void) {
+  let line = 0;
+  let headerSeen = false;
+  for await (const b of readBlocks(file)) {
+    let p = 0;
+    while (p < b.end) {
+      let nl = b.buf.indexOf(LF, p);
+      if (nl < 0 || nl >= b.end) nl = b.end;
+      line++;
+      let s = p;
+      const e = lineEnd(b.buf, p, nl);
+      p = nl + 1;
+      if (!headerSeen) {
+        // A UTF-8 byte-order mark is not part of the first column's name.
+        if (b.buf[s] === 0xef && b.buf[s + 1] === 0xbb && b.buf[s + 2] === 0xbf) s += 3;
+        headerSeen = true;
+        onHeader(b.buf, s, e);
+        continue;
+      }
+      if (e === s) continue;
+      yield { buf: b.buf, s, e, line, next: p };
+    }
+  }
+  if (!headerSeen) throw new DataError(`${file}: the file is empty (a CSV needs a header row)`);
+}
+
+/** Opens a CSV dataset; the file is read when `info()` or `chunks()` is first called. */
+export function csvSource(spec: CsvSpec, opts: OpenDatasetOptions): DatasetSource {
+  let pending: Promise<{ info: DatasetInfo; file: string; lay: Layout; coder: LabelCoder }> | undefined;
+  const scan = async () => {
+    const file = await resolveDataPath(spec.uri, opts.dataRoots);
+    const hash = createHash('sha256').update(JSON.stringify({ f: 'csv', l: spec.label ?? null, x: spec.features ?? null }));
+    let lay: Layout | undefined;
+    const coder = new LabelCoder(opts.classNames);
+    let n = 0;
+    const limit = spec.limit ?? Infinity;
+    let scratch = new Float32Array(0);
+    for await (const r of rows(file, (buf, s, e) => {
+      lay = layoutOf(splitFields(buf, s, e, () => `${file}:1`), spec, `${file}:1`);
+      scratch = new Float32Array(lay.width);
+    })) {
+      if (n >= limit) break;
+      const where = () => `${file}:${r.line}`;
+      const label = parseRow(r.buf, r.s, r.e, lay!, scratch, 0, where);
+      if (label !== undefined) coder.add(label, where);
+      hash.update(r.buf.subarray(r.s, r.next));
+      n++;
+    }
+    const labels = coder.finish();
+    const info: DatasetInfo = { featureShape: [lay!.width], numClasses: labels.numClasses, rows: n, hash: hash.digest('hex').slice(0, 16) };
+    if (labels.classNames) info.classNames = labels.classNames;
+    return { info, file, lay: lay!, coder };
+  };
+  const get = () => (pending ??= scan());
+  return {
+    info: async () => (await get()).info,
+    async *chunks({ chunkSize, start = 0 }): AsyncIterable<Chunk> {
+      const { info, file, lay, coder } = await get();
+      const w = lay.width;
+      let n = 0;
+      let c = start;
+      let x = new Float32Array(Math.min(chunkSize, Math.max(0, info.rows - start)) * w);
+      let y = lay.hasLabel ? new Int32Array(x.length / w) : undefined;
+      for await (const r of rows(file, () => undefined)) {
+        if (n >= info.rows) break;
+        if (n++ < start) continue;
+        const where = () => `${file}:${r.line}`;
+        const k = n - 1 - c;
+        const label = parseRow(r.buf, r.s, r.e, lay, x, k * w, where);
+        if (y) y[k] = coder.index(label!, where);
+        if (k + 1 === x.length / w) {
+          yield { start: c, count: k + 1, x, ...(y ? { y } : {}) };
+          c = n;
+          x = new Float32Array(Math.min(chunkSize, info.rows - n) * w);
+          y = lay.hasLabel ? new Int32Array(x.length / w) : undefined;
+        }
+      }
+      if (n < info.rows) throw new DataError(`${file}: the file changed while it was read (${n} rows, expected ${info.rows})`);
+    },
+  };
+}

@@ -1,0 +1,227 @@
+/** `MlqClient`: one typed method per route of the public API (see API.md). */
+import { MlqError } from './errors.ts';
+import { seg, Transport, type CallOptions, type FetchLike } from './transport.ts';
+import type {
+  AnyJob,
+  CancelResult,
+  Health,
+  Job,
+  JobEvent,
+  JobInputOf,
+  JobName,
+  JobPage,
+  LabelResult,
+  ListJobsQuery,
+  ModelDetail,
+  ModelRef,
+  ModelSummary,
+  ModelVersion,
+  PredictColumnarResponse,
+  PredictInstance,
+  PredictResponse,
+  Readiness,
+  TensorLike,
+  WorkerInfo,
+} from './types.ts';
+import { jobEvents, waitForJob, type WaitOptions } from './wait.ts';
+
+/** How to reach the API. */
+export interface MlqClientOptions {
+  /** The API's root, e.g. `http://127.0.0.1:3000`. */
+  baseUrl: string;
+  /** Sent as `Authorization: Bearer <apiKey>`. */
+  apiKey?: string | undefined;
+  /** A fetch to use instead of the global one. */
+  fetch?: FetchLike | undefined;
+}
+
+/** Options of a job submission. */
+export interface SubmitOptions extends CallOptions {
+  /** Repeating a submission with the same key returns the first job instead of a new one. */
+  idempotencyKey?: string | undefined;
+}
+
+/** The path of a model's predict route for a reference (`name`, `name@3`, `name@label` or an object). */
+export function predictPath(ref: ModelRef): string {
+  let r: { name: string; version?: number | undefined; label?: string | undefined };
+  if (typeof ref === 'string') {
+    const m = /^([^@/]+)(?:@([^@/]+))?$/.exec(ref);
+    if (!m) throw new MlqError('invalid_ref', `"${ref}" is not "<name>", "<name>@<version>" or "<name>@<label>"`);
+    const tag = m[2];
+    r = { name: m[1]!, ...(tag === undefined ? {} : /^\d+$/.test(tag) ? { version: Number(tag) } : { label: tag }) };
+  } else {
+    r = ref;
+  }
+  const base = `/v1/models/${seg(r.name)}`;
+  if (r.version !== undefined) return `${base}/versions/${seg(r.version)}:predict`;
+  if (r.label !== undefined) return `${base}/labels/${seg(r.label)}:predict`;
+  return `${base}:predict`;
+}
+
+/**
+ * A typed client of the mlq HTTP API. It uses only `fetch` and web streams, so it runs in Node 18+
+ * and in browsers. Every method throws `MlqApiError` for an error answer.
+ *
+ * @example
+ * const mlq = new MlqClient({ baseUrl: 'http://127.0.0.1:3000' });
+ * const job = await mlq.fineTune({ model: 'digits', architecture: 'mlp', dataset: { format: 'mnist' }, epochs: 2 });
+ * const done = await mlq.waitForJob(job, { onProgress: (p) => console.log(p.epoch, p.acc) });
+ */
+export class MlqClient {
+  /** The HTTP layer; exposed for routes the client does not wrap yet. */
+  readonly transport: Transport;
+
+  constructor(opts: MlqClientOptions) {
+    this.transport = new Transport(opts.baseUrl, opts.apiKey, opts.fetch);
+  }
+
+  /** The API root this client talks to. */
+  get baseUrl(): string {
+    return this.transport.baseUrl;
+  }
+
+  // ---- jobs ----
+
+  /** `POST /v1/jobs/{type}`: queues a job; the payload is typed by the job type. */
+  submitJob<N extends JobName>(type: N, payload: JobInputOf<N>, opts: SubmitOptions = {}): Promise<Job<N>> {
+    const headers = { ...opts.headers, ...(opts.idempotencyKey ? { 'idempotency-key': opts.idempotencyKey } : {}) };
+    return this.transport.json<Job<N>>('POST', `/v1/jobs/${seg(type)}`, { body: payload, headers, signal: opts.signal });
+  }
+
+  /** Queues a fine-tune job (train or transfer-learn a model and register it). */
+  fineTune(payload: JobInputOf<'fine-tune'>, opts?: SubmitOptions): Promise<Job<'fine-tune'>> {
+    return this.submitJob('fine-tune', payload, opts);
+  }
+
+  /** Queues an evaluate job (metrics of a model on a dataset). */
+  evaluate(payload: JobInputOf<'evaluate'>, opts?: SubmitOptions): Promise<Job<'evaluate'>> {
+    return this.submitJob('evaluate', payload, opts);
+  }
+
+  /** Queues a batch-predict job (a model over a dataset, written to a file). */
+  batchPredict(payload: JobInputOf<'batch-predict'>, opts?: SubmitOptions): Promise<Job<'batch-predict'>> {
+    return this.submitJob('batch-predict', payload, opts);
+  }
+
+  /** Queues a tune job (a hyper-parameter search of fine-tune trials). */
+  tune(payload: JobInputOf<'tune'>, opts?: SubmitOptions): Promise<Job<'tune'>> {
+    return this.submitJob('tune', payload, opts);
+  }
+
+  /** `GET /v1/jobs/{id}`: a job of any type; narrow it with `job.type`. */
+  getJob(id: string, opts: CallOptions = {}): Promise<AnyJob> {
+    return this.transport.json<AnyJob>('GET', `/v1/jobs/${seg(id)}`, opts);
+  }
+
+  /** `GET /v1/jobs`: a page of jobs, newest first, optionally of one type and state. */
+  listJobs<N extends JobName>(query: ListJobsQuery<N> & { type: N }, opts?: CallOptions): Promise<JobPage<Job<N>>>;
+  listJobs(query?: ListJobsQuery, opts?: CallOptions): Promise<JobPage>;
+  listJobs(query: ListJobsQuery = {}, opts: CallOptions = {}): Promise<JobPage> {
+    return this.transport.json<JobPage>('GET', '/v1/jobs', { ...opts, query: { ...query } });
+  }
+
+  /** `GET /v1/jobs/{id}/logs`: the job's log lines. */
+  async jobLogs(id: string, opts: CallOptions = {}): Promise<string[]> {
+    return (await this.transport.json<{ logs: string[] }>('GET', `/v1/jobs/${seg(id)}/logs`, opts)).logs;
+  }
+
+  /** `DELETE /v1/jobs/{id}`: removes a waiting job, or asks a running one to stop after its current batch. */
+  cancelJob(id: string, opts: CallOptions = {}): Promise<CancelResult> {
+    return this.transport.json<CancelResult>('DELETE', `/v1/jobs/${seg(id)}`, opts);
+  }
+
+  /** `POST /v1/jobs/{id}/retry`: runs a failed job again. */
+  retryJob(id: string, opts: CallOptions = {}): Promise<AnyJob> {
+    return this.transport.json<AnyJob>('POST', `/v1/jobs/${seg(id)}/retry`, opts);
+  }
+
+  /**
+   * `GET /v1/jobs/{id}/events`: the job's progress and state changes as they happen. The first event is
+   * a `state` event with the whole job; the iteration ends after the job ends (a final `state` event
+   * with the whole job) or when `signal` aborts (without an error).
+   */
+  events(id: string, opts: { signal?: AbortSignal | undefined } = {}): AsyncGenerator<JobEvent, void, undefined> {
+    return jobEvents(this, id, opts);
+  }
+
+  /**
+   * Resolves with the job once it has completed; rejects with `JobFailedError` if it failed or was
+   * cancelled, `WaitTimeoutError` after `timeoutMs`. Follows the events stream and polls if it drops.
+   */
+  waitForJob<N extends JobName>(job: Job<N>, opts?: WaitOptions<N>): Promise<Job<N>>;
+  waitForJob(id: string, opts?: WaitOptions): Promise<AnyJob>;
+  waitForJob(job: string | { id: string }, opts: WaitOptions = {}): Promise<AnyJob> {
+    return waitForJob(this, typeof job === 'string' ? job : job.id, opts) as Promise<AnyJob>;
+  }
+
+  // ---- models ----
+
+  /** `GET /v1/models`: every model with its latest version and labels. */
+  async listModels(opts: CallOptions = {}): Promise<ModelSummary[]> {
+    return (await this.transport.json<{ models: ModelSummary[] }>('GET', '/v1/models', opts)).models;
+  }
+
+  /** `GET /v1/models/{name}`: the model's versions (metrics, params, lineage) and labels. */
+  getModel(name: string, opts: CallOptions = {}): Promise<ModelDetail> {
+    return this.transport.json<ModelDetail>('GET', `/v1/models/${seg(name)}`, opts);
+  }
+
+  /** `GET /v1/models/{name}/versions/{version}`: one version. */
+  getModelVersion(name: string, version: number, opts: CallOptions = {}): Promise<ModelVersion> {
+    return this.transport.json<ModelVersion>('GET', `/v1/models/${seg(name)}/versions/${seg(version)}`, opts);
+  }
+
+  /** `PUT /v1/models/{name}/labels/{label}`: points a label (e.g. `production`) at a version. */
+  setLabel(name: string, label: string, version: number, opts: CallOptions = {}): Promise<LabelResult> {
+    return this.transport.json<LabelResult>('PUT', `/v1/models/${seg(name)}/labels/${seg(label)}`, {
+      ...opts,
+      body: { version },
+    });
+  }
+
+  /** `DELETE /v1/models/{name}/labels/{label}`: removes a label. */
+  async deleteLabel(name: string, label: string, opts: CallOptions = {}): Promise<void> {
+    await this.transport.send('DELETE', `/v1/models/${seg(name)}/labels/${seg(label)}`, opts);
+  }
+
+  /** `POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict` with `{"instances"}` (TF Serving's row format). */
+  predict(ref: ModelRef, instances: PredictInstance[], opts: CallOptions = {}): Promise<PredictResponse> {
+    return this.transport.json<PredictResponse>('POST', predictPath(ref), { ...opts, body: { instances } });
+  }
+
+  /** The same route with `{"inputs"}` (TF Serving's columnar format) → `{"outputs"}`. */
+  predictColumnar(
+    ref: ModelRef,
+    inputs: TensorLike | Record<string, TensorLike>,
+    opts: CallOptions = {},
+  ): Promise<PredictColumnarResponse> {
+    return this.transport.json<PredictColumnarResponse>('POST', predictPath(ref), { ...opts, body: { inputs } });
+  }
+
+  // ---- operations ----
+
+  /** `GET /v1/workers`: the live worker processes. */
+  async workers(opts: CallOptions = {}): Promise<WorkerInfo[]> {
+    return (await this.transport.json<{ workers: WorkerInfo[] }>('GET', '/v1/workers', opts)).workers;
+  }
+
+  /** `GET /healthz`: the API process is up (no key needed). */
+  health(opts: CallOptions = {}): Promise<Health> {
+    return this.transport.json<Health>('GET', '/healthz', opts);
+  }
+
+  /** `GET /readyz`: Redis is reachable; a 503 rejects with `MlqApiError` (status 503). */
+  ready(opts: CallOptions = {}): Promise<Readiness> {
+    return this.transport.json<Readiness>('GET', '/readyz', opts);
+  }
+
+  /** `GET /metrics`: Prometheus text. */
+  async metrics(opts: CallOptions = {}): Promise<string> {
+    return (await this.transport.send('GET', '/metrics', { ...opts, accept: 'text/plain' })).text();
+  }
+
+  /** `GET /openapi.json`: the API's OpenAPI document. */
+  openapi(opts: CallOptions = {}): Promise<Record<string, unknown>> {
+    return this.transport.json<Record<string, unknown>>('GET', '/openapi.json', opts);
+  }
+}

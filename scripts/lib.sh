@@ -1,0 +1,39 @@
+# Shared by demo.sh, test.sh and .ci/run: find or get pnpm, install, make sure Redis answers.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+hostport="${REDIS_URL#redis://}"; hostport="${hostport#*@}"; hostport="${hostport%%/*}"
+REDIS_HOST="${hostport%%:*}"; REDIS_PORT="${hostport##*:}"
+[ "$REDIS_PORT" = "$REDIS_HOST" ] && REDIS_PORT=6379
+
+redis_answers() {
+  # Plain bash: no client needed to ask Redis for a PONG.
+  (exec 3<>"/dev/tcp/$REDIS_HOST/$REDIS_PORT" && printf 'PING\r\n' >&3 && IFS= read -r -t 2 line <&3 && [[ $line == +PONG* ]]) 2>/dev/null
+}
+
+ensure_redis() {
+  if redis_answers; then echo "redis: answering at $REDIS_HOST:$REDIS_PORT"; return; fi
+  if ! command -v redis-server >/dev/null; then
+    echo "redis: nothing answers at $REDIS_HOST:$REDIS_PORT and redis-server is not installed (apt-get install redis-server)" >&2
+    exit 1
+  fi
+  echo "redis: starting redis-server on port $REDIS_PORT"
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+    --dir "${TMPDIR:-/tmp}" --logfile "${TMPDIR:-/tmp}/mlq-redis.log"
+  for _ in $(seq 1 50); do redis_answers && return; sleep 0.1; done
+  echo "redis: started but not answering" >&2; exit 1
+}
+
+PNPM=(pnpm)
+ensure_pnpm() {
+  if command -v pnpm >/dev/null && [[ "$(pnpm --version 2>/dev/null)" == 10.* ]]; then return; fi
+  # corepack is not always usable; npx fetches pnpm 10 from the npm registry.
+  PNPM=(npx --yes pnpm@10)
+  "${PNPM[@]}" --version >/dev/null
+}
+
+install_deps() {
+  ensure_pnpm
+  "${PNPM[@]}" install --frozen-lockfile --reporter=append-only 2>&1 | tail -n 5
+}
