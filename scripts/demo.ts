@@ -54,7 +54,14 @@ async function train(client: MlqClient, label: string, payload: Parameters<MlqCl
   const job = await client.waitForJob(id, {
     timeoutMs: 60 * 60_000,
     onProgress: (p) => {
-      const e = p as { epoch?: number; epochs?: number; loss?: number; acc?: number; samplesPerSec?: number; etaSeconds?: number };
+      const e = p as {
+        epoch?: number;
+        epochs?: number;
+        loss?: number;
+        acc?: number;
+        samplesPerSec?: number;
+        etaSeconds?: number;
+      };
       if (e.epoch === undefined) return;
       console.log(
         `  epoch ${e.epoch}/${e.epochs}  loss ${fmt(e.loss)}  acc ${fmt(e.acc)}  ${Math.round(e.samplesPerSec ?? 0)} samples/s  eta ${Math.round(e.etaSeconds ?? 0)} s`,
@@ -62,9 +69,18 @@ async function train(client: MlqClient, label: string, payload: Parameters<MlqCl
     },
   });
   const seconds = (performance.now() - t0) / 1000;
-  const r = job.result as { model: { name: string; version: number }; backend: string; samplesPerSec?: number };
+  const r = job.result as {
+    model: { name: string; version: number };
+    backend: string;
+    samplesPerSec?: number;
+  };
   console.log(`  → ${r.model.name}@${r.model.version} in ${seconds.toFixed(1)} s on ${r.backend}`);
-  return { ref: `${r.model.name}@${r.model.version}`, seconds, backend: r.backend, samplesPerSec: r.samplesPerSec ?? 0 };
+  return {
+    ref: `${r.model.name}@${r.model.version}`,
+    seconds,
+    backend: r.backend,
+    samplesPerSec: r.samplesPerSec ?? 0,
+  };
 }
 
 async function evaluate(client: MlqClient, ref: string, digits: number[]) {
@@ -79,12 +95,20 @@ async function main() {
   const url = await start('api', 'apps/api/src/main.ts', env, /api listening on (http:\/\/\S+)/);
   await start('worker', 'apps/worker/src/main.ts', {}, /worker (\S+) serving/);
   console.log(`API ${url}  ·  Bull Board ${url}/admin/queues`);
-  const client = new MlqClient({ baseUrl: url, ...(process.env.API_KEYS ? { apiKey: process.env.API_KEYS.split(',')[0]! } : {}) });
+  const client = new MlqClient({
+    baseUrl: url,
+    ...(process.env.API_KEYS ? { apiKey: process.env.API_KEYS.split(',')[0]! } : {}),
+  });
 
   const base = await train(client, `1/2 pretrain mnist-cnn on digits 0-4 (${epochs} epochs)`, {
     model: 'mnist-0-4',
     architecture: 'mnist-cnn',
-    dataset: { format: 'mnist', digits: [0, 1, 2, 3, 4], split: 'train', ...(baseLimit ? { limit: baseLimit } : {}) },
+    dataset: {
+      format: 'mnist',
+      digits: [0, 1, 2, 3, 4],
+      split: 'train',
+      ...(baseLimit ? { limit: baseLimit } : {}),
+    },
     epochs,
     batchSize: 128,
     optimizer: 'adadelta',
@@ -107,17 +131,27 @@ async function main() {
   const version = Number(transfer.ref.split('@')[1]);
   await client.setLabel('mnist-5-9', 'production', version);
   const { loadAll, mnistSource } = await import('@mlq/core');
-  const held = await loadAll(mnistSource({ format: 'mnist', digits: [5, 6, 7, 8, 9], split: 'test', limit: 5 }));
-  const instances = Array.from({ length: held.y.length }, (_, i) => Array.from(held.x.subarray(i * 784, (i + 1) * 784)));
+  const held = await loadAll(
+    mnistSource({ format: 'mnist', digits: [5, 6, 7, 8, 9], split: 'test', limit: 5 }),
+  );
+  const instances = Array.from({ length: held.y.length }, (_, i) =>
+    Array.from(held.x.subarray(i * 784, (i + 1) * 784)),
+  );
   const pred = await client.predict({ name: 'mnist-5-9', label: 'production' }, instances);
   const guessed = pred.predictions.map((p) => 5 + p.indexOf(Math.max(...p)));
-  console.log(`\npredict mnist-5-9@production (TF Serving REST, via the SDK): true ${Array.from(held.y, (y) => y + 5).join(' ')} → predicted ${guessed.join(' ')}`);
+  console.log(
+    `\npredict mnist-5-9@production (TF Serving REST, via the SDK): true ${Array.from(held.y, (y) => y + 5).join(' ')} → predicted ${guessed.join(' ')}`,
+  );
 
   const wall = (performance.now() - t0) / 1000;
   console.log('\n| phase | model | wall s | train samples/s | held-out accuracy | backend |');
   console.log('|---|---|---|---|---|---|');
-  console.log(`| pretrain 0-4 | ${base.ref} | ${base.seconds.toFixed(1)} | ${Math.round(base.samplesPerSec)} | ${fmt(baseEval.accuracy)} (${baseEval.samples} digits) | ${base.backend} |`);
-  console.log(`| transfer 5-9 | ${transfer.ref} | ${transfer.seconds.toFixed(1)} | ${Math.round(transfer.samplesPerSec)} | ${fmt(transferEval.accuracy)} (${transferEval.samples} digits) | ${transfer.backend} |`);
+  console.log(
+    `| pretrain 0-4 | ${base.ref} | ${base.seconds.toFixed(1)} | ${Math.round(base.samplesPerSec)} | ${fmt(baseEval.accuracy)} (${baseEval.samples} digits) | ${base.backend} |`,
+  );
+  console.log(
+    `| transfer 5-9 | ${transfer.ref} | ${transfer.seconds.toFixed(1)} | ${Math.round(transfer.samplesPerSec)} | ${fmt(transferEval.accuracy)} (${transferEval.samples} digits) | ${transfer.backend} |`,
+  );
   console.log(`\ndemo wall time ${wall.toFixed(1)} s`);
 }
 

@@ -50,7 +50,9 @@ export async function spawnWorkerProcess(env: Record<string, string>): Promise<W
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig ?? -1)));
+  const exited = new Promise<number | string>((resolve) =>
+    proc.on('exit', (code, sig) => resolve(code ?? sig ?? -1)),
+  );
   const ready = new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`worker did not start in 60 s:\n${out}`)), 60_000);
     const check = () => {
@@ -79,7 +81,10 @@ export async function deletePrefix(redis: Redis, prefix: string): Promise<void> 
   } while (cursor !== '0');
 }
 
-export async function startStack(name: string, opts: { workers?: number; workerEnv?: Record<string, string> } = {}): Promise<Stack> {
+export async function startStack(
+  name: string,
+  opts: { workers?: number; workerEnv?: Record<string, string> } = {},
+): Promise<Stack> {
   const prefix = uniquePrefix(name);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), `mlq-${name}-`));
   const storeUri = pathToFileURL(path.join(dataDir, 'artifacts')).href;
@@ -152,12 +157,18 @@ export interface JobBody {
 }
 
 /** Polls GET /v1/jobs/{id} until the job reaches one of `states`. */
-export async function waitForJob(url: string, id: string, states = ['completed', 'failed', 'cancelled'], timeoutMs = 120_000): Promise<JobBody> {
+export async function waitForJob(
+  url: string,
+  id: string,
+  states = ['completed', 'failed', 'cancelled'],
+  timeoutMs = 120_000,
+): Promise<JobBody> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const { body } = await http<JobBody>(`${url}/v1/jobs/${id}`);
     if (states.includes(body.state)) return body;
-    if (Date.now() > until) throw new Error(`job ${id} still ${body.state} after ${timeoutMs} ms: ${JSON.stringify(body)}`);
+    if (Date.now() > until)
+      throw new Error(`job ${id} still ${body.state} after ${timeoutMs} ms: ${JSON.stringify(body)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }

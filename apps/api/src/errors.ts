@@ -14,11 +14,18 @@ export class ApiError extends Error {
   }
 }
 
-export const badRequest = (message: string, details?: FieldIssue[]) => new ApiError(400, 'invalid_request', message, details);
+export const badRequest = (message: string, details?: FieldIssue[]) =>
+  new ApiError(400, 'invalid_request', message, details);
 export const notFound = (message: string) => new ApiError(404, 'not_found', message);
 export const conflict = (message: string) => new ApiError(409, 'conflict', message);
 
-export function sendError(res: Response, status: number, code: string, message: string, details?: unknown): void {
+export function sendError(
+  res: Response,
+  status: number,
+  code: string,
+  message: string,
+  details?: unknown,
+): void {
   res.status(status).json({ error: { code, message, ...(details !== undefined ? { details } : {}) } });
 }
 
@@ -29,9 +36,12 @@ export const errorHandler: ErrorRequestHandler = (err, _req, res, next) => {
   if (e instanceof ApiError) return sendError(res, e.status, e.code, e.message, e.details);
   if (e instanceof NotFoundError) return sendError(res, 404, 'not_found', e.message);
   if (e instanceof InputError) return sendError(res, 400, 'invalid_request', e.message);
-  if (e.type === 'entity.parse.failed') return sendError(res, 400, 'invalid_json', `the body is not valid JSON: ${e.message}`);
-  if (e.type === 'entity.too.large') return sendError(res, 413, 'payload_too_large', 'the body is larger than the limit');
-  if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) return sendError(res, e.status, 'bad_request', e.message);
+  if (e.type === 'entity.parse.failed')
+    return sendError(res, 400, 'invalid_json', `the body is not valid JSON: ${e.message}`);
+  if (e.type === 'entity.too.large')
+    return sendError(res, 413, 'payload_too_large', 'the body is larger than the limit');
+  if (typeof e.status === 'number' && e.status >= 400 && e.status < 500)
+    return sendError(res, e.status, 'bad_request', e.message);
   console.error('unhandled error', err);
   return sendError(res, 500, 'internal', 'internal error');
 };

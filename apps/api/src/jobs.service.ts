@@ -39,15 +39,23 @@ export class JobsService {
     return `${this.prefix}:cancel`;
   }
 
-  async submit<N extends JobName>(type: N, payload: JobOf<N>, idempotencyKey?: string): Promise<{ view: JobView; created: boolean }> {
+  async submit<N extends JobName>(
+    type: N,
+    payload: JobOf<N>,
+    idempotencyKey?: string,
+  ): Promise<{ view: JobView; created: boolean }> {
     const id = randomUUID();
     if (idempotencyKey) {
       const key = `${this.prefix}:idempotency:${idempotencyKey}`;
       const won = await this.redis.set(key, `${type}:${id}`, 'EX', IDEMPOTENCY_TTL_S, 'NX');
       if (won !== 'OK') {
         const prior = (await this.redis.get(key)) ?? '';
-        const [priorType, priorId] = [prior.slice(0, prior.indexOf(':')), prior.slice(prior.indexOf(':') + 1)];
-        if (priorType !== type) throw conflict(`Idempotency-Key "${idempotencyKey}" was used for a ${priorType} job`);
+        const [priorType, priorId] = [
+          prior.slice(0, prior.indexOf(':')),
+          prior.slice(prior.indexOf(':') + 1),
+        ];
+        if (priorType !== type)
+          throw conflict(`Idempotency-Key "${idempotencyKey}" was used for a ${priorType} job`);
         // The first request may still be adding its job: wait briefly for it.
         for (let i = 0; i < 50; i++) {
           const j = await this.find(priorId);
@@ -90,17 +98,28 @@ export class JobsService {
       createdAt: new Date(job.timestamp).toISOString(),
       ...(job.processedOn ? { startedAt: new Date(job.processedOn).toISOString() } : {}),
       ...(job.finishedOn ? { finishedAt: new Date(job.finishedOn).toISOString() } : {}),
-      links: { self: `/v1/jobs/${job.id}`, events: `/v1/jobs/${job.id}/events`, logs: `/v1/jobs/${job.id}/logs` },
+      links: {
+        self: `/v1/jobs/${job.id}`,
+        events: `/v1/jobs/${job.id}/events`,
+        logs: `/v1/jobs/${job.id}/logs`,
+      },
     };
   }
 
-  async list(opts: { type?: JobName | undefined; state?: string | undefined; limit: number; offset: number }): Promise<JobView[]> {
+  async list(opts: {
+    type?: JobName | undefined;
+    state?: string | undefined;
+    limit: number;
+    offset: number;
+  }): Promise<JobView[]> {
     const types = opts.type ? [opts.type] : jobNames;
     const states = opts.state
       ? [opts.state === 'cancelled' ? 'failed' : opts.state]
       : ['active', 'waiting', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed'];
     const end = opts.offset + opts.limit - 1;
-    const jobs = (await Promise.all(types.map((t) => this.queues[t].getJobs(states as never, 0, end, false)))).flat();
+    const jobs = (
+      await Promise.all(types.map((t) => this.queues[t].getJobs(states as never, 0, end, false)))
+    ).flat();
     jobs.sort((a, b) => b.timestamp - a.timestamp);
     const page = jobs.slice(opts.offset, opts.offset + opts.limit);
     const views = await Promise.all(page.map((j) => this.view(j)));

@@ -5,7 +5,8 @@ import { startApi } from './server.ts';
 const env = loadApiEnv();
 const api = await startApi(env);
 console.log(`api listening on ${api.url} (Bull Board: ${api.url}/admin/queues)`);
-if (env.API_KEYS.length === 0) console.warn('API_KEYS is empty: authentication is OFF (fine for local use only)');
+if (env.API_KEYS.length === 0)
+  console.warn('API_KEYS is empty: authentication is OFF (fine for local use only)');
 
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.on(sig, () => void api.stop().then(() => process.exit(0)));

@@ -57,32 +57,43 @@ describe('fine-tune over HTTP', () => {
     });
     expect(acc).toBeGreaterThan(0.85); // chance is 0.5
 
-    const versions = await http<{ versions: { version: number; base?: { name: string; version: number } }[] }>(
-      `${stack.url}/v1/models/digits-transfer`,
-    );
-    expect(versions.body.versions[0]).toMatchObject({ version: 1, base: { name: 'digits-base', version: 1 } });
+    const versions = await http<{
+      versions: { version: number; base?: { name: string; version: number } }[];
+    }>(`${stack.url}/v1/models/digits-transfer`);
+    expect(versions.body.versions[0]).toMatchObject({
+      version: 1,
+      base: { name: 'digits-base', version: 1 },
+    });
   });
 
   it('rejects a bad payload with 400 naming each bad field', async () => {
-    const r = await http<{ error: { details: { field: string }[] } }>(`${stack.url}/v1/jobs/fine-tune`, 'POST', {
-      model: 'x',
-      architecture: 'mnist-cnn',
-      dataset: { format: 'mnist', digits: [1, 1] },
-      epochs: 0,
-      batchSize: 'big',
-    });
+    const r = await http<{ error: { details: { field: string }[] } }>(
+      `${stack.url}/v1/jobs/fine-tune`,
+      'POST',
+      {
+        model: 'x',
+        architecture: 'mnist-cnn',
+        dataset: { format: 'mnist', digits: [1, 1] },
+        epochs: 0,
+        batchSize: 'big',
+      },
+    );
     expect(r.status).toBe(400);
     const fields = r.body.error.details.map((d) => d.field).sort();
     expect(fields).toEqual(['batchSize', 'dataset.digits', 'epochs']);
   });
 
   it('rejects a base that is not in the registry with 400 naming "base"', async () => {
-    const r = await http<{ error: { details: { field: string; message: string }[] } }>(`${stack.url}/v1/jobs/fine-tune`, 'POST', {
-      model: 'x',
-      base: 'no-such-model@production',
-      dataset: { format: 'mnist', digits: [1, 2] },
-      epochs: 1,
-    });
+    const r = await http<{ error: { details: { field: string; message: string }[] } }>(
+      `${stack.url}/v1/jobs/fine-tune`,
+      'POST',
+      {
+        model: 'x',
+        base: 'no-such-model@production',
+        dataset: { format: 'mnist', digits: [1, 2] },
+        epochs: 1,
+      },
+    );
     expect(r.status).toBe(400);
     expect(r.body.error.details[0]).toMatchObject({ field: 'base' });
   });

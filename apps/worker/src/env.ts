@@ -6,11 +6,18 @@ import { jobNames, type JobName } from '@mlq/core';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
-const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
+const list = (s: string) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 export const workerEnvSchema = z.object({
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
-  QUEUE_PREFIX: z.string().regex(/^[\w.-]+$/).default('mlq'),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[\w.-]+$/)
+    .default('mlq'),
   ARTIFACT_STORE: z
     .string()
     .regex(/^(file|s3):\/\//, 'must be file:///abs/dir or s3://bucket/prefix')
@@ -49,4 +56,9 @@ export function loadWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
   const lines = r.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
   console.error(`worker: invalid environment:\n${lines.join('\n')}`);
   process.exit(78);
+}
+
+/** The environment of this worker's sandbox children: ours, plus the worker's id. */
+export function sandboxEnv(workerId: string): NodeJS.ProcessEnv {
+  return { ...process.env, WORKER_ID: workerId };
 }

@@ -30,7 +30,9 @@ const registry = new ModelRegistry(redis, env.QUEUE_PREFIX);
 // Tell GET /v1/workers which backend this worker's jobs really run on.
 if (env.WORKER_ID) {
   const workerId = env.WORKER_ID;
-  void backend.then((b) => redis.hset(`${env.QUEUE_PREFIX}:worker-backends`, workerId, b)).catch(() => undefined);
+  void backend
+    .then((b) => redis.hset(`${env.QUEUE_PREFIX}:worker-backends`, workerId, b))
+    .catch(() => undefined);
 }
 
 /** Errors that retrying cannot fix fail the job at once, with the message a person should read. */

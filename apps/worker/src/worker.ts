@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SHUTDOWN_REASON } from '@mlq/core';
 import { connect, createWorker, type Worker } from '@mlq/queues';
-import type { WorkerEnv } from './env.ts';
+import { sandboxEnv, type WorkerEnv } from './env.ts';
 import { checkProcessors } from './processors.ts';
 
 const sandboxFile = path.join(path.dirname(fileURLToPath(import.meta.url)), 'sandbox.ts');
@@ -38,7 +38,10 @@ export interface WorkerInfo {
 
 const HEARTBEAT_MS = 5000;
 
-export async function startWorker(env: WorkerEnv, log: (s: string) => void = console.log): Promise<RunningWorker> {
+export async function startWorker(
+  env: WorkerEnv,
+  log: (s: string) => void = console.log,
+): Promise<RunningWorker> {
   checkProcessors();
   const id = env.WORKER_NAME ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const connection = connect(env.REDIS_URL, `mlq-worker-${id}`);
@@ -61,7 +64,7 @@ export async function startWorker(env: WorkerEnv, log: (s: string) => void = con
       lockDuration: env.WORKER_LOCK_DURATION_MS,
       stalledInterval: env.WORKER_STALLED_INTERVAL_MS,
       // The sandbox child learns its worker's id, to report its tfjs backend.
-      workerForkOptions: { env: { ...process.env, WORKER_ID: id } },
+      workerForkOptions: { env: sandboxEnv(id) },
     });
     w.on('active', (job) => {
       current.set(job.id!, q);
@@ -86,7 +89,8 @@ export async function startWorker(env: WorkerEnv, log: (s: string) => void = con
   subscriber.on('message', (_channel: string, message: string) => {
     try {
       const { id: jobId, reason } = JSON.parse(message) as { id: string; reason?: string };
-      for (const w of workers) if (w.cancelJob(jobId, reason ?? 'cancelled by user')) log(`job ${jobId}: cancel requested`);
+      for (const w of workers)
+        if (w.cancelJob(jobId, reason ?? 'cancelled by user')) log(`job ${jobId}: cancel requested`);
     } catch {
       log(`ignored a malformed cancel message: ${message.slice(0, 200)}`);
     }
@@ -101,7 +105,9 @@ export async function startWorker(env: WorkerEnv, log: (s: string) => void = con
   await beat();
   const timer = setInterval(() => void beat().catch(() => undefined), HEARTBEAT_MS);
   await Promise.all(workers.map((w) => w.waitUntilReady()));
-  log(`worker ${id} serving ${env.WORKER_QUEUES.join(', ')} (concurrency ${env.WORKER_CONCURRENCY}, backend ${env.TFJS_BACKEND})`);
+  log(
+    `worker ${id} serving ${env.WORKER_QUEUES.join(', ')} (concurrency ${env.WORKER_CONCURRENCY}, backend ${env.TFJS_BACKEND})`,
+  );
   const disconnect = async () => {
     clearInterval(timer);
     await connection.del(key).catch(() => undefined);

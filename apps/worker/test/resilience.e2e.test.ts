@@ -7,7 +7,14 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QueueEvents } from '@mlq/queues';
-import { http, REDIS_URL, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
+import {
+  http,
+  REDIS_URL,
+  startStack,
+  waitForJob,
+  type JobBody,
+  type Stack,
+} from '../../../test/support/stack.ts';
 
 // Short locks so a killed worker's job is taken over in seconds, not the production 45 s.
 const fastLocks = { WORKER_LOCK_DURATION_MS: '3000', WORKER_STALLED_INTERVAL_MS: '1000' };
@@ -39,14 +46,18 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeou
 }
 
 const getJob = async (stack: Stack, id: string) => (await http<JobBody>(`${stack.url}/v1/jobs/${id}`)).body;
-const logsOf = async (stack: Stack, id: string) => (await http<{ logs: string[] }>(`${stack.url}/v1/jobs/${id}/logs`)).body.logs;
+const logsOf = async (stack: Stack, id: string) =>
+  (await http<{ logs: string[] }>(`${stack.url}/v1/jobs/${id}/logs`)).body.logs;
 const epochLines = (logs: string[]) => logs.filter((l) => / epoch \d+\/\d+ loss /.test(l));
 
 describe('jobs survive crashes, cancels and shutdowns', () => {
   let stack: Stack;
   beforeAll(async () => {
     // These workers serve only fine-tune, so an evaluate job stays waiting.
-    stack = await startStack('resilience', { workers: 0, workerEnv: { ...fastLocks, WORKER_QUEUES: 'fine-tune' } });
+    stack = await startStack('resilience', {
+      workers: 0,
+      workerEnv: { ...fastLocks, WORKER_QUEUES: 'fine-tune' },
+    });
   });
   afterAll(async () => {
     await stack?.stop();
@@ -55,13 +66,18 @@ describe('jobs survive crashes, cancels and shutdowns', () => {
   it('resumes a fine-tune from its last epoch checkpoint after kill -9 of its worker', async () => {
     const a = await stack.spawnWorker();
     const { body } = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', longJob('crash'));
-    await waitFor('epoch 1', async () => ((await getJob(stack, body.id)).progress as Progress).epoch >= 1 || undefined);
+    await waitFor(
+      'epoch 1',
+      async () => ((await getJob(stack, body.id)).progress as Progress).epoch >= 1 || undefined,
+    );
     // kill -9 the worker; its sandbox child sees the IPC channel close and exits too.
     const killedAt = Date.now();
     a.kill('SIGKILL');
     await a.exited;
     await stack.spawnWorker();
-    const resumedLine = await waitFor('resume', async () => (await logsOf(stack, body.id)).find((l) => l.includes('resuming from')));
+    const resumedLine = await waitFor('resume', async () =>
+      (await logsOf(stack, body.id)).find((l) => l.includes('resuming from')),
+    );
     const resumeSeconds = (Date.parse(resumedLine.slice(0, 24)) - killedAt) / 1000;
     console.log(`kill -9 → training resumed in ${resumeSeconds.toFixed(1)} s (lockDuration 3 s)`);
 
@@ -76,7 +92,10 @@ describe('jobs survive crashes, cancels and shutdowns', () => {
 
   it('cancels a running job within 10 s and keeps its checkpoint', async () => {
     const { body } = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', longJob('cancel', 20));
-    await waitFor('epoch 1', async () => ((await getJob(stack, body.id)).progress as Progress).epoch >= 1 || undefined);
+    await waitFor(
+      'epoch 1',
+      async () => ((await getJob(stack, body.id)).progress as Progress).epoch >= 1 || undefined,
+    );
     const t0 = Date.now();
     const del = await http<{ state: string }>(`${stack.url}/v1/jobs/${body.id}`, 'DELETE');
     expect(del.status).toBe(202);
@@ -109,7 +128,10 @@ describe('jobs survive crashes, cancels and shutdowns', () => {
     }
     const a = await stack.spawnWorker();
     const { body } = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', longJob('handover', 3));
-    await waitFor('epoch 1', async () => ((await getJob(stack, body.id)).progress as Progress).epoch >= 1 || undefined);
+    await waitFor(
+      'epoch 1',
+      async () => ((await getJob(stack, body.id)).progress as Progress).epoch >= 1 || undefined,
+    );
     await stack.spawnWorker();
     const t0 = Date.now();
     a.kill('SIGTERM');
@@ -127,8 +149,12 @@ describe('jobs survive crashes, cancels and shutdowns', () => {
 
   it('returns the first job for a repeated Idempotency-Key', async () => {
     const payload = { ...longJob('idem'), epochs: 1 };
-    const a = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', payload, { 'Idempotency-Key': `k-${stack.prefix}` });
-    const b = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', payload, { 'Idempotency-Key': `k-${stack.prefix}` });
+    const a = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', payload, {
+      'Idempotency-Key': `k-${stack.prefix}`,
+    });
+    const b = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', payload, {
+      'Idempotency-Key': `k-${stack.prefix}`,
+    });
     expect(a.status).toBe(202);
     expect(b.status).toBe(200);
     expect(b.body.id).toBe(a.body.id);
@@ -139,7 +165,10 @@ describe('jobs survive crashes, cancels and shutdowns', () => {
 describe('scale-out', () => {
   let stack: Stack;
   beforeAll(async () => {
-    stack = await startStack('scale', { workers: 3, workerEnv: { WORKER_QUEUES: 'evaluate,fine-tune', WORKER_CONCURRENCY: '2' } });
+    stack = await startStack('scale', {
+      workers: 3,
+      workerEnv: { WORKER_QUEUES: 'evaluate,fine-tune', WORKER_CONCURRENCY: '2' },
+    });
   });
   afterAll(async () => {
     await stack?.stop();
@@ -171,7 +200,8 @@ describe('scale-out', () => {
     await events.close();
     expect(new Set(ids).size).toBe(300);
     for (const id of ids) expect(completions.get(id)).toBe(1);
-    const workers = (await http<{ workers: { id: string; backend: string }[] }>(`${stack.url}/v1/workers`)).body.workers;
+    const workers = (await http<{ workers: { id: string; backend: string }[] }>(`${stack.url}/v1/workers`))
+      .body.workers;
     expect(workers).toHaveLength(3);
     for (const w of workers) expect(w.backend).not.toBe('auto');
     const states = await Promise.all(ids.slice(0, 20).map((id) => getJob(stack, id)));

@@ -17,7 +17,10 @@ export function modelsRouter(registry: ModelRegistry): Router {
   });
   r.get('/v1/models/:name/versions/:version', async (req, res) => {
     const v = Number(req.params.version);
-    if (!Number.isInteger(v) || v < 1) throw badRequest('version must be a positive integer', [{ field: 'version', message: 'not a positive integer' }]);
+    if (!Number.isInteger(v) || v < 1)
+      throw badRequest('version must be a positive integer', [
+        { field: 'version', message: 'not a positive integer' },
+      ]);
     res.json(await registry.get(String(req.params.name), v));
   });
   r.put('/v1/models/:name/labels/:label', async (req, res) => {

@@ -34,10 +34,15 @@ export function opsRouter(redis: Redis, queues: Queues, prefix: string): Router 
     const lines = ['# HELP mlq_jobs Jobs per queue and state.', '# TYPE mlq_jobs gauge'];
     for (const name of jobNames) {
       const counts = await queues[name].getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed');
-      for (const [state, n] of Object.entries(counts)) lines.push(`mlq_jobs{queue="${name}",state="${state}"} ${n}`);
+      for (const [state, n] of Object.entries(counts))
+        lines.push(`mlq_jobs{queue="${name}",state="${state}"} ${n}`);
     }
     const workers = await liveWorkers(redis, prefix);
-    lines.push('# HELP mlq_workers Live worker processes.', '# TYPE mlq_workers gauge', `mlq_workers ${workers.length}`);
+    lines.push(
+      '# HELP mlq_workers Live worker processes.',
+      '# TYPE mlq_workers gauge',
+      `mlq_workers ${workers.length}`,
+    );
     res.type('text/plain; version=0.0.4').send(`${lines.join('\n')}\n`);
   });
   return r;

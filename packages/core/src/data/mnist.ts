@@ -46,7 +46,9 @@ async function materialize(spec: MnistSpec): Promise<Rows> {
     const pixels = await loadDigit(d);
     const n = pixels.length / PIXELS;
     const cut = Math.floor(n * MNIST_TRAIN_FRACTION);
-    parts.push(spec.split === 'train' ? { pixels, from: 0, to: cut, label } : { pixels, from: cut, to: n, label });
+    parts.push(
+      spec.split === 'train' ? { pixels, from: 0, to: cut, label } : { pixels, from: cut, to: n, label },
+    );
   }
   const total = parts.reduce((s, p) => s + p.to - p.from, 0);
   const order = seededPermutation(total, 0);

@@ -11,7 +11,8 @@ export const modelRefSchema = z
   .min(1)
   .max(500)
   .refine((s) => isUri(s) || /^[a-zA-Z0-9][\w.-]{0,99}(@[\w.-]{1,64})?$/.test(s), {
-    message: 'expected "<name>", "<name>@<version>", "<name>@<label>" or a file://, http(s):// or s3:// model.json URI',
+    message:
+      'expected "<name>", "<name>@<version>", "<name>@<label>" or a file://, http(s):// or s3:// model.json URI',
   });
 
 /** A registry model name: what a fine-tune or tune job registers its result under. */
@@ -102,10 +103,18 @@ const trainingFields = {
   optimizer: z.enum(optimizers).default('adam'),
   learningRate: z.number().positive().max(100).optional(),
   validationSplit: z.number().min(0).max(0.5).default(0),
-  seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .default(42),
 };
 
-function needsBaseOrArchitecture(p: { base?: string | undefined; architecture?: string | undefined }): boolean {
+function needsBaseOrArchitecture(p: {
+  base?: string | undefined;
+  architecture?: string | undefined;
+}): boolean {
   return p.base !== undefined || p.architecture !== undefined;
 }
 const baseOrArchitectureIssue = { message: 'give "base" or "architecture"', path: ['architecture'] };
@@ -127,7 +136,11 @@ export const epochProgressSchema = z.object({
 });
 export type EpochProgress = z.infer<typeof epochProgressSchema>;
 
-export const modelVersionRefSchema = z.object({ name: z.string(), version: z.number().int(), uri: z.string() });
+export const modelVersionRefSchema = z.object({
+  name: z.string(),
+  version: z.number().int(),
+  uri: z.string(),
+});
 
 export const fineTuneResultSchema = z.object({
   model: modelVersionRefSchema,
@@ -178,28 +191,75 @@ export type BatchPredictPayload = z.infer<typeof batchPredictPayloadSchema>;
 export const batchPredictResultSchema = z.object({ outputUri: z.string(), rows: z.number().int() });
 export type BatchPredictResult = z.infer<typeof batchPredictResultSchema>;
 
+/** The fine-tune parameters a tune job can search over (`head.*` are fields of `head`). */
+export const tuneSpaceKeys = [
+  'learningRate',
+  'batchSize',
+  'optimizer',
+  'head.units',
+  'head.dropout',
+  'trainableLayers',
+  'epochs',
+] as const;
+export type TuneSpaceKey = (typeof tuneSpaceKeys)[number];
+
 export const tunePayloadSchema = z
   .strictObject({
     ...trainingFields,
     search: z.strictObject({
       strategy: z.enum(['grid', 'random']).default('grid'),
+      /** Grid: at most this many combinations, spread over the grid; random: this many samples. */
       trials: z.number().int().min(1).max(200).optional(),
+      // partialRecord: zod 4's record over an enum would demand every key.
       space: z
-        .record(
-          z.enum(['learningRate', 'batchSize', 'optimizer', 'head.units', 'head.dropout', 'trainableLayers', 'epochs']),
-          z.array(z.unknown()).min(1),
-        )
+        .partialRecord(z.enum(tuneSpaceKeys), z.array(z.unknown()).min(1).max(100))
         .refine((s) => Object.keys(s).length > 0, { message: 'give at least one parameter to search' }),
     }),
     objective: z.enum(['valAcc', 'valLoss']).default('valAcc'),
   })
   .refine(needsBaseOrArchitecture, baseOrArchitectureIssue);
 export type TunePayload = z.infer<typeof tunePayloadSchema>;
+
+const trialMetricsSchema = fineTuneResultSchema.shape.metrics;
+/** One trial of a tune: the searched values (by space key), and its outcome. */
+export const tuneTrialSchema = z.object({
+  trial: z.number().int(),
+  jobId: z.string(),
+  params: z.record(z.string(), z.unknown()),
+  state: z.enum(['pending', 'completed', 'failed']),
+  metrics: trialMetricsSchema.optional(),
+  /** The trial's own model version (`<model>-trial-<n>`). */
+  model: modelVersionRefSchema.optional(),
+  error: z.string().optional(),
+});
+export type TuneTrial = z.infer<typeof tuneTrialSchema>;
+
 export const tuneResultSchema = z.object({
-  best: z.object({ params: z.record(z.string(), z.unknown()), metrics: z.record(z.string(), z.number()), model: modelVersionRefSchema }),
-  trials: z.array(z.object({ params: z.record(z.string(), z.unknown()), metrics: z.record(z.string(), z.number()), jobId: z.string() })),
+  best: z.object({
+    trial: z.number().int(),
+    jobId: z.string(),
+    params: z.record(z.string(), z.unknown()),
+    metrics: trialMetricsSchema,
+    /** The next version of `<model>`: the best trial's model, registered without retraining. */
+    model: modelVersionRefSchema,
+  }),
+  objective: z.enum(['valAcc', 'valLoss']),
+  trials: z.array(tuneTrialSchema),
+  /** The validation split the trials used (0.2 when the request said 0: the objective needs validation data). */
+  validationSplit: z.number(),
+  notes: z.array(z.string()),
 });
 export type TuneResult = z.infer<typeof tuneResultSchema>;
+
+/** Progress of a tune job, updated as its trials finish. */
+export const tuneProgressSchema = z.object({
+  trialsDone: z.number().int(),
+  trials: z.number().int(),
+  failed: z.number().int(),
+  objective: z.enum(['valAcc', 'valLoss']),
+  best: tuneTrialSchema.pick({ trial: true, jobId: true, params: true, metrics: true }).nullable(),
+});
+export type TuneProgress = z.infer<typeof tuneProgressSchema>;
 
 /** Every job type, its payload schema and its result schema, in one table. */
 export const jobCatalog = {

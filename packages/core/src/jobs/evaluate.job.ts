@@ -15,7 +15,9 @@ export async function runEvaluate(p: EvaluatePayload, ctx: JobContext): Promise<
     const source = openDataset(p.dataset, { dataRoots: ctx.dataRoots, classNames: meta.classNames });
     const info = await source.info();
     if (info.featureShape.join(',') !== meta.inputShape.join(',')) {
-      throw new InputError(`model ${p.model} takes input [${meta.inputShape.join(', ')}] but the dataset has [${info.featureShape.join(', ')}]`);
+      throw new InputError(
+        `model ${p.model} takes input [${meta.inputShape.join(', ')}] but the dataset has [${info.featureShape.join(', ')}]`,
+      );
     }
     if (info.rows === 0) throw new DataError('the dataset has no rows');
     const k = meta.numClasses;
@@ -31,7 +33,8 @@ export async function runEvaluate(p: EvaluatePayload, ctx: JobContext): Promise<
       probs.set(out, c.start * k);
       if (c.y) {
         for (const [i, v] of c.y.entries()) {
-          if (v >= k) throw new DataError(`row ${c.start + i}: label index ${v} but the model has ${k} classes`);
+          if (v >= k)
+            throw new DataError(`row ${c.start + i}: label index ${v} but the model has ${k} classes`);
         }
         labels.set(c.y, c.start);
       }
@@ -39,8 +42,15 @@ export async function runEvaluate(p: EvaluatePayload, ctx: JobContext): Promise<
       await ctx.progress({ rows: done, total: info.rows });
     }
     const metrics = classificationMetrics(probs, labels, k, meta.classNames);
-    await ctx.log(`evaluated ${info.rows} rows: accuracy ${metrics.accuracy.toFixed(4)}, loss ${metrics.loss.toFixed(4)}`);
-    if (m.version) await ctx.registry.setEvaluation(m.version.name, m.version.version, { ...metrics, jobId: ctx.jobId, dataset: p.dataset });
+    await ctx.log(
+      `evaluated ${info.rows} rows: accuracy ${metrics.accuracy.toFixed(4)}, loss ${metrics.loss.toFixed(4)}`,
+    );
+    if (m.version)
+      await ctx.registry.setEvaluation(m.version.name, m.version.version, {
+        ...metrics,
+        jobId: ctx.jobId,
+        dataset: p.dataset,
+      });
     return { metrics, backend: ctx.backend };
   } finally {
     disposeModels(m.loaded.model);

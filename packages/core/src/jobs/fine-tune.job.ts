@@ -18,9 +18,18 @@ import type { JobContext } from './context.ts';
  * The head of a frozen base trains on the base's outputs, computed once per (base, dataset) and kept
  * in the artifact store, so a second job or a tune trial on the same data skips the base entirely.
  */
-async function cachedFeatures(tm: TransferModel, baseUri: string, data: TrainData, datasetHash: string, ctx: JobContext): Promise<TrainData> {
+async function cachedFeatures(
+  tm: TransferModel,
+  baseUri: string,
+  data: TrainData,
+  datasetHash: string,
+  ctx: JobContext,
+): Promise<TrainData> {
   const featShape = tm.features.outputs[0]!.shape.slice(1) as number[];
-  const id = createHash('sha256').update(`${baseUri}|${tm.meta.featuresLayer}|${datasetHash}`).digest('hex').slice(0, 24);
+  const id = createHash('sha256')
+    .update(`${baseUri}|${tm.meta.featuresLayer}|${datasetHash}`)
+    .digest('hex')
+    .slice(0, 24);
   const key = `cache/embeddings/${id}.f32`;
   const n = data.y.length;
   if (await ctx.store.exists(key)) {
@@ -34,7 +43,9 @@ async function cachedFeatures(tm: TransferModel, baseUri: string, data: TrainDat
   const t0 = performance.now();
   const x = predictBatched(tm.features, data.x, data.shape);
   await ctx.store.put(key, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
-  await ctx.log(`embedded ${n} rows with the frozen base in ${((performance.now() - t0) / 1000).toFixed(1)} s (${key})`);
+  await ctx.log(
+    `embedded ${n} rows with the frozen base in ${((performance.now() - t0) / 1000).toFixed(1)} s (${key})`,
+  );
   return { ...data, x, shape: featShape };
 }
 
@@ -43,8 +54,11 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
   const data = await loadAll(source);
   const info = data.info;
   if (info.rows === 0) throw new DataError('the dataset has no rows');
-  if (info.numClasses < 2) throw new DataError(`the dataset has ${info.numClasses} class(es); training needs at least 2`);
-  await ctx.log(`dataset ${p.dataset.format}: ${info.rows} rows of shape [${info.featureShape.join(', ')}], ${info.numClasses} classes`);
+  if (info.numClasses < 2)
+    throw new DataError(`the dataset has ${info.numClasses} class(es); training needs at least 2`);
+  await ctx.log(
+    `dataset ${p.dataset.format}: ${info.rows} rows of shape [${info.featureShape.join(', ')}], ${info.numClasses} classes`,
+  );
 
   const base = p.base ? await resolveAndLoad(p.base, ctx.registry, ctx.store, ctx.dataRoots) : undefined;
   if (base) await ctx.log(`base ${p.base} → ${base.uri}`);
@@ -67,13 +81,20 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
     const checkpoint = await findCheckpoint(ctx.jobId, ctx.store);
     if (checkpoint) {
       await restoreCheckpoint(checkpoint, ctx.store, tm.model, optimizer);
-      const where = checkpoint.partial ? `epoch ${checkpoint.partial.epoch}, batch ${checkpoint.partial.batches}` : `the end of epoch ${checkpoint.epoch}`;
+      const where = checkpoint.partial
+        ? `epoch ${checkpoint.partial.epoch}, batch ${checkpoint.partial.batches}`
+        : `the end of epoch ${checkpoint.epoch}`;
       await ctx.log(`resuming from the checkpoint at ${where} (attempt ${ctx.attempt})`);
     }
     let train: TrainData = { x: data.x, y: data.y, shape: info.featureShape, numClasses: info.numClasses };
     if (trained === tm.head) train = await cachedFeatures(tm, base!.uri, train, info.hash, ctx);
-    const trainable = trained.trainableWeights.reduce((s, w) => s + (w.shape as number[]).reduce((a, b) => a * b, 1), 0);
-    await ctx.log(`training ${trainable} weights for ${p.epochs} epochs, batch ${p.batchSize}, ${p.optimizer} on ${ctx.backend}`);
+    const trainable = trained.trainableWeights.reduce(
+      (s, w) => s + (w.shape as number[]).reduce((a, b) => a * b, 1),
+      0,
+    );
+    await ctx.log(
+      `training ${trainable} weights for ${p.epochs} epochs, batch ${p.batchSize}, ${p.optimizer} on ${ctx.backend}`,
+    );
 
     const fit = await fitModel(trained, train, {
       epochs: p.epochs,
@@ -85,13 +106,25 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
       partial: checkpoint?.partial,
       signal: ctx.signal,
       onInterrupt: async (partial, history) => {
-        await saveCheckpoint(ctx.jobId, ctx.store, tm.model, optimizer, tm.meta, { epoch: partial.epoch - 1, history, seed: p.seed, partial });
-        await ctx.log(`shutdown: saved a checkpoint at epoch ${partial.epoch}, batch ${partial.batches}; handing the job back to the queue`);
+        await saveCheckpoint(ctx.jobId, ctx.store, tm.model, optimizer, tm.meta, {
+          epoch: partial.epoch - 1,
+          history,
+          seed: p.seed,
+          partial,
+        });
+        await ctx.log(
+          `shutdown: saved a checkpoint at epoch ${partial.epoch}, batch ${partial.batches}; handing the job back to the queue`,
+        );
       },
       onEpoch: async (e, history) => {
-        await saveCheckpoint(ctx.jobId, ctx.store, tm.model, optimizer, tm.meta, { epoch: e.epoch, history, seed: p.seed });
+        await saveCheckpoint(ctx.jobId, ctx.store, tm.model, optimizer, tm.meta, {
+          epoch: e.epoch,
+          history,
+          seed: p.seed,
+        });
         await ctx.progress(e);
-        const v = e.valAcc !== undefined ? ` val_loss ${e.valLoss!.toFixed(4)} val_acc ${e.valAcc.toFixed(4)}` : '';
+        const v =
+          e.valAcc !== undefined ? ` val_loss ${e.valLoss!.toFixed(4)} val_acc ${e.valAcc.toFixed(4)}` : '';
         await ctx.log(
           `epoch ${e.epoch}/${e.epochs} loss ${e.loss.toFixed(4)} acc ${e.acc.toFixed(4)}${v} ${Math.round(e.samplesPerSec)} samples/s`,
         );
@@ -113,7 +146,13 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
       metrics,
       params,
       ...(base
-        ? { base: { ref: p.base!, uri: base.uri, ...(base.version ? { name: base.version.name, version: base.version.version } : {}) } }
+        ? {
+            base: {
+              ref: p.base!,
+              uri: base.uri,
+              ...(base.version ? { name: base.version.name, version: base.version.version } : {}),
+            },
+          }
         : {}),
       dataset: { spec: p.dataset, hash: info.hash },
       inputShape: info.featureShape,

@@ -26,7 +26,9 @@ export interface ArchitectureOptions {
  */
 function mnistCnn(inputShape: number[]): Features {
   if (inputShape.length !== 3) {
-    throw new InputError(`architecture "mnist-cnn" needs image input [h, w, c]; this dataset has shape [${inputShape.join(', ')}]`);
+    throw new InputError(
+      `architecture "mnist-cnn" needs image input [h, w, c]; this dataset has shape [${inputShape.join(', ')}]`,
+    );
   }
   const input = tf.input({ shape: inputShape, name: 'image' });
   let x = tf.layers.conv2d({ filters: 32, kernelSize: 3, activation: 'relu', name: 'conv1' }).apply(input);
@@ -34,7 +36,10 @@ function mnistCnn(inputShape: number[]): Features {
   x = tf.layers.maxPooling2d({ poolSize: 2, name: 'pool' }).apply(x);
   x = tf.layers.dropout({ rate: 0.25, name: 'dropout_features' }).apply(x);
   x = tf.layers.flatten({ name: 'features' }).apply(x) as tf.SymbolicTensor;
-  return { model: tf.model({ inputs: input, outputs: x, name: 'mnist_cnn' }), defaultHead: { units: [128], dropout: 0.5 } };
+  return {
+    model: tf.model({ inputs: input, outputs: x, name: 'mnist_cnn' }),
+    defaultHead: { units: [128], dropout: 0.5 },
+  };
 }
 
 /** Dense layers over the columns of a table (or a flattened image). */
@@ -43,13 +48,23 @@ function mlp(inputShape: number[], units: number[]): Features {
   let x: tf.SymbolicTensor = input;
   if (inputShape.length > 1) x = tf.layers.flatten({ name: 'flatten' }).apply(x) as tf.SymbolicTensor;
   units.forEach((u, i) => {
-    x = tf.layers.dense({ units: u, activation: 'relu', name: `mlp_dense${i + 1}` }).apply(x) as tf.SymbolicTensor;
+    x = tf.layers
+      .dense({ units: u, activation: 'relu', name: `mlp_dense${i + 1}` })
+      .apply(x) as tf.SymbolicTensor;
   });
-  if (x === input) x = tf.layers.activation({ activation: 'linear', name: 'features' }).apply(x) as tf.SymbolicTensor;
-  return { model: tf.model({ inputs: input, outputs: x, name: 'mlp' }), defaultHead: { units: [], dropout: 0 } };
+  if (x === input)
+    x = tf.layers.activation({ activation: 'linear', name: 'features' }).apply(x) as tf.SymbolicTensor;
+  return {
+    model: tf.model({ inputs: input, outputs: x, name: 'mlp' }),
+    defaultHead: { units: [], dropout: 0 },
+  };
 }
 
-export function buildFeatures(architecture: string, inputShape: number[], opts: ArchitectureOptions = {}): Features {
+export function buildFeatures(
+  architecture: string,
+  inputShape: number[],
+  opts: ArchitectureOptions = {},
+): Features {
   switch (architecture) {
     case 'mnist-cnn':
       return mnistCnn(inputShape);

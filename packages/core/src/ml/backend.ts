@@ -37,7 +37,10 @@ async function tryNative(pkg: string): Promise<boolean> {
 async function tryWasm(): Promise<boolean> {
   try {
     const require = createRequire(import.meta.url);
-    const dist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
+    const dist = path.join(
+      path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')),
+      'dist',
+    );
     setWasmPaths(dist + path.sep);
     if (!(await tf.setBackend('wasm'))) return false;
     registerWasmTrainingKernels();
@@ -58,7 +61,10 @@ export function initBackend(pref: BackendPreference = 'auto'): Promise<string> {
   chosen ??= (async () => {
     const order: (() => Promise<boolean>)[] = [];
     if (pref === 'auto' || pref === 'tensorflow') {
-      order.push(() => tryNative('@tensorflow/tfjs-node-gpu'), () => tryNative('@tensorflow/tfjs-node'));
+      order.push(
+        () => tryNative('@tensorflow/tfjs-node-gpu'),
+        () => tryNative('@tensorflow/tfjs-node'),
+      );
     }
     if (pref === 'auto' || pref === 'wasm') order.push(tryWasm);
     if (pref === 'auto' || pref === 'cpu') order.push(() => tf.setBackend('cpu'));

@@ -47,7 +47,9 @@ export async function saveCheckpoint(
   state: { epoch: number; history: EpochProgress[]; seed: number; partial?: PartialEpoch },
 ): Promise<CheckpointState> {
   const run = runPrefix(jobId);
-  const dir = state.partial ? `${run}/epoch-${state.epoch}-batch-${state.partial.batches}` : `${run}/epoch-${state.epoch}`;
+  const dir = state.partial
+    ? `${run}/epoch-${state.epoch}-batch-${state.partial.batches}`
+    : `${run}/epoch-${state.epoch}`;
   await saveModel(model, store, dir, meta);
   const optimizerState = await saveOptimizer(optimizer, store, dir).catch(() => undefined);
   const cp: CheckpointState = {
@@ -64,7 +66,10 @@ export async function saveCheckpoint(
   return cp;
 }
 
-export async function findCheckpoint(jobId: string, store: ArtifactStore): Promise<CheckpointState | undefined> {
+export async function findCheckpoint(
+  jobId: string,
+  store: ArtifactStore,
+): Promise<CheckpointState | undefined> {
   const key = `${runPrefix(jobId)}/checkpoint.json`;
   if (!(await store.exists(key))) return undefined;
   return JSON.parse((await store.get(key)).toString('utf8')) as CheckpointState;

@@ -55,7 +55,12 @@ export interface FitResult {
 
 const nextTick = () => new Promise<void>((r) => setImmediate(r));
 
-function evaluateBatched(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, batchSize: number): { loss: number; acc: number } {
+function evaluateBatched(
+  model: tf.LayersModel,
+  x: tf.Tensor,
+  y: tf.Tensor,
+  batchSize: number,
+): { loss: number; acc: number } {
   return tf.tidy(() => {
     const out = model.evaluate(x, y, { batchSize: Math.max(batchSize, 256) }) as tf.Scalar[];
     return { loss: out[0]!.dataSync()[0]!, acc: out[1]!.dataSync()[0]! };
@@ -94,7 +99,13 @@ export async function fitModel(model: tf.LayersModel, data: TrainData, opts: Fit
         if (opts.signal?.aborted) {
           const reason = String(opts.signal.reason ?? 'cancelled');
           if (reason !== SHUTDOWN_REASON) throw new CancelledError(reason);
-          const at = { epoch, batches: s / opts.batchSize, lossSum, accSum, seconds: (performance.now() - t0) / 1000 };
+          const at = {
+            epoch,
+            batches: s / opts.batchSize,
+            lossSum,
+            accSum,
+            seconds: (performance.now() - t0) / 1000,
+          };
           await opts.onInterrupt?.(at, history);
           throw new ReleasedError();
         }
@@ -132,7 +143,12 @@ export async function fitModel(model: tf.LayersModel, data: TrainData, opts: Fit
 }
 
 /** Runs a model over rows in batches and returns its outputs as one Float32Array. */
-export function predictBatched(model: tf.LayersModel, x: Float32Array, shape: number[], batchSize = 512): Float32Array {
+export function predictBatched(
+  model: tf.LayersModel,
+  x: Float32Array,
+  shape: number[],
+  batchSize = 512,
+): Float32Array {
   const width = shape.reduce((a, b) => a * b, 1);
   const n = x.length / width;
   const outDim = (model.outputs[0]!.shape.slice(1) as number[]).reduce((a, b) => a * b, 1);

@@ -6,7 +6,7 @@ export function rocAuc(scores: Float32Array | number[], positive: (boolean | num
   const n = scores.length;
   const idx = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a]! - scores[b]!);
   const ranks = new Float64Array(n);
-  for (let i = 0; i < n; ) {
+  for (let i = 0; i < n;) {
     let j = i;
     while (j + 1 < n && scores[idx[j + 1]!] === scores[idx[i]!]) j++;
     for (let k = i; k <= j; k++) ranks[idx[k]!] = (i + j) / 2 + 1;
@@ -30,7 +30,12 @@ export function rocAuc(scores: Float32Array | number[], positive: (boolean | num
  * @param labels true class index per row
  * @param names  optional class names (reported as `label` in perClass)
  */
-export function classificationMetrics(probs: Float32Array, labels: Int32Array, k: number, names?: string[]): EvaluationMetrics {
+export function classificationMetrics(
+  probs: Float32Array,
+  labels: Int32Array,
+  k: number,
+  names?: string[],
+): EvaluationMetrics {
   const n = labels.length;
   const cm = Array.from({ length: k }, () => new Array<number>(k).fill(0));
   let loss = 0;

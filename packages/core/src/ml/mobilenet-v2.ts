@@ -15,13 +15,27 @@ type T = tf.SymbolicTensor;
 
 function convBn(x: T, filters: number, kernel: number, stride: number, name: string, relu = true): T {
   let y = tf.layers
-    .conv2d({ filters, kernelSize: kernel, strides: stride, padding: 'same', useBias: false, name: `${name}_conv` })
+    .conv2d({
+      filters,
+      kernelSize: kernel,
+      strides: stride,
+      padding: 'same',
+      useBias: false,
+      name: `${name}_conv`,
+    })
     .apply(x) as T;
   y = tf.layers.batchNormalization({ momentum: 0.999, epsilon: 1e-3, name: `${name}_bn` }).apply(y) as T;
   return relu ? (tf.layers.reLU({ maxValue: 6, name: `${name}_relu` }).apply(y) as T) : y;
 }
 
-function invertedResidual(x: T, inC: number, outC: number, stride: number, expansion: number, name: string): T {
+function invertedResidual(
+  x: T,
+  inC: number,
+  outC: number,
+  stride: number,
+  expansion: number,
+  name: string,
+): T {
   let y = x;
   if (expansion !== 1) y = convBn(y, inC * expansion, 1, 1, `${name}_expand`);
   y = tf.layers
@@ -47,7 +61,9 @@ const BLOCKS: [number, number, number, number][] = [
 export function buildMobileNetV2Features(inputShape: number[], opts: ArchitectureOptions): Features {
   const alpha = opts.alpha ?? 1;
   if (inputShape.length !== 3) {
-    throw new InputError(`architecture "mobilenet-v2" needs image input [h, w, c]; got [${inputShape.join(', ')}]`);
+    throw new InputError(
+      `architecture "mobilenet-v2" needs image input [h, w, c]; got [${inputShape.join(', ')}]`,
+    );
   }
   const input = tf.input({ shape: inputShape, name: 'image' });
   let c = makeDivisible(32 * alpha);

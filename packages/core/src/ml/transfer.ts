@@ -42,14 +42,17 @@ export function cutAtFeatures(loaded: LoadedModel): tf.LayersModel {
   const name = loaded.meta.featuresLayer;
   if (name) return tf.model({ inputs: m.inputs, outputs: m.getLayer(name).output as tf.SymbolicTensor });
   const last = m.layers[m.layers.length - 1];
-  if (!last || m.layers.length < 2) throw new InputError('the base model has too few layers to put a head on');
+  if (!last || m.layers.length < 2)
+    throw new InputError('the base model has too few layers to put a head on');
   return tf.model({ inputs: m.inputs, outputs: last.input as tf.SymbolicTensor });
 }
 
 function freeze(features: tf.LayersModel, trainableLayers: number): boolean {
   const withWeights = features.layers.filter((l) => l.weights.length > 0);
   if (trainableLayers > withWeights.length) {
-    throw new InputError(`trainableLayers is ${trainableLayers} but the base has only ${withWeights.length} layers with weights`);
+    throw new InputError(
+      `trainableLayers is ${trainableLayers} but the base has only ${withWeights.length} layers with weights`,
+    );
   }
   const keep = new Set(withWeights.slice(withWeights.length - trainableLayers));
   for (const l of features.layers) l.trainable = keep.has(l);
@@ -70,7 +73,9 @@ export function buildTransferModel(spec: TransferSpec): TransferModel {
   if (spec.base) {
     const baseShape = spec.base.loaded.meta.inputShape;
     if (baseShape.join(',') !== spec.inputShape.join(',')) {
-      throw new InputError(`base "${spec.base.ref}" takes input [${baseShape.join(', ')}] but the dataset has [${spec.inputShape.join(', ')}]`);
+      throw new InputError(
+        `base "${spec.base.ref}" takes input [${baseShape.join(', ')}] but the dataset has [${spec.inputShape.join(', ')}]`,
+      );
     }
     features = cutAtFeatures(spec.base.loaded);
     defaultHead = { units: [128], dropout: 0.5 };
@@ -86,10 +91,14 @@ export function buildTransferModel(spec: TransferSpec): TransferModel {
   const prefix = headPrefix(features);
   const layers: tf.layers.Layer[] = [];
   head.units.forEach((u, i) => {
-    layers.push(tf.layers.dense({ units: u, activation: head.activation ?? 'relu', name: `${prefix}dense${i + 1}` }));
-    if (head.dropout > 0) layers.push(tf.layers.dropout({ rate: head.dropout, name: `${prefix}dropout${i + 1}` }));
+    layers.push(
+      tf.layers.dense({ units: u, activation: head.activation ?? 'relu', name: `${prefix}dense${i + 1}` }),
+    );
+    if (head.dropout > 0)
+      layers.push(tf.layers.dropout({ rate: head.dropout, name: `${prefix}dropout${i + 1}` }));
   });
-  if (head.units.length === 0 && head.dropout > 0) layers.push(tf.layers.dropout({ rate: head.dropout, name: `${prefix}dropout` }));
+  if (head.units.length === 0 && head.dropout > 0)
+    layers.push(tf.layers.dropout({ rate: head.dropout, name: `${prefix}dropout` }));
   layers.push(tf.layers.dense({ units: spec.numClasses, activation: 'softmax', name: `${prefix}classes` }));
 
   const apply = (x: tf.SymbolicTensor) => layers.reduce((t, l) => l.apply(t) as tf.SymbolicTensor, x);

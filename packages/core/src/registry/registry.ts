@@ -83,10 +83,14 @@ export class ModelRegistry {
     const raw = await this.kv.hget(this.k('model', name, 'versions'), String(version));
     if (!raw) {
       const exists = (await this.kv.smembers(this.k('models'))).includes(name);
-      throw new NotFoundError(exists ? `model "${name}" has no version ${version}` : `model "${name}" not found`);
+      throw new NotFoundError(
+        exists ? `model "${name}" has no version ${version}` : `model "${name}" not found`,
+      );
     }
     const labels = await this.labels(name);
-    const mine = Object.entries(labels).filter(([, n]) => n === version).map(([l]) => l);
+    const mine = Object.entries(labels)
+      .filter(([, n]) => n === version)
+      .map(([l]) => l);
     return { ...(JSON.parse(raw) as ModelVersion), labels: mine };
   }
 
@@ -96,7 +100,12 @@ export class ModelRegistry {
     const labels = await this.labels(name);
     return Object.values(all)
       .map((s) => JSON.parse(s) as ModelVersion)
-      .map((v) => ({ ...v, labels: Object.entries(labels).filter(([, n]) => n === v.version).map(([l]) => l) }))
+      .map((v) => ({
+        ...v,
+        labels: Object.entries(labels)
+          .filter(([, n]) => n === v.version)
+          .map(([l]) => l),
+      }))
       .sort((a, b) => a.version - b.version);
   }
 
@@ -111,7 +120,12 @@ export class ModelRegistry {
     for (const name of names) {
       const vs = await this.versions(name);
       const latest = vs[vs.length - 1]!;
-      out.push({ name, latestVersion: latest.version, labels: await this.labels(name), updatedAt: latest.createdAt });
+      out.push({
+        name,
+        latestVersion: latest.version,
+        labels: await this.labels(name),
+        updatedAt: latest.createdAt,
+      });
     }
     return out;
   }
@@ -139,7 +153,11 @@ export class ModelRegistry {
   async setEvaluation(name: string, version: number, evaluation: Record<string, unknown>): Promise<void> {
     const v = await this.get(name, version);
     delete v.labels;
-    await this.kv.hset(this.k('model', name, 'versions'), String(version), JSON.stringify({ ...v, evaluation }));
+    await this.kv.hset(
+      this.k('model', name, 'versions'),
+      String(version),
+      JSON.stringify({ ...v, evaluation }),
+    );
   }
 
   /** Resolves `name`, `name@3` or `name@label` to a version. */

@@ -25,7 +25,12 @@ export interface ArtifactStore {
 /** Rejects keys that could leave the store (absolute, `..`, backslashes, empty segments). */
 export function checkKey(key: string): string {
   const parts = key.split('/');
-  if (!key || key.startsWith('/') || key.includes('\\') || parts.some((p) => p === '' || p === '.' || p === '..')) {
+  if (
+    !key ||
+    key.startsWith('/') ||
+    key.includes('\\') ||
+    parts.some((p) => p === '' || p === '.' || p === '..')
+  ) {
     throw new Error(`invalid artifact key "${key}"`);
   }
   return key;

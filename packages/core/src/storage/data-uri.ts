@@ -7,7 +7,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DataError, InputError } from '../util/errors.ts';
 
-export async function resolveDataPath(uri: string, roots: readonly string[], opts: { mustExist?: boolean } = {}): Promise<string> {
+export async function resolveDataPath(
+  uri: string,
+  roots: readonly string[],
+  opts: { mustExist?: boolean } = {},
+): Promise<string> {
   if (!uri.startsWith('file://')) throw new InputError(`only file:// URIs can be read here, got "${uri}"`);
   let p: string;
   try {

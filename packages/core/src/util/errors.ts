@@ -42,5 +42,10 @@ export const SHUTDOWN_REASON = 'shutdown';
 
 /** True for errors that retrying cannot fix. */
 export function isPermanentError(e: unknown): boolean {
-  return e instanceof DataError || e instanceof InputError || e instanceof NotFoundError || e instanceof CancelledError;
+  return (
+    e instanceof DataError ||
+    e instanceof InputError ||
+    e instanceof NotFoundError ||
+    e instanceof CancelledError
+  );
 }
