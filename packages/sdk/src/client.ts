@@ -46,9 +46,13 @@ export function predictPath(ref: ModelRef): string {
   let r: { name: string; version?: number | undefined; label?: string | undefined };
   if (typeof ref === 'string') {
     const m = /^([^@/]+)(?:@([^@/]+))?$/.exec(ref);
-    if (!m) throw new MlqError('invalid_ref', `"${ref}" is not "<name>", "<name>@<version>" or "<name>@<label>"`);
+    if (!m)
+      throw new MlqError('invalid_ref', `"${ref}" is not "<name>", "<name>@<version>" or "<name>@<label>"`);
     const tag = m[2];
-    r = { name: m[1]!, ...(tag === undefined ? {} : /^\d+$/.test(tag) ? { version: Number(tag) } : { label: tag }) };
+    r = {
+      name: m[1]!,
+      ...(tag === undefined ? {} : /^\d+$/.test(tag) ? { version: Number(tag) } : { label: tag }),
+    };
   } else {
     r = ref;
   }
@@ -84,8 +88,15 @@ export class MlqClient {
 
   /** `POST /v1/jobs/{type}`: queues a job; the payload is typed by the job type. */
   submitJob<N extends JobName>(type: N, payload: JobInputOf<N>, opts: SubmitOptions = {}): Promise<Job<N>> {
-    const headers = { ...opts.headers, ...(opts.idempotencyKey ? { 'idempotency-key': opts.idempotencyKey } : {}) };
-    return this.transport.json<Job<N>>('POST', `/v1/jobs/${seg(type)}`, { body: payload, headers, signal: opts.signal });
+    const headers = {
+      ...opts.headers,
+      ...(opts.idempotencyKey ? { 'idempotency-key': opts.idempotencyKey } : {}),
+    };
+    return this.transport.json<Job<N>>('POST', `/v1/jobs/${seg(type)}`, {
+      body: payload,
+      headers,
+      signal: opts.signal,
+    });
   }
 
   /** Queues a fine-tune job (train or transfer-learn a model and register it). */
@@ -114,7 +125,10 @@ export class MlqClient {
   }
 
   /** `GET /v1/jobs`: a page of jobs, newest first, optionally of one type and state. */
-  listJobs<N extends JobName>(query: ListJobsQuery<N> & { type: N }, opts?: CallOptions): Promise<JobPage<Job<N>>>;
+  listJobs<N extends JobName>(
+    query: ListJobsQuery<N> & { type: N },
+    opts?: CallOptions,
+  ): Promise<JobPage<Job<N>>>;
   listJobs(query?: ListJobsQuery, opts?: CallOptions): Promise<JobPage>;
   listJobs(query: ListJobsQuery = {}, opts: CallOptions = {}): Promise<JobPage> {
     return this.transport.json<JobPage>('GET', '/v1/jobs', { ...opts, query: { ...query } });
@@ -140,7 +154,10 @@ export class MlqClient {
    * a `state` event with the whole job; the iteration ends after the job ends (a final `state` event
    * with the whole job) or when `signal` aborts (without an error).
    */
-  events(id: string, opts: { signal?: AbortSignal | undefined } = {}): AsyncGenerator<JobEvent, void, undefined> {
+  events(
+    id: string,
+    opts: { signal?: AbortSignal | undefined } = {},
+  ): AsyncGenerator<JobEvent, void, undefined> {
     return jobEvents(this, id, opts);
   }
 
@@ -195,7 +212,10 @@ export class MlqClient {
     inputs: TensorLike | Record<string, TensorLike>,
     opts: CallOptions = {},
   ): Promise<PredictColumnarResponse> {
-    return this.transport.json<PredictColumnarResponse>('POST', predictPath(ref), { ...opts, body: { inputs } });
+    return this.transport.json<PredictColumnarResponse>('POST', predictPath(ref), {
+      ...opts,
+      body: { inputs },
+    });
   }
 
   // ---- operations ----

@@ -68,7 +68,10 @@ export class WaitTimeoutError extends MlqError {
     /** The job as last seen, if it was seen. */
     readonly lastSeen?: AnyJob,
   ) {
-    super('timeout', `job ${jobId} did not end within ${timeoutMs} ms (last state: ${lastSeen?.state ?? 'unknown'})`);
+    super(
+      'timeout',
+      `job ${jobId} did not end within ${timeoutMs} ms (last state: ${lastSeen?.state ?? 'unknown'})`,
+    );
   }
 }
 
@@ -82,10 +85,20 @@ export function errorFromResponse(status: number, statusText: string, bodyText: 
   }
   const e = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)?.error;
   if (e && typeof e.code === 'string' && typeof e.message === 'string') {
-    return new MlqApiError(status, e.code, e.message, e.details as FieldIssue[] | Record<string, unknown> | undefined);
+    return new MlqApiError(
+      status,
+      e.code,
+      e.message,
+      e.details as FieldIssue[] | Record<string, unknown> | undefined,
+    );
   }
   // Not the API's shape (e.g. /readyz's 503, or a proxy's page): keep what there is.
   const details = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : undefined;
   const text = bodyText.trim().slice(0, 300);
-  return new MlqApiError(status, `http_${status}`, `HTTP ${status} ${statusText}${text ? `: ${text}` : ''}`, details);
+  return new MlqApiError(
+    status,
+    `http_${status}`,
+    `HTTP ${status} ${statusText}${text ? `: ${text}` : ''}`,
+    details,
+  );
 }

@@ -15,7 +15,9 @@ export interface SseMessage {
  * skipped; an event not followed by a blank line before the end of the stream is dropped, as the
  * specification says. Breaking out of the loop cancels the stream.
  */
-export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<SseMessage, void, undefined> {
+export async function* parseSse(
+  body: ReadableStream<Uint8Array>,
+): AsyncGenerator<SseMessage, void, undefined> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
   let buffer = '';
@@ -33,7 +35,8 @@ export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerato
         const line = buffer.slice(0, lineEnd.index);
         buffer = buffer.slice(lineEnd.index + lineEnd[0].length);
         if (line === '') {
-          if (data.length > 0) yield { event: event || 'message', data: data.join('\n'), ...(id !== undefined ? { id } : {}) };
+          if (data.length > 0)
+            yield { event: event || 'message', data: data.join('\n'), ...(id !== undefined ? { id } : {}) };
           event = '';
           data = [];
           continue;

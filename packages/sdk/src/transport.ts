@@ -61,7 +61,9 @@ export class Transport {
     } catch (e) {
       if (opts.signal?.aborted) throw e;
       const why = e instanceof Error ? ((e.cause as Error | undefined)?.message ?? e.message) : String(e);
-      throw new MlqApiError(0, 'network_error', `cannot reach ${this.baseUrl}: ${why}`, undefined, { cause: e });
+      throw new MlqApiError(0, 'network_error', `cannot reach ${this.baseUrl}: ${why}`, undefined, {
+        cause: e,
+      });
     }
     if (res.ok) return res;
     throw errorFromResponse(res.status, res.statusText, await res.text().catch(() => ''));
@@ -75,9 +77,15 @@ export class Transport {
     try {
       return (text ? JSON.parse(text) : undefined) as T;
     } catch (e) {
-      throw new MlqApiError(res.status, 'invalid_response', `${method} ${path} did not answer JSON: ${text.slice(0, 200)}`, undefined, {
-        cause: e,
-      });
+      throw new MlqApiError(
+        res.status,
+        'invalid_response',
+        `${method} ${path} did not answer JSON: ${text.slice(0, 200)}`,
+        undefined,
+        {
+          cause: e,
+        },
+      );
     }
   }
 }

@@ -14,10 +14,25 @@ import type {
 } from '@mlq/core/jobs/catalog';
 import type { ModelSummary, ModelVersion } from '@mlq/core/registry/registry';
 
-export type { DatasetSpecInput, EpochProgress, FieldIssue, JobInputOf, JobName, JobOf, ModelSummary, ModelVersion, ResultOf };
+export type {
+  DatasetSpecInput,
+  EpochProgress,
+  FieldIssue,
+  JobInputOf,
+  JobName,
+  JobOf,
+  ModelSummary,
+  ModelVersion,
+  ResultOf,
+};
 
 /** Every job type, in the catalog's order. */
-export const jobTypes = ['fine-tune', 'evaluate', 'batch-predict', 'tune'] as const satisfies readonly JobName[];
+export const jobTypes = [
+  'fine-tune',
+  'evaluate',
+  'batch-predict',
+  'tune',
+] as const satisfies readonly JobName[];
 // A compile error here means the catalog has a job type that `jobTypes` lacks.
 const _everyJobType: JobName extends (typeof jobTypes)[number] ? true : never = true;
 void _everyJobType;
@@ -49,8 +64,7 @@ export function isFinalState(state: string): state is 'completed' | 'failed' | '
 
 /** What a job reports while it runs: per-epoch metrics for training jobs; BullMQ's `0` before the first report. */
 export type JobProgress<N extends JobName = JobName> =
-  | (N extends 'fine-tune' ? EpochProgress : EpochProgress | Record<string, unknown>)
-  | number;
+  (N extends 'fine-tune' ? EpochProgress : EpochProgress | Record<string, unknown>) | number;
 
 /** True if a progress value is a training epoch report. */
 export function isEpochProgress(p: unknown): p is EpochProgress {

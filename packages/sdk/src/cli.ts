@@ -1,0 +1,38 @@
+/**
+ * The `mlq` command line (bin/mlq.js runs this file through tsx):
+ * `node --import tsx packages/sdk/src/cli.ts <command> ...`. See `mlq --help`.
+ */
+import { loadCliEnv } from './cli/env.ts';
+import { main } from './cli/main.ts';
+import type { Io } from './cli/commands.ts';
+
+const tty = process.stdout.isTTY === true;
+let statusShown = false;
+
+const io: Io = {
+  out: (line) => void process.stdout.write(`${line}\n`),
+  err: (line) => void process.stderr.write(`${line}\n`),
+  status(line) {
+    if (!tty || (!statusShown && line === '')) return;
+    // Carriage return + "erase line": the next status or line replaces this one.
+    process.stdout.write(`\r\x1b[2K${line}`);
+    statusShown = line !== '';
+  },
+  isTTY: tty,
+  get columns() {
+    return process.stdout.columns || 100;
+  },
+};
+
+process.once('SIGINT', () => {
+  if (statusShown) process.stdout.write('\n');
+  process.exit(130);
+});
+
+try {
+  process.exitCode = await main(process.argv.slice(2), io, loadCliEnv());
+} catch (e) {
+  io.status('');
+  console.error(e);
+  process.exitCode = 1;
+}

@@ -1,0 +1,89 @@
+/** Argument parsing, dispatch and exit codes of the `mlq` command: 0 ok, 1 API or job error, 2 usage. */
+import { parseArgs } from 'node:util';
+import { MlqClient } from '../client.ts';
+import { MlqApiError, MlqError } from '../errors.ts';
+import { commands, UsageError, type Io } from './commands.ts';
+import type { CliEnv } from './env.ts';
+
+/** The text of `mlq --help`. */
+export const usage = `usage: mlq <command> [options]
+
+commands:
+  submit <type> --file job.json [--wait]   queue a job (fine-tune, evaluate, batch-predict, tune);
+                                           --json '<payload>' instead of --file; --idempotency-key <k>
+  jobs [--type <t>] [--state <s>]          list jobs, newest first (--limit, --offset)
+  watch <id>                               follow a job with a progress bar until it ends
+  logs <id>                                print a job's log lines
+  cancel <id>                              cancel a waiting or running job
+  retry <id> [--wait]                      retry a failed job
+  models                                   list models with their latest version and labels
+  model <name>                             list a model's versions
+  label <name> <label> <version>           point a label at a version (--delete removes the label)
+  predict <ref> --file instances.json      call a model online; <ref> is name, name@3 or name@label;
+                                           --json '[...]' instead of --file
+  workers                                  list live workers
+
+options:
+  --url <url>   the API (default: $MLQ_URL or http://127.0.0.1:3000)
+  --key <key>   an API key (default: $MLQ_API_KEY)
+
+exit codes: 0 ok, 1 the API refused or the job failed, 2 usage`;
+
+const options = {
+  url: { type: 'string' },
+  key: { type: 'string' },
+  file: { type: 'string', short: 'f' },
+  json: { type: 'string' },
+  wait: { type: 'boolean', short: 'w' },
+  type: { type: 'string' },
+  state: { type: 'string' },
+  limit: { type: 'string' },
+  offset: { type: 'string' },
+  delete: { type: 'boolean' },
+  'idempotency-key': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** Prints an SDK error: its message, then one line per bad field. */
+function printError(io: Io, e: MlqError): void {
+  const status = e instanceof MlqApiError && e.status > 0 ? ` (${e.status} ${e.code})` : '';
+  io.err(`error${status}: ${e.message}`);
+  for (const f of e.fields) io.err(`  ${f.field}: ${f.message}`);
+}
+
+/** Runs the CLI on `argv` (without node and the script) and returns the exit code. */
+export async function main(argv: string[], io: Io, env: CliEnv): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    io.err(`mlq: ${(e as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [name, ...args] = positionals;
+  if (values.help || name === 'help') {
+    io.out(usage);
+    return 0;
+  }
+  const command = name === undefined ? undefined : commands[name];
+  if (!command) {
+    io.err(`${name === undefined ? 'mlq: no command' : `mlq: unknown command "${name}"`}\n\n${usage}`);
+    return 2;
+  }
+  const client = new MlqClient({ baseUrl: values.url ?? env.url, apiKey: values.key ?? env.apiKey });
+  try {
+    return await command({ client, io, values, args });
+  } catch (e) {
+    io.status('');
+    if (e instanceof UsageError) {
+      io.err(`mlq ${name}: ${e.message} (see mlq --help)`);
+      return 2;
+    }
+    if (e instanceof MlqError) {
+      printError(io, e);
+      return 1;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,173 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { formatDuration, formatFinalLine, formatProgressBar, formatTable } from '../src/cli/format.ts';
+import { errorFromResponse } from '../src/errors.ts';
+import { parseSse, type AnyJob, type SseMessage } from '../src/index.ts';
+
+const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src');
+
+/** A byte stream that delivers `chunks` one by one and records whether the reader cancelled it. */
+function byteStream(chunks: (string | Uint8Array)[]): {
+  stream: ReadableStream<Uint8Array>;
+  cancelled: () => boolean;
+} {
+  let cancelled = false;
+  const queue = chunks.map((c) => (typeof c === 'string' ? new TextEncoder().encode(c) : c));
+  const stream = new ReadableStream<Uint8Array>({
+    pull(c) {
+      const next = queue.shift();
+      if (next) c.enqueue(next);
+      else c.close();
+    },
+    cancel() {
+      cancelled = true;
+    },
+  });
+  return { stream, cancelled: () => cancelled };
+}
+
+async function collect(stream: ReadableStream<Uint8Array>): Promise<SseMessage[]> {
+  const out: SseMessage[] = [];
+  for await (const m of parseSse(stream)) out.push(m);
+  return out;
+}
+
+describe('parseSse', () => {
+  it('parses events split anywhere across chunks, with every line ending', async () => {
+    const euro = new TextEncoder().encode('data: €\n\n'); // € is 3 bytes: split it between chunks
+    const { stream } = byteStream([
+      'event: sta',
+      'te\ndata: {"state":"active"}\r',
+      '\n\r\n: ping\n\nevent: progress\rdata: line 1\rdata:line 2\r\r',
+      euro.slice(0, 7),
+      euro.slice(7),
+      'id: 7\ndata: x\n\n',
+      'event: lost\ndata: never terminated',
+    ]);
+    expect(await collect(stream)).toEqual([
+      { event: 'state', data: '{"state":"active"}' },
+      { event: 'progress', data: 'line 1\nline 2' },
+      { event: 'message', data: '€' },
+      { event: 'message', data: 'x', id: '7' },
+    ]);
+  });
+
+  it('cancels the stream when the consumer stops early', async () => {
+    const { stream, cancelled } = byteStream(['data: 1\n\n', 'data: 2\n\n', 'data: 3\n\n']);
+    for await (const m of parseSse(stream)) {
+      expect(m.data).toBe('1');
+      break;
+    }
+    expect(cancelled()).toBe(true);
+  });
+});
+
+describe('errorFromResponse', () => {
+  it('reads the API error shape, and keeps any other body', () => {
+    const e = errorFromResponse(
+      400,
+      'Bad Request',
+      JSON.stringify({
+        error: {
+          code: 'invalid_request',
+          message: 'bad',
+          details: [{ field: 'epochs', message: 'too small' }],
+        },
+      }),
+    );
+    expect(e).toMatchObject({
+      status: 400,
+      code: 'invalid_request',
+      message: 'bad',
+      fields: [{ field: 'epochs' }],
+    });
+    const other = errorFromResponse(
+      503,
+      'Service Unavailable',
+      '{"status":"not ready","redis":"ECONNREFUSED"}',
+    );
+    expect(other).toMatchObject({ status: 503, code: 'http_503', details: { redis: 'ECONNREFUSED' } });
+    expect(errorFromResponse(502, 'Bad Gateway', '<html>nginx</html>').message).toBe(
+      'HTTP 502 Bad Gateway: <html>nginx</html>',
+    );
+  });
+});
+
+describe('CLI formatting', () => {
+  const p = {
+    epoch: 3,
+    epochs: 10,
+    loss: 0.12345,
+    acc: 0.9,
+    valAcc: 0.85,
+    samplesPerSec: 1234.5,
+    etaSeconds: 3725,
+  };
+
+  it('formats durations', () => {
+    expect([formatDuration(0), formatDuration(42), formatDuration(61), formatDuration(3725)]).toEqual([
+      '0:00',
+      '0:42',
+      '1:01',
+      '1:02:05',
+    ]);
+  });
+
+  it('draws a progress bar that fits the terminal', () => {
+    const bar = formatProgressBar(p, 120);
+    expect(bar.replace(/\[█+░+\]/, '[bar]')).toBe(
+      'epoch 3/10 [bar]  30%  loss 0.1235  acc 0.9000  val acc 0.8500  1235 samples/s  ETA 1:02:05',
+    );
+    expect(bar.match(/█/g)).toHaveLength(Math.round(0.3 * (bar.match(/[█░]/g) ?? []).length));
+    for (const cols of [40, 80]) expect(formatProgressBar(p, cols).length).toBeLessThan(cols);
+  });
+
+  it('says what a job produced, or why it failed', () => {
+    const base = { id: 'j1', startedAt: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:00:02.500Z' };
+    const done = {
+      ...base,
+      type: 'fine-tune',
+      state: 'completed',
+      result: {
+        model: { name: 'm', version: 2, uri: 'file:///x' },
+        metrics: { loss: 0.1, acc: 0.95 },
+        epochs: 3,
+        backend: 'wasm',
+      },
+    } as AnyJob;
+    expect(formatFinalLine(done)).toBe(
+      'completed fine-tune j1 in 2.5 s: model m@2  loss 0.1000  acc 0.9500  (3 epochs)',
+    );
+    const failed = { ...base, type: 'evaluate', state: 'failed', error: 'model "x" not found' } as AnyJob;
+    expect(formatFinalLine(failed)).toBe('failed evaluate j1 in 2.5 s: model "x" not found');
+  });
+
+  it('aligns table columns', () => {
+    expect(
+      formatTable(
+        ['A', 'LONG'],
+        [
+          ['xyz', '1'],
+          ['q', ''],
+        ],
+      ),
+    ).toBe('A    LONG\nxyz  1\nq');
+  });
+});
+
+describe('browser safety', () => {
+  it('imports nothing from node and only types from @mlq/core outside the CLI', async () => {
+    const files = (await readdir(src)).filter((f) => f.endsWith('.ts') && f !== 'cli.ts');
+    expect(files).toContain('client.ts');
+    for (const f of files) {
+      const text = await readFile(path.join(src, f), 'utf8');
+      expect(text, f).not.toMatch(/from ['"]node:|require\(|\bprocess\./);
+      for (const m of text.matchAll(/^import (.*) from ['"]@mlq\/core[^'"]*['"]/gm))
+        expect(m[1], f).toMatch(/^type /);
+      for (const m of text.matchAll(/from ['"](\.\/cli(?:\/|\.ts)[^'"]*)['"]/g))
+        expect.fail(`${f} imports the CLI (${m[1]})`);
+    }
+  });
+});
