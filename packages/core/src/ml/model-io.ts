@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ArtifactStore } from '../storage/artifact-store.ts';
 import { resolveDataPath } from '../storage/data-uri.ts';
+import { readS3Uri } from '../storage/s3-store.ts';
 import { DataError, NotFoundError } from '../util/errors.ts';
 
 /** What we keep beside a model's topology so later jobs and the server know how to use it. */
@@ -68,13 +69,14 @@ async function readUri(uri: string, store: ArtifactStore, dataRoots: readonly st
   const key = store.keyOf(uri);
   if (key !== undefined) return store.get(key);
   if (uri.startsWith('file://')) return readFile(await resolveDataPath(uri, dataRoots));
+  if (uri.startsWith('s3://')) return readS3Uri(uri, store);
   if (/^https?:\/\//.test(uri)) {
     const res = await fetch(uri);
     if (res.status === 404) throw new NotFoundError(`model file not found: ${uri}`);
     if (!res.ok) throw new Error(`GET ${uri} answered ${res.status}`);
     return Buffer.from(await res.arrayBuffer());
   }
-  throw new DataError(`cannot read "${uri}": supported are this artifact store, file:// and http(s)://`);
+  throw new DataError(`cannot read "${uri}": supported are this artifact store, file://, s3:// and http(s)://`);
 }
 
 /** Loads a tfjs LayersModel from the URI of its model.json. */

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { NotFoundError } from '../util/errors.ts';
 import { checkKey, type ArtifactStore } from './artifact-store.ts';
+import { S3ArtifactStore } from './s3-store.ts';
 
 /** The embedded default store: a directory on a local or shared (NFS) file system. */
 export class FileArtifactStore implements ArtifactStore {
@@ -82,5 +83,6 @@ export class FileArtifactStore implements ArtifactStore {
 /** Opens the store named by an `ARTIFACT_STORE` URI. */
 export function openArtifactStore(uri: string): ArtifactStore {
   if (uri.startsWith('file://')) return new FileArtifactStore(uri);
-  throw new Error(`unsupported ARTIFACT_STORE "${uri}": this build supports file:// stores`);
+  if (uri.startsWith('s3://')) return new S3ArtifactStore(uri);
+  throw new Error(`unsupported ARTIFACT_STORE "${uri}": use file:///abs/dir or s3://bucket/prefix`);
 }

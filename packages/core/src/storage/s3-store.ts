@@ -1,0 +1,257 @@
+/**
+ * `s3://bucket/prefix` artifact store over the AWS SDK, for AWS S3 and S3-compatible servers (MinIO, s3rver).
+ * Credentials and region come from the SDK's standard chain (env, ~/.aws, instance roles); the endpoint of
+ * an S3-compatible server from `?endpoint=` on the URI or the SDK's own `AWS_ENDPOINT_URL_S3` /
+ * `AWS_ENDPOINT_URL` variables.
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { NotFoundError } from '../util/errors.ts';
+import { checkKey, type ArtifactStore } from './artifact-store.ts';
+
+/** How to reach the server; part of the store URI's query, never of the keys' URIs. */
+export interface S3Connection {
+  endpoint?: string;
+  region?: string;
+  forcePathStyle?: boolean;
+}
+
+/** A parsed `s3://bucket/prefix?endpoint=…&region=…&forcePathStyle=…` URI. */
+export interface S3Location extends S3Connection {
+  bucket: string;
+  /** Without leading or trailing slash; empty for the bucket's root. */
+  prefix: string;
+  /** True when the URI itself named connection settings (then they override any inherited ones). */
+  hasQuery: boolean;
+}
+
+const QUERY_KEYS = new Set(['endpoint', 'region', 'forcePathStyle']);
+/** S3 refuses single PUTs above 5 GiB; larger files would need a multipart upload. */
+const MAX_PUT_BYTES = 5 * 1024 ** 3;
+
+/** Parses an `s3://` URI; throws on a malformed bucket, prefix or unknown query parameter. */
+export function parseS3Uri(uri: string): S3Location {
+  // Not `new URL`: it would percent-encode keys, while uriOf writes them raw (as the aws CLI does).
+  const m = /^s3:\/\/([^/?#]+)(\/[^?#]*)?(?:\?([^#]*))?$/.exec(uri);
+  const bucket = m?.[1];
+  if (!m || !bucket || !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+    throw new Error(`invalid S3 URI "${uri}": expected s3://bucket/prefix`);
+  }
+  const prefix = (m[2] ?? '').replace(/^\/+|\/+$/g, '');
+  if (prefix) checkKey(prefix);
+  const q = new URLSearchParams(m[3] ?? '');
+  for (const k of q.keys()) {
+    if (!QUERY_KEYS.has(k)) throw new Error(`invalid S3 URI "${uri}": unknown parameter "${k}"`);
+  }
+  const fps = q.get('forcePathStyle');
+  if (fps !== null && fps !== 'true' && fps !== 'false') {
+    throw new Error(`invalid S3 URI "${uri}": forcePathStyle must be true or false`);
+  }
+  return {
+    bucket,
+    prefix,
+    endpoint: q.get('endpoint') ?? undefined,
+    region: q.get('region') ?? undefined,
+    forcePathStyle: fps === null ? undefined : fps === 'true',
+    hasQuery: q.size > 0,
+  };
+}
+
+/** Clients are shared by connection, so per-URI stores (model-io's foreign URIs) reuse sockets and credentials. */
+const clients = new Map<string, S3Client>();
+
+function clientFor(c: S3Connection): S3Client {
+  // The SDK resolves AWS_ENDPOINT_URL(_S3) itself; we look only to know a non-AWS server is meant: those
+  // rarely resolve virtual-hosted `bucket.host` names, and some do not decode the aws-chunked bodies that the
+  // SDK's default checksums send with streams, and store the framing as data (s3rver does).
+  // eslint-disable-next-line no-restricted-properties -- the SDK's own variables, not app configuration
+  const env = process.env;
+  const custom = Boolean(c.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL);
+  const checksums = custom ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED';
+  const config: S3ClientConfig = {
+    endpoint: c.endpoint,
+    // An S3-compatible server ignores the region but the SDK insists on one for signing.
+    region: c.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? (custom ? 'us-east-1' : undefined),
+    forcePathStyle: c.forcePathStyle ?? custom,
+    requestChecksumCalculation: checksums,
+    responseChecksumValidation: checksums,
+  };
+  const id = JSON.stringify(config);
+  let client = clients.get(id);
+  if (!client) {
+    client = new S3Client(config);
+    clients.set(id, client);
+  }
+  return client;
+}
+
+function isNotFound(e: unknown): boolean {
+  return (
+    e instanceof S3ServiceException &&
+    (e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata.httpStatusCode === 404)
+  );
+}
+
+/** Options mostly for tests: page size of list and batch delete calls (S3's maximum is 1000). */
+export interface S3StoreOptions {
+  pageSize?: number;
+  /** Connection settings used when the URI has no query of its own. */
+  connection?: S3Connection;
+}
+
+/** Artifact store in an S3 bucket under a key prefix. Each PUT is atomic per object, as the interface needs. */
+export class S3ArtifactStore implements ArtifactStore {
+  /** The URI given (with its query), so the same store can be reopened from it elsewhere. */
+  readonly uri: string;
+  /** `s3://bucket/prefix`: what key URIs start with. */
+  readonly base: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly connection: S3Connection;
+  readonly client: S3Client;
+  private readonly pageSize: number;
+
+  constructor(uri: string, opts: S3StoreOptions = {}) {
+    const loc = parseS3Uri(uri);
+    this.bucket = loc.bucket;
+    this.prefix = loc.prefix;
+    this.base = `s3://${loc.bucket}${loc.prefix ? `/${loc.prefix}` : ''}`;
+    const { endpoint, region, forcePathStyle } = loc;
+    this.connection = loc.hasQuery ? { endpoint, region, forcePathStyle } : (opts.connection ?? {});
+    this.uri = uri.replace(/\/+(?=\?|$)/, '');
+    this.client = clientFor(this.connection);
+    this.pageSize = Math.min(Math.max(1, opts.pageSize ?? 1000), 1000);
+  }
+
+  /** The full object key of a store key. */
+  objectKey(key: string): string {
+    checkKey(key);
+    return this.prefix ? `${this.prefix}/${key}` : key;
+  }
+
+  async put(key: string, data: Uint8Array | string): Promise<void> {
+    await this.client.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key), Body: data }),
+    );
+  }
+
+  async putFile(key: string, localPath: string): Promise<void> {
+    const Key = this.objectKey(key);
+    const { size } = await stat(localPath);
+    if (size > MAX_PUT_BYTES)
+      throw new Error(`${localPath} is ${size} bytes: above S3's 5 GiB single-PUT limit`);
+    // A stream with a known length is sent as it is read, so memory stays flat whatever the file size.
+    const Body = createReadStream(localPath);
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body, ContentLength: size }));
+    } finally {
+      Body.destroy();
+    }
+  }
+
+  async get(key: string): Promise<Buffer> {
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }),
+      );
+      const bytes = (await res.Body?.transformToByteArray()) ?? new Uint8Array();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } catch (e) {
+      if (isNotFound(e)) throw new NotFoundError(`artifact not found: ${this.uriOf(key)}`);
+      throw e;
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+      return true;
+    } catch (e) {
+      // Only a 404 means "absent": a 403 or a network error must not read as a missing checkpoint.
+      if (isNotFound(e)) return false;
+      throw e;
+    }
+  }
+
+  /** Full object keys under an object-key prefix, page by page. */
+  private async *listObjects(objectPrefix: string): AsyncGenerator<string[]> {
+    let token: string | undefined;
+    do {
+      const res = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: objectPrefix,
+          ContinuationToken: token,
+          MaxKeys: this.pageSize,
+        }),
+      );
+      yield (res.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [o.Key]));
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  /** Keys under `prefix` (a "directory", as in the file store), relative to the store, sorted. */
+  async list(prefix: string): Promise<string[]> {
+    const p = prefix.replace(/\/+$/, '');
+    const objectPrefix = p ? `${this.objectKey(p)}/` : this.prefix ? `${this.prefix}/` : '';
+    const strip = this.prefix ? this.prefix.length + 1 : 0;
+    const keys: string[] = [];
+    for await (const page of this.listObjects(objectPrefix)) keys.push(...page.map((k) => k.slice(strip)));
+    // S3 orders by UTF-8 bytes; sort again so the order matches the file store's JS string order.
+    return keys.sort();
+  }
+
+  async delete(keyOrPrefix: string): Promise<void> {
+    const key = this.objectKey(keyOrPrefix.replace(/\/+$/, ''));
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    // Listed in full before deleting, so removals cannot shift the listing's continuation.
+    const all: string[] = [];
+    for await (const page of this.listObjects(`${key}/`)) all.push(...page);
+    for (let i = 0; i < all.length; i += this.pageSize) {
+      const batch = all.slice(i, i + this.pageSize);
+      const res = await this.client.send(
+        new DeleteObjectsCommand({
+          Bucket: this.bucket,
+          Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+        }),
+      );
+      const err = res.Errors?.[0];
+      if (err)
+        throw new Error(
+          `deleting ${this.base}/${err.Key ?? '?'} failed: ${err.Code ?? ''} ${err.Message ?? ''}`,
+        );
+    }
+  }
+
+  uriOf(key: string): string {
+    return `${this.base}/${checkKey(key)}`;
+  }
+
+  keyOf(uri: string): string | undefined {
+    return uri.startsWith(`${this.base}/`) ? uri.slice(this.base.length + 1) : undefined;
+  }
+}
+
+/**
+ * Reads any `s3://bucket/key` object, e.g. a user-given base model outside the store. Without a query of
+ * its own the URI is read over `like`'s connection when that is an S3 store (same server, e.g. MinIO).
+ */
+export function readS3Uri(uri: string, like?: ArtifactStore): Promise<Buffer> {
+  const loc = parseS3Uri(uri);
+  const slash = loc.prefix.lastIndexOf('/');
+  const dir = `s3://${loc.bucket}${slash > 0 ? `/${loc.prefix.slice(0, slash)}` : ''}`;
+  const query = uri.includes('?') ? uri.slice(uri.indexOf('?')) : '';
+  const connection = like instanceof S3ArtifactStore ? like.connection : undefined;
+  return new S3ArtifactStore(dir + query, { connection }).get(loc.prefix.slice(slash + 1));
+}
