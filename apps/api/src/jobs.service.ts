@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { jobNames, type JobName, type JobOf } from '@mlq/core';
-import { jobOptions, type Job, type Queues } from '@mlq/queues';
+import { cancelMarkKey, jobOptions, jobTypesKey, type Job, type Queues } from '@mlq/queues';
 import { conflict, notFound } from './errors.ts';
 
 export interface JobView {
@@ -33,7 +33,7 @@ export class JobsService {
     private readonly prefix: string,
   ) {}
 
-  private typesKey = () => `${this.prefix}:job-types`;
+  private typesKey = () => jobTypesKey(this.prefix);
   /** The channel on which workers hear cancel requests for jobs they may hold. */
   get cancelChannel(): string {
     return `${this.prefix}:cancel`;
@@ -146,6 +146,17 @@ export class JobsService {
     }
     if (state === 'active') {
       await this.redis.publish(this.cancelChannel, JSON.stringify({ id, reason: 'cancelled by user' }));
+      return { state: 'cancelling' };
+    }
+    if (state === 'waiting-children') {
+      // A tune waiting for its trials: mark it so its next run ends as cancelled, then cancel the
+      // trials; when the last one ends, BullMQ runs the parent, which sees the mark.
+      await this.redis.set(cancelMarkKey(this.prefix, id), '1', 'EX', 7 * 24 * 3600);
+      const deps = await job.getDependencies();
+      for (const key of deps.unprocessed ?? []) {
+        const childId = key.slice(key.lastIndexOf(':') + 1);
+        await this.cancel(childId).catch(() => undefined);
+      }
       return { state: 'cancelling' };
     }
     throw conflict(`job "${id}" is ${state}: only waiting, delayed or active jobs can be cancelled`);

@@ -12,10 +12,21 @@ import {
   ModelRegistry,
   openArtifactStore,
   parsePayload,
+  progressAfterTrial,
   ReleasedError,
   type JobContext,
 } from '@mlq/core';
-import { connect, UnrecoverableError, WaitingError, type Job } from '@mlq/queues';
+import {
+  cancelMarkKey,
+  connect,
+  createQueues,
+  parentJob,
+  UnrecoverableError,
+  WaitingChildrenError,
+  WaitingError,
+  type Job,
+  type Queues,
+} from '@mlq/queues';
 import { loadWorkerEnv } from './env.ts';
 import { processors } from './processors.ts';
 
@@ -35,6 +46,23 @@ if (env.WORKER_ID) {
     .catch(() => undefined);
 }
 
+/** The queues through which a tune adds its trials and a trial reports to its tune; opened on first use. */
+let flowQueues: Queues | undefined;
+const queues = (): Queues => (flowQueues ??= createQueues(redis, env.QUEUE_PREFIX));
+
+/** A tune's trials are its child jobs on the fine-tune queue. */
+const trialsOf = (tuneId: string, token?: string) =>
+  parentJob(queues(), redis, env.QUEUE_PREFIX, { queue: 'tune', id: tuneId, token }, 'fine-tune');
+
+/** A trial that ends updates its tune's progress: the tune itself sleeps until every trial has ended. */
+async function reportToTune(job: Job, result: unknown): Promise<void> {
+  const parent = job.parent;
+  if (!parent?.id || parent.queueKey !== `${env.QUEUE_PREFIX}:tune`) return;
+  const tune = trialsOf(parent.id);
+  const progress = progressAfterTrial(parent.id, await tune.data(), await tune.outcomes(), job.id!, result);
+  if (progress) await tune.progress(progress);
+}
+
 /** Errors that retrying cannot fix fail the job at once, with the message a person should read. */
 function classify(e: unknown): Error {
   if (e instanceof CancelledError) return new UnrecoverableError(`cancelled: ${e.message}`);
@@ -50,6 +78,9 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
     const detail = parsed.issues.map((i) => `${i.field}: ${i.message}`).join('; ');
     throw new UnrecoverableError(`invalid ${name} payload: ${detail}`);
   }
+  if (await redis.exists(cancelMarkKey(env.QUEUE_PREFIX, job.id!))) {
+    throw new UnrecoverableError('cancelled: cancelled by user');
+  }
   const ctx: JobContext = {
     jobId: job.id!,
     attempt: job.attemptsMade + 1,
@@ -61,9 +92,16 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
     dataRoots: env.DATA_ROOTS,
     backend: await backend,
   };
+  const flow = name === 'tune' ? { children: trialsOf(job.id!, token) } : {};
   try {
-    return await processors[name](parsed.value as never, ctx);
+    const result = await processors[name](parsed.value as never, { ...ctx, ...flow });
+    await reportToTune(job, result)
+      .catch((e: Error) => ctx.log(`could not report to the tune: ${e.message}`))
+      .catch(() => undefined);
+    return result;
   } catch (e) {
+    // The tune parked itself until its trials end: not a failure.
+    if (e instanceof WaitingChildrenError) throw e;
     if (e instanceof ReleasedError && token) {
       // Back to the wait list at once, keeping its attempts: another worker resumes from the checkpoint.
       await job.moveToWait(token);

@@ -2,11 +2,21 @@
  * The one place that imports bullmq: queue names, Queue and Worker factories, the options every job
  * gets, and the Redis connections they share.
  */
-import { Job, Queue, QueueEvents, UnrecoverableError, WaitingError, Worker, type JobsOptions, type WorkerOptions } from 'bullmq';
+import {
+  Job,
+  Queue,
+  QueueEvents,
+  UnrecoverableError,
+  WaitingChildrenError,
+  WaitingError,
+  Worker,
+  type JobsOptions,
+  type WorkerOptions,
+} from 'bullmq';
 import { Redis } from 'ioredis';
-import { jobNames, type JobName } from '@mlq/core';
+import { jobNames, type ChildJobs, type ChildOutcomes, type JobName } from '@mlq/core';
 
-export { Job, Queue, QueueEvents, UnrecoverableError, WaitingError, Worker };
+export { Job, Queue, QueueEvents, UnrecoverableError, WaitingChildrenError, WaitingError, Worker };
 export type { JobsOptions };
 
 /** A Redis connection as BullMQ wants it (blocking commands must never time out). */
@@ -53,4 +63,85 @@ export function createWorker(
   opts: Omit<WorkerOptions, 'connection'>,
 ): Worker {
   return new Worker(name, processorFile, { ...stallSettings, ...opts, connection, useWorkerThreads: false });
+}
+
+/** The id → job type index through which the API finds a job by its id alone (apps/api jobs.service.ts). */
+export const jobTypesKey = (prefix: string): string => `${prefix}:job-types`;
+
+/** Set when a cancel is requested for a job that is not running (a tune waiting for its trials). */
+export const cancelMarkKey = (prefix: string, id: string): string => `${prefix}:cancel-requested:${id}`;
+
+/** A job as a flow sees it: its queue, its id and, while it runs, its lock token. */
+export interface JobRef {
+  queue: JobName;
+  id: string;
+  token?: string | undefined;
+}
+
+/** The parent side of a flow: core's ChildJobs, plus what a child needs to report to its parent. */
+export interface ParentJob extends ChildJobs {
+  data(): Promise<unknown>;
+  progress(p: object): Promise<void>;
+}
+
+/**
+ * The parent side of a flow whose children run on `childQueue`, for code in a sandboxed child process.
+ * It talks to Redis itself instead of through BullMQ's sandbox job proxy, whose request/response calls
+ * (moveToWaitingChildren, getChildrenValues) give up after 5 s, 0.5 s under NODE_ENV=test, on a busy
+ * machine; moving a job needs only its id and lock token. Children fail alone
+ * (ignoreDependencyOnFailure): their reasons go to `outcomes().failed` and the parent still runs.
+ */
+export function parentJob(
+  queues: Queues,
+  connection: Redis,
+  prefix: string,
+  parent: JobRef,
+  childQueue: JobName,
+): ParentJob {
+  const own = queues[parent.queue];
+  const children = queues[childQueue];
+  const load = async () => {
+    const job = await Job.fromId(own, parent.id);
+    if (!job) throw new Error(`job ${parent.id} is no longer in the ${parent.queue} queue`);
+    return job;
+  };
+  // Children are keyed `<prefix>:<queue>:<id>` in the parent's dependency sets.
+  const byId = (values: Record<string, unknown> = {}) =>
+    Object.fromEntries(Object.entries(values).map(([key, v]) => [key.slice(key.lastIndexOf(':') + 1), v]));
+  return {
+    async count() {
+      const c = await (await load()).getDependenciesCount();
+      return (c.processed ?? 0) + (c.unprocessed ?? 0) + (c.ignored ?? 0) + (c.failed ?? 0);
+    },
+    async add(list) {
+      if (!list.length) return;
+      await connection.hset(jobTypesKey(prefix), Object.fromEntries(list.map((c) => [c.id, childQueue])));
+      await children.addBulk(
+        list.map((c) => ({
+          name: childQueue,
+          data: c.data,
+          opts: {
+            ...jobOptions(childQueue, c.id),
+            parent: { id: parent.id, queue: own.qualifiedName },
+            ignoreDependencyOnFailure: true,
+          },
+        })),
+      );
+    },
+    async waitForAll() {
+      if (!parent.token) throw new Error(`job ${parent.id} holds no lock token: it cannot wait for children`);
+      if (await (await load()).moveToWaitingChildren(parent.token)) throw new WaitingChildrenError();
+    },
+    async outcomes(): Promise<ChildOutcomes> {
+      const job = await load();
+      const [done, failed] = await Promise.all([job.getChildrenValues(), job.getIgnoredChildrenFailures()]);
+      return { done: byId(done), failed: byId(failed) as Record<string, string> };
+    },
+    async data() {
+      return (await load()).data as unknown;
+    },
+    async progress(p) {
+      await (await load()).updateProgress(p);
+    },
+  };
 }

@@ -8,12 +8,14 @@ import {
   jobNames,
   NotFoundError,
   resolveDataPath,
+  tuneSpaceIssues,
   InputError,
   DataError,
   type DatasetSpec,
   type FieldIssue,
   type JobName,
   type ModelRegistry,
+  type TunePayload,
 } from '@mlq/core';
 import type { QueueEvents } from '@mlq/queues';
 import { badRequest, notFound } from '../errors.ts';
@@ -86,7 +88,11 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
       const details = describeIssues(parsed.error);
       throw badRequest(`invalid ${type} job: ${details.map((d) => `${d.field}: ${d.message}`).join('; ')}`, details);
     }
-    const refIssues = await checkReferences(type, parsed.data as Record<string, unknown>, deps);
+    const refIssues = [
+      // A tune's searched values are checked as the fine-tune payloads of its trials.
+      ...(type === 'tune' ? tuneSpaceIssues(parsed.data as TunePayload) : []),
+      ...(await checkReferences(type, parsed.data as Record<string, unknown>, deps)),
+    ];
     if (refIssues.length) {
       throw badRequest(`invalid ${type} job: ${refIssues.map((d) => `${d.field}: ${d.message}`).join('; ')}`, refIssues);
     }

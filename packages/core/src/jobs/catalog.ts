@@ -203,6 +203,10 @@ export const tuneSpaceKeys = [
 ] as const;
 export type TuneSpaceKey = (typeof tuneSpaceKeys)[number];
 
+/**
+ * A tune: fine-tune's fields plus the search. Each searched value is checked as the trials' fine-tune
+ * payloads would parse it by `tuneSpaceIssues` (tune-space.ts), which the API and the worker call.
+ */
 export const tunePayloadSchema = z
   .strictObject({
     ...trainingFields,
