@@ -95,7 +95,7 @@ export async function startStack(
     DATA_ROOTS: dataDir,
     TFJS_BACKEND: process.env.TFJS_BACKEND ?? 'auto',
   };
-  const api = await startApi(apiEnvSchema.parse({ ...env, PORT: '0', HOST: '127.0.0.1' }));
+  const api = await startApi(apiEnvSchema.parse({ ...env, PORT: '0', HOST: '127.0.0.1', ...opts.apiEnv }));
   const redis = new Redis(REDIS_URL);
   const workers: WorkerProcess[] = [];
   const stack: Stack = {

@@ -3,13 +3,21 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
+import { jobNames, type JobName } from '@mlq/core';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
+const list = (s: string) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 export const apiEnvSchema = z.object({
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
-  QUEUE_PREFIX: z.string().regex(/^[\w.-]+$/).default('mlq'),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[\w.-]+$/)
+    .default('mlq'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().default('0.0.0.0'),
   ARTIFACT_STORE: z
@@ -20,12 +28,31 @@ export const apiEnvSchema = z.object({
     .string()
     .default(path.join(repoRoot, '.data'))
     .transform((s) => list(s).map((p) => path.resolve(p))),
-  API_KEYS: z
-    .string()
-    .default('')
-    .transform(list),
+  API_KEYS: z.string().default('').transform(list),
   BODY_LIMIT: z.string().default('20mb'),
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(6000),
+  /**
+   * Jobs of a queue running at once across all workers, e.g. `fine-tune=4,tune=2` (a GPU pool of 4,
+   * or a license limit); unset queues are bounded only by their workers' concurrency.
+   */
+  QUEUE_GLOBAL_CONCURRENCY: z
+    .string()
+    .default('')
+    .transform((s, ctx) => {
+      const out: Record<string, number> = {};
+      for (const part of list(s)) {
+        const m = /^([a-z-]+)=(\d+)$/.exec(part);
+        if (!m || !(jobNames as string[]).includes(m[1]!) || Number(m[2]) < 1) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `"${part}" is not <queue>=<n> with a known queue and n >= 1`,
+          });
+          continue;
+        }
+        out[m[1]!] = Number(m[2]);
+      }
+      return out as Partial<Record<JobName, number>>;
+    }),
   TFJS_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('wasm'),
   // Online predict (apps/api/src/serving). One core stays with the HTTP event loop.
   SERVING_THREADS: z.coerce

@@ -208,3 +208,36 @@ describe('scale-out', () => {
     for (const s of states) expect(s).toMatchObject({ state: 'completed', attempts: 1 });
   });
 });
+
+describe('global concurrency', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack('global', { workers: 2, apiEnv: { QUEUE_GLOBAL_CONCURRENCY: 'fine-tune=1' } });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('runs at most QUEUE_GLOBAL_CONCURRENCY jobs of a queue at once across workers', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', {
+        model: `g${i}`,
+        architecture: 'mlp',
+        dataset: { format: 'mnist', digits: [0, 1], limit: 600 },
+        epochs: 3,
+      });
+      ids.push(r.body.id);
+    }
+    let maxActive = 0;
+    let done = 0;
+    while (done < 3) {
+      const states = await Promise.all(ids.map(async (id) => (await getJob(stack, id)).state));
+      maxActive = Math.max(maxActive, states.filter((s) => s === 'active').length);
+      done = states.filter((s) => s === 'completed').length;
+      expect(states).not.toContain('failed');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(maxActive).toBe(1);
+  });
+});
