@@ -14,7 +14,10 @@ import { errorHandler, sendError } from './errors.ts';
 import { JobsService } from './jobs.service.ts';
 import { jobsRouter } from './routes/jobs.routes.ts';
 import { modelsRouter } from './routes/models.routes.ts';
+import { openApiDocument } from './openapi.ts';
 import { opsRouter } from './routes/ops.routes.ts';
+import { PredictService } from './serving/predict.service.ts';
+import { predictRouter } from './serving/predict.routes.ts';
 
 export interface AppDeps {
   env: ApiEnv;
@@ -27,6 +30,7 @@ export interface App {
   app: Express;
   jobs: JobsService;
   registry: ModelRegistry;
+  serving: PredictService;
   close(): Promise<void>;
 }
 
@@ -64,11 +68,24 @@ export function createApp(deps: AppDeps): App {
     jobNames.map((n) => [n, new QueueEvents(n, { connection: redis.duplicate(), prefix: env.QUEUE_PREFIX })]),
   ) as Record<JobName, QueueEvents>;
   for (const e of Object.values(events)) e.setMaxListeners(1000);
+  const serving = new PredictService(registry, redis, {
+    threads: env.SERVING_THREADS,
+    batching: env.SERVING_BATCHING === 'on',
+    maxBatch: env.SERVING_MAX_BATCH,
+    maxWaitMs: env.SERVING_MAX_WAIT_MS,
+    maxInstances: env.SERVING_MAX_INSTANCES,
+    cacheModels: env.SERVING_CACHE_MODELS,
+    cacheBytes: env.SERVING_CACHE_MB * 2 ** 20,
+    storeUri: deps.store.uri,
+    dataRoots: env.DATA_ROOTS,
+  });
 
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
   app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
+  const openapi = openApiDocument();
+  app.get('/openapi.json', (_req, res) => void res.json(openapi));
   app.use(auth(env.API_KEYS));
   app.use(rateLimit(redis, env.QUEUE_PREFIX, env.RATE_LIMIT_PER_MINUTE));
 
@@ -77,6 +94,8 @@ export function createApp(deps: AppDeps): App {
   createBullBoard({ queues: jobNames.map((n) => new BullMQAdapter(queues[n])), serverAdapter: board });
   app.use('/admin/queues', board.getRouter() as express.Router);
 
+  // Before express.json: predict reads its own body (see serving/json-scan.ts).
+  app.use(predictRouter(serving, env.BODY_LIMIT));
   app.use(express.json({ limit: env.BODY_LIMIT }));
   app.use(opsRouter(redis, queues, env.QUEUE_PREFIX));
   app.use(jobsRouter({ jobs, registry, events, dataRoots: env.DATA_ROOTS }));
@@ -88,8 +107,9 @@ export function createApp(deps: AppDeps): App {
     app,
     jobs,
     registry,
+    serving,
     async close() {
-      await Promise.all(Object.values(events).map((e) => e.close()));
+      await Promise.all([...Object.values(events).map((e) => e.close()), serving.close()]);
     },
   };
 }

@@ -2,6 +2,7 @@
  * A least-recently-used map bounded by entry count and by total bytes. Each predict thread keeps its
  * loaded models in one; evicted values go to `onEvict` (which frees their weights).
  */
+/** An LRU map whose bounds are an entry count and a byte total. */
 export class SizedLru<V> {
   private readonly entries = new Map<string, { value: V; bytes: number }>();
   private total = 0;

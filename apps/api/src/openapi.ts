@@ -1,0 +1,203 @@
+/**
+ * GET /openapi.json: the public contract as OpenAPI 3.1, with request and result schemas generated
+ * from the same zod catalog that validates requests, so the document cannot drift from the code.
+ */
+import { z } from 'zod';
+import { jobCatalog, jobNames } from '@mlq/core';
+
+const json = (schema: object) => ({ content: { 'application/json': { schema } } });
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const error = { description: 'error', ...json(ref('Error')) };
+
+function schemaOf(s: z.ZodType, io: 'input' | 'output'): object {
+  const { $schema: _drop, ...rest } = z.toJSONSchema(s, { io, unrepresentable: 'any' }) as Record<
+    string,
+    unknown
+  >;
+  return rest;
+}
+
+export function openApiDocument(): object {
+  const schemas: Record<string, object> = {
+    Error: {
+      type: 'object',
+      properties: {
+        error: {
+          type: 'object',
+          required: ['code', 'message'],
+          properties: {
+            code: { type: 'string' },
+            message: { type: 'string' },
+            details: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: { field: { type: 'string' }, message: { type: 'string' } },
+              },
+            },
+          },
+        },
+      },
+    },
+    Job: {
+      type: 'object',
+      properties: {
+        id: { type: 'string' },
+        type: { enum: jobNames },
+        state: { type: 'string' },
+        progress: {},
+        params: {},
+        result: {},
+        error: { type: 'string' },
+        attempts: { type: 'integer' },
+        createdAt: { type: 'string', format: 'date-time' },
+        finishedAt: { type: 'string', format: 'date-time' },
+        links: { type: 'object' },
+      },
+    },
+    PredictRequest: {
+      type: 'object',
+      description: 'TF Serving REST: row format ("instances") or columnar ("inputs")',
+      properties: { instances: { type: 'array' }, inputs: {} },
+    },
+    PredictResponse: { type: 'object', properties: { predictions: { type: 'array' }, outputs: {} } },
+  };
+  const paths: Record<string, object> = {};
+  for (const name of jobNames) {
+    const Name = name.replace(/(^|-)(\w)/g, (_m, _d, c: string) => c.toUpperCase());
+    schemas[`${Name}Payload`] = schemaOf(jobCatalog[name].payload, 'input');
+    schemas[`${Name}Result`] = schemaOf(jobCatalog[name].result, 'output');
+    paths[`/v1/jobs/${name}`] = {
+      post: {
+        summary: `Submit a ${name} job`,
+        parameters: [{ name: 'Idempotency-Key', in: 'header', schema: { type: 'string' } }],
+        requestBody: { required: true, ...json(ref(`${Name}Payload`)) },
+        responses: {
+          202: { description: 'queued', ...json(ref('Job')) },
+          200: { description: 'the job of a repeated Idempotency-Key', ...json(ref('Job')) },
+          400: error,
+          401: error,
+          413: error,
+          429: error,
+        },
+      },
+    };
+  }
+  const id = [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }];
+  const name = [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }];
+  Object.assign(paths, {
+    '/v1/jobs': {
+      get: {
+        summary: 'A page of jobs',
+        parameters: ['type', 'state', 'limit', 'offset'].map((n) => ({
+          name: n,
+          in: 'query',
+          schema: { type: 'string' },
+        })),
+        responses: { 200: { description: 'jobs' } },
+      },
+    },
+    '/v1/jobs/{id}': {
+      get: {
+        summary: 'A job',
+        parameters: id,
+        responses: { 200: { description: 'the job', ...json(ref('Job')) }, 404: error },
+      },
+      delete: {
+        summary: 'Cancel: remove a waiting job, stop a running one after its current batch',
+        parameters: id,
+        responses: { 202: { description: 'removed or cancelling' }, 404: error, 409: error },
+      },
+    },
+    '/v1/jobs/{id}/events': {
+      get: {
+        summary: 'Server-sent events until the job ends',
+        parameters: id,
+        responses: { 200: { description: 'text/event-stream' } },
+      },
+    },
+    '/v1/jobs/{id}/logs': {
+      get: { summary: 'Log lines', parameters: id, responses: { 200: { description: 'logs' } } },
+    },
+    '/v1/jobs/{id}/retry': {
+      post: {
+        summary: 'Retry a failed job',
+        parameters: id,
+        responses: { 202: { description: 'retried' }, 409: error },
+      },
+    },
+    '/v1/models': {
+      get: {
+        summary: 'Model names with latest version and labels',
+        responses: { 200: { description: 'models' } },
+      },
+    },
+    '/v1/models/{name}': {
+      get: {
+        summary: 'Versions with metrics, params, lineage',
+        parameters: name,
+        responses: { 200: { description: 'versions' }, 404: error },
+      },
+    },
+    '/v1/models/{name}/labels/{label}': {
+      put: {
+        summary: 'Point a label at a version',
+        parameters: [...name, { name: 'label', in: 'path', required: true, schema: { type: 'string' } }],
+        requestBody: json({ type: 'object', properties: { version: { type: 'integer' } } }),
+        responses: { 200: { description: 'set' }, 404: error },
+      },
+      delete: {
+        summary: 'Remove a label',
+        parameters: [...name, { name: 'label', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: { 204: { description: 'removed' }, 404: error },
+      },
+    },
+    '/v1/models/{name}:predict': {
+      post: {
+        summary: 'Predict with the latest version',
+        parameters: name,
+        requestBody: json(ref('PredictRequest')),
+        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error },
+      },
+    },
+    '/v1/models/{name}/versions/{version}:predict': {
+      post: {
+        summary: 'Predict with a version',
+        parameters: [...name, { name: 'version', in: 'path', required: true, schema: { type: 'integer' } }],
+        requestBody: json(ref('PredictRequest')),
+        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error },
+      },
+    },
+    '/v1/models/{name}/labels/{label}:predict': {
+      post: {
+        summary: 'Predict with the labelled version',
+        parameters: [...name, { name: 'label', in: 'path', required: true, schema: { type: 'string' } }],
+        requestBody: json(ref('PredictRequest')),
+        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error },
+      },
+    },
+    '/v1/workers': {
+      get: {
+        summary: 'Live workers: host, pid, queues, backend, current jobs',
+        responses: { 200: { description: 'workers' } },
+      },
+    },
+    '/healthz': {
+      get: { summary: 'Liveness (no auth)', security: [], responses: { 200: { description: 'ok' } } },
+    },
+    '/readyz': {
+      get: {
+        summary: 'Readiness: Redis reachable',
+        responses: { 200: { description: 'ready' }, 503: { description: 'not ready' } },
+      },
+    },
+    '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text/plain' } } } },
+  });
+  return {
+    openapi: '3.1.0',
+    info: { title: 'mlq: transfer learning and model serving', version: '0.1.0' },
+    components: { schemas, securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    security: [{ bearer: [] }],
+    paths,
+  };
+}

@@ -1,0 +1,114 @@
+/**
+ * Resolves what a predict URL names (latest, a version, a label) to a registry version, with caches
+ * so that a predict costs no Redis round trip. Versions never change, so they are cached for good;
+ * "latest" and labels are dropped when the registry announces a new version or a label move (Redis
+ * pub/sub, on a connection of its own), and all of it on every (re)connect, which may have missed some.
+ */
+import type { Redis } from 'ioredis';
+import { NotFoundError, type ModelRegistry, type ModelVersion } from '@mlq/core';
+import { SizedLru } from './model-lru.ts';
+
+/** What a predict URL names: `{name}`, `{name}/versions/{v}` or `{name}/labels/{label}`. */
+export type ModelTarget = { name: string; version?: number; label?: string };
+
+/** Called when a label that was being served moves (version null: deleted). */
+export type LabelMoved = (name: string, label: string, version: number | null) => void;
+
+/** Registry lookups for predict, cached and kept fresh by the registry's announcements. */
+export class ModelResolver {
+  private readonly sub: Redis;
+  private readonly versions = new SizedLru<ModelVersion>(1000, Infinity);
+  private readonly latest = new Map<string, number>();
+  private readonly labels = new Map<string, number>();
+  /** Bumped on every invalidation: a lookup that started before one must not fill the cache after it. */
+  private epoch = 0;
+  /** Nothing is cached until the subscription is live, or a move could slip by unseen. */
+  private live = false;
+
+  constructor(
+    private readonly registry: ModelRegistry,
+    redis: Redis,
+    private readonly onLabelMoved: LabelMoved = () => undefined,
+  ) {
+    this.sub = redis.duplicate();
+    this.sub.on('message', (channel: string, message: string) => this.onMessage(channel, message));
+    this.sub.on('ready', () => {
+      this.clear();
+      this.sub.subscribe(registry.labelChannel, registry.versionChannel).then(
+        () => (this.live = true),
+        () => (this.live = false),
+      );
+    });
+    this.sub.on('close', () => {
+      this.live = false;
+      this.clear();
+    });
+    // ioredis logs and retries by itself; without a listener an error event would throw.
+    this.sub.on('error', () => undefined);
+  }
+
+  private clear(): void {
+    this.epoch++;
+    this.latest.clear();
+    this.labels.clear();
+  }
+
+  private onMessage(channel: string, message: string): void {
+    let m: { name?: string; label?: string; version?: number | null };
+    try {
+      m = JSON.parse(message) as typeof m;
+    } catch {
+      return;
+    }
+    if (typeof m.name !== 'string') return;
+    this.epoch++;
+    if (channel === this.registry.versionChannel) {
+      this.latest.delete(m.name);
+    } else if (channel === this.registry.labelChannel && typeof m.label === 'string') {
+      const key = `${m.name}@${m.label}`;
+      const served = this.labels.delete(key);
+      if (served) this.onLabelMoved(m.name, m.label, m.version ?? null);
+    }
+  }
+
+  /** The version with its artifact URI; NotFoundError (→ 404) for an unknown model, version or label. */
+  async resolve(t: ModelTarget): Promise<ModelVersion> {
+    return this.version(t.name, await this.number(t));
+  }
+
+  private async number(t: ModelTarget): Promise<number> {
+    if (t.version !== undefined) return t.version;
+    const epoch = this.epoch;
+    if (t.label === undefined) {
+      const hit = this.latest.get(t.name);
+      if (hit !== undefined) return hit;
+      const v = (await this.registry.latest(t.name)).version;
+      if (this.live && epoch === this.epoch) this.latest.set(t.name, v);
+      return v;
+    }
+    const key = `${t.name}@${t.label}`;
+    const hit = this.labels.get(key);
+    if (hit !== undefined) return hit;
+    const v = (await this.registry.labels(t.name))[t.label];
+    if (v === undefined) {
+      await this.registry.versions(t.name); // an unknown model is reported as such first
+      throw new NotFoundError(`model "${t.name}" has no label "${t.label}"`);
+    }
+    if (this.live && epoch === this.epoch) this.labels.set(key, v);
+    return v;
+  }
+
+  private async version(name: string, version: number): Promise<ModelVersion> {
+    const key = `${name}@${version}`;
+    const hit = this.versions.get(key);
+    if (hit) return hit;
+    const v = await this.registry.get(name, version);
+    this.versions.set(key, v, 0);
+    return v;
+  }
+
+  async close(): Promise<void> {
+    this.live = false;
+    await this.sub.quit().catch(() => this.sub.disconnect());
+  }
+}

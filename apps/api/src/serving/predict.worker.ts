@@ -1,0 +1,118 @@
+/**
+ * A predict thread: its own tfjs on the wasm backend (a wasm instance per thread, so threads never
+ * share a heap or a lock), an LRU of loaded models, one synchronous predict call per batch.
+ * Started by thread-pool.ts; requests are checked on the event loop before they get here.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import {
+  disposeModels,
+  initBackend,
+  InputError,
+  loadModel,
+  openArtifactStore,
+  type LoadedModel,
+} from '@mlq/core';
+import { SizedLru } from './model-lru.ts';
+import type { FromThread, ModelInfo, ThreadConfig, ThreadError, ToThread } from './protocol.ts';
+
+interface Entry {
+  model: tf.LayersModel;
+  info: ModelInfo;
+}
+
+const config = workerData as ThreadConfig;
+const port = parentPort!;
+const store = openArtifactStore(config.storeUri);
+const models = new SizedLru<Entry>(config.cacheModels, config.cacheBytes, (_key, e) =>
+  disposeModels(e.model),
+);
+/** Loads in progress: concurrent first requests for a model share one load. */
+const loading = new Map<string, Promise<Entry>>();
+let evicted: string[] = [];
+
+function describe(loaded: LoadedModel): ModelInfo {
+  const { model } = loaded;
+  if (model.inputs.length !== 1 || model.outputs.length !== 1) {
+    throw new InputError(
+      `serving supports models with one input and one output; this one has ${model.inputs.length} and ${model.outputs.length}`,
+    );
+  }
+  const dims = (shape: (number | null)[]) => shape.slice(1).map((d) => d ?? -1);
+  return {
+    inputName: model.inputNames[0] ?? 'input',
+    inputShape: dims(model.inputs[0]!.shape),
+    inputDtype: model.inputs[0]!.dtype,
+    outputShape: dims(model.outputs[0]!.shape),
+    bytes: loaded.bytes,
+  };
+}
+
+function getModel(key: string, uri: string): Promise<Entry> {
+  const hit = models.get(key);
+  if (hit) return Promise.resolve(hit);
+  let pending = loading.get(key);
+  if (!pending) {
+    pending = (async () => {
+      const loaded = await loadModel(uri, store, config.dataRoots);
+      let info: ModelInfo;
+      try {
+        info = describe(loaded);
+      } catch (e) {
+        disposeModels(loaded.model);
+        throw e;
+      }
+      const entry = { model: loaded.model, info };
+      evicted.push(...models.set(key, entry, loaded.bytes));
+      return entry;
+    })();
+    loading.set(key, pending);
+    void pending.finally(() => loading.delete(key)).catch(() => undefined);
+  }
+  return pending;
+}
+
+function predict(entry: Entry, rows: number, data: Float32Array): Float32Array {
+  const { inputShape, inputDtype } = entry.info;
+  const y = tf.tidy(() => {
+    const x = tf.tensor(data, [rows, ...inputShape], inputDtype as tf.DataType);
+    // predictOnBatch: one call for the whole batch (predict() would cut it into chunks of 32).
+    return (entry.model.predictOnBatch(x) as tf.Tensor).dataSync();
+  });
+  // A fresh buffer: what dataSync returns may be a view we must not transfer away.
+  return new Float32Array(y);
+}
+
+function reply(msg: FromThread, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(msg, transfer);
+}
+
+function takeEvicted(): string[] {
+  const out = evicted;
+  evicted = [];
+  return out;
+}
+
+function toThreadError(e: unknown): ThreadError {
+  return e instanceof Error ? { name: e.name, message: e.message } : { name: 'Error', message: String(e) };
+}
+
+async function handle(m: ToThread): Promise<void> {
+  try {
+    const entry = await getModel(m.key, m.uri);
+    if (m.type === 'load')
+      return reply({ type: 'reply', id: m.id, info: entry.info, evicted: takeEvicted() });
+    const out = predict(entry, m.rows, m.data);
+    reply({ type: 'reply', id: m.id, data: out, evicted: takeEvicted() }, [out.buffer as ArrayBuffer]);
+  } catch (e) {
+    reply({ type: 'reply', id: m.id, error: toThreadError(e), evicted: takeEvicted() });
+  }
+}
+
+try {
+  const backend = await initBackend('wasm');
+  port.on('message', (m: ToThread) => void handle(m));
+  reply({ type: 'ready', backend });
+} catch (e) {
+  reply({ type: 'fatal', error: toThreadError(e) });
+}

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { scanNumericBody } from '../src/serving/json-scan.ts';
+import type { ModelInfo } from '../src/serving/protocol.ts';
+import { packPredictBody, packPredictText } from '../src/serving/tensor-input.ts';
+
+const info: ModelInfo = {
+  inputName: 'image',
+  inputShape: [2, 3, 1],
+  inputDtype: 'float32',
+  outputShape: [2],
+  bytes: 0,
+};
+
+/** What the general path (JSON.parse + packPredictBody) makes of a body: packed data, or the error. */
+function general(text: string): { data?: number[]; error?: string } {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (e) {
+    return { error: `the body is not valid JSON: ${(e as Error).message}` };
+  }
+  try {
+    return { data: Array.from(packPredictBody(body, info, 8).data) };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
+
+function viaText(text: string): { data?: number[]; error?: string } {
+  try {
+    return { data: Array.from(packPredictText(text, info, 8).data) };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
+
+const image = (k: number) => [
+  [[k], [k + 0.5], [-k]],
+  [[1e-3], [k * 1e5], [0]],
+];
+
+describe(scanNumericBody.name, () => {
+  it('reads nested and flat batches into the same numbers JSON.parse gives', () => {
+    const bodies = [
+      JSON.stringify({ instances: [image(1), image(2)] }),
+      JSON.stringify({ inputs: [image(3)] }),
+      JSON.stringify({ instances: [image(1).flat(2), image(7).flat(2)] }),
+      ' { "instances" :\n [ [ [ 1 ] , [2.5e0], [ -3E-2 ] ], [[0],[-0],[123456789012]] ] } ',
+      '{"instances":[[[0.1],[0.2],[0.30000000000000004]],[[1e38],[-1e-45],[9]]]}',
+    ];
+    for (const b of bodies) {
+      expect(scanNumericBody(b), b).toBeDefined();
+      expect(viaText(b), b).toEqual(general(b));
+    }
+  });
+
+  it('leaves every other body to the general path, which gives the same answer or error', () => {
+    const bodies = [
+      '{"instances": []}',
+      '{"instances": [[]]}',
+      '{"instances": [[[1],[2]],[[3],[4],[5]]]}', // ragged
+      '{"instances": [[[1],[2],[3]],[[4],[5],[6]]], "signature_name": "serving_default"}',
+      '{"instances": [[[1],[2],[3]],[[4],[5],"6"]]}',
+      '{"instances": [[[1],[2],[3]],[[4],[5],[null]]]}',
+      '{"instances": [[[1],[2],[3]],[[4],[5],[01]]]}',
+      '{"instances": [[[1],[2],[3]],[[4],[5],[1e39]]]}',
+      '{"instances": [[[1],[2],[3]],[[4],[5],[6,]]]}',
+      '{"instances": [[[1],[2],[3]],[[4],[5],[6]]]',
+      '{"instances": [{"image": [[[1],[2],[3]],[[4],[5],[6]]]}]}',
+      '{"inputs": {"image": [[[[1],[2],[3]],[[4],[5],[6]]]]}}',
+      '{"instances": [[1, 2, 3, 4, 5]]}',
+      '{"instances": [[[1],[2],[3]]]}',
+      '{"instances": [[[[1]],[2],[3]],[[4],[5],[6]]]}',
+      '[1, 2, 3]',
+      '',
+    ];
+    for (const b of bodies) {
+      const scanned = scanNumericBody(b);
+      if (scanned) expect(scanned.dims, b).not.toEqual([1, 2, 3, 1]); // scanned, but not a fit: general path
+      const ours = viaText(b);
+      if (b === '') expect(ours.error).toMatch(/the body must be/);
+      else expect(ours, b).toEqual(general(b));
+    }
+  });
+});

@@ -1,0 +1,286 @@
+/**
+ * Online predict benchmark (issue 5's bar): the Keras mnist_transfer_cnn model served by the API.
+ *
+ *   npx tsx bench/predict.ts [--seconds=10] [--requests=1000] [--clients=64] [--rounds=3]
+ *
+ * Starts a worker and the API as their own processes (the load generator must not share the API's
+ * event loop) on a fresh Redis prefix, trains the model the cheap way (mnist-cnn base on a few hundred
+ * digits 0-4 for one epoch, then a frozen-base transfer head on 5-9: latency depends on the
+ * architecture, not the accuracy), stops the worker, then measures
+ *   - p50/p95 latency of 1 client sending 1-instance requests one after the other (bar: p50 < 5 ms);
+ *   - throughput of 64 concurrent clients, batching on vs the same server with SERVING_BATCHING=off
+ *     (bar: ≥ 3×).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Redis } from 'ioredis';
+import { loadAll, mnistSource } from '@mlq/core';
+import {
+  deletePrefix,
+  http as request,
+  REDIS_URL,
+  repoRoot,
+  spawnWorkerProcess,
+  waitForJob,
+  type JobBody,
+} from '../test/support/stack.ts';
+
+const arg = (name: string, dflt: number) =>
+  Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt);
+const SECONDS = arg('seconds', 10);
+const REQUESTS = arg('requests', 1000);
+const CLIENTS = arg('clients', 64);
+const ROUNDS = arg('rounds', 3);
+
+interface ApiProcess {
+  proc: ChildProcess;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** `node --import tsx apps/api/src/main.ts` on an ephemeral port; resolves once it listens. */
+async function startApiProcess(env: Record<string, string>): Promise<ApiProcess> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'apps/api/src/main.ts')], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env, PORT: '0', HOST: '127.0.0.1', RATE_LIMIT_PER_MINUTE: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
+  const url = await new Promise<string>((resolve, reject) => {
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /api listening on (http:\/\/[\d.:]+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    void exited.then(() => reject(new Error(`api exited before listening:\n${out}`)));
+  });
+  return { proc, url, stop: () => (proc.kill('SIGTERM'), exited) };
+}
+
+/** One keep-alive HTTP client per simulated user, like a real client library would hold. */
+function poster(url: string): (body: string) => Promise<number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const u = new URL(url);
+  return (body) =>
+    new Promise((resolve, reject) => {
+      const req = http.request(
+        {
+          host: u.hostname,
+          port: u.port,
+          path: u.pathname,
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json' },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () =>
+            res.statusCode === 200 ? resolve(res.statusCode) : reject(new Error(`HTTP ${res.statusCode}`)),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+}
+
+const pct = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+
+async function latency(
+  url: string,
+  bodies: string[],
+  n: number,
+): Promise<{ p50: number; p95: number; mean: number }> {
+  const post = poster(url);
+  for (let i = 0; i < 50; i++) await post(bodies[i % bodies.length]!); // warm: model load, JIT, sockets
+  const ms: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await post(bodies[i % bodies.length]!);
+    ms.push(performance.now() - t);
+  }
+  ms.sort((a, b) => a - b);
+  return { p50: pct(ms, 50), p95: pct(ms, 95), mean: ms.reduce((a, b) => a + b, 0) / n };
+}
+
+/** CPU ms (user + system) from a /proc stat line. */
+function statCpuMs(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in USER_HZ (100)
+}
+
+/**
+ * CPU time a process has used, in all its threads and in its event-loop thread alone (whose thread
+ * id is the pid), from /proc (Linux; NaN elsewhere).
+ */
+async function cpuMs(pid: number | undefined): Promise<{ all: number; loop: number }> {
+  try {
+    const all = statCpuMs(await readFile(`/proc/${pid}/stat`, 'utf8'));
+    return { all, loop: statCpuMs(await readFile(`/proc/${pid}/task/${pid}/stat`, 'utf8')) };
+  } catch {
+    return { all: NaN, loop: NaN };
+  }
+}
+
+/**
+ * Requests per second with `clients` concurrent clients, and the API's CPU time per request: the
+ * latter does not depend on what else runs on the machine.
+ */
+async function throughput(
+  api: ApiProcess,
+  path: string,
+  bodies: string[],
+  clients: number,
+  seconds: number,
+): Promise<{ rps: number; cpuPerRequest: number; loopCpuPerRequest: number }> {
+  const url = `${api.url}${path}`;
+  const run = async (ms: number) => {
+    const until = performance.now() + ms;
+    let done = 0;
+    await Promise.all(
+      Array.from({ length: clients }, async (_, c) => {
+        const post = poster(url);
+        for (let i = c; performance.now() < until; i++) {
+          await post(bodies[i % bodies.length]!);
+          done++;
+        }
+      }),
+    );
+    return done;
+  };
+  await run(2000); // warm-up at full concurrency
+  const t = performance.now();
+  const cpu = await cpuMs(api.proc.pid);
+  const done = await run(seconds * 1000);
+  const after = await cpuMs(api.proc.pid);
+  return {
+    rps: done / ((performance.now() - t) / 1000),
+    cpuPerRequest: (after.all - cpu.all) / done,
+    loopCpuPerRequest: (after.loop - cpu.loop) / done,
+  };
+}
+
+async function train(url: string): Promise<void> {
+  const job = async (payload: object) => {
+    const r = await request<JobBody>(`${url}/v1/jobs/fine-tune`, 'POST', payload);
+    if (r.status !== 202) throw new Error(`submit failed: ${JSON.stringify(r.body)}`);
+    const j = await waitForJob(url, r.body.id, undefined, 600_000);
+    if (j.state !== 'completed') throw new Error(`training failed: ${j.error}`);
+  };
+  const dataset = (digits: number[]) => ({ format: 'mnist', digits, limit: 300 });
+  await job({ model: 'bench-base', architecture: 'mnist-cnn', dataset: dataset([0, 1, 2, 3, 4]), epochs: 1 });
+  await job({ model: 'bench-transfer', base: 'bench-base@1', dataset: dataset([5, 6, 7, 8, 9]), epochs: 1 });
+}
+
+interface Round {
+  latency: { p50: number; p95: number; mean: number };
+  rps: number;
+  cpuPerRequest: number;
+  loopCpuPerRequest: number;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function main(): Promise<void> {
+  const prefix = `bench-predict-${randomUUID().slice(0, 8)}`;
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mlq-bench-predict-'));
+  const env = {
+    REDIS_URL,
+    QUEUE_PREFIX: prefix,
+    ARTIFACT_STORE: pathToFileURL(path.join(dataDir, 'artifacts')).href,
+    DATA_ROOTS: dataDir,
+    TFJS_BACKEND: 'wasm',
+  };
+  const redis = new Redis(REDIS_URL);
+  const apis: ApiProcess[] = [];
+  try {
+    console.log(`training the mnist transfer model (prefix ${prefix})...`);
+    const worker = await spawnWorkerProcess(env);
+    // Two servers, identical but for SERVING_BATCHING; rounds alternate between them so that
+    // whatever else runs on the machine weighs on both alike.
+    const on = await startApiProcess({ ...env, SERVING_BATCHING: 'on' });
+    apis.push(on);
+    const off = await startApiProcess({ ...env, SERVING_BATCHING: 'off' });
+    apis.push(off);
+    try {
+      await train(on.url);
+    } finally {
+      worker.kill('SIGKILL'); // measure with the CPU to ourselves
+      await worker.exited;
+    }
+    const test = await loadAll(
+      mnistSource({ format: 'mnist', digits: [5, 6, 7, 8, 9], split: 'test', limit: 64 }),
+    );
+    const bodies = Array.from(test.y, (_, i) => {
+      const px = Array.from(test.x.subarray(i * 784, (i + 1) * 784));
+      const image = Array.from({ length: 28 }, (_, r) =>
+        Array.from({ length: 28 }, (_, c) => [px[r * 28 + c]!]),
+      );
+      return JSON.stringify({ instances: [image] });
+    });
+
+    const rounds: { on: Round; off: Round }[] = [];
+    const route = '/v1/models/bench-transfer:predict';
+    const measure = async (api: ApiProcess): Promise<Round> => ({
+      latency: await latency(`${api.url}${route}`, bodies, REQUESTS),
+      ...(await throughput(api, route, bodies, CLIENTS, SECONDS)),
+    });
+    const f = (x: number) => x.toFixed(2);
+    for (let r = 1; r <= ROUNDS; r++) {
+      const round = { on: await measure(on), off: await measure(off) };
+      rounds.push(round);
+      const show = (x: Round) =>
+        `p50 ${f(x.latency.p50)} ms, ${x.rps.toFixed(0)} req/s, ${f(x.cpuPerRequest)} cpu-ms/req`;
+      console.log(`round ${r}: on ${show(round.on)} | off ${show(round.off)}`);
+    }
+
+    const med = (mode: 'on' | 'off', pick: (r: Round) => number) => median(rounds.map((r) => pick(r[mode])));
+    const ratio = median(rounds.map((r) => r.on.rps / r.off.rps));
+    const p50 = med('on', (r) => r.latency.p50);
+    console.log(
+      `\nonline predict, bench-transfer@1 (mnist-cnn base + dense128 head), ${os.availableParallelism()} cores,`,
+    );
+    console.log(`medians of ${ROUNDS} alternating rounds:`);
+    console.log(`latency, 1 client, 1 instance/request, ${REQUESTS} requests:`);
+    for (const mode of ['on', 'off'] as const) {
+      console.log(
+        `  batching ${mode.padEnd(3)}: p50 ${f(med(mode, (r) => r.latency.p50))} ms  p95 ${f(med(mode, (r) => r.latency.p95))} ms  ` +
+          `mean ${f(med(mode, (r) => r.latency.mean))} ms`,
+      );
+    }
+    console.log(`throughput, ${CLIENTS} concurrent clients, 1 instance/request, ${SECONDS} s:`);
+    for (const mode of ['on', 'off'] as const) {
+      const cpu = med(mode, (r) => r.cpuPerRequest);
+      const loop = med(mode, (r) => r.loopCpuPerRequest);
+      console.log(
+        `  batching ${mode.padEnd(3)}: ${med(mode, (r) => r.rps).toFixed(0)} req/s, API CPU ${f(cpu)} ms/request ` +
+          `(event loop ${f(loop)}, predict threads and the rest ${f(cpu - loop)})`,
+      );
+    }
+    const cpuRatio = med('off', (r) => r.cpuPerRequest) / med('on', (r) => r.cpuPerRequest);
+    console.log(
+      `\np50 latency (batching on) ${f(p50)} ms vs the 5 ms bar: ${p50 < 5 ? 'meets' : 'MISSES'} it (${f(p50 / 5)} of the bar)`,
+    );
+    console.log(
+      `throughput batching on / off = ${f(ratio)}x vs the 3x bar: ${ratio >= 3 ? 'meets' : 'MISSES'} it`,
+    );
+    console.log(
+      `API CPU per request, batching off / on = ${f(cpuRatio)}x (independent of other load on the machine)`,
+    );
+  } finally {
+    await Promise.all(apis.map((a) => a.stop()));
+    await deletePrefix(redis, prefix);
+    await redis.quit();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+await main();
