@@ -83,7 +83,7 @@ export async function deletePrefix(redis: Redis, prefix: string): Promise<void> 
 
 export async function startStack(
   name: string,
-  opts: { workers?: number; workerEnv?: Record<string, string> } = {},
+  opts: { workers?: number; workerEnv?: Record<string, string>; apiEnv?: Record<string, string> } = {},
 ): Promise<Stack> {
   const prefix = uniquePrefix(name);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), `mlq-${name}-`));
