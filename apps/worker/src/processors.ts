@@ -2,21 +2,33 @@
  * Every job type's processor, in one table: the type makes a missing or extra entry a compile error,
  * and `checkProcessors` makes it a start-up error too.
  */
-import { jobNames, runEvaluate, runFineTune, type JobContext, type JobName, type JobOf, type ResultOf } from '@mlq/core';
+import {
+  jobNames,
+  runBatchPredict,
+  runEvaluate,
+  runFineTune,
+  runTune,
+  type JobContext,
+  type JobName,
+  type JobOf,
+  type ResultOf,
+} from '@mlq/core';
 
 type Processors = { [N in JobName]: (payload: JobOf<N>, ctx: JobContext) => Promise<ResultOf<N>> };
 
 export const processors: Processors = {
   'fine-tune': runFineTune,
   evaluate: runEvaluate,
-  'batch-predict': () => Promise.reject(new Error('batch-predict is not available yet')),
-  tune: () => Promise.reject(new Error('tune is not available yet')),
+  'batch-predict': runBatchPredict,
+  tune: runTune,
 };
 
 export function checkProcessors(): void {
   const missing = jobNames.filter((n) => typeof processors[n] !== 'function');
   const extra = Object.keys(processors).filter((n) => !(jobNames as string[]).includes(n));
   if (missing.length || extra.length) {
-    throw new Error(`processor table out of step with the catalog: missing ${missing.join(', ')}; extra ${extra.join(', ')}`);
+    throw new Error(
+      `processor table out of step with the catalog: missing ${missing.join(', ')}; extra ${extra.join(', ')}`,
+    );
   }
 }

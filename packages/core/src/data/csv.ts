@@ -9,16 +9,14 @@ import type { z } from 'zod';
 import type { csvDatasetSchema } from '../jobs/catalog.ts';
 import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
-import type { Chunk, DatasetInfo, DatasetSource } from './dataset.ts';
-import { LabelCoder, readBlocks } from './jsonl.ts';
+import type { DatasetInfo, DatasetSource } from './dataset.ts';
+import { grow, LabelCoder, LineCursor, readBlocks, Spill, spilledChunks, type Scan } from './jsonl.ts';
 import type { OpenDatasetOptions } from './open.ts';
 
 export type CsvSpec = z.infer<typeof csvDatasetSchema>;
 
 const COMMA = 44;
 const QUOTE = 34;
-const CR = 13;
-const LF = 10;
 const SPACE = 32;
 const TAB = 9;
 /** Exact powers of ten (a double holds 10^0..10^22 exactly), for the fast number path. */
@@ -78,13 +76,19 @@ function parseNumber(buf: Uint8Array, i: number, e: number): number {
   }
   numEnd = i;
   const p = exp - frac;
-  if (digits > 15 || p > 22 || p < -22) return Number(Buffer.from(buf.buffer, buf.byteOffset + s, i - s).toString('latin1'));
+  if (digits > 15 || p > 22 || p < -22)
+    return Number(Buffer.from(buf.buffer, buf.byteOffset + s, i - s).toString('latin1'));
   const v = p >= 0 ? mant * POW10[p]! : mant / POW10[-p]!;
   return neg ? -v : v;
 }
 
+/** `file:line`, the place an error names. */
+function at(file: string, line: number): string {
+  return `${file}:${line}`;
+}
+
 /** Splits one line into field strings (the header, and rows with quoted fields). */
-function splitFields(buf: Buffer, s: number, e: number, where: () => string): string[] {
+function splitFields(buf: Buffer, s: number, e: number, file: string, line: number): string[] {
   const out: string[] = [];
   let i = s;
   for (;;) {
@@ -93,7 +97,8 @@ function splitFields(buf: Buffer, s: number, e: number, where: () => string): st
       let j = i + 1;
       for (;;) {
         const q = buf.indexOf(QUOTE, j);
-        if (q < 0 || q >= e) throw new DataError(`${where()}: a quoted field is not closed (fields cannot span lines)`);
+        if (q < 0 || q >= e)
+          throw new DataError(`${at(file, line)}: a quoted field is not closed (fields cannot span lines)`);
         v += buf.toString('utf8', j, q);
         if (buf[q + 1] === QUOTE) {
           v += '"';
@@ -104,7 +109,8 @@ function splitFields(buf: Buffer, s: number, e: number, where: () => string): st
         }
       }
       out.push(v);
-      if (i < e && buf[i] !== COMMA) throw new DataError(`${where()}: unexpected text after a quoted field`);
+      if (i < e && buf[i] !== COMMA)
+        throw new DataError(`${at(file, line)}: unexpected text after a quoted field`);
     } else {
       let j = i;
       while (j < e && buf[j] !== COMMA) j++;
@@ -114,10 +120,6 @@ function splitFields(buf: Buffer, s: number, e: number, where: () => string): st
     if (i >= e) return out;
     i++;
   }
-}
-
-function lineEnd(buf: Uint8Array, s: number, e: number): number {
-  return e > s && buf[e - 1] === CR ? e - 1 : e;
 }
 
 /** Column layout resolved from the header and the spec. */
@@ -137,9 +139,14 @@ function layoutOf(header: string[], spec: CsvSpec, where: string): Layout {
   const cols = header.join(', ');
   // Without an explicit label, a column named "label" is the label (not a feature), else none is.
   const label = spec.label ?? (seen.has('label') ? 'label' : undefined);
-  if (label !== undefined && !seen.has(label)) throw new DataError(`${where}: no label column "${label}" in the header (${cols})`);
+  if (label !== undefined && !seen.has(label))
+    throw new DataError(`${where}: no label column "${label}" in the header (${cols})`);
   const features = spec.features ?? header.filter((h) => h !== label);
-  for (const f of features) if (!seen.has(f)) throw new DataError(`${where}: no feature column "${f}" in the header (${cols})`);
+  for (const f of features)
+    if (!seen.has(f)) throw new DataError(`${where}: no feature column "${f}" in the header (${cols})`);
+  if (new Set(features).size !== features.length || (label !== undefined && features.includes(label))) {
+    throw new DataError(`${where}: "features" must name distinct columns other than the label`);
+  }
   if (features.length === 0) throw new DataError(`${where}: no feature columns`);
   const roles = new Int32Array(header.length).fill(SKIP);
   features.forEach((f, slot) => (roles[header.indexOf(f)] = slot));
@@ -147,27 +154,38 @@ function layoutOf(header: string[], spec: CsvSpec, where: string): Layout {
   return { roles, names: header, width: features.length, hasLabel: label !== undefined };
 }
 
-/**
- * Parses one data row into `x[base ..]` and returns its label text (or undefined).
- * `where` builds the "file:line" prefix of an error only when there is one.
- */
-function parseRow(buf: Buffer, s: number, e: number, lay: Layout, x: Float32Array, base: number, where: () => string): string | undefined {
+/** Parses one data row (line `line` of `file`) into `x[base ..]` and returns its label text (or undefined). */
+function parseRow(
+  buf: Buffer,
+  s: number,
+  e: number,
+  lay: Layout,
+  x: Float32Array,
+  base: number,
+  file: string,
+  line: number,
+): string | undefined {
+  // Messages name the place through at(): a closure made per row would cost more than parsing it.
   const { roles } = lay;
   const ncols = roles.length;
   let label: string | undefined;
   let col = 0;
   let i = s;
   for (;;) {
-    if (col >= ncols) throw new DataError(`${where()}: ragged row: more than the header's ${ncols} columns`);
+    if (col >= ncols)
+      throw new DataError(`${at(file, line)}: ragged row: more than the header's ${ncols} columns`);
     const role = roles[col]!;
     while (buf[i] === SPACE || buf[i] === TAB) i++;
     if (buf[i] === QUOTE) {
       // Rare: a quoted field. Find where the row's fields are and take this one's text.
-      const fields = splitFields(buf, s, e, where);
-      if (fields.length !== ncols) throw new DataError(`${where()}: ragged row: ${fields.length} columns, the header has ${ncols}`);
+      const fields = splitFields(buf, s, e, file, line);
+      if (fields.length !== ncols)
+        throw new DataError(
+          `${at(file, line)}: ragged row: ${fields.length} columns, the header has ${ncols}`,
+        );
       const v = fields[col]!;
       if (role === LABEL) label = v;
-      else if (role >= 0) x[base + role] = toNumber(v, lay.names[col]!, where);
+      else if (role >= 0) x[base + role] = toNumber(v, lay.names[col]!, file, line);
       col++;
       if (col === ncols) return label;
       // Skip to the next field in the bytes: continue the fast path from there.
@@ -182,7 +200,9 @@ function parseRow(buf: Buffer, s: number, e: number, lay: Layout, x: Float32Arra
         let k = i;
         while (k < e && buf[k] !== COMMA) k++;
         const text = buf.toString('utf8', i, k);
-        throw new DataError(`${where()}: column "${lay.names[col]}" is ${text.trim() ? `not a number: "${text}"` : 'empty'}`);
+        throw new DataError(
+          `${at(file, line)}: column "${lay.names[col]}" is ${text.trim() ? `not a number: "${text}"` : 'empty'}`,
+        );
       }
       x[base + role] = v;
       i = j;
@@ -196,13 +216,14 @@ function parseRow(buf: Buffer, s: number, e: number, lay: Layout, x: Float32Arra
     if (i >= e) break;
     i++;
   }
-  if (col !== ncols) throw new DataError(`${where()}: ragged row: ${col} columns, the header has ${ncols}`);
+  if (col !== ncols)
+    throw new DataError(`${at(file, line)}: ragged row: ${col} columns, the header has ${ncols}`);
   return label;
 }
 
-function toNumber(v: string, column: string, where: () => string): number {
+function toNumber(v: string, column: string, file: string, line: number): number {
   const n = v.trim() === '' ? Number.NaN : Number(v);
-  if (Number.isNaN(n)) throw new DataError(`${where()}: column "${column}" is not a number: "${v}"`);
+  if (Number.isNaN(n)) throw new DataError(`${at(file, line)}: column "${column}" is not a number: "${v}"`);
   return n;
 }
 
@@ -216,85 +237,73 @@ function nthComma(buf: Buffer, s: number, e: number, n: number): number {
   return e;
 }
 
-/** Lines of a CSV file after its header, with their 1-based line numbers; blank lines are skipped. */
-async function* rows(file: string, onHeader: (buf: Buffer, s: number, e: number) => void) {
-  let line = 0;
-  let headerSeen = false;
-  for await (const b of readBlocks(file)) {
-    let p = 0;
-    while (p < b.end) {
-      let nl = b.buf.indexOf(LF, p);
-      if (nl < 0 || nl >= b.end) nl = b.end;
-      line++;
-      let s = p;
-      const e = lineEnd(b.buf, p, nl);
-      p = nl + 1;
-      if (!headerSeen) {
-        // A UTF-8 byte-order mark is not part of the first column's name.
-        if (b.buf[s] === 0xef && b.buf[s + 1] === 0xbb && b.buf[s + 2] === 0xbf) s += 3;
-        headerSeen = true;
-        onHeader(b.buf, s, e);
-        continue;
-      }
-      if (e === s) continue;
-      yield { buf: b.buf, s, e, line, next: p };
-    }
-  }
-  if (!headerSeen) throw new DataError(`${file}: the file is empty (a CSV needs a header row)`);
+/** The header's layout, from the first line of a block (a UTF-8 byte-order mark is skipped). */
+function readHeader(cur: LineCursor, spec: CsvSpec, file: string): Layout {
+  const { buf } = cur;
+  let s = cur.s;
+  if (buf[s] === 0xef && buf[s + 1] === 0xbb && buf[s + 2] === 0xbf) s += 3;
+  return layoutOf(splitFields(buf, s, cur.e, file, 1), spec, `${file}:1`);
 }
 
 /** Opens a CSV dataset; the file is read when `info()` or `chunks()` is first called. */
 export function csvSource(spec: CsvSpec, opts: OpenDatasetOptions): DatasetSource {
-  let pending: Promise<{ info: DatasetInfo; file: string; lay: Layout; coder: LabelCoder }> | undefined;
-  const scan = async () => {
+  /** The first pass: validates every row, decodes it into the spill, hashes, counts, finds classes. */
+  const scan = async (): Promise<Scan> => {
     const file = await resolveDataPath(spec.uri, opts.dataRoots);
-    const hash = createHash('sha256').update(JSON.stringify({ f: 'csv', l: spec.label ?? null, x: spec.features ?? null }));
-    let lay: Layout | undefined;
+    const hash = createHash('sha256').update(
+      JSON.stringify({ f: 'csv', l: spec.label ?? null, x: spec.features ?? null }),
+    );
     const coder = new LabelCoder(opts.classNames);
-    let n = 0;
     const limit = spec.limit ?? Infinity;
-    let scratch = new Float32Array(0);
-    for await (const r of rows(file, (buf, s, e) => {
-      lay = layoutOf(splitFields(buf, s, e, () => `${file}:1`), spec, `${file}:1`);
-      scratch = new Float32Array(lay.width);
-    })) {
-      if (n >= limit) break;
-      const where = () => `${file}:${r.line}`;
-      const label = parseRow(r.buf, r.s, r.e, lay!, scratch, 0, where);
-      if (label !== undefined) coder.add(label, where);
-      hash.update(r.buf.subarray(r.s, r.next));
-      n++;
-    }
-    const labels = coder.finish();
-    const info: DatasetInfo = { featureShape: [lay!.width], numClasses: labels.numClasses, rows: n, hash: hash.digest('hex').slice(0, 16) };
-    if (labels.classNames) info.classNames = labels.classNames;
-    return { info, file, lay: lay!, coder };
-  };
-  const get = () => (pending ??= scan());
-  return {
-    info: async () => (await get()).info,
-    async *chunks({ chunkSize, start = 0 }): AsyncIterable<Chunk> {
-      const { info, file, lay, coder } = await get();
-      const w = lay.width;
-      let n = 0;
-      let c = start;
-      let x = new Float32Array(Math.min(chunkSize, Math.max(0, info.rows - start)) * w);
-      let y = lay.hasLabel ? new Int32Array(x.length / w) : undefined;
-      for await (const r of rows(file, () => undefined)) {
-        if (n >= info.rows) break;
-        if (n++ < start) continue;
-        const where = () => `${file}:${r.line}`;
-        const k = n - 1 - c;
-        const label = parseRow(r.buf, r.s, r.e, lay, x, k * w, where);
-        if (y) y[k] = coder.index(label!, where);
-        if (k + 1 === x.length / w) {
-          yield { start: c, count: k + 1, x, ...(y ? { y } : {}) };
-          c = n;
-          x = new Float32Array(Math.min(chunkSize, info.rows - n) * w);
-          y = lay.hasLabel ? new Int32Array(x.length / w) : undefined;
+    const cur = new LineCursor();
+    let lay: Layout | undefined;
+    let spill: Spill | undefined;
+    // One block's decoded records: features through `f32`, provisional label ids through `i32`.
+    let records = new ArrayBuffer(0);
+    let [f32, i32] = [new Float32Array(0), new Int32Array(0)];
+    let n = 0;
+    let full = false;
+    for await (const b of readBlocks(file)) {
+      cur.reset(b);
+      let used = b.end;
+      let k = 0;
+      while (cur.next()) {
+        if (!lay) {
+          lay = readHeader(cur, spec, file);
+          spill = await Spill.create(lay.width, lay.hasLabel);
+          continue;
         }
+        if (cur.e === cur.s) continue;
+        if (n === limit) {
+          [full, used] = [true, cur.s];
+          break;
+        }
+        const words = spill!.words;
+        if ((k + 1) * words * 4 > records.byteLength) {
+          records = grow(records, (k + 1) * words * 4);
+          [f32, i32] = [new Float32Array(records), new Int32Array(records)];
+        }
+        const label = parseRow(cur.buf, cur.s, cur.e, lay, f32, k * words, file, cur.line);
+        if (label !== undefined) i32[k * words + lay.width] = coder.add(label, file, cur.line);
+        k++;
+        n++;
       }
-      if (n < info.rows) throw new DataError(`${file}: the file changed while it was read (${n} rows, expected ${info.rows})`);
-    },
+      if (k > 0) await spill!.append(records, k);
+      hash.update(b.buf.subarray(0, used));
+      if (full) break;
+    }
+    if (!lay || !spill) throw new DataError(`${file}: the file is empty (a CSV needs a header row)`);
+    const labels = coder.finish();
+    const info: DatasetInfo = {
+      featureShape: [lay.width],
+      numClasses: labels.numClasses,
+      rows: n,
+      hash: hash.digest('hex').slice(0, 16),
+    };
+    if (labels.classNames) info.classNames = labels.classNames;
+    return { info, spill, remap: labels.remap };
   };
+  let first: Promise<Scan> | undefined;
+  const get = () => (first ??= scan());
+  return { info: async () => (await get()).info, chunks: spilledChunks(scan, get) };
 }

@@ -1,10 +1,16 @@
 /**
  * The `{"format": "jsonl"}` dataset (`{"x": [...], "y": label}` per line; `x` may be nested arrays,
- * `y` may be left out for prediction), and what the line-oriented readers share: reading a file in
- * blocks of whole lines, and turning label text into class indices.
+ * `y` may be left out for prediction), and what the line-oriented readers (csv, jsonl) share: reading
+ * a file in blocks of whole lines, turning label text into class indices, and the spill file.
+ *
+ * Both readers decode the text once, in the validating first pass of `info()`, and keep the decoded
+ * rows in a spill file that `chunks()` then reads: parsing text twice would cost about as much as the
+ * model's predictions over a large file, and holding the rows in memory is not an option.
  */
-import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { createHash, randomUUID } from 'node:crypto';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type { z } from 'zod';
 import type { jsonlDatasetSchema } from '../jobs/catalog.ts';
 import { resolveDataPath } from '../storage/data-uri.ts';
@@ -33,14 +39,17 @@ export async function* readBlocks(file: string): AsyncGenerator<Block> {
     fh = await open(file, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new DataError(code === 'ENOENT' ? `file not found: ${file}` : `cannot read ${file}: ${(e as Error).message}`);
+    throw new DataError(
+      code === 'ENOENT' ? `file not found: ${file}` : `cannot read ${file}: ${(e as Error).message}`,
+    );
   }
   try {
     let buf = Buffer.allocUnsafe(BLOCK);
     let carry = 0;
     for (;;) {
       if (carry === buf.length) {
-        if (buf.length >= MAX_LINE) throw new DataError(`${file}: a line is longer than ${MAX_LINE >> 20} MiB`);
+        if (buf.length >= MAX_LINE)
+          throw new DataError(`${file}: a line is longer than ${MAX_LINE >> 20} MiB`);
         const grown = Buffer.allocUnsafe(buf.length * 2);
         buf.copy(grown, 0, 0, carry);
         buf = grown;
@@ -70,6 +79,38 @@ export async function* readBlocks(file: string): AsyncGenerator<Block> {
   }
 }
 
+/**
+ * Walks the lines of one block without an async step per line (a million `await`s would cost more
+ * than parsing the rows). `s .. e` is the current line without its line ending; `line` is 1-based.
+ */
+export class LineCursor {
+  buf: Buffer = Buffer.alloc(0);
+  s = 0;
+  e = 0;
+  line = 0;
+  private p = 0;
+  private end = 0;
+
+  reset(b: Block): void {
+    this.buf = b.buf;
+    this.p = 0;
+    this.end = b.end;
+  }
+
+  /** Moves to the next line of the block; false when the block is done. */
+  next(): boolean {
+    const { buf, p, end } = this;
+    if (p >= end) return false;
+    let nl = buf.indexOf(10, p);
+    if (nl < 0 || nl >= end) nl = end;
+    this.line++;
+    this.s = p;
+    this.e = nl > p && buf[nl - 1] === 13 ? nl - 1 : nl;
+    this.p = nl + 1;
+    return true;
+  }
+}
+
 /** Distinct label values beyond which the column is surely not a class label. */
 const MAX_CLASSES = 10_000;
 const INT = /^\d+$/;
@@ -78,53 +119,163 @@ const INT = /^\d+$/;
  * Turns label text into class indices. With the model's class names (evaluate) a label is looked up
  * among them (or is an index below their count), so index i means what it meant in training. Without
  * them, labels that are all integers are indices, and otherwise the sorted distinct names are the classes.
+ * The first pass gives each label a provisional id (order of first appearance); `finish` maps them.
  */
 export class LabelCoder {
   private readonly given: Map<string, number> | undefined;
-  private readonly seen = new Set<string>();
-  private map: Map<string, number> | undefined;
+  private readonly seen = new Map<string, number>();
 
   constructor(private readonly classNames?: readonly string[]) {
     this.given = classNames ? new Map(classNames.map((c, i) => [c, i])) : undefined;
   }
 
-  /** Records a label in the first pass; `where` names the file and line (or image) for errors. */
-  add(label: string, where: () => string): void {
-    if (label === '') throw new DataError(`${where()}: the label is empty`);
-    if (this.seen.has(label)) return;
+  /** Records a label and returns its provisional id; errors name `file:line`. */
+  add(label: string, file: string, line: number): number {
+    const id = this.seen.get(label);
+    if (id !== undefined) return id;
+    if (label === '') throw new DataError(`${file}:${line}: the label is empty`);
     if (this.given && !this.given.has(label) && !(INT.test(label) && Number(label) < this.given.size)) {
       const names = [...this.given.keys()];
       const shown = names.slice(0, 20).join(', ') + (names.length > 20 ? ', ...' : '');
-      throw new DataError(`${where()}: unknown label "${label}"; the model's classes are ${shown}`);
+      throw new DataError(`${file}:${line}: unknown label "${label}"; the model's classes are ${shown}`);
     }
-    if (this.seen.size >= MAX_CLASSES) throw new DataError(`${where()}: more than ${MAX_CLASSES} distinct labels; is this the label column?`);
-    this.seen.add(label);
+    if (this.seen.size >= MAX_CLASSES)
+      throw new DataError(
+        `${file}:${line}: more than ${MAX_CLASSES} distinct labels; is this the label column?`,
+      );
+    this.seen.set(label, this.seen.size);
+    return this.seen.size - 1;
   }
 
-  /** Ends the first pass: the number of classes and their names (when labels are names). */
-  finish(): { numClasses: number; classNames?: string[] } {
-    const labels = [...this.seen];
-    if (this.given) {
-      this.map = new Map(labels.map((l) => [l, this.given!.get(l) ?? Number(l)]));
-      return { numClasses: this.given.size, classNames: [...this.classNames!] };
-    }
+  /** Ends the first pass: the classes, and `remap[provisional id]` = class index. */
+  finish(): { numClasses: number; classNames?: string[]; remap: Int32Array } {
+    const labels = [...this.seen.keys()];
+    const remap = (index: (l: string) => number) => Int32Array.from(labels, index);
+    if (this.given)
+      return {
+        numClasses: this.given.size,
+        classNames: [...this.classNames!],
+        remap: remap((l) => this.given!.get(l) ?? Number(l)),
+      };
     if (labels.every((l) => INT.test(l))) {
-      this.map = new Map(labels.map((l) => [l, Number(l)]));
       const max = labels.reduce((m, l) => Math.max(m, Number(l)), -1);
-      if (max >= MAX_CLASSES) throw new DataError(`label ${max} is too large for a class index (the limit is ${MAX_CLASSES - 1})`);
-      return { numClasses: max + 1 };
+      if (max >= MAX_CLASSES)
+        throw new DataError(`label ${max} is too large for a class index (the limit is ${MAX_CLASSES - 1})`);
+      return { numClasses: max + 1, remap: remap(Number) };
     }
-    const names = labels.sort();
-    this.map = new Map(names.map((l, i) => [l, i]));
-    return { numClasses: names.length, classNames: names };
+    const names = [...labels].sort();
+    const at = new Map(names.map((l, i) => [l, i]));
+    return { numClasses: names.length, classNames: names, remap: remap((l) => at.get(l)!) };
+  }
+}
+
+/** Closes the spill files of sources that were dropped without reading their chunks. */
+const unread = new FinalizationRegistry<FileHandle>((fh) => void fh.close().catch(() => undefined));
+
+/**
+ * Decoded rows on disk: fixed-size records of `width` float32 features, then (when labelled) an int32
+ * provisional label id. The file is unlinked as soon as it is open, so its space comes back when the
+ * handle closes, even if the process is killed.
+ */
+export class Spill {
+  rows = 0;
+  /** Set when a `chunks()` pass has begun: a later pass needs a fresh first pass. */
+  taken = false;
+  /** 4-byte words per record. */
+  readonly words: number;
+
+  private constructor(
+    private readonly fh: FileHandle,
+    readonly width: number,
+    readonly labelled: boolean,
+  ) {
+    this.words = width + (labelled ? 1 : 0);
   }
 
-  /** The class index of a label seen in the first pass. */
-  index(label: string, where: () => string): number {
-    const i = this.map?.get(label);
-    if (i === undefined) throw new DataError(`${where()}: label "${label}" was not in the file when it was first read`);
-    return i;
+  static async create(width: number, labelled: boolean): Promise<Spill> {
+    const file = path.join(os.tmpdir(), `mlq-rows-${randomUUID()}.bin`);
+    const fh = await open(file, 'w+');
+    await unlink(file);
+    const spill = new Spill(fh, width, labelled);
+    unread.register(spill, fh, spill);
+    return spill;
   }
+
+  /** Appends `rows` records from the start of `records`. */
+  async append(records: ArrayBuffer, rows: number): Promise<void> {
+    const bytes = rows * this.words * 4;
+    await this.fh.write(new Uint8Array(records, 0, bytes), 0, bytes, this.rows * this.words * 4);
+    this.rows += rows;
+  }
+
+  /** Reads records from row `start` as chunks, label ids mapped through `remap`. */
+  async *chunks(start: number, chunkSize: number, remap: Int32Array): AsyncGenerator<Chunk> {
+    const { words, width } = this;
+    for (let s = start; s < this.rows; s += chunkSize) {
+      const count = Math.min(chunkSize, this.rows - s);
+      const data = new ArrayBuffer(count * words * 4);
+      const { bytesRead } = await this.fh.read(new Uint8Array(data), 0, data.byteLength, s * words * 4);
+      if (bytesRead !== data.byteLength)
+        throw new Error(`spill file: read ${bytesRead} of ${data.byteLength} bytes`);
+      if (!this.labelled) {
+        yield { start: s, count, x: new Float32Array(data) };
+        continue;
+      }
+      const f = new Float32Array(data);
+      const ids = new Int32Array(data);
+      const x = new Float32Array(count * width);
+      const y = new Int32Array(count);
+      for (let i = 0; i < count; i++) {
+        x.set(f.subarray(i * words, i * words + width), i * width);
+        y[i] = remap[ids[i * words + width]!]!;
+      }
+      yield { start: s, count, x, y };
+    }
+  }
+
+  async close(): Promise<void> {
+    unread.unregister(this);
+    await this.fh.close();
+  }
+}
+
+/** What a first pass produces: the dataset's info, its decoded rows, and the label mapping. */
+export interface Scan {
+  info: DatasetInfo;
+  spill: Spill;
+  remap: Int32Array;
+}
+
+/**
+ * The `chunks()` of a reader whose first pass is `scan`: the first pass's spill is read once; another
+ * pass scans the file again, and fails if it has changed meanwhile.
+ */
+export function spilledChunks(scan: () => Promise<Scan>, first: () => Promise<Scan>) {
+  return async function* chunks({
+    chunkSize,
+    start = 0,
+  }: {
+    chunkSize: number;
+    start?: number;
+  }): AsyncIterable<Chunk> {
+    const before = await first();
+    let s = before;
+    if (s.spill.taken) {
+      s = await scan();
+      if (s.info.hash !== before.info.hash) {
+        await s.spill.close();
+        throw new DataError(
+          `the data changed since it was first read (hash ${before.info.hash}, now ${s.info.hash})`,
+        );
+      }
+    }
+    s.spill.taken = true;
+    try {
+      yield* s.spill.chunks(start, chunkSize, s.remap);
+    } finally {
+      await s.spill.close();
+    }
+  };
 }
 
 /** Shape of a (possibly nested) array of numbers, checking that it is rectangular. */
@@ -157,98 +308,99 @@ interface Row {
 
 /** Opens a JSONL dataset; the file is read when `info()` or `chunks()` is first called. */
 export function jsonlSource(spec: JsonlSpec, opts: OpenDatasetOptions): DatasetSource {
-  let shape: number[] | undefined;
-  let width = 0;
-  let labelled: boolean | undefined;
-  const coder = new LabelCoder(opts.classNames);
-
-  /** Parses one line into `out` at `base`; returns its label text. */
-  const parse = (text: string, out: Float32Array, base: number, where: () => string): string | undefined => {
-    let row: Row;
-    try {
-      row = JSON.parse(text) as Row;
-    } catch (e) {
-      throw new DataError(`${where()}: not JSON: ${(e as Error).message}`);
-    }
-    if (typeof row !== 'object' || row === null || !('x' in row)) throw new DataError(`${where()}: expected an object {"x": [...], "y": label}`);
-    if (!shape) {
-      shape = shapeOf(row.x);
-      width = shape.reduce((a, b) => a * b, 1);
-      if (shape.length === 0 || width === 0) throw new DataError(`${where()}: "x" must be a non-empty array of numbers`);
-      labelled = row.y !== undefined;
-    }
-    if (!flatten(row.x, shape, 0, out, { i: base })) {
-      throw new DataError(`${where()}: "x" must be numbers of shape [${shape.join(', ')}] like the first row, got ${JSON.stringify(row.x).slice(0, 80)}`);
-    }
-    if ((row.y !== undefined) !== labelled) throw new DataError(`${where()}: "y" must be given on every line or on none`);
-    if (row.y === undefined) return undefined;
-    if (typeof row.y === 'string') return row.y;
-    if (typeof row.y === 'number' && Number.isInteger(row.y) && row.y >= 0) return String(row.y);
-    throw new DataError(`${where()}: "y" must be a class index (an integer >= 0) or a class name, got ${JSON.stringify(row.y)}`);
-  };
-
-  async function* lines(file: string) {
-    let line = 0;
-    for await (const b of readBlocks(file)) {
-      let p = 0;
-      while (p < b.end) {
-        let nl = b.buf.indexOf(10, p);
-        if (nl < 0 || nl >= b.end) nl = b.end;
-        line++;
-        const text = b.buf.toString('utf8', p, nl);
-        p = nl + 1;
-        if (text.trim()) yield { text, line };
-      }
-    }
-  }
-
-  let pending: Promise<{ info: DatasetInfo; file: string }> | undefined;
-  const scan = async () => {
+  /** The first pass: validates every line, decodes it into the spill, hashes, counts, finds classes. */
+  const scan = async (): Promise<Scan> => {
     const file = await resolveDataPath(spec.uri, opts.dataRoots);
     const hash = createHash('sha256').update('jsonl\n');
+    const coder = new LabelCoder(opts.classNames);
+    const limit = spec.limit ?? Infinity;
+    const cur = new LineCursor();
+    let shape: number[] | undefined;
+    let labelled = false;
+    let spill: Spill | undefined;
+    // One block's decoded records: features through `f32`, provisional label ids through `i32`.
+    let records = new ArrayBuffer(0);
+    let [f32, i32] = [new Float32Array(0), new Int32Array(0)];
     let n = 0;
-    let scratch = new Float32Array(0);
-    for await (const { text, line } of lines(file)) {
-      if (n >= (spec.limit ?? Infinity)) break;
-      const where = () => `${file}:${line}`;
-      // Values are only checked here; before the first row sets the width, writes past the end are dropped.
-      if (scratch.length < width) scratch = new Float32Array(width);
-      const label = parse(text, scratch, 0, where);
-      if (label !== undefined) coder.add(label, where);
-      hash.update(text).update('\n');
-      n++;
-    }
-    if (!shape) throw new DataError(`${file}: the file has no rows`);
-    const labels = coder.finish();
-    const info: DatasetInfo = { featureShape: shape, numClasses: labels.numClasses, rows: n, hash: hash.digest('hex').slice(0, 16) };
-    if (labels.classNames) info.classNames = labels.classNames;
-    return { info, file };
-  };
-  const get = () => (pending ??= scan());
-  return {
-    info: async () => (await get()).info,
-    async *chunks({ chunkSize, start = 0 }): AsyncIterable<Chunk> {
-      const { info, file } = await get();
-      let n = 0;
-      let c = start;
-      const alloc = () => Math.min(chunkSize, Math.max(0, info.rows - c));
-      let x = new Float32Array(alloc() * width);
-      let y = labelled ? new Int32Array(alloc()) : undefined;
-      for await (const { text, line } of lines(file)) {
-        if (n >= info.rows) break;
-        if (n++ < start) continue;
-        const where = () => `${file}:${line}`;
-        const k = n - 1 - c;
-        const label = parse(text, x, k * width, where);
-        if (y) y[k] = coder.index(label!, where);
-        if ((k + 1) * width === x.length) {
-          yield { start: c, count: k + 1, x, ...(y ? { y } : {}) };
-          c = n;
-          x = new Float32Array(alloc() * width);
-          y = labelled ? new Int32Array(alloc()) : undefined;
+    let full = false;
+    for await (const b of readBlocks(file)) {
+      cur.reset(b);
+      let used = b.end;
+      let k = 0;
+      while (cur.next()) {
+        const text = cur.buf.toString('utf8', cur.s, cur.e);
+        if (!text.trim()) continue;
+        if (n === limit) {
+          [full, used] = [true, cur.s];
+          break;
         }
+        const where = `${file}:${cur.line}`;
+        let row: Row;
+        try {
+          row = JSON.parse(text) as Row;
+        } catch (e) {
+          throw new DataError(`${where}: not JSON: ${(e as Error).message}`);
+        }
+        if (typeof row !== 'object' || row === null || !('x' in row))
+          throw new DataError(`${where}: expected an object {"x": [...], "y": label}`);
+        if (!shape) {
+          shape = shapeOf(row.x);
+          if (shape.length === 0 || shape.includes(0))
+            throw new DataError(`${where}: "x" must be a non-empty array of numbers`);
+          labelled = row.y !== undefined;
+          spill = await Spill.create(
+            shape.reduce((a, c) => a * c, 1),
+            labelled,
+          );
+        }
+        const words = spill!.words;
+        if ((k + 1) * words * 4 > records.byteLength) {
+          records = grow(records, (k + 1) * words * 4);
+          [f32, i32] = [new Float32Array(records), new Int32Array(records)];
+        }
+        if (!flatten(row.x, shape, 0, f32, { i: k * words })) {
+          throw new DataError(
+            `${where}: "x" must be numbers of shape [${shape.join(', ')}] like the first row, got ${JSON.stringify(row.x).slice(0, 80)}`,
+          );
+        }
+        if ((row.y !== undefined) !== labelled)
+          throw new DataError(`${where}: "y" must be given on every line or on none`);
+        if (labelled) i32[k * words + words - 1] = coder.add(labelText(row.y, where), file, cur.line);
+        k++;
+        n++;
       }
-      if (n < info.rows) throw new DataError(`${file}: the file changed while it was read (${n} rows, expected ${info.rows})`);
-    },
+      if (k > 0) await spill!.append(records, k);
+      hash.update(b.buf.subarray(0, used));
+      if (full) break;
+    }
+    if (!shape || !spill) throw new DataError(`${file}: the file has no rows`);
+    const labels = coder.finish();
+    const info: DatasetInfo = {
+      featureShape: shape,
+      numClasses: labels.numClasses,
+      rows: n,
+      hash: hash.digest('hex').slice(0, 16),
+    };
+    if (labels.classNames) info.classNames = labels.classNames;
+    return { info, spill, remap: labels.remap };
   };
+  let first: Promise<Scan> | undefined;
+  const get = () => (first ??= scan());
+  return { info: async () => (await get()).info, chunks: spilledChunks(scan, get) };
+}
+
+/** A label as text: a class name, or a class index. */
+function labelText(y: unknown, where: string): string {
+  if (typeof y === 'string') return y;
+  if (typeof y === 'number' && Number.isInteger(y) && y >= 0) return String(y);
+  throw new DataError(
+    `${where}: "y" must be a class index (an integer >= 0) or a class name, got ${JSON.stringify(y)}`,
+  );
+}
+
+/** A larger buffer holding the first bytes of `buf` (block buffers grow to their biggest block). */
+export function grow(buf: ArrayBuffer, atLeast: number): ArrayBuffer {
+  const out = new ArrayBuffer(Math.max(atLeast, buf.byteLength * 2, 1 << 16));
+  new Uint8Array(out).set(new Uint8Array(buf));
+  return out;
 }

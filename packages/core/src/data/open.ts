@@ -1,7 +1,9 @@
 /** Opens any dataset spec of the catalog as a chunked source. */
 import type { DatasetSpec } from '../jobs/catalog.ts';
-import { InputError } from '../util/errors.ts';
+import { csvSource } from './csv.ts';
 import type { DatasetSource } from './dataset.ts';
+import { imageFolderSource } from './image-folder.ts';
+import { jsonlSource } from './jsonl.ts';
 import { mnistSource } from './mnist.ts';
 
 export interface OpenDatasetOptions {
@@ -14,12 +16,19 @@ export interface OpenDatasetOptions {
   classNames?: readonly string[] | undefined;
 }
 
+/**
+ * Opens a dataset spec as a chunked source. File-backed readers resolve their URI (inside the data
+ * roots) and read the file on the first `info()` or `chunks()` call, so opening never fails.
+ */
 export function openDataset(spec: DatasetSpec, opts: OpenDatasetOptions): DatasetSource {
   switch (spec.format) {
     case 'mnist':
       return mnistSource(spec);
-    default:
-      void opts;
-      throw new InputError(`dataset format "${spec.format}" is not supported by this worker`);
+    case 'csv':
+      return csvSource(spec, opts);
+    case 'jsonl':
+      return jsonlSource(spec, opts);
+    case 'image-folder':
+      return imageFolderSource(spec, opts);
   }
 }

@@ -1,0 +1,257 @@
+/**
+ * The batch-predict job: a model over every row of a dataset, streamed in chunks so memory stays flat,
+ * one output line per input row in input order (`{"index", "prediction", "scores"}` as JSONL or CSV).
+ *
+ * Rows go to a part file that is moved to the output URI only when complete, so no reader ever sees
+ * a half-written output. After each chunk the job records how many rows and bytes the part file holds
+ * (`runs/<jobId>/batch-predict.json` in the artifact store); a run that finds that record (a retry,
+ * or a job taken over after its worker died) cuts the part file back to the recorded size and
+ * continues with the next row.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { openDataset } from '../data/open.ts';
+import { runPrefix } from '../ml/checkpoint.ts';
+import { disposeModels, type ModelMeta } from '../ml/model-io.ts';
+import { resolveAndLoad } from '../ml/resolve.ts';
+import { resolveDataPath } from '../storage/data-uri.ts';
+import { FileArtifactStore } from '../storage/file-store.ts';
+import { CancelledError, DataError, InputError, ReleasedError, SHUTDOWN_REASON } from '../util/errors.ts';
+import type { BatchPredictPayload, BatchPredictResult } from './catalog.ts';
+import type { JobContext } from './context.ts';
+
+/** What a run leaves for the next run of the same job. */
+interface BatchState {
+  /** Hash of everything the output depends on: a record of other inputs is ignored. */
+  fingerprint: string;
+  /** Rows (from row 0) whose output lines are in the part file. */
+  rows: number;
+  /** Bytes of the part file that hold those lines (and the CSV header). */
+  bytes: number;
+  done?: boolean;
+}
+
+interface OutputTarget {
+  /** Where lines are written until every row is done. */
+  part: string;
+  /** Moves the finished part file to the output URI. */
+  commit(): Promise<void>;
+}
+
+/**
+ * Where the part file lives: beside a file:// target (same file system, so the final rename is
+ * atomic), in the run's area of a file store, or in a local temp file uploaded at the end.
+ */
+async function openTarget(uri: string, ctx: JobContext): Promise<OutputTarget> {
+  const store = ctx.store;
+  const key = store.keyOf(uri);
+  if (key !== undefined) {
+    if (store instanceof FileArtifactStore) {
+      const part = store.pathOf(`${runPrefix(ctx.jobId)}/batch-predict.part`);
+      const dest = store.pathOf(key);
+      await mkdir(path.dirname(part), { recursive: true });
+      return {
+        part,
+        commit: async () => (await mkdir(path.dirname(dest), { recursive: true }), await rename(part, dest)),
+      };
+    }
+    // Other stores cannot append: write locally, then upload (a resume needs the same machine).
+    const part = path.join(os.tmpdir(), `mlq-${ctx.jobId}-batch-predict.part`);
+    return { part, commit: async () => (await store.putFile(key, part), await rm(part, { force: true })) };
+  }
+  if (!uri.startsWith('file://')) {
+    throw new InputError(
+      `output.uri must be a file:// URI inside the data roots or a URI inside the artifact store ${store.uri}, got "${uri}"`,
+    );
+  }
+  let dest = await resolveDataPath(uri, ctx.dataRoots, { mustExist: false });
+  await mkdir(path.dirname(dest), { recursive: true });
+  // Check again now that the folders exist: symlinks among them could not be resolved before.
+  dest = await resolveDataPath(uri, ctx.dataRoots, { mustExist: false });
+  const part = path.join(path.dirname(dest), `.${path.basename(dest)}.${ctx.jobId}.part`);
+  return { part, commit: () => rename(part, dest) };
+}
+
+const csvField = (s: string) => (/[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+
+/**
+ * Formats the output lines of one chunk. Scores keep 7 significant digits: float32 holds about that
+ * many, and toPrecision is the cheapest exact-enough formatting (String() prints 17 digits).
+ */
+function formatRows(
+  format: 'jsonl' | 'csv',
+  start: number,
+  scores: Float32Array,
+  k: number,
+  labels: string[],
+): string {
+  let out = '';
+  const n = scores.length / k;
+  for (let i = 0; i < n; i++) {
+    const o = i * k;
+    let best = 0;
+    let row = '';
+    for (let c = 0; c < k; c++) {
+      const v = scores[o + c]!;
+      if (v > scores[o + best]!) best = c;
+      row += (c ? ',' : '') + v.toPrecision(7);
+    }
+    out +=
+      format === 'jsonl'
+        ? `{"index":${start + i},"prediction":${labels[best]},"scores":[${row}]}\n`
+        : `${start + i},${labels[best]},${row}\n`;
+  }
+  return out;
+}
+
+/** The class count, the pre-formatted prediction of each class, and the CSV header. */
+function outputLayout(model: tf.LayersModel, meta: ModelMeta, fmt: 'jsonl' | 'csv') {
+  const shape = model.outputs[0]!.shape;
+  const k = (shape[shape.length - 1] as number | null) ?? meta.numClasses;
+  const names = meta.classNames?.length === k ? meta.classNames : undefined;
+  const labels = Array.from({ length: k }, (_, c) =>
+    names ? (fmt === 'jsonl' ? JSON.stringify(names[c]) : csvField(names[c]!)) : String(c),
+  );
+  const scoreColumns = Array.from({ length: k }, (_, c) => csvField(`score_${names?.[c] ?? c}`));
+  return { k, labels, header: fmt === 'csv' ? `index,prediction,${scoreColumns.join(',')}\n` : '' };
+}
+
+/** Where to continue: the recorded rows and bytes, when the part file still holds them all. */
+async function resumePoint(
+  state: BatchState | undefined,
+  part: string,
+): Promise<{ start: number; bytes: number }> {
+  if (!state || state.rows === 0) return { start: 0, bytes: 0 };
+  const size = await stat(part).then(
+    (s) => s.size,
+    () => -1,
+  );
+  // Bytes past the record are a chunk whose run died before recording it: they are cut off.
+  return size >= state.bytes ? { start: state.rows, bytes: state.bytes } : { start: 0, bytes: 0 };
+}
+
+function checkSignal(signal: AbortSignal | undefined): void {
+  if (!signal?.aborted) return;
+  const reason = String(signal.reason ?? 'cancelled');
+  // A shutting-down worker hands the job back; the recorded progress lets the next owner continue.
+  if (reason === SHUTDOWN_REASON) throw new ReleasedError();
+  throw new CancelledError(reason);
+}
+
+/** Runs a batch-predict job; see the module comment for how output and resume work. */
+export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): Promise<BatchPredictResult> {
+  const m = await resolveAndLoad(p.model, ctx.registry, ctx.store, ctx.dataRoots);
+  const { meta, model } = m.loaded;
+  try {
+    // Labels of the input are not used: open it without the model's classes, so unknown ones are fine.
+    const source = openDataset(p.input, { dataRoots: ctx.dataRoots });
+    const info = await source.info();
+    const want = meta.inputShape;
+    if (
+      want.length !== info.featureShape.length ||
+      want.some((d, i) => d !== -1 && d !== info.featureShape[i])
+    ) {
+      throw new InputError(
+        `model ${p.model} takes input [${want.join(', ')}] but the input has [${info.featureShape.join(', ')}]`,
+      );
+    }
+    const fmt = p.output.format;
+    const { k, labels, header } = outputLayout(model, meta, fmt);
+
+    const stateKey = `${runPrefix(ctx.jobId)}/batch-predict.json`;
+    const fingerprint = createHash('sha256')
+      .update(JSON.stringify([m.uri, p.input, p.output, p.chunkSize, info.hash]))
+      .digest('hex')
+      .slice(0, 16);
+    const prior = (await ctx.store.exists(stateKey))
+      ? (JSON.parse((await ctx.store.get(stateKey)).toString('utf8')) as BatchState)
+      : undefined;
+    const same = prior?.fingerprint === fingerprint ? prior : undefined;
+    if (same?.done) {
+      await ctx.log(`already done: ${info.rows} rows at ${p.output.uri}`);
+      return { outputUri: p.output.uri, rows: info.rows };
+    }
+
+    const target = await openTarget(p.output.uri, ctx);
+    const from = await resumePoint(same, target.part);
+    const start = from.start;
+    let bytes = from.bytes;
+    if (same && same.rows > 0 && start === 0) {
+      await ctx.log('the part file of the last run is missing or short: starting over');
+    }
+    const fh = await open(target.part, start > 0 ? 'r+' : 'w');
+    let closed = false;
+    try {
+      await fh.truncate(bytes);
+      if (start === 0 && header) bytes += (await fh.write(header, 0)).bytesWritten;
+      await ctx.log(
+        start > 0
+          ? `resuming at row ${start} of ${info.rows} (attempt ${ctx.attempt})`
+          : `predicting ${info.rows} rows with ${m.uri} (${ctx.backend}), chunks of ${p.chunkSize} → ${p.output.uri}`,
+      );
+      const t0 = performance.now();
+      let done = start;
+      // Each chunk's write → progress → record chain runs while the next chunk is computed; the chains
+      // run one at a time and in this order, so a record never names bytes that are not written yet.
+      let pending: Promise<void> = Promise.resolve();
+      try {
+        for await (const c of source.chunks({ chunkSize: p.chunkSize, start })) {
+          checkSignal(ctx.signal);
+          // One batch per chunk (predict() would split it into batches of 32). The tensor, not its
+          // data, leaves tidy: tidy walks a returned typed array element by element.
+          const y = tf.tidy(
+            () =>
+              model.predict(tf.tensor(c.x, [c.count, ...info.featureShape]), {
+                batchSize: c.count,
+              }) as tf.Tensor,
+          );
+          const scores = y.dataSync() as Float32Array;
+          y.dispose();
+          const buf = Buffer.from(formatRows(fmt, c.start, scores, k, labels));
+          const rows = c.start + c.count;
+          await pending;
+          pending = (async () => {
+            await fh.write(buf, 0, buf.length, bytes);
+            bytes += buf.length;
+            done = rows;
+            // Progress before the record: in a sandbox whose worker died this call fails, so an
+            // orphaned process stops before it records rows that the job's new owner may be rewriting.
+            await ctx.progress({ rows, total: info.rows });
+            await ctx.store.put(stateKey, JSON.stringify({ fingerprint, rows, bytes } satisfies BatchState));
+          })();
+          // Handled now (awaiting it later still throws): a rejection seen unhandled would kill the process.
+          pending.catch(() => undefined);
+        }
+      } finally {
+        // On an error too: the last chain must end before the file is closed.
+        await pending.catch(() => undefined);
+      }
+      await pending;
+      if (done !== info.rows) throw new DataError(`the input gave ${done} rows, expected ${info.rows}`);
+      await fh.sync();
+      await fh.close();
+      closed = true;
+      await target.commit();
+      await ctx.store.put(
+        stateKey,
+        JSON.stringify({ fingerprint, rows: done, bytes, done: true } satisfies BatchState),
+      );
+      const secs = (performance.now() - t0) / 1000;
+      await ctx.log(
+        `wrote ${info.rows} rows to ${p.output.uri} (${Math.round((info.rows - start) / Math.max(secs, 1e-3))} rows/s)`,
+      );
+      return { outputUri: p.output.uri, rows: info.rows };
+    } catch (e) {
+      // Bad data will not get better: drop the part file. Anything else keeps it for the next run.
+      if (e instanceof DataError || e instanceof InputError) await rm(target.part, { force: true });
+      throw e;
+    } finally {
+      if (!closed) await fh.close().catch(() => undefined);
+    }
+  } finally {
+    disposeModels(model);
+  }
+}
