@@ -82,8 +82,14 @@ export class JobsService {
     return job;
   }
 
-  async view(job: Job, type = job.name as JobName, state?: string): Promise<JobView> {
-    const s = state ?? (await job.getState());
+  async view(fetched: Job, type = fetched.name as JobName, state?: string): Promise<JobView> {
+    const s = state ?? (await fetched.getState());
+    // The job may have finished between reading it and reading its state: read it again so a
+    // finished job always comes with its result or error.
+    let job = fetched;
+    if ((s === 'completed' && job.returnvalue == null) || (s === 'failed' && !job.failedReason)) {
+      job = (await this.queues[type].getJob(fetched.id!)) ?? fetched;
+    }
     const cancelled = s === 'failed' && /^cancelled/.test(job.failedReason ?? '');
     return {
       id: job.id!,

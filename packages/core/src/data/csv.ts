@@ -10,7 +10,7 @@ import type { csvDatasetSchema } from '../jobs/catalog.ts';
 import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
 import type { DatasetInfo, DatasetSource } from './dataset.ts';
-import { grow, LabelCoder, LineCursor, readBlocks, Spill, spilledChunks, type Scan } from './jsonl.ts';
+import { grow, LabelCoder, LineCursor, readBlocks, Spill, spilledChunks, type Scan } from './lines.ts';
 import type { OpenDatasetOptions } from './open.ts';
 
 export type CsvSpec = z.infer<typeof csvDatasetSchema>;

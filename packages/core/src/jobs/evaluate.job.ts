@@ -1,6 +1,6 @@
 /** The evaluate job: loss, accuracy, per-class metrics, confusion matrix (+ ROC-AUC for two classes). */
-import * as tf from '@tensorflow/tfjs';
 import { openDataset } from '../data/open.ts';
+import { predictRows } from '../ml/fit.ts';
 import { classificationMetrics } from '../ml/metrics.ts';
 import { disposeModels } from '../ml/model-io.ts';
 import { resolveAndLoad } from '../ml/resolve.ts';
@@ -26,18 +26,13 @@ export async function runEvaluate(p: EvaluatePayload, ctx: JobContext): Promise<
     let done = 0;
     for await (const c of source.chunks({ chunkSize: 1024 })) {
       if (ctx.signal?.aborted) throw new CancelledError();
-      const out = tf.tidy(() => {
-        const x = tf.tensor(c.x, [c.count, ...info.featureShape]);
-        return (model.predict(x) as tf.Tensor).dataSync() as Float32Array;
-      });
-      probs.set(out, c.start * k);
-      if (c.y) {
-        for (const [i, v] of c.y.entries()) {
-          if (v >= k)
-            throw new DataError(`row ${c.start + i}: label index ${v} but the model has ${k} classes`);
-        }
-        labels.set(c.y, c.start);
+      probs.set(predictRows(model, c.x, [c.count, ...info.featureShape]), c.start * k);
+      if (!c.y) throw new DataError('the dataset has no labels: evaluate needs a label for every row');
+      for (const [i, v] of c.y.entries()) {
+        if (v >= k)
+          throw new DataError(`row ${c.start + i}: label index ${v} but the model has ${k} classes`);
       }
+      labels.set(c.y, c.start);
       done += c.count;
       await ctx.progress({ rows: done, total: info.rows });
     }

@@ -142,6 +142,19 @@ export async function fitModel(model: tf.LayersModel, data: TrainData, opts: Fit
   return { history, samplesPerSec: trainSeconds > 0 ? samples / trainSeconds : 0, trainSeconds };
 }
 
+/**
+ * One predict call over `rows` (already batched by the caller). The tensor leaves tidy and is read
+ * outside it: returning the typed array from tidy makes tidy walk every element looking for tensors.
+ */
+export function predictRows(model: tf.LayersModel, rows: Float32Array, shape: number[]): Float32Array {
+  const out = tf.tidy(() => model.predict(tf.tensor(rows, shape), { batchSize: shape[0] }) as tf.Tensor);
+  try {
+    return out.dataSync() as Float32Array;
+  } finally {
+    out.dispose();
+  }
+}
+
 /** Runs a model over rows in batches and returns its outputs as one Float32Array. */
 export function predictBatched(
   model: tf.LayersModel,
@@ -155,11 +168,7 @@ export function predictBatched(
   const out = new Float32Array(n * outDim);
   for (let s = 0; s < n; s += batchSize) {
     const e = Math.min(n, s + batchSize);
-    const pred = tf.tidy(() => {
-      const xb = tf.tensor(x.subarray(s * width, e * width), [e - s, ...shape]);
-      return (model.predict(xb) as tf.Tensor).dataSync() as Float32Array;
-    });
-    out.set(pred, s * outDim);
+    out.set(predictRows(model, x.subarray(s * width, e * width), [e - s, ...shape]), s * outDim);
   }
   return out;
 }

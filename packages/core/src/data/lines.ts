@@ -1,0 +1,278 @@
+/**
+ * What the line-oriented readers (csv, jsonl) share: reading a file in blocks of whole lines, turning
+ * label text into class indices, and the spill file.
+ *
+ * Both readers decode the text once, in the validating first pass of `info()`, and keep the decoded
+ * rows in a spill file that `chunks()` then reads: parsing text twice would cost about as much as the
+ * model's predictions over a large file, and holding the rows in memory is not an option.
+ */
+import { randomUUID } from 'node:crypto';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { DataError } from '../util/errors.ts';
+import type { Chunk, DatasetInfo } from './dataset.ts';
+const BLOCK = 1 << 20;
+const MAX_LINE = 64 << 20;
+
+/** `buf[0 .. end)` holds whole lines (the last block of a file may end without a newline). */
+export interface Block {
+  buf: Buffer;
+  end: number;
+}
+
+/**
+ * Reads a file in ~1 MiB blocks of whole lines, reusing one buffer: memory stays flat whatever the
+ * file's size. A block is valid until the next one is requested.
+ */
+export async function* readBlocks(file: string): AsyncGenerator<Block> {
+  let fh;
+  try {
+    fh = await open(file, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new DataError(
+      code === 'ENOENT' ? `file not found: ${file}` : `cannot read ${file}: ${(e as Error).message}`,
+    );
+  }
+  try {
+    let buf = Buffer.allocUnsafe(BLOCK);
+    let carry = 0;
+    for (;;) {
+      if (carry === buf.length) {
+        if (buf.length >= MAX_LINE)
+          throw new DataError(`${file}: a line is longer than ${MAX_LINE >> 20} MiB`);
+        const grown = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(grown, 0, 0, carry);
+        buf = grown;
+      }
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await fh.read(buf, carry, buf.length - carry, null));
+      } catch (e) {
+        throw new DataError(`cannot read ${file}: ${(e as Error).message}`);
+      }
+      if (bytesRead === 0) {
+        if (carry > 0) yield { buf, end: carry };
+        return;
+      }
+      const filled = carry + bytesRead;
+      const lastNl = buf.lastIndexOf(10, filled - 1);
+      if (lastNl < 0) {
+        carry = filled;
+        continue;
+      }
+      yield { buf, end: lastNl + 1 };
+      carry = filled - lastNl - 1;
+      buf.copyWithin(0, lastNl + 1, filled);
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Walks the lines of one block without an async step per line (a million `await`s would cost more
+ * than parsing the rows). `s .. e` is the current line without its line ending; `line` is 1-based.
+ */
+export class LineCursor {
+  buf: Buffer = Buffer.alloc(0);
+  s = 0;
+  e = 0;
+  line = 0;
+  private p = 0;
+  private end = 0;
+
+  reset(b: Block): void {
+    this.buf = b.buf;
+    this.p = 0;
+    this.end = b.end;
+  }
+
+  /** Moves to the next line of the block; false when the block is done. */
+  next(): boolean {
+    const { buf, p, end } = this;
+    if (p >= end) return false;
+    let nl = buf.indexOf(10, p);
+    if (nl < 0 || nl >= end) nl = end;
+    this.line++;
+    this.s = p;
+    this.e = nl > p && buf[nl - 1] === 13 ? nl - 1 : nl;
+    this.p = nl + 1;
+    return true;
+  }
+}
+
+/** Distinct label values beyond which the column is surely not a class label. */
+const MAX_CLASSES = 10_000;
+const INT = /^\d+$/;
+
+/**
+ * Turns label text into class indices. With the model's class names (evaluate) a label is looked up
+ * among them (or is an index below their count), so index i means what it meant in training. Without
+ * them, labels that are all integers are indices, and otherwise the sorted distinct names are the classes.
+ * The first pass gives each label a provisional id (order of first appearance); `finish` maps them.
+ */
+export class LabelCoder {
+  private readonly given: Map<string, number> | undefined;
+  private readonly seen = new Map<string, number>();
+
+  constructor(private readonly classNames?: readonly string[]) {
+    this.given = classNames ? new Map(classNames.map((c, i) => [c, i])) : undefined;
+  }
+
+  /** Records a label and returns its provisional id; errors name `file:line`. */
+  add(label: string, file: string, line: number): number {
+    const id = this.seen.get(label);
+    if (id !== undefined) return id;
+    if (label === '') throw new DataError(`${file}:${line}: the label is empty`);
+    if (this.given && !this.given.has(label) && !(INT.test(label) && Number(label) < this.given.size)) {
+      const names = [...this.given.keys()];
+      const shown = names.slice(0, 20).join(', ') + (names.length > 20 ? ', ...' : '');
+      throw new DataError(`${file}:${line}: unknown label "${label}"; the model's classes are ${shown}`);
+    }
+    if (this.seen.size >= MAX_CLASSES)
+      throw new DataError(
+        `${file}:${line}: more than ${MAX_CLASSES} distinct labels; is this the label column?`,
+      );
+    this.seen.set(label, this.seen.size);
+    return this.seen.size - 1;
+  }
+
+  /** Ends the first pass: the classes, and `remap[provisional id]` = class index. */
+  finish(): { numClasses: number; classNames?: string[]; remap: Int32Array } {
+    const labels = [...this.seen.keys()];
+    const remap = (index: (l: string) => number) => Int32Array.from(labels, index);
+    if (this.given)
+      return {
+        numClasses: this.given.size,
+        classNames: [...this.classNames!],
+        remap: remap((l) => this.given!.get(l) ?? Number(l)),
+      };
+    if (labels.every((l) => INT.test(l))) {
+      const max = labels.reduce((m, l) => Math.max(m, Number(l)), -1);
+      if (max >= MAX_CLASSES)
+        throw new DataError(`label ${max} is too large for a class index (the limit is ${MAX_CLASSES - 1})`);
+      return { numClasses: max + 1, remap: remap(Number) };
+    }
+    const names = [...labels].sort();
+    const at = new Map(names.map((l, i) => [l, i]));
+    return { numClasses: names.length, classNames: names, remap: remap((l) => at.get(l)!) };
+  }
+}
+
+/** Closes the spill files of sources that were dropped without reading their chunks. */
+const unread = new FinalizationRegistry<FileHandle>((fh) => void fh.close().catch(() => undefined));
+
+/**
+ * Decoded rows on disk: fixed-size records of `width` float32 features, then (when labelled) an int32
+ * provisional label id. The file is unlinked as soon as it is open, so its space comes back when the
+ * handle closes, even if the process is killed.
+ */
+export class Spill {
+  rows = 0;
+  /** Set when a `chunks()` pass has begun: a later pass needs a fresh first pass. */
+  taken = false;
+  /** 4-byte words per record. */
+  readonly words: number;
+
+  private constructor(
+    private readonly fh: FileHandle,
+    readonly width: number,
+    readonly labelled: boolean,
+  ) {
+    this.words = width + (labelled ? 1 : 0);
+  }
+
+  static async create(width: number, labelled: boolean): Promise<Spill> {
+    const file = path.join(os.tmpdir(), `mlq-rows-${randomUUID()}.bin`);
+    const fh = await open(file, 'w+');
+    await unlink(file);
+    const spill = new Spill(fh, width, labelled);
+    unread.register(spill, fh, spill);
+    return spill;
+  }
+
+  /** Appends `rows` records from the start of `records`. */
+  async append(records: ArrayBuffer, rows: number): Promise<void> {
+    const bytes = rows * this.words * 4;
+    await this.fh.write(new Uint8Array(records, 0, bytes), 0, bytes, this.rows * this.words * 4);
+    this.rows += rows;
+  }
+
+  /** Reads records from row `start` as chunks, label ids mapped through `remap`. */
+  async *chunks(start: number, chunkSize: number, remap: Int32Array): AsyncGenerator<Chunk> {
+    const { words, width } = this;
+    for (let s = start; s < this.rows; s += chunkSize) {
+      const count = Math.min(chunkSize, this.rows - s);
+      const data = new ArrayBuffer(count * words * 4);
+      const { bytesRead } = await this.fh.read(new Uint8Array(data), 0, data.byteLength, s * words * 4);
+      if (bytesRead !== data.byteLength)
+        throw new Error(`spill file: read ${bytesRead} of ${data.byteLength} bytes`);
+      if (!this.labelled) {
+        yield { start: s, count, x: new Float32Array(data) };
+        continue;
+      }
+      const f = new Float32Array(data);
+      const ids = new Int32Array(data);
+      const x = new Float32Array(count * width);
+      const y = new Int32Array(count);
+      for (let i = 0; i < count; i++) {
+        x.set(f.subarray(i * words, i * words + width), i * width);
+        y[i] = remap[ids[i * words + width]!]!;
+      }
+      yield { start: s, count, x, y };
+    }
+  }
+
+  async close(): Promise<void> {
+    unread.unregister(this);
+    await this.fh.close();
+  }
+}
+
+/** What a first pass produces: the dataset's info, its decoded rows, and the label mapping. */
+export interface Scan {
+  info: DatasetInfo;
+  spill: Spill;
+  remap: Int32Array;
+}
+
+/**
+ * The `chunks()` of a reader whose first pass is `scan`: the first pass's spill is read once; another
+ * pass scans the file again, and fails if it has changed meanwhile.
+ */
+export function spilledChunks(scan: () => Promise<Scan>, first: () => Promise<Scan>) {
+  return async function* chunks({
+    chunkSize,
+    start = 0,
+  }: {
+    chunkSize: number;
+    start?: number;
+  }): AsyncIterable<Chunk> {
+    const before = await first();
+    let s = before;
+    if (s.spill.taken) {
+      s = await scan();
+      if (s.info.hash !== before.info.hash) {
+        await s.spill.close();
+        throw new DataError(
+          `the data changed since it was first read (hash ${before.info.hash}, now ${s.info.hash})`,
+        );
+      }
+    }
+    s.spill.taken = true;
+    try {
+      yield* s.spill.chunks(start, chunkSize, s.remap);
+    } finally {
+      await s.spill.close();
+    }
+  };
+}
+
+/** A larger buffer holding the first bytes of `buf` (block buffers grow to their biggest block). */
+export function grow(buf: ArrayBuffer, atLeast: number): ArrayBuffer {
+  const out = new ArrayBuffer(Math.max(atLeast, buf.byteLength * 2, 1 << 16));
+  new Uint8Array(out).set(new Uint8Array(buf));
+  return out;
+}
