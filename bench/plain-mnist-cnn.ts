@@ -2,24 +2,27 @@
  * Plain-tfjs benchmark of the Keras mnist_transfer_cnn recipe (first stage: digits 0-4) on the
  * tfjs wasm backend, with the training kernels from packages/core/src/ml/wasm-kernels.ts.
  *
- *   npx tsx bench/plain-mnist-cnn.ts [epochs=1] [--profile] [--threads=N]
+ *   npx tsx bench/plain-mnist-cnn.ts [epochs=1] [--profile] [--threads=N] [--tfjs-adadelta]
  *
  * Prints samples/s per epoch and the test accuracy on the held-out 20%. `--profile` also times
  * every kernel of a few training steps (tf.profile) and prints the top ones. `--threads=N` asks
  * for the threaded-SIMD wasm build (see the report: Node is not detected as thread-capable).
  */
-import { readFileSync } from 'node:fs';
+import { KerasAdadelta } from '../packages/core/src/ml/adadelta.ts';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import { registerWasmTrainingKernels } from '../packages/core/src/ml/wasm-kernels.ts';
+// Types only (erased): the runtime module comes from coreRequire below.
+import type * as TF from '../packages/core/node_modules/@tensorflow/tfjs/dist/index.js';
+import type * as WASM from '../packages/core/node_modules/@tensorflow/tfjs-backend-wasm/dist/index.js';
 
 // bench/ has no node_modules of its own: resolve tfjs from packages/core, the same copy that
 // wasm-kernels.ts imports, so the kernels land in the registry this script trains with.
 const coreRequire = createRequire(new URL('../packages/core/package.json', import.meta.url));
-const tf = coreRequire('@tensorflow/tfjs') as typeof import('../packages/core/node_modules/@tensorflow/tfjs/dist/index.js');
-const wasm = coreRequire(
-  '@tensorflow/tfjs-backend-wasm',
-) as typeof import('../packages/core/node_modules/@tensorflow/tfjs-backend-wasm/dist/index.js');
+const tf = coreRequire('@tensorflow/tfjs') as typeof TF;
+const wasm = coreRequire('@tensorflow/tfjs-backend-wasm') as typeof WASM;
 
 const PIXELS = 784;
 const DIGITS = [0, 1, 2, 3, 4];
@@ -29,6 +32,7 @@ const args = process.argv.slice(2);
 const epochs = Number(args.find((a) => /^\d+$/.test(a)) ?? 1);
 const profile = args.includes('--profile');
 const threadsArg = args.find((a) => a.startsWith('--threads='));
+const tfjsAdadelta = args.includes('--tfjs-adadelta');
 
 interface Split {
   x: Float32Array;
@@ -51,7 +55,7 @@ function loadMnist(): { train: Split; test: Split } {
   }
   // Seeded Fisher-Yates (LCG) so that runs are comparable.
   let seed = 42;
-  const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const rand = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   for (let i = train.length - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
     [train[i], train[j]] = [train[j]!, train[i]!];
@@ -68,7 +72,7 @@ function loadMnist(): { train: Split; test: Split } {
   return { train: pack(train), test: pack(test) };
 }
 
-function buildModel(): import('../packages/core/node_modules/@tensorflow/tfjs/dist/index.js').Sequential {
+function buildModel(): TF.Sequential {
   const model = tf.sequential();
   model.add(tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 32, kernelSize: 3, activation: 'relu' }));
   model.add(tf.layers.conv2d({ filters: 32, kernelSize: 3, activation: 'relu' }));
@@ -79,18 +83,53 @@ function buildModel(): import('../packages/core/node_modules/@tensorflow/tfjs/di
   model.add(tf.layers.dropout({ rate: 0.5 }));
   model.add(tf.layers.dense({ units: DIGITS.length, activation: 'softmax' }));
   // Keras' Adadelta defaults: rho 0.95, epsilon 1e-7; the recipe uses lr 1.0.
-  model.compile({ optimizer: tf.train.adadelta(1.0, 0.95, 1e-7), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  const optimizer = tfjsAdadelta ? tf.train.adadelta(1.0, 0.95, 1e-7) : new KerasAdadelta(1.0, 0.95, 1e-7);
+  model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
   return model;
 }
 
-async function main(): Promise<void> {
-  wasm.setWasmPaths(path.dirname(coreRequire.resolve('@tensorflow/tfjs-backend-wasm/package.json')) + '/dist/');
-  if (threadsArg !== undefined) {
-    // Node is reported as thread-incapable by the backend's feature test; override it.
-    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
-    wasm.setThreadsCount(Number(threadsArg.split('=')[1]));
+/**
+ * Experimental: start the backend's threaded-SIMD build under Node. Three things stop it as
+ * shipped: (1) WASM_HAS_MULTITHREAD_SUPPORT is hard-wired to false under Node; (2) the pthread
+ * workers are created from a blob: URL, which Node's worker_threads rejects (ERR_WORKER_PATH), and
+ * are sent the main script as a Blob they cannot importScripts; (3) the C++ side caps the pool at
+ * os.cpus().length / 2 (it assumes hyper-threading), i.e. 1 thread on a 2-vCPU machine.
+ */
+async function initThreadedWasm(threads: number, pkgDir: string): Promise<void> {
+  const worker = path.join(pkgDir, 'wasm-out/tfjs-backend-wasm-threaded-simd.worker.js');
+  const { wasmWorkerContents } = coreRequire(worker) as { wasmWorkerContents: string };
+  const factory = path.join(pkgDir, 'wasm-out/tfjs-backend-wasm-threaded-simd.js');
+  const workerDir = mkdtempSync(path.join(os.tmpdir(), 'tfjs-wasm-'));
+  const workerFile = path.join(workerDir, 'worker.cjs');
+  // The worker defines the module factory itself and skips the blob: script it is sent.
+  writeFileSync(
+    workerFile,
+    `var WasmBackendModuleThreadedSimd = require(${JSON.stringify(factory)});\n` +
+      wasmWorkerContents.replace(/\n/g, '\\n') +
+      `\n;{const load = importScripts; importScripts = (f) => { if (!String(f).startsWith('blob:')) load(f); };}\n`,
+  );
+  const createObjectURL = URL.createObjectURL.bind(URL);
+  const cpus = os.cpus.bind(os);
+  URL.createObjectURL = (obj: Blob) =>
+    obj.type === 'application/javascript' ? workerFile : createObjectURL(obj);
+  os.cpus = () => Array.from({ length: 2 * threads }, (_, i) => cpus()[i % cpus().length]!);
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+  wasm.setThreadsCount(threads);
+  try {
+    await tf.setBackend('wasm');
+  } finally {
+    URL.createObjectURL = createObjectURL;
+    os.cpus = cpus;
+    // The pool's 8 workers have all loaded the script once the backend is ready.
+    rmSync(workerDir, { recursive: true, force: true });
   }
-  await tf.setBackend('wasm');
+}
+
+async function main(): Promise<void> {
+  const pkgDir = path.dirname(coreRequire.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
+  wasm.setWasmPaths(pkgDir + '/dist/');
+  if (threadsArg !== undefined) await initThreadedWasm(Number(threadsArg.split('=')[1]), pkgDir);
+  else await tf.setBackend('wasm');
   const registered = registerWasmTrainingKernels();
   console.log(
     `backend ${tf.getBackend()}, simd ${String(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'))}, ` +
@@ -104,10 +143,11 @@ async function main(): Promise<void> {
   const xTest = tf.tensor4d(test.x, [test.y.length, 28, 28, 1]);
   console.log(`train ${nTrain} samples, test ${test.y.length} samples, batch ${BATCH}`);
 
+  if (profile) await profileSteps(buildModel(), xTrain, yTrain);
   const model = buildModel();
-  if (profile) await profileSteps(model, xTrain, yTrain);
 
   let t0 = 0;
+  let cpu0 = process.cpuUsage();
   await model.fit(xTrain, yTrain, {
     batchSize: BATCH,
     epochs,
@@ -116,18 +156,23 @@ async function main(): Promise<void> {
     callbacks: {
       onEpochBegin: () => {
         t0 = performance.now();
+        cpu0 = process.cpuUsage();
       },
       onEpochEnd: (epoch, logs) => {
         const s = (performance.now() - t0) / 1000;
+        const cpu = process.cpuUsage(cpu0);
+        // CPU seconds too: on a shared machine the wall clock includes other processes' time.
+        const cpuS = (cpu.user + cpu.system) / 1e6;
         console.log(
-          `epoch ${epoch + 1}/${epochs}: ${(nTrain / s).toFixed(0)} samples/s (${s.toFixed(1)} s), ` +
+          `epoch ${epoch + 1}/${epochs}: ${(nTrain / s).toFixed(0)} samples/s (${s.toFixed(1)} s wall, ` +
+            `${cpuS.toFixed(1)} s cpu = ${(nTrain / cpuS).toFixed(0)} samples/cpu-s), ` +
             `loss ${logs?.['loss']?.toFixed(4)}, acc ${logs?.['acc']?.toFixed(4)}, tensors ${tf.memory().numTensors}`,
         );
       },
     },
   });
 
-  const pred = tf.tidy(() => (model.predict(xTest, { batchSize: 512 }) as import('../packages/core/node_modules/@tensorflow/tfjs/dist/index.js').Tensor).argMax(-1));
+  const pred = tf.tidy(() => (model.predict(xTest, { batchSize: 512 }) as TF.Tensor).argMax(-1));
   const labels = pred.dataSync();
   const correct = test.y.reduce((n, y, i) => n + (labels[i] === y ? 1 : 0), 0);
   console.log(`test accuracy ${((100 * correct) / test.y.length).toFixed(2)}% (${correct}/${test.y.length})`);
@@ -135,11 +180,7 @@ async function main(): Promise<void> {
 }
 
 /** Time every kernel of a few training steps and print the most expensive ones. */
-async function profileSteps(
-  model: import('../packages/core/node_modules/@tensorflow/tfjs/dist/index.js').Sequential,
-  x: import('../packages/core/node_modules/@tensorflow/tfjs/dist/index.js').Tensor,
-  y: import('../packages/core/node_modules/@tensorflow/tfjs/dist/index.js').Tensor,
-): Promise<void> {
+async function profileSteps(model: TF.Sequential, x: TF.Tensor, y: TF.Tensor): Promise<void> {
   const steps = 3;
   const xb = x.slice(0, BATCH);
   const yb = y.slice(0, BATCH);
@@ -160,10 +201,14 @@ async function profileSteps(
   const total = rows.reduce((s, [, e]) => s + e.ms, 0);
   console.log(`profile: ${wall.toFixed(1)} ms/step wall (profiled), ${total.toFixed(1)} ms/step in kernels`);
   for (const [name, e] of rows.slice(0, 15)) {
-    console.log(`  ${name.padEnd(36)} ${e.ms.toFixed(1).padStart(7)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  x${e.n.toFixed(0)}`);
+    console.log(
+      `  ${name.padEnd(36)} ${e.ms.toFixed(1).padStart(7)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  x${e.n.toFixed(0)}`,
+    );
   }
   xb.dispose();
   yb.dispose();
 }
 
 await main();
+// The threaded build's pthread workers would keep the process alive.
+process.exit(0);

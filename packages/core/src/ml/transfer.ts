@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../util/errors.ts';
+import { KerasAdadelta } from './adadelta.ts';
 import { buildFeatures, type ArchitectureOptions } from './architectures.ts';
 import type { LoadedModel, ModelMeta } from './model-io.ts';
 
@@ -128,7 +129,7 @@ export function makeOptimizer(name: OptimizerName, learningRate?: number): tf.Op
     case 'sgd':
       return tf.train.sgd(lr);
     case 'adadelta':
-      return tf.train.adadelta(lr, 0.95, 1e-7);
+      return new KerasAdadelta(lr, 0.95, 1e-7);
     case 'rmsprop':
       return tf.train.rmsprop(lr);
   }
