@@ -1,18 +1,21 @@
 /**
- * Plain-tfjs benchmark of the Keras mnist_transfer_cnn recipe (first stage: digits 0-4) on the
- * tfjs wasm backend, with the training kernels from packages/core/src/ml/wasm-kernels.ts.
+ * Plain-tfjs benchmark of the Keras mnist_transfer_cnn recipe (first stage: digits 0-4; with
+ * `--transfer` also the second: digits 5-9 with the convolutions frozen) on the tfjs wasm backend,
+ * with the training kernels from packages/core/src/ml/wasm-kernels.ts.
  *
- *   npx tsx bench/plain-mnist-cnn.ts [epochs=1] [--profile] [--threads=N] [--tfjs-adadelta]
+ *   npx tsx bench/plain-mnist-cnn.ts [epochs=1] [--profile] [--threads=N] [--tfjs-adadelta] [--transfer]
  *
  * Prints samples/s per epoch and the test accuracy on the held-out 20%. `--profile` also times
  * every kernel of a few training steps (tf.profile) and prints the top ones. `--threads=N` asks
  * for the threaded-SIMD wasm build (see the report: Node is not detected as thread-capable).
+ * bench/recipe.ts imports `initPlainBackend` and `runPlainRecipe` to run the same fit in its own run.
  */
 import { KerasAdadelta } from '../packages/core/src/ml/adadelta.ts';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { registerWasmTrainingKernels } from '../packages/core/src/ml/wasm-kernels.ts';
 // Types only (erased): the runtime module comes from coreRequire below.
 import type * as TF from '../packages/core/node_modules/@tensorflow/tfjs/dist/index.js';
@@ -25,26 +28,22 @@ const tf = coreRequire('@tensorflow/tfjs') as typeof TF;
 const wasm = coreRequire('@tensorflow/tfjs-backend-wasm') as typeof WASM;
 
 const PIXELS = 784;
-const DIGITS = [0, 1, 2, 3, 4];
 const BATCH = 128;
-
-const args = process.argv.slice(2);
-const epochs = Number(args.find((a) => /^\d+$/.test(a)) ?? 1);
-const profile = args.includes('--profile');
-const threadsArg = args.find((a) => a.startsWith('--threads='));
-const tfjsAdadelta = args.includes('--tfjs-adadelta');
 
 interface Split {
   x: Float32Array;
   y: Int32Array;
 }
 
-/** First 80% of each digit's samples (package order) train, the rest test; train shuffled. */
-function loadMnist(): { train: Split; test: Split } {
+/**
+ * First 80% of each digit's samples (package order) train, the rest test (the platform's split);
+ * labels are positions in `digits`; train shuffled.
+ */
+function loadMnist(digits: number[]): { train: Split; test: Split } {
   const dir = path.join(path.dirname(coreRequire.resolve('mnist/package.json')), 'src', 'digits');
   const train: { px: Float32Array; label: number }[] = [];
   const test: { px: Float32Array; label: number }[] = [];
-  for (const [label, d] of DIGITS.entries()) {
+  for (const [label, d] of digits.entries()) {
     const data = (JSON.parse(readFileSync(path.join(dir, `${d}.json`), 'utf8')) as { data: number[] }).data;
     const n = data.length / PIXELS;
     const cut = Math.floor(n * 0.8);
@@ -72,7 +71,7 @@ function loadMnist(): { train: Split; test: Split } {
   return { train: pack(train), test: pack(test) };
 }
 
-function buildModel(): TF.Sequential {
+function buildModel(tfjsAdadelta: boolean): TF.Sequential {
   const model = tf.sequential();
   model.add(tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 32, kernelSize: 3, activation: 'relu' }));
   model.add(tf.layers.conv2d({ filters: 32, kernelSize: 3, activation: 'relu' }));
@@ -81,11 +80,15 @@ function buildModel(): TF.Sequential {
   model.add(tf.layers.flatten());
   model.add(tf.layers.dense({ units: 128, activation: 'relu' }));
   model.add(tf.layers.dropout({ rate: 0.5 }));
-  model.add(tf.layers.dense({ units: DIGITS.length, activation: 'softmax' }));
+  model.add(tf.layers.dense({ units: 5, activation: 'softmax' }));
+  compileModel(model, tfjsAdadelta);
+  return model;
+}
+
+function compileModel(model: TF.Sequential, tfjsAdadelta: boolean): void {
   // Keras' Adadelta defaults: rho 0.95, epsilon 1e-7; the recipe uses lr 1.0.
   const optimizer = tfjsAdadelta ? tf.train.adadelta(1.0, 0.95, 1e-7) : new KerasAdadelta(1.0, 0.95, 1e-7);
   model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
-  return model;
 }
 
 /**

@@ -266,7 +266,8 @@ describe('tune over HTTP', () => {
     const until = Date.now() + 60_000;
     let trialIds: string[] = [];
     for (;;) {
-      const jobs = (await http<{ jobs: JobView[] }>(`${stack.url}/v1/jobs?type=fine-tune&state=active`)).body.jobs;
+      const jobs = (await http<{ jobs: JobView[] }>(`${stack.url}/v1/jobs?type=fine-tune&state=active`)).body
+        .jobs;
       trialIds = jobs.filter((j) => j.id.startsWith(`${r.body.id}-trial-`)).map((j) => j.id);
       if (trialIds.length > 0) break;
       if (Date.now() > until) throw new Error('no trial became active');

@@ -29,7 +29,11 @@ export interface JobsRouteDeps {
 }
 
 /** Checks what the schema cannot: registry references exist, file URIs stay inside DATA_ROOTS. */
-async function checkReferences(type: JobName, body: Record<string, unknown>, deps: JobsRouteDeps): Promise<FieldIssue[]> {
+async function checkReferences(
+  type: JobName,
+  body: Record<string, unknown>,
+  deps: JobsRouteDeps,
+): Promise<FieldIssue[]> {
   const issues: FieldIssue[] = [];
   // In fine-tune and tune, "model" is the name to register; elsewhere it is a model to use.
   const refFields = type === 'fine-tune' || type === 'tune' ? ['base'] : ['model'];
@@ -49,7 +53,8 @@ async function checkReferences(type: JobName, body: Record<string, unknown>, dep
     try {
       await resolveDataPath(ds.uri, deps.dataRoots);
     } catch (e) {
-      if (e instanceof InputError || e instanceof DataError) issues.push({ field: `${field}.uri`, message: e.message });
+      if (e instanceof InputError || e instanceof DataError)
+        issues.push({ field: `${field}.uri`, message: e.message });
       else throw e;
     }
   }
@@ -64,7 +69,18 @@ async function checkReferences(type: JobName, body: Record<string, unknown>, dep
 
 const listQuery = z.object({
   type: z.enum(jobNames as [JobName, ...JobName[]]).optional(),
-  state: z.enum(['waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized', 'waiting-children', 'cancelled']).optional(),
+  state: z
+    .enum([
+      'waiting',
+      'active',
+      'completed',
+      'failed',
+      'delayed',
+      'prioritized',
+      'waiting-children',
+      'cancelled',
+    ])
+    .optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
   offset: z.coerce.number().int().min(0).default(0),
 });
@@ -86,7 +102,10 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
     const parsed = jobCatalog[type].payload.safeParse(req.body);
     if (!parsed.success) {
       const details = describeIssues(parsed.error);
-      throw badRequest(`invalid ${type} job: ${details.map((d) => `${d.field}: ${d.message}`).join('; ')}`, details);
+      throw badRequest(
+        `invalid ${type} job: ${details.map((d) => `${d.field}: ${d.message}`).join('; ')}`,
+        details,
+      );
     }
     const refIssues = [
       // A tune's searched values are checked as the fine-tune payloads of its trials.
@@ -94,7 +113,10 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
       ...(await checkReferences(type, parsed.data as Record<string, unknown>, deps)),
     ];
     if (refIssues.length) {
-      throw badRequest(`invalid ${type} job: ${refIssues.map((d) => `${d.field}: ${d.message}`).join('; ')}`, refIssues);
+      throw badRequest(
+        `invalid ${type} job: ${refIssues.map((d) => `${d.field}: ${d.message}`).join('; ')}`,
+        refIssues,
+      );
     }
     const key = req.get('Idempotency-Key');
     if (key !== undefined && !/^[\w.:-]{1,200}$/.test(key)) {
@@ -103,7 +125,10 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
       ]);
     }
     const { view, created } = await deps.jobs.submit(type, parsed.data as never, key);
-    res.status(created ? 202 : 200).location(view.links.self).json(view);
+    res
+      .status(created ? 202 : 200)
+      .location(view.links.self)
+      .json(view);
   });
 
   r.get('/v1/jobs', async (req, res) => {
@@ -134,8 +159,13 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
     const job = await deps.jobs.get(String(req.params.id));
     const id = job.id!;
     const events = deps.events[job.name as JobName];
-    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
-    const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream',
+      'Cache-Control': 'no-cache',
+      Connection: 'keep-alive',
+    });
+    const send = (event: string, data: unknown) =>
+      res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     const onProgress = (a: { jobId: string; data: unknown }) => a.jobId === id && send('progress', a.data);
     const onActive = (a: { jobId: string }) => a.jobId === id && send('state', { state: 'active' });
     const finish = async () => {

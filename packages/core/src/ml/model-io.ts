@@ -38,7 +38,12 @@ function joinWeights(data: tf.io.WeightData | undefined): Uint8Array {
 }
 
 /** Saves a model as `<prefix>/model.json` + `<prefix>/weights.bin`; returns the model.json URI. */
-export async function saveModel(model: tf.LayersModel, store: ArtifactStore, prefix: string, meta: ModelMeta): Promise<string> {
+export async function saveModel(
+  model: tf.LayersModel,
+  store: ArtifactStore,
+  prefix: string,
+  meta: ModelMeta,
+): Promise<string> {
   await model.save(
     tf.io.withSaveHandler(async (a) => {
       const json: ModelJson = {
@@ -76,11 +81,17 @@ async function readUri(uri: string, store: ArtifactStore, dataRoots: readonly st
     if (!res.ok) throw new Error(`GET ${uri} answered ${res.status}`);
     return Buffer.from(await res.arrayBuffer());
   }
-  throw new DataError(`cannot read "${uri}": supported are this artifact store, file://, s3:// and http(s)://`);
+  throw new DataError(
+    `cannot read "${uri}": supported are this artifact store, file://, s3:// and http(s)://`,
+  );
 }
 
 /** Loads a tfjs LayersModel from the URI of its model.json. */
-export async function loadModel(uri: string, store: ArtifactStore, dataRoots: readonly string[] = []): Promise<LoadedModel> {
+export async function loadModel(
+  uri: string,
+  store: ArtifactStore,
+  dataRoots: readonly string[] = [],
+): Promise<LoadedModel> {
   let json: ModelJson;
   try {
     json = JSON.parse((await readUri(uri, store, dataRoots)).toString('utf8')) as ModelJson;
@@ -96,14 +107,18 @@ export async function loadModel(uri: string, store: ArtifactStore, dataRoots: re
   const buffers: Buffer[] = [];
   for (const group of json.weightsManifest) {
     weightSpecs.push(...group.weights);
-    for (const p of group.paths) buffers.push(await readUri(`${dir}/${path.posix.normalize(p)}`, store, dataRoots));
+    for (const p of group.paths)
+      buffers.push(await readUri(`${dir}/${path.posix.normalize(p)}`, store, dataRoots));
   }
   const weightData = Buffer.concat(buffers);
   const model = await tf.loadLayersModel(
     tf.io.fromMemory({
       modelTopology: json.modelTopology,
       weightSpecs,
-      weightData: weightData.buffer.slice(weightData.byteOffset, weightData.byteOffset + weightData.byteLength),
+      weightData: weightData.buffer.slice(
+        weightData.byteOffset,
+        weightData.byteOffset + weightData.byteLength,
+      ),
     }),
   );
   const inputShape = (model.inputs[0]?.shape ?? []).slice(1).map((d) => d ?? -1);

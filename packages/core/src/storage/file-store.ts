@@ -40,7 +40,8 @@ export class FileArtifactStore implements ArtifactStore {
     try {
       return await readFile(this.pathOf(key));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`artifact not found: ${this.uriOf(key)}`);
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new NotFoundError(`artifact not found: ${this.uriOf(key)}`);
       throw e;
     }
   }
