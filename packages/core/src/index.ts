@@ -11,6 +11,7 @@ export * from './ml/backend.ts';
 export * from './ml/architectures.ts';
 export * from './ml/model-io.ts';
 export * from './ml/transfer.ts';
+export * from './ml/adadelta.ts';
 export * from './ml/fit.ts';
 export * from './ml/metrics.ts';
 export * from './ml/checkpoint.ts';
