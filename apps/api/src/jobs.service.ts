@@ -4,25 +4,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { jobNames, type JobName, type JobOf } from '@mlq/core';
+import { jobNames, type JobName, type JobOf, type JobState, type JobView } from '@mlq/core';
 import { cancelMarkKey, jobOptions, jobTypesKey, type Job, type Queues } from '@mlq/queues';
 import { conflict, notFound } from './errors.ts';
-
-export interface JobView {
-  id: string;
-  type: JobName;
-  state: string;
-  progress: unknown;
-  params: unknown;
-  result?: unknown;
-  error?: string;
-  attempts: number;
-  attemptsAllowed: number;
-  createdAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  links: { self: string; events: string; logs: string };
-}
 
 const IDEMPOTENCY_TTL_S = 24 * 3600;
 
@@ -94,8 +78,9 @@ export class JobsService {
     return {
       id: job.id!,
       type,
-      state: cancelled ? 'cancelled' : s,
-      progress: job.progress,
+      state: cancelled ? 'cancelled' : (s as JobState),
+      // BullMQ's progress is whatever the processor reported: one of the catalog's progress shapes.
+      progress: job.progress as JobView['progress'],
       params: job.data,
       ...(job.returnvalue !== null && job.returnvalue !== undefined ? { result: job.returnvalue } : {}),
       ...(job.failedReason ? { error: job.failedReason } : {}),

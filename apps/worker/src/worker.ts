@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SHUTDOWN_REASON } from '@mlq/core';
+import { SHUTDOWN_REASON, type WorkerInfo } from '@mlq/core';
 import { connect, createWorker, type Worker } from '@mlq/queues';
 import { sandboxEnv, type WorkerEnv } from './env.ts';
 import { checkProcessors } from './processors.ts';
@@ -23,17 +23,6 @@ export interface RunningWorker {
    * Resolves when they have (or after `timeoutMs`).
    */
   shutdown(timeoutMs?: number): Promise<void>;
-}
-
-export interface WorkerInfo {
-  id: string;
-  host: string;
-  pid: number;
-  queues: string[];
-  concurrency: number;
-  backend: string;
-  startedAt: string;
-  currentJobs: { id: string; queue: string }[];
 }
 
 const HEARTBEAT_MS = 5000;

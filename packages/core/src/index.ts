@@ -1,5 +1,6 @@
 export * from './jobs/catalog.ts';
 export * from './jobs/context.ts';
+export type * from './jobs/views.ts';
 export * from './jobs/fine-tune.job.ts';
 export * from './jobs/evaluate.job.ts';
 export * from './jobs/batch-predict.job.ts';

@@ -13,8 +13,13 @@ import type {
   ResultOf,
 } from '@mlq/core/jobs/catalog';
 import type { ModelSummary, ModelVersion } from '@mlq/core/registry/registry';
+import type { JobProgress, JobState, JobView, WorkerInfo } from '@mlq/core/jobs/views';
 
 export type {
+  JobProgress,
+  JobState,
+  JobView,
+  WorkerInfo,
   DatasetSpecInput,
   EpochProgress,
   FieldIssue,
@@ -42,18 +47,6 @@ export function isJobType(s: string): s is JobName {
   return (jobTypes as readonly string[]).includes(s);
 }
 
-/** BullMQ's job states, plus `cancelled` (a job failed by a user's cancel). */
-export type JobState =
-  | 'waiting'
-  | 'active'
-  | 'completed'
-  | 'failed'
-  | 'cancelled'
-  | 'delayed'
-  | 'prioritized'
-  | 'waiting-children'
-  | 'unknown';
-
 /** States after which a job never changes again (unless retried). */
 export const finalStates: readonly JobState[] = ['completed', 'failed', 'cancelled'];
 
@@ -61,10 +54,6 @@ export const finalStates: readonly JobState[] = ['completed', 'failed', 'cancell
 export function isFinalState(state: string): state is 'completed' | 'failed' | 'cancelled' {
   return (finalStates as readonly string[]).includes(state);
 }
-
-/** What a job reports while it runs: per-epoch metrics for training jobs; BullMQ's `0` before the first report. */
-export type JobProgress<N extends JobName = JobName> =
-  (N extends 'fine-tune' ? EpochProgress : EpochProgress | Record<string, unknown>) | number;
 
 /** True if a progress value is a training epoch report. */
 export function isEpochProgress(p: unknown): p is EpochProgress {
@@ -74,23 +63,7 @@ export function isEpochProgress(p: unknown): p is EpochProgress {
 }
 
 /** A job as `GET /v1/jobs/{id}` shows it. */
-export interface Job<N extends JobName = JobName> {
-  id: string;
-  type: N;
-  state: JobState;
-  progress: JobProgress<N>;
-  /** The payload as the API parsed it (defaults filled in). */
-  params: JobOf<N>;
-  result?: ResultOf<N>;
-  /** Why the job failed (or was cancelled). */
-  error?: string;
-  attempts: number;
-  attemptsAllowed: number;
-  createdAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  links: { self: string; events: string; logs: string };
-}
+export type Job<N extends JobName = JobName> = JobView<N>;
 
 /** A job of any type: narrow it with `job.type === 'fine-tune'`. */
 export type AnyJob = { [N in JobName]: Job<N> }[JobName];
@@ -155,18 +128,6 @@ export interface PredictResponse {
 /** `{"inputs": ...}` → `{"outputs": ...}` (TF Serving's columnar format). */
 export interface PredictColumnarResponse {
   outputs: TensorLike | Record<string, TensorLike>;
-}
-
-/** A live worker process (`GET /v1/workers`). */
-export interface WorkerInfo {
-  id: string;
-  host: string;
-  pid: number;
-  queues: string[];
-  concurrency: number;
-  backend: string;
-  startedAt: string;
-  currentJobs: { id: string; queue: string }[];
 }
 
 /** `GET /healthz`. */
