@@ -128,29 +128,87 @@ async function initThreadedWasm(threads: number, pkgDir: string): Promise<void> 
   }
 }
 
-async function main(): Promise<void> {
+/** The wasm backend with the project's training kernels (threaded build if `threads` is given). */
+export async function initPlainBackend(threads?: number): Promise<string> {
   const pkgDir = path.dirname(coreRequire.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
   wasm.setWasmPaths(pkgDir + '/dist/');
-  if (threadsArg !== undefined) await initThreadedWasm(Number(threadsArg.split('=')[1]), pkgDir);
+  if (threads !== undefined) await initThreadedWasm(threads, pkgDir);
   else await tf.setBackend('wasm');
   const registered = registerWasmTrainingKernels();
-  console.log(
+  return (
     `backend ${tf.getBackend()}, simd ${String(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'))}, ` +
-      `threads ${wasm.getThreadsCount()}, registered [${registered.join(', ')}]`,
+    `threads ${wasm.getThreadsCount()}, registered [${registered.join(', ')}]`
   );
+}
 
-  const { train, test } = loadMnist();
+export interface PlainPhase {
+  phase: 'pretrain' | 'transfer';
+  digits: number[];
+  /** Wall time of the `model.fit` call, all epochs. */
+  fitSeconds: number;
+  /** CPU seconds of this process during the fit (on a shared machine, wall time includes others' load). */
+  cpuSeconds: number;
+  samplesPerSec: number;
+  accuracy: number;
+  train: number;
+  test: number;
+}
+
+export interface PlainOptions {
+  epochs: number;
+  /** Also run the second stage: digits 5-9 with the convolutions frozen (as in Keras and the PyTorch script). */
+  transfer?: boolean;
+  profile?: boolean;
+  tfjsAdadelta?: boolean;
+  log?: (line: string) => void;
+}
+
+/** The recipe in plain tfjs on the active backend: model.fit on the whole train split, then test accuracy. */
+export async function runPlainRecipe(opts: PlainOptions): Promise<PlainPhase[]> {
+  const log = opts.log ?? console.log;
+  const model = buildModel(opts.tfjsAdadelta ?? false);
+  const phases: PlainPhase[] = [];
+  const stages: { phase: PlainPhase['phase']; digits: number[] }[] = [
+    { phase: 'pretrain', digits: [0, 1, 2, 3, 4] },
+  ];
+  if (opts.transfer) stages.push({ phase: 'transfer', digits: [5, 6, 7, 8, 9] });
+  for (const { phase, digits } of stages) {
+    if (phase === 'transfer') {
+      // Keras' recipe: freeze the feature layers (the two convolutions), keep training the classifier.
+      for (const l of model.layers.slice(0, 2)) l.trainable = false;
+      compileModel(model, opts.tfjsAdadelta ?? false);
+    }
+    phases.push(await fitPhase(model, phase, digits, opts, log));
+  }
+  model.dispose();
+  return phases;
+}
+
+async function fitPhase(
+  model: TF.Sequential,
+  phase: PlainPhase['phase'],
+  digits: number[],
+  opts: PlainOptions,
+  log: (line: string) => void,
+): Promise<PlainPhase> {
+  const { epochs } = opts;
+  const { train, test } = loadMnist(digits);
   const nTrain = train.y.length;
   const xTrain = tf.tensor4d(train.x, [nTrain, 28, 28, 1]);
-  const yTrain = tf.oneHot(tf.tensor1d(train.y, 'int32'), DIGITS.length).toFloat();
+  const yTrain = tf.tidy(() => tf.oneHot(tf.tensor1d(train.y, 'int32'), digits.length).toFloat());
   const xTest = tf.tensor4d(test.x, [test.y.length, 28, 28, 1]);
-  console.log(`train ${nTrain} samples, test ${test.y.length} samples, batch ${BATCH}`);
+  log(`${phase} ${digits.join('')}: train ${nTrain} samples, test ${test.y.length} samples, batch ${BATCH}`);
 
-  if (profile) await profileSteps(buildModel(), xTrain, yTrain);
-  const model = buildModel();
+  if (opts.profile && phase === 'pretrain') {
+    const probe = buildModel(opts.tfjsAdadelta ?? false);
+    await profileSteps(probe, xTrain, yTrain, log);
+    probe.dispose();
+  }
 
   let t0 = 0;
   let cpu0 = process.cpuUsage();
+  const fit0 = performance.now();
+  const fitCpu0 = process.cpuUsage();
   await model.fit(xTrain, yTrain, {
     batchSize: BATCH,
     epochs,
@@ -166,7 +224,7 @@ async function main(): Promise<void> {
         const cpu = process.cpuUsage(cpu0);
         // CPU seconds too: on a shared machine the wall clock includes other processes' time.
         const cpuS = (cpu.user + cpu.system) / 1e6;
-        console.log(
+        log(
           `epoch ${epoch + 1}/${epochs}: ${(nTrain / s).toFixed(0)} samples/s (${s.toFixed(1)} s wall, ` +
             `${cpuS.toFixed(1)} s cpu = ${(nTrain / cpuS).toFixed(0)} samples/cpu-s), ` +
             `loss ${logs?.['loss']?.toFixed(4)}, acc ${logs?.['acc']?.toFixed(4)}, tensors ${tf.memory().numTensors}`,
@@ -174,16 +232,33 @@ async function main(): Promise<void> {
       },
     },
   });
+  const fitSeconds = (performance.now() - fit0) / 1000;
+  const fitCpu = process.cpuUsage(fitCpu0);
 
   const pred = tf.tidy(() => (model.predict(xTest, { batchSize: 512 }) as TF.Tensor).argMax(-1));
   const labels = pred.dataSync();
   const correct = test.y.reduce((n, y, i) => n + (labels[i] === y ? 1 : 0), 0);
-  console.log(`test accuracy ${((100 * correct) / test.y.length).toFixed(2)}% (${correct}/${test.y.length})`);
-  pred.dispose();
+  log(`test accuracy ${((100 * correct) / test.y.length).toFixed(2)}% (${correct}/${test.y.length})`);
+  tf.dispose([pred, xTrain, yTrain, xTest]);
+  return {
+    phase,
+    digits,
+    fitSeconds,
+    cpuSeconds: (fitCpu.user + fitCpu.system) / 1e6,
+    samplesPerSec: (nTrain * epochs) / fitSeconds,
+    accuracy: correct / test.y.length,
+    train: nTrain,
+    test: test.y.length,
+  };
 }
 
 /** Time every kernel of a few training steps and print the most expensive ones. */
-async function profileSteps(model: TF.Sequential, x: TF.Tensor, y: TF.Tensor): Promise<void> {
+async function profileSteps(
+  model: TF.Sequential,
+  x: TF.Tensor,
+  y: TF.Tensor,
+  log: (line: string) => void,
+): Promise<void> {
   const steps = 3;
   const xb = x.slice(0, BATCH);
   const yb = y.slice(0, BATCH);
@@ -202,9 +277,9 @@ async function profileSteps(model: TF.Sequential, x: TF.Tensor, y: TF.Tensor): P
   }
   const rows = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms);
   const total = rows.reduce((s, [, e]) => s + e.ms, 0);
-  console.log(`profile: ${wall.toFixed(1)} ms/step wall (profiled), ${total.toFixed(1)} ms/step in kernels`);
+  log(`profile: ${wall.toFixed(1)} ms/step wall (profiled), ${total.toFixed(1)} ms/step in kernels`);
   for (const [name, e] of rows.slice(0, 15)) {
-    console.log(
+    log(
       `  ${name.padEnd(36)} ${e.ms.toFixed(1).padStart(7)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  x${e.n.toFixed(0)}`,
     );
   }
@@ -212,6 +287,21 @@ async function profileSteps(model: TF.Sequential, x: TF.Tensor, y: TF.Tensor): P
   yb.dispose();
 }
 
-await main();
-// The threaded build's pthread workers would keep the process alive.
-process.exit(0);
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const threads = args.find((a) => a.startsWith('--threads='))?.split('=')[1];
+  console.log(await initPlainBackend(threads === undefined ? undefined : Number(threads)));
+  await runPlainRecipe({
+    epochs: Number(args.find((a) => /^\d+$/.test(a)) ?? 1),
+    transfer: args.includes('--transfer'),
+    profile: args.includes('--profile'),
+    tfjsAdadelta: args.includes('--tfjs-adadelta'),
+  });
+}
+
+// Run as a script, not when bench/recipe.ts imports it.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await main();
+  // The threaded build's pthread workers would keep the process alive.
+  process.exit(0);
+}
