@@ -7,12 +7,14 @@
  *       submit → completed; accuracy from evaluate jobs on the test split (not timed).
  * Then the table and the ratios of issue 6's bar.
  *
- *   npx tsx bench/recipe.ts [--epochs 5] [--torch-threads 2] [--torch-split platform|reference]
+ *   npx tsx bench/recipe.ts [--epochs 5] [--torch-threads 2] [--torch-split platform|reference] [--data-dir D]
  *
+ * --data-dir keeps X.npy, Y.npy and split.json in D (default: a temp dir, removed at the end), e.g. to
+ * run /work/shared/reference/torch_transfer.py itself on the same data.
  * Needs Redis (REDIS_URL, default redis://127.0.0.1:6379). Installs python3-torch with apt-get if missing.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { loadDigit, MNIST_TRAIN_FRACTION } from '@mlq/core';
@@ -28,6 +30,7 @@ const opt = (name: string, dflt: string) => {
 const EPOCHS = Number(opt('epochs', '5'));
 const TORCH_THREADS = Number(opt('torch-threads', '2'));
 const TORCH_SPLIT = opt('torch-split', 'platform');
+const DATA_DIR = opt('data-dir', '');
 const PYTHON = '/usr/bin/python3'; // Debian's, where apt-get puts python3-torch
 const PIXELS = 784;
 
@@ -221,13 +224,19 @@ function report(torch: TorchPhase[], plain: PlainPhase[], platform: PlatformRun,
       `pretrain job ÷ PyTorch ${f(jp.cpuSeconds / tp.cpu_seconds, 2)}, ` +
       `pretrain job ÷ plain tfjs ${f(jp.cpuSeconds / pp.cpuSeconds, 2)}`,
   );
-  console.log('\nRESULT ' + JSON.stringify({ epochs: EPOCHS, loads, torch, plain, platform }));
+  // Machine-readable, without the job logs (they are printed above).
+  const noLogs = JSON.stringify(platform, (k, v: unknown) => (k === 'logs' ? undefined : v));
+  console.log(
+    `\nRESULT {"epochs":${EPOCHS},"loads":${JSON.stringify(loads)},"torch":${JSON.stringify(torch)},` +
+      `"plain":${JSON.stringify(plain)},"platform":${noLogs}}`,
+  );
 }
 
 async function main(): Promise<void> {
   console.log(`${os.availableParallelism()} cores, ${os.cpus()[0]?.model ?? '?'}, node ${process.version}`);
   const loads: string[] = [];
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mlq-bench-recipe-'));
+  const dir = DATA_DIR ? path.resolve(DATA_DIR) : await mkdtemp(path.join(os.tmpdir(), 'mlq-bench-recipe-'));
+  await mkdir(dir, { recursive: true });
   try {
     ensureTorch();
     await writeData(dir);
@@ -246,7 +255,7 @@ async function main(): Promise<void> {
     loads.push(load1());
     report(torch, plain, platform, loads);
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    if (!DATA_DIR) await rm(dir, { recursive: true, force: true });
   }
 }
 
