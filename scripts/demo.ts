@@ -118,7 +118,8 @@ async function main() {
     model: 'mnist-5-9',
     base: base.ref,
     trainableLayers: 0,
-    head: { units: [128], dropout: 0.5 },
+    // As in Keras' recipe (and its PyTorch port): the convolutions frozen, the dense layers trained on.
+    reuseBaseHead: true,
     dataset: { format: 'mnist', digits: [5, 6, 7, 8, 9], split: 'train' },
     epochs,
     batchSize: 128,

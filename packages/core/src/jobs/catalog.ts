@@ -98,6 +98,8 @@ const trainingFields = {
   dataset: datasetSchema,
   trainableLayers: z.number().int().min(0).default(0),
   head: headSchema.optional(),
+  /** Keep training the base's own head layers instead of a new head (the Keras transfer recipe). */
+  reuseBaseHead: z.boolean().default(false),
   epochs: z.number().int().min(1).max(1000),
   batchSize: z.number().int().min(1).max(8192).default(32),
   optimizer: z.enum(optimizers).default('adam'),

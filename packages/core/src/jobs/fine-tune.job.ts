@@ -68,6 +68,7 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
     base: base ? { ref: p.base!, loaded: base.loaded } : undefined,
     trainableLayers: p.trainableLayers,
     head: p.head,
+    reuseBaseHead: p.reuseBaseHead,
     inputShape: info.featureShape,
     numClasses: info.numClasses,
     classNames: info.classNames,

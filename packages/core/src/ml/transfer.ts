@@ -20,6 +20,12 @@ export interface TransferSpec {
   base?: { ref: string; loaded: LoadedModel } | undefined;
   trainableLayers: number;
   head?: HeadSpec | undefined;
+  /**
+   * Keep the base's own head layers (after its feature layer) and go on training them, as the Keras
+   * mnist_transfer_cnn recipe and its PyTorch port do, instead of a freshly initialised head. The last
+   * layer is replaced when the class count differs.
+   */
+  reuseBaseHead?: boolean | undefined;
   inputShape: number[];
   numClasses: number;
   classNames?: string[] | undefined;
@@ -90,18 +96,11 @@ export function buildTransferModel(spec: TransferSpec): TransferModel {
   const frozenBase = spec.base ? freeze(features, spec.trainableLayers) : false;
   const head = spec.head ?? defaultHead;
   const prefix = headPrefix(features);
-  const layers: tf.layers.Layer[] = [];
-  head.units.forEach((u, i) => {
-    layers.push(
-      tf.layers.dense({ units: u, activation: head.activation ?? 'relu', name: `${prefix}dense${i + 1}` }),
-    );
-    if (head.dropout > 0)
-      layers.push(tf.layers.dropout({ rate: head.dropout, name: `${prefix}dropout${i + 1}` }));
-  });
-  if (head.units.length === 0 && head.dropout > 0)
-    layers.push(tf.layers.dropout({ rate: head.dropout, name: `${prefix}dropout` }));
-  layers.push(tf.layers.dense({ units: spec.numClasses, activation: 'softmax', name: `${prefix}classes` }));
-
+  const layers: tf.layers.Layer[] =
+    spec.reuseBaseHead && spec.base
+      ? baseHeadLayers(spec.base.loaded, features, spec.numClasses, prefix)
+      : [];
+  if (layers.length === 0) newHead(layers, head, prefix, spec.numClasses);
   const apply = (x: tf.SymbolicTensor) => layers.reduce((t, l) => l.apply(t) as tf.SymbolicTensor, x);
   const featOut = features.outputs[0]!;
   const model = tf.model({ inputs: features.inputs, outputs: apply(featOut), name: 'model' });
@@ -116,6 +115,56 @@ export function buildTransferModel(spec: TransferSpec): TransferModel {
     ...(spec.base ? { base: spec.base.ref } : {}),
   };
   return { model, features, head: headModel, frozenBase, meta };
+}
+
+/** Dense layers (+ dropout) and a softmax layer, freshly initialised. */
+function newHead(layers: tf.layers.Layer[], head: HeadSpec, prefix: string, numClasses: number): void {
+  head.units.forEach((u, i) => {
+    layers.push(
+      tf.layers.dense({ units: u, activation: head.activation ?? 'relu', name: `${prefix}dense${i + 1}` }),
+    );
+    if (head.dropout > 0)
+      layers.push(tf.layers.dropout({ rate: head.dropout, name: `${prefix}dropout${i + 1}` }));
+  });
+  if (head.units.length === 0 && head.dropout > 0)
+    layers.push(tf.layers.dropout({ rate: head.dropout, name: `${prefix}dropout` }));
+  layers.push(tf.layers.dense({ units: numClasses, activation: 'softmax', name: `${prefix}classes` }));
+}
+
+/**
+ * The base's layers after its feature layer, in order (a plain chain is required), with the last one
+ * replaced by a fresh softmax layer when the class count differs.
+ */
+function baseHeadLayers(
+  loaded: LoadedModel,
+  features: tf.LayersModel,
+  numClasses: number,
+  prefix: string,
+): tf.layers.Layer[] {
+  const stop = features.outputs[0]!.sourceLayer.name;
+  const chain: tf.layers.Layer[] = [];
+  let layer = loaded.model.outputs[0]!.sourceLayer as tf.layers.Layer;
+  while (layer.name !== stop) {
+    chain.unshift(layer);
+    const inbound = layer.inboundNodes[0]?.inboundLayers ?? [];
+    if (inbound.length !== 1)
+      throw new InputError(
+        `reuseBaseHead: the base's head is not a plain chain of layers at "${layer.name}"`,
+      );
+    layer = inbound[0] as tf.layers.Layer;
+  }
+  if (chain.length === 0)
+    throw new InputError('reuseBaseHead: the base has no layers after its feature layer');
+  const last = chain[chain.length - 1]!;
+  const outUnits = (last.outputShape as number[])[(last.outputShape as number[]).length - 1];
+  if (outUnits !== numClasses) {
+    chain[chain.length - 1] = tf.layers.dense({
+      units: numClasses,
+      activation: 'softmax',
+      name: `${prefix}classes`,
+    });
+  }
+  return chain;
 }
 
 const defaultRates = { adam: 0.001, sgd: 0.01, adadelta: 1.0, rmsprop: 0.001 } as const;

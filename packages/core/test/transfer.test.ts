@@ -1,0 +1,73 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { buildTransferModel } from '../src/ml/transfer.ts';
+import type { LoadedModel } from '../src/ml/model-io.ts';
+
+/** A trained-from-scratch mlp as a registry model would hold it: features + a 3-class head. */
+function baseModel(): LoadedModel {
+  const built = buildTransferModel({
+    architecture: 'mlp',
+    architectureOptions: { units: [8] },
+    trainableLayers: 0,
+    inputShape: [4],
+    numClasses: 3,
+  });
+  return { model: built.model, meta: built.meta, bytes: 0 };
+}
+
+describe('buildTransferModel', () => {
+  beforeAll(async () => {
+    await tf.setBackend('cpu');
+  });
+  const x = () =>
+    tf.tensor2d([
+      [0.1, 0.2, 0.3, 0.4],
+      [1, -1, 0.5, 2],
+    ]);
+
+  it('reuseBaseHead keeps the base head: before training it predicts exactly as the base', () => {
+    const loaded = baseModel();
+    const tm = buildTransferModel({
+      base: { ref: 'b', loaded },
+      reuseBaseHead: true,
+      trainableLayers: 0,
+      inputShape: [4],
+      numClasses: 3,
+    });
+    const a = (loaded.model.predict(x()) as tf.Tensor).arraySync();
+    const b = (tm.model.predict(x()) as tf.Tensor).arraySync();
+    expect(b).toEqual(a);
+    expect(tm.frozenBase).toBe(true);
+    // The head model over cached features gives the same answer as the composed model.
+    const f = tm.features.predict(x()) as tf.Tensor;
+    expect((tm.head.predict(f) as tf.Tensor).arraySync()).toEqual(b);
+  });
+
+  it('reuseBaseHead replaces only the last layer when the class count differs', () => {
+    const loaded = baseModel();
+    const tm = buildTransferModel({
+      base: { ref: 'b', loaded },
+      reuseBaseHead: true,
+      trainableLayers: 0,
+      inputShape: [4],
+      numClasses: 5,
+    });
+    expect(tm.model.outputs[0]!.shape).toEqual([null, 5]);
+    const baseHidden = loaded.model.layers.find((l) => l.name.endsWith('dense1'))!;
+    expect(tm.model.layers).toContain(baseHidden);
+  });
+
+  it('without it, the head is new', () => {
+    const loaded = baseModel();
+    const tm = buildTransferModel({
+      base: { ref: 'b', loaded },
+      trainableLayers: 0,
+      inputShape: [4],
+      numClasses: 3,
+      head: { units: [6], dropout: 0 },
+    });
+    const hidden = tm.model.layers.find((l) => /^head\d+_dense1$/.test(l.name))!;
+    expect(loaded.model.layers).not.toContain(hidden);
+    expect(hidden.outputShape).toEqual([null, 6]);
+  });
+});
