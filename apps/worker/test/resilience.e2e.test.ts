@@ -200,10 +200,17 @@ describe('scale-out', () => {
     await events.close();
     expect(new Set(ids).size).toBe(300);
     for (const id of ids) expect(completions.get(id)).toBe(1);
-    const workers = (await http<{ workers: { id: string; backend: string }[] }>(`${stack.url}/v1/workers`))
-      .body.workers;
-    expect(workers).toHaveLength(3);
-    for (const w of workers) expect(w.backend).not.toBe('auto');
+    // Every worker ran jobs, so within a heartbeat (5 s) each reports the backend its jobs ran on.
+    const workers = await waitFor(
+      'backends in /v1/workers',
+      async () => {
+        const ws = (await http<{ workers: { id: string; backend: string }[] }>(`${stack.url}/v1/workers`))
+          .body.workers;
+        return ws.length === 3 && ws.every((w) => w.backend !== 'auto') ? ws : undefined;
+      },
+      15_000,
+    );
+    for (const w of workers) expect(['wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).toContain(w.backend);
     const states = await Promise.all(ids.slice(0, 20).map((id) => getJob(stack, id)));
     for (const s of states) expect(s).toMatchObject({ state: 'completed', attempts: 1 });
   });
