@@ -164,7 +164,8 @@ export async function runPlatform(epochs: number, log: (line: string) => void): 
         model: 'mnist-5-9',
         base: pre.ref,
         trainableLayers: 0,
-        head: { units: [128], dropout: 0.5 },
+        // Like PyTorch's and Keras' recipe: the pretrained dense layers go on training.
+        reuseBaseHead: true,
         dataset: { format: 'mnist', digits: [5, 6, 7, 8, 9], split: 'train' },
         ...recipe,
       });
