@@ -12,9 +12,10 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { openDataset } from '../data/open.ts';
 import { runPrefix } from '../ml/checkpoint.ts';
+import { predictRows } from '../ml/fit.ts';
 import { disposeModels, type ModelMeta } from '../ml/model-io.ts';
 import { resolveAndLoad } from '../ml/resolve.ts';
 import { resolveDataPath } from '../storage/data-uri.ts';
@@ -200,16 +201,7 @@ export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): 
       try {
         for await (const c of source.chunks({ chunkSize: p.chunkSize, start })) {
           checkSignal(ctx.signal);
-          // One batch per chunk (predict() would split it into batches of 32). The tensor, not its
-          // data, leaves tidy: tidy walks a returned typed array element by element.
-          const y = tf.tidy(
-            () =>
-              model.predict(tf.tensor(c.x, [c.count, ...info.featureShape]), {
-                batchSize: c.count,
-              }) as tf.Tensor,
-          );
-          const scores = y.dataSync() as Float32Array;
-          y.dispose();
+          const scores = predictRows(model, c.x, [c.count, ...info.featureShape]);
           const buf = Buffer.from(formatRows(fmt, c.start, scores, k, labels));
           const rows = c.start + c.count;
           await pending;
