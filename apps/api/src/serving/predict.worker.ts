@@ -74,13 +74,21 @@ function getModel(key: string, uri: string): Promise<Entry> {
 
 function predict(entry: Entry, rows: number, data: Float32Array): Float32Array {
   const { inputShape, inputDtype } = entry.info;
-  const y = tf.tidy(() => {
-    const x = tf.tensor(data, [rows, ...inputShape], inputDtype as tf.DataType);
-    // predictOnBatch: one call for the whole batch (predict() would cut it into chunks of 32).
-    return (entry.model.predictOnBatch(x) as tf.Tensor).dataSync();
-  });
-  // A fresh buffer: what dataSync returns may be a view we must not transfer away.
-  return new Float32Array(y);
+  // One call for the whole batch, in inference mode. apply() rather than predict()/predictOnBatch(),
+  // which cut and copy their input per chunk. The tensor leaves tidy: tidy would otherwise walk every
+  // element of a returned typed array looking for tensors.
+  const out = tf.tidy(
+    () =>
+      entry.model.apply(tf.tensor(data, [rows, ...inputShape], inputDtype as tf.DataType), {
+        training: false,
+      }) as tf.Tensor,
+  );
+  try {
+    // A fresh buffer: what dataSync returns may be a view we must not transfer away.
+    return new Float32Array(out.dataSync());
+  } finally {
+    out.dispose();
+  }
 }
 
 function reply(msg: FromThread, transfer: ArrayBuffer[] = []): void {
