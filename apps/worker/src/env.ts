@@ -1,4 +1,5 @@
 /** The worker's configuration: parsed once from the environment; start-up fails listing every problem. */
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
@@ -33,6 +34,12 @@ export const workerEnvSchema = z.object({
     .pipe(z.array(z.enum(jobNames as [JobName, ...JobName[]])).min(1, 'name at least one queue')),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
   TFJS_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  /**
+   * Threads one training job may use on a CPU backend (wasm, cpu): each batch is split between them
+   * (data-parallel), and the job keeps that only if it measures faster. `auto`: the cores divided by
+   * WORKER_CONCURRENCY, at most 4. Native backends (tfjs-node) use every core on their own.
+   */
+  WORKER_TRAIN_THREADS: z.union([z.literal('auto'), z.coerce.number().int().min(1).max(64)]).default('auto'),
   WORKER_NAME: z.string().optional(),
   /** Set by the worker for its sandbox children. */
   WORKER_ID: z.string().optional(),
@@ -48,6 +55,12 @@ export const workerEnvSchema = z.object({
 });
 
 export type WorkerEnv = z.infer<typeof workerEnvSchema>;
+
+/** WORKER_TRAIN_THREADS resolved: `auto` shares the cores between the jobs this worker may run at once. */
+export function trainThreads(env: Pick<WorkerEnv, 'WORKER_TRAIN_THREADS' | 'WORKER_CONCURRENCY'>): number {
+  if (env.WORKER_TRAIN_THREADS !== 'auto') return env.WORKER_TRAIN_THREADS;
+  return Math.max(1, Math.min(4, Math.floor(availableParallelism() / env.WORKER_CONCURRENCY)));
+}
 
 /** Parses the environment; on error prints every problem and exits. */
 export function loadWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {

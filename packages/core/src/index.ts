@@ -24,3 +24,4 @@ export * from './storage/data-uri.ts';
 export * from './registry/registry.ts';
 export * from './util/errors.ts';
 export * from './util/rng.ts';
+export * from './util/ts-thread.ts';

@@ -4,11 +4,10 @@
  * (in that thread's LRU); batches prefer a thread that already holds their model, but an idle thread
  * beats a busy one, so a hot model spreads to every thread while cold ones stay on one.
  */
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import type { Worker } from 'node:worker_threads';
+import { spawnTsThread } from '@mlq/core';
 import type { FromThread, ModelInfo, ThreadConfig, ThreadError, ToThread } from './protocol.ts';
 
 /**
@@ -32,23 +31,8 @@ export class ThreadReportedError extends Error {
 
 const workerFile = path.join(path.dirname(fileURLToPath(import.meta.url)), 'predict.worker.ts');
 
-/** The URL of tsx's ESM register API: Node 20 runs no TypeScript, and threads do not inherit `--import tsx`. */
-function tsxRegisterUrl(): string {
-  const req = createRequire(import.meta.url);
-  const pkgPath = req.resolve('tsx/package.json');
-  const pkg = JSON.parse(readFileSync(pkgPath, 'utf8')) as {
-    exports: Record<string, { import?: { default?: string } }>;
-  };
-  const entry = pkg.exports['./esm/api']?.import?.default ?? './dist/esm/api/index.mjs';
-  return pathToFileURL(path.join(path.dirname(pkgPath), entry)).href;
-}
-
 function spawn(config: ThreadConfig): Worker {
-  const target = pathToFileURL(workerFile).href;
-  const boot = `import(${JSON.stringify(tsxRegisterUrl())})
-    .then(({ register }) => { register(); return import(${JSON.stringify(target)}); })`;
-  // execArgv []: the parent's flags (a test runner's, tsx's own) mean nothing to a predict thread.
-  return new Worker(boot, { eval: true, workerData: config, execArgv: [] });
+  return spawnTsThread(workerFile, config);
 }
 
 interface Pending {

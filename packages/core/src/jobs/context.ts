@@ -15,4 +15,6 @@ export interface JobContext {
   dataRoots: readonly string[];
   /** The tfjs backend this process runs on. */
   backend: string;
+  /** Threads a training job may split its batches over (data-parallel, CPU backends); default 1. */
+  trainThreads?: number | undefined;
 }

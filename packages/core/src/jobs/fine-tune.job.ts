@@ -106,6 +106,9 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
       history: checkpoint?.history ?? [],
       partial: checkpoint?.partial,
       signal: ctx.signal,
+      threads: ctx.trainThreads,
+      backend: ctx.backend,
+      log: ctx.log,
       onInterrupt: async (partial, history) => {
         await saveCheckpoint(ctx.jobId, ctx.store, tm.model, optimizer, tm.meta, {
           epoch: partial.epoch - 1,
