@@ -150,13 +150,17 @@ export class JobsService {
       }
       return { state: 'cancelling' };
     }
-    throw conflict(`job "${id}" is ${state}: only waiting, delayed or active jobs can be cancelled`);
+    throw conflict(
+      `job "${id}" is ${state}: only waiting, prioritized, delayed, active or waiting-children jobs can be cancelled`,
+    );
   }
 
   async retry(id: string): Promise<JobView> {
     const job = await this.get(id);
     const state = await job.getState();
     if (state !== 'failed') throw conflict(`job "${id}" is ${state}: only failed jobs can be retried`);
+    // A cancelled tune leaves a mark that would end its next run as cancelled again.
+    await this.redis.del(cancelMarkKey(this.prefix, id));
     await job.retry('failed');
     return this.view(job);
   }

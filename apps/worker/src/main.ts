@@ -11,8 +11,9 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     if (closing) return;
     closing = true;
     console.log(`${sig}: taking no new jobs; running jobs checkpoint and go back to the queue`);
-    // Hard stop at 30 s whatever happens: a job still held then is taken over when its lock expires.
-    setTimeout(() => process.exit(1), 30_000).unref();
+    // Hard stop 5 s after the shutdown timeout whatever happens: a job still held then is taken
+    // over when its lock expires.
+    setTimeout(() => process.exit(1), env.WORKER_SHUTDOWN_TIMEOUT_MS + 5000).unref();
     void worker.shutdown().then(() => process.exit(0));
   });
 }
