@@ -122,18 +122,22 @@ async function main() {
     optimizer: 'adadelta',
     learningRate: 1.0,
   });
-  const transfer = await train(client, `2/2 transfer to digits 5-9, convolutions frozen (${transferEpochs} epochs)`, {
-    model: 'mnist-5-9',
-    base: base.ref,
-    trainableLayers: 0,
-    // As in Keras' recipe (and its PyTorch port): the convolutions frozen, the dense layers trained on.
-    reuseBaseHead: true,
-    dataset: { format: 'mnist', digits: [5, 6, 7, 8, 9], split: 'train' },
-    epochs: transferEpochs,
-    batchSize: 128,
-    optimizer: 'adadelta',
-    learningRate: 1.0,
-  });
+  const transfer = await train(
+    client,
+    `2/2 transfer to digits 5-9, convolutions frozen (${transferEpochs} epochs)`,
+    {
+      model: 'mnist-5-9',
+      base: base.ref,
+      trainableLayers: 0,
+      // As in Keras' recipe (and its PyTorch port): the convolutions frozen, the dense layers trained on.
+      reuseBaseHead: true,
+      dataset: { format: 'mnist', digits: [5, 6, 7, 8, 9], split: 'train' },
+      epochs: transferEpochs,
+      batchSize: 128,
+      optimizer: 'adadelta',
+      learningRate: 1.0,
+    },
+  );
   const baseEval = await evaluate(client, base.ref, [0, 1, 2, 3, 4]);
   const transferEval = await evaluate(client, transfer.ref, [5, 6, 7, 8, 9]);
 
