@@ -177,7 +177,8 @@ export async function runPlatform(epochs: number, log: (line: string) => void): 
     log(
       `transfer ${warmT.ref}, warm cache: ${warmT.seconds.toFixed(1)} s (fit ${warmT.trainSeconds.toFixed(1)} s)`,
     );
-    for (const l of [...cold.logs, ...warmT.logs].filter((x) => /embed/.test(x))) log(`  job log: ${l}`);
+    for (const l of [...pre.logs, ...cold.logs, ...warmT.logs].filter((x) => /embed|parallel/.test(x)))
+      log(`  job log: ${l}`);
 
     const withAcc = async (j: Omit<JobRun, 'accuracy' | 'testRows'>, digits: number[]): Promise<JobRun> => {
       const [accuracy, testRows] = await evaluate(client, j.ref, digits);

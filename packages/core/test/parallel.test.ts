@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { loadAll } from '../src/data/dataset.ts';
 import { mnistSource } from '../src/data/mnist.ts';
-import { fitModel, type TrainData } from '../src/ml/fit.ts';
-import { DataParallelTrainer } from '../src/ml/parallel.ts';
+import { fitModel, predictBatched, type TrainData } from '../src/ml/fit.ts';
+import { DataParallelTrainer, predictParallel, readyHelpers, stopHelpers } from '../src/ml/parallel.ts';
 
 /** A dropout-free net, so that a data-parallel step and a plain step compute the same thing. */
 function net(): tf.LayersModel {
@@ -37,7 +37,10 @@ describe('data-parallel training', () => {
     const d = await loadAll(mnistSource({ format: 'mnist', digits: [0, 1], split: 'train', limit: 256 }));
     digits = { x: d.x, y: d.y, shape: [784], numClasses: 2 };
   });
-  afterAll(() => tf.disposeVariables());
+  afterAll(async () => {
+    tf.disposeVariables();
+    await stopHelpers();
+  });
 
   it('a step split over 3 threads updates the weights as one plain step on the whole batch', async () => {
     const a = net();
@@ -66,7 +69,7 @@ describe('data-parallel training', () => {
     tf.dispose([a, b, before].flatMap((m) => m.weights.map((w) => w.read())));
   });
 
-  it('fitModel times both ways, says which it kept, learns, and leaves no tensors or threads behind', async () => {
+  it('fitModel times both ways, says which it kept, learns, and leaves no tensors behind', async () => {
     const m = net();
     const x0 = tf.zeros([1, 784]);
     const y0 = tf.tensor2d([[1, 0]]);
@@ -98,5 +101,18 @@ describe('data-parallel training', () => {
     expect(lines).toHaveLength(1);
     expect(r.history[3]!.valAcc).toBeGreaterThan(0.9);
     expect(tf.memory().numTensors).toBe(tensors);
+  });
+
+  it('predicts in parallel exactly as on one thread, once a helper is up', async () => {
+    const m = net();
+    const local = (x: Float32Array) => predictBatched(m, x, [784], 64);
+    const one = local(digits.x);
+    // The helpers of the tests above are up by now; a pool of 2 threads splits the rows in two.
+    expect(readyHelpers('cpu')).toBeGreaterThanOrEqual(1);
+    const { out: both, threads } = await predictParallel(m, digits.x, [784], 2, 'cpu', local, 64);
+    expect(threads).toBe(2);
+    expect(both.length).toBe(one.length);
+    both.forEach((v, i) => expect(v).toBeCloseTo(one[i]!, 5));
+    tf.dispose(m.weights.map((w) => w.read()));
   });
 });

@@ -8,6 +8,7 @@ import { openDataset } from '../data/open.ts';
 import { findCheckpoint, restoreCheckpoint, runPrefix, saveCheckpoint } from '../ml/checkpoint.ts';
 import { fitModel, predictBatched, type TrainData } from '../ml/fit.ts';
 import { disposeModels, saveModel } from '../ml/model-io.ts';
+import { predictParallel } from '../ml/parallel.ts';
 import { resolveAndLoad } from '../ml/resolve.ts';
 import { buildTransferModel, compile, makeOptimizer, type TransferModel } from '../ml/transfer.ts';
 import { DataError } from '../util/errors.ts';
@@ -41,10 +42,19 @@ async function cachedFeatures(
     }
   }
   const t0 = performance.now();
-  const x = predictBatched(tm.features, data.x, data.shape);
+  // Split over the helper threads that are up (see parallel.ts): the base's forward pass is the
+  // costly part of a cold-cache transfer.
+  const { out: x, threads } = await predictParallel(
+    tm.features,
+    data.x,
+    data.shape,
+    ctx.trainThreads ?? 1,
+    ctx.backend,
+    (rows) => predictBatched(tm.features, rows, data.shape),
+  );
   await ctx.store.put(key, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
   await ctx.log(
-    `embedded ${n} rows with the frozen base in ${((performance.now() - t0) / 1000).toFixed(1)} s (${key})`,
+    `embedded ${n} rows with the frozen base in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${threads} thread(s) (${key})`,
   );
   return { ...data, x, shape: featShape };
 }

@@ -1,62 +1,139 @@
 /**
- * A data-parallel training thread (see parallel.ts): its own tfjs and model replica. For each step it
- * loads the weights the main thread published, computes the gradient of its rows and writes it to its
- * shared buffer. It never applies an optimizer.
+ * A helper thread (see parallel.ts): its own tfjs, booted once. It holds at most one training replica
+ * at a time; for each step it loads the weights the main thread published, computes the gradient of
+ * its rows and writes it to its shared buffer (it never applies an optimizer). It also runs a model
+ * over a range of shared rows for parallel inference.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendPreference } from './backend.ts';
-import { replicaGradients, type FromReplica, type ReplicaConfig, type ToReplica } from './parallel.ts';
+import { disposeModels } from './model-io.ts';
+import {
+  replicaGradients,
+  type FromHelper,
+  type ModelSpec,
+  type PredictSpec,
+  type ReplicaSpec,
+  type ToHelper,
+} from './parallel.ts';
 
-const config = workerData as ReplicaConfig;
 const port = parentPort!;
-const send = (m: FromReplica) => port.postMessage(m);
+const send = (m: FromHelper) => port.postMessage(m);
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+interface Replica {
+  spec: ReplicaSpec;
+  model: tf.LayersModel;
+  vars: tf.Variable[];
+  x: Float32Array;
+  y: Int32Array;
+  params: Float32Array;
+  grads: Float32Array;
+  width: number;
+}
+let replica: Replica | undefined;
+
+async function build(spec: ModelSpec): Promise<tf.LayersModel> {
+  const model = await tf.models.modelFromJSON(spec.topology as never);
+  const values = spec.weights.map((w) => tf.tensor(w.values, w.shape));
+  model.setWeights(values);
+  tf.dispose(values);
+  return model;
+}
+
+function release(): void {
+  if (replica) disposeModels(replica.model);
+  replica = undefined;
+}
+
+async function load(spec: ReplicaSpec): Promise<void> {
+  release();
+  const model = await build(spec);
+  replica = {
+    spec,
+    model,
+    vars: spec.trainable.map((i) => model.weights[i]!.read() as tf.Variable),
+    x: new Float32Array(spec.x),
+    y: new Int32Array(spec.y),
+    params: new Float32Array(spec.params),
+    grads: new Float32Array(spec.grads),
+    width: spec.shape.reduce((a, b) => a * b, 1),
+  };
+}
+
+function step(rows: Uint32Array): FromHelper {
+  const r = replica;
+  if (!r) throw new Error('no model loaded');
+  let o = 0;
+  for (const v of r.vars) {
+    tf.tidy(() => v.assign(tf.tensor(r.params.subarray(o, o + v.size), v.shape)));
+    o += v.size;
+  }
+  const n = rows.length;
+  const k = r.spec.numClasses;
+  const xb = new Float32Array(n * r.width);
+  const yb = new Float32Array(n * k);
+  rows.forEach((row, i) => {
+    xb.set(r.x.subarray(row * r.width, (row + 1) * r.width), i * r.width);
+    yb[i * k + r.y[row]!] = 1;
+  });
+  const xt = tf.tensor(xb, [n, ...r.spec.shape]);
+  const yt = tf.tensor2d(yb, [n, k]);
+  const out = replicaGradients(r.model, r.vars, xt, yt);
+  o = 0;
+  out.grads.forEach((g, i) => {
+    r.grads.set(g.dataSync() as Float32Array, o);
+    o += r.vars[i]!.size;
+  });
+  tf.dispose([xt, yt, ...out.grads]);
+  return { type: 'done', loss: out.loss, acc: out.acc };
+}
+
+async function predict(job: PredictSpec): Promise<void> {
+  const model = await build(job);
+  try {
+    const width = job.shape.reduce((a, b) => a * b, 1);
+    const x = new Float32Array(job.x);
+    const out = new Float32Array(job.out);
+    const outWidth = out.length / (x.length / width);
+    for (let s = job.from; s < job.to; s += job.batchSize) {
+      const e = Math.min(job.to, s + job.batchSize);
+      const y = tf.tidy(
+        () =>
+          model.apply(tf.tensor(x.subarray(s * width, e * width), [e - s, ...job.shape]), {
+            training: false,
+          }) as tf.Tensor,
+      );
+      out.set(y.dataSync() as Float32Array, s * outWidth);
+      y.dispose();
+    }
+  } finally {
+    disposeModels(model);
+  }
+}
+
+async function handle(m: ToHelper): Promise<FromHelper> {
+  switch (m.type) {
+    case 'load':
+      await load(m.replica);
+      return { type: 'loaded' };
+    case 'step':
+      return step(m.rows);
+    case 'release':
+      release();
+      return { type: 'released' };
+    case 'predict':
+      await predict(m.job);
+      return { type: 'predicted' };
+  }
+}
 
 async function main(): Promise<void> {
-  await initBackend(config.backend as BackendPreference);
-  const model = await tf.models.modelFromJSON(config.topology as tf.io.ModelJSON['modelTopology'] as never);
-  model.setWeights(config.weights.map((w) => tf.tensor(w.values, w.shape)));
-  const vars = config.trainable.map((i) => model.weights[i]!.read() as tf.Variable);
-  const x = new Float32Array(config.x);
-  const y = new Int32Array(config.y);
-  const params = new Float32Array(config.params);
-  const grads = new Float32Array(config.grads);
-  const width = config.shape.reduce((a, b) => a * b, 1);
-  const k = config.numClasses;
-
-  port.on('message', (m: ToReplica) => {
-    if (m.type === 'stop') {
-      port.close();
-      return;
-    }
-    try {
-      let o = 0;
-      for (const v of vars) {
-        tf.tidy(() => v.assign(tf.tensor(params.subarray(o, o + v.size), v.shape)));
-        o += v.size;
-      }
-      const n = m.rows.length;
-      const xb = new Float32Array(n * width);
-      const yb = new Float32Array(n * k);
-      m.rows.forEach((row, r) => {
-        xb.set(x.subarray(row * width, (row + 1) * width), r * width);
-        yb[r * k + y[row]!] = 1;
-      });
-      const xt = tf.tensor(xb, [n, ...config.shape]);
-      const yt = tf.tensor2d(yb, [n, k]);
-      const out = replicaGradients(model, vars, xt, yt);
-      o = 0;
-      out.grads.forEach((g, i) => {
-        grads.set(g.dataSync() as Float32Array, o);
-        o += vars[i]!.size;
-      });
-      tf.dispose([xt, yt, ...out.grads]);
-      send({ type: 'done', loss: out.loss, acc: out.acc });
-    } catch (e) {
-      send({ type: 'error', message: e instanceof Error ? e.message : String(e) });
-    }
+  await initBackend((workerData as { backend: string }).backend as BackendPreference);
+  port.on('message', (m: ToHelper) => {
+    handle(m).then(send, (e: unknown) => send({ type: 'error', message: message(e) }));
   });
   send({ type: 'ready' });
 }
 
-main().catch((e: unknown) => send({ type: 'error', message: e instanceof Error ? e.message : String(e) }));
+main().catch((e: unknown) => send({ type: 'error', message: message(e) }));
