@@ -48,14 +48,17 @@ export interface FitOptions {
   log?: ((line: string) => Promise<void>) | undefined;
 }
 
-const PROBE_STEPS = 4;
+const PROBE_STEPS = 6;
+/** Data-parallel must take at most this share of a single thread's time per row to be kept. */
+const KEEP_BELOW = 0.8;
 
 /**
  * Data-parallel training only where it pays. Helper threads boot in the background while this
  * thread trains alone; once they are ready, a few single-threaded steps and then a few steps on all
  * threads are timed (per row), and the faster way is kept for the rest of the fit.
- * Measured here (2 vCPUs, wasm): the mnist-cnn trains 1.6x faster on 2 threads, while the cached
- * 4608->128->5 head gets slower (the weight sync costs more than half a batch).
+ * Measured here (2 vCPUs, wasm): the mnist-cnn trains ~1.45x faster on 2 threads, while the cached
+ * 4608->128->5 head gains nothing (two matmul threads slow each other down, and the weight sync costs
+ * as much as what the second core saves). Timings of ~25 ms steps are noisy, hence the margin.
  */
 class ParallelSwitch {
   private trainer: DataParallelTrainer | undefined;
@@ -111,7 +114,7 @@ class ParallelSwitch {
     const all = median(this.parallelMs.slice(1));
     const threads = this.trainer!.threads;
     const rate = (ms: number) => Math.round(1000 / ms);
-    if (all < one * 0.9) {
+    if (all < one * KEEP_BELOW) {
       this.state = 'on';
       await this.log?.(
         `data-parallel training on ${threads} threads: ${rate(all)} samples/s against ${rate(one)} on one; keeping it`,
