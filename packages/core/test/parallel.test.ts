@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { loadAll } from '../src/data/dataset.ts';
@@ -114,5 +117,17 @@ describe('data-parallel training', () => {
     expect(both.length).toBe(one.length);
     both.forEach((v, i) => expect(v).toBeCloseTo(one[i]!, 5));
     tf.dispose(m.weights.map((w) => w.read()));
+  });
+
+  it('lets a process that used helper threads exit by itself, with code 0', () => {
+    const script = fileURLToPath(new URL('./fixtures/helper-exit.ts', import.meta.url));
+    const r = spawnSync(process.execPath, ['--import', 'tsx', script], {
+      cwd: path.dirname(script),
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.stdout).toMatch(/^stepped, loss \d/m);
+    expect(r.signal).toBeNull();
+    expect(r.status).toBe(0);
   });
 });

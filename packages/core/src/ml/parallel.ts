@@ -95,7 +95,9 @@ export function replicaGradients(
 /** One helper thread: one request at a time. */
 class Helper {
   private readonly worker: Worker;
-  readonly booted: Promise<void>;
+  private readonly booted: Promise<void>;
+  /** Callers waiting on this thread: while there are any it keeps the process alive, else not. */
+  private holds = 0;
   ready = false;
   leased = false;
   private pending: { resolve: (m: FromHelper) => void; reject: (e: Error) => void } | undefined;
@@ -106,8 +108,6 @@ class Helper {
     private readonly onDead: (h: Helper) => void,
   ) {
     const worker = spawnTsThread(workerFile, { backend });
-    // Idle helpers must not keep the process alive.
-    worker.unref();
     this.worker = worker;
     this.booted = new Promise<void>((resolve, reject) => {
       this.pending = {
@@ -128,6 +128,20 @@ class Helper {
     });
     worker.on('error', (e) => this.fail(e));
     worker.on('exit', (code) => this.fail(new Error(`helper thread exited with code ${code}`)));
+    // Idle helpers must not keep the process alive (after the listeners: adding one refs it again).
+    worker.unref();
+  }
+
+  private hold<T>(p: Promise<T>): Promise<T> {
+    if (this.holds++ === 0) this.worker.ref();
+    return p.finally(() => {
+      if (--this.holds === 0) this.worker.unref();
+    });
+  }
+
+  /** Resolves once the thread has booted (its tfjs is up). */
+  whenBooted(): Promise<void> {
+    return this.ready ? Promise.resolve() : this.hold(this.booted);
   }
 
   private fail(e: Error): void {
@@ -141,10 +155,12 @@ class Helper {
   call(m: ToHelper): Promise<FromHelper> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.pending) return Promise.reject(new Error('helper thread is busy'));
-    return new Promise((resolve, reject) => {
-      this.pending = { resolve, reject };
-      this.worker.postMessage(m);
-    });
+    return this.hold(
+      new Promise<FromHelper>((resolve, reject) => {
+        this.pending = { resolve, reject };
+        this.worker.postMessage(m);
+      }),
+    );
   }
 
   terminate(): Promise<number> {
@@ -157,7 +173,7 @@ const pool = new Map<string, Helper[]>();
 
 /**
  * Up to `n` helpers on `backend`, leased to the caller until `giveBack`. Missing ones are started
- * (they boot in the background: await `booted`). With `readyOnly`, only helpers already booted are
+ * (they boot in the background: see `whenBooted`). With `readyOnly`, only helpers already booted are
  * leased, but missing ones still start, for later callers.
  */
 function lease(n: number, backend: string, readyOnly = false): Helper[] {
@@ -235,7 +251,7 @@ export class DataParallelTrainer {
     const helpers = lease(threads - 1, backend);
     try {
       if (helpers.length === 0) throw new Error('every helper thread is busy');
-      await withTimeout(Promise.all(helpers.map((h) => h.booted)), 'helper threads not ready');
+      await withTimeout(Promise.all(helpers.map((h) => h.whenBooted())), 'helper threads not ready');
       const trainableSet = new Set(model.trainableWeights);
       const trainable = model.weights.flatMap((w, i) => (trainableSet.has(w) ? [i] : []));
       const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
