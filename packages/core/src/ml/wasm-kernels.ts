@@ -290,7 +290,11 @@ const maxPoolGrad: tf.KernelFunc = ({ inputs, backend, attrs = {} }) => {
             const base = ((b * h + r) * w + col) * c;
             for (let ch = 0; ch < c; ch++) {
               const v = x[base + ch]!;
-              if (v > best[ch]!) [best[ch], at[ch]] = [v, base + ch];
+              // Two stores, not a destructuring swap: that allocates an array per update (~2x slower).
+              if (v > best[ch]!) {
+                best[ch] = v;
+                at[ch] = base + ch;
+              }
             }
           }
         }
