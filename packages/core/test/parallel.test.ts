@@ -108,11 +108,10 @@ describe('data-parallel training', () => {
 
   it('predicts in parallel exactly as on one thread, once a helper is up', async () => {
     const m = net();
-    const local = (x: Float32Array) => predictBatched(m, x, [784], 64);
-    const one = local(digits.x);
+    const one = predictBatched(m, digits.x, [784], 64);
     // The helpers of the tests above are up by now; a pool of 2 threads splits the rows in two.
     expect(readyHelpers('cpu')).toBeGreaterThanOrEqual(1);
-    const { out: both, threads } = await predictParallel(m, digits.x, [784], 2, 'cpu', local, 64);
+    const { out: both, threads } = await predictParallel(m, digits.x, [784], 2, 'cpu', 64);
     expect(threads).toBe(2);
     expect(both.length).toBe(one.length);
     both.forEach((v, i) => expect(v).toBeCloseTo(one[i]!, 5));

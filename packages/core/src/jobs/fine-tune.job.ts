@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { featureWidth, loadAll } from '../data/dataset.ts';
 import { openDataset } from '../data/open.ts';
 import { findCheckpoint, restoreCheckpoint, runPrefix, saveCheckpoint } from '../ml/checkpoint.ts';
-import { fitModel, predictBatched, type TrainData } from '../ml/fit.ts';
+import { fitModel, type TrainData } from '../ml/fit.ts';
 import { disposeModels, saveModel } from '../ml/model-io.ts';
 import { predictParallel } from '../ml/parallel.ts';
 import { resolveAndLoad } from '../ml/resolve.ts';
@@ -50,7 +50,6 @@ async function cachedFeatures(
     data.shape,
     ctx.trainThreads ?? 1,
     ctx.backend,
-    (rows) => predictBatched(tm.features, rows, data.shape),
   );
   await ctx.store.put(key, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
   await ctx.log(

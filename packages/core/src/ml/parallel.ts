@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { spawnTsThread } from '../util/ts-thread.ts';
-import type { TrainData } from './fit.ts';
+import { predictBatched, type TrainData } from './fit.ts';
 
 /** A model as a helper rebuilds it. */
 export interface ModelSpec {
@@ -368,14 +368,14 @@ export async function predictParallel(
   shape: number[],
   threads: number,
   backend: string,
-  local: (x: Float32Array) => Float32Array,
   batchSize = 512,
 ): Promise<{ out: Float32Array; threads: number }> {
   const helpers = threads > 1 ? lease(threads - 1, backend, true) : [];
   try {
     const width = shape.reduce((a, b) => a * b, 1);
     const n = x.length / width;
-    if (helpers.length === 0 || n < 2 * batchSize) return { out: local(x), threads: 1 };
+    if (helpers.length === 0 || n < 2 * batchSize)
+      return { out: predictBatched(model, x, shape, batchSize), threads: 1 };
     const outWidth = (model.outputs[0]!.shape.slice(1) as number[]).reduce((a, b) => a * b, 1);
     const out = new SharedArrayBuffer(n * outWidth * 4);
     const xs = shared(x);
@@ -389,7 +389,7 @@ export async function predictParallel(
         ? h.call({ type: 'predict', job: { ...spec, x: xs, shape, from, to, batchSize, out } })
         : Promise.resolve({ type: 'predicted' } as FromHelper);
     });
-    const mine = local(x.subarray(0, Math.min(n, share) * width));
+    const mine = predictBatched(model, x.subarray(0, Math.min(n, share) * width), shape, batchSize);
     const result = new Float32Array(out);
     result.set(mine, 0);
     await Promise.all(runs);

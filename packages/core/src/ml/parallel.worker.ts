@@ -7,6 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendPreference } from './backend.ts';
+import { batchTensors, predictBatched } from './fit.ts';
 import { disposeModels } from './model-io.ts';
 import {
   replicaGradients,
@@ -69,16 +70,8 @@ function step(rows: Uint32Array): FromHelper {
     tf.tidy(() => v.assign(tf.tensor(r.params.subarray(o, o + v.size), v.shape)));
     o += v.size;
   }
-  const n = rows.length;
-  const k = r.spec.numClasses;
-  const xb = new Float32Array(n * r.width);
-  const yb = new Float32Array(n * k);
-  rows.forEach((row, i) => {
-    xb.set(r.x.subarray(row * r.width, (row + 1) * r.width), i * r.width);
-    yb[i * k + r.y[row]!] = 1;
-  });
-  const xt = tf.tensor(xb, [n, ...r.spec.shape]);
-  const yt = tf.tensor2d(yb, [n, k]);
+  const data = { x: r.x, y: r.y, shape: r.spec.shape, numClasses: r.spec.numClasses };
+  const [xt, yt] = batchTensors(data, rows, r.width);
   const out = replicaGradients(r.model, r.vars, xt, yt);
   o = 0;
   out.grads.forEach((g, i) => {
@@ -93,20 +86,10 @@ async function predict(job: PredictSpec): Promise<void> {
   const model = await build(job);
   try {
     const width = job.shape.reduce((a, b) => a * b, 1);
-    const x = new Float32Array(job.x);
-    const out = new Float32Array(job.out);
-    const outWidth = out.length / (x.length / width);
-    for (let s = job.from; s < job.to; s += job.batchSize) {
-      const e = Math.min(job.to, s + job.batchSize);
-      const y = tf.tidy(
-        () =>
-          model.apply(tf.tensor(x.subarray(s * width, e * width), [e - s, ...job.shape]), {
-            training: false,
-          }) as tf.Tensor,
-      );
-      out.set(y.dataSync() as Float32Array, s * outWidth);
-      y.dispose();
-    }
+    const rows = new Float32Array(job.x).subarray(job.from * width, job.to * width);
+    const y = predictBatched(model, rows, job.shape, job.batchSize);
+    // Each row's outputs: this range's outputs over its row count.
+    new Float32Array(job.out).set(y, job.from * (y.length / (job.to - job.from)));
   } finally {
     disposeModels(model);
   }
