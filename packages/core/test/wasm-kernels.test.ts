@@ -111,6 +111,8 @@ const CONV_SHAPES: { x: Shape4; w: Shape4 }[] = [
   { x: [2, 9, 10, 1], w: [3, 3, 1, 4] },
   { x: [3, 8, 7, 3], w: [2, 3, 3, 8] },
   { x: [2, 12, 12, 16], w: [5, 5, 16, 8] },
+  // The SIMD filter gradient's tails: 4-channel input tiles then single rows, 8 outputs then scalar.
+  { x: [2, 7, 9, 6], w: [3, 2, 6, 12] },
 ];
 const DW_SHAPES: { x: Shape4; w: Shape4 }[] = [
   { x: [2, 9, 10, 1], w: [3, 3, 1, 1] },

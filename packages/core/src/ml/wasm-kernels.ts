@@ -3,17 +3,17 @@
  *
  * `@tensorflow/tfjs-backend-wasm@4.22` has no `Conv2DBackpropFilter`,
  * `DepthwiseConv2dNativeBackpropFilter` or `DepthwiseConv2dNativeBackpropInput`, so no conv net
- * trains on it; and several kernels that training leans on are scalar C++ loops or wrong. Each
- * kernel here composes the backend's own kernels (XNNPACK convolutions and pooling, transposes,
+ * trains on it; and several kernels that training leans on are scalar C++ loops or wrong. Most
+ * kernels here compose the backend's own kernels (XNNPACK convolutions and pooling, transposes,
  * pads, slices), called directly through `kernelFunc` so that nothing is read back into JS and no
  * engine bookkeeping is paid; every intermediate is released with `backend.disposeData`.
  *
- * Identities used (NHWC; stride s, dilation d; pads from `computeConv2DInfo`):
- * - filter gradient: a convolution whose input is x with batch and channels swapped and whose
- *   filter is dy; stride and dilation swap roles.
+ * The filter gradient is our own SIMD kernel (simd-kernels.ts). Identities used by the others
+ * (NHWC; stride s, dilation d; pads from `computeConv2DInfo`):
  * - input gradient: a stride-1 convolution of dy, zero rows/cols inserted when s > 1, with the
  *   spatially flipped filter (in/out channels swapped).
- * - depthwise filter gradient: the filter-gradient identity per channel, with the batch folded
+ * - depthwise filter gradient: per channel, a convolution whose input is x and whose filter is
+ *   dy (stride and dilation swap roles), with the batch folded
  *   into the image height (images stacked vertically), so one depthwise convolution sums over
  *   batch and space at once.
  */
@@ -21,6 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 // Also for its side effect: the backend's kernels must be registered before we wrap some of them.
 import '@tensorflow/tfjs-backend-wasm';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import * as simd from './simd-kernels.ts';
 
 type Info = tf.TensorInfo;
 type Shape4 = [number, number, number, number];
@@ -149,29 +150,17 @@ function reach(info: ConvInfo): [number, number] {
   ];
 }
 
+/** Our SIMD kernel (simd-kernels.ts): no XNNPACK operator fits a long reduction with a tiny output. */
 const conv2DBackpropFilter: tf.KernelFunc = ({ inputs, backend, attrs = {} }) => {
   const { x, dy } = inputs as { x: Info; dy: Info };
   const { filterShape } = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
   const info = geometry(x.shape, filterShape, attrs, false, 'Conv2DBackpropFilter');
-  const { top, left } = info.padInfo;
-  const [needH, needW] = reach(info);
-  // Pad only as far as the last tap reads, so that the output is (about) kH x kW.
-  const pad = nhwc(
-    top,
-    Math.max(0, needH - info.inHeight - top),
-    left,
-    Math.max(0, needW - info.inWidth - left),
-  );
-  const strides = [info.dilationHeight, info.dilationWidth];
-  const dilations = [info.strideHeight, info.strideWidth];
-  return scoped(backend, (s) => {
-    // x [B,H,W,inC] -> [inC,H,W,B]: inC is the conv's batch, B its input channels.
-    // dy [B,oH,oW,outC] -> [oH,oW,B,outC]: a filter over (space, batch).
-    const inputs = { x: s.transpose(x, [3, 1, 2, 0]), filter: s.transpose(dy, [1, 2, 0, 3]) };
-    const conv = s.run('Conv2D', inputs, { strides, dilations, pad, dataFormat: 'NHWC' });
-    const [kh, kw, ci, co] = filterShape;
-    return s.transpose(s.crop(conv, [0, 0, 0, 0], [ci, kh, kw, co]), [1, 2, 0, 3]);
-  });
+  const be = backend as BackendWasm;
+  const out = be.makeOutput(filterShape, 'float32');
+  // Views after makeOutput: an allocation can grow the wasm heap and detach older views.
+  const [xs, g, dw] = [be.typedArrayFromHeap(x), be.typedArrayFromHeap(dy), be.typedArrayFromHeap(out)];
+  simd.conv2dBackpropFilter(xs as Float32Array, g as Float32Array, info, dw as Float32Array);
+  return out;
 };
 
 const conv2DBackpropInput: tf.KernelFunc = ({ inputs, backend, attrs = {} }) => {
@@ -258,53 +247,19 @@ const batchMatMul: tf.KernelFunc = (args) => {
 };
 
 /**
- * MaxPoolGrad as one pass over typed arrays. The backend's kernel starts its running max at
- * FLT_MIN (the smallest positive float), not -inf, so windows whose maximum is <= 0 lose their
- * gradient, and it gives ties to the last element; tfjs-cpu and TF use the first maximum. No
- * composition expresses "first argmax" cheaply; this loop is ~2.5x faster than that C++ kernel.
+ * MaxPoolGrad as our SIMD kernel (simd-kernels.ts). The backend's kernel starts its running max
+ * at FLT_MIN (the smallest positive float), not -inf, so windows whose maximum is <= 0 lose their
+ * gradient, and it gives ties to the last element; tfjs-cpu and TF use the first maximum.
  */
 const maxPoolGrad: tf.KernelFunc = ({ inputs, backend, attrs = {} }) => {
   const { dy, input } = inputs as { dy: Info; input: Info };
   const { filterSize: size, strides, pad, dimRoundingMode: round } = attrs as unknown as tf.MaxPoolGradAttrs;
   const info = tf.backend_util.computePool2DInfo(shape4(input.shape), size, strides, 1, pad, round);
-  const { inHeight: h, inWidth: w, inChannels: c, strideHeight: sh, strideWidth: sw, padInfo } = info;
   const be = backend as BackendWasm;
   const out = be.makeOutput(input.shape, 'float32');
   // Views after makeOutput: an allocation can grow the wasm heap and detach older views.
   const [x, g, dx] = [be.typedArrayFromHeap(input), be.typedArrayFromHeap(dy), be.typedArrayFromHeap(out)];
-  dx.fill(0);
-  const best = new Float32Array(c);
-  const at = new Int32Array(c);
-  let o = 0;
-  for (let b = 0; b < info.batchSize; b++) {
-    for (let oy = 0; oy < info.outHeight; oy++) {
-      const y0 = oy * sh - padInfo.top;
-      const [r0, r1] = [Math.max(0, y0), Math.min(h, y0 + info.effectiveFilterHeight)];
-      for (let ox = 0; ox < info.outWidth; ox++, o += c) {
-        const x0 = ox * sw - padInfo.left;
-        const [c0, c1] = [Math.max(0, x0), Math.min(w, x0 + info.effectiveFilterWidth)];
-        best.fill(-Infinity);
-        at.fill(-1);
-        for (let r = r0; r < r1; r++) {
-          for (let col = c0; col < c1; col++) {
-            const base = ((b * h + r) * w + col) * c;
-            for (let ch = 0; ch < c; ch++) {
-              const v = x[base + ch]!;
-              // Two stores, not a destructuring swap: that allocates an array per update (~2x slower).
-              if (v > best[ch]!) {
-                best[ch] = v;
-                at[ch] = base + ch;
-              }
-            }
-          }
-        }
-        for (let ch = 0; ch < c; ch++) {
-          const i = at[ch]!;
-          if (i >= 0) dx[i] = dx[i]! + g[o + ch]!;
-        }
-      }
-    }
-  }
+  simd.maxPoolGrad(x as Float32Array, g as Float32Array, info, dx as Float32Array);
   return out;
 };
 

@@ -1,0 +1,177 @@
+/*
+ * Training kernels for the tfjs wasm backend that XNNPACK's operators express badly, compiled to
+ * WebAssembly with 128-bit SIMD (see build.sh). The module has its own memory: the caller copies
+ * operands in above __heap_base and results out. No libc, no static data, no stack arrays.
+ */
+#include <wasm_simd128.h>
+
+typedef struct {
+  int B, H, W, Ci;    /* x: [B, H, W, Ci] */
+  int oH, oW, Co;     /* dy: [B, oH, oW, Co] */
+  int kH, kW;         /* dw: [kH, kW, Ci, Co] */
+  int sh, sw, dh, dw; /* strides, dilations */
+  int pt, pl;         /* top / left padding */
+} Conv;
+
+/* First ox whose tap (offset `off` = k * dilation - pad) lands at ix >= 0, and one past the last below W. */
+static int first_ox(int off, int s) { return off >= 0 ? 0 : (-off + s - 1) / s; }
+static int end_ox(int off, int s, int W, int oW) {
+  int last = W - 1 - off; /* ox * s <= last */
+  if (last < 0) return 0;
+  int e = last / s + 1;
+  return e < oW ? e : oW;
+}
+
+/*
+ * dw[kh][kw][ci][co] += sum over (b, oy, ox) of x[b][iy][ix][ci] * dy[b][oy][ox][co],
+ * iy = oy*sh + kh*dh - pt, ix = ox*sw + kw*dw - pl. dw must be zeroed by the caller.
+ * Rows of dy are taken in chunks of `rows` (one image's worth fits in L2); for each chunk, tap and
+ * 4x8 (ci x co) tile, the tile's 8 accumulators stay in registers over every position.
+ */
+__attribute__((export_name("conv2d_backprop_filter")))
+void conv2d_backprop_filter(const Conv *c, const float *x, const float *dy, float *dwt, int rows) {
+  const int Ci = c->Ci, Co = c->Co;
+  const int ci4 = Ci & ~3, co8 = Co & ~7;
+  for (int b = 0; b < c->B; b++) {
+    for (int oy0 = 0; oy0 < c->oH; oy0 += rows) {
+      int oy1 = oy0 + rows < c->oH ? oy0 + rows : c->oH;
+      for (int kh = 0; kh < c->kH; kh++) {
+        for (int kw = 0; kw < c->kW; kw++) {
+          const int offx = kw * c->dw - c->pl;
+          const int lo = first_ox(offx, c->sw), hi = end_ox(offx, c->sw, c->W, c->oW);
+          if (lo >= hi) continue;
+          float *tap = dwt + (kh * c->kW + kw) * Ci * Co;
+          const int xs = c->sw * Ci;
+          for (int ci = 0; ci < Ci; ci += 4) {
+            const int nci = ci < ci4 ? 4 : 1; /* 4-row tiles, then single rows */
+            if (nci == 1) ci = ci4;
+            for (int r = ci; r < (nci == 4 ? ci + 4 : Ci); r += nci) {
+              for (int co = 0; co < co8; co += 8) {
+                float *t = tap + r * Co + co;
+                if (nci == 4) {
+                  v128_t a0 = wasm_v128_load(t), a1 = wasm_v128_load(t + 4);
+                  v128_t b0 = wasm_v128_load(t + Co), b1 = wasm_v128_load(t + Co + 4);
+                  v128_t c0 = wasm_v128_load(t + 2 * Co), c1 = wasm_v128_load(t + 2 * Co + 4);
+                  v128_t d0 = wasm_v128_load(t + 3 * Co), d1 = wasm_v128_load(t + 3 * Co + 4);
+                  for (int oy = oy0; oy < oy1; oy++) {
+                    const int iy = oy * c->sh + kh * c->dh - c->pt;
+                    if (iy < 0 || iy >= c->H) continue;
+                    const float *xp = x + ((b * c->H + iy) * c->W + lo * c->sw + offx) * Ci + r;
+                    const float *gp = dy + ((b * c->oH + oy) * c->oW + lo) * Co + co;
+                    for (int ox = lo; ox < hi; ox++, xp += xs, gp += Co) {
+                      const v128_t g0 = wasm_v128_load(gp), g1 = wasm_v128_load(gp + 4);
+                      v128_t s = wasm_v128_load32_splat(xp);
+                      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, g0));
+                      a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, g1));
+                      s = wasm_v128_load32_splat(xp + 1);
+                      b0 = wasm_f32x4_add(b0, wasm_f32x4_mul(s, g0));
+                      b1 = wasm_f32x4_add(b1, wasm_f32x4_mul(s, g1));
+                      s = wasm_v128_load32_splat(xp + 2);
+                      c0 = wasm_f32x4_add(c0, wasm_f32x4_mul(s, g0));
+                      c1 = wasm_f32x4_add(c1, wasm_f32x4_mul(s, g1));
+                      s = wasm_v128_load32_splat(xp + 3);
+                      d0 = wasm_f32x4_add(d0, wasm_f32x4_mul(s, g0));
+                      d1 = wasm_f32x4_add(d1, wasm_f32x4_mul(s, g1));
+                    }
+                  }
+                  wasm_v128_store(t, a0), wasm_v128_store(t + 4, a1);
+                  wasm_v128_store(t + Co, b0), wasm_v128_store(t + Co + 4, b1);
+                  wasm_v128_store(t + 2 * Co, c0), wasm_v128_store(t + 2 * Co + 4, c1);
+                  wasm_v128_store(t + 3 * Co, d0), wasm_v128_store(t + 3 * Co + 4, d1);
+                } else {
+                  v128_t a0 = wasm_v128_load(t), a1 = wasm_v128_load(t + 4);
+                  for (int oy = oy0; oy < oy1; oy++) {
+                    const int iy = oy * c->sh + kh * c->dh - c->pt;
+                    if (iy < 0 || iy >= c->H) continue;
+                    const float *xp = x + ((b * c->H + iy) * c->W + lo * c->sw + offx) * Ci + r;
+                    const float *gp = dy + ((b * c->oH + oy) * c->oW + lo) * Co + co;
+                    for (int ox = lo; ox < hi; ox++, xp += xs, gp += Co) {
+                      const v128_t s = wasm_v128_load32_splat(xp);
+                      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, wasm_v128_load(gp)));
+                      a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, wasm_v128_load(gp + 4)));
+                    }
+                  }
+                  wasm_v128_store(t, a0), wasm_v128_store(t + 4, a1);
+                }
+              }
+              /* Output channels past the last multiple of 8: scalar. */
+              for (int co = co8; co < Co; co++) {
+                for (int rr = r; rr < r + nci; rr++) {
+                  float acc = tap[rr * Co + co];
+                  for (int oy = oy0; oy < oy1; oy++) {
+                    const int iy = oy * c->sh + kh * c->dh - c->pt;
+                    if (iy < 0 || iy >= c->H) continue;
+                    const float *xp = x + ((b * c->H + iy) * c->W + lo * c->sw + offx) * Ci + rr;
+                    const float *gp = dy + ((b * c->oH + oy) * c->oW + lo) * Co + co;
+                    for (int ox = lo; ox < hi; ox++, xp += xs, gp += Co) acc += *xp * *gp;
+                  }
+                  tap[rr * Co + co] = acc;
+                }
+              }
+            }
+            if (nci == 1) break;
+          }
+        }
+      }
+    }
+  }
+}
+
+typedef struct {
+  int B, H, W, C;   /* x: [B, H, W, C] */
+  int oH, oW;       /* dy: [B, oH, oW, C] */
+  int fH, fW;       /* window */
+  int sh, sw;       /* strides */
+  int pt, pl;       /* top / left padding */
+} Pool;
+
+/*
+ * Max-pool gradient: each dy element goes to the first maximum (row-major) of its window, as
+ * tfjs-cpu and TensorFlow route it; overlapping windows add. dx must be zeroed by the caller.
+ * Four channels at a time: a running max and its index per lane, then four scalar adds.
+ */
+__attribute__((export_name("max_pool_grad")))
+void max_pool_grad(const Pool *p, const float *x, const float *dy, float *dx) {
+  const int C = p->C, c4 = C & ~3;
+  const v128_t lane = wasm_i32x4_make(0, 1, 2, 3);
+  const float *g = dy;
+  for (int b = 0; b < p->B; b++) {
+    for (int oy = 0; oy < p->oH; oy++) {
+      const int y0 = oy * p->sh - p->pt;
+      const int r0 = y0 > 0 ? y0 : 0, r1 = y0 + p->fH < p->H ? y0 + p->fH : p->H;
+      for (int ox = 0; ox < p->oW; ox++, g += C) {
+        const int x0 = ox * p->sw - p->pl;
+        const int q0 = x0 > 0 ? x0 : 0, q1 = x0 + p->fW < p->W ? x0 + p->fW : p->W;
+        for (int ch = 0; ch < c4; ch += 4) {
+          v128_t best = wasm_f32x4_splat(-__builtin_inff());
+          v128_t at = wasm_i32x4_splat(-1);
+          for (int r = r0; r < r1; r++) {
+            for (int q = q0; q < q1; q++) {
+              const int i = ((b * p->H + r) * p->W + q) * C + ch;
+              const v128_t v = wasm_v128_load(x + i);
+              const v128_t more = wasm_f32x4_gt(v, best);
+              best = wasm_v128_bitselect(v, best, more);
+              at = wasm_v128_bitselect(wasm_i32x4_add(wasm_i32x4_splat(i), lane), at, more);
+            }
+          }
+          int i;
+          if ((i = wasm_i32x4_extract_lane(at, 0)) >= 0) dx[i] += g[ch];
+          if ((i = wasm_i32x4_extract_lane(at, 1)) >= 0) dx[i] += g[ch + 1];
+          if ((i = wasm_i32x4_extract_lane(at, 2)) >= 0) dx[i] += g[ch + 2];
+          if ((i = wasm_i32x4_extract_lane(at, 3)) >= 0) dx[i] += g[ch + 3];
+        }
+        for (int ch = c4; ch < C; ch++) {
+          float best = -__builtin_inff();
+          int at = -1;
+          for (int r = r0; r < r1; r++) {
+            for (int q = q0; q < q1; q++) {
+              const int i = ((b * p->H + r) * p->W + q) * C + ch;
+              if (x[i] > best) best = x[i], at = i;
+            }
+          }
+          if (at >= 0) dx[at] += g[ch];
+        }
+      }
+    }
+  }
+}
