@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { KerasAdadelta } from '../src/ml/adadelta.ts';
+import { ADADELTA_KERNEL, KerasAdadelta } from '../src/ml/adadelta.ts';
+import { initBackend } from '../src/ml/backend.ts';
 
 describe(KerasAdadelta.name, () => {
   beforeAll(async () => {
@@ -47,5 +48,28 @@ describe(KerasAdadelta.name, () => {
     const straight = await run(false);
     const resumed = await run(true);
     resumed.forEach((x, i) => expect(x).toBeCloseTo(straight[i]!, 6));
+  });
+
+  it('takes the same steps through the fused wasm kernel as op by op on cpu', async () => {
+    // 1001 weights: the SIMD loop's 4-wide body and its scalar tail.
+    const n = 1001;
+    const init = Array.from({ length: n }, (_, i) => Math.sin(i));
+    const grads = [0.3, -0.7, 0.2].map((s) => Array.from({ length: n }, (_, i) => s * Math.cos(i * s)));
+    const run = (name: string) => {
+      const v = tf.variable(tf.tensor1d(init), true, name);
+      const opt = new KerasAdadelta(1.0);
+      for (const g of grads) tf.tidy(() => opt.applyGradients({ [name]: tf.tensor1d(g) }));
+      const out = Array.from(v.dataSync());
+      opt.dispose();
+      v.dispose();
+      return out;
+    };
+    const cpu = run('adadelta_cpu');
+    await initBackend('wasm');
+    expect(tf.getKernel(ADADELTA_KERNEL, 'wasm')).toBeDefined();
+    const wasm = run('adadelta_wasm');
+    await tf.setBackend('cpu');
+    expect(wasm.some((x, i) => Math.abs(x - init[i]!) > 0.001)).toBe(true);
+    wasm.forEach((x, i) => expect(x).toBeCloseTo(cpu[i]!, 5));
   });
 });

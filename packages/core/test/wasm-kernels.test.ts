@@ -226,11 +226,18 @@ describe('replaced kernels match tfjs-cpu', () => {
         false,
         true,
       );
+      // Past the SIMD kernel's 256-long reduction panels and 512-column panels, with tails.
+      const c = tf.tensor2d(values(5 * 300, 5), [5, 300]);
+      const d = tf.tensor2d(values(300 * 530, 6), [300, 530]);
       return [
+        tf.matMul(a, b),
         tf.matMul(aT, b, true, false),
         tf.matMul(a, bT, false, true),
         tf.matMul(aT, bT, true, true),
         batched,
+        tf.matMul(c, d),
+        tf.matMul(c.transpose(), d, true, false),
+        tf.matMul(c, d.transpose(), false, true),
       ];
     });
   });

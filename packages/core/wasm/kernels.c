@@ -175,3 +175,139 @@ void max_pool_grad(const Pool *p, const float *x, const float *dy, float *dx) {
     }
   }
 }
+
+typedef struct {
+  int M, N, K;
+  int transA, transB; /* A is [K, M] / B is [N, K] when set */
+} Gemm;
+
+/* Panels kept in L2 while every row tile of C passes over them: KC of the reduction x NC columns. */
+#define KC 256
+#define NC 512
+
+static inline int min_i(int a, int b) { return a < b ? a : b; }
+
+/*
+ * C[M][N] += op(A)[M][K] * op(B)[K][N], row-major; C must be zeroed by the caller. With transB, B
+ * is first transposed into `scratch` (K*N floats, in 16x16 blocks). For each KC x NC panel of B,
+ * each 4-row tile of A (in L1; packed when A is transposed, as its strided rows alias there) meets
+ * every 8-column strip, its 4x8 tile of C held in registers over the panel; leftover rows go one
+ * at a time, leftover columns scalar.
+ */
+__attribute__((export_name("matmul")))
+void matmul(const Gemm *g, const float *A, const float *B, float *C, float *scratch) {
+  const int M = g->M, N = g->N, K = g->K;
+  if (g->transB) {
+    for (int j0 = 0; j0 < N; j0 += 16)
+      for (int k0 = 0; k0 < K; k0 += 16)
+        for (int j = j0; j < min_i(j0 + 16, N); j++)
+          for (int k = k0; k < min_i(k0 + 16, K); k++) scratch[k * N + j] = B[j * K + k];
+    B = scratch;
+  }
+  /* A[i][k] sits at A + i*ra + k*ka. */
+  const int ra = g->transA ? 1 : K, ka = g->transA ? M : 1;
+  const int m4 = M & ~3, n8 = N & ~7;
+  for (int n0 = 0; n0 < n8; n0 += NC) {
+    const int n1 = min_i(n0 + NC, n8);
+    for (int k0 = 0; k0 < K; k0 += KC) {
+      const int k1 = min_i(k0 + KC, K);
+      int i = 0;
+      for (; i < m4; i += 4) {
+        float pack[4 * KC];
+        const float *ap0 = A + i * ra + k0 * ka;
+        int pr = ra, pk = ka;
+        if (g->transA) {
+          for (int k = k0; k < k1; k++)
+            for (int r = 0; r < 4; r++) pack[(k - k0) * 4 + r] = A[(i + r) * ra + k * ka];
+          ap0 = pack, pr = 1, pk = 4;
+        }
+        for (int j = n0; j < n1; j += 8) {
+          float *c = C + i * N + j;
+          v128_t a0 = wasm_v128_load(c), a1 = wasm_v128_load(c + 4);
+          v128_t b0 = wasm_v128_load(c + N), b1 = wasm_v128_load(c + N + 4);
+          v128_t c0 = wasm_v128_load(c + 2 * N), c1 = wasm_v128_load(c + 2 * N + 4);
+          v128_t d0 = wasm_v128_load(c + 3 * N), d1 = wasm_v128_load(c + 3 * N + 4);
+          const float *ap = ap0;
+          const float *bp = B + k0 * N + j;
+          for (int k = k0; k < k1; k++, ap += pk, bp += N) {
+            const v128_t g0 = wasm_v128_load(bp), g1 = wasm_v128_load(bp + 4);
+            v128_t s = wasm_v128_load32_splat(ap);
+            a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, g0));
+            a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, g1));
+            s = wasm_v128_load32_splat(ap + pr);
+            b0 = wasm_f32x4_add(b0, wasm_f32x4_mul(s, g0));
+            b1 = wasm_f32x4_add(b1, wasm_f32x4_mul(s, g1));
+            s = wasm_v128_load32_splat(ap + 2 * pr);
+            c0 = wasm_f32x4_add(c0, wasm_f32x4_mul(s, g0));
+            c1 = wasm_f32x4_add(c1, wasm_f32x4_mul(s, g1));
+            s = wasm_v128_load32_splat(ap + 3 * pr);
+            d0 = wasm_f32x4_add(d0, wasm_f32x4_mul(s, g0));
+            d1 = wasm_f32x4_add(d1, wasm_f32x4_mul(s, g1));
+          }
+          wasm_v128_store(c, a0), wasm_v128_store(c + 4, a1);
+          wasm_v128_store(c + N, b0), wasm_v128_store(c + N + 4, b1);
+          wasm_v128_store(c + 2 * N, c0), wasm_v128_store(c + 2 * N + 4, c1);
+          wasm_v128_store(c + 3 * N, d0), wasm_v128_store(c + 3 * N + 4, d1);
+        }
+      }
+      for (; i < M; i++) {
+        for (int j = n0; j < n1; j += 8) {
+          float *c = C + i * N + j;
+          v128_t a0 = wasm_v128_load(c), a1 = wasm_v128_load(c + 4);
+          const float *ap = A + i * ra + k0 * ka;
+          const float *bp = B + k0 * N + j;
+          for (int k = k0; k < k1; k++, ap += ka, bp += N) {
+            const v128_t s = wasm_v128_load32_splat(ap);
+            a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, wasm_v128_load(bp)));
+            a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, wasm_v128_load(bp + 4)));
+          }
+          wasm_v128_store(c, a0), wasm_v128_store(c + 4, a1);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < M; i++) {
+    for (int j = n8; j < N; j++) {
+      float acc = 0;
+      for (int k = 0; k < K; k++) acc += A[i * ra + k * ka] * B[k * N + j];
+      C[i * N + j] = acc;
+    }
+  }
+}
+
+typedef struct {
+  int n;
+  float lr, rho, eps;
+} Adadelta;
+
+/*
+ * One Keras/PyTorch Adadelta step over n weights: acc_grad' = rho*acc_grad + (1-rho)*g^2,
+ * update = sqrt(acc_delta + eps) / sqrt(acc_grad' + eps) * g,
+ * acc_delta' = rho*acc_delta + (1-rho)*update^2, w' = w - lr*update. Outputs may not alias inputs.
+ */
+__attribute__((export_name("adadelta")))
+void adadelta(const Adadelta *p, const float *w, const float *g, const float *ag, const float *ad,
+              float *w2, float *ag2, float *ad2) {
+  const int n = p->n, n4 = n & ~3;
+  const float lr = p->lr, rho = p->rho, eps = p->eps;
+  const v128_t vlr = wasm_f32x4_splat(lr), vrho = wasm_f32x4_splat(rho);
+  const v128_t vrest = wasm_f32x4_splat(1 - rho), veps = wasm_f32x4_splat(eps);
+  for (int i = 0; i < n4; i += 4) {
+    const v128_t gi = wasm_v128_load(g + i), d = wasm_v128_load(ad + i);
+    const v128_t a = wasm_f32x4_add(wasm_f32x4_mul(vrho, wasm_v128_load(ag + i)),
+                                    wasm_f32x4_mul(vrest, wasm_f32x4_mul(gi, gi)));
+    const v128_t u = wasm_f32x4_mul(wasm_f32x4_div(wasm_f32x4_sqrt(wasm_f32x4_add(d, veps)),
+                                                   wasm_f32x4_sqrt(wasm_f32x4_add(a, veps))),
+                                    gi);
+    wasm_v128_store(ag2 + i, a);
+    wasm_v128_store(ad2 + i, wasm_f32x4_add(wasm_f32x4_mul(vrho, d), wasm_f32x4_mul(vrest, wasm_f32x4_mul(u, u))));
+    wasm_v128_store(w2 + i, wasm_f32x4_sub(wasm_v128_load(w + i), wasm_f32x4_mul(vlr, u)));
+  }
+  for (int i = n4; i < n; i++) {
+    const float a = rho * ag[i] + (1 - rho) * g[i] * g[i];
+    const float u = __builtin_sqrtf(ad[i] + eps) / __builtin_sqrtf(a + eps) * g[i];
+    ag2[i] = a;
+    ad2[i] = rho * ad[i] + (1 - rho) * u * u;
+    w2[i] = w[i] - lr * u;
+  }
+}

@@ -5,6 +5,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+/** A fused step that a backend may register (wasm-kernels.ts does); used where present. */
+export const ADADELTA_KERNEL = 'MlqAdadelta';
+
 /** tfjs does not export this type from its main entry. */
 type NamedTensor = { name: string; tensor: tf.Tensor };
 
@@ -40,6 +43,17 @@ export class KerasAdadelta extends tf.Optimizer {
       const v = tf.engine().registeredVariables[name];
       if (v === undefined) continue;
       const { grad, delta } = this.slotOf(name, v);
+      if (v.dtype === 'float32' && tf.getKernel(ADADELTA_KERNEL, tf.getBackend()) !== undefined) {
+        // One fused pass (wasm): the same arithmetic as below.
+        const inputs = { v, g, accGrad: grad, accDelta: delta };
+        const attrs = { lr: this.lr, rho: this.rho, eps: this.eps };
+        const [nv, ng, nd] = tf.engine().runKernel(ADADELTA_KERNEL, inputs, attrs) as tf.Tensor[];
+        v.assign(nv!);
+        grad.assign(ng!);
+        delta.assign(nd!);
+        tf.dispose([nv!, ng!, nd!]);
+        continue;
+      }
       tf.tidy(() => {
         const accGrad = grad.mul(this.rho).add(g.square().mul(1 - this.rho));
         const update = delta.add(this.eps).sqrt().div(accGrad.add(this.eps).sqrt()).mul(g);

@@ -17,6 +17,17 @@ interface Exports {
   __heap_base: WebAssembly.Global;
   conv2d_backprop_filter: (conv: number, x: number, dy: number, dw: number, rows: number) => void;
   max_pool_grad: (pool: number, x: number, dy: number, dx: number) => void;
+  matmul: (gemm: number, a: number, b: number, c: number, scratch: number) => void;
+  adadelta: (
+    p: number,
+    w: number,
+    g: number,
+    ag: number,
+    ad: number,
+    w2: number,
+    ag2: number,
+    ad2: number,
+  ) => void;
 }
 
 let instance: Exports | undefined;
@@ -29,21 +40,35 @@ function kernels(): Exports {
   return instance;
 }
 
+interface CallOptions {
+  /** Float32 fields of the params struct, after its int32 ones. */
+  floats?: number[];
+  /** Floats of uninitialised working space, passed after the outputs. */
+  scratch?: number;
+  /** Plain arguments, passed last. */
+  extra?: number[];
+  /** Zero the outputs first (kernels that accumulate into them). */
+  zero?: boolean;
+}
+
 /**
- * Runs `fn(params, ...inputs, out)` on copies in the module's memory: `params` is an int32 struct,
- * the output starts zeroed, and is copied into `out`. The extra argument, if any, goes last.
+ * Runs `fn(params, ...inputs, ...outs[, scratch], ...extra)` on copies in the module's memory:
+ * `params` is a struct of int32 (then float32) fields; each output is copied into its `outs` array.
  */
 function call(
   fn: keyof Omit<Exports, 'memory' | '__heap_base'>,
   params: number[],
   inputs: Float32Array[],
-  out: Float32Array,
-  extra: number[] = [],
+  outs: Float32Array[],
+  { floats = [], scratch = 0, extra = [], zero = true }: CallOptions = {},
 ): void {
   const k = kernels();
   const align = (n: number) => Math.ceil(n / 16) * 16;
   let at = align(k.__heap_base.value as number);
-  const offsets = [params.length * 4, ...inputs.map((a) => a.byteLength), out.byteLength].map((n) => {
+  const arrays = [...inputs, ...outs];
+  const sizes = [(params.length + floats.length) * 4, ...arrays.map((a) => a.byteLength)];
+  if (scratch > 0) sizes.push(scratch * 4);
+  const offsets = sizes.map((n) => {
     const o = at;
     at += align(n);
     return o;
@@ -53,11 +78,12 @@ function call(
   const { buffer } = k.memory;
   const [p, ...rest] = offsets as [number, ...number[]];
   new Int32Array(buffer, p, params.length).set(params);
-  inputs.forEach((a, i) => new Float32Array(buffer, rest[i], a.length).set(a));
-  const result = new Float32Array(buffer, rest[inputs.length], out.length);
-  result.fill(0);
+  new Float32Array(buffer, p + params.length * 4, floats.length).set(floats);
+  const views = arrays.map((a, i) => new Float32Array(buffer, rest[i], a.length));
+  inputs.forEach((a, i) => views[i]!.set(a));
+  if (zero) for (const v of views.slice(inputs.length)) v.fill(0);
   (k[fn] as (...args: number[]) => void)(p, ...rest, ...extra);
-  out.set(result);
+  outs.forEach((o, i) => o.set(views[inputs.length + i]!));
 }
 
 /** Floats per L2-sized chunk of dy rows the kernel accumulates over before moving to the next tap. */
@@ -82,7 +108,7 @@ export function conv2dBackpropFilter(
     info.outHeight, info.outWidth, info.outChannels, info.filterHeight, info.filterWidth,
     info.strideHeight, info.strideWidth, info.dilationHeight, info.dilationWidth, pad.top, pad.left,
   ];
-  call('conv2d_backprop_filter', params, [x, dy], out, [rows]);
+  call('conv2d_backprop_filter', params, [x, dy], [out], { extra: [rows] });
 }
 
 /**
@@ -101,5 +127,31 @@ export function maxPoolGrad(
     info.effectiveFilterHeight, info.effectiveFilterWidth, info.strideHeight, info.strideWidth,
     info.padInfo.top, info.padInfo.left,
   ];
-  call('max_pool_grad', params, [x, dy], out);
+  call('max_pool_grad', params, [x, dy], [out]);
+}
+
+/**
+ * out[M, N] = op(a) op(b), row-major, where op transposes a ([K, M]) / b ([N, K]) when asked.
+ * Unlike the backend's XNNPACK path, it takes transposed operands without a copy through the
+ * engine and packs nothing per call.
+ */
+export function matmul(
+  a: Float32Array,
+  b: Float32Array,
+  [m, n, k]: [number, number, number],
+  transA: boolean,
+  transB: boolean,
+  out: Float32Array,
+): void {
+  const params = [m, n, k, transA ? 1 : 0, transB ? 1 : 0];
+  call('matmul', params, [a, b], [out], { scratch: transB ? k * n : 0 });
+}
+
+/** One Keras/PyTorch Adadelta step: [w, accGrad, accDelta] from their old values and g into `outs`. */
+export function adadelta(
+  [w, g, accGrad, accDelta]: [Float32Array, Float32Array, Float32Array, Float32Array],
+  { lr, rho, eps }: { lr: number; rho: number; eps: number },
+  outs: [Float32Array, Float32Array, Float32Array],
+): void {
+  call('adadelta', [w.length], [w, g, accGrad, accDelta], outs, { floats: [lr, rho, eps], zero: false });
 }
