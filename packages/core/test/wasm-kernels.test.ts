@@ -165,6 +165,22 @@ describe('conv2d gradients (filter and input) match tfjs-cpu', () => {
   }
 });
 
+describe('Conv2D forward (our kernel from 4 input channels) matches tfjs-cpu', () => {
+  for (const pad of PADS) {
+    for (const [s, d] of [
+      [1, 1],
+      [2, 1],
+      [1, 2],
+    ] as const) {
+      for (const { x, w } of CONV_SHAPES) {
+        it(`pad ${JSON.stringify(pad)} stride ${s} dilation ${d} x ${x} w ${w}`, async () => {
+          await compare(() => [tf.conv2d(rand4(x, 1), rand4(w, 2), s, pad, 'NHWC', d)]);
+        });
+      }
+    }
+  }
+});
+
 describe('depthwise conv gradients (filter and input) match tfjs-cpu', () => {
   for (const pad of ['valid', 'same'] as const) {
     for (const s of [1, 2]) {

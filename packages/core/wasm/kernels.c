@@ -311,3 +311,81 @@ void adadelta(const Adadelta *p, const float *w, const float *g, const float *ag
     w2[i] = w[i] - lr * u;
   }
 }
+
+/*
+ * Forward convolution, same geometry struct as the filter gradient (dw = filter [kH, kW, Ci, Co]):
+ * y[b][oy][ox][co] += sum over taps and ci of x[b][iy][ix][ci] * w[kh][kw][ci][co].
+ * y must be zeroed by the caller. Per output row and tap, 4-position x 8-channel tiles of y are
+ * loaded, run over ci in registers, and stored.
+ */
+__attribute__((export_name("conv2d")))
+void conv2d(const Conv *c, const float *x, const float *w, float *y) {
+  const int Ci = c->Ci, Co = c->Co, co8 = Co & ~7;
+  const int xs = c->sw * Ci;
+  for (int b = 0; b < c->B; b++) {
+    for (int oy = 0; oy < c->oH; oy++) {
+      float *yrow = y + (b * c->oH + oy) * c->oW * Co;
+      for (int kh = 0; kh < c->kH; kh++) {
+        const int iy = oy * c->sh + kh * c->dh - c->pt;
+        if (iy < 0 || iy >= c->H) continue;
+        for (int kw = 0; kw < c->kW; kw++) {
+          const int offx = kw * c->dw - c->pl;
+          const int lo = first_ox(offx, c->sw), hi = end_ox(offx, c->sw, c->W, c->oW);
+          const float *wt = w + (kh * c->kW + kw) * Ci * Co;
+          const float *xrow = x + ((b * c->H + iy) * c->W + offx) * Ci;
+          for (int co = 0; co < co8; co += 8) {
+            int ox = lo;
+            for (; ox + 4 <= hi; ox += 4) {
+              float *t = yrow + ox * Co + co;
+              v128_t a0 = wasm_v128_load(t), a1 = wasm_v128_load(t + 4);
+              v128_t b0 = wasm_v128_load(t + Co), b1 = wasm_v128_load(t + Co + 4);
+              v128_t c0 = wasm_v128_load(t + 2 * Co), c1 = wasm_v128_load(t + 2 * Co + 4);
+              v128_t d0 = wasm_v128_load(t + 3 * Co), d1 = wasm_v128_load(t + 3 * Co + 4);
+              const float *xp = xrow + ox * xs;
+              const float *wp = wt + co;
+              for (int ci = 0; ci < Ci; ci++, xp++, wp += Co) {
+                const v128_t g0 = wasm_v128_load(wp), g1 = wasm_v128_load(wp + 4);
+                v128_t s = wasm_v128_load32_splat(xp);
+                a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, g0));
+                a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, g1));
+                s = wasm_v128_load32_splat(xp + xs);
+                b0 = wasm_f32x4_add(b0, wasm_f32x4_mul(s, g0));
+                b1 = wasm_f32x4_add(b1, wasm_f32x4_mul(s, g1));
+                s = wasm_v128_load32_splat(xp + 2 * xs);
+                c0 = wasm_f32x4_add(c0, wasm_f32x4_mul(s, g0));
+                c1 = wasm_f32x4_add(c1, wasm_f32x4_mul(s, g1));
+                s = wasm_v128_load32_splat(xp + 3 * xs);
+                d0 = wasm_f32x4_add(d0, wasm_f32x4_mul(s, g0));
+                d1 = wasm_f32x4_add(d1, wasm_f32x4_mul(s, g1));
+              }
+              wasm_v128_store(t, a0), wasm_v128_store(t + 4, a1);
+              wasm_v128_store(t + Co, b0), wasm_v128_store(t + Co + 4, b1);
+              wasm_v128_store(t + 2 * Co, c0), wasm_v128_store(t + 2 * Co + 4, c1);
+              wasm_v128_store(t + 3 * Co, d0), wasm_v128_store(t + 3 * Co + 4, d1);
+            }
+            for (; ox < hi; ox++) {
+              float *t = yrow + ox * Co + co;
+              v128_t a0 = wasm_v128_load(t), a1 = wasm_v128_load(t + 4);
+              const float *xp = xrow + ox * xs;
+              const float *wp = wt + co;
+              for (int ci = 0; ci < Ci; ci++, xp++, wp += Co) {
+                const v128_t s = wasm_v128_load32_splat(xp);
+                a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, wasm_v128_load(wp)));
+                a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, wasm_v128_load(wp + 4)));
+              }
+              wasm_v128_store(t, a0), wasm_v128_store(t + 4, a1);
+            }
+          }
+          for (int co = co8; co < Co; co++) {
+            for (int ox = lo; ox < hi; ox++) {
+              float acc = yrow[ox * Co + co];
+              const float *xp = xrow + ox * xs;
+              for (int ci = 0; ci < Ci; ci++) acc += xp[ci] * wt[ci * Co + co];
+              yrow[ox * Co + co] = acc;
+            }
+          }
+        }
+      }
+    }
+  }
+}

@@ -17,6 +17,7 @@ interface Exports {
   __heap_base: WebAssembly.Global;
   conv2d_backprop_filter: (conv: number, x: number, dy: number, dw: number, rows: number) => void;
   max_pool_grad: (pool: number, x: number, dy: number, dx: number) => void;
+  conv2d: (conv: number, x: number, w: number, y: number) => void;
   matmul: (gemm: number, a: number, b: number, c: number, scratch: number) => void;
   adadelta: (
     p: number,
@@ -86,6 +87,17 @@ function call(
   outs.forEach((o, i) => o.set(views[inputs.length + i]!));
 }
 
+/** kernels.c's `Conv` struct. */
+function convParams(info: backend_util.Conv2DInfo): number[] {
+  // prettier-ignore
+  return [
+    info.batchSize, info.inHeight, info.inWidth, info.inChannels,
+    info.outHeight, info.outWidth, info.outChannels, info.filterHeight, info.filterWidth,
+    info.strideHeight, info.strideWidth, info.dilationHeight, info.dilationWidth,
+    info.padInfo.top, info.padInfo.left,
+  ];
+}
+
 /** Floats per L2-sized chunk of dy rows the kernel accumulates over before moving to the next tap. */
 const CHUNK_FLOATS = 64 * 1024;
 
@@ -99,16 +111,19 @@ export function conv2dBackpropFilter(
   info: backend_util.Conv2DInfo,
   out: Float32Array,
 ): void {
-  const { padInfo: pad } = info;
   const rowFloats = info.outWidth * info.outChannels + info.strideHeight * info.inWidth * info.inChannels;
   const rows = Math.max(1, Math.floor(CHUNK_FLOATS / rowFloats));
-  // prettier-ignore
-  const params = [
-    info.batchSize, info.inHeight, info.inWidth, info.inChannels,
-    info.outHeight, info.outWidth, info.outChannels, info.filterHeight, info.filterWidth,
-    info.strideHeight, info.strideWidth, info.dilationHeight, info.dilationWidth, pad.top, pad.left,
-  ];
-  call('conv2d_backprop_filter', params, [x, dy], [out], { extra: [rows] });
+  call('conv2d_backprop_filter', convParams(info), [x, dy], [out], { extra: [rows] });
+}
+
+/** A 2-D convolution (NHWC, filter [kH, kW, Ci, Co]), any stride, dilation and padding. Writes into `out`. */
+export function conv2d(
+  x: Float32Array,
+  filter: Float32Array,
+  info: backend_util.Conv2DInfo,
+  out: Float32Array,
+): void {
+  call('conv2d', convParams(info), [x, filter], [out]);
 }
 
 /**
