@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Rebuilds kernels.wasm from kernels.c. Needs clang and wasm-ld (Debian: clang-14 lld-14).
-# The .wasm is committed, so installs and CI never need a C toolchain.
+# Rebuilds kernels.wasm from kernels.c (or writes it to $1). Needs clang and wasm-ld (Debian:
+# clang-14 lld-14). The .wasm is committed, so installs never need a C toolchain; a test checks
+# that it matches the source where clang is installed.
 set -euo pipefail
+OUT=$(realpath -m "${1:-$(dirname "$0")/kernels.wasm}")
 cd "$(dirname "$0")"
 # Debian's versioned clang finds wasm-ld next to itself in the LLVM directory.
 CC=${CC:-$(ls /usr/lib/llvm-*/bin/clang 2>/dev/null | tail -1)}
@@ -9,5 +11,5 @@ CC=${CC:-clang}
 "$CC" --target=wasm32 -O3 -msimd128 -nostdlib -fno-builtin \
   -Wl,--no-entry -Wl,--export-dynamic -Wl,--export=__heap_base -Wl,--initial-memory=1048576 \
   -Wl,-z,stack-size=65536 -Wl,--stack-first \
-  -o kernels.wasm kernels.c
-echo "kernels.wasm: $(wc -c < kernels.wasm) bytes"
+  -o "$OUT" kernels.c
+echo "$OUT: $(wc -c < "$OUT") bytes"
