@@ -3,7 +3,9 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
+import * as simd from '../src/ml/simd-kernels.ts';
 
 const wasmDir = fileURLToPath(new URL('../wasm/', import.meta.url));
 const hasClang =
@@ -25,12 +27,72 @@ describe('kernels.wasm', () => {
     }
   });
 
-  it('needs nothing from its host but memory it owns: no imports', async () => {
+  it("imports only a memory (tfjs' heap, or its own) and exports a movable stack pointer", async () => {
     const mod = await WebAssembly.compile(readFileSync(path.join(wasmDir, 'kernels.wasm')));
-    expect(WebAssembly.Module.imports(mod)).toEqual([]);
+    expect(WebAssembly.Module.imports(mod)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
     const names = WebAssembly.Module.exports(mod).map((e) => e.name);
     expect(names).toEqual(
-      expect.arrayContaining(['conv2d', 'conv2d_backprop_filter', 'matmul', 'max_pool_grad', 'adadelta']),
+      expect.arrayContaining([
+        '__stack_pointer',
+        'conv2d',
+        'conv2d_backprop_filter',
+        'matmul',
+        'max_pool_grad',
+        'adadelta',
+      ]),
     );
+  });
+});
+
+describe('SIMD kernels on arrays of their own (copied into a memory of the module)', () => {
+  const values = (n: number, seed: number) =>
+    Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + seed));
+
+  it('matmul, every transpose, equals the triple loop', () => {
+    const [m, n, k] = [7, 19, 300];
+    const a = values(m * k, 1);
+    const b = values(k * n, 2);
+    const at = (i: number, p: number, ta: boolean) => (ta ? a[p * m + i]! : a[i * k + p]!);
+    const bt = (p: number, j: number, tb: boolean) => (tb ? b[j * k + p]! : b[p * n + j]!);
+    for (const [ta, tb] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ] as const) {
+      const out = new Float32Array(m * n);
+      simd.matmul(a, b, [m, n, k], ta, tb, out);
+      for (let i = 0; i < m; i++)
+        for (let j = 0; j < n; j++) {
+          let want = 0;
+          for (let p = 0; p < k; p++) want += at(i, p, ta) * bt(p, j, tb);
+          expect(out[i * n + j]).toBeCloseTo(want, 3);
+        }
+    }
+  });
+
+  it('conv2d with stride 2 and padding equals the direct sum', () => {
+    const [b, h, w, ci, co, kh, kw] = [2, 7, 6, 5, 9, 3, 3];
+    const x = values(b * h * w * ci, 3);
+    const f = values(kh * kw * ci * co, 4);
+    const info = tf.backend_util.computeConv2DInfo([b, h, w, ci], [kh, kw, ci, co], 2, 1, 'same');
+    const out = new Float32Array(b * info.outHeight * info.outWidth * co);
+    simd.conv2d(x, f, info, out);
+    const { top, left } = info.padInfo;
+    let o = 0;
+    for (let n = 0; n < b; n++)
+      for (let oy = 0; oy < info.outHeight; oy++)
+        for (let ox = 0; ox < info.outWidth; ox++)
+          for (let c = 0; c < co; c++, o++) {
+            let want = 0;
+            for (let r = 0; r < kh; r++)
+              for (let q = 0; q < kw; q++) {
+                const [iy, ix] = [oy * 2 + r - top, ox * 2 + q - left];
+                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                for (let d = 0; d < ci; d++)
+                  want += x[((n * h + iy) * w + ix) * ci + d]! * f[((r * kw + q) * ci + d) * co + c]!;
+              }
+            expect(out[o]).toBeCloseTo(want, 4);
+          }
   });
 });

@@ -8,8 +8,9 @@ cd "$(dirname "$0")"
 # Debian's versioned clang finds wasm-ld next to itself in the LLVM directory.
 CC=${CC:-$(ls /usr/lib/llvm-*/bin/clang 2>/dev/null | tail -1)}
 CC=${CC:-clang}
-"$CC" --target=wasm32 -O3 -msimd128 -nostdlib -fno-builtin \
-  -Wl,--no-entry -Wl,--export-dynamic -Wl,--export=__heap_base -Wl,--initial-memory=1048576 \
+"$CC" --target=wasm32 -O3 -msimd128 -mmutable-globals -nostdlib -fno-builtin \
+  -Wl,--no-entry -Wl,--export-dynamic -Wl,--import-memory -Wl,--initial-memory=1048576 \
+  -Wl,--export=__heap_base -Wl,--export=__stack_pointer \
   -Wl,-z,stack-size=65536 -Wl,--stack-first \
   -o "$OUT" kernels.c
 echo "$OUT: $(wc -c < "$OUT") bytes"

@@ -5,40 +5,90 @@
  * which XNNPACK can only run as a convolution after two transposes, with a huge "filter" packed
  * on every call (120 ms a step on the MNIST CNN's second conv; this kernel takes 55 ms).
  *
- * The module has its own memory: operands are copied in above `__heap_base` and the result
- * copied out (about 2 ms for 20 MB), which keeps it independent of tfjs' heap layout.
- * One instance per thread, created on first use.
+ * The module imports its memory. Given tfjs' (a `Host`), it works on tensors where they lie, with
+ * its stack and scratch space taken from tfjs' allocator: copying operands in and out cost ~15 ms
+ * of a 250 ms training step. Without one (a threaded, shared-memory tfjs build, or plain arrays
+ * in tests), it gets a memory of its own and arrays are copied in and out. Arrays that do not
+ * live in the instance's memory are always copied, so every function takes any Float32Array.
+ * One instance per memory, created on first use.
  */
 import { readFileSync } from 'node:fs';
 import type { backend_util } from '@tensorflow/tfjs';
 
+type Kernel = (...args: number[]) => void;
+
 interface Exports {
-  memory: WebAssembly.Memory;
   __heap_base: WebAssembly.Global;
-  conv2d_backprop_filter: (conv: number, x: number, dy: number, dw: number, rows: number) => void;
-  max_pool_grad: (pool: number, x: number, dy: number, dx: number) => void;
-  conv2d: (conv: number, x: number, w: number, y: number) => void;
-  matmul: (gemm: number, a: number, b: number, c: number, scratch: number) => void;
-  adadelta: (
-    p: number,
-    w: number,
-    g: number,
-    ag: number,
-    ad: number,
-    w2: number,
-    ag2: number,
-    ad2: number,
-  ) => void;
+  __stack_pointer: WebAssembly.Global;
+  conv2d_backprop_filter: Kernel;
+  max_pool_grad: Kernel;
+  conv2d: Kernel;
+  matmul: Kernel;
+  adadelta: Kernel;
+}
+type KernelName = Exclude<keyof Exports, `__${string}`>;
+
+/** Where the kernels' data lives: a wasm memory and an allocator over it. */
+export interface Host {
+  memory: WebAssembly.Memory;
+  malloc(bytes: number): number;
+  free(ptr: number): void;
 }
 
-let instance: Exports | undefined;
+interface Instance {
+  exports: Exports;
+  host: Host;
+  /** A block for each call's parameter struct. */
+  params: number;
+}
 
-function kernels(): Exports {
-  instance ??= new WebAssembly.Instance(
-    new WebAssembly.Module(readFileSync(new URL('../../wasm/kernels.wasm', import.meta.url))),
-    {},
-  ).exports as unknown as Exports;
-  return instance;
+const STACK_BYTES = 64 * 1024;
+const PARAM_BYTES = 256;
+
+let compiled: WebAssembly.Module | undefined;
+const attached = new WeakMap<WebAssembly.Memory, Instance>();
+let own: Instance | undefined;
+
+function instantiate(memory: WebAssembly.Memory): Exports {
+  compiled ??= new WebAssembly.Module(readFileSync(new URL('../../wasm/kernels.wasm', import.meta.url)));
+  return new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as Exports;
+}
+
+/** A memory of our own, allocated by bumping from `__heap_base`; the kernels' stack sits below it. */
+function ownInstance(): Instance {
+  if (own) return own;
+  const memory = new WebAssembly.Memory({ initial: 32 });
+  const exports = instantiate(memory);
+  let top = exports.__heap_base.value as number;
+  const host: Host = {
+    memory,
+    malloc(bytes) {
+      const at = Math.ceil(top / 16) * 16;
+      top = at + bytes;
+      const short = top - memory.buffer.byteLength;
+      if (short > 0) memory.grow(Math.ceil(short / 65536));
+      return at;
+    },
+    // Everything after the params block is released after each call (see `call`).
+    free() {},
+  };
+  const params = host.malloc(PARAM_BYTES);
+  const base = top;
+  own = { exports, host: { ...host, free: () => void (top = base) }, params };
+  return own;
+}
+
+function instanceFor(host: Host | undefined): Instance {
+  if (!host || host.memory.buffer instanceof SharedArrayBuffer) return ownInstance();
+  let inst = attached.get(host.memory);
+  if (!inst) {
+    const exports = instantiate(host.memory);
+    // The linker put the stack at the bottom of memory, which is tfjs' there: move it.
+    exports.__stack_pointer.value = host.malloc(STACK_BYTES) + STACK_BYTES;
+    inst = { exports, host, params: host.malloc(PARAM_BYTES) };
+    attached.set(host.memory, inst);
+  }
+  return inst;
 }
 
 interface CallOptions {
@@ -53,38 +103,47 @@ interface CallOptions {
 }
 
 /**
- * Runs `fn(params, ...inputs, ...outs[, scratch], ...extra)` on copies in the module's memory:
- * `params` is a struct of int32 (then float32) fields; each output is copied into its `outs` array.
+ * Runs `fn(params, ...inputs, ...outs[, scratch], ...extra)`: `params` is a struct of int32 (then
+ * float32) fields. Arrays in the instance's memory are passed where they lie, others copied.
  */
 function call(
-  fn: keyof Omit<Exports, 'memory' | '__heap_base'>,
+  host: Host | undefined,
+  fn: KernelName,
   params: number[],
   inputs: Float32Array[],
   outs: Float32Array[],
   { floats = [], scratch = 0, extra = [], zero = true }: CallOptions = {},
 ): void {
-  const k = kernels();
-  const align = (n: number) => Math.ceil(n / 16) * 16;
-  let at = align(k.__heap_base.value as number);
+  const inst = instanceFor(host);
+  const { memory, malloc, free } = inst.host;
   const arrays = [...inputs, ...outs];
-  const sizes = [(params.length + floats.length) * 4, ...arrays.map((a) => a.byteLength)];
-  if (scratch > 0) sizes.push(scratch * 4);
-  const offsets = sizes.map((n) => {
-    const o = at;
-    at += align(n);
-    return o;
-  });
-  const short = at - k.memory.buffer.byteLength;
-  if (short > 0) k.memory.grow(Math.ceil(short / 65536));
-  const { buffer } = k.memory;
-  const [p, ...rest] = offsets as [number, ...number[]];
-  new Int32Array(buffer, p, params.length).set(params);
-  new Float32Array(buffer, p + params.length * 4, floats.length).set(floats);
-  const views = arrays.map((a, i) => new Float32Array(buffer, rest[i], a.length));
-  inputs.forEach((a, i) => views[i]!.set(a));
-  if (zero) for (const v of views.slice(inputs.length)) v.fill(0);
-  (k[fn] as (...args: number[]) => void)(p, ...rest, ...extra);
-  outs.forEach((o, i) => o.set(views[inputs.length + i]!));
+  // Pointers first: an allocation below may grow the memory and detach the views passed in.
+  const direct = arrays.map((a) => (a.buffer === memory.buffer ? a.byteOffset : -1));
+  const temps: number[] = [];
+  try {
+    const ptrs = arrays.map((a, i) => {
+      if (direct[i]! >= 0) return direct[i]!;
+      const p = malloc(a.byteLength);
+      temps.push(p);
+      return p;
+    });
+    if (scratch > 0) temps.push(malloc(scratch * 4));
+    const buffer = memory.buffer;
+    if (params.length + floats.length > PARAM_BYTES / 4) throw new Error(`${fn}: too many params`);
+    new Int32Array(buffer, inst.params, params.length).set(params);
+    new Float32Array(buffer, inst.params + params.length * 4, floats.length).set(floats);
+    const view = (i: number) => new Float32Array(buffer, ptrs[i], arrays[i]!.length);
+    inputs.forEach((a, i) => direct[i]! < 0 && view(i).set(a));
+    if (zero) outs.forEach((_, j) => view(inputs.length + j).fill(0));
+    const scratchPtr = scratch > 0 ? [temps[temps.length - 1]!] : [];
+    inst.exports[fn](inst.params, ...ptrs, ...scratchPtr, ...extra);
+    outs.forEach((o, j) => {
+      const i = inputs.length + j;
+      if (direct[i]! < 0) o.set(new Float32Array(memory.buffer, ptrs[i], o.length));
+    });
+  } finally {
+    for (const p of temps.reverse()) free(p);
+  }
 }
 
 /** kernels.c's `Conv` struct. */
@@ -110,10 +169,11 @@ export function conv2dBackpropFilter(
   dy: Float32Array,
   info: backend_util.Conv2DInfo,
   out: Float32Array,
+  host?: Host,
 ): void {
   const rowFloats = info.outWidth * info.outChannels + info.strideHeight * info.inWidth * info.inChannels;
   const rows = Math.max(1, Math.floor(CHUNK_FLOATS / rowFloats));
-  call('conv2d_backprop_filter', convParams(info), [x, dy], [out], { extra: [rows] });
+  call(host, 'conv2d_backprop_filter', convParams(info), [x, dy], [out], { extra: [rows] });
 }
 
 /** A 2-D convolution (NHWC, filter [kH, kW, Ci, Co]), any stride, dilation and padding. Writes into `out`. */
@@ -122,8 +182,9 @@ export function conv2d(
   filter: Float32Array,
   info: backend_util.Conv2DInfo,
   out: Float32Array,
+  host?: Host,
 ): void {
-  call('conv2d', convParams(info), [x, filter], [out]);
+  call(host, 'conv2d', convParams(info), [x, filter], [out]);
 }
 
 /**
@@ -135,6 +196,7 @@ export function maxPoolGrad(
   dy: Float32Array,
   info: backend_util.Conv2DInfo,
   out: Float32Array,
+  host?: Host,
 ): void {
   // prettier-ignore
   const params = [
@@ -142,7 +204,7 @@ export function maxPoolGrad(
     info.effectiveFilterHeight, info.effectiveFilterWidth, info.strideHeight, info.strideWidth,
     info.padInfo.top, info.padInfo.left,
   ];
-  call('max_pool_grad', params, [x, dy], [out]);
+  call(host, 'max_pool_grad', params, [x, dy], [out]);
 }
 
 /**
@@ -157,9 +219,10 @@ export function matmul(
   transA: boolean,
   transB: boolean,
   out: Float32Array,
+  host?: Host,
 ): void {
   const params = [m, n, k, transA ? 1 : 0, transB ? 1 : 0];
-  call('matmul', params, [a, b], [out], { scratch: transB ? k * n : 0 });
+  call(host, 'matmul', params, [a, b], [out], { scratch: transB ? k * n : 0 });
 }
 
 /** One Keras/PyTorch Adadelta step: [w, accGrad, accDelta] from their old values and g into `outs`. */
@@ -167,6 +230,10 @@ export function adadelta(
   [w, g, accGrad, accDelta]: [Float32Array, Float32Array, Float32Array, Float32Array],
   { lr, rho, eps }: { lr: number; rho: number; eps: number },
   outs: [Float32Array, Float32Array, Float32Array],
+  host?: Host,
 ): void {
-  call('adadelta', [w.length], [w, g, accGrad, accDelta], outs, { floats: [lr, rho, eps], zero: false });
+  call(host, 'adadelta', [w.length], [w, g, accGrad, accDelta], outs, {
+    floats: [lr, rho, eps],
+    zero: false,
+  });
 }

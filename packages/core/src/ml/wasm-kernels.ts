@@ -114,6 +114,27 @@ function scoped(backend: unknown, body: (s: Scope) => Info): Info {
   }
 }
 
+/** Float32 views of tensors on the wasm heap; take them after every makeOutput (it can grow the heap). */
+const heap = (be: BackendWasm, ...ts: Info[]) => ts.map((t) => be.typedArrayFromHeap(t) as Float32Array);
+
+const hosts = new WeakMap<BackendWasm, simd.Host | undefined>();
+
+/** tfjs' heap and allocator as our SIMD kernels' host, so that they work on tensors in place. */
+function hostOf(be: BackendWasm): simd.Host | undefined {
+  if (!hosts.has(be)) {
+    const m = be.wasm as unknown as {
+      asm?: { memory?: unknown };
+      _malloc(n: number): number;
+      _free(p: number): void;
+    };
+    const memory = m.asm?.memory;
+    const host =
+      memory instanceof WebAssembly.Memory ? { memory, malloc: m._malloc, free: m._free } : undefined;
+    hosts.set(be, host);
+  }
+  return hosts.get(be);
+}
+
 /**
  * dx as a stride-1 convolution of dy, with s-1 zero rows/cols inserted after each of its
  * rows/cols (reshape + pad), and an already flipped filter. A negative lead pad becomes a crop.
@@ -158,9 +179,8 @@ const conv2DBackpropFilter: tf.KernelFunc = ({ inputs, backend, attrs = {} }) =>
   const info = geometry(x.shape, filterShape, attrs, false, 'Conv2DBackpropFilter');
   const be = backend as BackendWasm;
   const out = be.makeOutput(filterShape, 'float32');
-  // Views after makeOutput: an allocation can grow the wasm heap and detach older views.
-  const [xs, g, dw] = [be.typedArrayFromHeap(x), be.typedArrayFromHeap(dy), be.typedArrayFromHeap(out)];
-  simd.conv2dBackpropFilter(xs as Float32Array, g as Float32Array, info, dw as Float32Array);
+  const [xs, g, dw] = heap(be, x, dy, out);
+  simd.conv2dBackpropFilter(xs!, g!, info, dw!, hostOf(be));
   return out;
 };
 
@@ -177,9 +197,8 @@ const conv2D: tf.KernelFunc = (args) => {
   const info = geometry(x.shape, filter.shape, args.attrs ?? {}, false, 'Conv2D');
   const be = args.backend as BackendWasm;
   const out = be.makeOutput(info.outShape, 'float32');
-  // Views after makeOutput: an allocation can grow the wasm heap and detach older views.
-  const [xs, w, y] = [be.typedArrayFromHeap(x), be.typedArrayFromHeap(filter), be.typedArrayFromHeap(out)];
-  simd.conv2d(xs as Float32Array, w as Float32Array, info, y as Float32Array);
+  const [xs, w, y] = heap(be, x, filter, out);
+  simd.conv2d(xs!, w!, info, y!, hostOf(be));
   return out;
 };
 
@@ -262,8 +281,8 @@ const batchMatMul: tf.KernelFunc = (args) => {
   const n = transposeB ? br : bc;
   const be = args.backend as BackendWasm;
   const out = be.makeOutput([...a.shape.slice(0, -2), m, n], 'float32');
-  const [x, y, z] = [be.typedArrayFromHeap(a), be.typedArrayFromHeap(b), be.typedArrayFromHeap(out)];
-  simd.matmul(x as Float32Array, y as Float32Array, [m, n, k], transposeA, transposeB, z as Float32Array);
+  const [x, y, z] = heap(be, a, b, out);
+  simd.matmul(x!, y!, [m, n, k], transposeA, transposeB, z!, hostOf(be));
   return out;
 };
 
@@ -278,9 +297,8 @@ const maxPoolGrad: tf.KernelFunc = ({ inputs, backend, attrs = {} }) => {
   const info = tf.backend_util.computePool2DInfo(shape4(input.shape), size, strides, 1, pad, round);
   const be = backend as BackendWasm;
   const out = be.makeOutput(input.shape, 'float32');
-  // Views after makeOutput: an allocation can grow the wasm heap and detach older views.
-  const [x, g, dx] = [be.typedArrayFromHeap(input), be.typedArrayFromHeap(dy), be.typedArrayFromHeap(out)];
-  simd.maxPoolGrad(x as Float32Array, g as Float32Array, info, dx as Float32Array);
+  const [x, g, dx] = heap(be, input, dy, out);
+  simd.maxPoolGrad(x!, g!, info, dx!, hostOf(be));
   return out;
 };
 
@@ -349,11 +367,9 @@ const adadelta: tf.KernelFunc = ({ inputs, backend, attrs = {} }) => {
   const { v, g, accGrad, accDelta } = inputs as Record<'v' | 'g' | 'accGrad' | 'accDelta', Info>;
   const be = backend as BackendWasm;
   const outs = [0, 1, 2].map(() => be.makeOutput(v.shape, 'float32'));
-  // Views after the allocations, which can grow the heap and detach older views.
-  const heap = (t: Info) => be.typedArrayFromHeap(t) as Float32Array;
-  const [w2, ag2, ad2] = outs.map(heap) as [Float32Array, Float32Array, Float32Array];
+  const [w, grad, ag, ad, w2, ag2, ad2] = heap(be, v, g, accGrad, accDelta, ...outs);
   const hyper = attrs as unknown as { lr: number; rho: number; eps: number };
-  simd.adadelta([heap(v), heap(g), heap(accGrad), heap(accDelta)], hyper, [w2, ag2, ad2]);
+  simd.adadelta([w!, grad!, ag!, ad!], hyper, [w2!, ag2!, ad2!], hostOf(be));
   return outs;
 };
 
