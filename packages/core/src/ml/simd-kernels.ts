@@ -91,6 +91,14 @@ function instanceFor(host: Host | undefined): Instance {
   return inst;
 }
 
+/**
+ * Creates the kernels' instance on `host` now: that allocates (stack, params) and may grow the
+ * memory, so it must come before the caller takes views of the heap.
+ */
+export function attach(host: Host): void {
+  instanceFor(host);
+}
+
 interface CallOptions {
   /** Float32 fields of the params struct, after its int32 ones. */
   floats?: number[];

@@ -114,8 +114,14 @@ function scoped(backend: unknown, body: (s: Scope) => Info): Info {
   }
 }
 
-/** Float32 views of tensors on the wasm heap; take them after every makeOutput (it can grow the heap). */
-const heap = (be: BackendWasm, ...ts: Info[]) => ts.map((t) => be.typedArrayFromHeap(t) as Float32Array);
+/**
+ * Float32 views of tensors on the wasm heap. Take them after every makeOutput: an allocation can
+ * grow the heap and detach older views (so can our kernels' first use, which hostOf does here).
+ */
+const heap = (be: BackendWasm, ...ts: Info[]) => {
+  hostOf(be);
+  return ts.map((t) => be.typedArrayFromHeap(t) as Float32Array);
+};
 
 const hosts = new WeakMap<BackendWasm, simd.Host | undefined>();
 
@@ -130,6 +136,7 @@ function hostOf(be: BackendWasm): simd.Host | undefined {
     const memory = m.asm?.memory;
     const host =
       memory instanceof WebAssembly.Memory ? { memory, malloc: m._malloc, free: m._free } : undefined;
+    if (host) simd.attach(host);
     hosts.set(be, host);
   }
   return hosts.get(be);
