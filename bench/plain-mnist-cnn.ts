@@ -3,7 +3,7 @@
  * `--transfer` also the second: digits 5-9 with the convolutions frozen) on the tfjs wasm backend,
  * with the training kernels from packages/core/src/ml/wasm-kernels.ts.
  *
- *   npx tsx bench/plain-mnist-cnn.ts [epochs=1] [--profile] [--threads=N] [--tfjs-adadelta] [--transfer]
+ *   npx tsx bench/plain-mnist-cnn.ts [epochs=1] [--profile] [--threads=N] [--tfjs-adadelta] [--keras-adadelta] [--transfer]
  *
  * Prints samples/s per epoch and the test accuracy on the held-out 20%. `--profile` also times
  * every kernel of a few training steps (tf.profile) and prints the top ones. `--threads=N` asks
@@ -71,7 +71,7 @@ function loadMnist(digits: number[]): { train: Split; test: Split } {
   return { train: pack(train), test: pack(test) };
 }
 
-function buildModel(tfjsAdadelta: boolean): TF.Sequential {
+function buildModel(opts: PlainOptions): TF.Sequential {
   const model = tf.sequential();
   model.add(tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 32, kernelSize: 3, activation: 'relu' }));
   model.add(tf.layers.conv2d({ filters: 32, kernelSize: 3, activation: 'relu' }));
@@ -81,13 +81,23 @@ function buildModel(tfjsAdadelta: boolean): TF.Sequential {
   model.add(tf.layers.dense({ units: 128, activation: 'relu' }));
   model.add(tf.layers.dropout({ rate: 0.5 }));
   model.add(tf.layers.dense({ units: 5, activation: 'softmax' }));
-  compileModel(model, tfjsAdadelta);
+  compileModel(model, opts);
   return model;
 }
 
-function compileModel(model: TF.Sequential, tfjsAdadelta: boolean): void {
-  // Keras' Adadelta defaults: rho 0.95, epsilon 1e-7; the recipe uses lr 1.0.
-  const optimizer = tfjsAdadelta ? tf.train.adadelta(1.0, 0.95, 1e-7) : new KerasAdadelta(1.0, 0.95, 1e-7);
+/**
+ * Adadelta's constants: PyTorch's defaults, which the reference script trains with (the default
+ * here, so that every contestant runs the same optimizer), or Keras', the original recipe's.
+ */
+export const ADADELTA = { torch: { rho: 0.9, epsilon: 1e-6 }, keras: { rho: 0.95, epsilon: 1e-7 } } as const;
+export type AdadeltaConstants = { rho: number; epsilon: number };
+
+function compileModel(model: TF.Sequential, opts: PlainOptions): void {
+  const { rho, epsilon } = opts.adadelta ?? ADADELTA.torch;
+  // The recipe's lr is 1.0.
+  const optimizer = opts.tfjsAdadelta
+    ? tf.train.adadelta(1.0, rho, epsilon)
+    : new KerasAdadelta(1.0, rho, epsilon);
   model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
 }
 
@@ -160,13 +170,15 @@ export interface PlainOptions {
   transfer?: boolean;
   profile?: boolean;
   tfjsAdadelta?: boolean;
+  /** Default: PyTorch's (ADADELTA.torch). */
+  adadelta?: AdadeltaConstants;
   log?: (line: string) => void;
 }
 
 /** The recipe in plain tfjs on the active backend: model.fit on the whole train split, then test accuracy. */
 export async function runPlainRecipe(opts: PlainOptions): Promise<PlainPhase[]> {
   const log = opts.log ?? console.log;
-  const model = buildModel(opts.tfjsAdadelta ?? false);
+  const model = buildModel(opts);
   const phases: PlainPhase[] = [];
   const stages: { phase: PlainPhase['phase']; digits: number[] }[] = [
     { phase: 'pretrain', digits: [0, 1, 2, 3, 4] },
@@ -176,7 +188,7 @@ export async function runPlainRecipe(opts: PlainOptions): Promise<PlainPhase[]> 
     if (phase === 'transfer') {
       // Keras' recipe: freeze the feature layers (the two convolutions), keep training the classifier.
       for (const l of model.layers.slice(0, 2)) l.trainable = false;
-      compileModel(model, opts.tfjsAdadelta ?? false);
+      compileModel(model, opts);
     }
     phases.push(await fitPhase(model, phase, digits, opts, log));
   }
@@ -200,7 +212,7 @@ async function fitPhase(
   log(`${phase} ${digits.join('')}: train ${nTrain} samples, test ${test.y.length} samples, batch ${BATCH}`);
 
   if (opts.profile && phase === 'pretrain') {
-    const probe = buildModel(opts.tfjsAdadelta ?? false);
+    const probe = buildModel(opts);
     await profileSteps(probe, xTrain, yTrain, log);
     probe.dispose();
   }
@@ -296,6 +308,7 @@ async function main(): Promise<void> {
     transfer: args.includes('--transfer'),
     profile: args.includes('--profile'),
     tfjsAdadelta: args.includes('--tfjs-adadelta'),
+    adadelta: args.includes('--keras-adadelta') ? ADADELTA.keras : ADADELTA.torch,
   });
 }
 

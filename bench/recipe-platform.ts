@@ -12,6 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { MlqClient } from '../packages/sdk/src/index.ts';
 import { deletePrefix, REDIS_URL, repoRoot, spawnWorkerProcess } from '../test/support/stack.ts';
+import type { AdadeltaConstants } from './plain-mnist-cnn.ts';
 
 export interface JobRun {
   ref: string;
@@ -112,7 +113,11 @@ async function evaluate(client: MlqClient, ref: string, digits: number[]): Promi
   return [m.accuracy, m.samples ?? m.perClass.reduce((s, c) => s + c.support, 0)];
 }
 
-export async function runPlatform(epochs: number, log: (line: string) => void): Promise<PlatformRun> {
+export async function runPlatform(
+  epochs: number,
+  adadelta: AdadeltaConstants,
+  log: (line: string) => void,
+): Promise<PlatformRun> {
   const prefix = `bench-recipe-${randomUUID().slice(0, 8)}`;
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mlq-bench-platform-'));
   const env = {
@@ -151,7 +156,13 @@ export async function runPlatform(epochs: number, log: (line: string) => void): 
     const warmupSeconds = (performance.now() - warm0) / 1000;
     log(`warm-up job (cold worker): ${warmupSeconds.toFixed(1)} s`);
 
-    const recipe = { epochs, batchSize: 128, optimizer: 'adadelta', learningRate: 1.0 } as const;
+    const recipe = {
+      epochs,
+      batchSize: 128,
+      optimizer: 'adadelta',
+      learningRate: 1.0,
+      optimizerOptions: adadelta,
+    } as const;
     const pre = await timedFineTune(client, pids, {
       model: 'mnist-0-4',
       architecture: 'mnist-cnn',

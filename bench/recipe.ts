@@ -8,7 +8,10 @@
  * Then the table and the ratios of issue 6's bar.
  *
  *   npx tsx bench/recipe.ts [--epochs 5] [--torch-threads 2] [--torch-split platform|reference] [--data-dir D]
+ *                           [--adadelta torch|keras]
  *
+ * --adadelta: the tfjs contestants' Adadelta constants. Default torch (rho 0.9, eps 1e-6), the reference
+ * script's, so that all three run the same optimizer; keras (0.95, 1e-7) is the original recipe's.
  * --data-dir keeps X.npy, Y.npy and split.json in D (default: a temp dir, removed at the end), e.g. to
  * run /work/shared/reference/torch_transfer.py itself on the same data.
  * Needs Redis (REDIS_URL, default redis://127.0.0.1:6379). Installs python3-torch with apt-get if missing.
@@ -18,7 +21,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { loadDigit, MNIST_TRAIN_FRACTION } from '@mlq/core';
-import { initPlainBackend, runPlainRecipe, type PlainPhase } from './plain-mnist-cnn.ts';
+import { ADADELTA, initPlainBackend, runPlainRecipe, type PlainPhase } from './plain-mnist-cnn.ts';
 import { runPlatform, type PlatformRun } from './recipe-platform.ts';
 
 const argv = process.argv.slice(2);
@@ -31,6 +34,10 @@ const EPOCHS = Number(opt('epochs', '5'));
 const TORCH_THREADS = Number(opt('torch-threads', '2'));
 const TORCH_SPLIT = opt('torch-split', 'platform');
 const DATA_DIR = opt('data-dir', '');
+// Adadelta's constants for the tfjs contestants: PyTorch's defaults (the reference's) or Keras'.
+const ADADELTA_NAME = opt('adadelta', 'torch');
+if (ADADELTA_NAME !== 'torch' && ADADELTA_NAME !== 'keras') throw new Error('--adadelta is torch or keras');
+const ADADELTA_CONSTANTS = ADADELTA[ADADELTA_NAME];
 const PYTHON = '/usr/bin/python3'; // Debian's, where apt-get puts python3-torch
 const PIXELS = 784;
 
@@ -137,7 +144,10 @@ function report(torch: TorchPhase[], plain: PlainPhase[], platform: PlatformRun,
   const pp = pick(plain, 'pretrain');
   const pt = pick(plain, 'transfer');
   const { pretrain: jp, transfer: jt, transferWarm: jw } = platform;
-  console.log(`\nrecipe, ${EPOCHS} epochs, batch 128, Adadelta lr 1.0; train/test: platform split`);
+  const { rho, epsilon } = ADADELTA_CONSTANTS;
+  console.log(
+    `\nrecipe, ${EPOCHS} epochs, batch 128, Adadelta lr 1.0, rho ${rho}, eps ${epsilon} (${ADADELTA_NAME}'s defaults); train/test: platform split`,
+  );
   console.log(`(PyTorch split: ${tp.split}); 1-min load average at each stage: ${loads.join(' / ')}\n`);
   console.log('| contestant | phase | timed | seconds | CPU s | train samples/s | test accuracy |');
   console.log('|---|---|---|---|---|---|---|');
@@ -247,11 +257,16 @@ async function main(): Promise<void> {
 
     loads.push(load1());
     console.log(`\n(b) plain tfjs (load ${loads.at(-1)}): ${await initPlainBackend()}`);
-    const plain = await runPlainRecipe({ epochs: EPOCHS, transfer: true, log: (l) => console.log(`  ${l}`) });
+    const plain = await runPlainRecipe({
+      epochs: EPOCHS,
+      transfer: true,
+      adadelta: ADADELTA_CONSTANTS,
+      log: (l) => console.log(`  ${l}`),
+    });
 
     loads.push(load1());
     console.log(`\n(c) platform: API + 1 worker as processes (load ${loads.at(-1)})`);
-    const platform = await runPlatform(EPOCHS, (l) => console.log(`  ${l}`));
+    const platform = await runPlatform(EPOCHS, ADADELTA_CONSTANTS, (l) => console.log(`  ${l}`));
     loads.push(load1());
     report(torch, plain, platform, loads);
   } finally {

@@ -83,6 +83,42 @@ describe('fine-tune over HTTP', () => {
     expect(fields).toEqual(['batchSize', 'dataset.digits', 'epochs']);
   });
 
+  it('takes the optimizer options its optimizer takes, and names each one it does not', async () => {
+    const body = {
+      model: 'opt-options',
+      architecture: 'mlp',
+      dataset: { format: 'mnist', digits: [1, 2], limit: 40 },
+      epochs: 1,
+      optimizer: 'adadelta',
+    };
+    type Err = { error: { details: { field: string; message: string }[] } };
+    const bad = await http<Err>(`${stack.url}/v1/jobs/fine-tune`, 'POST', {
+      ...body,
+      optimizerOptions: { rho: 0.9, momentum: 0.9, beta1: 2 },
+    });
+    expect(bad.status).toBe(400);
+    expect([...new Set(bad.body.error.details.map((d) => d.field))].sort()).toEqual([
+      'optimizerOptions.beta1',
+      'optimizerOptions.momentum',
+    ]);
+    expect(bad.body.error.details).toContainEqual({
+      field: 'optimizerOptions.momentum',
+      message: 'adadelta takes rho, epsilon, not momentum',
+    });
+    // PyTorch's Adadelta constants: accepted, trained with, and recorded with the version.
+    const ok = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', {
+      ...body,
+      optimizerOptions: { rho: 0.9, epsilon: 1e-6 },
+    });
+    expect(ok.status).toBe(202);
+    const j = await waitForJob(stack.url, ok.body.id);
+    expect(j.state).toBe('completed');
+    const v = await http<{ params: { optimizerOptions?: object } }>(
+      `${stack.url}/v1/models/opt-options/versions/1`,
+    );
+    expect(v.body.params.optimizerOptions).toEqual({ rho: 0.9, epsilon: 1e-6 });
+  });
+
   it('rejects a base that is not in the registry with 400 naming "base"', async () => {
     const r = await http<{ error: { details: { field: string; message: string }[] } }>(
       `${stack.url}/v1/jobs/fine-tune`,

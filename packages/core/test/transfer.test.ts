@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { buildTransferModel } from '../src/ml/transfer.ts';
+import { buildTransferModel, makeOptimizer } from '../src/ml/transfer.ts';
 import type { LoadedModel } from '../src/ml/model-io.ts';
 
 /** A trained-from-scratch mlp as a registry model would hold it: features + a 3-class head. */
@@ -69,5 +69,18 @@ describe('buildTransferModel', () => {
     const hidden = tm.model.layers.find((l) => /^head\d+_dense1$/.test(l.name))!;
     expect(loaded.model.layers).not.toContain(hidden);
     expect(hidden.outputShape).toEqual([null, 6]);
+  });
+
+  it("makeOptimizer: Keras constants by default, a reference's when given (PyTorch Adadelta)", () => {
+    const keras = makeOptimizer('adadelta', 1.0);
+    const torch = makeOptimizer('adadelta', 1.0, { rho: 0.9, epsilon: 1e-6 });
+    expect(keras.getConfig()).toEqual({ learningRate: 1, rho: 0.95, epsilon: 1e-7 });
+    expect(torch.getConfig()).toEqual({ learningRate: 1, rho: 0.9, epsilon: 1e-6 });
+    expect(makeOptimizer('adam', 0.01, { beta1: 0.8 }).getConfig()).toMatchObject({
+      beta1: 0.8,
+      beta2: 0.999,
+    });
+    keras.dispose();
+    torch.dispose();
   });
 });

@@ -82,6 +82,27 @@ export const headSchema = z.strictObject({
   activation: z.enum(['relu', 'tanh', 'sigmoid', 'elu']).default('relu'),
 });
 
+/**
+ * The optimizer's own constants, where a reference differs from tfjs/Keras defaults (PyTorch's
+ * Adadelta: rho 0.9, epsilon 1e-6; Keras': 0.95, 1e-7). Which apply: `optimizerOptionsApply`.
+ */
+export const optimizerOptionsSchema = z.strictObject({
+  rho: z.number().gt(0).lt(1).optional(),
+  epsilon: z.number().positive().max(1).optional(),
+  beta1: z.number().gt(0).lt(1).optional(),
+  beta2: z.number().gt(0).lt(1).optional(),
+  momentum: z.number().min(0).lt(1).optional(),
+});
+export type OptimizerOptions = z.infer<typeof optimizerOptionsSchema>;
+
+/** The options each optimizer takes; any other is a 400 naming it. */
+export const optimizerOptionsApply: Record<(typeof optimizers)[number], (keyof OptimizerOptions)[]> = {
+  adam: ['beta1', 'beta2', 'epsilon'],
+  sgd: [],
+  adadelta: ['rho', 'epsilon'],
+  rmsprop: ['rho', 'momentum', 'epsilon'],
+};
+
 /** The training fields shared by fine-tune and tune. */
 const trainingFields = {
   model: modelNameSchema,
@@ -104,6 +125,7 @@ const trainingFields = {
   batchSize: z.number().int().min(1).max(8192).default(32),
   optimizer: z.enum(optimizers).default('adam'),
   learningRate: z.number().positive().max(100).optional(),
+  optimizerOptions: optimizerOptionsSchema.optional(),
   validationSplit: z.number().min(0).max(0.5).default(0),
   seed: z
     .number()
@@ -121,9 +143,31 @@ function needsBaseOrArchitecture(p: {
 }
 const baseOrArchitectureIssue = { message: 'give "base" or "architecture"', path: ['architecture'] };
 
+/** Options the chosen optimizer does not take (unless a tune searches over optimizers). */
+function checkOptimizerOptions(
+  p: {
+    optimizer: (typeof optimizers)[number];
+    optimizerOptions?: OptimizerOptions | undefined;
+    search?: { space: object };
+  },
+  ctx: z.RefinementCtx,
+): void {
+  if (!p.optimizerOptions || (p.search && 'optimizer' in p.search.space)) return;
+  const takes = optimizerOptionsApply[p.optimizer];
+  for (const key of Object.keys(p.optimizerOptions) as (keyof OptimizerOptions)[]) {
+    if (p.optimizerOptions[key] === undefined || takes.includes(key)) continue;
+    ctx.addIssue({
+      code: 'custom',
+      path: ['optimizerOptions', key],
+      message: `${p.optimizer} takes ${takes.length > 0 ? takes.join(', ') : 'no options'}, not ${key}`,
+    });
+  }
+}
+
 export const fineTunePayloadSchema = z
   .strictObject(trainingFields)
-  .refine(needsBaseOrArchitecture, baseOrArchitectureIssue);
+  .refine(needsBaseOrArchitecture, baseOrArchitectureIssue)
+  .superRefine(checkOptimizerOptions);
 export type FineTunePayload = z.infer<typeof fineTunePayloadSchema>;
 
 export const epochProgressSchema = z.object({
@@ -223,7 +267,8 @@ export const tunePayloadSchema = z
     }),
     objective: z.enum(['valAcc', 'valLoss']).default('valAcc'),
   })
-  .refine(needsBaseOrArchitecture, baseOrArchitectureIssue);
+  .refine(needsBaseOrArchitecture, baseOrArchitectureIssue)
+  .superRefine(checkOptimizerOptions);
 export type TunePayload = z.infer<typeof tunePayloadSchema>;
 
 const trialMetricsSchema = fineTuneResultSchema.shape.metrics;

@@ -82,7 +82,7 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
     numClasses: info.numClasses,
     classNames: info.classNames,
   });
-  const optimizer = makeOptimizer(p.optimizer, p.learningRate);
+  const optimizer = makeOptimizer(p.optimizer, p.learningRate, p.optimizerOptions);
   try {
     // With a frozen base only the head trains, on cached base outputs; the saved model is still base + head.
     const trained = tm.frozenBase && base ? tm.head : tm.model;

@@ -3,6 +3,7 @@
  * cut it at its feature layer, freeze all but its top `trainableLayers`, put a new head on it, compile.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { OptimizerOptions } from '../jobs/catalog.ts';
 import { InputError } from '../util/errors.ts';
 import { KerasAdadelta } from './adadelta.ts';
 import { buildFeatures, type ArchitectureOptions } from './architectures.ts';
@@ -170,17 +171,23 @@ function baseHeadLayers(
 const defaultRates = { adam: 0.001, sgd: 0.01, adadelta: 1.0, rmsprop: 0.001 } as const;
 export type OptimizerName = keyof typeof defaultRates;
 
-export function makeOptimizer(name: OptimizerName, learningRate?: number): tf.Optimizer {
+export function makeOptimizer(
+  name: OptimizerName,
+  learningRate?: number,
+  options: OptimizerOptions = {},
+): tf.Optimizer {
   const lr = learningRate ?? defaultRates[name];
+  // Unset: tfjs' own defaults, spelled out (its epsilon is the float32 backend's, 1e-7), and Keras' Adadelta.
+  const { rho, epsilon, beta1 = 0.9, beta2 = 0.999, momentum = 0 } = options;
   switch (name) {
     case 'adam':
-      return tf.train.adam(lr);
+      return tf.train.adam(lr, beta1, beta2, epsilon ?? 1e-7);
     case 'sgd':
       return tf.train.sgd(lr);
     case 'adadelta':
-      return new KerasAdadelta(lr, 0.95, 1e-7);
+      return new KerasAdadelta(lr, rho ?? 0.95, epsilon ?? 1e-7);
     case 'rmsprop':
-      return tf.train.rmsprop(lr);
+      return tf.train.rmsprop(lr, rho ?? 0.9, momentum, epsilon ?? 1e-7);
   }
 }
 
