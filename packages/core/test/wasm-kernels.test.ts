@@ -181,6 +181,20 @@ describe('Conv2D forward (our kernel from 4 input channels) matches tfjs-cpu', (
   }
 });
 
+describe('FusedConv2D (our kernel for bias and/or relu) matches tfjs-cpu', () => {
+  for (const activation of ['linear', 'relu', 'elu'] as const) {
+    for (const withBias of [true, false]) {
+      it(`${activation}${withBias ? ' + bias' : ''}, pad same, stride 2`, async () => {
+        await compare(() => {
+          const [x, filter] = [rand4([2, 12, 11, 6], 1), rand4([3, 3, 6, 12], 2)];
+          const bias = withBias ? tf.tensor1d(values(12, 3)) : undefined;
+          return [tf.fused.conv2d({ x, filter, strides: 2, pad: 'same', bias, activation })];
+        });
+      });
+    }
+  }
+});
+
 describe('depthwise conv gradients (filter and input) match tfjs-cpu', () => {
   for (const pad of ['valid', 'same'] as const) {
     for (const s of [1, 2]) {

@@ -312,14 +312,33 @@ void adadelta(const Adadelta *p, const float *w, const float *g, const float *ag
   }
 }
 
+/* Each output row's epilogue: + bias (if any), then relu (if asked). */
+static void bias_relu(float *row, int n, int Co, const float *bias, int relu) {
+  const int co4 = Co & ~3;
+  const v128_t zero = wasm_f32x4_splat(0);
+  for (int p = 0; p < n; p++, row += Co) {
+    int co = 0;
+    for (; co < co4; co += 4) {
+      v128_t v = wasm_v128_load(row + co);
+      if (bias) v = wasm_f32x4_add(v, wasm_v128_load(bias + co));
+      if (relu) v = wasm_v128_andnot(v, wasm_f32x4_lt(v, zero));
+      wasm_v128_store(row + co, v);
+    }
+    for (; co < Co; co++) {
+      float v = row[co] + (bias ? bias[co] : 0);
+      row[co] = relu && v < 0 ? 0 : v;
+    }
+  }
+}
+
 /*
  * Forward convolution, same geometry struct as the filter gradient (dw = filter [kH, kW, Ci, Co]):
- * y[b][oy][ox][co] += sum over taps and ci of x[b][iy][ix][ci] * w[kh][kw][ci][co].
- * y must be zeroed by the caller. Per output row and tap, 4-position x 8-channel tiles of y are
- * loaded, run over ci in registers, and stored.
+ * y[b][oy][ox][co] = act(sum over taps and ci of x[b][iy][ix][ci] * w[kh][kw][ci][co] + bias[co]),
+ * bias optional (null), act relu when `relu` is set. y must be zeroed by the caller. Per output
+ * row and tap, 4-position x 8-channel tiles of y are loaded, run over ci in registers, and stored.
  */
 __attribute__((export_name("conv2d")))
-void conv2d(const Conv *c, const float *x, const float *w, float *y) {
+void conv2d(const Conv *c, const float *x, const float *w, const float *bias, float *y, int relu) {
   const int Ci = c->Ci, Co = c->Co, co8 = Co & ~7;
   const int xs = c->sw * Ci;
   for (int b = 0; b < c->B; b++) {
@@ -386,6 +405,7 @@ void conv2d(const Conv *c, const float *x, const float *w, float *y) {
           }
         }
       }
+      if (bias || relu) bias_relu(yrow, c->oW, Co, bias, relu);
     }
   }
 }

@@ -50,6 +50,9 @@ export interface FitOptions {
 
 /** Timed steps each way before deciding; they alternate, so a drift in speed hits both alike. */
 const PROBE_PAIRS = 8;
+/** ...and at least this much time on one thread, up to PROBE_MAX_PAIRS (a 20 ms step is noisy). */
+const PROBE_MIN_MS = 500;
+const PROBE_MAX_PAIRS = 24;
 /** Data-parallel is kept when it takes less than this share of one thread's time per row. */
 const KEEP_BELOW = 0.9;
 
@@ -69,6 +72,8 @@ class ParallelSwitch {
   private readonly singleMs: number[] = [];
   private readonly parallelMs: number[] = [];
   private probeSteps = 0;
+  /** Wall time of the probe's single-thread steps, ms. */
+  private probeMs = 0;
 
   constructor(
     private readonly starting: Promise<DataParallelTrainer> | undefined,
@@ -99,9 +104,19 @@ class ParallelSwitch {
     const onAll = this.probeSteps++ % 2 === 1;
     const t0 = performance.now();
     const r = onAll ? await parallel(this.trainer!) : await single(idx);
-    (onAll ? this.parallelMs : this.singleMs).push((performance.now() - t0) / idx.length);
-    if (this.parallelMs.length > PROBE_PAIRS) await this.decide();
+    const ms = performance.now() - t0;
+    (onAll ? this.parallelMs : this.singleMs).push(ms / idx.length);
+    if (!onAll) this.probeMs += ms;
+    // Fast steps (a small head: ~20 ms) are noisy: go on pairing until the sample is long enough.
+    const pairs = this.parallelMs.length - 1;
+    if (pairs >= PROBE_PAIRS && (this.probeMs >= PROBE_MIN_MS || pairs >= PROBE_MAX_PAIRS))
+      await this.decide();
     return r;
+  }
+
+  /** The fit ended mid-probe: say what the pairs timed so far show. */
+  async conclude(): Promise<void> {
+    if (this.state === 'probing' && this.parallelMs.length > 1) await this.decide();
   }
 
   private async decide(): Promise<void> {
@@ -275,6 +290,7 @@ export async function fitModel(model: tf.LayersModel, data: TrainData, opts: Fit
       history.push(p);
       await opts.onEpoch?.(p, history);
     }
+    await parallel.conclude();
   } finally {
     await parallel.dispose();
   }

@@ -112,21 +112,24 @@ interface CallOptions {
 
 /**
  * Runs `fn(params, ...inputs, ...outs[, scratch], ...extra)`: `params` is a struct of int32 (then
- * float32) fields. Arrays in the instance's memory are passed where they lie, others copied.
+ * float32) fields. Arrays in the instance's memory are passed where they lie, others copied; a
+ * null input is a null pointer.
  */
 function call(
   host: Host | undefined,
   fn: KernelName,
   params: number[],
-  inputs: Float32Array[],
+  inputs: (Float32Array | null)[],
   outs: Float32Array[],
   { floats = [], scratch = 0, extra = [], zero = true }: CallOptions = {},
 ): void {
   const inst = instanceFor(host);
   const { memory, malloc, free } = inst.host;
-  const arrays = [...inputs, ...outs];
+  const arrays = [...inputs, ...outs].map((a) => a ?? new Float32Array(0));
   // Pointers first: an allocation below may grow the memory and detach the views passed in.
-  const direct = arrays.map((a) => (a.buffer === memory.buffer ? a.byteOffset : -1));
+  const direct = [...inputs, ...outs].map((a) =>
+    a === null ? 0 : a.buffer === memory.buffer ? a.byteOffset : -1,
+  );
   const temps: number[] = [];
   try {
     const ptrs = arrays.map((a, i) => {
@@ -141,7 +144,7 @@ function call(
     new Int32Array(buffer, inst.params, params.length).set(params);
     new Float32Array(buffer, inst.params + params.length * 4, floats.length).set(floats);
     const view = (i: number) => new Float32Array(buffer, ptrs[i], arrays[i]!.length);
-    inputs.forEach((a, i) => direct[i]! < 0 && view(i).set(a));
+    inputs.forEach((a, i) => a !== null && direct[i]! < 0 && view(i).set(a));
     if (zero) outs.forEach((_, j) => view(inputs.length + j).fill(0));
     const scratchPtr = scratch > 0 ? [temps[temps.length - 1]!] : [];
     inst.exports[fn](inst.params, ...ptrs, ...scratchPtr, ...extra);
@@ -184,15 +187,19 @@ export function conv2dBackpropFilter(
   call(host, 'conv2d_backprop_filter', convParams(info), [x, dy], [out], { extra: [rows] });
 }
 
-/** A 2-D convolution (NHWC, filter [kH, kW, Ci, Co]), any stride, dilation and padding. Writes into `out`. */
+/**
+ * A 2-D convolution (NHWC, filter [kH, kW, Ci, Co]), any stride, dilation and padding, optionally
+ * with a bias ([Co]) and relu applied as each output row completes. Writes into `out`.
+ */
 export function conv2d(
   x: Float32Array,
   filter: Float32Array,
   info: backend_util.Conv2DInfo,
   out: Float32Array,
   host?: Host,
+  { bias = null, relu = false }: { bias?: Float32Array | null; relu?: boolean } = {},
 ): void {
-  call(host, 'conv2d', convParams(info), [x, filter], [out]);
+  call(host, 'conv2d', convParams(info), [x, filter, bias], [out], { extra: [relu ? 1 : 0] });
 }
 
 /**

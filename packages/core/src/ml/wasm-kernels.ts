@@ -198,15 +198,43 @@ const conv2DBackpropFilter: tf.KernelFunc = ({ inputs, backend, attrs = {} }) =>
  */
 const conv2D: tf.KernelFunc = (args) => {
   const { x, filter } = args.inputs as { x: Info; filter: Info };
-  const inChannels = shape4(filter.shape)[2];
-  if (args.attrs?.['dataFormat'] === 'NCHW' || x.dtype !== 'float32' || inChannels < 4)
-    return original('Conv2D')(args);
-  const info = geometry(x.shape, filter.shape, args.attrs ?? {}, false, 'Conv2D');
-  const be = args.backend as BackendWasm;
+  if (!ownConv(args, x, filter)) return original('Conv2D')(args);
+  return runConv(args.backend as BackendWasm, x, filter, args.attrs ?? {});
+};
+
+/** Whether our conv kernel takes this call: float32 NHWC with at least 4 input channels. */
+function ownConv(args: Parameters<tf.KernelFunc>[0], x: Info, filter: Info): boolean {
+  return args.attrs?.['dataFormat'] !== 'NCHW' && x.dtype === 'float32' && shape4(filter.shape)[2] >= 4;
+}
+
+function runConv(
+  be: BackendWasm,
+  x: Info,
+  filter: Info,
+  attrs: tf.NamedAttrMap,
+  bias?: Info,
+  relu = false,
+): Info {
+  const info = geometry(x.shape, filter.shape, attrs, false, 'Conv2D');
   const out = be.makeOutput(info.outShape, 'float32');
-  const [xs, w, y] = heap(be, x, filter, out);
-  simd.conv2d(xs!, w!, info, y!, hostOf(be));
+  const [xs, w, y, b] = heap(be, x, filter, out, ...(bias ? [bias] : []));
+  simd.conv2d(xs!, w!, info, y!, hostOf(be), { bias: b ?? null, relu });
   return out;
+}
+
+/**
+ * FusedConv2D (inference: a frozen base's embeddings, evaluate, serving) on the same kernel when
+ * its epilogue is a per-channel bias and/or relu; other activations stay on XNNPACK.
+ */
+const fusedConv2D: tf.KernelFunc = (args) => {
+  const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, Info | undefined>;
+  const { activation } = (args.attrs ?? {}) as unknown as tf.FusedConv2DAttrs;
+  const outC = shape4(filter!.shape)[3];
+  const perChannel = !bias || (bias.dtype === 'float32' && tf.util.sizeFromShape(bias.shape) === outC);
+  const simple = activation === 'linear' || activation === 'relu';
+  if (!ownConv(args, x!, filter!) || !perChannel || !simple || preluActivationWeights)
+    return original('FusedConv2D')(args);
+  return runConv(args.backend as BackendWasm, x!, filter!, args.attrs ?? {}, bias, activation === 'relu');
 };
 
 const conv2DBackpropInput: tf.KernelFunc = ({ inputs, backend, attrs = {} }) => {
@@ -405,6 +433,7 @@ const KERNELS: Record<string, tf.KernelFunc> = {
   // Present, but scalar loops (Conv2DBackpropInput: ~10x slower than XNNPACK here) or wrong.
   Conv2DBackpropInput: conv2DBackpropInput,
   Conv2D: conv2D,
+  FusedConv2D: fusedConv2D,
   BatchMatMul: batchMatMul,
   MaxPoolGrad: maxPoolGrad,
   Tile: tile,
