@@ -87,6 +87,8 @@ describe('data-parallel training', () => {
       seed: 3,
       threads: 2,
       backend: 'cpu',
+      // This net's steps are far shorter than the default floor for splitting; probe anyway.
+      minSplitStepMs: 0,
       // A slow first epoch end (as a checkpoint to a remote store would be) lets the helper boot.
       onEpoch: (p) => new Promise((resolve) => setTimeout(resolve, p.epoch === 1 ? 4000 : 0)),
       log: (l) => {
@@ -104,6 +106,29 @@ describe('data-parallel training', () => {
     expect(lines).toHaveLength(1);
     expect(r.history[3]!.valAcc).toBeGreaterThan(0.9);
     expect(tf.memory().numTensors).toBe(tensors);
+  });
+
+  it('does not split steps shorter than the floor, and says so', async () => {
+    const lines: string[] = [];
+    await fitModel(net(), digits, {
+      epochs: 3,
+      batchSize: 16,
+      seed: 3,
+      threads: 2,
+      backend: 'cpu',
+      validationSplit: 0,
+      // The helpers of the test above are up; a pause after epoch 1 lets the replica load.
+      onEpoch: (p) => new Promise((resolve) => setTimeout(resolve, p.epoch === 1 ? 1500 : 0)),
+      minSplitStepMs: 10_000,
+      log: (l) => {
+        lines.push(l);
+        return Promise.resolve();
+      },
+    });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /^data-parallel training skipped: a step takes \d+ ms on one thread, too short to split$/,
+    );
   });
 
   it('predicts in parallel exactly as on one thread, once a helper is up', async () => {

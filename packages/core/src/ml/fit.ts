@@ -46,13 +46,23 @@ export interface FitOptions {
   backend?: string | undefined;
   /** Where to say whether data-parallel training paid off (the job log). */
   log?: ((line: string) => Promise<void>) | undefined;
+  /** Single-thread steps shorter than this (ms) are not split; default 60 (MIN_SPLIT_STEP_MS). */
+  minSplitStepMs?: number | undefined;
 }
+
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 
 /** Timed steps each way before deciding; they alternate, so a drift in speed hits both alike. */
 const PROBE_PAIRS = 8;
 /** ...and at least this much time on one thread, up to PROBE_MAX_PAIRS (a 20 ms step is noisy). */
 const PROBE_MIN_MS = 500;
 const PROBE_MAX_PAIRS = 24;
+/**
+ * Steps shorter than this on one thread are not split at all. The cached 4608->128->5 head (~20
+ * ms a step) never gained: over ten recipe runs its probe kept 2 threads three times, and each of
+ * those fits ran slower (3.8 s) than the single-thread ones (2.9-3.2 s).
+ */
+const MIN_SPLIT_STEP_MS = 60;
 /** Data-parallel is kept when it takes less than this share of one thread's time per row. */
 const KEEP_BELOW = 0.9;
 
@@ -72,12 +82,25 @@ class ParallelSwitch {
   private readonly singleMs: number[] = [];
   private readonly parallelMs: number[] = [];
   private probeSteps = 0;
+  /** Wall time of single-thread steps before the decision (not the fit's first), ms. */
+  private readonly stepMs: number[] = [];
+  private steps = 0;
   /** Wall time of the probe's single-thread steps, ms. */
   private probeMs = 0;
 
+  private async timedSingle(
+    idx: Uint32Array,
+    single: (idx: Uint32Array) => Promise<[number, number]>,
+  ): Promise<[number, number]> {
+    const t0 = performance.now();
+    const r = await single(idx);
+    if (this.steps++ > 0) this.stepMs.push(performance.now() - t0);
+    return r;
+  }
   constructor(
     private readonly starting: Promise<DataParallelTrainer> | undefined,
     private readonly log: ((line: string) => Promise<void>) | undefined,
+    private readonly minSplitStepMs = MIN_SPLIT_STEP_MS,
   ) {
     this.state = starting ? 'booting' : 'off';
     starting?.then(
@@ -100,10 +123,20 @@ class ParallelSwitch {
     parallel: (t: DataParallelTrainer) => Promise<[number, number]>,
   ): Promise<[number, number]> {
     if (this.state === 'on') return parallel(this.trainer!);
+    if (this.state === 'booting') return this.timedSingle(idx, single);
     if (this.state !== 'probing') return single(idx);
+    if (this.stepMs.length >= 3 && median(this.stepMs) < this.minSplitStepMs) {
+      this.state = 'off';
+      const ms = median(this.stepMs).toFixed(0);
+      await this.log?.(
+        `data-parallel training skipped: a step takes ${ms} ms on one thread, too short to split`,
+      );
+      await this.dispose();
+      return single(idx);
+    }
     const onAll = this.probeSteps++ % 2 === 1;
     const t0 = performance.now();
-    const r = onAll ? await parallel(this.trainer!) : await single(idx);
+    const r = onAll ? await parallel(this.trainer!) : await this.timedSingle(idx, single);
     const ms = performance.now() - t0;
     (onAll ? this.parallelMs : this.singleMs).push(ms / idx.length);
     if (!onAll) this.probeMs += ms;
@@ -120,7 +153,6 @@ class ParallelSwitch {
   }
 
   private async decide(): Promise<void> {
-    const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
     const one = median(this.singleMs);
     const all = median(this.parallelMs.slice(1));
     const threads = this.trainer!.threads;
@@ -235,6 +267,7 @@ export async function fitModel(model: tf.LayersModel, data: TrainData, opts: Fit
       ? DataParallelTrainer.start(model, data, threads, opts.backend ?? tf.getBackend())
       : undefined,
     opts.log,
+    opts.minSplitStepMs,
   );
   const single = async (idx: Uint32Array): Promise<[number, number]> => {
     const [xb, yb] = batchTensors(data, idx, width);
