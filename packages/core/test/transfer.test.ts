@@ -83,4 +83,37 @@ describe('buildTransferModel', () => {
     keras.dispose();
     torch.dispose();
   });
+
+  it("trains the head of a frozen mnist-cnn base with the base's Dropout(0.25) in front", () => {
+    const cnn = buildTransferModel({
+      architecture: 'mnist-cnn',
+      trainableLayers: 0,
+      inputShape: [28, 28, 1],
+      numClasses: 3,
+    });
+    const loaded: LoadedModel = { model: cnn.model, meta: cnn.meta, bytes: 0 };
+    const tm = buildTransferModel({
+      base: { ref: 'c', loaded },
+      reuseBaseHead: true,
+      trainableLayers: 0,
+      inputShape: [28, 28, 1],
+      numClasses: 3,
+    });
+    const first = tm.head.layers[1]!;
+    expect(first.getClassName()).toBe('MlqFeatureDropout');
+    expect(first.getConfig()['rate']).toBe(0.25);
+    // Out of training it is the identity: head(features(x)) is the composed model's answer.
+    const img = tf.randomUniform([2, 28, 28, 1], 0, 1, 'float32', 7);
+    const whole = (tm.model.predict(img) as tf.Tensor).dataSync();
+    const split = (tm.head.predict(tm.features.predict(img) as tf.Tensor) as tf.Tensor).dataSync();
+    split.forEach((v, i) => expect(v).toBeCloseTo(whole[i]!, 6));
+    // An mlp base ends in no dropout: nothing is added.
+    const mlp = buildTransferModel({
+      base: { ref: 'b', loaded: baseModel() },
+      trainableLayers: 0,
+      inputShape: [4],
+      numClasses: 3,
+    });
+    expect(mlp.head.layers.some((l) => l.getClassName() === 'MlqFeatureDropout')).toBe(false);
+  });
 });

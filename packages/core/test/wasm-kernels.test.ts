@@ -9,6 +9,8 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/ml/backend.ts';
+import { FeatureDropout } from '../src/ml/dropout.ts';
 import { registerWasmTrainingKernels } from '../src/ml/wasm-kernels.ts';
 
 type Shape4 = [number, number, number, number];
@@ -193,6 +195,37 @@ describe('FusedConv2D (our kernel for bias and/or relu) matches tfjs-cpu', () =>
       });
     }
   }
+});
+
+describe('FeatureDropout on the wasm kernel', () => {
+  it('keeps about 1 - rate, scales by 1/keep, passes the gradient through the same mask, leaks nothing', async () => {
+    await initBackend('wasm');
+    const layer = new FeatureDropout({ rate: 0.25 });
+    const x = tf.add(tf.abs(tf.tensor2d(values(64 * 1001, 21), [64, 1001])), 0.5); // no zeros
+    const before = tf.memory().numTensors;
+    const [y, g] = tf.tidy(() => {
+      const f = (a: tf.Tensor) => tf.sum(tf.mul(layer.apply(a, { training: true }) as tf.Tensor, 3));
+      const { value, grad } = tf.valueAndGrad(f)(x);
+      const out = layer.apply(x, { training: true }) as tf.Tensor; // another draw
+      value.dispose();
+      return [out.dataSync(), grad.dataSync()];
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    const xs = x.dataSync();
+    let kept = 0;
+    for (let i = 0; i < xs.length; i++) {
+      const m = y![i]! / xs[i]!;
+      if (m !== 0) {
+        kept++;
+        expect(m).toBeCloseTo(1 / 0.75, 5);
+      }
+      // The gradient's mask: 3 * (0 or 1/keep).
+      expect([0, 4]).toContainEqual(Math.round(g![i]! * 1000) / 1000);
+    }
+    expect(kept / xs.length).toBeGreaterThan(0.73);
+    expect(kept / xs.length).toBeLessThan(0.77);
+    expect((layer.apply(x, { training: false }) as tf.Tensor).dataSync()).toEqual(xs);
+  });
 });
 
 describe('depthwise conv gradients (filter and input) match tfjs-cpu', () => {

@@ -409,3 +409,40 @@ void conv2d(const Conv *c, const float *x, const float *w, const float *bias, fl
     }
   }
 }
+
+typedef struct {
+  int n;
+  unsigned seed;
+  float keep; /* probability of keeping an element */
+} Dropout;
+
+/*
+ * Inverted dropout: mask[i] = 1/keep with probability keep, else 0; y = x * mask. Four xorshift32
+ * streams, one per lane, seeded from `seed`; uniforms from their top 24 bits.
+ */
+__attribute__((export_name("dropout")))
+void dropout(const Dropout *p, const float *x, float *y, float *mask) {
+  const int n = p->n, n4 = n & ~3;
+  unsigned s = p->seed | 1;
+  unsigned lanes[4];
+  for (int l = 0; l < 4; l++) lanes[l] = (s = s * 1664525u + 1013904223u) | 1;
+  v128_t state = wasm_u32x4_make(lanes[0], lanes[1], lanes[2], lanes[3]);
+  const v128_t keep = wasm_f32x4_splat(p->keep), scale = wasm_f32x4_splat(1.0f / p->keep);
+  const v128_t unit = wasm_f32x4_splat(1.0f / 16777216.0f), zero = wasm_f32x4_splat(0);
+  int i = 0;
+  for (; i < n4; i += 4) {
+    state = wasm_v128_xor(state, wasm_i32x4_shl(state, 13));
+    state = wasm_v128_xor(state, wasm_u32x4_shr(state, 17));
+    state = wasm_v128_xor(state, wasm_i32x4_shl(state, 5));
+    const v128_t u = wasm_f32x4_mul(wasm_f32x4_convert_u32x4(wasm_u32x4_shr(state, 8)), unit);
+    const v128_t m = wasm_v128_bitselect(scale, zero, wasm_f32x4_lt(u, keep));
+    wasm_v128_store(mask + i, m);
+    wasm_v128_store(y + i, wasm_f32x4_mul(wasm_v128_load(x + i), m));
+  }
+  for (; i < n; i++) {
+    s ^= s << 13, s ^= s >> 17, s ^= s << 5;
+    const float m = (float)(s >> 8) / 16777216.0f < p->keep ? 1.0f / p->keep : 0.0f;
+    mask[i] = m;
+    y[i] = x[i] * m;
+  }
+}

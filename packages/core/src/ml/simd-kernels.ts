@@ -25,6 +25,7 @@ interface Exports {
   conv2d: Kernel;
   matmul: Kernel;
   adadelta: Kernel;
+  dropout: Kernel;
 }
 type KernelName = Exclude<keyof Exports, `__${string}`>;
 
@@ -251,4 +252,15 @@ export function adadelta(
     floats: [lr, rho, eps],
     zero: false,
   });
+}
+
+/** Inverted dropout: `mask` gets 1/keep or 0 per element (xorshift from `seed`), `y` = x * mask. */
+export function dropout(
+  x: Float32Array,
+  keep: number,
+  seed: number,
+  [y, mask]: [Float32Array, Float32Array],
+  host?: Host,
+): void {
+  call(host, 'dropout', [x.length, seed | 0], [x], [y, mask], { floats: [keep], zero: false });
 }

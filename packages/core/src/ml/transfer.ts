@@ -7,6 +7,7 @@ import type { OptimizerOptions } from '../jobs/catalog.ts';
 import { InputError } from '../util/errors.ts';
 import { KerasAdadelta } from './adadelta.ts';
 import { buildFeatures, type ArchitectureOptions } from './architectures.ts';
+import { FeatureDropout, trailingDropoutRate } from './dropout.ts';
 import type { LoadedModel, ModelMeta } from './model-io.ts';
 
 export interface HeadSpec {
@@ -37,7 +38,10 @@ export interface TransferModel {
   model: tf.LayersModel;
   /** The feature extractor (shares its layers with `model`). */
   features: tf.LayersModel;
-  /** The head alone, from features to classes (shares its layers with `model`). */
+  /**
+   * The head alone, from features to classes (shares its layers with `model`), for training on
+   * cached features: first the dropout the features end in, if any (the cache is taken without it).
+   */
   head: tf.LayersModel;
   /** True when no base weight is trainable: the head can train on cached features. */
   frozenBase: boolean;
@@ -106,7 +110,13 @@ export function buildTransferModel(spec: TransferSpec): TransferModel {
   const featOut = features.outputs[0]!;
   const model = tf.model({ inputs: features.inputs, outputs: apply(featOut), name: 'model' });
   const headIn = tf.input({ shape: featOut.shape.slice(1) as number[], name: `${prefix}in` });
-  const headModel = tf.model({ inputs: headIn, outputs: apply(headIn), name: 'head' });
+  // The cache holds the base's outputs without its trailing dropout, which training applies.
+  const rate = trailingDropoutRate(features);
+  const noisy =
+    rate > 0
+      ? (new FeatureDropout({ rate, name: `${prefix}feature_dropout` }).apply(headIn) as tf.SymbolicTensor)
+      : headIn;
+  const headModel = tf.model({ inputs: headIn, outputs: apply(noisy), name: 'head' });
   const meta: ModelMeta = {
     featuresLayer: featOut.sourceLayer.name,
     inputShape: spec.inputShape,
