@@ -1,7 +1,8 @@
 /*
  * Training kernels for the tfjs wasm backend that XNNPACK's operators express badly, compiled to
- * WebAssembly with 128-bit SIMD (see build.sh). The module has its own memory: the caller copies
- * operands in above __heap_base and results out. No libc, no static data, no stack arrays.
+ * WebAssembly with 128-bit SIMD (see build.sh). The module imports its memory: tfjs' own, so that
+ * the kernels work on tensors in place (simd-kernels.ts moves the stack pointer into a block from
+ * tfjs' allocator), or one of its own. No libc and no static data; only matmul uses the stack.
  */
 #include <wasm_simd128.h>
 

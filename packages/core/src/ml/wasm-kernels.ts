@@ -445,7 +445,7 @@ const KERNELS: Record<string, tf.KernelFunc> = {
   Conv2DBackpropFilter: conv2DBackpropFilter,
   DepthwiseConv2dNativeBackpropFilter: depthwiseBackpropFilter,
   DepthwiseConv2dNativeBackpropInput: depthwiseBackpropInput,
-  // Present, but scalar loops (Conv2DBackpropInput: ~10x slower than XNNPACK here) or wrong.
+  // Present, but slower than ours here (scalar loops, per-call filter packing, copies) or wrong.
   Conv2DBackpropInput: conv2DBackpropInput,
   Conv2D: conv2D,
   FusedConv2D: fusedConv2D,
