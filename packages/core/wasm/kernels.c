@@ -6,6 +6,55 @@
  */
 #include <wasm_simd128.h>
 
+/*
+ * The register tiles the GEMM-like kernels share: a 4x8 tile of an output matrix whose rows are
+ * `ld` floats apart, as eight v128 accumulators (SROA keeps them in registers once inlined), and a
+ * 1x8 row for leftovers. A step adds splat(a[i * as]) * g[0..8] to row i.
+ */
+typedef struct {
+  v128_t r[8];
+} Tile;
+
+static inline Tile tile_load(const float *t, int ld) {
+  Tile v;
+  for (int i = 0; i < 4; i++) {
+    v.r[2 * i] = wasm_v128_load(t + i * ld);
+    v.r[2 * i + 1] = wasm_v128_load(t + i * ld + 4);
+  }
+  return v;
+}
+
+static inline void tile_store(float *t, int ld, Tile v) {
+  for (int i = 0; i < 4; i++) {
+    wasm_v128_store(t + i * ld, v.r[2 * i]);
+    wasm_v128_store(t + i * ld + 4, v.r[2 * i + 1]);
+  }
+}
+
+static inline Tile tile_madd(Tile v, const float *a, int as, const float *g) {
+  const v128_t g0 = wasm_v128_load(g), g1 = wasm_v128_load(g + 4);
+  for (int i = 0; i < 4; i++) {
+    const v128_t s = wasm_v128_load32_splat(a + i * as);
+    v.r[2 * i] = wasm_f32x4_add(v.r[2 * i], wasm_f32x4_mul(s, g0));
+    v.r[2 * i + 1] = wasm_f32x4_add(v.r[2 * i + 1], wasm_f32x4_mul(s, g1));
+  }
+  return v;
+}
+
+typedef struct {
+  v128_t lo, hi;
+} Row;
+
+static inline Row row_load(const float *t) { return (Row){wasm_v128_load(t), wasm_v128_load(t + 4)}; }
+
+static inline void row_store(float *t, Row v) { wasm_v128_store(t, v.lo), wasm_v128_store(t + 4, v.hi); }
+
+static inline Row row_madd(Row v, const float *a, const float *g) {
+  const v128_t s = wasm_v128_load32_splat(a);
+  return (Row){wasm_f32x4_add(v.lo, wasm_f32x4_mul(s, wasm_v128_load(g))),
+               wasm_f32x4_add(v.hi, wasm_f32x4_mul(s, wasm_v128_load(g + 4)))};
+}
+
 typedef struct {
   int B, H, W, Ci;    /* x: [B, H, W, Ci] */
   int oH, oW, Co;     /* dy: [B, oH, oW, Co] */
@@ -50,49 +99,25 @@ void conv2d_backprop_filter(const Conv *c, const float *x, const float *dy, floa
               for (int co = 0; co < co8; co += 8) {
                 float *t = tap + r * Co + co;
                 if (nci == 4) {
-                  v128_t a0 = wasm_v128_load(t), a1 = wasm_v128_load(t + 4);
-                  v128_t b0 = wasm_v128_load(t + Co), b1 = wasm_v128_load(t + Co + 4);
-                  v128_t c0 = wasm_v128_load(t + 2 * Co), c1 = wasm_v128_load(t + 2 * Co + 4);
-                  v128_t d0 = wasm_v128_load(t + 3 * Co), d1 = wasm_v128_load(t + 3 * Co + 4);
+                  Tile acc = tile_load(t, Co);
                   for (int oy = oy0; oy < oy1; oy++) {
                     const int iy = oy * c->sh + kh * c->dh - c->pt;
                     if (iy < 0 || iy >= c->H) continue;
                     const float *xp = x + ((b * c->H + iy) * c->W + lo * c->sw + offx) * Ci + r;
                     const float *gp = dy + ((b * c->oH + oy) * c->oW + lo) * Co + co;
-                    for (int ox = lo; ox < hi; ox++, xp += xs, gp += Co) {
-                      const v128_t g0 = wasm_v128_load(gp), g1 = wasm_v128_load(gp + 4);
-                      v128_t s = wasm_v128_load32_splat(xp);
-                      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, g0));
-                      a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, g1));
-                      s = wasm_v128_load32_splat(xp + 1);
-                      b0 = wasm_f32x4_add(b0, wasm_f32x4_mul(s, g0));
-                      b1 = wasm_f32x4_add(b1, wasm_f32x4_mul(s, g1));
-                      s = wasm_v128_load32_splat(xp + 2);
-                      c0 = wasm_f32x4_add(c0, wasm_f32x4_mul(s, g0));
-                      c1 = wasm_f32x4_add(c1, wasm_f32x4_mul(s, g1));
-                      s = wasm_v128_load32_splat(xp + 3);
-                      d0 = wasm_f32x4_add(d0, wasm_f32x4_mul(s, g0));
-                      d1 = wasm_f32x4_add(d1, wasm_f32x4_mul(s, g1));
-                    }
+                    for (int ox = lo; ox < hi; ox++, xp += xs, gp += Co) acc = tile_madd(acc, xp, 1, gp);
                   }
-                  wasm_v128_store(t, a0), wasm_v128_store(t + 4, a1);
-                  wasm_v128_store(t + Co, b0), wasm_v128_store(t + Co + 4, b1);
-                  wasm_v128_store(t + 2 * Co, c0), wasm_v128_store(t + 2 * Co + 4, c1);
-                  wasm_v128_store(t + 3 * Co, d0), wasm_v128_store(t + 3 * Co + 4, d1);
+                  tile_store(t, Co, acc);
                 } else {
-                  v128_t a0 = wasm_v128_load(t), a1 = wasm_v128_load(t + 4);
+                  Row acc = row_load(t);
                   for (int oy = oy0; oy < oy1; oy++) {
                     const int iy = oy * c->sh + kh * c->dh - c->pt;
                     if (iy < 0 || iy >= c->H) continue;
                     const float *xp = x + ((b * c->H + iy) * c->W + lo * c->sw + offx) * Ci + r;
                     const float *gp = dy + ((b * c->oH + oy) * c->oW + lo) * Co + co;
-                    for (int ox = lo; ox < hi; ox++, xp += xs, gp += Co) {
-                      const v128_t s = wasm_v128_load32_splat(xp);
-                      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, wasm_v128_load(gp)));
-                      a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, wasm_v128_load(gp + 4)));
-                    }
+                    for (int ox = lo; ox < hi; ox++, xp += xs, gp += Co) acc = row_madd(acc, xp, gp);
                   }
-                  wasm_v128_store(t, a0), wasm_v128_store(t + 4, a1);
+                  row_store(t, acc);
                 }
               }
               /* Output channels past the last multiple of 8: scalar. */
@@ -223,46 +248,20 @@ void matmul(const Gemm *g, const float *A, const float *B, float *C, float *scra
           ap0 = pack, pr = 1, pk = 4;
         }
         for (int j = n0; j < n1; j += 8) {
-          float *c = C + i * N + j;
-          v128_t a0 = wasm_v128_load(c), a1 = wasm_v128_load(c + 4);
-          v128_t b0 = wasm_v128_load(c + N), b1 = wasm_v128_load(c + N + 4);
-          v128_t c0 = wasm_v128_load(c + 2 * N), c1 = wasm_v128_load(c + 2 * N + 4);
-          v128_t d0 = wasm_v128_load(c + 3 * N), d1 = wasm_v128_load(c + 3 * N + 4);
+          Tile acc = tile_load(C + i * N + j, N);
           const float *ap = ap0;
           const float *bp = B + k0 * N + j;
-          for (int k = k0; k < k1; k++, ap += pk, bp += N) {
-            const v128_t g0 = wasm_v128_load(bp), g1 = wasm_v128_load(bp + 4);
-            v128_t s = wasm_v128_load32_splat(ap);
-            a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, g0));
-            a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, g1));
-            s = wasm_v128_load32_splat(ap + pr);
-            b0 = wasm_f32x4_add(b0, wasm_f32x4_mul(s, g0));
-            b1 = wasm_f32x4_add(b1, wasm_f32x4_mul(s, g1));
-            s = wasm_v128_load32_splat(ap + 2 * pr);
-            c0 = wasm_f32x4_add(c0, wasm_f32x4_mul(s, g0));
-            c1 = wasm_f32x4_add(c1, wasm_f32x4_mul(s, g1));
-            s = wasm_v128_load32_splat(ap + 3 * pr);
-            d0 = wasm_f32x4_add(d0, wasm_f32x4_mul(s, g0));
-            d1 = wasm_f32x4_add(d1, wasm_f32x4_mul(s, g1));
-          }
-          wasm_v128_store(c, a0), wasm_v128_store(c + 4, a1);
-          wasm_v128_store(c + N, b0), wasm_v128_store(c + N + 4, b1);
-          wasm_v128_store(c + 2 * N, c0), wasm_v128_store(c + 2 * N + 4, c1);
-          wasm_v128_store(c + 3 * N, d0), wasm_v128_store(c + 3 * N + 4, d1);
+          for (int k = k0; k < k1; k++, ap += pk, bp += N) acc = tile_madd(acc, ap, pr, bp);
+          tile_store(C + i * N + j, N, acc);
         }
       }
       for (; i < M; i++) {
         for (int j = n0; j < n1; j += 8) {
-          float *c = C + i * N + j;
-          v128_t a0 = wasm_v128_load(c), a1 = wasm_v128_load(c + 4);
+          Row acc = row_load(C + i * N + j);
           const float *ap = A + i * ra + k0 * ka;
           const float *bp = B + k0 * N + j;
-          for (int k = k0; k < k1; k++, ap += ka, bp += N) {
-            const v128_t s = wasm_v128_load32_splat(ap);
-            a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, wasm_v128_load(bp)));
-            a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, wasm_v128_load(bp + 4)));
-          }
-          wasm_v128_store(c, a0), wasm_v128_store(c + 4, a1);
+          for (int k = k0; k < k1; k++, ap += ka, bp += N) acc = row_madd(acc, ap, bp);
+          row_store(C + i * N + j, acc);
         }
       }
     }
@@ -357,43 +356,19 @@ void conv2d(const Conv *c, const float *x, const float *w, const float *bias, fl
             int ox = lo;
             for (; ox + 4 <= hi; ox += 4) {
               float *t = yrow + ox * Co + co;
-              v128_t a0 = wasm_v128_load(t), a1 = wasm_v128_load(t + 4);
-              v128_t b0 = wasm_v128_load(t + Co), b1 = wasm_v128_load(t + Co + 4);
-              v128_t c0 = wasm_v128_load(t + 2 * Co), c1 = wasm_v128_load(t + 2 * Co + 4);
-              v128_t d0 = wasm_v128_load(t + 3 * Co), d1 = wasm_v128_load(t + 3 * Co + 4);
+              Tile acc = tile_load(t, Co);
               const float *xp = xrow + ox * xs;
               const float *wp = wt + co;
-              for (int ci = 0; ci < Ci; ci++, xp++, wp += Co) {
-                const v128_t g0 = wasm_v128_load(wp), g1 = wasm_v128_load(wp + 4);
-                v128_t s = wasm_v128_load32_splat(xp);
-                a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, g0));
-                a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, g1));
-                s = wasm_v128_load32_splat(xp + xs);
-                b0 = wasm_f32x4_add(b0, wasm_f32x4_mul(s, g0));
-                b1 = wasm_f32x4_add(b1, wasm_f32x4_mul(s, g1));
-                s = wasm_v128_load32_splat(xp + 2 * xs);
-                c0 = wasm_f32x4_add(c0, wasm_f32x4_mul(s, g0));
-                c1 = wasm_f32x4_add(c1, wasm_f32x4_mul(s, g1));
-                s = wasm_v128_load32_splat(xp + 3 * xs);
-                d0 = wasm_f32x4_add(d0, wasm_f32x4_mul(s, g0));
-                d1 = wasm_f32x4_add(d1, wasm_f32x4_mul(s, g1));
-              }
-              wasm_v128_store(t, a0), wasm_v128_store(t + 4, a1);
-              wasm_v128_store(t + Co, b0), wasm_v128_store(t + Co + 4, b1);
-              wasm_v128_store(t + 2 * Co, c0), wasm_v128_store(t + 2 * Co + 4, c1);
-              wasm_v128_store(t + 3 * Co, d0), wasm_v128_store(t + 3 * Co + 4, d1);
+              for (int ci = 0; ci < Ci; ci++, xp++, wp += Co) acc = tile_madd(acc, xp, xs, wp);
+              tile_store(t, Co, acc);
             }
             for (; ox < hi; ox++) {
               float *t = yrow + ox * Co + co;
-              v128_t a0 = wasm_v128_load(t), a1 = wasm_v128_load(t + 4);
+              Row acc = row_load(t);
               const float *xp = xrow + ox * xs;
               const float *wp = wt + co;
-              for (int ci = 0; ci < Ci; ci++, xp++, wp += Co) {
-                const v128_t s = wasm_v128_load32_splat(xp);
-                a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, wasm_v128_load(wp)));
-                a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(s, wasm_v128_load(wp + 4)));
-              }
-              wasm_v128_store(t, a0), wasm_v128_store(t + 4, a1);
+              for (int ci = 0; ci < Ci; ci++, xp++, wp += Co) acc = row_madd(acc, xp, wp);
+              row_store(t, acc);
             }
           }
           for (int co = co8; co < Co; co++) {
