@@ -33,6 +33,12 @@ function batch(d: TrainData, rows: Uint32Array): [tf.Tensor, tf.Tensor] {
   return [tf.tensor2d(x, [rows.length, 784]), y];
 }
 
+/** A fit's `log` that keeps its lines. */
+const logInto = (lines: string[]) => (l: string) => {
+  lines.push(l);
+  return Promise.resolve();
+};
+
 describe('data-parallel training', () => {
   let digits: TrainData;
   beforeAll(async () => {
@@ -91,10 +97,7 @@ describe('data-parallel training', () => {
       minSplitStepMs: 0,
       // A slow first epoch end (as a checkpoint to a remote store would be) lets the helper boot.
       onEpoch: (p) => new Promise((resolve) => setTimeout(resolve, p.epoch === 1 ? 4000 : 0)),
-      log: (l) => {
-        lines.push(l);
-        return Promise.resolve();
-      },
+      log: logInto(lines),
     });
     expect(
       lines.some((l) =>
@@ -120,10 +123,7 @@ describe('data-parallel training', () => {
       // The helpers of the test above are up; a pause after epoch 1 lets the replica load.
       onEpoch: (p) => new Promise((resolve) => setTimeout(resolve, p.epoch === 1 ? 1500 : 0)),
       minSplitStepMs: 10_000,
-      log: (l) => {
-        lines.push(l);
-        return Promise.resolve();
-      },
+      log: logInto(lines),
     });
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(
