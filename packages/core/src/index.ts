@@ -2,6 +2,7 @@ export * from './jobs/catalog.ts';
 export * from './jobs/context.ts';
 export type * from './jobs/views.ts';
 export * from './jobs/fine-tune.job.ts';
+export * from './jobs/run-history.ts';
 export * from './jobs/evaluate.job.ts';
 export * from './jobs/batch-predict.job.ts';
 export * from './jobs/tune.job.ts';

@@ -170,6 +170,11 @@ export const fineTunePayloadSchema = z
   .superRefine(checkOptimizerOptions);
 export type FineTunePayload = z.infer<typeof fineTunePayloadSchema>;
 
+/**
+ * A training job's progress. After each epoch: that epoch's metrics. Within an epoch (every few
+ * batches, at most once a second): `batch` of `batches` done and the epoch's loss and accuracy so far;
+ * `epoch` is then the epoch under way and there is no validation yet.
+ */
 export const epochProgressSchema = z.object({
   epoch: z.number().int(),
   epochs: z.number().int(),
@@ -179,8 +184,31 @@ export const epochProgressSchema = z.object({
   valAcc: z.number().optional(),
   samplesPerSec: z.number(),
   etaSeconds: z.number(),
+  batch: z.number().int().optional(),
+  batches: z.number().int().optional(),
 });
 export type EpochProgress = z.infer<typeof epochProgressSchema>;
+
+/** One point within an epoch: the epoch's mean loss and accuracy over its first `batch` batches. */
+export const batchPointSchema = z.object({
+  epoch: z.number().int(),
+  batch: z.number().int(),
+  batches: z.number().int(),
+  loss: z.number(),
+  acc: z.number(),
+  samplesPerSec: z.number(),
+});
+export type BatchPoint = z.infer<typeof batchPointSchema>;
+
+/**
+ * A training run's curves: one entry per finished epoch, and the points reported within epochs.
+ * Kept in `runs/<jobId>/history.json` and on the registry version, so it outlives the job record.
+ */
+export const runHistorySchema = z.object({
+  epochs: z.array(epochProgressSchema),
+  points: z.array(batchPointSchema),
+});
+export type RunHistory = z.infer<typeof runHistorySchema>;
 
 export const modelVersionRefSchema = z.object({
   name: z.string(),
@@ -221,6 +249,10 @@ export const evaluationMetricsSchema = z.object({
   ),
   confusionMatrix: z.array(z.array(z.number().int())),
   rocAuc: z.number().optional(),
+  /** The ROC curve of a two-class model (positive class 1), at most ~200 points from (0,0) to (1,1). */
+  roc: z
+    .object({ fpr: z.array(z.number()), tpr: z.array(z.number()), thresholds: z.array(z.number()) })
+    .optional(),
   samples: z.number().int().optional(),
 });
 export type EvaluationMetrics = z.infer<typeof evaluationMetricsSchema>;

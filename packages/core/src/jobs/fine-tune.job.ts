@@ -14,6 +14,7 @@ import { buildTransferModel, compile, makeOptimizer, type TransferModel } from '
 import { DataError } from '../util/errors.ts';
 import type { FineTunePayload, FineTuneResult } from './catalog.ts';
 import type { JobContext } from './context.ts';
+import { loadRunHistory, RunHistoryRecorder } from './run-history.ts';
 
 /**
  * The head of a frozen base trains on the base's outputs, computed once per (base, dataset) and kept
@@ -105,6 +106,9 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
     await ctx.log(
       `training ${trainable} weights for ${p.epochs} epochs, batch ${p.batchSize}, ${p.optimizer} on ${ctx.backend}`,
     );
+    const recorder = new RunHistoryRecorder(p.epochs);
+    if (checkpoint)
+      recorder.resume(await loadRunHistory(ctx.store, ctx.jobId), checkpoint.epoch, checkpoint.partial);
 
     const fit = await fitModel(trained, train, {
       epochs: p.epochs,
@@ -129,12 +133,18 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
           `shutdown: saved a checkpoint at epoch ${partial.epoch}, batch ${partial.batches}; handing the job back to the queue`,
         );
       },
+      onBatch: async (b) => {
+        const report = recorder.onBatch(b);
+        if (report) await ctx.progress(report);
+      },
       onEpoch: async (e, history) => {
         await saveCheckpoint(ctx.jobId, ctx.store, tm.model, optimizer, tm.meta, {
           epoch: e.epoch,
           history,
           seed: p.seed,
         });
+        await recorder.save(ctx.store, ctx.jobId, history);
+        recorder.onEpoch();
         await ctx.progress(e);
         const v =
           e.valAcc !== undefined ? ` val_loss ${e.valLoss!.toFixed(4)} val_acc ${e.valAcc.toFixed(4)}` : '';
@@ -145,6 +155,7 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
     });
 
     const uri = await saveModel(tm.model, ctx.store, `${runPrefix(ctx.jobId)}/model`, tm.meta);
+    const runHistory = await recorder.save(ctx.store, ctx.jobId, fit.history);
     const last = fit.history[fit.history.length - 1]!;
     const metrics = {
       loss: last.loss,
@@ -171,6 +182,7 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
       inputShape: info.featureShape,
       numClasses: info.numClasses,
       ...(info.classNames ? { classNames: info.classNames } : {}),
+      history: runHistory,
     });
     await ctx.log(`registered ${p.model}@${version.version} (${uri})`);
     return {

@@ -37,6 +37,8 @@ export interface FitOptions {
   onInterrupt?: (p: PartialEpoch, history: EpochProgress[]) => Promise<void>;
   /** Called after each epoch, before the next starts (report progress, save a checkpoint). */
   onEpoch?: (p: EpochProgress, history: EpochProgress[]) => Promise<void>;
+  /** Called after each batch with the epoch's running loss and accuracy (throttle it yourself). */
+  onBatch?: (p: BatchProgress) => Promise<void> | void;
   /**
    * Threads that share each batch (data-parallel, see parallel.ts); 1 or absent: this thread alone.
    * For CPU backends (wasm, cpu), where one thread uses one core.
@@ -189,6 +191,18 @@ export interface PartialEpoch {
   seconds: number;
 }
 
+/** Where training is within an epoch: `batch` of `batches` done, mean loss/acc over the rows so far. */
+export interface BatchProgress {
+  epoch: number;
+  batch: number;
+  batches: number;
+  loss: number;
+  acc: number;
+  /** Rows of this epoch trained so far, and the seconds they took (a resumed epoch counts its first part). */
+  rows: number;
+  seconds: number;
+}
+
 export interface FitResult {
   history: EpochProgress[];
   samplesPerSec: number;
@@ -305,6 +319,16 @@ export async function fitModel(model: tf.LayersModel, data: TrainData, opts: Fit
         const [loss, acc] = await step(idx);
         lossSum += loss * idx.length;
         accSum += acc * idx.length;
+        const rows = s + idx.length;
+        await opts.onBatch?.({
+          epoch,
+          batch: Math.ceil(rows / opts.batchSize),
+          batches: Math.ceil(nTrain / opts.batchSize),
+          loss: lossSum / rows,
+          acc: accSum / rows,
+          rows,
+          seconds: (performance.now() - t0) / 1000,
+        });
         await nextTick();
       }
       const seconds = (performance.now() - t0) / 1000;

@@ -3,7 +3,7 @@
  * (`production` → 3). It lives in Redis beside the queues, behind a small port that ioredis fills.
  */
 import { InputError, NotFoundError } from '../util/errors.ts';
-import { isUri } from '../jobs/catalog.ts';
+import { isUri, runHistorySchema, type RunHistory } from '../jobs/catalog.ts';
 
 /** The few Redis commands the registry needs; an ioredis client satisfies it as is. */
 export interface KeyValuePort {
@@ -44,7 +44,11 @@ export interface ModelSummary {
   updatedAt: string;
 }
 
-export type NewVersion = Omit<ModelVersion, 'version' | 'createdAt' | 'labels'>;
+/**
+ * A version to register. `history` (the training curves) is kept beside the version, under its own
+ * key, so that listing versions stays small; read it with `history(name, version)`.
+ */
+export type NewVersion = Omit<ModelVersion, 'version' | 'createdAt' | 'labels'> & { history?: RunHistory };
 
 export class ModelRegistry {
   constructor(
@@ -71,7 +75,11 @@ export class ModelRegistry {
     const prior = await this.kv.hget(this.k('model', v.name, 'by-job'), v.jobId);
     if (prior) return this.get(v.name, Number(prior));
     const version = await this.kv.incr(this.k('model', v.name, 'seq'));
-    const record: ModelVersion = { ...v, version, createdAt: new Date().toISOString() };
+    const { history, ...fields } = v;
+    // The history first: a version that can be read has its curves.
+    if (history)
+      await this.kv.hset(this.k('model', v.name, 'history'), String(version), JSON.stringify(history));
+    const record: ModelVersion = { ...fields, version, createdAt: new Date().toISOString() };
     await this.kv.hset(this.k('model', v.name, 'versions'), String(version), JSON.stringify(record));
     await this.kv.hsetnx(this.k('model', v.name, 'by-job'), v.jobId, String(version));
     await this.kv.sadd(this.k('models'), v.name);
@@ -148,6 +156,14 @@ export class ModelRegistry {
     if (!(label in labels)) throw new NotFoundError(`model "${name}" has no label "${label}"`);
     await this.kv.hdel(this.k('model', name, 'labels'), label);
     await this.kv.publish(this.labelChannel, JSON.stringify({ name, label, version: null }));
+  }
+
+  /** The training curves of a version, or undefined when it was registered without them. */
+  async history(name: string, version: number): Promise<RunHistory | undefined> {
+    const raw = await this.kv.hget(this.k('model', name, 'history'), String(version));
+    if (!raw) return undefined;
+    const parsed = runHistorySchema.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : undefined;
   }
 
   async setEvaluation(name: string, version: number, evaluation: Record<string, unknown>): Promise<void> {
