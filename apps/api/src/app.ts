@@ -9,7 +9,11 @@ import express, { type Express, type RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
 import { jobNames, ModelRegistry, type ArtifactStore, type JobName } from '@mlq/core';
 import { QueueEvents, type Queues } from '@mlq/queues';
+import { createSession, type Session } from './auth/session.ts';
 import type { ApiEnv } from './env.ts';
+import { EventsHub } from './events-hub.ts';
+import { consoleRouter } from './routes/console.routes.ts';
+import { eventsRouter } from './routes/events.routes.ts';
 import { errorHandler, sendError } from './errors.ts';
 import { JobsService } from './jobs.service.ts';
 import { jobsRouter } from './routes/jobs.routes.ts';
@@ -31,16 +35,38 @@ export interface App {
   jobs: JobsService;
   registry: ModelRegistry;
   serving: PredictService;
+  hub: EventsHub;
   close(): Promise<void>;
 }
 
-function auth(keys: readonly string[]): RequestHandler {
+/**
+ * A Bearer key (the scheme name in any case, RFC 9110 §11.1) or a browser session cookie (see
+ * auth/session.ts; unsafe methods must then come from this site). Pages opened without either go to
+ * the login page; API calls get 401.
+ */
+function auth(keys: readonly string[], session: Session): RequestHandler {
   return (req, res, next) => {
     if (keys.length === 0) return next();
-    const m = /^Bearer (.+)$/.exec(req.get('authorization') ?? '');
+    const m = /^bearer[ \t]+(\S+)[ \t]*$/i.exec(req.get('authorization') ?? '');
     if (m && keys.includes(m[1]!)) return next();
+    if (session.keyOf(req) !== undefined) {
+      const why = session.crossSite(req);
+      if (!why) return next();
+      return sendError(
+        res,
+        403,
+        'forbidden',
+        `refused a cross-site request made with a session cookie: ${why}`,
+      );
+    }
+    if (session.redirectToLogin(req, res)) return;
     res.set('WWW-Authenticate', 'Bearer');
-    sendError(res, 401, 'unauthorized', 'a valid "Authorization: Bearer <key>" header is required');
+    sendError(
+      res,
+      401,
+      'unauthorized',
+      'a valid "Authorization: Bearer <key>" header (or, from a browser, a session from /login) is required',
+    );
   };
 }
 
@@ -80,13 +106,21 @@ export function createApp(deps: AppDeps): App {
     dataRoots: env.DATA_ROOTS,
   });
 
+  const hub = new EventsHub(events, jobs);
+  const session = createSession({
+    keys: env.API_KEYS,
+    secret: env.SESSION_SECRET,
+    ttlHours: env.SESSION_TTL_HOURS,
+  });
+
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
   app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
   const openapi = openApiDocument();
   app.get('/openapi.json', (_req, res) => void res.json(openapi));
-  app.use(auth(env.API_KEYS));
+  app.use(session.router);
+  app.use(auth(env.API_KEYS, session));
   app.use(rateLimit(redis, env.QUEUE_PREFIX, env.RATE_LIMIT_PER_MINUTE));
 
   const board = new ExpressAdapter();
@@ -98,8 +132,10 @@ export function createApp(deps: AppDeps): App {
   app.use(predictRouter(serving, env.BODY_LIMIT));
   app.use(express.json({ limit: env.BODY_LIMIT }));
   app.use(opsRouter(redis, queues, env.QUEUE_PREFIX));
-  app.use(jobsRouter({ jobs, registry, events, dataRoots: env.DATA_ROOTS }));
-  app.use(modelsRouter(registry));
+  app.use(eventsRouter(hub));
+  app.use(jobsRouter({ jobs, registry, events, dataRoots: env.DATA_ROOTS, store: deps.store }));
+  app.use(modelsRouter(registry, deps.store));
+  app.use(consoleRouter(env.CONSOLE_DIR));
   app.use((req, res) => sendError(res, 404, 'not_found', `no route ${req.method} ${req.path}`));
   app.use(errorHandler);
 
@@ -108,7 +144,9 @@ export function createApp(deps: AppDeps): App {
     jobs,
     registry,
     serving,
+    hub,
     async close() {
+      hub.close();
       await Promise.all([...Object.values(events).map((e) => e.close()), serving.close()]);
     },
   };

@@ -29,6 +29,18 @@ export const apiEnvSchema = z.object({
     .default(path.join(repoRoot, '.data'))
     .transform((s) => list(s).map((p) => path.resolve(p))),
   API_KEYS: z.string().default('').transform(list),
+  /** Signs browser session cookies (apps/api/src/auth/session.ts); empty: derived from API_KEYS. */
+  SESSION_SECRET: z
+    .string()
+    .default('')
+    .refine((s) => s === '' || s.length >= 32, 'must be at least 32 characters (or empty)'),
+  SESSION_TTL_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 90)
+    .default(12),
+  /** The built web console (apps/console), served at /ui. */
+  CONSOLE_DIR: z.string().default(path.join(repoRoot, 'apps/console/dist')),
   BODY_LIMIT: z.string().default('20mb'),
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(6000),
   /**

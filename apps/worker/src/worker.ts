@@ -88,6 +88,7 @@ export async function startWorker(
   const key = `${env.QUEUE_PREFIX}:workers:${id}`;
   const beat = async () => {
     info.currentJobs = [...current].map(([jid, queue]) => ({ id: jid, queue }));
+    info.heartbeatAt = new Date().toISOString();
     info.backend = (await connection.hget(`${env.QUEUE_PREFIX}:worker-backends`, id)) ?? info.backend;
     await connection.set(key, JSON.stringify(info), 'PX', HEARTBEAT_MS * 3);
   };

@@ -11,6 +11,9 @@ import {
   tuneSpaceIssues,
   InputError,
   DataError,
+  loadRunHistory,
+  type ArtifactStore,
+  type EpochProgress,
   type DatasetSpec,
   type FieldIssue,
   type JobName,
@@ -26,6 +29,7 @@ export interface JobsRouteDeps {
   registry: ModelRegistry;
   events: Record<JobName, QueueEvents>;
   dataRoots: readonly string[];
+  store: ArtifactStore;
 }
 
 /** Checks what the schema cannot: registry references exist, file URIs stay inside DATA_ROOTS. */
@@ -144,6 +148,31 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
 
   r.get('/v1/jobs/:id/logs', async (req, res) => {
     res.json({ id: req.params.id, logs: await deps.jobs.logs(String(req.params.id)) });
+  });
+
+  // The run's curves from runs/<id>/history.json: still there after the job record is gone.
+  r.get('/v1/jobs/:id/history', async (req, res) => {
+    const id = String(req.params.id);
+    const saved = await loadRunHistory(deps.store, id).catch(() => undefined);
+    if (saved) return void res.json(saved);
+    const job = await deps.jobs.get(id);
+    const result = job.returnvalue as { history?: EpochProgress[] } | null | undefined;
+    res.json({ epochs: result?.history ?? [], points: [] });
+  });
+
+  // A completed batch-predict's output file, from the artifact store or a file:// inside DATA_ROOTS.
+  r.get('/v1/jobs/:id/output', async (req, res) => {
+    const id = String(req.params.id);
+    const job = await deps.jobs.get(id);
+    const uri = (job.returnvalue as { outputUri?: unknown } | null | undefined)?.outputUri;
+    if (job.name !== 'batch-predict' || typeof uri !== 'string')
+      throw notFound(`job "${id}" has no output: only a completed batch-predict job has one`);
+    const file = uri.slice(uri.lastIndexOf('/') + 1) || 'output';
+    res.attachment(file).type(file.endsWith('.csv') ? 'text/csv' : 'application/x-ndjson');
+    const key = deps.store.keyOf(uri);
+    if (key !== undefined) return void res.send(await deps.store.get(key));
+    if (uri.startsWith('file://')) return void res.sendFile(await resolveDataPath(uri, deps.dataRoots));
+    throw notFound(`the output ${uri} is outside the artifact store and DATA_ROOTS: the API cannot read it`);
   });
 
   r.delete('/v1/jobs/:id', async (req, res) => {

@@ -1,12 +1,21 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { describeIssues, type ModelRegistry } from '@mlq/core';
+import { describeIssues, loadRunHistory, type ArtifactStore, type ModelRegistry } from '@mlq/core';
 import { badRequest } from '../errors.ts';
 
 const labelBody = z.object({ version: z.number().int().min(1) });
 const labelName = /^[a-zA-Z][\w.-]{0,63}$/;
 
-export function modelsRouter(registry: ModelRegistry): Router {
+function versionParam(raw: unknown): number {
+  const v = Number(raw);
+  if (!Number.isInteger(v) || v < 1)
+    throw badRequest('version must be a positive integer', [
+      { field: 'version', message: 'not a positive integer' },
+    ]);
+  return v;
+}
+
+export function modelsRouter(registry: ModelRegistry, store: ArtifactStore): Router {
   const r = Router();
   r.get('/v1/models', async (_req, res) => {
     res.json({ models: await registry.list() });
@@ -16,12 +25,17 @@ export function modelsRouter(registry: ModelRegistry): Router {
     res.json({ name, labels: await registry.labels(name), versions: await registry.versions(name) });
   });
   r.get('/v1/models/:name/versions/:version', async (req, res) => {
-    const v = Number(req.params.version);
-    if (!Number.isInteger(v) || v < 1)
-      throw badRequest('version must be a positive integer', [
-        { field: 'version', message: 'not a positive integer' },
-      ]);
-    res.json(await registry.get(String(req.params.name), v));
+    res.json(await registry.get(String(req.params.name), versionParam(req.params.version)));
+  });
+  // Its training curves: kept on the version; versions registered before that, from the job's run folder.
+  r.get('/v1/models/:name/versions/:version/history', async (req, res) => {
+    const name = String(req.params.name);
+    const v = versionParam(req.params.version);
+    const version = await registry.get(name, v);
+    const history =
+      (await registry.history(name, v)) ??
+      (await loadRunHistory(store, version.jobId).catch(() => undefined));
+    res.json(history ?? { epochs: [], points: [] });
   });
   r.put('/v1/models/:name/labels/:label', async (req, res) => {
     const label = String(req.params.label);
