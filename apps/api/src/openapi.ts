@@ -3,7 +3,7 @@
  * from the same zod catalog that validates requests, so the document cannot drift from the code.
  */
 import { z } from 'zod';
-import { jobCatalog, jobNames } from '@mlq/core';
+import { jobCatalog, jobNames, runHistorySchema } from '@mlq/core';
 
 const json = (schema: object) => ({ content: { 'application/json': { schema } } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -63,6 +63,7 @@ export function openApiDocument(): object {
       properties: { instances: { type: 'array' }, inputs: {} },
     },
     PredictResponse: { type: 'object', properties: { predictions: { type: 'array' }, outputs: {} } },
+    RunHistory: schemaOf(runHistorySchema, 'output'),
   };
   const paths: Record<string, object> = {};
   for (const name of jobNames) {
@@ -121,6 +122,27 @@ export function openApiDocument(): object {
     '/v1/jobs/{id}/logs': {
       get: { summary: 'Log lines', parameters: id, responses: { 200: { description: 'logs' } } },
     },
+    '/v1/jobs/{id}/history': {
+      get: {
+        summary: "A training job's curves: per epoch and within epochs (runs/<id>/history.json)",
+        parameters: id,
+        responses: { 200: { description: 'history', ...json(ref('RunHistory')) }, 404: error },
+      },
+    },
+    '/v1/jobs/{id}/output': {
+      get: {
+        summary: "A completed batch-predict's output file",
+        parameters: id,
+        responses: { 200: { description: 'the file (JSONL or CSV)' }, 404: error },
+      },
+    },
+    '/v1/events': {
+      get: {
+        summary: "Server-sent events of every job's state changes and progress",
+        parameters: [{ name: 'type', in: 'query', schema: { enum: jobNames } }],
+        responses: { 200: { description: 'text/event-stream' }, 400: error },
+      },
+    },
     '/v1/jobs/{id}/retry': {
       post: {
         summary: 'Retry a failed job',
@@ -139,6 +161,20 @@ export function openApiDocument(): object {
         summary: 'Versions with metrics, params, lineage',
         parameters: name,
         responses: { 200: { description: 'versions' }, 404: error },
+      },
+    },
+    '/v1/models/{name}/versions/{version}': {
+      get: {
+        summary: 'One version',
+        parameters: [...name, { name: 'version', in: 'path', required: true, schema: { type: 'integer' } }],
+        responses: { 200: { description: 'the version' }, 400: error, 404: error },
+      },
+    },
+    '/v1/models/{name}/versions/{version}/history': {
+      get: {
+        summary: "The version's training curves",
+        parameters: [...name, { name: 'version', in: 'path', required: true, schema: { type: 'integer' } }],
+        responses: { 200: { description: 'history', ...json(ref('RunHistory')) }, 400: error, 404: error },
       },
     },
     '/v1/models/{name}/labels/{label}': {
