@@ -9,7 +9,9 @@
  * epochs, so they report progress within epochs about once a second for the whole run). A console is
  * what the pages ask of the API: the job list's `GET /v1/events` stream, one job page's
  * `GET /v1/jobs/{id}/events` stream with its job, history and logs, and the logs again after each
- * epoch. Windows without and with consoles alternate, so drifts in the machine's load hit both alike.
+ * epoch; the consoles run in their own process at the lowest CPU priority (browsers are normally on
+ * other machines). Windows without and with consoles alternate, so drifts in the machine's load hit
+ * both alike. Besides the delay, the API process's CPU time per second of each window is printed.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -43,20 +45,13 @@ function ask<T>(proc: ChildProcess, msg: string): Promise<T> {
   });
 }
 
-/** One console: the job list's stream, and one job's page (stream, job, history, logs per epoch). */
-function openConsole(client: MlqClient, jobId: string, signal: AbortSignal): void {
-  void (async () => {
-    for await (const _e of client.allEvents({ signal }));
-  })().catch(() => undefined);
-  void (async () => {
-    await client.getJob(jobId, { signal });
-    await client.jobHistory(jobId, { signal });
-    await client.jobLogs(jobId, { signal });
-    for await (const e of client.events(jobId, { signal })) {
-      if (e.type === 'progress' && (e.progress as { batch?: number }).batch === undefined)
-        await client.jobLogs(jobId, { signal });
-    }
-  })().catch(() => undefined);
+/** Opens the consoles in their own low-priority process (console-load.consoles.ts). */
+async function openConsoles(url: string, jobIds: string[]): Promise<ChildProcess> {
+  const proc = fork(path.join(import.meta.dirname, 'console-load.consoles.ts'), [url, ...jobIds], {
+    execArgv: ['--import', 'tsx'],
+  });
+  await new Promise((r) => proc.once('message', r));
+  return proc;
 }
 
 async function measure(api: ChildProcess, seconds: number): Promise<Delay> {
@@ -119,11 +114,15 @@ try {
   const withConsoles: Delay[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     without.push(await measure(api, WINDOW_S));
-    const ctl = new AbortController();
-    for (let c = 0; c < CONSOLES; c++) openConsole(client, ids[c % ids.length]!, ctl.signal);
+    const consoles = await openConsoles(
+      url,
+      Array.from({ length: CONSOLES }, (_, c) => ids[c % ids.length]!),
+    );
     await new Promise((r) => setTimeout(r, 1000)); // let the pages load before the window
     withConsoles.push(await measure(api, WINDOW_S));
-    ctl.abort();
+    const closed = new Promise((r) => consoles.once('exit', r));
+    consoles.kill('SIGKILL');
+    await closed;
     const [a, b] = [without.at(-1)!, withConsoles.at(-1)!];
     console.log(
       `round ${round}: p99 ${a.p99.toFixed(1)} ms without, ${b.p99.toFixed(1)} ms with consoles (${b.hubSubscribers} list streams); API CPU ${a.cpuMsPerSec.toFixed(0)} vs ${b.cpuMsPerSec.toFixed(0)} ms/s; load ${os.loadavg()[0]!.toFixed(1)}`,
