@@ -25,6 +25,15 @@ async function openConsole(jobId: string): Promise<void> {
   }
 }
 
-for (const id of ids)
-  void openConsole(id).catch((e: Error) => console.error(`console on ${id}: ${e.message}`));
+/** A page whose connection drops (a keep-alive socket the server closed) opens again, as a browser's would. */
+async function keepOpen(jobId: string): Promise<void> {
+  for (;;) {
+    await openConsole(jobId).catch((e: Error) =>
+      console.error(`console on ${jobId}: ${e.message}; reopening`),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+for (const id of ids) void keepOpen(id);
 process.send?.('open');
