@@ -14,12 +14,10 @@ import path from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import type { z } from 'zod';
-import type { imageFolderDatasetSchema } from '../jobs/catalog.ts';
+import { seededPermutation, type imageFolderDatasetSchema } from '@mlq/contract';
 import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
-import { seededPermutation } from '../util/rng.ts';
-import type { Chunk, DatasetInfo, DatasetSource } from './dataset.ts';
-import type { OpenDatasetOptions } from './open.ts';
+import type { Chunk, DatasetInfo, DatasetSource, OpenDatasetOptions } from './dataset.ts';
 
 export type ImageFolderSpec = z.infer<typeof imageFolderDatasetSchema>;
 
