@@ -5,7 +5,7 @@
  *
  * Decoders: pngjs and jpeg-js, both pure JavaScript. sharp is faster, but its prebuilt libvips
  * binaries are fetched per platform at install time, and installing this project must work where no
- * binary can be downloaded (DESIGN.md, the same reason tfjs-node is optional). Decoding is a small
+ * binary can be downloaded (the same reason tfjs-node is optional). Decoding is a small
  * share of a job's time next to the model, so the pure-JS decoders cost little.
  */
 import { createHash } from 'node:crypto';
