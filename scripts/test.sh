@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Every check: install (which builds the console), start Redis if none answers, install chromium if
-# missing (the console's browser tests), then lint, typecheck and the whole test suite.
+# Every check: install (Node 24 if the machine's is older; it also builds the console), start Redis if
+# none answers, install chromium if missing (the console's browser tests), then lint, typecheck,
+# dependency and cycle checks, and the whole test suite.
 source "$(dirname "$0")/lib.sh"
 install_deps
 ensure_redis
 ensure_chromium
 "${PNPM[@]}" run lint
 "${PNPM[@]}" run typecheck
+"${PNPM[@]}" run deps     # knip: no unused or unlisted dependencies, no unused files
+"${PNPM[@]}" run cycles   # madge: no import cycles
 "${PNPM[@]}" run test

@@ -8,7 +8,7 @@
  * full) skips progress events, which the next one supersedes; state events always go out.
  */
 import type { Response } from 'express';
-import type { JobName } from '@mlq/core';
+import type { JobName } from '@mlq/contract';
 import type { QueueEvents } from '@mlq/queues';
 import type { JobsService } from './jobs.service.ts';
 

@@ -1,8 +1,7 @@
 /** Following a job: the events stream as an async iterator, and `waitForJob` on top of it. */
-import type { MlqClient } from './client.ts';
 import { JobFailedError, MlqApiError, WaitTimeoutError } from './errors.ts';
 import { parseSse, type SseMessage } from './sse.ts';
-import { seg } from './transport.ts';
+import { seg, type Transport } from './transport.ts';
 import {
   isFinalState,
   type AnyJob,
@@ -13,6 +12,12 @@ import {
   type JobProgress,
   type JobState,
 } from './types.ts';
+
+/** What waiting needs of a client (an `MlqClient` is one): its transport, and one job's view. */
+export interface JobSource {
+  readonly transport: Transport;
+  getJob(id: string, opts?: { signal?: AbortSignal | undefined }): Promise<AnyJob>;
+}
 
 /** Options of `waitForJob`. */
 export interface WaitOptions<N extends JobName = JobName> {
@@ -58,7 +63,7 @@ function toJobEvent(m: SseMessage): JobEvent | undefined {
 
 /** The events of `GET /v1/jobs/{id}/events`; see `MlqClient.events`. */
 export async function* jobEvents(
-  client: MlqClient,
+  client: JobSource,
   id: string,
   opts: { signal?: AbortSignal | undefined } = {},
 ): AsyncGenerator<JobEvent, void, undefined> {
@@ -113,7 +118,7 @@ function toJobsEvent(m: SseMessage): JobsEvent | undefined {
  * until `signal` aborts (then it ends without an error) or the server closes the stream.
  */
 export async function* allJobEvents(
-  client: MlqClient,
+  client: JobSource,
   opts: { type?: JobName | undefined; signal?: AbortSignal | undefined } = {},
 ): AsyncGenerator<JobsEvent, void, undefined> {
   const { ctl, unlink } = linkedController(opts.signal);
@@ -161,7 +166,7 @@ const isTransient = (e: unknown) => e instanceof MlqApiError && [0, 502, 503, 50
 
 /** See `MlqClient.waitForJob`. */
 export async function waitForJob<N extends JobName = JobName>(
-  client: MlqClient,
+  client: JobSource,
   id: string,
   opts: WaitOptions<N> = {},
 ): Promise<Job<N>> {

@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { isJobName, jobNames } from '@mlq/core';
+import { isJobName, jobNames } from '@mlq/contract';
 import { badRequest } from '../errors.ts';
 import type { EventsHub } from '../events-hub.ts';
 

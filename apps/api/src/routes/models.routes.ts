@@ -1,6 +1,9 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { describeIssues, loadRunHistory, type ArtifactStore, type ModelRegistry } from '@mlq/core';
+import { describeIssues } from '@mlq/contract';
+import { loadRunHistory } from '@mlq/core/jobs';
+import type { ModelRegistry } from '@mlq/core/registry';
+import type { ArtifactStore } from '@mlq/core/storage';
 import { badRequest } from '../errors.ts';
 
 const labelBody = z.object({ version: z.number().int().min(1) });

@@ -2,10 +2,10 @@
  * A training run's history (per epoch and within epochs), kept while it trains: it decides when a
  * within-epoch progress report is due, and saves the curves to `runs/<jobId>/history.json`.
  */
-import { runPrefix } from '../ml/checkpoint.ts';
+import { runPrefix } from '../storage/layout.ts';
 import type { BatchProgress, PartialEpoch } from '../ml/fit.ts';
 import type { ArtifactStore } from '../storage/artifact-store.ts';
-import { runHistorySchema, type BatchPoint, type EpochProgress, type RunHistory } from './catalog.ts';
+import { runHistorySchema, type BatchPoint, type EpochProgress, type RunHistory } from '@mlq/contract';
 
 /** A within-epoch report goes out after at least this many batches... */
 export const PROGRESS_EVERY_BATCHES = 5;
