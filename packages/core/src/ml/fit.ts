@@ -5,7 +5,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { EpochProgress } from '../jobs/catalog.ts';
-import { CancelledError, DataError, ReleasedError, SHUTDOWN_REASON } from '../util/errors.ts';
+import {
+  CancelledError,
+  DataError,
+  ReleasedError,
+  SHUTDOWN_REASON,
+  TrainingDivergedError,
+} from '../util/errors.ts';
+import { nonFiniteWeight } from './model-io.ts';
 import { seededPermutation } from '../util/rng.ts';
 import { DataParallelTrainer } from './parallel.ts';
 
@@ -245,6 +252,16 @@ export function batchTensors(data: TrainData, idx: Uint32Array, width: number): 
   return [tf.tensor(x, [b, ...data.shape]), tf.tensor2d(y, [b, data.numClasses])];
 }
 
+/**
+ * Stops a fit whose loss or weights are no longer finite: the same data, seed and settings would do
+ * it again, so it is a permanent failure, and nothing of it is saved.
+ */
+function diverged(where: string): never {
+  throw new TrainingDivergedError(
+    `training diverged at ${where}; nothing was saved. Try a lower learningRate, or look for extreme values in the data`,
+  );
+}
+
 /** Trains a compiled model on in-memory data. The model must be compiled with loss + accuracy. */
 export async function fitModel(model: tf.LayersModel, data: TrainData, opts: FitOptions): Promise<FitResult> {
   const n = data.y.length;
@@ -303,10 +320,14 @@ export async function fitModel(model: tf.LayersModel, data: TrainData, opts: Fit
         }
         const idx = order.subarray(s, Math.min(nTrain, s + opts.batchSize));
         const [loss, acc] = await step(idx);
+        if (!Number.isFinite(loss))
+          diverged(`epoch ${epoch}, batch ${s / opts.batchSize + 1}: the loss is ${loss}`);
         lossSum += loss * idx.length;
         accSum += acc * idx.length;
         await nextTick();
       }
+      const bad = nonFiniteWeight(model);
+      if (bad) diverged(`after epoch ${epoch}, ${bad}`);
       const seconds = (performance.now() - t0) / 1000;
       trainSeconds += seconds;
       samples += nTrain;
@@ -342,6 +363,22 @@ export function predictRows(model: tf.LayersModel, rows: Float32Array, shape: nu
     return out.dataSync() as Float32Array;
   } finally {
     out.dispose();
+  }
+}
+
+/**
+ * Refuses model outputs that are not finite (`scores`: rows of `k` values, the first being row
+ * `firstRow` of the data): a model with finite weights answers NaN or Infinity only when an input's
+ * values are too large for it, and such a score must never be written or measured as if it were one.
+ */
+export function checkFiniteScores(scores: Float32Array, k: number, firstRow: number): void {
+  for (let i = 0; i < scores.length; i++) {
+    const v = scores[i]!;
+    if (v - v === 0) continue;
+    const row = firstRow + Math.floor(i / k);
+    throw new DataError(
+      `row ${row}: the model's output is ${v}, not a number it can score with; the row's values are too large for this model`,
+    );
   }
 }
 

@@ -7,8 +7,10 @@ import type { OptimizerOptions } from '../jobs/catalog.ts';
 import { InputError } from '../util/errors.ts';
 import { KerasAdadelta } from './adadelta.ts';
 import { buildFeatures, type ArchitectureOptions } from './architectures.ts';
+// Keras' rule for frozen BatchNormalization layers (they run in inference mode), for this thread.
+import './batch-norm.ts';
 import { FeatureDropout, trailingDropoutRate } from './dropout.ts';
-import type { LoadedModel, ModelMeta } from './model-io.ts';
+import { acceptsShape, type LoadedModel, type ModelMeta } from './model-io.ts';
 
 export interface HeadSpec {
   units: number[];
@@ -84,7 +86,7 @@ export function buildTransferModel(spec: TransferSpec): TransferModel {
   let defaultHead: HeadSpec;
   if (spec.base) {
     const baseShape = spec.base.loaded.meta.inputShape;
-    if (baseShape.join(',') !== spec.inputShape.join(',')) {
+    if (!acceptsShape(baseShape, spec.inputShape)) {
       throw new InputError(
         `base "${spec.base.ref}" takes input [${baseShape.join(', ')}] but the dataset has [${spec.inputShape.join(', ')}]`,
       );

@@ -1,25 +1,50 @@
 /**
- * Errors that carry a message meant for a person. The worker turns `DataError` and `InputError` into
- * BullMQ's UnrecoverableError (fail at once, never retry); anything else is treated as transient.
+ * Errors that carry a message meant for a person. Those that retrying cannot fix extend
+ * `PermanentError`: the worker turns them into BullMQ's UnrecoverableError (the job fails at once,
+ * never retried); anything else is treated as transient. Their messages show invisible characters
+ * escaped (`\uFEFF`, `\t`, see util/text.ts): a message quoting a file's text must not hide what is wrong.
  */
+import { showInvisible } from './text.ts';
 
-/** The job's data cannot be used: a missing file, a ragged row, an unknown label... */
-export class DataError extends Error {
+/** A failure that no retry can fix; the message says what was found and what would work. */
+export class PermanentError extends Error {
+  override name = 'PermanentError';
+  constructor(message: string) {
+    super(showInvisible(message));
+  }
+}
+
+/** The job's data cannot be used: a missing file, a ragged row, an unknown label, a number beyond float32... */
+export class DataError extends PermanentError {
   override name = 'DataError';
 }
 
 /** The job's parameters cannot work together (e.g. a head on a model with no such input shape). */
-export class InputError extends Error {
+export class InputError extends PermanentError {
   override name = 'InputError';
 }
 
 /** A referenced thing does not exist (a model, a version, a label, an artifact). */
-export class NotFoundError extends Error {
+export class NotFoundError extends PermanentError {
   override name = 'NotFoundError';
 }
 
+/**
+ * A model file that cannot be used: not a tfjs LayersModel (a graph model, a SavedModel, not JSON),
+ * a layer or config tfjs cannot build, weights that do not match the topology, or weights that are not
+ * finite (NaN, Infinity).
+ */
+export class ModelFormatError extends PermanentError {
+  override name = 'ModelFormatError';
+}
+
+/** Training diverged: the loss (or a weight) became NaN or infinite; the same data and seed would again. */
+export class TrainingDivergedError extends PermanentError {
+  override name = 'TrainingDivergedError';
+}
+
 /** The job was cancelled by a user. */
-export class CancelledError extends Error {
+export class CancelledError extends PermanentError {
   override name = 'CancelledError';
   constructor(message = 'cancelled') {
     super(message);
@@ -42,10 +67,5 @@ export const SHUTDOWN_REASON = 'shutdown';
 
 /** True for errors that retrying cannot fix. */
 export function isPermanentError(e: unknown): boolean {
-  return (
-    e instanceof DataError ||
-    e instanceof InputError ||
-    e instanceof NotFoundError ||
-    e instanceof CancelledError
-  );
+  return e instanceof PermanentError;
 }
