@@ -13,7 +13,7 @@ import { exifOrientation, imageToFeatures } from '../src/data/image-decode.ts';
 import { openDataset } from '../src/data/open.ts';
 import { datasetSchema } from '../src/jobs/catalog.ts';
 import { DataError } from '../src/util/errors.ts';
-import { drawQuadrants, jpegOf, orientAs, pngOf, withOrientation, type Image } from '../../../test/support/images.ts';
+import { drawQuadrants, jpegOf, orientAs, pngOf, withOrientation, type Image } from './images.ts';
 
 let dir: string;
 beforeAll(async () => {
