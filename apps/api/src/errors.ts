@@ -1,6 +1,6 @@
 /** One error shape for every HTTP error: `{"error": {"code", "message", "details"?}}`. */
 import type { ErrorRequestHandler, Response } from 'express';
-import { InputError, NotFoundError, type FieldIssue } from '@mlq/core';
+import { InputError, NotFoundError, showInvisible, type FieldIssue } from '@mlq/core';
 
 export class ApiError extends Error {
   override name = 'ApiError';
@@ -10,7 +10,8 @@ export class ApiError extends Error {
     message: string,
     readonly details?: FieldIssue[] | Record<string, unknown>,
   ) {
-    super(message);
+    // A message quoting a body or file must show what a person cannot see (a BOM, a zero-width space).
+    super(showInvisible(message));
   }
 }
 
