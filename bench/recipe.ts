@@ -20,7 +20,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { loadDigit, MNIST_TRAIN_FRACTION } from '@mlq/core';
+import { loadDigit, MNIST_TRAIN_FRACTION } from '@mlq/core/data';
 import { ADADELTA, initPlainBackend, runPlainRecipe, type PlainPhase } from './plain-mnist-cnn.ts';
 import { runPlatform, type PlatformRun } from './recipe-platform.ts';
 

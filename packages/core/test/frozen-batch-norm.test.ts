@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fitModel } from '../src/ml/fit.ts';
-import { replicaGradients } from '../src/ml/parallel.ts';
+import { replicaGradients } from '../../engine/src/parallel.ts';
 import { buildTransferModel, compile, makeOptimizer, type TransferModel } from '../src/ml/transfer.ts';
 
 const shape = [32, 32, 3];

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAll } from '../src/data/dataset.ts';
 import { exifOrientation, imageToFeatures } from '../src/data/image-decode.ts';
 import { openDataset } from '../src/data/open.ts';
-import { datasetSchema } from '../src/jobs/catalog.ts';
+import { datasetSchema } from '@mlq/contract';
 import { DataError } from '../src/util/errors.ts';
 import { drawQuadrants, jpegOf, orientAs, pngOf, withOrientation, type Image } from './images.ts';
 

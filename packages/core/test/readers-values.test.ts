@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAll } from '../src/data/dataset.ts';
 import { openDataset } from '../src/data/open.ts';
-import { datasetSchema, type DatasetSpecInput } from '../src/jobs/catalog.ts';
+import { datasetSchema, type DatasetSpecInput } from '@mlq/contract';
 import { DataError } from '../src/util/errors.ts';
 import { showInvisible } from '../src/util/text.ts';
 

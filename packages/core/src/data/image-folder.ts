@@ -9,13 +9,11 @@ import type { Dirent } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { z } from 'zod';
-import type { imageFolderDatasetSchema } from '../jobs/catalog.ts';
+import { seededPermutation, type imageFolderDatasetSchema } from '@mlq/contract';
 import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
-import { seededPermutation } from '../util/rng.ts';
-import type { Chunk, DatasetInfo, DatasetSource } from './dataset.ts';
+import type { Chunk, DatasetInfo, DatasetSource, OpenDatasetOptions } from './dataset.ts';
 import { imageToFeatures } from './image-decode.ts';
-import type { OpenDatasetOptions } from './open.ts';
 
 export type ImageFolderSpec = z.infer<typeof imageFolderDatasetSchema>;
 

@@ -9,8 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { z } from 'zod';
-import type { mnistDatasetSchema } from '../jobs/catalog.ts';
-import { seededPermutation } from '../util/rng.ts';
+import { seededPermutation, type mnistDatasetSchema } from '@mlq/contract';
 import type { Chunk, DatasetInfo, DatasetSource } from './dataset.ts';
 
 export type MnistSpec = z.infer<typeof mnistDatasetSchema>;

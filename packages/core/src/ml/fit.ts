@@ -4,7 +4,8 @@
  * cancel message can arrive, and stops after the current batch when the signal aborts.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { EpochProgress } from '../jobs/catalog.ts';
+import { seededPermutation, type EpochProgress } from '@mlq/contract';
+import { batchTensors, DataParallelTrainer, type TrainData } from '@mlq/engine';
 import {
   CancelledError,
   DataError,
@@ -13,17 +14,6 @@ import {
   TrainingDivergedError,
 } from '../util/errors.ts';
 import { nonFiniteWeight } from './model-io.ts';
-import { seededPermutation } from '../util/rng.ts';
-import { DataParallelTrainer } from './parallel.ts';
-
-export interface TrainData {
-  /** `n * prod(shape)` features. */
-  x: Float32Array;
-  y: Int32Array;
-  /** One example's shape. */
-  shape: number[];
-  numClasses: number;
-}
 
 export interface FitOptions {
   epochs: number;
@@ -236,23 +226,6 @@ function evaluateRows(
 }
 
 /**
- * One batch's tensors, copied row by row on the JS side. tf.gather on the wasm backend costs far more
- * than the copy: 18-25 ms for 128 rows of 4,608 features, as much as the head's whole training step.
- */
-export function batchTensors(data: TrainData, idx: Uint32Array, width: number): [tf.Tensor, tf.Tensor] {
-  const b = idx.length;
-  const x = new Float32Array(b * width);
-  const y = new Float32Array(b * data.numClasses);
-  for (let r = 0; r < b; r++) {
-    const i = idx[r]!;
-    const label = data.y[i]!;
-    x.set(data.x.subarray(i * width, (i + 1) * width), r * width);
-    y[r * data.numClasses + label] = 1;
-  }
-  return [tf.tensor(x, [b, ...data.shape]), tf.tensor2d(y, [b, data.numClasses])];
-}
-
-/**
  * Stops a fit whose loss or weights are no longer finite: the same data, seed and settings would do
  * it again, so it is a permanent failure, and nothing of it is saved.
  */
@@ -352,21 +325,6 @@ export async function fitModel(model: tf.LayersModel, data: TrainData, opts: Fit
 }
 
 /**
- * One inference call over `rows` (already batched by the caller). `model.apply` in inference mode,
- * not `model.predict`, which slices its input per batch (an extra copy, slow on wasm). The tensor
- * leaves tidy and is read outside it: returning the typed array from tidy makes tidy walk every
- * element looking for tensors.
- */
-export function predictRows(model: tf.LayersModel, rows: Float32Array, shape: number[]): Float32Array {
-  const out = tf.tidy(() => model.apply(tf.tensor(rows, shape), { training: false }) as tf.Tensor);
-  try {
-    return out.dataSync() as Float32Array;
-  } finally {
-    out.dispose();
-  }
-}
-
-/**
  * Refuses model outputs that are not finite (`scores`: rows of `k` values, the first being row
  * `firstRow` of the data): a model with finite weights answers NaN or Infinity only when an input's
  * values are too large for it, and such a score must never be written or measured as if it were one.
@@ -380,22 +338,4 @@ export function checkFiniteScores(scores: Float32Array, k: number, firstRow: num
       `row ${row}: the model's output is ${v}, not a number it can score with; the row's values are too large for this model`,
     );
   }
-}
-
-/** Runs a model over rows in batches and returns its outputs as one Float32Array. */
-export function predictBatched(
-  model: tf.LayersModel,
-  x: Float32Array,
-  shape: number[],
-  batchSize = 512,
-): Float32Array {
-  const width = shape.reduce((a, b) => a * b, 1);
-  const n = x.length / width;
-  const outDim = (model.outputs[0]!.shape.slice(1) as number[]).reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n * outDim);
-  for (let s = 0; s < n; s += batchSize) {
-    const e = Math.min(n, s + batchSize);
-    out.set(predictRows(model, x.subarray(s * width, e * width), [e - s, ...shape]), s * outDim);
-  }
-  return out;
 }

@@ -10,9 +10,12 @@ import type { ArtifactStore } from '../storage/artifact-store.ts';
 import { resolveDataPath } from '../storage/data-uri.ts';
 import { readS3Uri } from '../storage/s3-store.ts';
 import { DataError, ModelFormatError, NotFoundError, TrainingDivergedError } from '../util/errors.ts';
+import { disposeModels, installKerasBatchNormRule } from '@mlq/engine';
 import { fixUnknownInputDims, kerasToTfjsTopology } from './keras-compat.ts';
-// Keras' rule for frozen BatchNormalization layers (they run in inference mode), for this thread.
-import './batch-norm.ts';
+
+// Every model loaded or built in this thread follows Keras' rule: frozen BatchNormalization layers
+// run in inference mode (see @mlq/engine's batch-norm.ts).
+installKerasBatchNormRule();
 
 /** What we keep beside a model's topology so later jobs and the server know how to use it. */
 export interface ModelMeta {
@@ -217,20 +220,4 @@ export function nonFiniteWeight(model: tf.LayersModel): string | undefined {
     }
   }
   return undefined;
-}
-
-/**
- * Frees the weights of models that may share layers (a transfer model shares its base's layers).
- * `LayersModel.dispose` would fail on the second model that holds an already-disposed layer.
- */
-export function disposeModels(...models: (tf.LayersModel | undefined)[]): void {
-  const seen = new Set<unknown>();
-  for (const m of models) {
-    if (!m) continue;
-    for (const w of m.weights) {
-      if (seen.has(w)) continue;
-      seen.add(w);
-      w.dispose();
-    }
-  }
 }

@@ -1,12 +1,15 @@
 /**
- * Errors that carry a message meant for a person. Those that retrying cannot fix extend
- * `PermanentError`: the worker turns them into BullMQ's UnrecoverableError (the job fails at once,
- * never retried); anything else is treated as transient. Their messages show invisible characters
- * escaped (`\uFEFF`, `\t`, see util/text.ts): a message quoting a file's text must not hide what is wrong.
+ * Errors that carry a message meant for a person. A failure that retrying cannot fix is classified
+ * once, where it is raised, by throwing a `PermanentError`: the worker fails such a job at once
+ * (BullMQ's UnrecoverableError) instead of retrying it; anything else is treated as transient.
+ * Messages show invisible characters escaped (`\uFEFF`, `\t`, see util/text.ts): a message quoting
+ * a file's text must not hide what is wrong with it.
  */
 import { showInvisible } from './text.ts';
 
-/** A failure that no retry can fix; the message says what was found and what would work. */
+export { showInvisible } from './text.ts';
+
+/** A failure that retrying cannot fix: the job fails at once with this message. */
 export class PermanentError extends Error {
   override name = 'PermanentError';
   constructor(message: string) {
@@ -30,9 +33,9 @@ export class NotFoundError extends PermanentError {
 }
 
 /**
- * A model file that cannot be used: not a tfjs LayersModel (a graph model, a SavedModel, not JSON),
- * a layer or config tfjs cannot build, weights that do not match the topology, or weights that are not
- * finite (NaN, Infinity).
+ * A model cannot be loaded: its URL answers an error status, or its model.json is not a tfjs
+ * LayersModel this platform can read (a graph model, not JSON, a layer or weights tfjs cannot build,
+ * weights that are NaN or infinite). The message says what was found and what is supported.
  */
 export class ModelFormatError extends PermanentError {
   override name = 'ModelFormatError';
@@ -66,6 +69,6 @@ export class ReleasedError extends Error {
 export const SHUTDOWN_REASON = 'shutdown';
 
 /** True for errors that retrying cannot fix. */
-export function isPermanentError(e: unknown): boolean {
+export function isPermanentError(e: unknown): e is PermanentError {
   return e instanceof PermanentError;
 }

@@ -18,7 +18,8 @@ type Call = (inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) =
 
 const MARK = Symbol.for('mlq.kerasBatchNormRule');
 
-function install(): void {
+/** Puts Keras' rule on tfjs' BatchNormalization class (once per thread; importing this module does it). */
+export function installKerasBatchNormRule(): void {
   const proto = Object.getPrototypeOf(tf.layers.batchNormalization({})) as {
     call: Call;
     trainable: boolean;
@@ -32,4 +33,4 @@ function install(): void {
   proto[MARK] = true;
 }
 
-install();
+installKerasBatchNormRule();

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import * as simd from '../src/ml/simd-kernels.ts';
+import * as simd from '../src/simd-kernels.ts';
 
 const wasmDir = fileURLToPath(new URL('../wasm/', import.meta.url));
 const hasClang =

@@ -7,8 +7,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendPreference } from './backend.ts';
-import { batchTensors, predictBatched } from './fit.ts';
-import { disposeModels } from './model-io.ts';
+import { batchTensors } from './batches.ts';
+// Replicas follow Keras' rule for frozen BatchNormalization, as the model they mirror does.
+import './batch-norm.ts';
+import { disposeModels, predictBatched } from './inference.ts';
 import {
   replicaGradients,
   type FromHelper,
