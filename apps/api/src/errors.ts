@@ -1,7 +1,7 @@
 /** One error shape for every HTTP error: `{"error": {"code", "message", "details"?}}`. */
 import type { ErrorRequestHandler, Response } from 'express';
 import type { ErrorCode, FieldIssue } from '@mlq/contract';
-import { InputError, NotFoundError } from '@mlq/core/errors';
+import { InputError, NotFoundError, showInvisible } from '@mlq/core/errors';
 
 export class ApiError extends Error {
   override name = 'ApiError';
@@ -11,7 +11,8 @@ export class ApiError extends Error {
     message: string,
     readonly details?: FieldIssue[] | Record<string, unknown>,
   ) {
-    super(message);
+    // A message quoting a body or file must show what a person cannot see (a BOM, a zero-width space).
+    super(showInvisible(message));
   }
 }
 

@@ -90,7 +90,9 @@ export class JobsService {
       progress: job.progress as JobView['progress'],
       params: job.data,
       ...(job.returnvalue !== null && job.returnvalue !== undefined ? { result: job.returnvalue } : {}),
-      ...(job.failedReason ? { error: job.failedReason } : {}),
+      // A job that completed after a failed attempt keeps BullMQ's failedReason: not an error any
+      // more (the attempt's failure stays in the job's log).
+      ...(job.failedReason && s !== 'completed' ? { error: job.failedReason } : {}),
       attempts: job.attemptsMade,
       attemptsAllowed: job.opts.attempts ?? 1,
       createdAt: new Date(job.timestamp).toISOString(),

@@ -195,7 +195,7 @@ export function openApiDocument(): object {
         summary: 'Predict with the latest version',
         parameters: name,
         requestBody: json(ref('PredictRequest')),
-        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error },
+        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error, 422: error },
       },
     },
     '/v1/models/{name}/versions/{version}:predict': {
@@ -203,7 +203,7 @@ export function openApiDocument(): object {
         summary: 'Predict with a version',
         parameters: [...name, { name: 'version', in: 'path', required: true, schema: { type: 'integer' } }],
         requestBody: json(ref('PredictRequest')),
-        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error },
+        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error, 422: error },
       },
     },
     '/v1/models/{name}/labels/{label}:predict': {
@@ -211,7 +211,7 @@ export function openApiDocument(): object {
         summary: 'Predict with the labelled version',
         parameters: [...name, { name: 'label', in: 'path', required: true, schema: { type: 'string' } }],
         requestBody: json(ref('PredictRequest')),
-        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error },
+        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error, 422: error },
       },
     },
     '/v1/workers': {

@@ -100,8 +100,7 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
       await job.moveToWait(token);
       throw new WaitingError();
     }
-    const err = classify(e);
-    await ctx.log(`failed: ${err.message}`).catch(() => undefined);
-    throw err;
+    // The worker logs the failed attempt (it also sees crashes of this process).
+    throw classify(e);
   }
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RedisKeys, type WorkerInfo } from '@mlq/contract';
 import { SHUTDOWN_REASON } from '@mlq/core/errors';
-import { connect, createWorker, type Worker } from '@mlq/queues';
+import { connect, createWorker, type Job, type Worker } from '@mlq/queues';
 import { sandboxEnv, type WorkerEnv } from './env.ts';
 import { checkProcessors } from './processors.ts';
 
@@ -27,6 +27,13 @@ export interface RunningWorker {
 }
 
 const HEARTBEAT_MS = 5000;
+
+/** "<ISO time> attempt 1 of 3 failed: <reason>; it will be retried", for the job's log. */
+function attemptFailedLine(job: Job, err: Error): string {
+  const allowed = job.opts.attempts ?? 1;
+  const again = err.name !== 'UnrecoverableError' && job.attemptsMade < allowed;
+  return `${new Date().toISOString()} attempt ${job.attemptsMade} of ${allowed} failed: ${err.message}${again ? '; it will be retried' : ''}`;
+}
 
 export async function startWorker(
   env: WorkerEnv,
@@ -70,6 +77,9 @@ export async function startWorker(
     w.on('failed', (job, err) => {
       if (job) current.delete(job.id!);
       log(`[${q}] job ${job?.id} failed: ${err.message}`);
+      // Every failed attempt goes into the job's log, crashes of its sandbox included: a job that
+      // completes on a later attempt shows no error, and this is where the earlier ones stay visible.
+      if (job) void job.log(attemptFailedLine(job, err)).catch(() => undefined);
     });
     w.on('error', (err) => log(`[${q}] worker error: ${err.message}`));
     return w;

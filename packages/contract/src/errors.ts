@@ -14,6 +14,7 @@ export const errorCodes = [
   'unavailable',
   'not_implemented',
   'unservable_model',
+  'non_finite_prediction',
   'predict_failed',
   'bad_request',
   'internal',

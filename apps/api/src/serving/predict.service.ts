@@ -100,6 +100,7 @@ export class PredictService {
       const input = packPredictText(body, info, this.opts.maxInstances);
       const outSize = info.outputShape.reduce((a, b) => a * Math.max(b, 1), 1);
       const out = await this.batcher.submit(keyOf(version), version.uri, input.rows, input.data, outSize);
+      checkFinite(out, outSize, input.format === 'row' ? 'instances' : 'inputs');
       return { version, body: formatPredictions(input.format, out, input.rows, info.outputShape) };
     } catch (e) {
       throw toApiError(e);
@@ -112,11 +113,27 @@ export class PredictService {
   }
 }
 
+/**
+ * A prediction is never answered with NaN or Infinity (JSON would carry them as null): a model with
+ * finite weights (predict threads load no other) gives them only for an instance whose values are too
+ * large for it. 422, naming the first such instance.
+ */
+function checkFinite(out: Float32Array, outSize: number, field: string): void {
+  for (let i = 0; i < out.length; i++) {
+    const v = out[i]!;
+    if (v - v === 0) continue;
+    const where = `${field}[${Math.floor(i / outSize)}]`;
+    const message = `the model's output for this instance is ${v}, not a score: its values are too large for this model`;
+    throw new ApiError(422, 'non_finite_prediction', `${where}: ${message}`, [{ field: where, message }]);
+  }
+}
+
 /** Errors from a thread keep their meaning: a missing artifact is a 404, a thread failure a 503. */
 function toApiError(e: unknown): unknown {
   if (e instanceof ServingUnavailableError) return new ApiError(503, 'unavailable', e.message);
   if (!(e instanceof ThreadReportedError)) return e;
   if (e.remote.name === 'NotFoundError') return new ApiError(404, 'not_found', e.message);
-  if (e.remote.name === 'InputError') return new ApiError(422, 'unservable_model', e.message);
+  if (e.remote.name === 'InputError' || e.remote.name === 'ModelFormatError')
+    return new ApiError(422, 'unservable_model', e.message);
   return new ApiError(500, 'predict_failed', e.message);
 }
