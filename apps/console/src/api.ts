@@ -8,7 +8,8 @@ export const api = new MlqClient({
   baseUrl: location.origin,
   fetch: async (input, init) => {
     const res = await fetch(input, init);
-    if (res.status === 401) location.assign(`/login?next=${encodeURIComponent(location.pathname)}`);
+    if (res.status === 401)
+      location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
     return res;
   },
 });
