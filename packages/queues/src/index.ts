@@ -71,6 +71,16 @@ export const jobTypesKey = (prefix: string): string => `${prefix}:job-types`;
 /** Set when a cancel is requested for a job that is not running (a tune waiting for its trials). */
 export const cancelMarkKey = (prefix: string, id: string): string => `${prefix}:cancel-requested:${id}`;
 
+/**
+ * An Idempotency-Key as one API key used it (apps/api jobs.service.ts): `keyId` is the key's hash
+ * prefix, never the secret. Holds `{"type", "id", "bodySha256"}` for 24 h.
+ */
+export const idempotencyKey = (prefix: string, keyId: string, key: string): string =>
+  `${prefix}:idempotency:${keyId}:${key}`;
+
+/** Prefix of the rate limit's counters, `<this>:<keyId>` (apps/api limits/rate-limit.ts). */
+export const rateLimitPrefix = (prefix: string): string => `${prefix}:ratelimit`;
+
 /** A job as a flow sees it: its queue, its id and, while it runs, its lock token. */
 export interface JobRef {
   queue: JobName;
