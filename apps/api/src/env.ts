@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { jobNames, type JobName } from '@mlq/core';
+import { KeyRing } from './auth/keys.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const list = (s: string) =>
@@ -28,7 +29,26 @@ export const apiEnvSchema = z.object({
     .string()
     .default(path.join(repoRoot, '.data'))
     .transform((s) => list(s).map((p) => path.resolve(p))),
-  API_KEYS: z.string().default('').transform(list),
+  /**
+   * Accepted keys and their scopes: `<key>[:<scope>]` or `sha256:<hex>[:<scope>]`, comma-separated;
+   * scope `read`, `submit` or `admin` (the default). Empty: auth off. See auth/keys.ts.
+   */
+  API_KEYS: z
+    .string()
+    .default('')
+    .transform((s, ctx) => {
+      try {
+        return KeyRing.parse(s);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        return z.NEVER;
+      }
+    }),
+  /** Origins allowed to call the API from a browser (CORS): a comma list, or `*`. Empty: CORS off. */
+  CORS_ORIGINS: z.string().default('').transform(list),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `auto`: pino-pretty lines when stdout is a terminal, JSON lines otherwise. */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
   BODY_LIMIT: z.string().default('20mb'),
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(6000),
   /**
@@ -53,6 +73,7 @@ export const apiEnvSchema = z.object({
       }
       return out as Partial<Record<JobName, number>>;
     }),
+  /** Backend of the predict threads (each has its own tfjs). */
   TFJS_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('wasm'),
   // Online predict (apps/api/src/serving). One core stays with the HTTP event loop.
   SERVING_THREADS: z.coerce
@@ -75,6 +96,7 @@ export function loadApiEnv(env: NodeJS.ProcessEnv = process.env): ApiEnv {
   const r = apiEnvSchema.safeParse(env);
   if (r.success) return r.data;
   const lines = r.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
-  console.error(`api: invalid environment:\n${lines.join('\n')}`);
+  // Before any logger exists: one plain line on stderr, as any process reports a bad start.
+  process.stderr.write(`api: invalid environment:\n${lines.join('\n')}\n`);
   process.exit(78);
 }

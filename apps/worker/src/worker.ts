@@ -1,6 +1,6 @@
 /**
  * A worker process: one BullMQ Worker per queue it serves, each running jobs in sandboxed child
- * processes; a heartbeat record for GET /v1/workers; graceful close.
+ * processes; a heartbeat record for GET /v1/workers; metrics on WORKER_METRICS_PORT; graceful close.
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -8,7 +8,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SHUTDOWN_REASON, type WorkerInfo } from '@mlq/core';
 import { connect, createWorker, type Worker } from '@mlq/queues';
+import type { Server } from 'node:http';
 import { sandboxEnv, type WorkerEnv } from './env.ts';
+import { createLogger, resolveLogFormat, type Logger } from './logger.ts';
+import { WorkerMetrics } from './metrics.ts';
 import { checkProcessors } from './processors.ts';
 
 const sandboxFile = path.join(path.dirname(fileURLToPath(import.meta.url)), 'sandbox.ts');
@@ -16,6 +19,10 @@ const sandboxFile = path.join(path.dirname(fileURLToPath(import.meta.url)), 'san
 export interface RunningWorker {
   id: string;
   workers: Worker[];
+  logger: Logger;
+  metrics: WorkerMetrics;
+  /** Port of `GET /metrics`, when WORKER_METRICS_PORT is set. */
+  metricsPort?: number;
   /** Stops taking jobs, lets running jobs finish, then disconnects. */
   close(): Promise<void>;
   /**
@@ -29,10 +36,25 @@ const HEARTBEAT_MS = 5000;
 
 export async function startWorker(
   env: WorkerEnv,
-  log: (s: string) => void = console.log,
+  opts: { logger?: Logger } = {},
 ): Promise<RunningWorker> {
   checkProcessors();
   const id = env.WORKER_NAME ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const logFormat = resolveLogFormat(env.LOG_FORMAT);
+  const log = (opts.logger ?? createLogger('worker', { level: env.LOG_LEVEL, format: logFormat })).child({
+    workerId: id,
+  });
+  const metrics = new WorkerMetrics();
+  metrics.setBackend(env.TFJS_BACKEND);
+  let metricsServer: Server | undefined;
+  let metricsPort: number | undefined;
+  if (env.WORKER_METRICS_PORT !== undefined) {
+    ({ server: metricsServer, port: metricsPort } = await metrics.listen(
+      env.WORKER_METRICS_PORT,
+      env.WORKER_METRICS_HOST,
+    ));
+    log.info({ port: metricsPort }, `metrics on http://${env.WORKER_METRICS_HOST}:${metricsPort}/metrics`);
+  }
   const connection = connect(env.REDIS_URL, `mlq-worker-${id}`);
   const current = new Map<string, string>();
   const info: WorkerInfo = {
@@ -53,23 +75,30 @@ export async function startWorker(
       lockDuration: env.WORKER_LOCK_DURATION_MS,
       stalledInterval: env.WORKER_STALLED_INTERVAL_MS,
       // The sandbox child learns its worker's id, to report its tfjs backend.
-      workerForkOptions: { env: sandboxEnv(id) },
+      workerForkOptions: { env: sandboxEnv(id, logFormat) },
     });
+    const jobLog = (job: { id?: string | undefined; attemptsMade: number }) =>
+      log.child({ queue: q, jobId: job.id, attempt: job.attemptsMade + 1 });
     w.on('active', (job) => {
       current.set(job.id!, q);
-      log(`[${q}] job ${job.id} started (attempt ${job.attemptsMade + 1})`);
+      jobLog(job).info('job started');
     });
+    w.on('progress', (job, progress) => metrics.progress(q, job.id!, progress));
     w.on('completed', (job) => {
       current.delete(job.id!);
       const r = job.returnvalue as { backend?: string } | null;
       if (r?.backend) info.backend = r.backend;
-      log(`[${q}] job ${job.id} completed`);
+      metrics.finished(q, job.id!, 'completed');
+      // attemptsMade already counts this attempt once it has ended.
+      log.child({ queue: q, jobId: job.id, attempt: job.attemptsMade }).info('job completed');
     });
     w.on('failed', (job, err) => {
-      if (job) current.delete(job.id!);
-      log(`[${q}] job ${job?.id} failed: ${err.message}`);
+      if (!job) return log.error({ queue: q, err: err.message }, 'a job failed before it was read');
+      current.delete(job.id!);
+      metrics.finished(q, job.id!, 'failed');
+      log.child({ queue: q, jobId: job.id, attempt: job.attemptsMade }).warn({ reason: err.message }, 'job failed');
     });
-    w.on('error', (err) => log(`[${q}] worker error: ${err.message}`));
+    w.on('error', (err) => log.error({ queue: q, err: err.message }, 'worker error'));
     return w;
   });
   // DELETE /v1/jobs/{id} is published to every worker; the one holding the job aborts it.
@@ -79,9 +108,9 @@ export async function startWorker(
     try {
       const { id: jobId, reason } = JSON.parse(message) as { id: string; reason?: string };
       for (const w of workers)
-        if (w.cancelJob(jobId, reason ?? 'cancelled by user')) log(`job ${jobId}: cancel requested`);
+        if (w.cancelJob(jobId, reason ?? 'cancelled by user')) log.info({ jobId }, 'cancel requested');
     } catch {
-      log(`ignored a malformed cancel message: ${message.slice(0, 200)}`);
+      log.warn({ message: message.slice(0, 200) }, 'ignored a malformed cancel message');
     }
   });
 
@@ -89,16 +118,20 @@ export async function startWorker(
   const beat = async () => {
     info.currentJobs = [...current].map(([jid, queue]) => ({ id: jid, queue }));
     info.backend = (await connection.hget(`${env.QUEUE_PREFIX}:worker-backends`, id)) ?? info.backend;
+    metrics.setBackend(info.backend);
     await connection.set(key, JSON.stringify(info), 'PX', HEARTBEAT_MS * 3);
   };
   await beat();
   const timer = setInterval(() => void beat().catch(() => undefined), HEARTBEAT_MS);
   await Promise.all(workers.map((w) => w.waitUntilReady()));
-  log(
+  log.info(
+    { queues: env.WORKER_QUEUES, concurrency: env.WORKER_CONCURRENCY, backend: env.TFJS_BACKEND },
     `worker ${id} serving ${env.WORKER_QUEUES.join(', ')} (concurrency ${env.WORKER_CONCURRENCY}, backend ${env.TFJS_BACKEND})`,
   );
   const disconnect = async () => {
     clearInterval(timer);
+    metricsServer?.closeAllConnections();
+    metricsServer?.close();
     await connection.del(key).catch(() => undefined);
     await connection.hdel(`${env.QUEUE_PREFIX}:worker-backends`, id).catch(() => undefined);
     await subscriber.quit().catch(() => undefined);
@@ -107,6 +140,9 @@ export async function startWorker(
   return {
     id,
     workers,
+    logger: log,
+    metrics,
+    ...(metricsPort !== undefined ? { metricsPort } : {}),
     async close() {
       await Promise.all(workers.map((w) => w.close()));
       await disconnect();

@@ -19,7 +19,8 @@ import {
 } from '@mlq/core';
 import type { QueueEvents } from '@mlq/queues';
 import { badRequest, notFound } from '../errors.ts';
-import type { JobsService } from '../jobs.service.ts';
+import { principalOf } from '../auth/authenticate.ts';
+import { bodySha256, type JobsService } from '../jobs.service.ts';
 
 export interface JobsRouteDeps {
   jobs: JobsService;
@@ -124,7 +125,11 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
         { field: 'Idempotency-Key', message: 'invalid characters or length' },
       ]);
     }
-    const { view, created } = await deps.jobs.submit(type, parsed.data as never, key);
+    const idempotency =
+      key === undefined
+        ? undefined
+        : { key, keyId: principalOf(res)?.keyId ?? 'anonymous', bodySha256: bodySha256(req.body) };
+    const { view, created } = await deps.jobs.submit(type, parsed.data as never, idempotency);
     res
       .status(created ? 202 : 200)
       .location(view.links.self)

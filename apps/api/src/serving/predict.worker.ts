@@ -1,6 +1,6 @@
 /**
- * A predict thread: its own tfjs on the wasm backend (a wasm instance per thread, so threads never
- * share a heap or a lock), an LRU of loaded models, one synchronous predict call per batch.
+ * A predict thread: its own tfjs on the backend TFJS_BACKEND names, wasm by default (a wasm instance per
+ * thread, so threads never share a heap or a lock), an LRU of loaded models, one synchronous predict call per batch.
  * Started by thread-pool.ts; requests are checked on the event loop before they get here.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -11,6 +11,7 @@ import {
   InputError,
   loadModel,
   openArtifactStore,
+  type BackendPreference,
   type LoadedModel,
 } from '@mlq/core';
 import { SizedLru } from './model-lru.ts';
@@ -118,7 +119,7 @@ async function handle(m: ToThread): Promise<void> {
 }
 
 try {
-  const backend = await initBackend('wasm');
+  const backend = await initBackend(config.backend as BackendPreference);
   port.on('message', (m: ToThread) => void handle(m));
   reply({ type: 'ready', backend });
 } catch (e) {

@@ -178,6 +178,8 @@ export const epochProgressSchema = z.object({
   valLoss: z.number().optional(),
   valAcc: z.number().optional(),
   samplesPerSec: z.number(),
+  /** Training time of this epoch in seconds (validation excluded); absent in histories saved before it existed. */
+  epochSeconds: z.number().optional(),
   etaSeconds: z.number(),
 });
 export type EpochProgress = z.infer<typeof epochProgressSchema>;
