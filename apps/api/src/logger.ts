@@ -55,6 +55,8 @@ export function httpLogger(logger: Logger): HttpLogger {
       res.setHeader('X-Request-Id', id);
       return id;
     },
+    // req.log carries only the request id; the request itself goes on the one completion line.
+    quietReqLogger: true,
     customAttributeKeys: { reqId: 'reqId' },
     customLogLevel: (req, res, err) =>
       err || res.statusCode >= 500

@@ -108,11 +108,13 @@ const trainingFields = {
   model: modelNameSchema,
   base: modelRefSchema.optional(),
   architecture: z.enum(architectures).optional(),
-  /** Options of the architecture (mobilenet-v2: alpha, inputSize; mlp: units). */
+  /**
+   * Options of the architecture (mobilenet-v2: alpha; mlp: units). The input size is always the
+   * dataset's (an image-folder's `imageSize`), so there is no `inputSize`.
+   */
   architectureOptions: z
     .strictObject({
       alpha: z.number().positive().max(2).optional(),
-      inputSize: z.number().int().min(32).max(512).optional(),
       units: z.array(z.number().int().min(1).max(8192)).max(8).optional(),
     })
     .optional(),

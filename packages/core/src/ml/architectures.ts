@@ -16,7 +16,6 @@ export interface Features {
 
 export interface ArchitectureOptions {
   alpha?: number | undefined;
-  inputSize?: number | undefined;
   units?: number[] | undefined;
 }
 
