@@ -87,7 +87,7 @@ export async function startWorker(
     w.on('completed', (job) => {
       current.delete(job.id!);
       const r = job.returnvalue as { backend?: string } | null;
-      if (r?.backend) info.backend = r.backend;
+      if (r?.backend) metrics.setBackend((info.backend = r.backend));
       metrics.finished(q, job.id!, 'completed');
       // attemptsMade already counts this attempt once it has ended.
       log.child({ queue: q, jobId: job.id, attempt: job.attemptsMade }).info('job completed');
