@@ -74,8 +74,8 @@ export function httpLogger(logger: Logger): HttpLogger {
     },
     // Which key made the request (a hash prefix, never the key): set by auth (auth/authenticate.ts).
     customProps: (_req, res) => {
-      const keyId = (res as ServerResponse & { locals?: { principal?: { keyId: string } } }).locals
-        ?.principal?.keyId;
+      const keyId = (res as ServerResponse & { locals?: { principal?: { keyId: string } } }).locals?.principal
+        ?.keyId;
       return keyId ? { keyId } : {};
     },
   });

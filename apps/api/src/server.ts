@@ -32,8 +32,7 @@ async function applyGlobalConcurrency(env: ApiEnv, queues: Queues, logger: Logge
 }
 
 export async function startApi(env: ApiEnv, opts: { logger?: Logger } = {}): Promise<RunningApi> {
-  const logger =
-    opts.logger ?? createLogger('api', { level: env.LOG_LEVEL, format: env.LOG_FORMAT });
+  const logger = opts.logger ?? createLogger('api', { level: env.LOG_LEVEL, format: env.LOG_FORMAT });
   const redis = connect(env.REDIS_URL, 'mlq-api');
   const queues = createQueues(redis, env.QUEUE_PREFIX);
   await applyGlobalConcurrency(env, queues, logger);

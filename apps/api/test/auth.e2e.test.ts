@@ -19,7 +19,12 @@ const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 // The admin key is configured only by its hash.
 const API_KEYS = `${READ}:read,${SUBMIT}:submit,sha256:${sha(ADMIN)}:admin,${LEGACY}`;
 
-const job = { model: 'm', architecture: 'mlp', dataset: { format: 'mnist', digits: [0, 1], limit: 50 }, epochs: 1 };
+const job = {
+  model: 'm',
+  architecture: 'mlp',
+  dataset: { format: 'mnist', digits: [0, 1], limit: 50 },
+  epochs: 1,
+};
 const as = (key: string) => ({ authorization: `Bearer ${key}` });
 
 interface BoardQueues {
@@ -105,10 +110,15 @@ describe('scoped API keys', () => {
     const created = await http<JobBody>(`${url}/v1/jobs/fine-tune`, 'POST', job, as(SUBMIT));
     expect(created.status).toBe(202);
     // Retry of a waiting job is a 409 (wrong state), not a 403: the scope lets it through.
-    expect((await http(`${url}/v1/jobs/${created.body.id}/retry`, 'POST', undefined, as(SUBMIT))).status).toBe(
-      409,
+    expect(
+      (await http(`${url}/v1/jobs/${created.body.id}/retry`, 'POST', undefined, as(SUBMIT))).status,
+    ).toBe(409);
+    const cancel = await http<{ state: string }>(
+      `${url}/v1/jobs/${created.body.id}`,
+      'DELETE',
+      undefined,
+      as(SUBMIT),
     );
-    const cancel = await http<{ state: string }>(`${url}/v1/jobs/${created.body.id}`, 'DELETE', undefined, as(SUBMIT));
     expect(cancel).toMatchObject({ status: 202, body: { state: 'removed' } });
     expect((await http(`${url}/v1/jobs`, 'GET', undefined, as(SUBMIT))).status).toBe(200);
     const label = await http(`${url}/v1/models/m/labels/prod`, 'PUT', { version: 1 }, as(SUBMIT));
@@ -122,7 +132,9 @@ describe('scoped API keys', () => {
     // The model does not exist: 404 from the registry, past the scope check.
     const label = await http(`${url}/v1/models/m/labels/prod`, 'PUT', { version: 1 }, as(ADMIN));
     expect(label.status).toBe(404);
-    expect((await http(`${url}/v1/models/m/labels/prod`, 'DELETE', undefined, as(ADMIN))).status).not.toBe(403);
+    expect((await http(`${url}/v1/models/m/labels/prod`, 'DELETE', undefined, as(ADMIN))).status).not.toBe(
+      403,
+    );
     const board = await http<BoardQueues>(`${url}/admin/queues/api/queues`, 'GET', undefined, as(ADMIN));
     expect(board.body.queues.every((q) => !q.readOnlyMode)).toBe(true);
     const queue = queues.evaluate;
@@ -155,7 +167,9 @@ describe('scoped API keys', () => {
   });
 
   it('puts a request id on every request line, honouring X-Request-Id, and never logs the key', async () => {
-    const res = await fetch(`${url}/v1/jobs?limit=1`, { headers: { ...as(READ), 'x-request-id': 'trace-42.a' } });
+    const res = await fetch(`${url}/v1/jobs?limit=1`, {
+      headers: { ...as(READ), 'x-request-id': 'trace-42.a' },
+    });
     expect(res.headers.get('x-request-id')).toBe('trace-42.a');
     const fresh = await fetch(`${url}/v1/models`, { headers: as(READ) });
     const freshId = fresh.headers.get('x-request-id');
@@ -165,7 +179,11 @@ describe('scoped API keys', () => {
     expect(bad.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     await new Promise((r) => setTimeout(r, 50));
     const line = lines.find((l) => l.reqId === 'trace-42.a');
-    expect(line).toMatchObject({ name: 'api', msg: 'request completed', req: { method: 'GET', url: '/v1/jobs?limit=1' } });
+    expect(line).toMatchObject({
+      name: 'api',
+      msg: 'request completed',
+      req: { method: 'GET', url: '/v1/jobs?limit=1' },
+    });
     expect(line?.keyId).toBe(sha(READ).slice(0, 12));
     expect(lines.some((l) => l.reqId === freshId)).toBe(true);
     const requestLines = lines.filter((l) => l.req !== undefined);
@@ -180,7 +198,13 @@ describe('Idempotency-Key', () => {
   let api: RunningApi;
   beforeAll(async () => {
     stack = await startStack('idem', { workers: 0 });
-    const env = apiEnvSchema.parse({ ...stack.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', API_KEYS });
+    const env = apiEnvSchema.parse({
+      ...stack.env,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      API_KEYS,
+    });
     api = await startApi(env);
   });
   afterAll(async () => {
@@ -206,7 +230,10 @@ describe('Idempotency-Key', () => {
     expect(again.body.id).toBe(first.body.id);
     const other = await submit({ ...job, epochs: 2 }, SUBMIT, 'order-1');
     expect(other.status).toBe(422);
-    expect(other.body.error).toMatchObject({ code: 'idempotency_key_reused', details: [{ field: 'Idempotency-Key' }] });
+    expect(other.body.error).toMatchObject({
+      code: 'idempotency_key_reused',
+      details: [{ field: 'Idempotency-Key' }],
+    });
     // Another API key has its own namespace: the same Idempotency-Key makes a new job.
     const mine = await submit(job, LEGACY, 'order-1');
     expect(mine.status).toBe(202);

@@ -64,7 +64,9 @@ describe('rate limit', () => {
     expect((await fetch(`${a.url}/healthz`)).status).toBe(200);
 
     const keys = await stack.redis.keys(`${stack.prefix}:ratelimit:*`);
-    expect(keys.sort()).toEqual([`${stack.prefix}:ratelimit:${keyId(KEY)}`, `${stack.prefix}:ratelimit:${keyId(OTHER)}`].sort());
+    expect(keys.sort()).toEqual(
+      [`${stack.prefix}:ratelimit:${keyId(KEY)}`, `${stack.prefix}:ratelimit:${keyId(OTHER)}`].sort(),
+    );
     for (const k of keys) {
       expect(k).not.toContain(KEY);
       expect(k).not.toContain(OTHER);

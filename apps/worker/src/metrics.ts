@@ -56,7 +56,7 @@ export class WorkerMetrics {
     });
     this.samplesPerSecond = new Gauge({
       name: 'mlq_training_samples_per_second',
-      help: "Training throughput of the last epoch that ended on this worker, by job type.",
+      help: 'Training throughput of the last epoch that ended on this worker, by job type.',
       labelNames: ['job_type'],
       registers,
     });

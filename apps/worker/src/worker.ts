@@ -34,10 +34,7 @@ export interface RunningWorker {
 
 const HEARTBEAT_MS = 5000;
 
-export async function startWorker(
-  env: WorkerEnv,
-  opts: { logger?: Logger } = {},
-): Promise<RunningWorker> {
+export async function startWorker(env: WorkerEnv, opts: { logger?: Logger } = {}): Promise<RunningWorker> {
   checkProcessors();
   const id = env.WORKER_NAME ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const logFormat = resolveLogFormat(env.LOG_FORMAT);
@@ -96,7 +93,9 @@ export async function startWorker(
       if (!job) return log.error({ queue: q, err: err.message }, 'a job failed before it was read');
       current.delete(job.id!);
       metrics.finished(q, job.id!, 'failed');
-      log.child({ queue: q, jobId: job.id, attempt: job.attemptsMade }).warn({ reason: err.message }, 'job failed');
+      log
+        .child({ queue: q, jobId: job.id, attempt: job.attemptsMade })
+        .warn({ reason: err.message }, 'job failed');
     });
     w.on('error', (err) => log.error({ queue: q, err: err.message }, 'worker error'));
     return w;

@@ -48,8 +48,7 @@ function parseEntry(entry: string, index: number): KeyEntry | string {
   const [secretOrHex, scope, ...extra] = hashed ? parts.slice(1) : parts;
   if (extra.length || secretOrHex === undefined)
     return `${where}: expected <key>[:<scope>] or sha256:<hex>[:<scope>]`;
-  if (hashed && !/^[0-9a-fA-F]{64}$/.test(secretOrHex))
-    return `${where}: sha256: needs 64 hex digits`;
+  if (hashed && !/^[0-9a-fA-F]{64}$/.test(secretOrHex)) return `${where}: sha256: needs 64 hex digits`;
   if (!secretOrHex) return `${where}: the key is empty`;
   if (scope !== undefined && !(scopes as readonly string[]).includes(scope))
     return `${where}: scope "${scope.slice(0, 20)}" is not one of ${scopes.join(', ')}`;
