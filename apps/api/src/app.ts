@@ -110,7 +110,9 @@ export function createApp(deps: AppDeps): App {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
-  app.use(helmet());
+  // helmet's defaults, but no upgrade-insecure-requests: on a plain-http install (a LAN address) it
+  // would send the browser to https:// for Bull Board's own scripts.
+  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   app.use(corsFor(env.CORS_ORIGINS));
   app.use(httpLogger(deps.logger));
   app.use(metrics.httpMiddleware());
