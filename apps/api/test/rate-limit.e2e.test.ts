@@ -120,4 +120,17 @@ describe('rate limit', () => {
     expect(Number(await stack.redis.get(counter))).toBe(3);
     await stack.redis.del(counter);
   });
+
+  it('refuses predict when other routes used the window up, though this process holds no lease', async () => {
+    const api = await start({ RATE_LIMIT_PER_MINUTE: '3', QUEUE_PREFIX: `${stack.prefix}-mixed` });
+    for (let i = 0; i < 3; i++) expect((await get(`${api.url}/v1/models`, KEY)).status).toBe(200);
+    const res = await fetch(`${api.url}/v1/models/none:predict`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}` },
+      body: '{"instances": [[0]]}',
+    });
+    expect(res.status).toBe(429);
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+    await stack.redis.del(`${stack.prefix}-mixed:ratelimit:${keyId(KEY)}`);
+  });
 });

@@ -89,20 +89,23 @@ export function rateLimit(opts: RateLimitOptions): RequestHandler {
   /** Takes a lease for `key`: the points of one INCRBY that fall under the limit are ours. */
   const takeLease = async (key: string): Promise<void> => {
     let r: RateLimiterRes;
+    let blocked = false;
     try {
       r = await limiter.consume(key, leaseSize);
     } catch (e) {
       if (!(e instanceof RateLimiterRes)) throw e;
       r = e;
+      // Refused from the in-memory block (consumedPoints 0): Redis was not asked, nothing is left.
+      blocked = r.consumedPoints === 0;
     }
     const now = Date.now();
     if (leases.size > 10_000) for (const [k, l] of leases) if (l.resetAt <= now) leases.delete(k);
-    const ours = Math.max(0, Math.min(leaseSize, points - (r.consumedPoints - leaseSize)));
+    const ours = blocked ? 0 : Math.max(0, Math.min(leaseSize, points - (r.consumedPoints - leaseSize)));
     leases.set(key, {
       points: ours,
       remainingAfter: Math.max(0, r.remainingPoints),
       resetAt: now + r.msBeforeNext,
-      exhausted: r.consumedPoints >= points,
+      exhausted: blocked || r.consumedPoints >= points,
     });
   };
 
