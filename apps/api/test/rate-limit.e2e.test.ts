@@ -4,8 +4,13 @@
  * lease, not per request), and the limit shared by two API processes.
  */
 import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiEnvSchema, startApi, type RunningApi } from '../src/index.ts';
+import { rateLimit } from '../src/limits/rate-limit.ts';
 import { startStack, type Stack } from '../../../test/support/stack.ts';
 
 const KEY = 'rl-secret-7c1d9e0a52';
@@ -119,6 +124,38 @@ describe('rate limit', () => {
     // Three leases of 1 point; the third used the window up, so the refusals asked Redis nothing.
     expect(Number(await stack.redis.get(counter))).toBe(3);
     await stack.redis.del(counter);
+  });
+
+  it('falls back to the in-memory limit while Redis is unreachable', async () => {
+    // A real client pointed at a port where nothing listens: never "ready".
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise((r) => probe.close(r));
+    const down = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: null });
+    const refused: string[] = [];
+    down.on('error', (e: Error) => refused.push(e.message));
+    const app = express();
+    app.use(
+      rateLimit({
+        redis: down,
+        prefix: 'unreachable',
+        perMinute: 2,
+        leased: () => false,
+        exempt: () => false,
+      }),
+    );
+    app.get('/x', (_req, res) => void res.json({ ok: true }));
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/x`;
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await fetch(url)).status);
+    expect(statuses).toEqual([200, 200, 429]);
+    expect(down.status).not.toBe('ready');
+    expect(refused.join()).toMatch(/ECONNREFUSED/);
+    server.close();
+    down.disconnect();
   });
 
   it('refuses predict when other routes used the window up, though this process holds no lease', async () => {
