@@ -11,7 +11,9 @@ import cors from 'cors';
 import express, { type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import type { Redis } from 'ioredis';
-import { jobNames, ModelRegistry, type ArtifactStore, type JobName } from '@mlq/core';
+import { jobNames, type JobName, type RedisKeys } from '@mlq/contract';
+import { ModelRegistry } from '@mlq/core/registry';
+import type { ArtifactStore } from '@mlq/core/storage';
 import { QueueEvents, type Queues } from '@mlq/queues';
 import { authenticate, hasScope, principalOf } from './auth/authenticate.ts';
 import { requirementOf } from './auth/policy.ts';
@@ -30,6 +32,8 @@ import { PREDICT_PATH, predictRouter } from './serving/predict.routes.ts';
 
 export interface AppDeps {
   env: ApiEnv;
+  /** The install's Redis keys (QUEUE_PREFIX). */
+  keys: RedisKeys;
   redis: Redis;
   queues: Queues;
   store: ArtifactStore;
@@ -82,12 +86,12 @@ function corsFor(origins: string[]): RequestHandler {
 }
 
 export function createApp(deps: AppDeps): App {
-  const { env, redis, queues } = deps;
-  const registry = new ModelRegistry(redis, env.QUEUE_PREFIX);
-  const jobs = new JobsService(queues, redis, env.QUEUE_PREFIX);
-  const metrics = new ApiMetrics(queues, redis, env.QUEUE_PREFIX);
+  const { env, keys, redis, queues } = deps;
+  const registry = new ModelRegistry(redis, keys);
+  const jobs = new JobsService(queues, redis, keys);
+  const metrics = new ApiMetrics(queues, redis, keys);
   const events = Object.fromEntries(
-    jobNames.map((n) => [n, new QueueEvents(n, { connection: redis.duplicate(), prefix: env.QUEUE_PREFIX })]),
+    jobNames.map((n) => [n, new QueueEvents(n, { connection: redis.duplicate(), prefix: keys.root })]),
   ) as Record<JobName, QueueEvents>;
   for (const e of Object.values(events)) e.setMaxListeners(1000);
   const serving = new PredictService(registry, redis, {
@@ -123,7 +127,7 @@ export function createApp(deps: AppDeps): App {
   app.use(
     rateLimit({
       redis,
-      prefix: env.QUEUE_PREFIX,
+      keyPrefix: keys.rateLimit,
       perMinute: env.RATE_LIMIT_PER_MINUTE,
       leased: (req) => req.method === 'POST' && PREDICT_PATH.test(req.path),
       exempt: (req) => requirementOf(req.method, req.path) === 'public',
@@ -136,7 +140,7 @@ export function createApp(deps: AppDeps): App {
   // Before express.json: predict reads its own body (see serving/json-scan.ts).
   app.use(predictRouter(serving, env.BODY_LIMIT));
   app.use(express.json({ limit: env.BODY_LIMIT }));
-  app.use(opsRouter(redis, queues, env.QUEUE_PREFIX));
+  app.use(opsRouter(redis, queues, keys));
   app.use(jobsRouter({ jobs, registry, events, dataRoots: env.DATA_ROOTS }));
   app.use(modelsRouter(registry));
   app.use((req, res) => sendError(res, 404, 'not_found', `no route ${req.method} ${req.path}`));

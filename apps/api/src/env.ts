@@ -1,34 +1,16 @@
 /** The API's configuration: parsed once from the environment; start-up fails listing every problem. */
 import { availableParallelism } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { jobNames, type JobName } from '@mlq/core';
+import { jobNames, type JobName } from '@mlq/contract';
+import { commaList, parseEnvOrExit, sharedEnvShape, tfjsBackends } from '@mlq/contract/env';
 import { KeyRing } from './auth/keys.ts';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const list = (s: string) =>
-  s
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean);
+const list = commaList;
 
 export const apiEnvSchema = z.object({
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
-  QUEUE_PREFIX: z
-    .string()
-    .regex(/^[\w.-]+$/)
-    .default('mlq'),
+  ...sharedEnvShape,
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().default('0.0.0.0'),
-  ARTIFACT_STORE: z
-    .string()
-    .regex(/^(file|s3):\/\//, 'must be file:///abs/dir or s3://bucket/prefix')
-    .default(pathToFileURL(path.join(repoRoot, '.data/artifacts')).href),
-  DATA_ROOTS: z
-    .string()
-    .default(path.join(repoRoot, '.data'))
-    .transform((s) => list(s).map((p) => path.resolve(p))),
   /**
    * Accepted keys and their scopes: `<key>[:<scope>]` or `sha256:<hex>[:<scope>]`, comma-separated;
    * scope `read`, `submit` or `admin` (the default). Empty: auth off. See auth/keys.ts.
@@ -73,8 +55,8 @@ export const apiEnvSchema = z.object({
       }
       return out as Partial<Record<JobName, number>>;
     }),
-  /** Backend of the predict threads (each has its own tfjs). */
-  TFJS_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('wasm'),
+  /** Backend of the predict threads (each loads its own tfjs); wasm unless asked. */
+  TFJS_BACKEND: z.enum(tfjsBackends).default('wasm'),
   // Online predict (apps/api/src/serving). One core stays with the HTTP event loop.
   SERVING_THREADS: z.coerce
     .number()
@@ -93,10 +75,5 @@ export const apiEnvSchema = z.object({
 export type ApiEnv = z.infer<typeof apiEnvSchema>;
 
 export function loadApiEnv(env: NodeJS.ProcessEnv = process.env): ApiEnv {
-  const r = apiEnvSchema.safeParse(env);
-  if (r.success) return r.data;
-  const lines = r.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
-  // Before any logger exists: one plain line on stderr, as any process reports a bad start.
-  process.stderr.write(`api: invalid environment:\n${lines.join('\n')}\n`);
-  process.exit(78);
+  return parseEnvOrExit('api', apiEnvSchema, env);
 }

@@ -4,8 +4,15 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { jobNames, type JobName, type JobOf, type JobState, type JobView } from '@mlq/core';
-import { cancelMarkKey, idempotencyKey, jobOptions, jobTypesKey, type Job, type Queues } from '@mlq/queues';
+import {
+  jobNames,
+  type JobName,
+  type JobOf,
+  type JobState,
+  type JobView,
+  type RedisKeys,
+} from '@mlq/contract';
+import { jobOptions, type Job, type Queues } from '@mlq/queues';
 import { ApiError, conflict, notFound } from './errors.ts';
 
 const IDEMPOTENCY_TTL_S = 24 * 3600;
@@ -52,13 +59,13 @@ export class JobsService {
   constructor(
     private readonly queues: Queues,
     private readonly redis: Redis,
-    private readonly prefix: string,
+    private readonly keys: RedisKeys,
   ) {}
 
-  private typesKey = () => jobTypesKey(this.prefix);
+  private typesKey = () => this.keys.jobTypes;
   /** The channel on which workers hear cancel requests for jobs they may hold. */
   get cancelChannel(): string {
-    return `${this.prefix}:cancel`;
+    return this.keys.cancelChannel;
   }
 
   /**
@@ -83,7 +90,7 @@ export class JobsService {
 
   /** Claims an Idempotency-Key for job `id`; returns the job that already holds it, if one does. */
   private async claim(type: JobName, id: string, req: IdempotencyRequest): Promise<JobView | undefined> {
-    const key = idempotencyKey(this.prefix, req.keyId, req.key);
+    const key = this.keys.idempotency(req.keyId, req.key);
     const record: IdempotencyRecord = { type, id, bodySha256: req.bodySha256 };
     const won = await this.redis.set(key, JSON.stringify(record), 'EX', IDEMPOTENCY_TTL_S, 'NX');
     if (won === 'OK') return undefined;
@@ -213,7 +220,7 @@ export class JobsService {
     if (state === 'waiting-children') {
       // A tune waiting for its trials: mark it so its next run ends as cancelled, then cancel the
       // trials; when the last one ends, BullMQ runs the parent, which sees the mark.
-      await this.redis.set(cancelMarkKey(this.prefix, id), '1', 'EX', 7 * 24 * 3600);
+      await this.redis.set(this.keys.cancelMark(id), '1', 'EX', 7 * 24 * 3600);
       const deps = await job.getDependencies();
       for (const key of deps.unprocessed ?? []) {
         const childId = key.slice(key.lastIndexOf(':') + 1);
@@ -231,7 +238,7 @@ export class JobsService {
     const state = await job.getState();
     if (state !== 'failed') throw conflict(`job "${id}" is ${state}: only failed jobs can be retried`);
     // A cancelled tune leaves a mark that would end its next run as cancelled again.
-    await this.redis.del(cancelMarkKey(this.prefix, id));
+    await this.redis.del(this.keys.cancelMark(id));
     await job.retry('failed');
     return this.view(job);
   }

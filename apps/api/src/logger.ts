@@ -30,7 +30,8 @@ export function prettyLogs(format: LoggerOptions['format']): boolean {
 export function createLogger(name: string, opts: LoggerOptions): Logger {
   const base = { name, level: opts.level };
   if (opts.destination) return pino(base, opts.destination);
-  // The pino-pretty transport (a worker thread) only when a person reads the terminal.
+  // The pino-pretty transport (a worker thread, loaded by name: knip.json knows) only when a person
+  // reads the terminal.
   if (prettyLogs(opts.format))
     return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true } } });
   return pino(base);

@@ -9,7 +9,7 @@
 import type { Request, RequestHandler, Response } from 'express';
 import type { Redis } from 'ioredis';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { jobNames } from '@mlq/core';
+import { jobNames, type RedisKeys } from '@mlq/contract';
 import type { Queues } from '@mlq/queues';
 import { liveWorkers } from './routes/ops.routes.ts';
 import { PREDICT_PATH } from './serving/predict.routes.ts';
@@ -47,7 +47,7 @@ export class ApiMetrics {
   readonly predictBatchSize: Histogram;
   readonly rateLimited: Counter;
 
-  constructor(queues: Queues, redis: Redis, prefix: string) {
+  constructor(queues: Queues, redis: Redis, keys: RedisKeys) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.httpDuration = new Histogram({
@@ -92,7 +92,7 @@ export class ApiMetrics {
       help: 'Live worker processes (heartbeat within the last 15 s).',
       registers,
       async collect() {
-        this.set((await liveWorkers(redis, prefix)).length);
+        this.set((await liveWorkers(redis, keys)).length);
       },
     });
   }

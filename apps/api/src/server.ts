@@ -1,7 +1,8 @@
 /** Starts the API on a port; used by main.ts, the demo and the tests. */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { jobNames, openArtifactStore } from '@mlq/core';
+import { jobNames, RedisKeys } from '@mlq/contract';
+import { openArtifactStore } from '@mlq/core/storage';
 import { closeQueues, connect, createQueues, type Queues } from '@mlq/queues';
 import { createApp, type App } from './app.ts';
 import type { ApiEnv } from './env.ts';
@@ -34,10 +35,11 @@ async function applyGlobalConcurrency(env: ApiEnv, queues: Queues, logger: Logge
 export async function startApi(env: ApiEnv, opts: { logger?: Logger } = {}): Promise<RunningApi> {
   const logger = opts.logger ?? createLogger('api', { level: env.LOG_LEVEL, format: env.LOG_FORMAT });
   const redis = connect(env.REDIS_URL, 'mlq-api');
-  const queues = createQueues(redis, env.QUEUE_PREFIX);
+  const keys = new RedisKeys(env.QUEUE_PREFIX);
+  const queues = createQueues(redis, keys);
   await applyGlobalConcurrency(env, queues, logger);
   const store = openArtifactStore(env.ARTIFACT_STORE);
-  const app = createApp({ env, redis, queues, store, logger });
+  const app = createApp({ env, keys, redis, queues, store, logger });
   const server = await new Promise<Server>((resolve) => {
     const s = app.app.listen(env.PORT, env.HOST, () => resolve(s));
   });

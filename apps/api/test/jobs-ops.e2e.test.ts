@@ -3,7 +3,8 @@
  * start, and `architectureOptions.inputSize` is refused by name.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeQueues, createQueues, jobTypesKey, UnrecoverableError, Worker, type Queues } from '@mlq/queues';
+import { RedisKeys } from '@mlq/contract';
+import { closeQueues, createQueues, UnrecoverableError, Worker, type Queues } from '@mlq/queues';
 import { apiEnvSchema, startApi } from '../src/index.ts';
 import { http, REDIS_URL, startStack, type Stack } from '../../../test/support/stack.ts';
 import { Redis } from 'ioredis';
@@ -29,7 +30,7 @@ describe('job listing and queue settings', () => {
     // holds no cancelled job at all.
     const add = async (i: number, reason: string) => {
       const id = `job-${String(i).padStart(3, '0')}`;
-      await stack.redis.hset(jobTypesKey(stack.prefix), id, 'evaluate');
+      await stack.redis.hset(new RedisKeys(stack.prefix).jobTypes, id, 'evaluate');
       await queues.evaluate.add('evaluate', { reason }, { jobId: id, attempts: 1, timestamp: 1_000_000 + i });
     };
     for (let i = 0; i < 3; i++) await add(i, 'cancelled: cancelled by user');

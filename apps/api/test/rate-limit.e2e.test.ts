@@ -139,7 +139,7 @@ describe('rate limit', () => {
     app.use(
       rateLimit({
         redis: down,
-        prefix: 'unreachable',
+        keyPrefix: 'unreachable:ratelimit',
         perMinute: 2,
         leased: () => false,
         exempt: () => false,

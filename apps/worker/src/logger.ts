@@ -25,7 +25,8 @@ export function createLogger(
 ): Logger {
   const base = { name, level: opts.level };
   if (opts.destination) return pino(base, opts.destination);
-  // The pino-pretty transport (a worker thread) only when a person reads the terminal.
+  // The pino-pretty transport (a worker thread, loaded by name: knip.json knows) only when a person
+  // reads the terminal.
   if (resolveLogFormat(opts.format) === 'pretty')
     return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true } } });
   return pino(base);

@@ -6,7 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SHUTDOWN_REASON, type WorkerInfo } from '@mlq/core';
+import { RedisKeys, type WorkerInfo } from '@mlq/contract';
+import { SHUTDOWN_REASON } from '@mlq/core/errors';
 import { connect, createWorker, type Worker } from '@mlq/queues';
 import type { Server } from 'node:http';
 import { sandboxEnv, type WorkerEnv } from './env.ts';
@@ -53,6 +54,7 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger } = {}
     log.info({ port: metricsPort }, `metrics on http://${env.WORKER_METRICS_HOST}:${metricsPort}/metrics`);
   }
   const connection = connect(env.REDIS_URL, `mlq-worker-${id}`);
+  const keys = new RedisKeys(env.QUEUE_PREFIX);
   const current = new Map<string, string>();
   const info: WorkerInfo = {
     id,
@@ -66,7 +68,7 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger } = {}
   };
   const workers = env.WORKER_QUEUES.map((q) => {
     const w = createWorker(q, sandboxFile, connection, {
-      prefix: env.QUEUE_PREFIX,
+      prefix: keys.root,
       concurrency: env.WORKER_CONCURRENCY,
       name: id,
       lockDuration: env.WORKER_LOCK_DURATION_MS,
@@ -102,7 +104,7 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger } = {}
   });
   // DELETE /v1/jobs/{id} is published to every worker; the one holding the job aborts it.
   const subscriber = connection.duplicate();
-  await subscriber.subscribe(`${env.QUEUE_PREFIX}:cancel`);
+  await subscriber.subscribe(keys.cancelChannel);
   subscriber.on('message', (_channel: string, message: string) => {
     try {
       const { id: jobId, reason } = JSON.parse(message) as { id: string; reason?: string };
@@ -113,10 +115,10 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger } = {}
     }
   });
 
-  const key = `${env.QUEUE_PREFIX}:workers:${id}`;
+  const key = keys.worker(id);
   const beat = async () => {
     info.currentJobs = [...current].map(([jid, queue]) => ({ id: jid, queue }));
-    info.backend = (await connection.hget(`${env.QUEUE_PREFIX}:worker-backends`, id)) ?? info.backend;
+    info.backend = (await connection.hget(keys.workerBackends, id)) ?? info.backend;
     metrics.setBackend(info.backend);
     await connection.set(key, JSON.stringify(info), 'PX', HEARTBEAT_MS * 3);
   };
@@ -132,7 +134,7 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger } = {}
     metricsServer?.closeAllConnections();
     metricsServer?.close();
     await connection.del(key).catch(() => undefined);
-    await connection.hdel(`${env.QUEUE_PREFIX}:worker-backends`, id).catch(() => undefined);
+    await connection.hdel(keys.workerBackends, id).catch(() => undefined);
     await subscriber.quit().catch(() => undefined);
     await connection.quit().catch(() => undefined);
   };

@@ -22,14 +22,13 @@
 import type { Request, RequestHandler, Response } from 'express';
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
-import { rateLimitPrefix } from '@mlq/queues';
 import { principalOf } from '../auth/authenticate.ts';
 import { sendError } from '../errors.ts';
 
 export interface RateLimitOptions {
   redis: Redis;
-  /** Redis key prefix (QUEUE_PREFIX); keys are `<prefix>:ratelimit:<caller>`. */
-  prefix: string;
+  /** Prefix of the counters (RedisKeys.rateLimit): one key `<keyPrefix>:<caller>` per caller. */
+  keyPrefix: string;
   /** Requests per minute per caller; 0 turns the limit off. */
   perMinute: number;
   /** Requests that spend leased points (no Redis round trip): predict. */
@@ -62,7 +61,7 @@ export function rateLimit(opts: RateLimitOptions): RequestHandler {
   const points = opts.perMinute;
   const limiter = new RateLimiterRedis({
     storeClient: opts.redis,
-    keyPrefix: rateLimitPrefix(opts.prefix),
+    keyPrefix: opts.keyPrefix,
     points,
     duration: WINDOW_S,
     rejectIfRedisNotReady: true,
