@@ -3,7 +3,8 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { jobNames, type JobName } from '@mlq/contract';
-import { commaList, parseEnvOrExit, repoRoot, sharedEnvShape } from '@mlq/contract/env';
+import { commaList, parseEnvOrExit, repoRoot, sharedEnvShape, tfjsBackends } from '@mlq/contract/env';
+import { KeyRing } from './auth/keys.ts';
 
 const list = commaList;
 
@@ -11,7 +12,21 @@ export const apiEnvSchema = z.object({
   ...sharedEnvShape,
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().default('0.0.0.0'),
-  API_KEYS: z.string().default('').transform(list),
+  /**
+   * Accepted keys and their scopes: `<key>[:<scope>]` or `sha256:<hex>[:<scope>]`, comma-separated;
+   * scope `read`, `submit` or `admin` (the default). Empty: auth off. See auth/keys.ts.
+   */
+  API_KEYS: z
+    .string()
+    .default('')
+    .transform((s, ctx) => {
+      try {
+        return KeyRing.parse(s);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        return z.NEVER;
+      }
+    }),
   /** Signs browser session cookies (apps/api/src/auth/session.ts); empty: derived from API_KEYS. */
   SESSION_SECRET: z
     .string()
@@ -24,6 +39,11 @@ export const apiEnvSchema = z.object({
     .default(12),
   /** The built web console (apps/console), served at /ui. */
   CONSOLE_DIR: z.string().default(path.join(repoRoot, 'apps/console/dist')),
+  /** Origins allowed to call the API from a browser (CORS): a comma list, or `*`. Empty: CORS off. */
+  CORS_ORIGINS: z.string().default('').transform(list),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `auto`: pino-pretty lines when stdout is a terminal, JSON lines otherwise. */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
   BODY_LIMIT: z.string().default('20mb'),
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(6000),
   /**
@@ -48,6 +68,8 @@ export const apiEnvSchema = z.object({
       }
       return out as Partial<Record<JobName, number>>;
     }),
+  /** Backend of the predict threads (each loads its own tfjs); wasm unless asked. */
+  TFJS_BACKEND: z.enum(tfjsBackends).default('wasm'),
   // Online predict (apps/api/src/serving). One core stays with the HTTP event loop.
   SERVING_THREADS: z.coerce
     .number()

@@ -32,7 +32,7 @@ export function sendError(
 }
 
 /** Maps anything thrown by a route to the error shape; only a bug of ours is a 500. */
-export const errorHandler: ErrorRequestHandler = (err, _req, res, next) => {
+export const errorHandler: ErrorRequestHandler = (err, req, res, next) => {
   if (res.headersSent) return next(err);
   const e = err as Error & { type?: string; status?: number };
   if (e instanceof ApiError) return sendError(res, e.status, e.code, e.message, e.details);
@@ -44,6 +44,6 @@ export const errorHandler: ErrorRequestHandler = (err, _req, res, next) => {
     return sendError(res, 413, 'payload_too_large', 'the body is larger than the limit');
   if (typeof e.status === 'number' && e.status >= 400 && e.status < 500)
     return sendError(res, e.status, 'bad_request', e.message);
-  console.error('unhandled error', err);
+  req.log.error({ err }, 'unhandled error');
   return sendError(res, 500, 'internal', 'internal error');
 };

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { jobCatalog, jobNames, runHistorySchema } from '@mlq/contract';
+import { finalizeDocument } from './openapi-finalize.ts';
 
 const json = (schema: object) => ({ content: { 'application/json': { schema } } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -80,7 +81,9 @@ export function openApiDocument(): object {
           200: { description: 'the job of a repeated Idempotency-Key', ...json(ref('Job')) },
           400: error,
           401: error,
+          403: error,
           413: error,
+          422: { ...error, description: 'Idempotency-Key reused with another body or job type' },
           429: error,
         },
       },
@@ -165,7 +168,7 @@ export function openApiDocument(): object {
     },
     '/v1/models/{name}/versions/{version}': {
       get: {
-        summary: 'One version',
+        summary: 'One version: metrics, params, lineage, labels, evaluation',
         parameters: [...name, { name: 'version', in: 'path', required: true, schema: { type: 'integer' } }],
         responses: { 200: { description: 'the version' }, 400: error, 404: error },
       },
@@ -195,7 +198,12 @@ export function openApiDocument(): object {
         summary: 'Predict with the latest version',
         parameters: name,
         requestBody: json(ref('PredictRequest')),
-        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error, 422: error },
+        responses: {
+          200: { description: 'one prediction per instance', ...json(ref('PredictResponse')) },
+          400: error,
+          404: error,
+          422: error,
+        },
       },
     },
     '/v1/models/{name}/versions/{version}:predict': {
@@ -203,7 +211,12 @@ export function openApiDocument(): object {
         summary: 'Predict with a version',
         parameters: [...name, { name: 'version', in: 'path', required: true, schema: { type: 'integer' } }],
         requestBody: json(ref('PredictRequest')),
-        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error, 422: error },
+        responses: {
+          200: { description: 'one prediction per instance', ...json(ref('PredictResponse')) },
+          400: error,
+          404: error,
+          422: error,
+        },
       },
     },
     '/v1/models/{name}/labels/{label}:predict': {
@@ -211,13 +224,60 @@ export function openApiDocument(): object {
         summary: 'Predict with the labelled version',
         parameters: [...name, { name: 'label', in: 'path', required: true, schema: { type: 'string' } }],
         requestBody: json(ref('PredictRequest')),
-        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error, 422: error },
+        responses: {
+          200: { description: 'one prediction per instance', ...json(ref('PredictResponse')) },
+          400: error,
+          404: error,
+          422: error,
+        },
       },
     },
     '/v1/workers': {
       get: {
         summary: 'Live workers: host, pid, queues, backend, current jobs',
         responses: { 200: { description: 'workers' } },
+      },
+    },
+    '/openapi.json': {
+      get: {
+        summary: 'This document (no auth)',
+        security: [],
+        responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': {} } } },
+      },
+    },
+    '/login': {
+      get: {
+        summary: 'Browser sign-in: an HTML form that takes an API key',
+        security: [],
+        parameters: [{ name: 'next', in: 'query', schema: { type: 'string' } }],
+        responses: { 200: { description: 'text/html' }, 303: { description: 'already signed in: to next' } },
+      },
+      post: {
+        summary: 'Sign in: sets the HttpOnly, SameSite=Strict session cookie mlq_session',
+        security: [],
+        requestBody: {
+          content: {
+            'application/x-www-form-urlencoded': {
+              schema: {
+                type: 'object',
+                required: ['key'],
+                properties: { key: { type: 'string' }, next: { type: 'string' } },
+              },
+            },
+          },
+        },
+        responses: {
+          303: { description: 'signed in: to next (a path of this server)' },
+          401: { description: 'the key is not accepted (the form again)' },
+          403: { description: 'sent from another site' },
+        },
+      },
+    },
+    '/logout': {
+      post: {
+        summary: 'Sign out: clears the session cookie',
+        security: [],
+        responses: { 303: { description: 'to /login' }, 403: { description: 'sent from another site' } },
       },
     },
     '/healthz': {
@@ -231,11 +291,22 @@ export function openApiDocument(): object {
     },
     '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text/plain' } } } },
   });
-  return {
+  return finalizeDocument({
     openapi: '3.1.0',
     info: { title: 'mlq: transfer learning and model serving', version: '0.1.0' },
-    components: { schemas, securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    servers: [{ url: '/', description: 'this API' }],
+    components: {
+      schemas,
+      securitySchemes: {
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description:
+            'An API_KEYS key. Scopes: read (GET routes, predict), submit (+ submit, cancel, retry jobs, upload datasets), admin (+ labels, deletes, Bull Board actions); a key without the scope gets 403.',
+        },
+      },
+    },
     security: [{ bearer: [] }],
     paths,
-  };
+  });
 }

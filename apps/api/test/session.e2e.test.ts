@@ -75,7 +75,7 @@ describe('browser sign-in and the console routes', () => {
     const ok = await login(stack.url, KEY);
     expect(ok.status).toBe(303);
     expect(ok.setCookie).toMatch(
-      /^mlq_session=s%3Av1\.[0-9a-f]{32}\.\d+\.[^;]+; Max-Age=43200; Path=\/; Expires=.+; HttpOnly; SameSite=Strict$/,
+      /^mlq_session=s%3Av1\.[0-9a-f]{12}\.\d+\.[^;]+; Max-Age=43200; Path=\/; Expires=.+; HttpOnly; SameSite=Strict$/,
     );
     expect(ok.setCookie).not.toContain(KEY);
     for (const p of ['/ui/jobs/abc', '/docs', '/admin/queues', '/v1/jobs']) {

@@ -15,6 +15,7 @@ export const errorCodes = [
   'not_implemented',
   'unservable_model',
   'non_finite_prediction',
+  'idempotency_key_reused',
   'predict_failed',
   'bad_request',
   'internal',

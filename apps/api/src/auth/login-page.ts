@@ -1,10 +1,12 @@
-/** The sign-in page: a plain HTML form (no script, so any Content-Security-Policy allows it). */
+/**
+ * The sign-in page: a plain HTML form with its style inline and no script, so helmet's default
+ * Content-Security-Policy (style-src 'unsafe-inline', script-src 'self') allows it.
+ */
 
 const escape = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
-/** Served at `/login.css`, beside the page. */
-export const loginCss = `
+const css = `
 body { font: 15px/1.4 system-ui, sans-serif; background: #f4f5f7; color: #1d2430; margin: 0;
   display: grid; place-items: center; min-height: 100vh; }
 form { background: #fff; padding: 28px 32px; border-radius: 10px; box-shadow: 0 2px 12px #0002; width: 340px; }
@@ -21,7 +23,7 @@ export function loginPage(opts: { next: string; error?: string }): string {
   const error = opts.error ? `<p class="error" role="alert">${escape(opts.error)}</p>` : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>Sign in · mlq</title><link rel="stylesheet" href="/login.css"></head>
+<title>Sign in · mlq</title><style>${css}</style></head>
 <body><form method="post" action="/login">
 <h1>mlq</h1><p>Sign in with an API key to open the console, the API docs and Bull Board.</p>
 <label for="key">API key</label>

@@ -4,16 +4,17 @@
  * which it cannot do with a Bearer header.
  *
  * The cookie (`mlq_session`) is HttpOnly, `SameSite=Strict`, `Secure` over HTTPS, signed
- * (HMAC-SHA256 by cookie-parser/cookie-signature) and holds only a hash of the key and an expiry:
- * it is checked against the current API_KEYS on every request, so removing a key ends its sessions.
+ * (HMAC-SHA256 by cookie-parser/cookie-signature) and holds only the key's id (a prefix of its
+ * SHA-256, keys.ts) and an expiry: it is checked against the current API_KEYS on every request, so
+ * removing a key ends its sessions, and the session has that key's scopes.
  * Unsafe methods sent with the cookie must also come from this origin (`Sec-Fetch-Site: same-origin`,
  * or an `Origin` equal to the request's own), which stops cross-site request forgery even in
  * browsers without SameSite (see the OWASP CSRF Prevention Cheat Sheet, "Fetch Metadata").
  */
-import { createHash, createHmac } from 'node:crypto';
 import cookieParser from 'cookie-parser';
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
-import { loginCss, loginPage } from './login-page.ts';
+import type { KeyRing, Principal } from './keys.ts';
+import { loginPage } from './login-page.ts';
 
 export const SESSION_COOKIE = 'mlq_session';
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -22,7 +23,7 @@ const BROWSER_PATHS = /^\/(ui|docs|admin\/queues)(\/|$)/;
 
 export interface SessionOptions {
   /** The accepted API keys (API_KEYS). */
-  keys: readonly string[];
+  keys: KeyRing;
   /** Signs cookies; when empty, a secret derived from the keys (changing the keys ends every session). */
   secret: string;
   /** How long a session lasts, in hours. */
@@ -32,15 +33,13 @@ export interface SessionOptions {
 export interface Session {
   /** Parses cookies (cookie-parser) and serves `GET/POST /login` and `POST /logout`. */
   router: Router;
-  /** The API key behind the request's session cookie, if it has a valid, unexpired one. */
-  keyOf(req: Request): string | undefined;
+  /** The principal (key) of the request's session cookie, if it has a valid, unexpired one. */
+  principalOf(req: Request): Principal | undefined;
   /** Why an unsafe request sent with a cookie looks cross-site (undefined when it is fine). */
   crossSite(req: Request): string | undefined;
-  /** Sends a browser that asks for a page without a session to the login page; false otherwise. */
+  /** Sends a browser that loads a page (Accept: text/html) without a session to the login page; false otherwise. */
   redirectToLogin(req: Request, res: Response): boolean;
 }
-
-const keyHash = (key: string) => createHash('sha256').update(key).digest('hex').slice(0, 32);
 
 /** Only paths of this server: no scheme, no `//host`, no backslashes. */
 function localPath(next: unknown): string {
@@ -48,20 +47,15 @@ function localPath(next: unknown): string {
 }
 
 export function createSession(opts: SessionOptions): Session {
-  const hashes = new Map(opts.keys.map((k) => [keyHash(k), k]));
-  const secret =
-    opts.secret ||
-    createHmac('sha256', 'mlq-session-v1')
-      .update([...opts.keys].sort().join('\n'))
-      .digest('hex');
+  const secret = opts.secret || opts.keys.fingerprint;
   const ttlMs = opts.ttlHours * 3600_000;
 
-  const keyOf = (req: Request): string | undefined => {
+  const principalOf = (req: Request): Principal | undefined => {
     const raw = (req.signedCookies as Record<string, unknown> | undefined)?.[SESSION_COOKIE];
     if (typeof raw !== 'string') return undefined;
-    const m = /^v1\.([0-9a-f]{32})\.(\d+)$/.exec(raw);
+    const m = /^v1\.([0-9a-f]{12})\.(\d+)$/.exec(raw);
     if (!m || Number(m[2]) < Date.now()) return undefined;
-    return hashes.get(m[1]!);
+    return opts.keys.byKeyId(m[1]!);
   };
 
   const crossSite = (req: Request): string | undefined => {
@@ -75,8 +69,8 @@ export function createSession(opts: SessionOptions): Session {
     return origin === own ? undefined : `Origin ${origin} is not ${own}`;
   };
 
-  const setCookie = (req: Request, res: Response, key: string) =>
-    res.cookie(SESSION_COOKIE, `v1.${keyHash(key)}.${Date.now() + ttlMs}`, {
+  const setCookie = (req: Request, res: Response, who: Principal) =>
+    res.cookie(SESSION_COOKIE, `v1.${who.keyId}.${Date.now() + ttlMs}`, {
       signed: true,
       httpOnly: true,
       sameSite: 'strict',
@@ -87,10 +81,9 @@ export function createSession(opts: SessionOptions): Session {
 
   const router = Router();
   router.use(cookieParser(secret) as RequestHandler);
-  router.get('/login.css', (_req, res) => void res.type('css').send(loginCss));
   router.get('/login', (req, res) => {
     const next = localPath(req.query.next);
-    if (opts.keys.length === 0 || keyOf(req)) return res.redirect(303, next);
+    if (!opts.keys.enabled || principalOf(req)) return res.redirect(303, next);
     res.type('html').send(loginPage({ next }));
   });
   router.post('/login', express.urlencoded({ extended: false, limit: '8kb' }), (req, res) => {
@@ -102,14 +95,16 @@ export function createSession(opts: SessionOptions): Session {
         .status(403)
         .type('html')
         .send(loginPage({ next, error: `refused: ${why}` }));
-    const key = typeof body.key === 'string' ? body.key.trim() : '';
-    if (!hashes.has(keyHash(key))) {
+    const who = opts.keys.enabled
+      ? opts.keys.resolve(typeof body.key === 'string' ? body.key.trim() : '')
+      : undefined;
+    if (!who) {
       return void res
         .status(401)
         .type('html')
         .send(loginPage({ next, error: 'that key is not accepted' }));
     }
-    setCookie(req, res, key);
+    setCookie(req, res, who);
     res.redirect(303, next);
   });
   router.post('/logout', (req, res) => {
@@ -120,10 +115,12 @@ export function createSession(opts: SessionOptions): Session {
 
   return {
     router,
-    keyOf,
+    principalOf,
     crossSite,
     redirectToLogin(req, res) {
-      if (req.method !== 'GET' || !BROWSER_PATHS.test(req.path) || !req.accepts('html')) return false;
+      // A page load names text/html in Accept; fetch() and API clients (Accept */* or JSON) get the 401.
+      const page = /\btext\/html\b/.test(req.get('accept') ?? '');
+      if (req.method !== 'GET' || !BROWSER_PATHS.test(req.path) || !page) return false;
       res.redirect(303, `/login?next=${encodeURIComponent(req.originalUrl)}`);
       return true;
     },

@@ -18,7 +18,8 @@ const docsPage = `<!doctype html>
 <body><div id="swagger-ui"></div>
 <script src="/docs/swagger-ui-bundle.js"></script><script src="/docs/docs-init.js"></script></body></html>`;
 
-const docsInit = `window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', deepLinking: true });\n`;
+// validatorUrl: null: no badge from the public validator (a request to another host).
+const docsInit = `window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', deepLinking: true, validatorUrl: null });\n`;
 
 /** The files of swagger-ui-dist the docs page uses (not its demo index.html). */
 const SWAGGER_FILES = /^\/(swagger-ui(-bundle)?\.(js|css)(\.map)?|favicon-(16x16|32x32)\.png)$/;
@@ -32,11 +33,10 @@ export function consoleRouter(consoleDir: string): Router {
   const r = Router();
   const index = path.join(consoleDir, 'index.html');
 
-  r.get('/', (req, res, next) => (req.accepts('html') ? res.redirect(302, '/ui/') : next()));
   // Hashed asset names never change content: cache them for a year. index.html: always revalidate.
   r.use('/ui/assets', express.static(path.join(consoleDir, 'assets'), { immutable: true, maxAge: '365d' }));
   r.use('/ui', express.static(consoleDir, { index: false }));
-  r.get(['/ui', '/ui/{*rest}'], (req, res) => {
+  const app: express.RequestHandler = (_req, res) => {
     if (!existsSync(index)) {
       return sendError(
         res,
@@ -46,10 +46,12 @@ export function consoleRouter(consoleDir: string): Router {
       );
     }
     res.set('Cache-Control', 'no-cache').sendFile(index);
-  });
+  };
+  r.get('/ui', app);
+  r.get('/ui/{*rest}', app);
 
   const swagger = swaggerDir();
-  r.get(['/docs', '/docs/'], (_req, res) => void res.type('html').send(docsPage));
+  r.get('/docs', (_req, res) => void res.type('html').send(docsPage));
   r.get('/docs/docs-init.js', (_req, res) => void res.type('js').send(docsInit));
   const files = express.static(swagger, { index: false, maxAge: '1d' });
   r.use('/docs', (req, res, next) => (SWAGGER_FILES.test(req.path) ? files(req, res, next) : next()));

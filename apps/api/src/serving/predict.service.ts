@@ -24,6 +24,17 @@ export interface ServingOptions {
   cacheBytes: number;
   storeUri: string;
   dataRoots: string[];
+  /** tfjs backend of the predict threads: `wasm` (default), `cpu`, `tensorflow` or `auto` (TFJS_BACKEND). */
+  backend?: string;
+  /** Told of each successful prediction and each batch (metrics.ts). */
+  observer?: ServingObserver;
+}
+
+export interface ServingObserver {
+  /** A successful prediction for `model` (a name) took `seconds`, from resolving the model to its outputs. */
+  predicted(model: string, seconds: number): void;
+  /** A batch of `rows` instances went to a predict thread. */
+  batched(rows: number): void;
 }
 
 export interface PredictResult {
@@ -53,6 +64,7 @@ export class PredictService {
         dataRoots: opts.dataRoots,
         cacheModels: opts.cacheModels,
         cacheBytes: opts.cacheBytes,
+        backend: opts.backend ?? 'wasm',
       },
       () => this.batcher.pump(),
     );
@@ -60,6 +72,7 @@ export class PredictService {
       enabled: opts.batching,
       maxBatch: opts.maxBatch,
       maxWaitMs: opts.maxWaitMs,
+      ...(opts.observer ? { onBatch: (rows: number) => opts.observer!.batched(rows) } : {}),
     });
     this.resolver = new ModelResolver(registry, redis, (name, _label, version) => {
       // A served label moved: load its new version now rather than on the next request.
@@ -87,6 +100,7 @@ export class PredictService {
 
   /** Predicts for a request body (its text, JSON) with the model `target` names. */
   async predict(target: ModelTarget, body: string | undefined): Promise<PredictResult> {
+    const t0 = performance.now();
     try {
       const version = await this.resolver.resolve(target);
       const info = await this.info(version);
@@ -101,7 +115,9 @@ export class PredictService {
       const outSize = info.outputShape.reduce((a, b) => a * Math.max(b, 1), 1);
       const out = await this.batcher.submit(keyOf(version), version.uri, input.rows, input.data, outSize);
       checkFinite(out, outSize, input.format === 'row' ? 'instances' : 'inputs');
-      return { version, body: formatPredictions(input.format, out, input.rows, info.outputShape) };
+      const answer = formatPredictions(input.format, out, input.rows, info.outputShape);
+      this.opts.observer?.predicted(version.name, (performance.now() - t0) / 1000);
+      return { version, body: answer };
     } catch (e) {
       throw toApiError(e);
     }

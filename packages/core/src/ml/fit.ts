@@ -336,6 +336,7 @@ export async function fitModel(model: tf.LayersModel, data: TrainData, opts: Fit
         acc: accSum / nTrain,
         ...(v ? { valLoss: v.loss, valAcc: v.acc } : {}),
         samplesPerSec: nTrain / seconds,
+        epochSeconds: seconds,
         etaSeconds: (opts.epochs - epoch) * seconds,
       };
       history.push(p);
