@@ -106,15 +106,18 @@ export function resizeInto(
   }
 }
 
-/** Reads and decodes one image; any failure is a DataError naming it. */
-async function loadImage(file: string): Promise<Rgba> {
-  let buf: Buffer;
+/** The bytes of one image file; a failure to read it is a DataError naming it. */
+async function readImageFile(file: string): Promise<Buffer> {
   try {
-    buf = await readFile(file);
+    return await readFile(file);
   } catch (e) {
     throw new DataError(`unreadable image ${file}: ${(e as Error).message}`);
   }
-  return decodeImage(buf, file);
+}
+
+/** Reads and decodes one image; any failure is a DataError naming it. */
+async function loadImage(file: string): Promise<Rgba> {
+  return decodeImage(await readImageFile(file), file);
 }
 
 interface Item {
@@ -177,15 +180,11 @@ export function imageFolderSource(spec: ImageFolderSpec, opts: OpenDatasetOption
     const hash = createHash('sha256').update(
       JSON.stringify({ f: 'image-folder', size: spec.imageSize, c: channels }),
     );
-    const scratch = new Float32Array(width);
-    for (const it of items) {
-      // Decode every image now, so that a broken one fails the job before any work is done.
-      const img = await loadImage(it.file);
-      resizeInto(img, h, w, channels, scratch, 0);
-      hash
-        .update(`${path.relative(root, it.file)}\n${it.label}\n${img.width}x${img.height}\n`)
-        .update(img.data);
-    }
+    // The hash covers each file's raw bytes and decodes nothing, so info() stays cheap (the
+    // decoded-example cache is keyed by it). A broken image fails the job when its chunk is decoded,
+    // which training does first, into that cache.
+    for (const it of items)
+      hash.update(`${path.relative(root, it.file)}\n${it.label}\n`).update(await readImageFile(it.file));
     const info: DatasetInfo = {
       featureShape: [h, w, channels],
       numClasses: names.length,

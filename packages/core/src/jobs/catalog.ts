@@ -103,6 +103,31 @@ export const optimizerOptionsApply: Record<(typeof optimizers)[number], (keyof O
   rmsprop: ['rho', 'momentum', 'epsilon'],
 };
 
+/**
+ * Random augmentation of training images, on the fly and seeded, with the semantics of Keras'
+ * preprocessing layers RandomFlip, RandomRotation, RandomZoom, RandomTranslation and RandomContrast
+ * (see data/pipeline/augment.ts). Training batches only: validation, evaluate and predict never see it.
+ */
+export const augmentSchema = z
+  .strictObject({
+    flip: z.enum(['horizontal', 'vertical', 'horizontal_and_vertical']).optional(),
+    /** RandomRotation's factor: angles up to ±rotate × 2π. */
+    rotate: z.number().min(0).max(0.5).optional(),
+    /** RandomZoom's factor: scales in [1 - zoom, 1 + zoom]. */
+    zoom: z.number().min(0).max(0.9).optional(),
+    /** RandomTranslation's factor, for height and width: shifts up to ±translate of each. */
+    translate: z.number().min(0).max(1).optional(),
+    /** RandomContrast's factor: contrast factors in [1 - contrast, 1 + contrast]. */
+    contrast: z.number().min(0).max(1).optional(),
+  })
+  .refine((a) => Object.values(a).some((v) => v !== undefined && v !== 0), {
+    message: 'give at least one of flip, rotate, zoom, translate, contrast',
+  });
+export type AugmentSpec = z.infer<typeof augmentSchema>;
+
+/** Formats whose rows are images ([h, w, c]): the ones `augment` applies to. */
+const imageFormats = ['image-folder', 'mnist'];
+
 /** The training fields shared by fine-tune and tune. */
 const trainingFields = {
   model: modelNameSchema,
@@ -127,6 +152,7 @@ const trainingFields = {
   learningRate: z.number().positive().max(100).optional(),
   optimizerOptions: optimizerOptionsSchema.optional(),
   validationSplit: z.number().min(0).max(0.5).default(0),
+  augment: augmentSchema.optional(),
   seed: z
     .number()
     .int()
@@ -164,10 +190,24 @@ function checkOptimizerOptions(
   }
 }
 
+/** `augment` needs a dataset of images. */
+function checkAugment(
+  p: { augment?: AugmentSpec | undefined; dataset: { format: string } },
+  ctx: z.RefinementCtx,
+): void {
+  if (p.augment && !imageFormats.includes(p.dataset.format))
+    ctx.addIssue({
+      code: 'custom',
+      path: ['augment'],
+      message: `augmentation applies to image datasets (${imageFormats.join(', ')}), not ${p.dataset.format}`,
+    });
+}
+
 export const fineTunePayloadSchema = z
   .strictObject(trainingFields)
   .refine(needsBaseOrArchitecture, baseOrArchitectureIssue)
-  .superRefine(checkOptimizerOptions);
+  .superRefine(checkOptimizerOptions)
+  .superRefine(checkAugment);
 export type FineTunePayload = z.infer<typeof fineTunePayloadSchema>;
 
 export const epochProgressSchema = z.object({
@@ -268,7 +308,8 @@ export const tunePayloadSchema = z
     objective: z.enum(['valAcc', 'valLoss']).default('valAcc'),
   })
   .refine(needsBaseOrArchitecture, baseOrArchitectureIssue)
-  .superRefine(checkOptimizerOptions);
+  .superRefine(checkOptimizerOptions)
+  .superRefine(checkAugment);
 export type TunePayload = z.infer<typeof tunePayloadSchema>;
 
 const trialMetricsSchema = fineTuneResultSchema.shape.metrics;
