@@ -371,7 +371,11 @@ describe('image-folder', () => {
     await mkdir(path.join(bad, 'b'), { recursive: true });
     await writeFile(path.join(bad, 'a', 'ok.png'), png(8, 8, [9, 9, 9]));
     await writeFile(path.join(bad, 'b', 'junk.png'), 'these bytes are no PNG');
-    const spec: DatasetSpecInput = { format: 'image-folder', uri: pathToFileURL(bad).href, imageSize: [8, 8] };
+    const spec: DatasetSpecInput = {
+      format: 'image-folder',
+      uri: pathToFileURL(bad).href,
+      imageSize: [8, 8],
+    };
     expect((await open(spec).info()).rows).toBe(2);
     const e = await readFailure(spec);
     expect(e.message).toBe(`unreadable image ${path.join(bad, 'b', 'junk.png')}: not a PNG or JPEG file`);

@@ -116,7 +116,7 @@ export class DecodedCache {
         yield c;
       }
     }
-    const set = await writeShardSet(this.store, this.prefix, info, dtype, rows(), keep(bytes));
+    const set = await writeShardSet(this.store, this.prefix, info, dtype, rows(), { keep: keep(bytes) });
     this.found = set;
     await opts.log(
       `decoded ${info.rows} rows into ${set.manifest.shards} ${dtype} shards (${mb(bytes)} MB${set.inMemory ? ', also kept in memory' : ''}) in ${seconds()} s, ${this.prefix}`,

@@ -77,7 +77,7 @@ export async function embeddedSet(
   }
   const info = { ...set.info, featureShape: featShape };
   const keep = info.rows * (featWidth + 1) * 4 <= opts.keepBytes;
-  const out = await writeShardSet(opts.store, prefix, info, 'float32', rows(), keep);
+  const out = await writeShardSet(opts.store, prefix, info, 'float32', rows(), { keep });
   await opts.log(
     `embedded ${info.rows} rows with the frozen base in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${used} thread(s), batches of ${batch} (${mb(out.bytes)} MB of features, ${keep ? 'held in memory' : 'streamed'}), ${prefix}`,
   );

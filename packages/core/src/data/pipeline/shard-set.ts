@@ -160,7 +160,7 @@ export interface RowsIn {
 
 /**
  * Writes rows into shards at `prefix`, then the manifest. With `keep`, the rows also stay in memory
- * (the returned set is loaded) without reading them back.
+ * (the returned set is loaded) without reading them back. `shardRows` defaults to ~8 MB shards.
  */
 export async function writeShardSet(
   store: ArtifactStore,
@@ -168,15 +168,15 @@ export async function writeShardSet(
   info: DatasetInfo,
   dtype: ElementType,
   rows: AsyncIterable<RowsIn>,
-  keep = false,
+  opts: { keep?: boolean; shardRows?: number } = {},
 ): Promise<ShardSet> {
   const width = info.featureShape.reduce((a, b) => a * b, 1);
-  const shardRows = shardRowsFor(width * bytesPerValue(dtype));
+  const shardRows = opts.shardRows ?? shardRowsFor(width * bytesPerValue(dtype));
   const newX = (n: number) => (dtype === 'uint8' ? new Uint8Array(n) : new Float32Array(n));
-  const all = keep ? { x: newX(info.rows * width), y: new Int32Array(info.rows) } : undefined;
+  const all = opts.keep ? { x: newX(info.rows * width), y: new Int32Array(info.rows) } : undefined;
   let labelled: boolean | undefined;
-  let x = newX(shardRows * width);
-  let y = new Int32Array(shardRows);
+  const x = newX(shardRows * width);
+  const y = new Int32Array(shardRows);
   let fill = 0;
   let done = 0;
   let k = 0;
