@@ -6,6 +6,7 @@
 import { loadAll } from '../data/dataset.ts';
 import { openDataset } from '../data/open.ts';
 import { DecodedCache } from '../data/pipeline/decoded-cache.ts';
+import { inferenceBatch } from '../data/pipeline/memory-budget.ts';
 import type { BatchSource, TrainData } from '../ml/batches.ts';
 import { findCheckpoint, restoreCheckpoint, runPrefix, saveCheckpoint } from '../ml/checkpoint.ts';
 import { fitModel } from '../ml/fit.ts';
@@ -103,6 +104,7 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
       threads: ctx.trainThreads,
       backend: ctx.backend,
       log: ctx.log,
+      evalBatchSize: Math.min(256, inferenceBatch(trained, 128 << 20)),
       onInterrupt: async (partial, history) => {
         await saveCheckpoint(ctx.jobId, ctx.store, tm.model, optimizer, tm.meta, {
           epoch: partial.epoch - 1,

@@ -52,6 +52,8 @@ export interface FitOptions {
   log?: ((line: string) => Promise<void>) | undefined;
   /** Single-thread steps shorter than this (ms) are not split; default 60 (MIN_SPLIT_STEP_MS). */
   minSplitStepMs?: number | undefined;
+  /** Rows per validation batch (bounds the layer outputs held at once); default 256. */
+  evalBatchSize?: number | undefined;
 }
 
 /** How far into an epoch training got: batches done (in the epoch's seeded order) and running sums. */
@@ -75,10 +77,11 @@ const nextTick = () => new Promise<void>((r) => setImmediate(r));
 async function evaluateValidation(
   model: tf.LayersModel,
   source: BatchSource,
+  batchSize: number,
 ): Promise<{ loss: number; acc: number }> {
   let loss = 0;
   let acc = 0;
-  for await (const b of source.validationBatches(256)) {
+  for await (const b of source.validationBatches(batchSize)) {
     checkLabels(b, source.numClasses);
     const [x, y] = batchToTensors(b, source.shape, source.numClasses);
     // model.apply, not model.evaluate: evaluate gathers its batches, which is slow on wasm.
@@ -199,7 +202,8 @@ export async function fitModel(
       const seconds = (performance.now() - t0) / 1000;
       trainSeconds += seconds;
       samples += nTrain;
-      const v = source.valRows > 0 ? await evaluateValidation(model, source) : undefined;
+      const v =
+        source.valRows > 0 ? await evaluateValidation(model, source, opts.evalBatchSize ?? 256) : undefined;
       const p: EpochProgress = {
         epoch,
         epochs: opts.epochs,

@@ -10,7 +10,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { predictParallel } from '../../ml/parallel.ts';
 import type { ArtifactStore } from '../../storage/artifact-store.ts';
 import { cachePrefix, checkSignal, mb, type DecodedCache } from './decoded-cache.ts';
-import { largestActivation } from './memory-budget.ts';
+import { inferenceBatch } from './memory-budget.ts';
 import { ShardSet, writeShardSet, type RowsIn } from './shard-set.ts';
 
 export interface EmbedOptions {
@@ -24,11 +24,6 @@ export interface EmbedOptions {
   keepBytes: number;
   /** Bytes of decoded rows (as float32) given to the base at once. */
   chunkBytes: number;
-}
-
-/** Rows per inference batch: the largest layer output, with its input and output alive, in ~`bytes`. */
-function inferenceBatch(model: tf.LayersModel, bytes: number): number {
-  return Math.max(1, Math.min(512, Math.floor(bytes / (3 * 4 * largestActivation(model)))));
 }
 
 /** The features of `decoded` through `features` (the frozen base cut at its feature layer). */
@@ -53,17 +48,20 @@ export async function embeddedSet(
     );
     return found;
   }
-  const t0 = performance.now();
   const set = await decoded.get({ store: opts.store, log: opts.log, signal: opts.signal });
+  const t0 = performance.now();
   const featShape = features.outputs[0]!.shape.slice(1) as number[];
   const featWidth = featShape.reduce((a, b) => a * b, 1);
   const inShape = set.info.featureShape;
   const batch = inferenceBatch(features, opts.chunkBytes);
   const chunkRows = Math.max(2 * batch, Math.floor(opts.chunkBytes / (set.width * 4)));
   let used = 1;
+  let readMs = 0;
   async function* rows(): AsyncIterable<RowsIn> {
     for (let k = 0; k < set.manifest.shards; k++) {
+      const r0 = performance.now();
       const shard = await set.shard(k);
+      readMs += performance.now() - r0;
       for (let s = 0; s < shard.rows; s += chunkRows) {
         checkSignal(opts.signal);
         const e = Math.min(shard.rows, s + chunkRows);
@@ -79,7 +77,7 @@ export async function embeddedSet(
   const keep = info.rows * (featWidth + 1) * 4 <= opts.keepBytes;
   const out = await writeShardSet(opts.store, prefix, info, 'float32', rows(), { keep });
   await opts.log(
-    `embedded ${info.rows} rows with the frozen base in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${used} thread(s), batches of ${batch} (${mb(out.bytes)} MB of features, ${keep ? 'held in memory' : 'streamed'}), ${prefix}`,
+    `embedded ${info.rows} rows with the frozen base in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${used} thread(s), batches of ${batch}, ${(readMs / 1000).toFixed(1)} s of it reading decoded rows (${mb(out.bytes)} MB of features, ${keep ? 'held in memory' : 'streamed'}), ${prefix}`,
   );
   return out;
 }

@@ -46,6 +46,14 @@ export function largestActivation(model: tf.LayersModel): number {
   return n;
 }
 
+/**
+ * Rows per inference batch of `model` so that its largest layer output, with its input and output
+ * alive, takes about `bytes` (1..512).
+ */
+export function inferenceBatch(model: tf.LayersModel, bytes: number): number {
+  return Math.max(1, Math.min(512, Math.floor(bytes / (3 * 4 * largestActivation(model)))));
+}
+
 /** An estimate of what training `model` with batches of `batchSize` takes beyond its weights. */
 export function trainingMemory(
   model: tf.LayersModel,
