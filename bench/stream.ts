@@ -20,7 +20,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { buildTransferModel, FileArtifactStore, saveModel } from '@mlq/core';
+import { buildTransferModel, saveModel } from '@mlq/core/ml';
+import { FileArtifactStore } from '@mlq/core/storage';
 import { writeImageFolder } from '../packages/core/test/fixtures/image-folder.ts';
 import { http, startStack, waitForJob, type Stack, type WorkerProcess } from '../test/support/stack.ts';
 

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { loadAll } from '../src/data/dataset.ts';
 import { openDataset } from '../src/data/open.ts';
-import { fineTunePayloadSchema, type FineTuneResult } from '../src/jobs/catalog.ts';
+import { fineTunePayloadSchema, type FineTuneResult } from '@mlq/contract';
 import type { JobContext } from '../src/jobs/context.ts';
 import { runEvaluate } from '../src/jobs/evaluate.job.ts';
 import { runFineTune } from '../src/jobs/fine-tune.job.ts';

@@ -7,7 +7,7 @@ import { augmenter } from '../src/data/pipeline/augment.ts';
 import { ShardBatches, type StreamOptions } from '../src/data/pipeline/batch-stream.ts';
 import { writeShardSet, type ShardSet } from '../src/data/pipeline/shard-set.ts';
 import { epochOrder, epochStream, type ShufflePlan } from '../src/data/pipeline/shuffle-plan.ts';
-import type { Batch, BatchSource } from '../src/ml/batches.ts';
+import type { Batch, BatchSource } from '../src/data/batches.ts';
 import { fitModel, type PartialEpoch } from '../src/ml/fit.ts';
 import { FileArtifactStore } from '../src/storage/file-store.ts';
 import { ReleasedError, SHUTDOWN_REASON } from '../src/util/errors.ts';

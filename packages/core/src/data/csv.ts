@@ -6,10 +6,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
-import type { csvDatasetSchema } from '../jobs/catalog.ts';
+import type { csvDatasetSchema } from '@mlq/contract';
 import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
-import type { DatasetInfo, DatasetSource } from './dataset.ts';
+import type { DatasetInfo, DatasetSource, OpenDatasetOptions } from './dataset.ts';
 import {
   fileFingerprint,
   grow,
@@ -20,7 +20,6 @@ import {
   spilledChunks,
   type Scan,
 } from './lines.ts';
-import type { OpenDatasetOptions } from './open.ts';
 
 export type CsvSpec = z.infer<typeof csvDatasetSchema>;
 

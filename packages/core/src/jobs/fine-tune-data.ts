@@ -10,7 +10,7 @@ import { embeddedSet } from '../data/pipeline/embedding-cache.ts';
 import { planBuffers, trainingMemory, type BufferBudget } from '../data/pipeline/memory-budget.ts';
 import type * as tf from '@tensorflow/tfjs';
 import type { TransferModel } from '../ml/transfer.ts';
-import type { FineTunePayload } from './catalog.ts';
+import type { FineTunePayload } from '@mlq/contract';
 import type { JobContext } from './context.ts';
 
 const MB = 1 << 20;

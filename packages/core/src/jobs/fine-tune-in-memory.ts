@@ -5,9 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import { featureWidth, type InMemoryDataset } from '../data/dataset.ts';
-import type { TrainData } from '../ml/batches.ts';
-import { predictParallel } from '../ml/parallel.ts';
+import type { TrainData } from '@mlq/engine';
+import { predictParallel } from '@mlq/engine';
 import type { TransferModel } from '../ml/transfer.ts';
+import { cachePrefix } from '../storage/layout.ts';
 import type { JobContext } from './context.ts';
 
 /** The rows as TrainData; with `frozenBaseUri`, the base's outputs instead (cached in the store). */
@@ -25,7 +26,7 @@ export async function inMemoryTrainData(
     .update(`${frozenBaseUri}|${tm.meta.featuresLayer}|${info.hash}`)
     .digest('hex')
     .slice(0, 24);
-  const key = `cache/embeddings/${id}.f32`;
+  const key = `${cachePrefix.embeddings(id)}.f32`;
   const n = data.y.length;
   if (await ctx.store.exists(key)) {
     const buf = await ctx.store.get(key);

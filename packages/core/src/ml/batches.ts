@@ -1,58 +1,14 @@
 /**
- * Where the fit loop takes its batches from: a `BatchSource`. The streaming pipeline
- * (data/pipeline/batch-stream.ts) reads cached shards through a shuffle buffer; `arrayBatches` serves
- * rows already in one Float32Array (small data, tests, and the pre-streaming path bench/stream.ts
- * measures against).
+ * Batches as tensors, and `arrayBatches`: rows already in one Float32Array as a BatchSource (small
+ * data, tests, and the pre-streaming path bench/stream.ts measures against). The streaming pipeline's
+ * BatchSource is data/pipeline/batch-stream.ts.
  */
 import * as tf from '@tensorflow/tfjs';
-import { DataError } from '../util/errors.ts';
-import { seededPermutation } from '../util/rng.ts';
+import { seededPermutation } from '@mlq/contract';
+import type { TrainData } from '@mlq/engine';
+import { checkLabels, type Batch, type BatchSource } from '../data/batches.ts';
 
-/** Rows of a dataset held in memory. */
-export interface TrainData {
-  /** `n * prod(shape)` features. */
-  x: Float32Array;
-  y: Int32Array;
-  /** One example's shape. */
-  shape: number[];
-  numClasses: number;
-}
-
-/** One batch: its rows' features and labels, and which rows of the dataset they are. */
-export interface Batch {
-  rows: number;
-  /** `rows * prod(shape)` features. */
-  x: Float32Array;
-  y: Int32Array;
-  /** The dataset row of each batch row. */
-  ids: Uint32Array;
-}
-
-export interface BatchSource {
-  /** One example's shape. */
-  shape: number[];
-  numClasses: number;
-  /** Training rows: the first `trainRows` rows of the dataset. */
-  trainRows: number;
-  /** Validation rows: the `valRows` rows after them (Keras' validation_split: the last rows, unshuffled). */
-  valRows: number;
-  /**
-   * Training batches of epoch `epoch` (1-based) in its seeded order, from batch `fromBatch` on: the
-   * same epoch, seed and batch size always give the same batches, also in a resumed job.
-   */
-  trainBatches(epoch: number, batchSize: number, fromBatch: number): AsyncIterable<Batch>;
-  /** The validation rows in order, in batches of at most `batchSize` (never augmented). */
-  validationBatches(batchSize: number): AsyncIterable<Batch>;
-}
-
-/** Throws a DataError naming the first row of `b` whose label is not a class index. */
-export function checkLabels(b: Batch, numClasses: number): void {
-  for (let i = 0; i < b.rows; i++) {
-    const label = b.y[i]!;
-    if (!(label >= 0 && label < numClasses))
-      throw new DataError(`row ${b.ids[i]} has label ${label}; labels must be 0..${numClasses - 1}`);
-  }
-}
+export { checkLabels, type Batch, type BatchSource } from '../data/batches.ts';
 
 /** A batch's input and one-hot target tensors. */
 export function batchToTensors(b: Batch, shape: number[], numClasses: number): [tf.Tensor, tf.Tensor] {

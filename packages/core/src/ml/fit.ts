@@ -5,20 +5,13 @@
  * batch when the signal aborts.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { EpochProgress } from '../jobs/catalog.ts';
+import type { EpochProgress } from '@mlq/contract';
+import { batchTensors, DataParallelTrainer, type TrainData } from '@mlq/engine';
 import { CancelledError, ReleasedError, SHUTDOWN_REASON } from '../util/errors.ts';
-import {
-  arrayBatches,
-  batchToTensors,
-  checkLabels,
-  type Batch,
-  type BatchSource,
-  type TrainData,
-} from './batches.ts';
-import { DataParallelTrainer } from './parallel.ts';
+import { arrayBatches, batchToTensors, checkLabels, type Batch, type BatchSource } from './batches.ts';
 import { ParallelSwitch } from './parallel-switch.ts';
 
-export type { TrainData } from './batches.ts';
+export type { TrainData } from '@mlq/engine';
 
 export interface FitOptions {
   epochs: number;
@@ -98,24 +91,6 @@ async function evaluateValidation(
     tf.dispose([x, y, sums]);
   }
   return { loss: loss / source.valRows, acc: acc / source.valRows };
-}
-
-/**
- * One batch's tensors from rows `idx` of in-memory data, copied row by row on the JS side. tf.gather
- * on the wasm backend costs far more than the copy: 18-25 ms for 128 rows of 4,608 features, as much
- * as the head's whole training step. (The helper threads read their share of a batch with it.)
- */
-export function batchTensors(data: TrainData, idx: Uint32Array, width: number): [tf.Tensor, tf.Tensor] {
-  const b = idx.length;
-  const x = new Float32Array(b * width);
-  const y = new Float32Array(b * data.numClasses);
-  for (let r = 0; r < b; r++) {
-    const i = idx[r]!;
-    const label = data.y[i]!;
-    x.set(data.x.subarray(i * width, (i + 1) * width), r * width);
-    y[r * data.numClasses + label] = 1;
-  }
-  return [tf.tensor(x, [b, ...data.shape]), tf.tensor2d(y, [b, data.numClasses])];
 }
 
 /**
@@ -221,37 +196,4 @@ export async function fitModel(
     await parallel.dispose();
   }
   return { history, samplesPerSec: trainSeconds > 0 ? samples / trainSeconds : 0, trainSeconds };
-}
-
-/**
- * One inference call over `rows` (already batched by the caller). `model.apply` in inference mode,
- * not `model.predict`, which slices its input per batch (an extra copy, slow on wasm). The tensor
- * leaves tidy and is read outside it: returning the typed array from tidy makes tidy walk every
- * element looking for tensors.
- */
-export function predictRows(model: tf.LayersModel, rows: Float32Array, shape: number[]): Float32Array {
-  const out = tf.tidy(() => model.apply(tf.tensor(rows, shape), { training: false }) as tf.Tensor);
-  try {
-    return out.dataSync() as Float32Array;
-  } finally {
-    out.dispose();
-  }
-}
-
-/** Runs a model over rows in batches and returns its outputs as one Float32Array. */
-export function predictBatched(
-  model: tf.LayersModel,
-  x: Float32Array,
-  shape: number[],
-  batchSize = 512,
-): Float32Array {
-  const width = shape.reduce((a, b) => a * b, 1);
-  const n = x.length / width;
-  const outDim = (model.outputs[0]!.shape.slice(1) as number[]).reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n * outDim);
-  for (let s = 0; s < n; s += batchSize) {
-    const e = Math.min(n, s + batchSize);
-    out.set(predictRows(model, x.subarray(s * width, e * width), [e - s, ...shape]), s * outDim);
-  }
-  return out;
 }

@@ -1,9 +1,9 @@
 /**
  * Data-parallel training only where it pays: the fit loop's steps go through a ParallelSwitch, which
- * times steps on one thread against steps split over the helper threads (parallel.ts) and keeps the
+ * times steps on one thread against steps split over the helper threads (@mlq/engine's parallel.ts) and keeps the
  * faster way.
  */
-import type { DataParallelTrainer } from './parallel.ts';
+import type { DataParallelTrainer } from '@mlq/engine';
 
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 

@@ -19,8 +19,7 @@
  * Each image's draws come from a PRNG seeded by (seed, epoch, its position in the epoch's order), so
  * a resumed job augments its batches exactly as the uninterrupted job would have.
  */
-import type { AugmentSpec } from '../../jobs/catalog.ts';
-import { mulberry32 } from '../../util/rng.ts';
+import { mulberry32, type AugmentSpec } from '@mlq/contract';
 import type { BatchTransform } from './batch-stream.ts';
 import { mixSeed } from './shuffle-plan.ts';
 

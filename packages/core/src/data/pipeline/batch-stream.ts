@@ -4,7 +4,7 @@
  * from the shards, in the epoch's shard order, through a buffer of `bufferRows` rows, one shard
  * prefetched ahead: memory holds the buffer and two shards, whatever the dataset's size.
  */
-import type { Batch, BatchSource } from '../../ml/batches.ts';
+import type { Batch, BatchSource } from '../batches.ts';
 import { epochOrder, epochStream, shardOrder, type ShufflePlan } from './shuffle-plan.ts';
 import type { Shard, ShardSet } from './shard-set.ts';
 

@@ -5,17 +5,12 @@
  * read the shards instead of decoding again.
  */
 import { createHash } from 'node:crypto';
-import type { DatasetSpec } from '../../jobs/catalog.ts';
+import type { DatasetSpec } from '@mlq/contract';
 import type { ArtifactStore } from '../../storage/artifact-store.ts';
+import { cachePrefix } from '../../storage/layout.ts';
 import { CancelledError, DataError, ReleasedError, SHUTDOWN_REASON } from '../../util/errors.ts';
 import { featureWidth, type DatasetInfo, type DatasetSource } from '../dataset.ts';
 import { bytesPerValue, ShardSet, writeShardSet, type ElementType, type RowsIn } from './shard-set.ts';
-
-/** Where the caches live in the artifact store (one place for their key layout). */
-export const cachePrefix = {
-  decoded: (id: string) => `cache/decoded/${id}`,
-  embeddings: (id: string) => `cache/embeddings/${id}`,
-};
 
 /** Floats of source rows decoded at once while a cache is built. */
 const BUILD_CHUNK_BYTES = 16 << 20;

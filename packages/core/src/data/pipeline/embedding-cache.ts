@@ -7,9 +7,10 @@
  */
 import { createHash } from 'node:crypto';
 import type * as tf from '@tensorflow/tfjs';
-import { predictParallel } from '../../ml/parallel.ts';
+import { predictParallel } from '@mlq/engine';
 import type { ArtifactStore } from '../../storage/artifact-store.ts';
-import { cachePrefix, checkSignal, mb, type DecodedCache } from './decoded-cache.ts';
+import { cachePrefix } from '../../storage/layout.ts';
+import { checkSignal, mb, type DecodedCache } from './decoded-cache.ts';
 import { inferenceBatch } from './memory-budget.ts';
 import { ShardSet, writeShardSet, type RowsIn } from './shard-set.ts';
 

@@ -8,7 +8,7 @@
  * The order is computed on row indices alone (cheap: one Uint32Array per epoch), so a job resumed at
  * batch k of epoch e computes the same order and knows which rows its buffer held at that point.
  */
-import { mulberry32 } from '../../util/rng.ts';
+import { mulberry32 } from '@mlq/contract';
 
 export interface ShufflePlan {
   /** Training rows: `0 .. rows - 1` of the dataset (the validation rows come after them). */
