@@ -9,6 +9,7 @@ import type { TrainData } from '@mlq/engine';
 import { predictParallel } from '@mlq/engine';
 import type { TransferModel } from '../ml/transfer.ts';
 import { cachePrefix } from '../storage/layout.ts';
+import { inferenceBatch } from '../data/pipeline/memory-budget.ts';
 import type { JobContext } from './context.ts';
 
 /** The rows as TrainData; with `frozenBaseUri`, the base's outputs instead (cached in the store). */
@@ -37,12 +38,15 @@ export async function inMemoryTrainData(
     }
   }
   const t0 = performance.now();
+  // One change from the old path: inference batches sized by the model (the old 512 rows of 160 px
+  // images through MobileNetV2 would need gigabytes of layer outputs per thread).
   const { out: x, threads } = await predictParallel(
     tm.features,
     rows.x,
     rows.shape,
     ctx.trainThreads ?? 1,
     ctx.backend,
+    inferenceBatch(tm.features, 64 << 20),
   );
   await ctx.store.put(key, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
   await ctx.log(
