@@ -7,8 +7,15 @@
 import * as tf from '@tensorflow/tfjs';
 import type { EpochProgress } from '@mlq/contract';
 import { batchTensors, DataParallelTrainer, type TrainData } from '@mlq/engine';
-import { CancelledError, ReleasedError, SHUTDOWN_REASON } from '../util/errors.ts';
+import {
+  CancelledError,
+  DataError,
+  ReleasedError,
+  SHUTDOWN_REASON,
+  TrainingDivergedError,
+} from '../util/errors.ts';
 import { arrayBatches, batchToTensors, checkLabels, type Batch, type BatchSource } from './batches.ts';
+import { nonFiniteWeight } from './model-io.ts';
 import { ParallelSwitch } from './parallel-switch.ts';
 
 export type { TrainData } from '@mlq/engine';
@@ -94,6 +101,16 @@ async function evaluateValidation(
 }
 
 /**
+ * Stops a fit whose loss or weights are no longer finite: the same data, seed and settings would do
+ * it again, so it is a permanent failure, and nothing of it is saved.
+ */
+function diverged(where: string): never {
+  throw new TrainingDivergedError(
+    `training diverged at ${where}; nothing was saved. Try a lower learningRate, or look for extreme values in the data`,
+  );
+}
+
+/**
  * Where the helper threads read each batch: one batch of rows in shared memory, rewritten before
  * every split step (the helpers get row indices into it).
  */
@@ -169,11 +186,14 @@ export async function fitModel(
         }
         checkLabels(b, numClasses);
         const [loss, acc] = await step(b);
+        if (!Number.isFinite(loss)) diverged(`epoch ${epoch}, batch ${batches + 1}: the loss is ${loss}`);
         lossSum += loss * b.rows;
         accSum += acc * b.rows;
         batches++;
         await nextTick();
       }
+      const bad = nonFiniteWeight(model);
+      if (bad) diverged(`after epoch ${epoch}, ${bad}`);
       const seconds = (performance.now() - t0) / 1000;
       trainSeconds += seconds;
       samples += nTrain;
@@ -186,6 +206,7 @@ export async function fitModel(
         acc: accSum / nTrain,
         ...(v ? { valLoss: v.loss, valAcc: v.acc } : {}),
         samplesPerSec: nTrain / seconds,
+        epochSeconds: seconds,
         etaSeconds: (opts.epochs - epoch) * seconds,
       };
       history.push(p);
@@ -196,4 +217,20 @@ export async function fitModel(
     await parallel.dispose();
   }
   return { history, samplesPerSec: trainSeconds > 0 ? samples / trainSeconds : 0, trainSeconds };
+}
+
+/**
+ * Refuses model outputs that are not finite (`scores`: rows of `k` values, the first being row
+ * `firstRow` of the data): a model with finite weights answers NaN or Infinity only when an input's
+ * values are too large for it, and such a score must never be written or measured as if it were one.
+ */
+export function checkFiniteScores(scores: Float32Array, k: number, firstRow: number): void {
+  for (let i = 0; i < scores.length; i++) {
+    const v = scores[i]!;
+    if (v - v === 0) continue;
+    const row = firstRow + Math.floor(i / k);
+    throw new DataError(
+      `row ${row}: the model's output is ${v}, not a number it can score with; the row's values are too large for this model`,
+    );
+  }
 }
