@@ -318,8 +318,8 @@ export function spilledChunks(scan: () => Promise<Scan>, first: () => Promise<Sc
 }
 
 /**
- * sha256 of `tag` and the file's raw bytes: a content hash that parses nothing, several times faster
- * than a reader's first pass (`DatasetSource.fingerprint`).
+ * sha256 of `tag` and the file's raw bytes: a content hash that parses nothing, so a decoded-example
+ * cache hit skips the reader's first pass (`DatasetSource.fingerprint`).
  */
 export async function fileFingerprint(file: string, tag: string): Promise<string> {
   const hash = createHash('sha256').update(`${tag}\n`);
