@@ -208,3 +208,5 @@ async function main(): Promise<void> {
 }
 
 await main();
+// The API runs in this process (startStack) and leaves handles behind after it stops: end here.
+process.exit(0);
