@@ -30,6 +30,25 @@ const uriSchema = z
   .max(2000)
   .refine(isUri, { message: 'expected a file://, http(s):// or s3:// URI' });
 
+/** `dataset://<name>` (its latest version) or `dataset://<name>@<version>`: a dataset uploaded to the API. */
+const DATASET_URI = /^dataset:\/\/([a-zA-Z0-9][\w.-]{0,99})(?:@([1-9]\d{0,9}))?$/;
+
+/** The name and version (undefined: the latest) of a `dataset://` URI, or undefined for any other string. */
+export function parseDatasetUri(uri: string): { name: string; version?: number } | undefined {
+  const m = DATASET_URI.exec(uri);
+  if (!m) return undefined;
+  return m[2] === undefined ? { name: m[1]! } : { name: m[1]!, version: Number(m[2]) };
+}
+
+/** Where a dataset's file is: any URI a reader may get, or an uploaded dataset. */
+const datasetUriSchema = z
+  .string()
+  .min(1)
+  .max(2000)
+  .refine((s) => isUri(s) || DATASET_URI.test(s), {
+    message: 'expected a file://, http(s)://, s3:// URI, or dataset://<name>[@<version>]',
+  });
+
 export const mnistDatasetSchema = z.strictObject({
   format: z.literal('mnist'),
   digits: z
@@ -44,7 +63,7 @@ export const mnistDatasetSchema = z.strictObject({
 
 export const csvDatasetSchema = z.strictObject({
   format: z.literal('csv'),
-  uri: uriSchema,
+  uri: datasetUriSchema,
   label: z.string().min(1).optional(),
   features: z.array(z.string().min(1)).min(1).optional(),
   limit: z.number().int().positive().optional(),
@@ -52,13 +71,13 @@ export const csvDatasetSchema = z.strictObject({
 
 export const jsonlDatasetSchema = z.strictObject({
   format: z.literal('jsonl'),
-  uri: uriSchema,
+  uri: datasetUriSchema,
   limit: z.number().int().positive().optional(),
 });
 
 export const imageFolderDatasetSchema = z.strictObject({
   format: z.literal('image-folder'),
-  uri: uriSchema,
+  uri: datasetUriSchema,
   imageSize: z.tuple([z.number().int().min(8).max(1024), z.number().int().min(8).max(1024)]),
   channels: z.union([z.literal(1), z.literal(3)]).default(3),
   limit: z.number().int().positive().optional(),
@@ -230,7 +249,10 @@ export type EvaluateResult = z.infer<typeof evaluateResultSchema>;
 export const batchPredictPayloadSchema = z.strictObject({
   model: modelRefSchema,
   input: datasetSchema,
-  output: z.strictObject({ uri: uriSchema, format: z.enum(['jsonl', 'csv']).default('jsonl') }),
+  /** Without `uri`, the output goes to the artifact store as `outputs/<jobId>/predictions.<format>`. */
+  output: z
+    .strictObject({ uri: uriSchema.optional(), format: z.enum(['jsonl', 'csv']).default('jsonl') })
+    .default({ format: 'jsonl' }),
   chunkSize: z.number().int().min(1).max(65536).default(4096),
 });
 export type BatchPredictPayload = z.infer<typeof batchPredictPayloadSchema>;

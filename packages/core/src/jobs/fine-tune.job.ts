@@ -59,7 +59,7 @@ async function cachedFeatures(
 }
 
 export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<FineTuneResult> {
-  const source = openDataset(p.dataset, { dataRoots: ctx.dataRoots });
+  const source = openDataset(p.dataset, { dataRoots: ctx.dataRoots, locate: ctx.locate });
   const data = await loadAll(source);
   const info = data.info;
   if (info.rows === 0) throw new DataError('the dataset has no rows');

@@ -18,6 +18,16 @@ export class NotFoundError extends Error {
   override name = 'NotFoundError';
 }
 
+/** The request conflicts with the current state (e.g. deleting a dataset version a waiting job uses): HTTP 409. */
+export class ConflictError extends Error {
+  override name = 'ConflictError';
+}
+
+/** An upload is larger than the configured limit: HTTP 413. */
+export class TooLargeError extends Error {
+  override name = 'TooLargeError';
+}
+
 /** The job was cancelled by a user. */
 export class CancelledError extends Error {
   override name = 'CancelledError';
