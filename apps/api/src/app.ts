@@ -7,11 +7,13 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
-import { jobNames, ModelRegistry, type ArtifactStore, type JobName } from '@mlq/core';
+import { DatasetRegistry, jobNames, ModelRegistry, type ArtifactStore, type JobName } from '@mlq/core';
 import { QueueEvents, type Queues } from '@mlq/queues';
 import type { ApiEnv } from './env.ts';
 import { errorHandler, sendError } from './errors.ts';
 import { JobsService } from './jobs.service.ts';
+import { artifactsRouter } from './routes/artifacts.routes.ts';
+import { datasetsRouter } from './routes/datasets.routes.ts';
 import { jobsRouter } from './routes/jobs.routes.ts';
 import { modelsRouter } from './routes/models.routes.ts';
 import { openApiDocument } from './openapi.ts';
@@ -63,6 +65,7 @@ function rateLimit(redis: Redis, prefix: string, perMinute: number): RequestHand
 export function createApp(deps: AppDeps): App {
   const { env, redis, queues } = deps;
   const registry = new ModelRegistry(redis, env.QUEUE_PREFIX);
+  const datasets = new DatasetRegistry(redis, env.QUEUE_PREFIX);
   const jobs = new JobsService(queues, redis, env.QUEUE_PREFIX);
   const events = Object.fromEntries(
     jobNames.map((n) => [n, new QueueEvents(n, { connection: redis.duplicate(), prefix: env.QUEUE_PREFIX })]),
@@ -96,9 +99,20 @@ export function createApp(deps: AppDeps): App {
 
   // Before express.json: predict reads its own body (see serving/json-scan.ts).
   app.use(predictRouter(serving, env.BODY_LIMIT));
+  // Also before express.json: an upload's body is the file, streamed to the store (DATASET_MAX_BYTES).
+  app.use(
+    datasetsRouter({
+      datasets,
+      store: deps.store,
+      jobs,
+      maxBytes: env.DATASET_MAX_BYTES,
+      limits: { maxFiles: env.DATASET_MAX_FILES, maxExpandedBytes: env.DATASET_MAX_EXPANDED_BYTES },
+    }),
+  );
   app.use(express.json({ limit: env.BODY_LIMIT }));
   app.use(opsRouter(redis, queues, env.QUEUE_PREFIX));
-  app.use(jobsRouter({ jobs, registry, events, dataRoots: env.DATA_ROOTS }));
+  app.use(jobsRouter({ jobs, registry, datasets, events, dataRoots: env.DATA_ROOTS }));
+  app.use(artifactsRouter(jobs, { store: deps.store, dataRoots: env.DATA_ROOTS }));
   app.use(modelsRouter(registry));
   app.use((req, res) => sendError(res, 404, 'not_found', `no route ${req.method} ${req.path}`));
   app.use(errorHandler);

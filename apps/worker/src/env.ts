@@ -27,6 +27,14 @@ export const workerEnvSchema = z.object({
     .string()
     .default(path.join(repoRoot, '.data'))
     .transform((s) => list(s).map((p) => path.resolve(p))),
+  /**
+   * This machine's cache of fetched data (datasets uploaded through the API, extracted archives),
+   * keyed by content hash so entries never go stale.
+   */
+  WORKER_CACHE_DIR: z
+    .string()
+    .default(path.join(repoRoot, '.data/cache'))
+    .transform((p) => path.resolve(p)),
   WORKER_QUEUES: z
     .string()
     .default(jobNames.join(','))

@@ -6,6 +6,8 @@
 import { hostname } from 'node:os';
 import {
   CancelledError,
+  datasetLocator,
+  DatasetRegistry,
   initBackend,
   isJobName,
   isPermanentError,
@@ -38,6 +40,12 @@ const backend = initBackend(env.TFJS_BACKEND);
 const store = openArtifactStore(env.ARTIFACT_STORE);
 const redis = connect(env.REDIS_URL, `mlq-sandbox-${hostname()}-${process.pid}`);
 const registry = new ModelRegistry(redis, env.QUEUE_PREFIX);
+// dataset:// URIs: the registry says which bytes, the store has them, this machine's cache keeps a copy.
+const locate = datasetLocator({
+  registry: new DatasetRegistry(redis, env.QUEUE_PREFIX),
+  store,
+  cacheDir: env.WORKER_CACHE_DIR,
+});
 // Tell GET /v1/workers which backend this worker's jobs really run on.
 if (env.WORKER_ID) {
   const workerId = env.WORKER_ID;
@@ -90,6 +98,7 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
     store,
     registry,
     dataRoots: env.DATA_ROOTS,
+    locate,
     backend: await backend,
     // Native backends use every core themselves; on wasm and cpu one thread uses one core.
     trainThreads: ['wasm', 'cpu'].includes(await backend) ? trainThreads(env) : 1,

@@ -11,6 +11,7 @@ import {
   tuneSpaceIssues,
   InputError,
   DataError,
+  type DatasetRegistry,
   type DatasetSpec,
   type FieldIssue,
   type JobName,
@@ -18,12 +19,14 @@ import {
   type TunePayload,
 } from '@mlq/core';
 import type { QueueEvents } from '@mlq/queues';
+import { pinDatasets } from '../dataset-refs.ts';
 import { badRequest, notFound } from '../errors.ts';
 import type { JobsService } from '../jobs.service.ts';
 
 export interface JobsRouteDeps {
   jobs: JobsService;
   registry: ModelRegistry;
+  datasets: DatasetRegistry;
   events: Record<JobName, QueueEvents>;
   dataRoots: readonly string[];
 }
@@ -107,10 +110,12 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
         details,
       );
     }
+    const pins = await pinDatasets(parsed.data as Record<string, unknown>, deps.datasets);
     const refIssues = [
       // A tune's searched values are checked as the fine-tune payloads of its trials.
       ...(type === 'tune' ? tuneSpaceIssues(parsed.data as TunePayload) : []),
       ...(await checkReferences(type, parsed.data as Record<string, unknown>, deps)),
+      ...pins.issues,
     ];
     if (refIssues.length) {
       throw badRequest(
@@ -125,6 +130,8 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
       ]);
     }
     const { view, created } = await deps.jobs.submit(type, parsed.data as never, key);
+    // DELETE of a dataset version is refused while this job may still read it.
+    for (const v of pins.pinned) await deps.datasets.markUse(v, view.id);
     res
       .status(created ? 202 : 200)
       .location(view.links.self)

@@ -11,6 +11,7 @@ import {
   type JobState,
   type PredictInstance,
 } from '../types.ts';
+import { artifacts, dataset, download } from './dataset-commands.ts';
 import {
   formatFinalLine,
   formatLabels,
@@ -45,6 +46,9 @@ export interface Values {
   offset?: string | undefined;
   delete?: boolean | undefined;
   'idempotency-key'?: string | undefined;
+  format?: string | undefined;
+  label?: string | undefined;
+  output?: string | undefined;
 }
 
 export interface Ctx {
@@ -268,4 +272,7 @@ export const commands: Record<string, (ctx: Ctx) => Promise<number>> = {
   label,
   predict,
   workers,
+  dataset,
+  artifacts,
+  download,
 };
