@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { jobCatalog, jobNames } from '@mlq/core';
+import { datasetsOpenApi } from './openapi-datasets.ts';
 
 const json = (schema: object) => ({ content: { 'application/json': { schema } } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -195,6 +196,8 @@ export function openApiDocument(): object {
     },
     '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text/plain' } } } },
   });
+  Object.assign(schemas, datasetsOpenApi.schemas);
+  Object.assign(paths, datasetsOpenApi.paths);
   return {
     openapi: '3.1.0',
     info: { title: 'mlq: transfer learning and model serving', version: '0.1.0' },

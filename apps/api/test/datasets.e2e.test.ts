@@ -26,7 +26,7 @@ async function upload(stack: Stack, name: string, body: string | Buffer, type: s
   const res = await fetch(`${stack.url}/v1/datasets/${name}${query}`, {
     method: 'POST',
     headers: { 'content-type': type },
-    body,
+    body: typeof body === 'string' ? body : new Uint8Array(body),
   });
   return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, unknown> };
 }
