@@ -8,15 +8,9 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import yazl from 'yazl';
-import {
-  DataError,
-  InputError,
-  NotFoundError,
-  resolveDataPath,
-  type ArtifactStore,
-  type ArtifactView,
-  type JobView,
-} from '@mlq/core';
+import type { ArtifactView, JobView } from '@mlq/contract';
+import { DataError, InputError, NotFoundError } from '@mlq/core/errors';
+import { resolveDataPath, type ArtifactStore } from '@mlq/core/storage';
 
 export interface ArtifactSources {
   store: ArtifactStore;

@@ -1,25 +1,29 @@
 /**
- * The `dataset://` URIs of a submission. Each must name an uploaded version whose format is the one
- * the spec gives; `dataset://name` is pinned to its latest version (the payload is rewritten to
- * `dataset://name@<n>`), so every attempt, resume and tune trial reads the same bytes.
+ * The `dataset://` URIs of a submission (in the fields its job type declares as datasets). Each must
+ * name an uploaded version whose format is the one the spec gives; `dataset://name` is pinned to its
+ * latest version (the payload is rewritten to `dataset://name@<n>`), so every attempt, resume and tune
+ * trial reads the same bytes.
  */
 import {
-  InputError,
-  NotFoundError,
-  type DatasetRegistry,
+  jobType,
+  valueAt,
   type DatasetSpec,
   type DatasetVersion,
   type FieldIssue,
-} from '@mlq/core';
+  type JobName,
+} from '@mlq/contract';
+import type { DatasetRegistry } from '@mlq/core/datasets';
+import { InputError, NotFoundError } from '@mlq/core/errors';
 
 export async function pinDatasets(
-  payload: Record<string, unknown>,
+  type: JobName,
+  payload: unknown,
   datasets: DatasetRegistry,
 ): Promise<{ issues: FieldIssue[]; pinned: DatasetVersion[] }> {
   const issues: FieldIssue[] = [];
   const pinned: DatasetVersion[] = [];
-  for (const field of ['dataset', 'input'] as const) {
-    const ds = payload[field] as DatasetSpec | undefined;
+  for (const field of jobType(type).refs.datasets) {
+    const ds = valueAt(payload, field) as DatasetSpec | undefined;
     if (!ds || !('uri' in ds) || !ds.uri.startsWith('dataset://')) continue;
     try {
       const v = await datasets.resolve(ds.uri);

@@ -7,7 +7,8 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { walkArchive, type DatasetVersion } from '@mlq/core';
+import type { DatasetVersion } from '@mlq/contract';
+import { walkArchive } from '@mlq/core/datasets';
 import { http, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
 import { makeZip, png } from '../../../packages/core/test/fixtures/archives.ts';
 

@@ -1,14 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import {
-  FileArtifactStore,
-  initBackend,
-  loadAll,
-  loadModel,
-  mnistSource,
-  type TuneProgress,
-  type TuneResult,
-} from '@mlq/core';
+import type { TuneProgress, TuneResult } from '@mlq/contract';
+import { loadAll, mnistSource } from '@mlq/core/data';
+import { loadModel } from '@mlq/core/ml';
+import { FileArtifactStore } from '@mlq/core/storage';
+import { initBackend } from '@mlq/engine';
 import { http, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
 
 interface JobView extends JobBody {

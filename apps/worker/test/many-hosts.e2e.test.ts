@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadAll, mnistSource } from '@mlq/core';
+import { loadAll, mnistSource } from '@mlq/core/data';
 import { MlqClient, type DatasetVersion, type ResultOf } from '@mlq/sdk';
 import { startHost, type HostProcess } from '../../../test/support/hosts.ts';
 import { startS3rver, type S3rver } from '../../../test/support/s3rver.ts';

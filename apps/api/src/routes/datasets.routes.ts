@@ -5,18 +5,10 @@
  * Scopes (issue 15): upload and delete need `submit`; the GET routes `read`.
  */
 import { Router, type Request, type Response } from 'express';
-import {
-  blobKey,
-  ConflictError,
-  DataError,
-  ingestDataset,
-  modelNameSchema,
-  TooLargeError,
-  type ArchiveLimits,
-  type ArtifactStore,
-  type DatasetRegistry,
-  type UploadFormat,
-} from '@mlq/core';
+import { modelNameSchema, type UploadFormat } from '@mlq/contract';
+import { ingestDataset, type ArchiveLimits, type DatasetRegistry } from '@mlq/core/datasets';
+import { ConflictError, DataError, TooLargeError } from '@mlq/core/errors';
+import { datasetBlobKey, type ArtifactStore } from '@mlq/core/storage';
 import { ApiError, badRequest, conflict } from '../errors.ts';
 import type { JobsService } from '../jobs.service.ts';
 
@@ -159,7 +151,7 @@ export function datasetsRouter(deps: DatasetRouteDeps): Router {
     res.json(await deps.datasets.get(nameParam(req), versionParam(req)));
   });
   r.delete('/v1/datasets/:name/versions/:version', async (req, res) => {
-    const drop = (sha: string) => deps.store.delete(blobKey(sha));
+    const drop = (sha: string) => deps.store.delete(datasetBlobKey(sha));
     try {
       await deps.datasets.remove(nameParam(req), versionParam(req), busyJobs(deps.jobs), drop);
     } catch (e) {

@@ -4,7 +4,8 @@
  * answer in TF Serving's REST format.
  */
 import type { Redis } from 'ioredis';
-import type { ModelRegistry, ModelVersion } from '@mlq/core';
+import type { ModelVersion } from '@mlq/contract';
+import type { ModelRegistry } from '@mlq/core/registry';
 import { ApiError } from '../errors.ts';
 import { Batcher } from './batcher.ts';
 import { ModelResolver, type ModelTarget } from './model-resolver.ts';

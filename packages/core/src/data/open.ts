@@ -1,30 +1,11 @@
 /** Opens any dataset spec of the catalog as a chunked source. */
 import { pathToFileURL } from 'node:url';
-import type { DatasetSpec } from '../jobs/catalog.ts';
+import type { DatasetSpec } from '@mlq/contract';
 import { csvSource } from './csv.ts';
-import type { Chunk, DatasetSource } from './dataset.ts';
+import type { Chunk, DatasetSource, OpenDatasetOptions } from './dataset.ts';
 import { imageFolderSource } from './image-folder.ts';
 import { jsonlSource } from './jsonl.ts';
 import { mnistSource } from './mnist.ts';
-
-/**
- * Makes a dataset URI that is not `file://` readable on this machine: returns the absolute path of a
- * local file (csv, jsonl) or folder (image-folder) holding it, e.g. a worker-local cache copy of a
- * `dataset://` upload (datasets/locate.ts). Throws the reason when it cannot.
- */
-export type UriLocator = (uri: string) => Promise<string>;
-
-export interface OpenDatasetOptions {
-  /** Directories that file:// URIs may point into. */
-  dataRoots: readonly string[];
-  /** For other URIs: where their bytes are on this machine. Without it only file:// URIs can be read. */
-  locate?: UriLocator | undefined;
-  /**
-   * Class names of the model the data is fed to (evaluate, batch-predict): labels given as names are
-   * mapped with these, so index i means the same class as when the model was trained.
-   */
-  classNames?: readonly string[] | undefined;
-}
 
 /**
  * Opens a dataset spec as a chunked source. File-backed readers resolve their URI (inside the data

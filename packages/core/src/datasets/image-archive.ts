@@ -7,7 +7,7 @@
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { DataError } from '../util/errors.ts';
-import type { ClassCounts } from './views.ts';
+import type { ClassCounts } from '@mlq/contract';
 
 const IMAGE_EXT = /\.(png|jpe?g)$/i;
 const SYSTEM_FILES = new Set(['thumbs.db', 'desktop.ini']);

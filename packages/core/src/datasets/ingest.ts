@@ -15,13 +15,13 @@ import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { DatasetRegistry, NewDatasetVersion } from '../registry/dataset-registry.ts';
-import { blobKey } from '../registry/dataset-registry.ts';
 import type { ArtifactStore } from '../storage/artifact-store.ts';
+import { datasetBlobKey as blobKey, datasetStagingKey } from '../storage/layout.ts';
 import { DataError, TooLargeError } from '../util/errors.ts';
 import { walkArchive, type ArchiveKind, type ArchiveLimits } from './archive.ts';
 import { ImageFolderCheck } from './image-archive.ts';
 import { csvLineValidator, jsonlLineValidator } from './validate-lines.ts';
-import type { DatasetVersion, UploadFormat } from './views.ts';
+import type { DatasetVersion, UploadFormat } from '@mlq/contract';
 
 export interface IngestOptions {
   /** The dataset's name (checked by the caller: letters, digits, `_`, `.`, `-`). */
@@ -78,7 +78,7 @@ function validatorFor(o: IngestOptions): Validator {
  * valid dataset of that format: the message names the line or archive entry) or TooLargeError.
  */
 export async function ingestDataset(body: Readable, o: IngestOptions): Promise<DatasetVersion> {
-  const staging = `datasets/staging/${randomUUID()}`;
+  const staging = datasetStagingKey(randomUUID());
   const validator = validatorFor(o);
   const hash = createHash('sha256');
   let bytes = 0;

@@ -11,14 +11,14 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
-import type { UriLocator } from '../data/open.ts';
-import { blobKey, type DatasetRegistry } from '../registry/dataset-registry.ts';
+import type { UriLocator } from '../data/dataset.ts';
+import type { DatasetRegistry } from '../registry/dataset-registry.ts';
 import type { ArtifactStore } from '../storage/artifact-store.ts';
-import { FileArtifactStore } from '../storage/file-store.ts';
+import { datasetBlobKey as blobKey } from '../storage/layout.ts';
 import { DataError, InputError, NotFoundError } from '../util/errors.ts';
 import { walkArchive } from './archive.ts';
 import { isIgnoredEntry } from './image-archive.ts';
-import type { DatasetVersion } from './views.ts';
+import type { DatasetVersion } from '@mlq/contract';
 
 export interface DatasetLocatorOptions {
   registry: DatasetRegistry;
@@ -91,9 +91,11 @@ async function extract(v: DatasetVersion, archive: string, dir: string): Promise
 /** The local path of a version's data: its file (csv, jsonl) or the folder of its class folders. */
 async function localPath(v: DatasetVersion, o: DatasetLocatorOptions): Promise<string> {
   const cache = path.join(o.cacheDir, 'datasets');
+  // A store of local files is read in place.
+  const inPlace = o.store.localPath(blobKey(v.sha256));
   let blob: string;
-  if (o.store instanceof FileArtifactStore) {
-    blob = o.store.pathOf(blobKey(v.sha256));
+  if (inPlace !== undefined) {
+    blob = inPlace;
     if (!(await exists(blob)))
       throw new NotFoundError(
         `the bytes of ${v.uri} are missing from the artifact store (${blobKey(v.sha256)})`,
@@ -104,7 +106,7 @@ async function localPath(v: DatasetVersion, o: DatasetLocatorOptions): Promise<s
   if (!v.archive) return blob;
   const dir = await extract(v, blob, path.join(cache, `${v.sha256}.d`));
   // The archive is no longer needed once extracted: only the store's copy is kept.
-  if (!(o.store instanceof FileArtifactStore)) await rm(blob, { force: true });
+  if (inPlace === undefined) await rm(blob, { force: true });
   return v.root ? path.join(dir, ...v.root.split('/')) : dir;
 }
 

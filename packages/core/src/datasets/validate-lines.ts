@@ -5,7 +5,7 @@
  * Nothing is kept but counters and the label counts, so memory stays flat.
  */
 import { DataError } from '../util/errors.ts';
-import type { ClassCounts, DatasetVersion } from './views.ts';
+import type { ClassCounts, DatasetVersion } from '@mlq/contract';
 
 const MAX_LINE = 64 << 20;
 /** Distinct labels beyond which a column is surely not a class label (the readers' limit too). */

@@ -1,8 +1,8 @@
 /** What a job's code gets from the worker: identity, cancel signal, reporting, storage. */
 import type { ArtifactStore } from '../storage/artifact-store.ts';
 import type { ModelRegistry } from '../registry/registry.ts';
-import type { UriLocator } from '../data/open.ts';
-import type { EpochProgress } from './catalog.ts';
+import type { UriLocator } from '../data/dataset.ts';
+import type { EpochProgress } from '@mlq/contract';
 
 export interface JobContext {
   jobId: string;

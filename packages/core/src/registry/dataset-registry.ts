@@ -1,13 +1,11 @@
 /**
  * The dataset registry: names → numbered versions of uploaded files, each a record of its SHA-256 and
  * what validation learned. The bytes live once per hash in the artifact store (`datasets/sha256/<hash>`);
- * a blob goes when the last version using it is deleted. Redis keys: dataset-keys.ts.
+ * a blob goes when the last version using it is deleted. Its Redis keys are RedisKeys' `dataset*` (@mlq/contract).
  */
 import { randomUUID } from 'node:crypto';
-import { parseDatasetUri } from '../jobs/catalog.ts';
-import type { DatasetSummary, DatasetVersion } from '../datasets/views.ts';
+import { parseDatasetUri, RedisKeys, type DatasetSummary, type DatasetVersion } from '@mlq/contract';
 import { ConflictError, InputError, NotFoundError } from '../util/errors.ts';
-import { datasetKeys } from './dataset-keys.ts';
 
 /** The Redis commands the dataset registry needs; an ioredis client satisfies it as is. */
 export interface DatasetKvPort {
@@ -26,27 +24,25 @@ export interface DatasetKvPort {
   get(key: string): Promise<string | null>;
 }
 
-/** Where the bytes of an upload are kept in the artifact store. */
-export const blobKey = (sha256: string): string => `datasets/sha256/${sha256}`;
-
 /** A version before it has a number. */
 export type NewDatasetVersion = Omit<DatasetVersion, 'version' | 'uri' | 'createdAt'>;
 
 const LOCK_MS = 60_000;
 
 export class DatasetRegistry {
-  private readonly keys: ReturnType<typeof datasetKeys>;
+  private readonly keys: RedisKeys;
 
+  /** @param keys the install's keys (or its QUEUE_PREFIX). */
   constructor(
     private readonly kv: DatasetKvPort,
-    prefix: string,
+    keys: RedisKeys | string,
   ) {
-    this.keys = datasetKeys(prefix);
+    this.keys = typeof keys === 'string' ? new RedisKeys(keys) : keys;
   }
 
   /** Runs `fn` holding the lock of one blob, so an upload and a delete of the same bytes never interleave. */
   private async withBlobLock<T>(sha256: string, fn: () => Promise<T>): Promise<T> {
-    const key = this.keys.blobLock(sha256);
+    const key = this.keys.datasetBlobLock(sha256);
     const token = randomUUID();
     const until = Date.now() + LOCK_MS;
     while (!(await this.kv.set(key, token, 'PX', LOCK_MS, 'NX'))) {
@@ -65,15 +61,15 @@ export class DatasetRegistry {
    * they are there already; it runs under the blob's lock, after the new version holds a reference.
    */
   async add(v: NewDatasetVersion, keepBlob: (exists: boolean) => Promise<void>): Promise<DatasetVersion> {
-    const version = await this.kv.incr(this.keys.seq(v.name));
+    const version = await this.kv.incr(this.keys.dataset(v.name, 'seq'));
     const ref = `${v.name}@${version}`;
     await this.withBlobLock(v.sha256, async () => {
-      const exists = (await this.kv.scard(this.keys.blobRefs(v.sha256))) > 0;
-      await this.kv.sadd(this.keys.blobRefs(v.sha256), ref);
+      const exists = (await this.kv.scard(this.keys.datasetBlobRefs(v.sha256))) > 0;
+      await this.kv.sadd(this.keys.datasetBlobRefs(v.sha256), ref);
       try {
         await keepBlob(exists);
       } catch (e) {
-        await this.kv.srem(this.keys.blobRefs(v.sha256), ref);
+        await this.kv.srem(this.keys.datasetBlobRefs(v.sha256), ref);
         throw e;
       }
     });
@@ -85,15 +81,15 @@ export class DatasetRegistry {
       ...rest,
       createdAt: new Date().toISOString(),
     };
-    await this.kv.hset(this.keys.versions(v.name), String(version), JSON.stringify(record));
-    await this.kv.sadd(this.keys.names, v.name);
+    await this.kv.hset(this.keys.dataset(v.name, 'versions'), String(version), JSON.stringify(record));
+    await this.kv.sadd(this.keys.datasets, v.name);
     return record;
   }
 
   async get(name: string, version: number): Promise<DatasetVersion> {
-    const raw = await this.kv.hget(this.keys.versions(name), String(version));
+    const raw = await this.kv.hget(this.keys.dataset(name, 'versions'), String(version));
     if (raw) return JSON.parse(raw) as DatasetVersion;
-    const exists = (await this.kv.hlen(this.keys.versions(name))) > 0;
+    const exists = (await this.kv.hlen(this.keys.dataset(name, 'versions'))) > 0;
     throw new NotFoundError(
       exists ? `dataset "${name}" has no version ${version}` : `dataset "${name}" not found`,
     );
@@ -101,14 +97,14 @@ export class DatasetRegistry {
 
   /** A name's versions, oldest first; NotFoundError when it has none. */
   async versions(name: string): Promise<DatasetVersion[]> {
-    const all = Object.values(await this.kv.hgetall(this.keys.versions(name)));
+    const all = Object.values(await this.kv.hgetall(this.keys.dataset(name, 'versions')));
     if (all.length === 0) throw new NotFoundError(`dataset "${name}" not found`);
     return all.map((s) => JSON.parse(s) as DatasetVersion).sort((a, b) => a.version - b.version);
   }
 
   async list(): Promise<DatasetSummary[]> {
     const out: DatasetSummary[] = [];
-    for (const name of (await this.kv.smembers(this.keys.names)).sort()) {
+    for (const name of (await this.kv.smembers(this.keys.datasets)).sort()) {
       const vs = await this.versions(name).catch(() => []);
       const latest = vs[vs.length - 1];
       if (!latest) continue;
@@ -138,7 +134,7 @@ export class DatasetRegistry {
 
   /** Records that a job was submitted with a version, so deleting it is refused while the job may run. */
   async markUse(v: Pick<DatasetVersion, 'name' | 'version'>, jobId: string): Promise<void> {
-    await this.kv.sadd(this.keys.jobs(v.name, v.version), jobId);
+    await this.kv.sadd(this.keys.datasetJobs(v.name, v.version), jobId);
   }
 
   /**
@@ -153,19 +149,20 @@ export class DatasetRegistry {
     dropBlob: (sha256: string) => Promise<void>,
   ): Promise<void> {
     const v = await this.get(name, version);
-    const using = await busy(await this.kv.smembers(this.keys.jobs(name, version)));
+    const using = await busy(await this.kv.smembers(this.keys.datasetJobs(name, version)));
     if (using.length > 0) {
       const shown = using.slice(0, 5).join(', ') + (using.length > 5 ? ', ...' : '');
       throw new ConflictError(
         `dataset ${name}@${version} is used by ${using.length} waiting or running job(s): ${shown}`,
       );
     }
-    await this.kv.hdel(this.keys.versions(name), String(version));
-    await this.kv.del(this.keys.jobs(name, version));
-    if ((await this.kv.hlen(this.keys.versions(name))) === 0) await this.kv.srem(this.keys.names, name);
+    await this.kv.hdel(this.keys.dataset(name, 'versions'), String(version));
+    await this.kv.del(this.keys.datasetJobs(name, version));
+    if ((await this.kv.hlen(this.keys.dataset(name, 'versions'))) === 0)
+      await this.kv.srem(this.keys.datasets, name);
     await this.withBlobLock(v.sha256, async () => {
-      await this.kv.srem(this.keys.blobRefs(v.sha256), `${name}@${version}`);
-      if ((await this.kv.scard(this.keys.blobRefs(v.sha256))) === 0) await dropBlob(v.sha256);
+      await this.kv.srem(this.keys.datasetBlobRefs(v.sha256), `${name}@${version}`);
+      if ((await this.kv.scard(this.keys.datasetBlobRefs(v.sha256))) === 0) await dropBlob(v.sha256);
     });
   }
 }

@@ -1,0 +1,28 @@
+/** The error body of every HTTP error the API answers, and its machine-readable codes. */
+import type { FieldIssue } from './issues.ts';
+
+export const errorCodes = [
+  'invalid_request',
+  'invalid_json',
+  'invalid_dataset',
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'conflict',
+  'payload_too_large',
+  'unsupported_media_type',
+  'rate_limited',
+  'too_many_instances',
+  'unavailable',
+  'not_implemented',
+  'unservable_model',
+  'predict_failed',
+  'bad_request',
+  'internal',
+] as const;
+export type ErrorCode = (typeof errorCodes)[number];
+
+/** `{"error": {"code", "message", "details"?}}`; `details` lists the bad fields of a 400. */
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: FieldIssue[] | Record<string, unknown> };
+}
