@@ -42,9 +42,12 @@ export interface S3Location extends S3Connection {
 const QUERY_KEYS = new Set(['endpoint', 'region', 'forcePathStyle']);
 /** S3 refuses single PUTs and CopyObject above 5 GiB; larger objects would need multipart copies. */
 const MAX_PUT_BYTES = 5 * 1024 ** 3;
-/** Multipart upload of a stream: parts of 8 MiB, 4 in flight (so at most ~40 MiB buffered). */
-const PART_BYTES = 8 * 1024 ** 2;
-const PARTS_IN_FLIGHT = 4;
+/**
+ * Multipart upload of a stream: parts of 5 MiB (S3's smallest), one in flight. The API streams uploads
+ * through this; bench/upload.ts measured its peak RSS over the 200 MB bar with 2 and 4 parts in flight.
+ */
+const PART_BYTES = 5 * 1024 ** 2;
+const PARTS_IN_FLIGHT = 1;
 
 /** Parses an `s3://` URI; throws on a malformed bucket, prefix or unknown query parameter. */
 export function parseS3Uri(uri: string): S3Location {
