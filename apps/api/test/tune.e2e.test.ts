@@ -260,7 +260,7 @@ describe('tune over HTTP', () => {
     });
     expect(r.status).toBe(202);
     const until = Date.now() + 60_000;
-    let trialIds: string[] = [];
+    let trialIds: string[];
     for (;;) {
       const jobs = (await http<{ jobs: JobView[] }>(`${stack.url}/v1/jobs?type=fine-tune&state=active`)).body
         .jobs;

@@ -12,7 +12,7 @@ import { repoRoot, startStack, type Stack } from '../../../test/support/stack.ts
 
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'packages/sdk/src/cli.ts', ...args], {
+    const p = spawn(process.execPath, ['packages/sdk/src/cli.ts', ...args], {
       cwd: repoRoot,
       env: { ...process.env, MLQ_URL: '', MLQ_API_KEY: '' },
       stdio: ['ignore', 'pipe', 'pipe'],

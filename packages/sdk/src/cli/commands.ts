@@ -11,7 +11,6 @@ import {
   type JobState,
   type PredictInstance,
 } from '../types.ts';
-import { artifacts, dataset, download } from './dataset-commands.ts';
 import {
   formatFinalLine,
   formatLabels,
@@ -272,7 +271,4 @@ export const commands: Record<string, (ctx: Ctx) => Promise<number>> = {
   label,
   predict,
   workers,
-  dataset,
-  artifacts,
-  download,
 };

@@ -2,7 +2,8 @@
 import { parseArgs } from 'node:util';
 import { MlqClient } from '../client.ts';
 import { MlqApiError, MlqError } from '../errors.ts';
-import { commands, UsageError, type Io } from './commands.ts';
+import { commands as jobCommands, UsageError, type Ctx, type Io } from './commands.ts';
+import { artifacts, dataset, download } from './dataset-commands.ts';
 import type { CliEnv } from './env.ts';
 
 /** The text of `mlq --help`. */
@@ -53,6 +54,14 @@ const options = {
   output: { type: 'string', short: 'o' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/** Every command by name. */
+const commands: Record<string, (ctx: Ctx) => Promise<number>> = {
+  ...jobCommands,
+  dataset,
+  artifacts,
+  download,
+};
 
 /** Prints an SDK error: its message, then one line per bad field. */
 function printError(io: Io, e: MlqError): void {
