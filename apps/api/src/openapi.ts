@@ -80,7 +80,9 @@ export function openApiDocument(): object {
           200: { description: 'the job of a repeated Idempotency-Key', ...json(ref('Job')) },
           400: error,
           401: error,
+          403: error,
           413: error,
+          422: { ...error, description: 'Idempotency-Key reused with another body or job type' },
           429: error,
         },
       },
@@ -160,7 +162,7 @@ export function openApiDocument(): object {
         summary: 'Predict with the latest version',
         parameters: name,
         requestBody: json(ref('PredictRequest')),
-        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error },
+        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error, 422: error },
       },
     },
     '/v1/models/{name}/versions/{version}:predict': {
@@ -168,7 +170,7 @@ export function openApiDocument(): object {
         summary: 'Predict with a version',
         parameters: [...name, { name: 'version', in: 'path', required: true, schema: { type: 'integer' } }],
         requestBody: json(ref('PredictRequest')),
-        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error },
+        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error, 422: error },
       },
     },
     '/v1/models/{name}/labels/{label}:predict': {
@@ -176,7 +178,7 @@ export function openApiDocument(): object {
         summary: 'Predict with the labelled version',
         parameters: [...name, { name: 'label', in: 'path', required: true, schema: { type: 'string' } }],
         requestBody: json(ref('PredictRequest')),
-        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error },
+        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error, 422: error },
       },
     },
     '/v1/workers': {
@@ -201,7 +203,17 @@ export function openApiDocument(): object {
   return {
     openapi: '3.1.0',
     info: { title: 'mlq: transfer learning and model serving', version: '0.1.0' },
-    components: { schemas, securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    components: {
+      schemas,
+      securitySchemes: {
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description:
+            'An API_KEYS key. Scopes: read (GET routes, predict), submit (+ submit, cancel, retry jobs, upload datasets), admin (+ labels, deletes, Bull Board actions); a key without the scope gets 403.',
+        },
+      },
+    },
     security: [{ bearer: [] }],
     paths,
   };

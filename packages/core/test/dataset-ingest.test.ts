@@ -123,6 +123,10 @@ describe.each([
     );
     expect(err).toBeInstanceOf(DataError);
     await refused('a,b\n1,"2\n', 'csv', /line 2: a quoted field is not closed/);
+    // Lines end at LF, CRLF or a lone CR (old Mac exports), as the reader reads them.
+    const cr = await ingestDataset(body('a,label\r1,x\r\n2,y\r3,x\n'), up.opts('cr', 'csv'));
+    expect(cr).toMatchObject({ rows: 3, classes: { x: 2, y: 1 } });
+    await refused('a,b\r1,2\r3\r', 'csv', /^line 3: ragged row/);
     await refused('a,b\n', 'csv', /header but no rows/);
     await refused('a,b\n1,2\n', 'csv', /label: no column "y"/, { label: 'y' });
   });
@@ -140,6 +144,7 @@ describe.each([
     expect(v).toMatchObject({ format: 'jsonl', rows: 2, featureShape: [2, 2], classes: { '0': 1, '1': 1 } });
     await refused('{"x":[1,2],"y":0}\n{"x":[1],"y":0}\n', 'jsonl', /line 2: "x" has shape \[1\]/);
     await refused('{"x":[1,2],"y":0}\n{"x":[1,2]\n', 'jsonl', /line 2: not JSON/);
+    await refused('{"x":[1,2],"y":0}\n{"x":[1,1e39],"y":0}\n', 'jsonl', /line 2: .*fit float32/);
   });
 
   it('registers an image-folder zip (inside a wrapping folder) with its classes', async () => {
@@ -183,7 +188,7 @@ describe.each([
     await refused(
       makeZip([ok, { name: 'dog/x.webp', data: 'RIFF' }]),
       'zip',
-      /class folder "dog" has no PNG or JPEG images; found 1 other file\(s\) \(\.webp\)/,
+      /class dog has no PNG or JPEG images; found 1 \.webp/,
     );
     await refused(
       makeZip([ok, { name: 'cat/2.png', data: 'not a png' }]),

@@ -1,6 +1,6 @@
 /**
  * Results without store credentials: `GET /v1/jobs/{id}/artifacts` lists a job's outputs and
- * `GET /v1/jobs/{id}/artifacts/{name}` streams one (see artifacts.ts). Scope (issue 15): `read`.
+ * `GET /v1/jobs/{id}/artifacts/{name}` streams one (see artifacts.ts). Scope: `read` (auth/policy.ts).
  */
 import { Router } from 'express';
 import { pipeline } from 'node:stream/promises';

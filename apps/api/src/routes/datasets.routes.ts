@@ -2,7 +2,7 @@
  * Datasets over HTTP: `POST /v1/datasets/{name}` takes the file itself as the body (mounted before
  * express.json, so the body is never parsed or buffered), streams it into the artifact store while it
  * is validated, and registers it as the next version; list, show and delete versions.
- * Scopes (issue 15): upload and delete need `submit`; the GET routes `read`.
+ * Scopes (apps/api/src/auth/policy.ts): upload needs `submit`, delete `admin`, the GET routes `read`.
  */
 import { Router, type Request, type Response } from 'express';
 import { modelNameSchema, type UploadFormat } from '@mlq/contract';

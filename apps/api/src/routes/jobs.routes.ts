@@ -20,7 +20,8 @@ import { resolveDataPath } from '@mlq/core/storage';
 import type { QueueEvents } from '@mlq/queues';
 import { pinDatasets } from '../dataset-refs.ts';
 import { badRequest, notFound } from '../errors.ts';
-import type { JobsService } from '../jobs.service.ts';
+import { principalOf } from '../auth/authenticate.ts';
+import { bodySha256, type JobsService } from '../jobs.service.ts';
 
 export interface JobsRouteDeps {
   jobs: JobsService;
@@ -111,7 +112,11 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
         { field: 'Idempotency-Key', message: 'invalid characters or length' },
       ]);
     }
-    const { view, created } = await deps.jobs.submit(type, parsed.value, key);
+    const idempotency =
+      key === undefined
+        ? undefined
+        : { key, keyId: principalOf(res)?.keyId ?? 'anonymous', bodySha256: bodySha256(req.body) };
+    const { view, created } = await deps.jobs.submit(type, parsed.value, idempotency);
     // DELETE of a dataset version is refused while this job may still read it.
     for (const v of pins.pinned) await deps.datasets.markUse(v, view.id);
     res

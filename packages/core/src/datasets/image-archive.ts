@@ -6,19 +6,15 @@
  */
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { isHiddenEntry } from '../data/image-folder.ts';
 import { DataError } from '../util/errors.ts';
 import type { ClassCounts } from '@mlq/contract';
 
 const IMAGE_EXT = /\.(png|jpe?g)$/i;
-const SYSTEM_FILES = new Set(['thumbs.db', 'desktop.ini']);
 
-/** True for entries that are not data: hidden files and folders, macOS resource forks, Windows thumbnails. */
+/** True for an entry that is not data: one in or of a hidden or system folder or file, as the reader skips them. */
 export function isIgnoredEntry(name: string): boolean {
-  const parts = name.split('/');
-  return (
-    parts.some((p) => p.startsWith('.') || p === '__MACOSX') ||
-    SYSTEM_FILES.has(parts[parts.length - 1]!.toLowerCase())
-  );
+  return name.split('/').some(isHiddenEntry);
 }
 
 /** Reads a stream to its end, keeping its first `n` bytes. */
@@ -84,11 +80,13 @@ export class ImageFolderCheck {
       const parts = n.split('/');
       const c = parts[depth];
       if (!under(n) || parts.length < depth + 2 || c === undefined || classes[c] !== undefined) continue;
-      const found = this.others.filter((o) => o.split('/')[depth] === c);
-      const exts = [...new Set(found.map((o) => /\.[^./]+$/.exec(o)?.[0] ?? 'files without extension'))];
-      throw new DataError(
-        `class folder "${c}" has no PNG or JPEG images; found ${found.length} other file(s) (${exts.join(', ')})`,
-      );
+      const byExt = new Map<string, number>();
+      for (const o of this.others.filter((x) => x.split('/')[depth] === c)) {
+        const ext = /\.[^./]+$/.exec(o)?.[0]?.toLowerCase() ?? 'without extension';
+        byExt.set(ext, (byExt.get(ext) ?? 0) + 1);
+      }
+      const found = [...byExt].map(([ext, n]) => `${n} ${ext}`).join(', ');
+      throw new DataError(`class ${c} has no PNG or JPEG images; found ${found}`);
     }
     return { rows: names.reduce((s, c) => s + classes[c]!, 0), classes: sortKeys(classes), root };
   }

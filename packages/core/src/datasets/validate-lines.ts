@@ -1,7 +1,9 @@
 /**
  * Validation of CSV and JSONL uploads as their bytes stream by, with the readers' rules (data/csv.ts,
- * data/jsonl.ts): a CSV is a header and rows of as many fields (quoted fields may not span lines);
- * a JSONL line is `{"x": <numbers>, "y"?: <label>}` with one shape of `x`. Errors name the line.
+ * data/jsonl.ts): lines end at LF, CRLF or a lone CR; a CSV is a header and rows of as many fields
+ * (quoted fields may not span lines); a JSONL line is `{"x": <numbers>, "y"?: <label>}` with one shape
+ * of `x` and numbers that fit float32. Which CSV columns are features is a job's choice, so their
+ * numbers are checked when a job reads them. Errors name the line.
  * Nothing is kept but counters and the label counts, so memory stays flat.
  */
 import { DataError } from '../util/errors.ts';
@@ -18,32 +20,38 @@ export type LinesSummary = Pick<
   'format' | 'rows' | 'columns' | 'label' | 'featureShape' | 'classes'
 >;
 
-/** Splits a byte stream into lines (LF or CRLF), numbering them from 1. */
+/** Splits a byte stream into lines (ended by LF, CRLF or a lone CR, as the readers do), numbering them from 1. */
 export class LineSplitter {
   private carry: Buffer | undefined;
   private line = 0;
+  /** The last chunk ended with CR: an LF at the start of the next one belongs to it. */
+  private afterCr = false;
   constructor(private readonly onLine: (buf: Buffer, s: number, e: number, line: number) => void) {}
 
   push(chunk: Buffer): void {
     let p = 0;
-    if (this.carry) {
-      const nl = chunk.indexOf(10);
-      if (nl < 0) {
-        this.carry = Buffer.concat([this.carry, chunk]);
-        if (this.carry.length > MAX_LINE)
-          throw new DataError(`line ${this.line + 1} is longer than ${MAX_LINE >> 20} MiB`);
-        return;
+    if (this.afterCr && chunk[0] === 10) p = 1;
+    this.afterCr = false;
+    for (;;) {
+      const end = lineEnd(chunk, p);
+      if (end < 0) break;
+      if (this.carry) {
+        const joined = Buffer.concat([this.carry, chunk.subarray(p, end)]);
+        this.carry = undefined;
+        this.emit(joined, 0, joined.length);
+      } else {
+        this.emit(chunk, p, end);
       }
-      const joined = Buffer.concat([this.carry, chunk.subarray(0, nl)]);
-      this.carry = undefined;
-      this.emit(joined, 0, joined.length);
-      p = nl + 1;
+      p = end + 1;
+      if (chunk[end] === 13) {
+        if (end + 1 === chunk.length) this.afterCr = true;
+        else if (chunk[end + 1] === 10) p++;
+      }
     }
-    for (let nl = chunk.indexOf(10, p); nl >= 0; nl = chunk.indexOf(10, p)) {
-      this.emit(chunk, p, nl);
-      p = nl + 1;
-    }
-    if (p < chunk.length) this.carry = chunk.subarray(p);
+    if (p >= chunk.length) return;
+    this.carry = this.carry ? Buffer.concat([this.carry, chunk.subarray(p)]) : chunk.subarray(p);
+    if (this.carry.length > MAX_LINE)
+      throw new DataError(`line ${this.line + 1} is longer than ${MAX_LINE >> 20} MiB`);
   }
 
   end(): void {
@@ -53,8 +61,15 @@ export class LineSplitter {
 
   private emit(buf: Buffer, s: number, e: number): void {
     this.line++;
-    this.onLine(buf, s, e > s && buf[e - 1] === 13 ? e - 1 : e, this.line);
+    this.onLine(buf, s, e, this.line);
   }
+}
+
+/** The index of the first LF or CR at or after `p`, or -1. */
+function lineEnd(buf: Buffer, p: number): number {
+  const lf = buf.indexOf(10, p);
+  const cr = buf.indexOf(13, p);
+  return lf < 0 ? cr : cr < 0 ? lf : Math.min(lf, cr);
 }
 
 /** Counts labels per class, giving up (no classes reported) past MAX_CLASSES distinct ones. */
@@ -181,10 +196,13 @@ export function csvLineValidator(label?: string) {
   };
 }
 
-/** Shape of a rectangular nested array of finite numbers, or undefined when it is not one. */
+/** The largest float32 (features are read as float32: anything larger fails the job). */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** Shape of a rectangular nested array of float32-sized numbers, or undefined when it is not one. */
 function shapeOfNumbers(v: unknown): number[] | undefined {
   if (!Array.isArray(v) || v.length === 0) return undefined;
-  if (v.every((n) => typeof n === 'number' && Number.isFinite(n))) return [v.length];
+  if (v.every((n) => typeof n === 'number' && Math.abs(n) <= FLOAT32_MAX)) return [v.length];
   const inner = shapeOfNumbers(v[0]);
   if (!inner) return undefined;
   for (let i = 1; i < v.length; i++) {
@@ -214,7 +232,9 @@ export function jsonlLineValidator() {
       throw new DataError(`line ${line}: expected an object {"x": [...], "y": label}`);
     const sh = shapeOfNumbers(row.x);
     if (!sh)
-      throw new DataError(`line ${line}: "x" must be a non-empty, rectangular array of finite numbers`);
+      throw new DataError(
+        `line ${line}: "x" must be a non-empty, rectangular array of numbers that fit float32`,
+      );
     if (!shape) [shape, labelled] = [sh, row.y !== undefined];
     else if (sh.length !== shape.length || sh.some((d, k) => d !== shape![k]))
       throw new DataError(
