@@ -76,7 +76,7 @@ async function baselineServer(dir: string) {
   const port = await new Promise<string>((r) =>
     proc.stdout!.on('data', (d: Buffer) => r(/listening (\d+)/.exec(d.toString())![1]!)),
   );
-  return { url: `http://127.0.0.1:${port}/`, stop: () => proc.kill() };
+  return { url: `http://127.0.0.1:${port}/`, pid: proc.pid!, stop: () => proc.kill() };
 }
 
 async function main() {
@@ -97,10 +97,14 @@ async function main() {
 
     const base = await baselineServer(await mkdtemp(path.join(tmp, 'baseline-')));
     stops.push(base.stop);
+    const baseBefore = await memory(base.pid);
     const baseSecs: number[] = [];
     for (let i = 0; i < ROUNDS; i++) baseSecs.push(await send(base.url, csv, 'text/csv', 201));
     const baseRate = size / 1e6 / Math.min(...baseSecs);
-    console.log(`baseline (bare node:http → file): ${baseRate.toFixed(0)} MB/s (best of ${ROUNDS})`);
+    const baseAfter = await memory(base.pid);
+    console.log(
+      `baseline (bare node:http → file): ${baseRate.toFixed(0)} MB/s (best of ${ROUNDS}); its RSS ${baseBefore.rss.toFixed(0)} MB before, VmHWM ${baseAfter.peak.toFixed(0)} MB`,
+    );
 
     const stores: [string, string, Record<string, string>][] = [
       ['file', pathToFileURL(path.join(tmp, 'store')).href, {}],
