@@ -97,7 +97,10 @@ const paths = {
       summary: "A completed job's outputs",
       parameters: [path('id')],
       responses: {
-        200: json({ type: 'object', properties: { artifacts: { type: 'array', items: ref('Artifact') } } }),
+        200: {
+          description: 'the outputs (none unless the job completed)',
+          ...json({ type: 'object', properties: { artifacts: { type: 'array', items: ref('Artifact') } } }),
+        },
         404: error,
       },
     },

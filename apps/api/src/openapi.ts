@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { jobCatalog, jobNames } from '@mlq/contract';
 import { datasetsOpenApi } from './openapi-datasets.ts';
+import { finalizeDocument } from './openapi-finalize.ts';
 
 const json = (schema: object) => ({ content: { 'application/json': { schema } } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -144,6 +145,13 @@ export function openApiDocument(): object {
         responses: { 200: { description: 'versions' }, 404: error },
       },
     },
+    '/v1/models/{name}/versions/{version}': {
+      get: {
+        summary: 'One version: metrics, params, lineage, labels, evaluation',
+        parameters: [...name, { name: 'version', in: 'path', required: true, schema: { type: 'integer' } }],
+        responses: { 200: { description: 'the version' }, 400: error, 404: error },
+      },
+    },
     '/v1/models/{name}/labels/{label}': {
       put: {
         summary: 'Point a label at a version',
@@ -162,7 +170,12 @@ export function openApiDocument(): object {
         summary: 'Predict with the latest version',
         parameters: name,
         requestBody: json(ref('PredictRequest')),
-        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error, 422: error },
+        responses: {
+          200: { description: 'one prediction per instance', ...json(ref('PredictResponse')) },
+          400: error,
+          404: error,
+          422: error,
+        },
       },
     },
     '/v1/models/{name}/versions/{version}:predict': {
@@ -170,7 +183,12 @@ export function openApiDocument(): object {
         summary: 'Predict with a version',
         parameters: [...name, { name: 'version', in: 'path', required: true, schema: { type: 'integer' } }],
         requestBody: json(ref('PredictRequest')),
-        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error, 422: error },
+        responses: {
+          200: { description: 'one prediction per instance', ...json(ref('PredictResponse')) },
+          400: error,
+          404: error,
+          422: error,
+        },
       },
     },
     '/v1/models/{name}/labels/{label}:predict': {
@@ -178,13 +196,25 @@ export function openApiDocument(): object {
         summary: 'Predict with the labelled version',
         parameters: [...name, { name: 'label', in: 'path', required: true, schema: { type: 'string' } }],
         requestBody: json(ref('PredictRequest')),
-        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error, 422: error },
+        responses: {
+          200: { description: 'one prediction per instance', ...json(ref('PredictResponse')) },
+          400: error,
+          404: error,
+          422: error,
+        },
       },
     },
     '/v1/workers': {
       get: {
         summary: 'Live workers: host, pid, queues, backend, current jobs',
         responses: { 200: { description: 'workers' } },
+      },
+    },
+    '/openapi.json': {
+      get: {
+        summary: 'This document (no auth)',
+        security: [],
+        responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': {} } } },
       },
     },
     '/healthz': {
@@ -200,9 +230,10 @@ export function openApiDocument(): object {
   });
   Object.assign(schemas, datasetsOpenApi.schemas);
   Object.assign(paths, datasetsOpenApi.paths);
-  return {
+  return finalizeDocument({
     openapi: '3.1.0',
     info: { title: 'mlq: transfer learning and model serving', version: '0.1.0' },
+    servers: [{ url: '/', description: 'this API' }],
     components: {
       schemas,
       securitySchemes: {
@@ -216,5 +247,5 @@ export function openApiDocument(): object {
     },
     security: [{ bearer: [] }],
     paths,
-  };
+  });
 }
