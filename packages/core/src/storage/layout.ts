@@ -12,3 +12,13 @@ export const datasetBlobKey = (sha256: string): string => `datasets/sha256/${sha
 
 /** Where an upload streams to before it is validated (then moved to its blob key, or deleted). */
 export const datasetStagingKey = (uploadId: string): string => `datasets/staging/${uploadId}`;
+
+/**
+ * The input caches, shared by every job (see packages/core/src/data/pipeline/): a dataset decoded once
+ * (`decoded`, id: content + preprocessing) and a frozen base's outputs over it (`embeddings`). Each
+ * is a shard set: `<prefix>/shard-<k>` files and `<prefix>/manifest.json`.
+ */
+export const cachePrefix = {
+  decoded: (id: string): string => `cache/decoded/${id}`,
+  embeddings: (id: string): string => `cache/embeddings/${id}`,
+};
