@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { jobCatalog, jobNames, runHistorySchema } from '@mlq/contract';
+import { datasetsOpenApi } from './openapi-datasets.ts';
 import { finalizeDocument } from './openapi-finalize.ts';
 
 const json = (schema: object) => ({ content: { 'application/json': { schema } } });
@@ -130,13 +131,6 @@ export function openApiDocument(): object {
         summary: "A training job's curves: per epoch and within epochs (runs/<id>/history.json)",
         parameters: id,
         responses: { 200: { description: 'history', ...json(ref('RunHistory')) }, 404: error },
-      },
-    },
-    '/v1/jobs/{id}/output': {
-      get: {
-        summary: "A completed batch-predict's output file",
-        parameters: id,
-        responses: { 200: { description: 'the file (JSONL or CSV)' }, 404: error },
       },
     },
     '/v1/events': {
@@ -291,6 +285,8 @@ export function openApiDocument(): object {
     },
     '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text/plain' } } } },
   });
+  Object.assign(schemas, datasetsOpenApi.schemas);
+  Object.assign(paths, datasetsOpenApi.paths);
   return finalizeDocument({
     openapi: '3.1.0',
     info: { title: 'mlq: transfer learning and model serving', version: '0.1.0' },

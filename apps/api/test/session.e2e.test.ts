@@ -192,7 +192,6 @@ describe('browser sign-in and the console routes', () => {
       (await req(`${stack.url}/v1/jobs/00000000-0000-0000-0000-000000000000/history`, { headers: auth }))
         .status,
     ).toBe(404);
-    expect((await req(`${stack.url}/v1/jobs/${id}/output`, { headers: auth })).status).toBe(404);
     expect((await req(`${stack.url}/v1/events?type=nope`, { headers: auth })).status).toBe(400);
   });
 });

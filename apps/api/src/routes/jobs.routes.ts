@@ -15,10 +15,12 @@ import {
   type JobName,
 } from '@mlq/contract';
 import { DataError, InputError, NotFoundError } from '@mlq/core/errors';
+import type { DatasetRegistry } from '@mlq/core/datasets';
 import type { ModelRegistry } from '@mlq/core/registry';
 import { loadRunHistory } from '@mlq/core/jobs';
 import { resolveDataPath, type ArtifactStore } from '@mlq/core/storage';
 import type { QueueEvents } from '@mlq/queues';
+import { pinDatasets } from '../dataset-refs.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { principalOf } from '../auth/authenticate.ts';
 import { bodySha256, type JobsService } from '../jobs.service.ts';
@@ -26,6 +28,7 @@ import { bodySha256, type JobsService } from '../jobs.service.ts';
 export interface JobsRouteDeps {
   jobs: JobsService;
   registry: ModelRegistry;
+  datasets: DatasetRegistry;
   events: Record<JobName, QueueEvents>;
   dataRoots: readonly string[];
   store: ArtifactStore;
@@ -103,7 +106,8 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
     }
     const parsed = parsePayload(type, req.body);
     if (!parsed.ok) throw badRequest(`invalid ${type} job: ${joinIssues(parsed.issues)}`, parsed.issues);
-    const refIssues = await checkReferences(type, parsed.value, deps);
+    const pins = await pinDatasets(type, parsed.value, deps.datasets);
+    const refIssues = [...(await checkReferences(type, parsed.value, deps)), ...pins.issues];
     if (refIssues.length) throw badRequest(`invalid ${type} job: ${joinIssues(refIssues)}`, refIssues);
     const key = req.get('Idempotency-Key');
     if (key !== undefined && !/^[\w.:-]{1,200}$/.test(key)) {
@@ -116,6 +120,8 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
         ? undefined
         : { key, keyId: principalOf(res)?.keyId ?? 'anonymous', bodySha256: bodySha256(req.body) };
     const { view, created } = await deps.jobs.submit(type, parsed.value, idempotency);
+    // DELETE of a dataset version is refused while this job may still read it.
+    for (const v of pins.pinned) await deps.datasets.markUse(v, view.id);
     res
       .status(created ? 202 : 200)
       .location(view.links.self)
@@ -145,21 +151,6 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
     const job = await deps.jobs.get(id);
     const result = job.returnvalue as { history?: EpochProgress[] } | null | undefined;
     res.json({ epochs: result?.history ?? [], points: [] });
-  });
-
-  // A completed batch-predict's output file, from the artifact store or a file:// inside DATA_ROOTS.
-  r.get('/v1/jobs/:id/output', async (req, res) => {
-    const id = String(req.params.id);
-    const job = await deps.jobs.get(id);
-    const uri = (job.returnvalue as { outputUri?: unknown } | null | undefined)?.outputUri;
-    if (job.name !== 'batch-predict' || typeof uri !== 'string')
-      throw notFound(`job "${id}" has no output: only a completed batch-predict job has one`);
-    const file = uri.slice(uri.lastIndexOf('/') + 1) || 'output';
-    res.attachment(file).type(file.endsWith('.csv') ? 'text/csv' : 'application/x-ndjson');
-    const key = deps.store.keyOf(uri);
-    if (key !== undefined) return void res.send(await deps.store.get(key));
-    if (uri.startsWith('file://')) return void res.sendFile(await resolveDataPath(uri, deps.dataRoots));
-    throw notFound(`the output ${uri} is outside the artifact store and DATA_ROOTS: the API cannot read it`);
   });
 
   r.delete('/v1/jobs/:id', async (req, res) => {

@@ -4,7 +4,7 @@
  */
 import { useEffect, useState } from 'preact/hooks';
 import { Link } from 'wouter-preact';
-import { isEpochProgress, isFinalState, type AnyJob, type RunHistory } from '@mlq/sdk';
+import { isEpochProgress, isFinalState, type AnyJob, type ArtifactView, type RunHistory } from '@mlq/sdk';
 import { api, errorText } from '../api.ts';
 import { TrainingCurves, withProgress } from '../components/curves.tsx';
 import { EvaluationView } from '../components/evaluation.tsx';
@@ -73,6 +73,29 @@ function Logs({ id, tick }: { id: string; tick: number }) {
     <pre class="logs" data-testid="logs">
       {lines.length ? lines.join('\n') : 'no log lines yet'}
     </pre>
+  );
+}
+
+/** A completed job's outputs to download (`GET /v1/jobs/{id}/artifacts`): a model as model.zip, predictions. */
+function Artifacts({ id }: { id: string }) {
+  const [list, setList] = useState<ArtifactView[]>([]);
+  useEffect(() => {
+    const ctl = new AbortController();
+    api.listArtifacts(id, { signal: ctl.signal }).then(setList, () => undefined);
+    return () => ctl.abort();
+  }, [id]);
+  const links = list.filter((a) => a.href);
+  if (links.length === 0) return null;
+  return (
+    <p data-testid="artifacts">
+      Download:{' '}
+      {links.map((a) => (
+        <a href={a.href} download class="artifact">
+          {a.name}
+          {a.bytes !== undefined ? ` (${(a.bytes / 1024).toFixed(0)} kB)` : ''}
+        </a>
+      ))}
+    </p>
   );
 }
 
@@ -149,12 +172,10 @@ export function JobPage({ id }: { id: string }) {
       {job.type === 'evaluate' && job.result && <EvaluationView metrics={job.result.metrics} />}
       {job.type === 'batch-predict' && job.result && (
         <p>
-          {job.result.rows} rows written to <span class="mono">{job.result.outputUri}</span> ·{' '}
-          <a href={api.jobOutputUrl(job.id)} download data-testid="output-link">
-            download
-          </a>
+          {job.result.rows} rows written to <span class="mono">{job.result.outputUri}</span>
         </p>
       )}
+      {job.state === 'completed' && <Artifacts id={job.id} />}
       {job.type === 'tune' && <TuneView job={job} />}
       <div class="two">
         <div>
