@@ -18,6 +18,7 @@ import { openApiDocument } from './openapi.ts';
 import { opsRouter } from './routes/ops.routes.ts';
 import { PredictService } from './serving/predict.service.ts';
 import { predictRouter } from './serving/predict.routes.ts';
+import { openInferenceRouter } from './serving/open-inference.routes.ts';
 
 export interface AppDeps {
   env: ApiEnv;
@@ -74,6 +75,8 @@ export function createApp(deps: AppDeps): App {
     maxBatch: env.SERVING_MAX_BATCH,
     maxWaitMs: env.SERVING_MAX_WAIT_MS,
     maxInstances: env.SERVING_MAX_INSTANCES,
+    maxQueuedRows: env.SERVING_QUEUE_MAX_ROWS,
+    maxQueuedRequests: env.SERVING_QUEUE_MAX_REQUESTS,
     cacheModels: env.SERVING_CACHE_MODELS,
     cacheBytes: env.SERVING_CACHE_MB * 2 ** 20,
     storeUri: deps.store.uri,
@@ -94,12 +97,13 @@ export function createApp(deps: AppDeps): App {
   createBullBoard({ queues: jobNames.map((n) => new BullMQAdapter(queues[n])), serverAdapter: board });
   app.use('/admin/queues', board.getRouter() as express.Router);
 
-  // Before express.json: predict reads its own body (see serving/json-scan.ts).
+  // Before express.json: predict and infer read their own bodies (see serving/json-scan.ts).
+  app.use(openInferenceRouter(serving, registry, redis, env.BODY_LIMIT));
   app.use(predictRouter(serving, env.BODY_LIMIT));
   app.use(express.json({ limit: env.BODY_LIMIT }));
   app.use(opsRouter(redis, queues, env.QUEUE_PREFIX));
   app.use(jobsRouter({ jobs, registry, events, dataRoots: env.DATA_ROOTS }));
-  app.use(modelsRouter(registry));
+  app.use(modelsRouter(registry, (v) => serving.state(v)));
   app.use((req, res) => sendError(res, 404, 'not_found', `no route ${req.method} ${req.path}`));
   app.use(errorHandler);
 

@@ -7,7 +7,9 @@ const info: ModelInfo = {
   inputName: 'image',
   inputShape: [2, 3, 1],
   inputDtype: 'float32',
+  outputName: 'classes',
   outputShape: [2],
+  outputDtype: 'float32',
   bytes: 0,
 };
 

@@ -13,8 +13,16 @@ import {
   openArtifactStore,
   type LoadedModel,
 } from '@mlq/core';
+import { decodeImage, resizeInto } from '@mlq/core/data/image-folder';
 import { SizedLru } from './model-lru.ts';
-import type { FromThread, ModelInfo, ThreadConfig, ThreadError, ToThread } from './protocol.ts';
+import type {
+  DecodeRequest,
+  FromThread,
+  ModelInfo,
+  ThreadConfig,
+  ThreadError,
+  ToThread,
+} from './protocol.ts';
 
 interface Entry {
   model: tf.LayersModel;
@@ -43,7 +51,9 @@ function describe(loaded: LoadedModel): ModelInfo {
     inputName: model.inputNames[0] ?? 'input',
     inputShape: dims(model.inputs[0]!.shape),
     inputDtype: model.inputs[0]!.dtype,
+    outputName: model.outputNames[0] ?? 'output',
     outputShape: dims(model.outputs[0]!.shape),
+    outputDtype: model.outputs[0]!.dtype,
     bytes: loaded.bytes,
   };
 }
@@ -91,6 +101,20 @@ function predict(entry: Entry, rows: number, data: Float32Array): Float32Array {
   }
 }
 
+/**
+ * Decodes and resizes images with the image-folder dataset's own functions, so an image sent to
+ * predict becomes exactly the pixels training and batch-predict saw for the same file.
+ */
+function decode(m: DecodeRequest): Float32Array {
+  const size = m.height * m.width * m.channels;
+  const out = new Float32Array(m.images.length * size);
+  m.images.forEach((bytes, i) => {
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    resizeInto(decodeImage(buf, m.names[i]!), m.height, m.width, m.channels, out, i * size);
+  });
+  return out;
+}
+
 function reply(msg: FromThread, transfer: ArrayBuffer[] = []): void {
   port.postMessage(msg, transfer);
 }
@@ -107,6 +131,10 @@ function toThreadError(e: unknown): ThreadError {
 
 async function handle(m: ToThread): Promise<void> {
   try {
+    if (m.type === 'decode') {
+      const out = decode(m);
+      return reply({ type: 'reply', id: m.id, data: out, evicted: [] }, [out.buffer as ArrayBuffer]);
+    }
     const entry = await getModel(m.key, m.uri);
     if (m.type === 'load')
       return reply({ type: 'reply', id: m.id, info: entry.info, evicted: takeEvicted() });
