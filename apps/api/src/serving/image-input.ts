@@ -15,8 +15,9 @@ export interface ImageInstance {
   field: string;
 }
 
-/** The `[height, width, channels]` of an image input, or undefined when the input is no image. */
+/** The `[height, width, channels]` of a float image input (pixels 0..1), or undefined when the input is no such image. */
 export function imageShape(info: ModelInfo): { height: number; width: number; channels: 1 | 3 } | undefined {
+  if (info.inputDtype !== 'float32') return undefined;
   const [height, width, channels, ...rest] = info.inputShape;
   if (rest.length || height === undefined || width === undefined) return undefined;
   if (height < 1 || width < 1 || (channels !== 1 && channels !== 3)) return undefined;
@@ -42,7 +43,7 @@ export function b64Bytes(v: { b64: unknown }, field: string, info: ModelInfo): U
   if (!imageShape(info)) {
     throw badRequest(
       `${field} is {"b64": ...}, an encoded image, but the model's input [${info.inputShape.join(',')}] ` +
-        'is not an image [height, width, 1 or 3]',
+        `(${info.inputDtype}) is not an image [height, width, 1 or 3] of float32`,
       [{ field: where, message: 'images are only accepted by image models' }],
     );
   }
