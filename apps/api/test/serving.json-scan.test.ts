@@ -117,7 +117,7 @@ describe('signature_name and image instances', () => {
     );
     const table = { ...info, inputShape: [4] };
     expect(() => packPredictBody({ instances: [{ b64: png }] }, table, 8)).toThrow(
-      /model's input \[4\] is not an image/,
+      /model's input \[4\] \(float32\) is not an image/,
     );
   });
 });
