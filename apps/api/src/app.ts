@@ -18,7 +18,7 @@ import { openApiDocument } from './openapi.ts';
 import { opsRouter } from './routes/ops.routes.ts';
 import { PredictService } from './serving/predict.service.ts';
 import { predictRouter } from './serving/predict.routes.ts';
-import { openInferenceRouter } from './serving/open-inference.routes.ts';
+import { openInferenceHealthRouter, openInferenceRouter } from './serving/open-inference.routes.ts';
 
 export interface AppDeps {
   env: ApiEnv;
@@ -87,6 +87,7 @@ export function createApp(deps: AppDeps): App {
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
   app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
+  app.use(openInferenceHealthRouter(redis));
   const openapi = openApiDocument();
   app.get('/openapi.json', (_req, res) => void res.json(openapi));
   app.use(auth(env.API_KEYS));
@@ -98,7 +99,7 @@ export function createApp(deps: AppDeps): App {
   app.use('/admin/queues', board.getRouter() as express.Router);
 
   // Before express.json: predict and infer read their own bodies (see serving/json-scan.ts).
-  app.use(openInferenceRouter(serving, registry, redis, env.BODY_LIMIT));
+  app.use(openInferenceRouter(serving, registry, env.BODY_LIMIT));
   app.use(predictRouter(serving, env.BODY_LIMIT));
   app.use(express.json({ limit: env.BODY_LIMIT }));
   app.use(opsRouter(redis, queues, env.QUEUE_PREFIX));

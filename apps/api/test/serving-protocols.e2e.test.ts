@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAll, mnistSource } from '@mlq/core';
+import { apiEnvSchema, startApi } from '../src/index.ts';
 import { http, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
 
 interface Predictions {
@@ -297,5 +298,22 @@ describe('TF Serving status and metadata, and the Open Inference Protocol', () =
     expect((await get<{ error: { code: string } }>('/v1/models/nothing/metadata')).body.error.code).toBe(
       'not_found',
     );
+  });
+
+  it('answers the V2 health probes without a key, as /healthz, and the other /v2 routes only with one', async () => {
+    const api = await startApi(
+      apiEnvSchema.parse({ ...stack.env, PORT: '0', HOST: '127.0.0.1', API_KEYS: 'k1' }),
+    );
+    try {
+      expect((await http(`${api.url}/v2/health/live`)).status).toBe(200);
+      expect((await http(`${api.url}/v2/health/ready`)).status).toBe(200);
+      expect((await http(`${api.url}/v2`)).status).toBe(401);
+      expect((await http(`${api.url}/v2/models/digits`)).status).toBe(401);
+      expect((await http(`${api.url}/v2`, 'GET', undefined, { authorization: 'Bearer k1' })).status).toBe(
+        200,
+      );
+    } finally {
+      await api.stop();
+    }
   });
 });

@@ -41,15 +41,13 @@ const v2Errors: ErrorRequestHandler = (err, req, res, next) => {
   res.status(500).json({ error: 'internal error' });
 };
 
-export function openInferenceRouter(
-  service: PredictService,
-  registry: ModelRegistry,
-  redis: Redis,
-  bodyLimit: string,
-): Router {
+/**
+ * `GET /v2/health/live` and `/v2/health/ready`: probes, mounted before auth as `/healthz` is. Ready
+ * when the registry (Redis) answers within 1 s: every registered model can then be loaded on demand.
+ */
+export function openInferenceHealthRouter(redis: Redis): Router {
   const r = Router();
   r.get('/v2/health/live', (_req, res) => void res.json({ live: true }));
-  // Ready when the registry answers: every registered model can then be loaded on demand.
   r.get('/v2/health/ready', async (_req, res) => {
     try {
       await within(redis.ping(), 1000, 'Redis');
@@ -58,6 +56,16 @@ export function openInferenceRouter(
       res.status(503).json({ error: `not ready: ${(e as Error).message}` });
     }
   });
+  return r;
+}
+
+/** The other `/v2` routes (behind auth): server and model metadata, model readiness, inference. */
+export function openInferenceRouter(
+  service: PredictService,
+  registry: ModelRegistry,
+  bodyLimit: string,
+): Router {
+  const r = Router();
   r.get('/v2', (_req, res) => void res.json({ name: SERVER_NAME, version: pkg.version, extensions: [] }));
 
   const metadata = async (req: Request, res: Response) => {
