@@ -110,6 +110,36 @@ describe('TF Serving status and metadata, and the Open Inference Protocol', () =
     expect((await get('/v1/models/nothing')).status).toBe(404);
   });
 
+  it('reports a version whose load failed as END with the reason, until a load succeeds', async () => {
+    // A version whose artifact is missing, registered as a job would register it.
+    await stack.api.registry.register({
+      name: 'broken',
+      uri: `${stack.storeUri}/models/broken/1/model.json`,
+      jobId: 'no-job',
+      metrics: {},
+      params: {},
+      inputShape: [28, 28, 1],
+      numClasses: 2,
+    });
+    const before = await get<Status>('/v1/models/broken/versions/1');
+    expect(before.body.model_version_status[0]!.state).toBe('AVAILABLE'); // not tried yet
+    const predict = await post<{ error: { code: string } }>('/v1/models/broken:predict', {
+      instances: [digits[0]],
+    });
+    expect(predict.status).toBe(404);
+    const after = await get<Status>('/v1/models/broken');
+    expect(after.body.model_version_status).toEqual([
+      {
+        version: '1',
+        state: 'END',
+        status: { error_code: 'FAILED_PRECONDITION', error_message: expect.stringMatching(/model\.json/) },
+      },
+    ]);
+    const ready = await get<V2Error>('/v2/models/broken/ready');
+    expect(ready.status).toBe(404);
+    expect(ready.body.error).toMatch(/model\.json/);
+  });
+
   it('answers TF Serving metadata: the serving_default signature with dtypes and shapes', async () => {
     for (const path of [
       '/v1/models/digits/metadata',
