@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
-import { loadAll, mnistSource } from '@mlq/core';
+import { loadAll, mnistSource } from '@mlq/core/data';
 import { deletePrefix, REDIS_URL, spawnWorkerProcess } from '../test/support/stack.ts';
 import {
   median,

@@ -144,7 +144,7 @@ async function main() {
 
   const version = Number(transfer.ref.split('@')[1]);
   await client.setLabel('mnist-5-9', 'production', version);
-  const { loadAll, mnistSource } = await import('@mlq/core');
+  const { loadAll, mnistSource } = await import('@mlq/core/data');
   const held = await loadAll(
     mnistSource({ format: 'mnist', digits: [5, 6, 7, 8, 9], split: 'test', limit: 5 }),
   );

@@ -7,7 +7,9 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
-import { jobNames, ModelRegistry, type ArtifactStore, type JobName } from '@mlq/core';
+import { jobNames, type JobName, type RedisKeys } from '@mlq/contract';
+import { ModelRegistry } from '@mlq/core/registry';
+import type { ArtifactStore } from '@mlq/core/storage';
 import { QueueEvents, type Queues } from '@mlq/queues';
 import type { ApiEnv } from './env.ts';
 import { errorHandler, sendError } from './errors.ts';
@@ -22,6 +24,8 @@ import { openInferenceHealthRouter, openInferenceRouter } from './serving/open-i
 
 export interface AppDeps {
   env: ApiEnv;
+  /** The install's Redis keys (QUEUE_PREFIX). */
+  keys: RedisKeys;
   redis: Redis;
   queues: Queues;
   store: ArtifactStore;
@@ -46,11 +50,11 @@ function auth(keys: readonly string[]): RequestHandler {
 }
 
 /** A fixed-window rate limit per API key (or client address when auth is off). */
-function rateLimit(redis: Redis, prefix: string, perMinute: number): RequestHandler {
+function rateLimit(redis: Redis, keys: RedisKeys, perMinute: number): RequestHandler {
   return async (req, res, next) => {
     if (perMinute === 0) return next();
     const who = req.get('authorization') ?? req.ip ?? 'anon';
-    const key = `${prefix}:ratelimit:${Math.floor(Date.now() / 60_000)}:${who}`;
+    const key = `${keys.rateLimit}:${Math.floor(Date.now() / 60_000)}:${who}`;
     const n = await redis.incr(key);
     if (n === 1) await redis.expire(key, 61);
     if (n > perMinute) {
@@ -62,11 +66,11 @@ function rateLimit(redis: Redis, prefix: string, perMinute: number): RequestHand
 }
 
 export function createApp(deps: AppDeps): App {
-  const { env, redis, queues } = deps;
-  const registry = new ModelRegistry(redis, env.QUEUE_PREFIX);
-  const jobs = new JobsService(queues, redis, env.QUEUE_PREFIX);
+  const { env, keys, redis, queues } = deps;
+  const registry = new ModelRegistry(redis, keys);
+  const jobs = new JobsService(queues, redis, keys);
   const events = Object.fromEntries(
-    jobNames.map((n) => [n, new QueueEvents(n, { connection: redis.duplicate(), prefix: env.QUEUE_PREFIX })]),
+    jobNames.map((n) => [n, new QueueEvents(n, { connection: redis.duplicate(), prefix: keys.root })]),
   ) as Record<JobName, QueueEvents>;
   for (const e of Object.values(events)) e.setMaxListeners(1000);
   const serving = new PredictService(registry, redis, {
@@ -91,7 +95,7 @@ export function createApp(deps: AppDeps): App {
   const openapi = openApiDocument();
   app.get('/openapi.json', (_req, res) => void res.json(openapi));
   app.use(auth(env.API_KEYS));
-  app.use(rateLimit(redis, env.QUEUE_PREFIX, env.RATE_LIMIT_PER_MINUTE));
+  app.use(rateLimit(redis, keys, env.RATE_LIMIT_PER_MINUTE));
 
   const board = new ExpressAdapter();
   board.setBasePath('/admin/queues');
@@ -102,7 +106,7 @@ export function createApp(deps: AppDeps): App {
   app.use(openInferenceRouter(serving, registry, env.BODY_LIMIT));
   app.use(predictRouter(serving, env.BODY_LIMIT));
   app.use(express.json({ limit: env.BODY_LIMIT }));
-  app.use(opsRouter(redis, queues, env.QUEUE_PREFIX));
+  app.use(opsRouter(redis, queues, keys));
   app.use(jobsRouter({ jobs, registry, events, dataRoots: env.DATA_ROOTS }));
   app.use(modelsRouter(registry, (v) => serving.state(v)));
   app.use((req, res) => sendError(res, 404, 'not_found', `no route ${req.method} ${req.path}`));

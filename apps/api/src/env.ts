@@ -1,33 +1,15 @@
 /** The API's configuration: parsed once from the environment; start-up fails listing every problem. */
 import { availableParallelism } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { jobNames, type JobName } from '@mlq/core';
+import { jobNames, type JobName } from '@mlq/contract';
+import { commaList, parseEnvOrExit, sharedEnvShape } from '@mlq/contract/env';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const list = (s: string) =>
-  s
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean);
+const list = commaList;
 
 export const apiEnvSchema = z.object({
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
-  QUEUE_PREFIX: z
-    .string()
-    .regex(/^[\w.-]+$/)
-    .default('mlq'),
+  ...sharedEnvShape,
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().default('0.0.0.0'),
-  ARTIFACT_STORE: z
-    .string()
-    .regex(/^(file|s3):\/\//, 'must be file:///abs/dir or s3://bucket/prefix')
-    .default(pathToFileURL(path.join(repoRoot, '.data/artifacts')).href),
-  DATA_ROOTS: z
-    .string()
-    .default(path.join(repoRoot, '.data'))
-    .transform((s) => list(s).map((p) => path.resolve(p))),
   API_KEYS: z.string().default('').transform(list),
   BODY_LIMIT: z.string().default('20mb'),
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(6000),
@@ -53,7 +35,6 @@ export const apiEnvSchema = z.object({
       }
       return out as Partial<Record<JobName, number>>;
     }),
-  TFJS_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('wasm'),
   // Online predict (apps/api/src/serving). One core stays with the HTTP event loop.
   SERVING_THREADS: z.coerce
     .number()
@@ -75,9 +56,5 @@ export const apiEnvSchema = z.object({
 export type ApiEnv = z.infer<typeof apiEnvSchema>;
 
 export function loadApiEnv(env: NodeJS.ProcessEnv = process.env): ApiEnv {
-  const r = apiEnvSchema.safeParse(env);
-  if (r.success) return r.data;
-  const lines = r.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
-  console.error(`api: invalid environment:\n${lines.join('\n')}`);
-  process.exit(78);
+  return parseEnvOrExit('api', apiEnvSchema, env);
 }

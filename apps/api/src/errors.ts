@@ -1,6 +1,7 @@
 /** One error shape for every HTTP error: `{"error": {"code", "message", "details"?}}`. */
 import type { ErrorRequestHandler, Response } from 'express';
-import { InputError, NotFoundError, type FieldIssue } from '@mlq/core';
+import type { ErrorCode, FieldIssue } from '@mlq/contract';
+import { InputError, NotFoundError } from '@mlq/core/errors';
 
 export class ApiError extends Error {
   override name = 'ApiError';
@@ -8,7 +9,7 @@ export class ApiError extends Error {
   headers: Record<string, string> = {};
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly details?: FieldIssue[] | Record<string, unknown>,
   ) {
@@ -24,7 +25,7 @@ export const conflict = (message: string) => new ApiError(409, 'conflict', messa
 export function sendError(
   res: Response,
   status: number,
-  code: string,
+  code: ErrorCode,
   message: string,
   details?: unknown,
 ): void {

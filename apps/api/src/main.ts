@@ -1,4 +1,4 @@
-/** `pnpm start:api`: the HTTP API, configured by the environment (see API.md). */
+/** `pnpm start:api`: the HTTP API, configured by the environment (docs/api.md lists every variable). */
 import { loadApiEnv } from './env.ts';
 import { startApi } from './server.ts';
 

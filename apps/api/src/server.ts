@@ -1,7 +1,8 @@
 /** Starts the API on a port; used by main.ts, the demo and the tests. */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { openArtifactStore, type JobName } from '@mlq/core';
+import { RedisKeys, type JobName } from '@mlq/contract';
+import { openArtifactStore } from '@mlq/core/storage';
 import { closeQueues, connect, createQueues } from '@mlq/queues';
 import { createApp, type App } from './app.ts';
 import type { ApiEnv } from './env.ts';
@@ -14,11 +15,12 @@ export interface RunningApi extends App {
 
 export async function startApi(env: ApiEnv): Promise<RunningApi> {
   const redis = connect(env.REDIS_URL, 'mlq-api');
-  const queues = createQueues(redis, env.QUEUE_PREFIX);
+  const keys = new RedisKeys(env.QUEUE_PREFIX);
+  const queues = createQueues(redis, keys);
   for (const [name, n] of Object.entries(env.QUEUE_GLOBAL_CONCURRENCY) as [JobName, number][]) {
     await queues[name].setGlobalConcurrency(n);
   }
-  const app = createApp({ env, redis, queues, store: openArtifactStore(env.ARTIFACT_STORE) });
+  const app = createApp({ env, keys, redis, queues, store: openArtifactStore(env.ARTIFACT_STORE) });
   const server = await new Promise<Server>((resolve) => {
     const s = app.app.listen(env.PORT, env.HOST, () => resolve(s));
   });

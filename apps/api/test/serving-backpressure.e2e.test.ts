@@ -4,7 +4,7 @@
  * Retry-After (in each protocol's error shape) at once, and the rest are answered correctly.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadAll, mnistSource } from '@mlq/core';
+import { loadAll, mnistSource } from '@mlq/core/data';
 import type { RejectedEvent } from '../src/serving/serving-events.ts';
 import { http, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
 

@@ -7,8 +7,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadAll, mnistSource } from '@mlq/core';
-import { decodeImage, resizeInto } from '@mlq/core/data/image-folder';
+import { loadAll, mnistSource } from '@mlq/core/data';
+import { decodeImage, resizeInto } from '@mlq/core/data';
 import { writeImageFolder } from '../../../test/support/images.ts';
 import { http, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
 

@@ -3,7 +3,7 @@
  * Open Inference Protocol (KServe V2) with requests shaped as the protocol document's own examples.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadAll, mnistSource } from '@mlq/core';
+import { loadAll, mnistSource } from '@mlq/core/data';
 import { apiEnvSchema, startApi } from '../src/index.ts';
 import { http, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
 

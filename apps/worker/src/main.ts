@@ -1,4 +1,4 @@
-/** `pnpm start:worker`: a worker process, configured by the environment (see API.md). */
+/** `pnpm start:worker`: a worker process, configured by the environment (docs/api.md lists every variable). */
 import { loadWorkerEnv } from './env.ts';
 import { startWorker } from './worker.ts';
 

@@ -6,7 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SHUTDOWN_REASON, type WorkerInfo } from '@mlq/core';
+import { RedisKeys, type WorkerInfo } from '@mlq/contract';
+import { SHUTDOWN_REASON } from '@mlq/core/errors';
 import { connect, createWorker, type Worker } from '@mlq/queues';
 import { sandboxEnv, type WorkerEnv } from './env.ts';
 import { checkProcessors } from './processors.ts';
@@ -34,6 +35,7 @@ export async function startWorker(
   checkProcessors();
   const id = env.WORKER_NAME ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const connection = connect(env.REDIS_URL, `mlq-worker-${id}`);
+  const keys = new RedisKeys(env.QUEUE_PREFIX);
   const current = new Map<string, string>();
   const info: WorkerInfo = {
     id,
@@ -47,7 +49,7 @@ export async function startWorker(
   };
   const workers = env.WORKER_QUEUES.map((q) => {
     const w = createWorker(q, sandboxFile, connection, {
-      prefix: env.QUEUE_PREFIX,
+      prefix: keys.root,
       concurrency: env.WORKER_CONCURRENCY,
       name: id,
       lockDuration: env.WORKER_LOCK_DURATION_MS,
@@ -74,7 +76,7 @@ export async function startWorker(
   });
   // DELETE /v1/jobs/{id} is published to every worker; the one holding the job aborts it.
   const subscriber = connection.duplicate();
-  await subscriber.subscribe(`${env.QUEUE_PREFIX}:cancel`);
+  await subscriber.subscribe(keys.cancelChannel);
   subscriber.on('message', (_channel: string, message: string) => {
     try {
       const { id: jobId, reason } = JSON.parse(message) as { id: string; reason?: string };
@@ -85,10 +87,10 @@ export async function startWorker(
     }
   });
 
-  const key = `${env.QUEUE_PREFIX}:workers:${id}`;
+  const key = keys.worker(id);
   const beat = async () => {
     info.currentJobs = [...current].map(([jid, queue]) => ({ id: jid, queue }));
-    info.backend = (await connection.hget(`${env.QUEUE_PREFIX}:worker-backends`, id)) ?? info.backend;
+    info.backend = (await connection.hget(keys.workerBackends, id)) ?? info.backend;
     await connection.set(key, JSON.stringify(info), 'PX', HEARTBEAT_MS * 3);
   };
   await beat();
@@ -100,7 +102,7 @@ export async function startWorker(
   const disconnect = async () => {
     clearInterval(timer);
     await connection.del(key).catch(() => undefined);
-    await connection.hdel(`${env.QUEUE_PREFIX}:worker-backends`, id).catch(() => undefined);
+    await connection.hdel(keys.workerBackends, id).catch(() => undefined);
     await subscriber.quit().catch(() => undefined);
     await connection.quit().catch(() => undefined);
   };

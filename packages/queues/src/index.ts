@@ -14,7 +14,14 @@ import {
   type WorkerOptions,
 } from 'bullmq';
 import { Redis } from 'ioredis';
-import { jobNames, type ChildJobs, type ChildOutcomes, type JobName } from '@mlq/core';
+import {
+  jobNames,
+  jobType,
+  RedisKeys,
+  type ChildJobs,
+  type ChildOutcomes,
+  type JobName,
+} from '@mlq/contract';
 
 export { Job, Queue, QueueEvents, UnrecoverableError, WaitingChildrenError, WaitingError, Worker };
 export type { JobsOptions };
@@ -26,8 +33,9 @@ export function connect(redisUrl: string, name = 'mlq'): Redis {
 
 export type Queues = Record<JobName, Queue>;
 
-/** One queue per job type, under the install's prefix. */
-export function createQueues(connection: Redis, prefix: string): Queues {
+/** One queue per job type, under the install's key root (`keys.root`). */
+export function createQueues(connection: Redis, keys: RedisKeys | string): Queues {
+  const prefix = typeof keys === 'string' ? keys : keys.root;
   return Object.fromEntries(jobNames.map((n) => [n, new Queue(n, { connection, prefix })])) as Queues;
 }
 
@@ -36,15 +44,16 @@ export async function closeQueues(queues: Queues): Promise<void> {
 }
 
 /**
- * Options of every job: retried with exponential backoff on transient errors (bad input is thrown as
- * UnrecoverableError and never retried), finished jobs kept long enough for users to read them.
+ * Options of every job, from its type's queue policy (packages/contract/src/jobs): retried with
+ * exponential backoff on transient errors (permanent ones are thrown as UnrecoverableError and never
+ * retried), finished jobs kept long enough for users to read them.
  */
 export function jobOptions(name: JobName, jobId: string): JobsOptions {
-  const training = name === 'fine-tune' || name === 'tune';
+  const { policy } = jobType(name);
   return {
     jobId,
-    attempts: training ? 3 : 5,
-    backoff: { type: 'exponential', delay: 2000 },
+    attempts: policy.attempts,
+    backoff: { type: 'exponential', delay: policy.backoffMs },
     removeOnComplete: { age: 14 * 24 * 3600, count: 10_000 },
     removeOnFail: { age: 30 * 24 * 3600 },
   };
@@ -64,12 +73,6 @@ export function createWorker(
 ): Worker {
   return new Worker(name, processorFile, { ...stallSettings, ...opts, connection, useWorkerThreads: false });
 }
-
-/** The id → job type index through which the API finds a job by its id alone (apps/api jobs.service.ts). */
-export const jobTypesKey = (prefix: string): string => `${prefix}:job-types`;
-
-/** Set when a cancel is requested for a job that is not running (a tune waiting for its trials). */
-export const cancelMarkKey = (prefix: string, id: string): string => `${prefix}:cancel-requested:${id}`;
 
 /** A job as a flow sees it: its queue, its id and, while it runs, its lock token. */
 export interface JobRef {
@@ -94,7 +97,7 @@ export interface ParentJob extends ChildJobs {
 export function parentJob(
   queues: Queues,
   connection: Redis,
-  prefix: string,
+  keys: RedisKeys,
   parent: JobRef,
   childQueue: JobName,
 ): ParentJob {
@@ -115,7 +118,7 @@ export function parentJob(
     },
     async add(list) {
       if (!list.length) return;
-      await connection.hset(jobTypesKey(prefix), Object.fromEntries(list.map((c) => [c.id, childQueue])));
+      await connection.hset(keys.jobTypes, Object.fromEntries(list.map((c) => [c.id, childQueue])));
       await children.addBulk(
         list.map((c) => ({
           name: childQueue,

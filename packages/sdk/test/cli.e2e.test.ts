@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadAll, mnistSource } from '@mlq/core';
+import { loadAll, mnistSource } from '@mlq/core/data';
 import { digitFile } from '../../../test/support/images.ts';
 import { repoRoot, startStack, type Stack } from '../../../test/support/stack.ts';
 

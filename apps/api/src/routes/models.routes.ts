@@ -5,7 +5,9 @@
  */
 import { Router } from 'express';
 import { z } from 'zod';
-import { describeIssues, NotFoundError, type ModelRegistry, type ModelVersion } from '@mlq/core';
+import { describeIssues, type ModelVersion } from '@mlq/contract';
+import { NotFoundError } from '@mlq/core/errors';
+import type { ModelRegistry } from '@mlq/core/registry';
 import { badRequest } from '../errors.ts';
 import { modelVersionStatus, type VersionState } from '../serving/tf-serving.ts';
 

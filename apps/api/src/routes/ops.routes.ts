@@ -1,23 +1,23 @@
 import { Router } from 'express';
 import type { Redis } from 'ioredis';
-import { jobNames } from '@mlq/core';
+import { jobNames, type RedisKeys } from '@mlq/contract';
 import type { Queues } from '@mlq/queues';
 
-/** Live workers: each refreshes `<prefix>:workers:<id>` (with a TTL) every few seconds. */
-async function liveWorkers(redis: Redis, prefix: string): Promise<unknown[]> {
-  const keys: string[] = [];
+/** Live workers: each refreshes its heartbeat key (`keys.worker(id)`, with a TTL) every few seconds. */
+async function liveWorkers(redis: Redis, keys: RedisKeys): Promise<unknown[]> {
+  const found: string[] = [];
   let cursor = '0';
   do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:workers:*`, 'COUNT', 200);
+    const [next, batch] = await redis.scan(cursor, 'MATCH', keys.workersPattern, 'COUNT', 200);
     cursor = next;
-    keys.push(...batch);
+    found.push(...batch);
   } while (cursor !== '0');
-  if (keys.length === 0) return [];
-  const values = await redis.mget(keys);
+  if (found.length === 0) return [];
+  const values = await redis.mget(found);
   return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as unknown);
 }
 
-export function opsRouter(redis: Redis, queues: Queues, prefix: string): Router {
+export function opsRouter(redis: Redis, queues: Queues, keys: RedisKeys): Router {
   const r = Router();
   r.get('/readyz', async (_req, res) => {
     try {
@@ -28,7 +28,7 @@ export function opsRouter(redis: Redis, queues: Queues, prefix: string): Router 
     }
   });
   r.get('/v1/workers', async (_req, res) => {
-    res.json({ workers: await liveWorkers(redis, prefix) });
+    res.json({ workers: await liveWorkers(redis, keys) });
   });
   r.get('/metrics', async (_req, res) => {
     const lines = ['# HELP mlq_jobs Jobs per queue and state.', '# TYPE mlq_jobs gauge'];
@@ -37,7 +37,7 @@ export function opsRouter(redis: Redis, queues: Queues, prefix: string): Router 
       for (const [state, n] of Object.entries(counts))
         lines.push(`mlq_jobs{queue="${name}",state="${state}"} ${n}`);
     }
-    const workers = await liveWorkers(redis, prefix);
+    const workers = await liveWorkers(redis, keys);
     lines.push(
       '# HELP mlq_workers Live worker processes.',
       '# TYPE mlq_workers gauge',

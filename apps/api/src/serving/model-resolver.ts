@@ -5,7 +5,9 @@
  * pub/sub, on a connection of its own), and all of it on every (re)connect, which may have missed some.
  */
 import type { Redis } from 'ioredis';
-import { NotFoundError, type ModelRegistry, type ModelVersion } from '@mlq/core';
+import type { ModelVersion } from '@mlq/contract';
+import { NotFoundError } from '@mlq/core/errors';
+import type { ModelRegistry } from '@mlq/core/registry';
 import { SizedLru } from './model-lru.ts';
 
 /** What a predict URL names: `{name}`, `{name}/versions/{v}` or `{name}/labels/{label}`. */

@@ -6,7 +6,7 @@
  */
 import { Router, text, type ErrorRequestHandler, type Request, type Response } from 'express';
 import type { Redis } from 'ioredis';
-import type { ModelRegistry } from '@mlq/core';
+import type { ModelRegistry } from '@mlq/core/registry';
 import pkg from '../../package.json' with { type: 'json' };
 import { toApiError } from '../errors.ts';
 import { modelMetadata } from './open-inference.ts';

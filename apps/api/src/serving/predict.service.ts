@@ -5,7 +5,8 @@
  * share the batcher (with its bounded queues) and the threads.
  */
 import type { Redis } from 'ioredis';
-import type { ModelRegistry, ModelVersion } from '@mlq/core';
+import type { ModelVersion } from '@mlq/contract';
+import type { ModelRegistry } from '@mlq/core/registry';
 import { ApiError, toApiError as httpError } from '../errors.ts';
 import { Batcher, QueueFullError } from './batcher.ts';
 import { imageShape, type ImageInstance } from './image-input.ts';

@@ -6,7 +6,7 @@
  * `signature_name`, if given, must be `serving_default`, the only signature a model here has.
  * Every mismatch is an ApiError (400/413) that names the expected shape.
  */
-import type { FieldIssue } from '@mlq/core';
+import type { FieldIssue } from '@mlq/contract';
 import { ApiError, badRequest } from '../errors.ts';
 import { b64Bytes, isB64, type ImageInstance } from './image-input.ts';
 import { scanNumericBody, type ScannedTensor } from './json-scan.ts';

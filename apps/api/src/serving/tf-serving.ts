@@ -4,7 +4,7 @@
  * signature, `serving_default`, whose input and output are the LayersModel's only input and output,
  * named after their layers, as a Keras model exported to TF Serving has.
  */
-import type { ModelVersion } from '@mlq/core';
+import type { ModelVersion } from '@mlq/contract';
 import type { ModelInfo } from './protocol.ts';
 import { SIGNATURE_NAME } from './tensor-input.ts';
 

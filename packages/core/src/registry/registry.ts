@@ -3,7 +3,7 @@
  * (`production` → 3). It lives in Redis beside the queues, behind a small port that ioredis fills.
  */
 import { InputError, NotFoundError } from '../util/errors.ts';
-import { isUri } from '../jobs/catalog.ts';
+import { isUri, RedisKeys, type ModelSummary, type ModelVersion, type NewVersion } from '@mlq/contract';
 
 /** The few Redis commands the registry needs; an ioredis client satisfies it as is. */
 export interface KeyValuePort {
@@ -18,71 +18,46 @@ export interface KeyValuePort {
   publish(channel: string, message: string): Promise<unknown>;
 }
 
-export interface ModelVersion {
-  name: string;
-  version: number;
-  uri: string;
-  jobId: string;
-  createdAt: string;
-  metrics: Record<string, number>;
-  params: Record<string, unknown>;
-  /** Lineage: the base reference as given and as resolved, and the training data. */
-  base?: { ref: string; uri: string; name?: string; version?: number };
-  dataset?: { spec: unknown; hash: string };
-  inputShape: number[];
-  numClasses: number;
-  classNames?: string[];
-  /** Metrics of the latest evaluate job run on this version. */
-  evaluation?: Record<string, unknown>;
-  labels?: string[];
-}
-
-export interface ModelSummary {
-  name: string;
-  latestVersion: number;
-  labels: Record<string, number>;
-  updatedAt: string;
-}
-
-export type NewVersion = Omit<ModelVersion, 'version' | 'createdAt' | 'labels'>;
+export type { ModelSummary, ModelVersion, NewVersion };
 
 export class ModelRegistry {
+  private readonly keys: RedisKeys;
+
+  /** @param keys the install's keys (or its QUEUE_PREFIX). */
   constructor(
     private readonly kv: KeyValuePort,
-    private readonly prefix: string,
-  ) {}
-
-  private k(...parts: string[]): string {
-    return [this.prefix, 'registry', ...parts].join(':');
+    keys: RedisKeys | string,
+  ) {
+    this.keys = typeof keys === 'string' ? new RedisKeys(keys) : keys;
   }
 
   /** The channel on which label moves are announced (servers reload). */
   get labelChannel(): string {
-    return this.k('label-moved');
+    return this.keys.labelChannel;
   }
 
   /** The channel on which new versions are announced (servers re-resolve a bare name to the latest). */
   get versionChannel(): string {
-    return this.k('version-registered');
+    return this.keys.versionChannel;
   }
 
   /** Registers the next version of `name`; a retried job gets back the version it registered before. */
   async register(v: NewVersion): Promise<ModelVersion> {
-    const prior = await this.kv.hget(this.k('model', v.name, 'by-job'), v.jobId);
+    const prior = await this.kv.hget(this.keys.model(v.name, 'by-job'), v.jobId);
     if (prior) return this.get(v.name, Number(prior));
-    const version = await this.kv.incr(this.k('model', v.name, 'seq'));
+    const version = await this.kv.incr(this.keys.model(v.name, 'seq'));
     const record: ModelVersion = { ...v, version, createdAt: new Date().toISOString() };
-    await this.kv.hset(this.k('model', v.name, 'versions'), String(version), JSON.stringify(record));
-    await this.kv.hsetnx(this.k('model', v.name, 'by-job'), v.jobId, String(version));
-    await this.kv.sadd(this.k('models'), v.name);
+    await this.kv.hset(this.keys.model(v.name, 'versions'), String(version), JSON.stringify(record));
+    await this.kv.hsetnx(this.keys.model(v.name, 'by-job'), v.jobId, String(version));
+    await this.kv.sadd(this.keys.models, v.name);
     await this.kv.publish(this.versionChannel, JSON.stringify({ name: v.name, version }));
     return record;
   }
 
   async get(name: string, version: number): Promise<ModelVersion> {
-    const raw = await this.kv.hget(this.k('model', name, 'versions'), String(version));
+    const raw = await this.kv.hget(this.keys.model(name, 'versions'), String(version));
     if (!raw) {
-      const exists = (await this.kv.smembers(this.k('models'))).includes(name);
+      const exists = (await this.kv.smembers(this.keys.models)).includes(name);
       throw new NotFoundError(
         exists ? `model "${name}" has no version ${version}` : `model "${name}" not found`,
       );
@@ -95,7 +70,7 @@ export class ModelRegistry {
   }
 
   async versions(name: string): Promise<ModelVersion[]> {
-    const all = await this.kv.hgetall(this.k('model', name, 'versions'));
+    const all = await this.kv.hgetall(this.keys.model(name, 'versions'));
     if (Object.keys(all).length === 0) throw new NotFoundError(`model "${name}" not found`);
     const labels = await this.labels(name);
     return Object.values(all)
@@ -110,12 +85,12 @@ export class ModelRegistry {
   }
 
   async labels(name: string): Promise<Record<string, number>> {
-    const raw = await this.kv.hgetall(this.k('model', name, 'labels'));
+    const raw = await this.kv.hgetall(this.keys.model(name, 'labels'));
     return Object.fromEntries(Object.entries(raw).map(([l, v]) => [l, Number(v)]));
   }
 
   async list(): Promise<ModelSummary[]> {
-    const names = (await this.kv.smembers(this.k('models'))).sort();
+    const names = (await this.kv.smembers(this.keys.models)).sort();
     const out: ModelSummary[] = [];
     for (const name of names) {
       const vs = await this.versions(name);
@@ -139,14 +114,14 @@ export class ModelRegistry {
   async setLabel(name: string, label: string, version: number): Promise<void> {
     if (/^\d+$/.test(label)) throw new InputError('a label cannot be a number: it would read as a version');
     await this.get(name, version);
-    await this.kv.hset(this.k('model', name, 'labels'), label, String(version));
+    await this.kv.hset(this.keys.model(name, 'labels'), label, String(version));
     await this.kv.publish(this.labelChannel, JSON.stringify({ name, label, version }));
   }
 
   async deleteLabel(name: string, label: string): Promise<void> {
     const labels = await this.labels(name);
     if (!(label in labels)) throw new NotFoundError(`model "${name}" has no label "${label}"`);
-    await this.kv.hdel(this.k('model', name, 'labels'), label);
+    await this.kv.hdel(this.keys.model(name, 'labels'), label);
     await this.kv.publish(this.labelChannel, JSON.stringify({ name, label, version: null }));
   }
 
@@ -154,7 +129,7 @@ export class ModelRegistry {
     const v = await this.get(name, version);
     delete v.labels;
     await this.kv.hset(
-      this.k('model', name, 'versions'),
+      this.keys.model(name, 'versions'),
       String(version),
       JSON.stringify({ ...v, evaluation }),
     );
