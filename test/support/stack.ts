@@ -95,7 +95,9 @@ export async function startStack(
     DATA_ROOTS: dataDir,
     TFJS_BACKEND: process.env.TFJS_BACKEND ?? 'auto',
   };
-  const api = await startApi(apiEnvSchema.parse({ ...env, PORT: '0', HOST: '127.0.0.1', ...opts.apiEnv }));
+  // The API runs inside the test process: its request lines only when asked for (LOG_LEVEL=info).
+  const apiEnv = { ...env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
+  const api = await startApi(apiEnvSchema.parse({ ...apiEnv, ...opts.apiEnv }));
   const redis = new Redis(REDIS_URL);
   const workers: WorkerProcess[] = [];
   const stack: Stack = {

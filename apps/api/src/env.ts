@@ -2,7 +2,8 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { jobNames, type JobName } from '@mlq/contract';
-import { commaList, parseEnvOrExit, sharedEnvShape } from '@mlq/contract/env';
+import { commaList, parseEnvOrExit, sharedEnvShape, tfjsBackends } from '@mlq/contract/env';
+import { KeyRing } from './auth/keys.ts';
 
 const list = commaList;
 
@@ -10,7 +11,26 @@ export const apiEnvSchema = z.object({
   ...sharedEnvShape,
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().default('0.0.0.0'),
-  API_KEYS: z.string().default('').transform(list),
+  /**
+   * Accepted keys and their scopes: `<key>[:<scope>]` or `sha256:<hex>[:<scope>]`, comma-separated;
+   * scope `read`, `submit` or `admin` (the default). Empty: auth off. See auth/keys.ts.
+   */
+  API_KEYS: z
+    .string()
+    .default('')
+    .transform((s, ctx) => {
+      try {
+        return KeyRing.parse(s);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        return z.NEVER;
+      }
+    }),
+  /** Origins allowed to call the API from a browser (CORS): a comma list, or `*`. Empty: CORS off. */
+  CORS_ORIGINS: z.string().default('').transform(list),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `auto`: pino-pretty lines when stdout is a terminal, JSON lines otherwise. */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
   BODY_LIMIT: z.string().default('20mb'),
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(6000),
   /**
@@ -35,6 +55,8 @@ export const apiEnvSchema = z.object({
       }
       return out as Partial<Record<JobName, number>>;
     }),
+  /** Backend of the predict threads (each loads its own tfjs); wasm unless asked. */
+  TFJS_BACKEND: z.enum(tfjsBackends).default('wasm'),
   // Online predict (apps/api/src/serving). One core stays with the HTTP event loop.
   SERVING_THREADS: z.coerce
     .number()

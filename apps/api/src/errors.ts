@@ -1,7 +1,7 @@
 /** One error shape for every HTTP error: `{"error": {"code", "message", "details"?}}`. */
 import type { ErrorRequestHandler, Response } from 'express';
 import type { ErrorCode, FieldIssue } from '@mlq/contract';
-import { InputError, NotFoundError } from '@mlq/core/errors';
+import { InputError, NotFoundError, showInvisible } from '@mlq/core/errors';
 
 export class ApiError extends Error {
   override name = 'ApiError';
@@ -13,7 +13,8 @@ export class ApiError extends Error {
     message: string,
     readonly details?: FieldIssue[] | Record<string, unknown>,
   ) {
-    super(message);
+    // A message quoting a body or file must show what a person cannot see (a BOM, a zero-width space).
+    super(showInvisible(message));
   }
 }
 
@@ -51,10 +52,10 @@ export function toApiError(err: unknown): ApiError | undefined {
 }
 
 /** Maps anything thrown by a route to the error shape; only a bug of ours is a 500. */
-export const errorHandler: ErrorRequestHandler = (err, _req, res, next) => {
+export const errorHandler: ErrorRequestHandler = (err, req, res, next) => {
   if (res.headersSent) return next(err);
   const e = toApiError(err);
   if (e) return sendError(res.set(e.headers), e.status, e.code, e.message, e.details);
-  console.error('unhandled error', err);
+  req.log.error({ err }, 'unhandled error');
   return sendError(res, 500, 'internal', 'internal error');
 };

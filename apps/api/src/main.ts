@@ -4,9 +4,12 @@ import { startApi } from './server.ts';
 
 const env = loadApiEnv();
 const api = await startApi(env);
-console.log(`api listening on ${api.url} (Bull Board: ${api.url}/admin/queues)`);
-if (env.API_KEYS.length === 0)
-  console.warn('API_KEYS is empty: authentication is OFF (fine for local use only)');
+api.logger.info(
+  { url: api.url, keys: env.API_KEYS.size },
+  `api listening on ${api.url} (Bull Board: ${api.url}/admin/queues)`,
+);
+if (!env.API_KEYS.enabled)
+  api.logger.warn('API_KEYS is empty: authentication is OFF (fine for local use only)');
 
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.on(sig, () => void api.stop().then(() => process.exit(0)));

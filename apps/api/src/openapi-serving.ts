@@ -115,6 +115,7 @@ export function servingPaths(): Record<string, object> {
         400: v2Error,
         404: v2Error,
         413: v2Error,
+        422: v2Error,
         503: full(v2Error),
       },
     },

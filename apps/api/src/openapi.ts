@@ -86,7 +86,9 @@ export function openApiDocument(): object {
           200: { description: 'the job of a repeated Idempotency-Key', ...json(ref('Job')) },
           400: error,
           401: error,
+          403: error,
           413: error,
+          422: { ...error, description: 'Idempotency-Key reused with another body or job type' },
           429: error,
         },
       },
@@ -98,6 +100,7 @@ export function openApiDocument(): object {
     400: error,
     404: error,
     413: error,
+    422: error,
     503: {
       description: 'the model queue is full (Retry-After), or no predict thread',
       ...json(ref('Error')),
@@ -220,7 +223,17 @@ export function openApiDocument(): object {
   return {
     openapi: '3.1.0',
     info: { title: 'mlq: transfer learning and model serving', version: '0.1.0' },
-    components: { schemas, securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    components: {
+      schemas,
+      securitySchemes: {
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description:
+            'An API_KEYS key. Scopes: read (GET routes, predict), submit (+ submit, cancel, retry jobs, upload datasets), admin (+ labels, deletes, Bull Board actions); a key without the scope gets 403.',
+        },
+      },
+    },
     security: [{ bearer: [] }],
     paths,
   };

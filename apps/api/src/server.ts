@@ -1,26 +1,45 @@
 /** Starts the API on a port; used by main.ts, the demo and the tests. */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { RedisKeys, type JobName } from '@mlq/contract';
+import { jobNames, RedisKeys } from '@mlq/contract';
 import { openArtifactStore } from '@mlq/core/storage';
-import { closeQueues, connect, createQueues } from '@mlq/queues';
+import { closeQueues, connect, createQueues, type Queues } from '@mlq/queues';
 import { createApp, type App } from './app.ts';
 import type { ApiEnv } from './env.ts';
+import { createLogger, type Logger } from './logger.ts';
 
 export interface RunningApi extends App {
   server: Server;
   url: string;
+  logger: Logger;
   stop(): Promise<void>;
 }
 
-export async function startApi(env: ApiEnv): Promise<RunningApi> {
+/**
+ * QUEUE_GLOBAL_CONCURRENCY is the whole truth: the queues it names get their limit, and a limit an
+ * earlier start set on any other queue is removed (BullMQ keeps it in Redis until then).
+ */
+async function applyGlobalConcurrency(env: ApiEnv, queues: Queues, logger: Logger): Promise<void> {
+  for (const name of jobNames) {
+    const n = env.QUEUE_GLOBAL_CONCURRENCY[name];
+    if (n !== undefined) {
+      await queues[name].setGlobalConcurrency(n);
+      logger.info({ queue: name, globalConcurrency: n }, 'global concurrency set');
+    } else if ((await queues[name].getGlobalConcurrency()) !== null) {
+      await queues[name].removeGlobalConcurrency();
+      logger.info({ queue: name }, 'global concurrency limit removed (not in QUEUE_GLOBAL_CONCURRENCY)');
+    }
+  }
+}
+
+export async function startApi(env: ApiEnv, opts: { logger?: Logger } = {}): Promise<RunningApi> {
+  const logger = opts.logger ?? createLogger('api', { level: env.LOG_LEVEL, format: env.LOG_FORMAT });
   const redis = connect(env.REDIS_URL, 'mlq-api');
   const keys = new RedisKeys(env.QUEUE_PREFIX);
   const queues = createQueues(redis, keys);
-  for (const [name, n] of Object.entries(env.QUEUE_GLOBAL_CONCURRENCY) as [JobName, number][]) {
-    await queues[name].setGlobalConcurrency(n);
-  }
-  const app = createApp({ env, keys, redis, queues, store: openArtifactStore(env.ARTIFACT_STORE) });
+  await applyGlobalConcurrency(env, queues, logger);
+  const store = openArtifactStore(env.ARTIFACT_STORE);
+  const app = createApp({ env, keys, redis, queues, store, logger });
   const server = await new Promise<Server>((resolve) => {
     const s = app.app.listen(env.PORT, env.HOST, () => resolve(s));
   });
@@ -30,6 +49,7 @@ export async function startApi(env: ApiEnv): Promise<RunningApi> {
     ...app,
     server,
     url: `http://${host}:${port}`,
+    logger,
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

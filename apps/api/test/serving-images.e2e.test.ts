@@ -7,8 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadAll, mnistSource } from '@mlq/core/data';
-import { decodeImage, resizeInto } from '@mlq/core/data';
+import { imageToFeatures, loadAll, mnistSource } from '@mlq/core/data';
 import { writeImageFolder } from '../../../test/support/images.ts';
 import { http, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
 
@@ -91,11 +90,13 @@ describe('image instances through predict', () => {
   });
 
   it('decodes exactly as the image-folder dataset: the same scores as the decoded pixels sent as numbers', async () => {
-    const pixels = probes.map((p) => {
-      const out = new Float32Array(784);
-      resizeInto(decodeImage(p.bytes, p.file), 28, 28, 1, out, 0);
-      return Array.from(out);
-    });
+    const pixels = await Promise.all(
+      probes.map(async (p) => {
+        const out = new Float32Array(784);
+        await imageToFeatures(p.bytes, p.file, [28, 28], 1, out, 0);
+        return Array.from(out);
+      }),
+    );
     const numbers = await predict({ instances: pixels });
     const images = await predict({ inputs: { image: probes.map((p) => b64(p.bytes)) } });
     const named = await predict({ instances: probes.map((p) => ({ image: b64(p.bytes) })) });

@@ -10,7 +10,7 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.on(sig, () => {
     if (closing) return;
     closing = true;
-    console.log(`${sig}: taking no new jobs; running jobs checkpoint and go back to the queue`);
+    worker.logger.info(`${sig}: taking no new jobs; running jobs checkpoint and go back to the queue`);
     // Hard stop 5 s after the shutdown timeout whatever happens: a job still held then is taken
     // over when its lock expires.
     setTimeout(() => process.exit(1), env.WORKER_SHUTDOWN_TIMEOUT_MS + 5000).unref();

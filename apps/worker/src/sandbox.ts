@@ -21,9 +21,15 @@ import {
   type Queues,
 } from '@mlq/queues';
 import { loadWorkerEnv, trainThreads } from './env.ts';
+import { createLogger } from './logger.ts';
 import { processors } from './processors.ts';
 
 const env = loadWorkerEnv();
+/** The worker set LOG_FORMAT to what it resolved (sandboxEnv); each job gets a child of this. */
+const rootLog = createLogger('sandbox', { level: env.LOG_LEVEL, format: env.LOG_FORMAT }).child({
+  workerId: env.WORKER_ID,
+  pid: process.pid,
+});
 // If the worker that forked us dies (kill -9), stop too: its job will be resumed elsewhere from the
 // checkpoint, and an orphan still training would race the new attempt for the same checkpoint.
 process.on('disconnect', () => process.exit(1));
@@ -64,6 +70,8 @@ function classify(e: unknown): Error {
 
 export default async function processJob(job: Job, token?: string, signal?: AbortSignal): Promise<unknown> {
   const name = job.name;
+  // Every line about this job carries its id and attempt.
+  const log = rootLog.child({ queue: name, jobId: job.id, attempt: job.attemptsMade + 1 });
   if (!isJobName(name)) throw new UnrecoverableError(`unknown job type "${name}"`);
   const parsed = parsePayload(name, job.data);
   if (!parsed.ok) {
@@ -77,7 +85,11 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
     attempt: job.attemptsMade + 1,
     signal,
     progress: (p) => job.updateProgress(p as object),
-    log: async (line) => void (await job.log(`${new Date().toISOString()} ${line}`)),
+    // The job's own log (GET /v1/jobs/{id}/logs) keeps its format; the process log gets the line too.
+    log: async (line) => {
+      log.info(line);
+      await job.log(`${new Date().toISOString()} ${line}`);
+    },
     store,
     registry,
     dataRoots: env.DATA_ROOTS,
@@ -100,8 +112,7 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
       await job.moveToWait(token);
       throw new WaitingError();
     }
-    const err = classify(e);
-    await ctx.log(`failed: ${err.message}`).catch(() => undefined);
-    throw err;
+    // The worker logs the failed attempt (it also sees crashes of this process).
+    throw classify(e);
   }
 }

@@ -15,6 +15,8 @@ export const errorCodes = [
   'queue_full',
   'not_implemented',
   'unservable_model',
+  'non_finite_prediction',
+  'idempotency_key_reused',
   'predict_failed',
   'bad_request',
   'internal',

@@ -1,10 +1,10 @@
 import { Router } from 'express';
 import type { Redis } from 'ioredis';
-import { jobNames, type RedisKeys } from '@mlq/contract';
+import type { RedisKeys } from '@mlq/contract';
 import type { Queues } from '@mlq/queues';
 
 /** Live workers: each refreshes its heartbeat key (`keys.worker(id)`, with a TTL) every few seconds. */
-async function liveWorkers(redis: Redis, keys: RedisKeys): Promise<unknown[]> {
+export async function liveWorkers(redis: Redis, keys: RedisKeys): Promise<unknown[]> {
   const found: string[] = [];
   let cursor = '0';
   do {
@@ -17,7 +17,8 @@ async function liveWorkers(redis: Redis, keys: RedisKeys): Promise<unknown[]> {
   return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as unknown);
 }
 
-export function opsRouter(redis: Redis, queues: Queues, keys: RedisKeys): Router {
+/** /readyz and /v1/workers; /metrics is metrics.ts's. */
+export function opsRouter(redis: Redis, _queues: Queues, keys: RedisKeys): Router {
   const r = Router();
   r.get('/readyz', async (_req, res) => {
     try {
@@ -29,21 +30,6 @@ export function opsRouter(redis: Redis, queues: Queues, keys: RedisKeys): Router
   });
   r.get('/v1/workers', async (_req, res) => {
     res.json({ workers: await liveWorkers(redis, keys) });
-  });
-  r.get('/metrics', async (_req, res) => {
-    const lines = ['# HELP mlq_jobs Jobs per queue and state.', '# TYPE mlq_jobs gauge'];
-    for (const name of jobNames) {
-      const counts = await queues[name].getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed');
-      for (const [state, n] of Object.entries(counts))
-        lines.push(`mlq_jobs{queue="${name}",state="${state}"} ${n}`);
-    }
-    const workers = await liveWorkers(redis, keys);
-    lines.push(
-      '# HELP mlq_workers Live worker processes.',
-      '# TYPE mlq_workers gauge',
-      `mlq_workers ${workers.length}`,
-    );
-    res.type('text/plain; version=0.0.4').send(`${lines.join('\n')}\n`);
   });
   return r;
 }

@@ -1,9 +1,10 @@
 /**
  * Image instances: TF Serving's binary form `{"b64": "<base64>"}` carrying a PNG or JPEG file, for
  * models whose input is an image `[height, width, 1 | 3]`. The bytes are decoded on a predict thread
- * by the image-folder dataset's own decode and resize (predict.worker.ts), so a file sent here gives
- * the pixels that training and batch-predict give the same file: resized (bilinear, half-pixel
- * centres) to the input's height and width, 1 channel (BT.601 luminance) or 3 (RGB), scaled to 0..1.
+ * by the image-folder dataset's own function (`imageToFeatures` in packages/core/src/data/image-decode.ts,
+ * via predict.worker.ts), so a file sent here gives the pixels that training and batch-predict give the
+ * same file: turned upright (EXIF orientation), resized (bilinear, half-pixel centres) to the input's
+ * height and width, 1 channel (BT.601 luminance) or 3 (RGB), scaled to 0..1.
  */
 import { badRequest } from '../errors.ts';
 import type { ModelInfo } from './protocol.ts';

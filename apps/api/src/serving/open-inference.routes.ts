@@ -13,6 +13,9 @@ import { modelMetadata } from './open-inference.ts';
 import type { PredictService } from './predict.service.ts';
 import { modelTarget } from './predict.routes.ts';
 
+/** `POST /v2/models/{name}[/versions/{v}]/infer` (the rate limiter serves it from leased tokens, as :predict). */
+export const INFER_PATH = /^\/v2\/models\/[^/]+(?:\/versions\/[^/]+)?\/infer$/;
+
 /** The server's name in `GET /v2`. */
 export const SERVER_NAME = 'mlq';
 
@@ -37,7 +40,7 @@ const v2Errors: ErrorRequestHandler = (err, req, res, next) => {
   if (res.headersSent || !/^\/v2(\/|$)/.test(req.path)) return next(err);
   const e = toApiError(err);
   if (e) return void res.status(e.status).set(e.headers).json({ error: e.message });
-  console.error('unhandled error', err);
+  req.log.error({ err }, 'unhandled error');
   res.status(500).json({ error: 'internal error' });
 };
 

@@ -8,12 +8,13 @@ import type { Redis } from 'ioredis';
 import type { ModelVersion } from '@mlq/contract';
 import type { ModelRegistry } from '@mlq/core/registry';
 import { ApiError, toApiError as httpError } from '../errors.ts';
-import { Batcher, QueueFullError } from './batcher.ts';
+import { Batcher } from './batcher.ts';
 import { imageShape, type ImageInstance } from './image-input.ts';
 import { ModelResolver, type ModelTarget } from './model-resolver.ts';
 import { SizedLru } from './model-lru.ts';
 import { inferResponse, parseInferRequest } from './open-inference.ts';
 import type { ModelInfo } from './protocol.ts';
+import { checkFinite, fromServing } from './serving-errors.ts';
 import { ServingEvents, type RequestEvent } from './serving-events.ts';
 import { formatPredictions, packPredictText } from './tensor-input.ts';
 import type { VersionState } from './tf-serving.ts';
@@ -32,6 +33,17 @@ export interface ServingOptions {
   cacheBytes: number;
   storeUri: string;
   dataRoots: string[];
+  /** tfjs backend of the predict threads: `wasm` (default), `cpu`, `tensorflow` or `auto` (TFJS_BACKEND). */
+  backend?: string;
+  /** Told of each successful prediction and each batch (metrics.ts). */
+  observer?: ServingObserver;
+}
+
+export interface ServingObserver {
+  /** A successful prediction for `model` (a name) took `seconds`, from resolving the model to its outputs. */
+  predicted(model: string, seconds: number): void;
+  /** A batch of `rows` instances went to a predict thread. */
+  batched(rows: number): void;
 }
 
 export interface PredictResult {
@@ -71,6 +83,7 @@ export class PredictService {
         dataRoots: opts.dataRoots,
         cacheModels: opts.cacheModels,
         cacheBytes: opts.cacheBytes,
+        backend: opts.backend ?? 'wasm',
       },
       () => this.batcher.pump(),
     );
@@ -85,6 +98,8 @@ export class PredictService {
       },
       this.events,
     );
+    const { observer } = opts;
+    if (observer) this.events.on('batch', (e) => observer.batched(e.rows));
     this.resolver = new ModelResolver(registry, redis, (name, _label, version) => {
       // A served label moved: load its new version now rather than on the next request.
       if (version !== null)
@@ -194,6 +209,7 @@ export class PredictService {
       const r = await work((n) => (rows = n));
       model = keyOf(r.version);
       report(200);
+      this.opts.observer?.predicted(r.version.name, (performance.now() - t0) / 1000);
       return r;
     } catch (e) {
       const api = fromServing(e);
@@ -210,6 +226,7 @@ export class PredictService {
       count(input.rows);
       if (input.images) await this.decodeInto(input.images, info, input.data);
       const out = await this.run(version, info, input.rows, input.data);
+      checkFinite(out, outputSize(info), input.format === 'row' ? 'instances' : 'inputs');
       return { version, body: formatPredictions(input.format, out, input.rows, info.outputShape) };
     });
   }
@@ -221,6 +238,7 @@ export class PredictService {
       const input = parseInferRequest(body, info, this.opts.maxInstances);
       count(input.rows);
       const out = await this.run(version, info, input.rows, input.data);
+      checkFinite(out, outputSize(info), 'instance');
       return { version, body: inferResponse(version.name, version.version, info, input, out) };
     });
   }
@@ -229,18 +247,4 @@ export class PredictService {
     this.batcher.drain(new ServingUnavailableError('the server is shutting down'));
     await Promise.all([this.resolver.close(), this.pool.close()]);
   }
-}
-
-/** Errors from a thread keep their meaning: a missing artifact is a 404, a thread failure or a full queue a 503. */
-function fromServing(e: unknown): unknown {
-  if (e instanceof ServingUnavailableError) return new ApiError(503, 'unavailable', e.message);
-  if (e instanceof QueueFullError) {
-    const api = new ApiError(503, 'queue_full', e.message);
-    api.headers['Retry-After'] = String(e.retryAfterSeconds);
-    return api;
-  }
-  if (!(e instanceof ThreadReportedError)) return e;
-  if (e.remote.name === 'NotFoundError') return new ApiError(404, 'not_found', e.message);
-  if (e.remote.name === 'InputError') return new ApiError(422, 'unservable_model', e.message);
-  return new ApiError(500, 'predict_failed', e.message);
 }

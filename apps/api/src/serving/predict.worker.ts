@@ -1,15 +1,15 @@
 /**
- * A predict thread: its own tfjs on the wasm backend (a wasm instance per thread, so threads never
- * share a heap or a lock), an LRU of loaded models, one synchronous predict call per batch.
+ * A predict thread: its own tfjs on the backend TFJS_BACKEND names, wasm by default (a wasm instance per
+ * thread, so threads never share a heap or a lock), an LRU of loaded models, one synchronous predict call per batch.
  * Started by thread-pool.ts; requests are checked on the event loop before they get here.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { decodeImage, resizeInto } from '@mlq/core/data';
+import { imageToFeatures } from '@mlq/core/data';
 import { InputError } from '@mlq/core/errors';
 import { loadModel, type LoadedModel } from '@mlq/core/ml';
 import { openArtifactStore } from '@mlq/core/storage';
-import { disposeModels, initBackend } from '@mlq/engine';
+import { disposeModels, initBackend, type BackendPreference } from '@mlq/engine';
 import { SizedLru } from './model-lru.ts';
 import type {
   DecodeRequest,
@@ -98,16 +98,16 @@ function predict(entry: Entry, rows: number, data: Float32Array): Float32Array {
 }
 
 /**
- * Decodes and resizes images with the image-folder dataset's own functions, so an image sent to
- * predict becomes exactly the pixels training and batch-predict saw for the same file.
+ * Decodes images with the image-folder dataset's own function (decode, EXIF orientation, resize), so
+ * an image sent to predict becomes exactly the pixels training and batch-predict saw for the same file.
  */
-function decode(m: DecodeRequest): Float32Array {
+async function decode(m: DecodeRequest): Promise<Float32Array> {
   const size = m.height * m.width * m.channels;
   const out = new Float32Array(m.images.length * size);
-  m.images.forEach((bytes, i) => {
+  for (const [i, bytes] of m.images.entries()) {
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    resizeInto(decodeImage(buf, m.names[i]!), m.height, m.width, m.channels, out, i * size);
-  });
+    await imageToFeatures(buf, m.names[i]!, [m.height, m.width], m.channels, out, i * size);
+  }
   return out;
 }
 
@@ -128,7 +128,7 @@ function toThreadError(e: unknown): ThreadError {
 async function handle(m: ToThread): Promise<void> {
   try {
     if (m.type === 'decode') {
-      const out = decode(m);
+      const out = await decode(m);
       return reply({ type: 'reply', id: m.id, data: out, evicted: [] }, [out.buffer as ArrayBuffer]);
     }
     const entry = await getModel(m.key, m.uri);
@@ -142,7 +142,7 @@ async function handle(m: ToThread): Promise<void> {
 }
 
 try {
-  const backend = await initBackend('wasm');
+  const backend = await initBackend(config.backend as BackendPreference);
   port.on('message', (m: ToThread) => void handle(m));
   reply({ type: 'ready', backend });
 } catch (e) {

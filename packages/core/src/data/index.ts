@@ -2,4 +2,4 @@
 export * from './dataset.ts';
 export * from './open.ts';
 export * from './mnist.ts';
-export { decodeImage, resizeInto, type Rgba } from './image-folder.ts';
+export * from './image-decode.ts';
