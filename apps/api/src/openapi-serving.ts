@@ -102,16 +102,23 @@ export function servingPaths(): Record<string, object> {
     get: {
       summary,
       parameters,
-      responses: { 200: json(ref('ModelMetadata')), 404: apiError, 422: apiError },
+      responses: {
+        200: { description: 'the signature', ...json(ref('ModelMetadata')) },
+        404: apiError,
+        422: apiError,
+      },
     },
   });
-  const infer = (parameters: object[]) => ({
+  // The Open Inference Protocol's operations are named after its gRPC methods (ModelInfer, ...): the
+  // ids derived from their paths would clash with the /v1 ones.
+  const infer = (operationId: string, parameters: object[]) => ({
     post: {
+      operationId,
       summary: 'Open Inference Protocol inference (batched with :predict)',
       parameters,
       requestBody: { required: true, ...json(ref('InferRequest')) },
       responses: {
-        200: json(ref('InferResponse')),
+        200: { description: 'the outputs', ...json(ref('InferResponse')) },
         400: v2Error,
         404: v2Error,
         413: v2Error,
@@ -120,28 +127,27 @@ export function servingPaths(): Record<string, object> {
       },
     },
   });
-  const model = (parameters: object[]) => ({
+  const model = (operationId: string, parameters: object[]) => ({
     get: {
+      operationId,
       summary: 'Open Inference Protocol model metadata (loads the model)',
       parameters,
-      responses: { 200: json(ref('InferModelMetadata')), 400: v2Error, 404: v2Error },
+      responses: {
+        200: { description: 'the model metadata', ...json(ref('InferModelMetadata')) },
+        400: v2Error,
+        404: v2Error,
+      },
     },
   });
-  const ready = (parameters: object[]) => ({
+  const ready = (operationId: string, parameters: object[]) => ({
     get: {
+      operationId,
       summary: 'Model ready: loads it on a predict thread, then {"name", "ready": true}',
       parameters,
       responses: { 200: { description: 'ready' }, 404: v2Error, 422: v2Error },
     },
   });
   return {
-    '/v1/models/{name}/versions/{version}': {
-      get: {
-        summary: "One version with TF Serving's model_version_status",
-        parameters: [name, version],
-        responses: { 200: json(ref('ModelStatus')), 400: apiError, 404: apiError },
-      },
-    },
     '/v1/models/{name}/metadata': metadata('TF Serving metadata of the latest version', [name]),
     '/v1/models/{name}/versions/{version}/metadata': metadata('TF Serving metadata of a version', [
       name,
@@ -153,24 +159,32 @@ export function servingPaths(): Record<string, object> {
     ]),
     '/v2': {
       get: {
+        operationId: 'serverMetadata',
         summary: 'Open Inference Protocol server metadata: {"name", "version", "extensions"}',
         responses: { 200: { description: 'server metadata' } },
       },
     },
     '/v2/health/live': {
-      get: { summary: 'Server live: {"live": true}', responses: { 200: { description: 'live' } } },
+      get: {
+        operationId: 'serverLive',
+        summary: 'Server live: {"live": true} (no auth)',
+        security: [],
+        responses: { 200: { description: 'live' } },
+      },
     },
     '/v2/health/ready': {
       get: {
-        summary: 'Server ready (the registry answers): {"ready": true}',
+        operationId: 'serverReady',
+        summary: 'Server ready (the registry answers within 1 s): {"ready": true} (no auth)',
+        security: [],
         responses: { 200: { description: 'ready' }, 503: v2Error },
       },
     },
-    '/v2/models/{name}': model([name]),
-    '/v2/models/{name}/versions/{version}': model([name, version]),
-    '/v2/models/{name}/ready': ready([name]),
-    '/v2/models/{name}/versions/{version}/ready': ready([name, version]),
-    '/v2/models/{name}/infer': infer([name]),
-    '/v2/models/{name}/versions/{version}/infer': infer([name, version]),
+    '/v2/models/{name}': model('modelMetadata', [name]),
+    '/v2/models/{name}/versions/{version}': model('modelVersionMetadata', [name, version]),
+    '/v2/models/{name}/ready': ready('modelReady', [name]),
+    '/v2/models/{name}/versions/{version}/ready': ready('modelVersionReady', [name, version]),
+    '/v2/models/{name}/infer': infer('modelInfer', [name]),
+    '/v2/models/{name}/versions/{version}/infer': infer('modelVersionInfer', [name, version]),
   };
 }

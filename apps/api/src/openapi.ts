@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { jobCatalog, jobNames } from '@mlq/contract';
+import { finalizeDocument } from './openapi-finalize.ts';
 import { servingPaths, servingSchemas } from './openapi-serving.ts';
 
 const json = (schema: object) => ({ content: { 'application/json': { schema } } });
@@ -96,7 +97,7 @@ export function openApiDocument(): object {
   }
   const id = [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }];
   const predictResponses = {
-    200: json(ref('PredictResponse')),
+    200: { description: 'one prediction per instance', ...json(ref('PredictResponse')) },
     400: error,
     404: error,
     413: error,
@@ -161,11 +162,23 @@ export function openApiDocument(): object {
         responses: { 200: { description: 'versions', ...json(ref('ModelStatus')) }, 404: error },
       },
     },
+    '/v1/models/{name}/versions/{version}': {
+      get: {
+        summary:
+          "One version: metrics, params, lineage, labels, evaluation, and TF Serving's model_version_status",
+        parameters: [...name, { name: 'version', in: 'path', required: true, schema: { type: 'integer' } }],
+        responses: {
+          200: { description: 'the version', ...json(ref('ModelStatus')) },
+          400: error,
+          404: error,
+        },
+      },
+    },
     '/v1/models/{name}/labels/{label}': {
       get: {
         summary: "The labelled version with TF Serving's model_version_status",
         parameters: [...name, { name: 'label', in: 'path', required: true, schema: { type: 'string' } }],
-        responses: { 200: json(ref('ModelStatus')), 404: error },
+        responses: { 200: { description: 'the labelled version', ...json(ref('ModelStatus')) }, 404: error },
       },
       put: {
         summary: 'Point a label at a version',
@@ -209,6 +222,13 @@ export function openApiDocument(): object {
         responses: { 200: { description: 'workers' } },
       },
     },
+    '/openapi.json': {
+      get: {
+        summary: 'This document (no auth)',
+        security: [],
+        responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': {} } } },
+      },
+    },
     '/healthz': {
       get: { summary: 'Liveness (no auth)', security: [], responses: { 200: { description: 'ok' } } },
     },
@@ -220,9 +240,10 @@ export function openApiDocument(): object {
     },
     '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text/plain' } } } },
   });
-  return {
+  return finalizeDocument({
     openapi: '3.1.0',
     info: { title: 'mlq: transfer learning and model serving', version: '0.1.0' },
+    servers: [{ url: '/', description: 'this API' }],
     components: {
       schemas,
       securitySchemes: {
@@ -236,5 +257,5 @@ export function openApiDocument(): object {
     },
     security: [{ bearer: [] }],
     paths,
-  };
+  });
 }

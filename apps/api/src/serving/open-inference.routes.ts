@@ -102,10 +102,11 @@ export function openInferenceRouter(
   r.post('/v2/models/:name/infer', readText, infer);
   r.post('/v2/models/:name/versions/:version/infer', readText, infer);
 
-  r.all(
-    /^\/v2(\/.*)?$/,
-    (req, res) => void res.status(404).json({ error: `no route ${req.method} ${req.path}` }),
-  );
+  // Any other /v2 path: the protocol's 404 (a middleware, not a route: it serves no operation).
+  r.use((req, res, next) => {
+    if (!/^\/v2(\/|$)/.test(req.path)) return next();
+    res.status(404).json({ error: `no route ${req.method} ${req.path}` });
+  });
   r.use(v2Errors);
   return r;
 }
