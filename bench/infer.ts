@@ -5,9 +5,11 @@
  *
  * Starts a worker and one API as their own processes on a fresh Redis prefix, trains the mnist
  * transfer model (mnist-cnn base + dense head, see serving-support.ts), stops the worker, then in
- * alternating rounds (so that whatever else runs on the machine weighs on every protocol alike):
- *   - 1 client sending 1-instance requests one after the other: p50 and p99;
- *   - `clients` concurrent clients for `seconds`: p50, p99 and requests/s (batching at work).
+ * rounds arranged so that whatever else runs on the machine weighs on every protocol alike:
+ *   - 1 client per protocol sending 1-instance requests one after the other, the protocols taking
+ *     turns request by request: p50 and p99;
+ *   - `clients` concurrent clients for `seconds`, one protocol after the other, each round starting
+ *     with the next: p50, p99 and requests/s (batching at work).
  * Bodies: `/v1/models/{m}:predict` with the instance nested [28][28][1] (what a TF Serving client
  * sends for an image model) and flat (784 numbers); `/v2/models/{m}/infer` with flat FP32 data, as the
  * protocol's own example. The load average is printed before and after: other processes share the cores.
@@ -42,15 +44,21 @@ interface Protocol {
   bodies: string[];
 }
 
-/** Latencies in ms of `n` sequential requests from one client, after a warm-up. */
-async function sequential(url: string, bodies: string[], n: number): Promise<number[]> {
-  const post = poster(url);
-  for (let i = 0; i < 100; i++) await post(bodies[i % bodies.length]!); // model load, JIT, socket
-  const ms: number[] = [];
+/**
+ * Latencies in ms of `n` sequential requests per protocol from one client each, interleaved request by
+ * request (so that a change in the machine's load weighs on every protocol alike), after a warm-up.
+ */
+async function sequential(url: string, protocols: Protocol[], n: number): Promise<number[][]> {
+  const posts = protocols.map((p) => poster(`${url}${p.path}`));
+  for (let i = 0; i < 100; i++)
+    for (const [k, p] of protocols.entries()) await posts[k]!(p.bodies[i % p.bodies.length]!);
+  const ms = protocols.map(() => [] as number[]);
   for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    await post(bodies[i % bodies.length]!);
-    ms.push(performance.now() - t);
+    for (const [k, p] of protocols.entries()) {
+      const t = performance.now();
+      await posts[k]!(p.bodies[i % p.bodies.length]!);
+      ms[k]!.push(performance.now() - t);
+    }
   }
   return ms;
 }
@@ -145,13 +153,16 @@ async function main(): Promise<void> {
     );
     for (let r = 1; r <= ROUNDS; r++) {
       const line: string[] = [];
-      for (const p of protocols) {
-        const ms = await sequential(`${api.url}${p.path}`, p.bodies, REQUESTS);
-        seq.get(p.name)!.push(...ms);
+      const ms = await sequential(api.url, protocols, REQUESTS);
+      // The concurrent runs take turns; each round starts with the next protocol.
+      const order = protocols.map((_, k) => (k + r - 1) % protocols.length);
+      for (const k of order) {
+        const p = protocols[k]!;
+        seq.get(p.name)!.push(...ms[k]!);
         const c = await concurrent(`${api.url}${p.path}`, p.bodies, CLIENTS, SECONDS);
         conc.get(p.name)!.lat.push(...c.lat);
         conc.get(p.name)!.rps.push(c.rps);
-        const s = sorted(ms);
+        const s = sorted(ms[k]!);
         line.push(`${p.name}: p50 ${f(pct(s, 50))} p99 ${f(pct(s, 99))} ms, ${c.rps.toFixed(0)} req/s`);
       }
       console.log(`round ${r}: ${line.join(' | ')}`);
