@@ -7,5 +7,15 @@ export { imageInstance, parseRef, predictPath } from './refs.ts';
 export { MlqError, MlqApiError, JobFailedError, WaitTimeoutError } from './errors.ts';
 export { parseSse, type SseMessage } from './sse.ts';
 export { Transport, type CallOptions, type FetchLike } from './transport.ts';
+export {
+  formatFromName,
+  uploadMediaType,
+  type ArtifactView,
+  type DatasetSummary,
+  type DatasetVersion,
+  type UploadData,
+  type UploadFormat,
+  type UploadOptions,
+} from './upload.ts';
 export { waitForJob, jobEvents, type WaitOptions } from './wait.ts';
 export * from './types.ts';

@@ -47,6 +47,9 @@ export interface Values {
   delete?: boolean | undefined;
   'idempotency-key'?: string | undefined;
   image?: string[] | undefined;
+  format?: string | undefined;
+  label?: string | undefined;
+  output?: string | undefined;
 }
 
 export interface Ctx {
