@@ -1,13 +1,23 @@
+/**
+ * The registry's routes. `GET /v1/models/{name}[/versions/{v}|/labels/{label}]` answer the registry's
+ * JSON with TF Serving's `model_version_status` added (serving/tf-serving.ts), so one URL serves both
+ * the SDK and TF Serving clients; the metadata and predict routes are in serving/predict.routes.ts.
+ */
 import { Router } from 'express';
 import { z } from 'zod';
-import { describeIssues } from '@mlq/contract';
+import { describeIssues, type ModelVersion } from '@mlq/contract';
+import { NotFoundError } from '@mlq/core/errors';
 import { loadRunHistory } from '@mlq/core/jobs';
 import type { ModelRegistry } from '@mlq/core/registry';
 import type { ArtifactStore } from '@mlq/core/storage';
 import { badRequest } from '../errors.ts';
+import { modelVersionStatus, type VersionState } from '../serving/tf-serving.ts';
 
 const labelBody = z.object({ version: z.number().int().min(1) });
 const labelName = /^[a-zA-Z][\w.-]{0,63}$/;
+
+/** How a version stands for serving; every version is AVAILABLE when nothing serves here. */
+export type StateOf = (v: ModelVersion) => VersionState;
 
 function versionParam(raw: unknown): number {
   const v = Number(raw);
@@ -18,27 +28,47 @@ function versionParam(raw: unknown): number {
   return v;
 }
 
-export function modelsRouter(registry: ModelRegistry, store: ArtifactStore): Router {
+/** @param store where versions registered before histories were kept have theirs (runs/<jobId>/history.json) */
+export function modelsRouter(
+  registry: ModelRegistry,
+  stateOf: StateOf = () => ({ state: 'AVAILABLE' }),
+  store?: ArtifactStore,
+): Router {
   const r = Router();
+  const status = (versions: ModelVersion[]) =>
+    modelVersionStatus(versions.map((v) => ({ version: v.version, state: stateOf(v) })));
   r.get('/v1/models', async (_req, res) => {
     res.json({ models: await registry.list() });
   });
   r.get('/v1/models/:name', async (req, res) => {
     const name = String(req.params.name);
-    res.json({ name, labels: await registry.labels(name), versions: await registry.versions(name) });
+    const versions = await registry.versions(name);
+    res.json({ name, labels: await registry.labels(name), versions, ...status(versions) });
   });
   r.get('/v1/models/:name/versions/:version', async (req, res) => {
-    res.json(await registry.get(String(req.params.name), versionParam(req.params.version)));
+    const version = await registry.get(String(req.params.name), versionParam(req.params.version));
+    res.json({ ...version, ...status([version]) });
   });
-  // Its training curves: kept on the version; versions registered before that, from the job's run folder.
+  // Its training curves: kept with the version; versions registered before that, from the job's run folder.
   r.get('/v1/models/:name/versions/:version/history', async (req, res) => {
     const name = String(req.params.name);
     const v = versionParam(req.params.version);
     const version = await registry.get(name, v);
     const history =
       (await registry.history(name, v)) ??
-      (await loadRunHistory(store, version.jobId).catch(() => undefined));
+      (store ? await loadRunHistory(store, version.jobId).catch(() => undefined) : undefined);
     res.json(history ?? { epochs: [], points: [] });
+  });
+  r.get('/v1/models/:name/labels/:label', async (req, res) => {
+    const name = String(req.params.name);
+    const label = String(req.params.label);
+    const v = (await registry.labels(name))[label];
+    if (v === undefined) {
+      await registry.versions(name); // an unknown model is reported as such first
+      throw new NotFoundError(`model "${name}" has no label "${label}"`);
+    }
+    const version = await registry.get(name, v);
+    res.json({ ...version, ...status([version]) });
   });
   r.put('/v1/models/:name/labels/:label', async (req, res) => {
     const label = String(req.params.label);
