@@ -6,22 +6,36 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import express, { type Express, type RequestHandler } from 'express';
-import type { Redis } from 'ioredis';
 import { jobNames, ModelRegistry, type ArtifactStore, type JobName } from '@mlq/core';
-import { QueueEvents, type Queues } from '@mlq/queues';
+import {
+  closeWithin,
+  connect,
+  createQueueEvents,
+  isConnectionError,
+  keysOf,
+  reportErrors,
+  type Keys,
+  type QueueEvents,
+  type Queues,
+  type RedisClient,
+  type RedisTarget,
+} from '@mlq/queues';
 import type { ApiEnv } from './env.ts';
 import { errorHandler, sendError } from './errors.ts';
 import { JobsService } from './jobs.service.ts';
 import { jobsRouter } from './routes/jobs.routes.ts';
 import { modelsRouter } from './routes/models.routes.ts';
 import { openApiDocument } from './openapi.ts';
-import { opsRouter } from './routes/ops.routes.ts';
+import { opsRouter, readyz } from './routes/ops.routes.ts';
+import { redisGate } from './redis-gate.middleware.ts';
 import { PredictService } from './serving/predict.service.ts';
 import { predictRouter } from './serving/predict.routes.ts';
 
 export interface AppDeps {
   env: ApiEnv;
-  redis: Redis;
+  /** Fail-fast connection for request paths (packages/queues/src/connection.ts). */
+  redis: RedisClient;
+  redisTarget: RedisTarget;
   queues: Queues;
   store: ArtifactStore;
 }
@@ -44,14 +58,23 @@ function auth(keys: readonly string[]): RequestHandler {
   };
 }
 
-/** A fixed-window rate limit per API key (or client address when auth is off). */
-function rateLimit(redis: Redis, prefix: string, perMinute: number): RequestHandler {
+/**
+ * A fixed-window rate limit per API key (or client address when auth is off). It fails open while
+ * Redis is away, so predict on loaded models keeps answering (the other routes answer 503 then).
+ */
+function rateLimit(redis: RedisClient, keys: Keys, perMinute: number): RequestHandler {
   return async (req, res, next) => {
     if (perMinute === 0) return next();
     const who = req.get('authorization') ?? req.ip ?? 'anon';
-    const key = `${prefix}:ratelimit:${Math.floor(Date.now() / 60_000)}:${who}`;
-    const n = await redis.incr(key);
-    if (n === 1) await redis.expire(key, 61);
+    const key = keys.rateLimit(Math.floor(Date.now() / 60_000), who);
+    let n: number;
+    try {
+      n = await redis.incr(key);
+      if (n === 1) await redis.expire(key, 61);
+    } catch (e) {
+      if (isConnectionError(e)) return next();
+      throw e;
+    }
     if (n > perMinute) {
       res.set('Retry-After', String(60 - (Math.floor(Date.now() / 1000) % 60)));
       return sendError(res, 429, 'rate_limited', `more than ${perMinute} requests in a minute`);
@@ -61,13 +84,21 @@ function rateLimit(redis: Redis, prefix: string, perMinute: number): RequestHand
 }
 
 export function createApp(deps: AppDeps): App {
-  const { env, redis, queues } = deps;
-  const registry = new ModelRegistry(redis, env.QUEUE_PREFIX);
-  const jobs = new JobsService(queues, redis, env.QUEUE_PREFIX);
-  const events = Object.fromEntries(
-    jobNames.map((n) => [n, new QueueEvents(n, { connection: redis.duplicate(), prefix: env.QUEUE_PREFIX })]),
-  ) as Record<JobName, QueueEvents>;
-  for (const e of Object.values(events)) e.setMaxListeners(1000);
+  const { env, redis, queues, redisTarget } = deps;
+  const keys = keysOf(env.QUEUE_PREFIX);
+  const registry = new ModelRegistry(redis, keys.registry);
+  const jobs = new JobsService(queues, redis, keys);
+  // Queue events (for SSE, behind the Redis gate) open once Redis is first ready: BullMQ cannot close
+  // them before that. Each gets its own blocking copy of this never-connected template connection.
+  const events = {} as Record<JobName, QueueEvents>;
+  const template = connect(redisTarget, { name: 'mlq-api-events', lazy: true });
+  const openEvents = () => {
+    for (const n of jobNames) {
+      events[n] ??= createQueueEvents(n, template, env.QUEUE_PREFIX, reportErrors(redisTarget));
+      events[n].setMaxListeners(1000);
+    }
+  };
+  redis.once('ready', openEvents);
   const serving = new PredictService(registry, redis, {
     threads: env.SERVING_THREADS,
     batching: env.SERVING_BATCHING === 'on',
@@ -87,17 +118,21 @@ export function createApp(deps: AppDeps): App {
   const openapi = openApiDocument();
   app.get('/openapi.json', (_req, res) => void res.json(openapi));
   app.use(auth(env.API_KEYS));
-  app.use(rateLimit(redis, env.QUEUE_PREFIX, env.RATE_LIMIT_PER_MINUTE));
+  app.use(rateLimit(redis, keys, env.RATE_LIMIT_PER_MINUTE));
+
+  // Before express.json: predict reads its own body (see serving/json-scan.ts). Before the Redis
+  // gate: models already loaded keep answering while Redis is away.
+  app.use(predictRouter(serving, env.BODY_LIMIT));
+  app.get('/readyz', readyz(redis));
+  app.use(redisGate(redis));
 
   const board = new ExpressAdapter();
   board.setBasePath('/admin/queues');
   createBullBoard({ queues: jobNames.map((n) => new BullMQAdapter(queues[n])), serverAdapter: board });
   app.use('/admin/queues', board.getRouter() as express.Router);
 
-  // Before express.json: predict reads its own body (see serving/json-scan.ts).
-  app.use(predictRouter(serving, env.BODY_LIMIT));
   app.use(express.json({ limit: env.BODY_LIMIT }));
-  app.use(opsRouter(redis, queues, env.QUEUE_PREFIX));
+  app.use(opsRouter(redis, queues, keys));
   app.use(jobsRouter({ jobs, registry, events, dataRoots: env.DATA_ROOTS }));
   app.use(modelsRouter(registry));
   app.use((req, res) => sendError(res, 404, 'not_found', `no route ${req.method} ${req.path}`));
@@ -109,7 +144,8 @@ export function createApp(deps: AppDeps): App {
     registry,
     serving,
     async close() {
-      await Promise.all([...Object.values(events).map((e) => e.close()), serving.close()]);
+      redis.off('ready', openEvents);
+      await Promise.all([closeWithin(Object.values(events), 800), serving.close()]);
     },
   };
 }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { jobNames, type JobName } from '@mlq/core';
+import { parseClusterNodes } from '@mlq/queues';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const list = (s: string) =>
@@ -14,12 +15,29 @@ const list = (s: string) =>
 
 export const apiEnvSchema = z.object({
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  /**
+   * Redis Cluster seed nodes, `host:port,host:port,...` (or `redis[s]://[user:pass@]host:port` entries):
+   * set, it selects cluster mode and REDIS_URL is ignored.
+   */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .optional()
+    .transform((s, ctx) => {
+      if (!s?.trim()) return undefined;
+      try {
+        return parseClusterNodes(s);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        return z.NEVER;
+      }
+    }),
   QUEUE_PREFIX: z
     .string()
     .regex(/^[\w.-]+$/)
     .default('mlq'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
-  HOST: z.string().default('0.0.0.0'),
+  /** Unset: 127.0.0.1 while API_KEYS is empty, else 0.0.0.0 (see listenHost). */
+  HOST: z.string().min(1).optional(),
   ARTIFACT_STORE: z
     .string()
     .regex(/^(file|s3):\/\//, 'must be file:///abs/dir or s3://bucket/prefix')
@@ -70,6 +88,26 @@ export const apiEnvSchema = z.object({
 });
 
 export type ApiEnv = z.infer<typeof apiEnvSchema>;
+
+const loopback = (host: string) => /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host);
+
+/**
+ * Where the API listens. Without API_KEYS anyone who reaches the port may submit jobs and move or
+ * read models, so an unset HOST means loopback only; other addresses need keys, or an explicit HOST,
+ * which is honoured with a warning naming the risk.
+ */
+export function listenHost(env: Pick<ApiEnv, 'HOST' | 'API_KEYS'>): { host: string; warning?: string } {
+  const open = env.API_KEYS.length === 0;
+  if (env.HOST === undefined) return { host: open ? '127.0.0.1' : '0.0.0.0' };
+  if (!open || loopback(env.HOST)) return { host: env.HOST };
+  return {
+    host: env.HOST,
+    warning:
+      `HOST=${env.HOST} with API_KEYS empty: authentication is OFF and the API is reachable beyond this ` +
+      'machine; anyone who can reach the port can submit jobs, read and relabel models and cancel jobs. ' +
+      'Set API_KEYS, or unset HOST to listen on 127.0.0.1 only.',
+  };
+}
 
 export function loadApiEnv(env: NodeJS.ProcessEnv = process.env): ApiEnv {
   const r = apiEnvSchema.safeParse(env);

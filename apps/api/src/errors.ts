@@ -1,6 +1,7 @@
 /** One error shape for every HTTP error: `{"error": {"code", "message", "details"?}}`. */
 import type { ErrorRequestHandler, Response } from 'express';
 import { InputError, NotFoundError, type FieldIssue } from '@mlq/core';
+import { isConnectionError, RETRY_AFTER_S } from '@mlq/queues';
 
 export class ApiError extends Error {
   override name = 'ApiError';
@@ -33,7 +34,18 @@ export function sendError(
 export const errorHandler: ErrorRequestHandler = (err, _req, res, next) => {
   if (res.headersSent) return next(err);
   const e = err as Error & { type?: string; status?: number };
+  if (e instanceof ApiError && e.status === 503) res.set('Retry-After', String(RETRY_AFTER_S));
   if (e instanceof ApiError) return sendError(res, e.status, e.code, e.message, e.details);
+  // Redis went away during the request (the gate in redis-gate.middleware.ts stops the next ones).
+  if (isConnectionError(e)) {
+    res.set('Retry-After', String(RETRY_AFTER_S));
+    return sendError(
+      res,
+      503,
+      'unavailable',
+      'Redis (jobs and model registry) is not reachable; retry shortly',
+    );
+  }
   if (e instanceof NotFoundError) return sendError(res, 404, 'not_found', e.message);
   if (e instanceof InputError) return sendError(res, 400, 'invalid_request', e.message);
   if (e.type === 'entity.parse.failed')

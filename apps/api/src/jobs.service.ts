@@ -1,11 +1,10 @@
 /**
  * Jobs as the API shows them: submit (validated, idempotent), look up by id across queues, list,
- * logs, cancel, retry. Ids are UUIDs, unique across types; `<prefix>:job-types` maps id → queue.
+ * logs, cancel, retry. Ids are UUIDs, unique across types; `{prefix}:job-types` maps id → queue.
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { jobNames, type JobName, type JobOf, type JobState, type JobView } from '@mlq/core';
-import { cancelMarkKey, jobOptions, jobTypesKey, type Job, type Queues } from '@mlq/queues';
+import { jobOptions, type Job, type Keys, type Queues, type RedisClient } from '@mlq/queues';
 import { conflict, notFound } from './errors.ts';
 
 const IDEMPOTENCY_TTL_S = 24 * 3600;
@@ -13,14 +12,14 @@ const IDEMPOTENCY_TTL_S = 24 * 3600;
 export class JobsService {
   constructor(
     private readonly queues: Queues,
-    private readonly redis: Redis,
-    private readonly prefix: string,
+    private readonly redis: RedisClient,
+    private readonly keys: Keys,
   ) {}
 
-  private typesKey = () => jobTypesKey(this.prefix);
+  private typesKey = () => this.keys.jobTypes;
   /** The channel on which workers hear cancel requests for jobs they may hold. */
   get cancelChannel(): string {
-    return `${this.prefix}:cancel`;
+    return this.keys.cancelChannel;
   }
 
   async submit<N extends JobName>(
@@ -30,7 +29,7 @@ export class JobsService {
   ): Promise<{ view: JobView; created: boolean }> {
     const id = randomUUID();
     if (idempotencyKey) {
-      const key = `${this.prefix}:idempotency:${idempotencyKey}`;
+      const key = this.keys.idempotency(idempotencyKey);
       const won = await this.redis.set(key, `${type}:${id}`, 'EX', IDEMPOTENCY_TTL_S, 'NX');
       if (won !== 'OK') {
         const prior = (await this.redis.get(key)) ?? '';
@@ -142,7 +141,7 @@ export class JobsService {
     if (state === 'waiting-children') {
       // A tune waiting for its trials: mark it so its next run ends as cancelled, then cancel the
       // trials; when the last one ends, BullMQ runs the parent, which sees the mark.
-      await this.redis.set(cancelMarkKey(this.prefix, id), '1', 'EX', 7 * 24 * 3600);
+      await this.redis.set(this.keys.cancelMark(id), '1', 'EX', 7 * 24 * 3600);
       const deps = await job.getDependencies();
       for (const key of deps.unprocessed ?? []) {
         const childId = key.slice(key.lastIndexOf(':') + 1);
@@ -160,7 +159,7 @@ export class JobsService {
     const state = await job.getState();
     if (state !== 'failed') throw conflict(`job "${id}" is ${state}: only failed jobs can be retried`);
     // A cancelled tune leaves a mark that would end its next run as cancelled again.
-    await this.redis.del(cancelMarkKey(this.prefix, id));
+    await this.redis.del(this.keys.cancelMark(id));
     await job.retry('failed');
     return this.view(job);
   }

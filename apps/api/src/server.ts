@@ -2,38 +2,57 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { openArtifactStore, type JobName } from '@mlq/core';
-import { closeQueues, connect, createQueues } from '@mlq/queues';
+import { closeClient, closeQueues, connect, createQueues, redisTargetOf, reportErrors } from '@mlq/queues';
 import { createApp, type App } from './app.ts';
-import type { ApiEnv } from './env.ts';
+import { listenHost, type ApiEnv } from './env.ts';
 
 export interface RunningApi extends App {
   server: Server;
   url: string;
+  /** The address the server is bound to (`127.0.0.1`, `0.0.0.0`…). */
+  host: string;
+  /** Stops within about 2 s, whether Redis answers or not. */
   stop(): Promise<void>;
 }
 
 export async function startApi(env: ApiEnv): Promise<RunningApi> {
-  const redis = connect(env.REDIS_URL, 'mlq-api');
-  const queues = createQueues(redis, env.QUEUE_PREFIX);
-  for (const [name, n] of Object.entries(env.QUEUE_GLOBAL_CONCURRENCY) as [JobName, number][]) {
-    await queues[name].setGlobalConcurrency(n);
-  }
-  const app = createApp({ env, redis, queues, store: openArtifactStore(env.ARTIFACT_STORE) });
-  const server = await new Promise<Server>((resolve) => {
-    const s = app.app.listen(env.PORT, env.HOST, () => resolve(s));
+  const target = redisTargetOf(env);
+  // Request paths fail fast while Redis is away (503, see redis-gate.ts); it reconnects by itself.
+  const redis = connect(target, { name: 'mlq-api', failFast: true });
+  const queues = createQueues(redis, env.QUEUE_PREFIX, reportErrors(target));
+  // Written on every (re)connect: the API may start before Redis, and a Redis restarted without its
+  // data would have lost them.
+  const limits = Object.entries(env.QUEUE_GLOBAL_CONCURRENCY) as [JobName, number][];
+  redis.on('ready', () => {
+    for (const [name, n] of limits) void queues[name].setGlobalConcurrency(n).catch(reportErrors(target));
+  });
+  const app = createApp({
+    env,
+    redis,
+    redisTarget: target,
+    queues,
+    store: openArtifactStore(env.ARTIFACT_STORE),
+  });
+  const { host } = listenHost(env);
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.app.listen(env.PORT, host, (e?: Error) => (e ? reject(e) : resolve(s)));
   });
   const { port } = server.address() as AddressInfo;
-  const host = env.HOST === '0.0.0.0' || env.HOST === '::' ? '127.0.0.1' : env.HOST;
+  const local = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   return {
     ...app,
     server,
-    url: `http://${host}:${port}`,
+    host,
+    url: `http://${local}:${port}`,
     async stop() {
       server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-      await app.close();
-      await closeQueues(queues);
-      await redis.quit().catch(() => undefined);
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      await Promise.race([
+        Promise.all([closed, app.close()]),
+        new Promise((r) => setTimeout(r, 1200).unref()),
+      ]);
+      await closeQueues(queues, 300);
+      await closeClient(redis, 200);
     },
   };
 }

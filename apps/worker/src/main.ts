@@ -1,14 +1,17 @@
-/** `pnpm start:worker`: a worker process, configured by the environment (see API.md). */
+/** `pnpm start:worker`: a worker process, configured by the environment (see docs/api.md). */
 import { loadWorkerEnv } from './env.ts';
-import { startWorker } from './worker.ts';
+import { startWorker, type RunningWorker } from './worker.ts';
 
 const env = loadWorkerEnv();
-const worker = await startWorker(env);
 
+// Installed before start, which waits for Redis: a worker that never reached Redis holds no job and
+// exits at once. A second signal ends the process at once.
+const running: { worker?: RunningWorker } = {};
 let closing = false;
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.on(sig, () => {
-    if (closing) return;
+    const worker = running.worker;
+    if (closing || !worker) process.exit(closing ? 130 : 0);
     closing = true;
     console.log(`${sig}: taking no new jobs; running jobs checkpoint and go back to the queue`);
     // Hard stop 5 s after the shutdown timeout whatever happens: a job still held then is taken
@@ -17,3 +20,5 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     void worker.shutdown().then(() => process.exit(0));
   });
 }
+
+running.worker = await startWorker(env);

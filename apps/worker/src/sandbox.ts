@@ -17,10 +17,13 @@ import {
   type JobContext,
 } from '@mlq/core';
 import {
-  cancelMarkKey,
   connect,
   createQueues,
+  keysOf,
   parentJob,
+  redisTargetOf,
+  reportErrors,
+  setRedisLog,
   UnrecoverableError,
   WaitingChildrenError,
   WaitingError,
@@ -36,19 +39,21 @@ const env = loadWorkerEnv();
 process.on('disconnect', () => process.exit(1));
 const backend = initBackend(env.TFJS_BACKEND);
 const store = openArtifactStore(env.ARTIFACT_STORE);
-const redis = connect(env.REDIS_URL, `mlq-sandbox-${hostname()}-${process.pid}`);
-const registry = new ModelRegistry(redis, env.QUEUE_PREFIX);
+// The worker that forked us reports Redis outages; here commands just wait for Redis to return.
+setRedisLog(() => undefined);
+const target = redisTargetOf(env);
+const keys = keysOf(env.QUEUE_PREFIX);
+const redis = connect(target, { name: `mlq-sandbox-${hostname()}-${process.pid}` });
+const registry = new ModelRegistry(redis, keys.registry);
 // Tell GET /v1/workers which backend this worker's jobs really run on.
 if (env.WORKER_ID) {
   const workerId = env.WORKER_ID;
-  void backend
-    .then((b) => redis.hset(`${env.QUEUE_PREFIX}:worker-backends`, workerId, b))
-    .catch(() => undefined);
+  void backend.then((b) => redis.hset(keys.workerBackends, workerId, b)).catch(() => undefined);
 }
 
 /** The queues through which a tune adds its trials and a trial reports to its tune; opened on first use. */
 let flowQueues: Queues | undefined;
-const queues = (): Queues => (flowQueues ??= createQueues(redis, env.QUEUE_PREFIX));
+const queues = (): Queues => (flowQueues ??= createQueues(redis, env.QUEUE_PREFIX, reportErrors(target)));
 
 /** A tune's trials are its child jobs on the fine-tune queue. */
 const trialsOf = (tuneId: string, token?: string) =>
@@ -57,11 +62,13 @@ const trialsOf = (tuneId: string, token?: string) =>
 /** A trial that ends updates its tune's progress: the tune itself sleeps until every trial has ended. */
 async function reportToTune(job: Job, result: unknown): Promise<void> {
   const parent = job.parent;
-  if (!parent?.id || parent.queueKey !== `${env.QUEUE_PREFIX}:tune`) return;
+  if (!parent?.id || parent.queueKey !== keys.queue('tune')) return;
   const tune = trialsOf(parent.id);
   const progress = progressAfterTrial(parent.id, await tune.data(), await tune.outcomes(), job.id!, result);
   if (progress) await tune.progress(progress);
 }
+
+const noop = (): void => undefined;
 
 /** Errors that retrying cannot fix fail the job at once, with the message a person should read. */
 function classify(e: unknown): Error {
@@ -78,15 +85,17 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
     const detail = parsed.issues.map((i) => `${i.field}: ${i.message}`).join('; ');
     throw new UnrecoverableError(`invalid ${name} payload: ${detail}`);
   }
-  if (await redis.exists(cancelMarkKey(env.QUEUE_PREFIX, job.id!))) {
+  if (await redis.exists(keys.cancelMark(job.id!))) {
     throw new UnrecoverableError('cancelled: cancelled by user');
   }
   const ctx: JobContext = {
     jobId: job.id!,
     attempt: job.attemptsMade + 1,
     signal,
-    progress: (p) => job.updateProgress(p as object),
-    log: async (line) => void (await job.log(`${new Date().toISOString()} ${line}`)),
+    // Both go to the worker over IPC, and it writes them to Redis (waiting while Redis is away): a
+    // report that cannot be delivered must never end the training that made it.
+    progress: (p) => job.updateProgress(p as object).catch(() => undefined),
+    log: (line) => job.log(`${new Date().toISOString()} ${line}`).then(noop, noop),
     store,
     registry,
     dataRoots: env.DATA_ROOTS,

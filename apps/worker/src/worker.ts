@@ -7,7 +7,18 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SHUTDOWN_REASON, type WorkerInfo } from '@mlq/core';
-import { connect, createWorker, type Worker } from '@mlq/queues';
+import {
+  closeClient,
+  connect,
+  createWorker,
+  isConnectionError,
+  isReady,
+  keysOf,
+  redisTargetOf,
+  reportErrors,
+  type RedisClient,
+  type Worker,
+} from '@mlq/queues';
 import { sandboxEnv, type WorkerEnv } from './env.ts';
 import { checkProcessors } from './processors.ts';
 
@@ -20,12 +31,24 @@ export interface RunningWorker {
   close(): Promise<void>;
   /**
    * Stops taking jobs; running jobs save a checkpoint and go back to the queue for another worker.
-   * Resolves when they have (or after `timeoutMs`).
+   * Resolves when they have, or after `timeoutMs`, or 1.5 s after Redis is seen away (a job cannot
+   * be handed back then: its lock expires and another worker resumes it from that checkpoint).
    */
   shutdown(timeoutMs?: number): Promise<void>;
 }
 
 const HEARTBEAT_MS = 5000;
+/** How long a shutdown waits for checkpoints once Redis is away. */
+const SHUTDOWN_WITHOUT_REDIS_MS = 1500;
+
+/** Resolves `ms` after the connection is (or goes) away. */
+function awayFor(connection: RedisClient, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const arm = () => setTimeout(resolve, ms).unref();
+    if (!isReady(connection)) arm();
+    else connection.once('close', arm);
+  });
+}
 
 export async function startWorker(
   env: WorkerEnv,
@@ -33,7 +56,11 @@ export async function startWorker(
 ): Promise<RunningWorker> {
   checkProcessors();
   const id = env.WORKER_NAME ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
-  const connection = connect(env.REDIS_URL, `mlq-worker-${id}`);
+  const target = redisTargetOf(env);
+  const keys = keysOf(env.QUEUE_PREFIX);
+  const redisDown = reportErrors(target);
+  // Commands wait for Redis while it is away (BullMQ's workers need that); one line per outage.
+  const connection = connect(target, { name: `mlq-worker-${id}` });
   const current = new Map<string, string>();
   const info: WorkerInfo = {
     id,
@@ -46,8 +73,7 @@ export async function startWorker(
     currentJobs: [],
   };
   const workers = env.WORKER_QUEUES.map((q) => {
-    const w = createWorker(q, sandboxFile, connection, {
-      prefix: env.QUEUE_PREFIX,
+    const w = createWorker(q, sandboxFile, connection, env.QUEUE_PREFIX, {
       concurrency: env.WORKER_CONCURRENCY,
       name: id,
       lockDuration: env.WORKER_LOCK_DURATION_MS,
@@ -69,12 +95,15 @@ export async function startWorker(
       if (job) current.delete(job.id!);
       log(`[${q}] job ${job?.id} failed: ${err.message}`);
     });
-    w.on('error', (err) => log(`[${q}] worker error: ${err.message}`));
+    // Connection errors come once per retry and per connection: the outage log reports them once.
+    w.on('error', (err) =>
+      isConnectionError(err) ? redisDown(err) : log(`[${q}] worker error: ${err.message}`),
+    );
     return w;
   });
   // DELETE /v1/jobs/{id} is published to every worker; the one holding the job aborts it.
-  const subscriber = connection.duplicate();
-  await subscriber.subscribe(`${env.QUEUE_PREFIX}:cancel`);
+  const subscriber = connect(target, { name: `mlq-worker-${id}-cancel` });
+  await subscriber.subscribe(keys.cancelChannel);
   subscriber.on('message', (_channel: string, message: string) => {
     try {
       const { id: jobId, reason } = JSON.parse(message) as { id: string; reason?: string };
@@ -85,24 +114,29 @@ export async function startWorker(
     }
   });
 
-  const key = `${env.QUEUE_PREFIX}:workers:${id}`;
+  const key = keys.worker(id);
   const beat = async () => {
     info.currentJobs = [...current].map(([jid, queue]) => ({ id: jid, queue }));
-    info.backend = (await connection.hget(`${env.QUEUE_PREFIX}:worker-backends`, id)) ?? info.backend;
+    info.backend = (await connection.hget(keys.workerBackends, id)) ?? info.backend;
     await connection.set(key, JSON.stringify(info), 'PX', HEARTBEAT_MS * 3);
   };
   await beat();
-  const timer = setInterval(() => void beat().catch(() => undefined), HEARTBEAT_MS);
+  // While Redis is away beats are skipped, not queued up behind the reconnect.
+  const timer = setInterval(
+    () => void (isReady(connection) ? beat().catch(() => undefined) : 0),
+    HEARTBEAT_MS,
+  );
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   log(
     `worker ${id} serving ${env.WORKER_QUEUES.join(', ')} (concurrency ${env.WORKER_CONCURRENCY}, backend ${env.TFJS_BACKEND})`,
   );
   const disconnect = async () => {
     clearInterval(timer);
-    await connection.del(key).catch(() => undefined);
-    await connection.hdel(`${env.QUEUE_PREFIX}:worker-backends`, id).catch(() => undefined);
-    await subscriber.quit().catch(() => undefined);
-    await connection.quit().catch(() => undefined);
+    if (isReady(connection)) {
+      const bye = Promise.all([connection.del(key), connection.hdel(keys.workerBackends, id)]).catch(() => 0);
+      await Promise.race([bye, new Promise((r) => setTimeout(r, 300).unref())]);
+    }
+    await Promise.all([closeClient(subscriber, 200), closeClient(connection, 200)]);
   };
   return {
     id,
@@ -114,13 +148,17 @@ export async function startWorker(
     async shutdown(timeoutMs = env.WORKER_SHUTDOWN_TIMEOUT_MS) {
       const closing = Promise.all(
         workers.map((w) => {
-          const done = w.close();
+          const done = w.close().catch(() => undefined);
           // After close() so no new job starts; the processors checkpoint and release on this reason.
           w.cancelAllJobs(SHUTDOWN_REASON);
           return done;
         }),
       );
-      await Promise.race([closing, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+      await Promise.race([
+        closing,
+        new Promise((r) => setTimeout(r, timeoutMs).unref()),
+        awayFor(connection, SHUTDOWN_WITHOUT_REDIS_MS),
+      ]);
       await disconnect();
     },
   };

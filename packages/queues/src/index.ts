@@ -1,6 +1,6 @@
 /**
  * The one place that imports bullmq: queue names, Queue and Worker factories, the options every job
- * gets, and the Redis connections they share.
+ * gets, and the Redis connections they share (connection.ts) under the install's keys (keys.ts).
  */
 import {
   Job,
@@ -13,26 +13,58 @@ import {
   type JobsOptions,
   type WorkerOptions,
 } from 'bullmq';
-import { Redis } from 'ioredis';
 import { jobNames, type ChildJobs, type ChildOutcomes, type JobName } from '@mlq/core';
+import type { RedisClient } from './connection.ts';
+import { keysOf, namespaceOf } from './keys.ts';
 
+export * from './connection.ts';
+export * from './keys.ts';
 export { Job, Queue, QueueEvents, UnrecoverableError, WaitingChildrenError, WaitingError, Worker };
 export type { JobsOptions };
 
-/** A Redis connection as BullMQ wants it (blocking commands must never time out). */
-export function connect(redisUrl: string, name = 'mlq'): Redis {
-  return new Redis(redisUrl, { maxRetriesPerRequest: null, connectionName: name, lazyConnect: false });
-}
-
 export type Queues = Record<JobName, Queue>;
 
-/** One queue per job type, under the install's prefix. */
-export function createQueues(connection: Redis, prefix: string): Queues {
-  return Object.fromEntries(jobNames.map((n) => [n, new Queue(n, { connection, prefix })])) as Queues;
+/**
+ * One queue per job type, under the install's hash-tagged namespace (keys.ts). BullMQ re-emits its
+ * connection's errors on each queue: they go to `onError` (an emitter without a listener would throw).
+ */
+export function createQueues(connection: RedisClient, prefix: string, onError: (e: Error) => void): Queues {
+  return Object.fromEntries(
+    jobNames.map((n) => [n, new Queue(n, { connection, prefix: namespaceOf(prefix) }).on('error', onError)]),
+  ) as Queues;
 }
 
-export async function closeQueues(queues: Queues): Promise<void> {
-  await Promise.all(Object.values(queues).map((q) => q.close()));
+/**
+ * Closes BullMQ objects (queues, queue events), giving up after `deadlineMs`: with Redis away their
+ * close (QUIT) and even disconnect wait for a connection that never comes. The caller then closes
+ * the Redis connections it gave them (closeClient), which ends those waits. Never throws.
+ */
+export async function closeWithin(
+  all: { close(): Promise<void>; disconnect(): Promise<void> }[],
+  deadlineMs = 1000,
+): Promise<void> {
+  const closed = Promise.all(all.map((q) => q.close().catch(() => undefined)));
+  const late = await Promise.race([
+    closed.then(() => false),
+    new Promise<boolean>((r) => setTimeout(() => r(true), deadlineMs).unref()),
+  ]);
+  if (late) for (const q of all) void q.disconnect().catch(() => undefined);
+}
+
+export const closeQueues = (queues: Queues, deadlineMs = 1000): Promise<void> =>
+  closeWithin(Object.values(queues), deadlineMs);
+
+/**
+ * Queue events (progress, completed…) of one queue. XREAD blocks, so BullMQ runs them on its own
+ * copy of `connection` (which may be a never-connected template: `connect(…, { lazy: true })`).
+ */
+export function createQueueEvents(
+  name: JobName,
+  connection: RedisClient,
+  prefix: string,
+  onError: (e: Error) => void,
+): QueueEvents {
+  return new QueueEvents(name, { connection, prefix: namespaceOf(prefix) }).on('error', onError);
 }
 
 /**
@@ -56,20 +88,22 @@ export function jobOptions(name: JobName, jobId: string): JobsOptions {
  */
 const stallSettings = { maxStalledCount: 5 } as const;
 
+/** A worker of queue `name` under the install's namespace; `prefix` is the raw QUEUE_PREFIX. */
 export function createWorker(
   name: JobName,
   processorFile: string,
-  connection: Redis,
-  opts: Omit<WorkerOptions, 'connection'>,
+  connection: RedisClient,
+  prefix: string,
+  opts: Omit<WorkerOptions, 'connection' | 'prefix'>,
 ): Worker {
-  return new Worker(name, processorFile, { ...stallSettings, ...opts, connection, useWorkerThreads: false });
+  return new Worker(name, processorFile, {
+    ...stallSettings,
+    ...opts,
+    connection,
+    prefix: namespaceOf(prefix),
+    useWorkerThreads: false,
+  });
 }
-
-/** The id → job type index through which the API finds a job by its id alone (apps/api jobs.service.ts). */
-export const jobTypesKey = (prefix: string): string => `${prefix}:job-types`;
-
-/** Set when a cancel is requested for a job that is not running (a tune waiting for its trials). */
-export const cancelMarkKey = (prefix: string, id: string): string => `${prefix}:cancel-requested:${id}`;
 
 /** A job as a flow sees it: its queue, its id and, while it runs, its lock token. */
 export interface JobRef {
@@ -93,7 +127,7 @@ export interface ParentJob extends ChildJobs {
  */
 export function parentJob(
   queues: Queues,
-  connection: Redis,
+  connection: RedisClient,
   prefix: string,
   parent: JobRef,
   childQueue: JobName,
@@ -105,7 +139,7 @@ export function parentJob(
     if (!job) throw new Error(`job ${parent.id} is no longer in the ${parent.queue} queue`);
     return job;
   };
-  // Children are keyed `<prefix>:<queue>:<id>` in the parent's dependency sets.
+  // Children are keyed `{prefix}:<queue>:<id>` in the parent's dependency sets.
   const byId = (values: Record<string, unknown> = {}) =>
     Object.fromEntries(Object.entries(values).map(([key, v]) => [key.slice(key.lastIndexOf(':') + 1), v]));
   return {
@@ -115,7 +149,7 @@ export function parentJob(
     },
     async add(list) {
       if (!list.length) return;
-      await connection.hset(jobTypesKey(prefix), Object.fromEntries(list.map((c) => [c.id, childQueue])));
+      await connection.hset(keysOf(prefix).jobTypes, Object.fromEntries(list.map((c) => [c.id, childQueue])));
       await children.addBulk(
         list.map((c) => ({
           name: childQueue,

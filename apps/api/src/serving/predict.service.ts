@@ -3,8 +3,8 @@
  * input, batch it with concurrent requests for the same version, run it on a predict thread, and
  * answer in TF Serving's REST format.
  */
-import type { Redis } from 'ioredis';
 import type { ModelRegistry, ModelVersion } from '@mlq/core';
+import type { RedisClient } from '@mlq/queues';
 import { ApiError } from '../errors.ts';
 import { Batcher } from './batcher.ts';
 import { ModelResolver, type ModelTarget } from './model-resolver.ts';
@@ -42,7 +42,7 @@ export class PredictService {
 
   constructor(
     registry: ModelRegistry,
-    redis: Redis,
+    redis: RedisClient,
     private readonly opts: ServingOptions,
   ) {
     this.pool = new ThreadPool(

@@ -5,15 +5,31 @@
 import { InputError, NotFoundError } from '../util/errors.ts';
 import { isUri } from '../jobs/catalog.ts';
 
-/** The few Redis commands the registry needs; an ioredis client satisfies it as is. */
+/**
+ * The registry's key and channel names; the install's key module (packages/queues/src/keys.ts) makes
+ * them, so every key carries the install's hash tag. Per model: `seq` (counter), `versions` (hash
+ * version → record JSON), `byJob` (hash job id → version), `labels` (hash label → version).
+ */
+export interface RegistryKeys {
+  /** Set of model names. */
+  models: string;
+  seq(name: string): string;
+  versions(name: string): string;
+  byJob(name: string): string;
+  labels(name: string): string;
+  /** Channel: `{"name", "label", "version"}` when a label moves (version null: deleted). */
+  labelChannel: string;
+  /** Channel: `{"name", "version"}` when a version is registered. */
+  versionChannel: string;
+}
+
+/** The few Redis commands the registry needs; an ioredis client (single or cluster) satisfies it as is. */
 export interface KeyValuePort {
-  incr(key: string): Promise<number>;
+  eval(script: string, numKeys: number, ...args: string[]): Promise<unknown>;
   hget(key: string, field: string): Promise<string | null>;
   hset(key: string, field: string, value: string): Promise<unknown>;
-  hsetnx(key: string, field: string, value: string): Promise<unknown>;
   hdel(key: string, field: string): Promise<unknown>;
   hgetall(key: string): Promise<Record<string, string>>;
-  sadd(key: string, member: string): Promise<unknown>;
   smembers(key: string): Promise<string[]>;
   publish(channel: string, message: string): Promise<unknown>;
 }
@@ -46,43 +62,68 @@ export interface ModelSummary {
 
 export type NewVersion = Omit<ModelVersion, 'version' | 'createdAt' | 'labels'>;
 
+/**
+ * register() in one step: a job that already registered a version of the model gets that version
+ * back (0, version); otherwise the next number is taken, the record stored under it, the job and the
+ * name indexed and the version announced (1, version). The record's JSON is spliced, not decoded, so
+ * its numbers and empty arrays come back exactly as written.
+ * KEYS: seq, versions, byJob, models. ARGV: jobId, name, record JSON without version, createdAt, channel.
+ */
+const REGISTER_SCRIPT = `
+local prior = redis.call('HGET', KEYS[3], ARGV[1])
+if prior then return {0, tonumber(prior)} end
+local v = redis.call('INCR', KEYS[1])
+local record = '{"version":' .. v .. ',"createdAt":' .. cjson.encode(ARGV[4]) .. ',' .. string.sub(ARGV[3], 2)
+redis.call('HSET', KEYS[2], tostring(v), record)
+redis.call('HSET', KEYS[3], ARGV[1], tostring(v))
+redis.call('SADD', KEYS[4], ARGV[2])
+redis.call('PUBLISH', ARGV[5], cjson.encode({name = ARGV[2], version = v}))
+return {1, v}
+`;
+
 export class ModelRegistry {
   constructor(
     private readonly kv: KeyValuePort,
-    private readonly prefix: string,
+    private readonly keys: RegistryKeys,
   ) {}
-
-  private k(...parts: string[]): string {
-    return [this.prefix, 'registry', ...parts].join(':');
-  }
 
   /** The channel on which label moves are announced (servers reload). */
   get labelChannel(): string {
-    return this.k('label-moved');
+    return this.keys.labelChannel;
   }
 
   /** The channel on which new versions are announced (servers re-resolve a bare name to the latest). */
   get versionChannel(): string {
-    return this.k('version-registered');
+    return this.keys.versionChannel;
   }
 
-  /** Registers the next version of `name`; a retried job gets back the version it registered before. */
+  /**
+   * Registers the next version of `name`, atomically and at most once per job: a job retried, resumed
+   * on another worker, or whose first call's reply was lost with its Redis connection, gets back the
+   * version it registered before (its record unchanged).
+   */
   async register(v: NewVersion): Promise<ModelVersion> {
-    const prior = await this.kv.hget(this.k('model', v.name, 'by-job'), v.jobId);
-    if (prior) return this.get(v.name, Number(prior));
-    const version = await this.kv.incr(this.k('model', v.name, 'seq'));
-    const record: ModelVersion = { ...v, version, createdAt: new Date().toISOString() };
-    await this.kv.hset(this.k('model', v.name, 'versions'), String(version), JSON.stringify(record));
-    await this.kv.hsetnx(this.k('model', v.name, 'by-job'), v.jobId, String(version));
-    await this.kv.sadd(this.k('models'), v.name);
-    await this.kv.publish(this.versionChannel, JSON.stringify({ name: v.name, version }));
-    return record;
+    const k = this.keys;
+    const [, version] = (await this.kv.eval(
+      REGISTER_SCRIPT,
+      4,
+      k.seq(v.name),
+      k.versions(v.name),
+      k.byJob(v.name),
+      k.models,
+      v.jobId,
+      v.name,
+      JSON.stringify(v),
+      new Date().toISOString(),
+      k.versionChannel,
+    )) as [number, number];
+    return this.get(v.name, version);
   }
 
   async get(name: string, version: number): Promise<ModelVersion> {
-    const raw = await this.kv.hget(this.k('model', name, 'versions'), String(version));
+    const raw = await this.kv.hget(this.keys.versions(name), String(version));
     if (!raw) {
-      const exists = (await this.kv.smembers(this.k('models'))).includes(name);
+      const exists = (await this.kv.smembers(this.keys.models)).includes(name);
       throw new NotFoundError(
         exists ? `model "${name}" has no version ${version}` : `model "${name}" not found`,
       );
@@ -95,7 +136,7 @@ export class ModelRegistry {
   }
 
   async versions(name: string): Promise<ModelVersion[]> {
-    const all = await this.kv.hgetall(this.k('model', name, 'versions'));
+    const all = await this.kv.hgetall(this.keys.versions(name));
     if (Object.keys(all).length === 0) throw new NotFoundError(`model "${name}" not found`);
     const labels = await this.labels(name);
     return Object.values(all)
@@ -110,12 +151,12 @@ export class ModelRegistry {
   }
 
   async labels(name: string): Promise<Record<string, number>> {
-    const raw = await this.kv.hgetall(this.k('model', name, 'labels'));
+    const raw = await this.kv.hgetall(this.keys.labels(name));
     return Object.fromEntries(Object.entries(raw).map(([l, v]) => [l, Number(v)]));
   }
 
   async list(): Promise<ModelSummary[]> {
-    const names = (await this.kv.smembers(this.k('models'))).sort();
+    const names = (await this.kv.smembers(this.keys.models)).sort();
     const out: ModelSummary[] = [];
     for (const name of names) {
       const vs = await this.versions(name);
@@ -139,25 +180,21 @@ export class ModelRegistry {
   async setLabel(name: string, label: string, version: number): Promise<void> {
     if (/^\d+$/.test(label)) throw new InputError('a label cannot be a number: it would read as a version');
     await this.get(name, version);
-    await this.kv.hset(this.k('model', name, 'labels'), label, String(version));
+    await this.kv.hset(this.keys.labels(name), label, String(version));
     await this.kv.publish(this.labelChannel, JSON.stringify({ name, label, version }));
   }
 
   async deleteLabel(name: string, label: string): Promise<void> {
     const labels = await this.labels(name);
     if (!(label in labels)) throw new NotFoundError(`model "${name}" has no label "${label}"`);
-    await this.kv.hdel(this.k('model', name, 'labels'), label);
+    await this.kv.hdel(this.keys.labels(name), label);
     await this.kv.publish(this.labelChannel, JSON.stringify({ name, label, version: null }));
   }
 
   async setEvaluation(name: string, version: number, evaluation: Record<string, unknown>): Promise<void> {
     const v = await this.get(name, version);
     delete v.labels;
-    await this.kv.hset(
-      this.k('model', name, 'versions'),
-      String(version),
-      JSON.stringify({ ...v, evaluation }),
-    );
+    await this.kv.hset(this.keys.versions(name), String(version), JSON.stringify({ ...v, evaluation }));
   }
 
   /** Resolves `name`, `name@3` or `name@label` to a version. */
