@@ -69,12 +69,15 @@ export interface RedisServer {
   remove(): Promise<void>;
 }
 
-/** Starts `redis-server` on a free port with its own directory; `args` are extra config (`--appendonly yes`). */
+/**
+ * Starts `redis-server` with its own directory on a free port (or `opts.port`); `args` are extra
+ * config (`--appendonly yes`). With `opts.started: false` it is only prepared: call start().
+ */
 export async function startRedisServer(
   args: string[] = [],
-  opts: { bus?: boolean } = {},
+  opts: { bus?: boolean; port?: number; started?: boolean } = {},
 ): Promise<RedisServer> {
-  const port = await freePort(opts.bus);
+  const port = opts.port ?? (await freePort(opts.bus));
   const dir = await mkdtemp(path.join(os.tmpdir(), `mlq-redis-${port}-`));
   let proc: ChildProcess | undefined;
   let out = '';
@@ -113,7 +116,7 @@ export async function startRedisServer(
       await rm(dir, { recursive: true, force: true });
     },
   };
-  await server.start();
+  if (opts.started !== false) await server.start();
   return server;
 }
 

@@ -20,6 +20,7 @@ import {
   type Worker,
 } from '@mlq/queues';
 import { sandboxEnv, type WorkerEnv } from './env.ts';
+import { watchLockLoss } from './lock-loss.ts';
 import { checkProcessors } from './processors.ts';
 
 const sandboxFile = path.join(path.dirname(fileURLToPath(import.meta.url)), 'sandbox.ts');
@@ -95,10 +96,12 @@ export async function startWorker(
       if (job) current.delete(job.id!);
       log(`[${q}] job ${job?.id} failed: ${err.message}`);
     });
+    const lockLost = watchLockLoss(w, q, log, (jobId) => current.delete(jobId));
     // Connection errors come once per retry and per connection: the outage log reports them once.
-    w.on('error', (err) =>
-      isConnectionError(err) ? redisDown(err) : log(`[${q}] worker error: ${err.message}`),
-    );
+    w.on('error', (err) => {
+      if (isConnectionError(err)) redisDown(err);
+      else if (!lockLost(err)) log(`[${q}] worker error: ${err.message}`);
+    });
     return w;
   });
   // DELETE /v1/jobs/{id} is published to every worker; the one holding the job aborts it.

@@ -184,7 +184,10 @@ describe('scale-out', () => {
     });
     expect((await waitForJob(stack.url, m.body.id)).state).toBe('completed');
 
-    const events = new QueueEvents('evaluate', { connection: { url: REDIS_URL }, prefix: namespaceOf(stack.prefix) });
+    const events = new QueueEvents('evaluate', {
+      connection: { url: REDIS_URL },
+      prefix: namespaceOf(stack.prefix),
+    });
     await events.waitUntilReady();
     const completions = new Map<string, number>();
     events.on('completed', ({ jobId }) => completions.set(jobId, (completions.get(jobId) ?? 0) + 1));
