@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every check: install, start Redis if none answers, then lint, typecheck and the whole test suite.
+# A redis-server this script started is stopped when it ends.
 source "$(dirname "$0")/lib.sh"
 install_deps
-ensure_redis
+ensure_redis "it is stopped when the checks end"
+trap stop_started_redis EXIT
 "${PNPM[@]}" run lint
 "${PNPM[@]}" run typecheck
 "${PNPM[@]}" run test
