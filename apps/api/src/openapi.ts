@@ -195,6 +195,25 @@ export function openApiDocument(): object {
     },
     '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text/plain' } } } },
   });
+  // While Redis is away every route that needs it answers 503 at once (predict too, for a model not
+  // already loaded); /healthz never does.
+  const unavailable = {
+    description:
+      'Redis is not reachable (or, for predict, no predict thread can run); retry after Retry-After',
+    headers: { 'Retry-After': { description: 'seconds', schema: { type: 'integer' } } },
+    ...json(ref('Error')),
+  };
+  for (const [path, ops] of Object.entries(paths)) {
+    if (path === '/healthz') continue;
+    for (const op of Object.values(ops as Record<string, { responses: Record<number, object> }>))
+      op.responses[503] =
+        path === '/readyz'
+          ? {
+              description: 'not ready: Redis is not reachable; {"status": "not ready", "redis": "<why>"}',
+              headers: unavailable.headers,
+            }
+          : unavailable;
+  }
   return {
     openapi: '3.1.0',
     info: { title: 'mlq: transfer learning and model serving', version: '0.1.0' },
