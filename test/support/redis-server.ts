@@ -65,6 +65,8 @@ export interface RedisServer {
   start(): Promise<void>;
   /** SIGTERM (Redis saves and fsyncs the AOF, then exits) or SIGKILL; resolves when it has exited. */
   stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Freezes (SIGSTOP) or thaws (SIGCONT) the process: a Redis that accepts connections but never answers. */
+  freeze(frozen: boolean): void;
   /** Stops it and deletes its directory. */
   remove(): Promise<void>;
 }
@@ -111,7 +113,11 @@ export async function startRedisServer(
       p.kill(signal);
       await exited;
     },
+    freeze(frozen) {
+      proc?.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
+    },
     async remove() {
+      proc?.kill('SIGCONT');
       await server.stop('SIGKILL');
       await rm(dir, { recursive: true, force: true });
     },

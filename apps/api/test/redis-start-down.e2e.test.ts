@@ -51,11 +51,11 @@ function expectCalmOutput(name: string, out: string): void {
 
 describe.skipIf(missing)('starting with Redis unreachable', () => {
   const procs: AppProcess[] = [];
-  let redis: RedisServer | undefined;
+  const servers: RedisServer[] = [];
   let dataDir = '';
   afterAll(async () => {
     await Promise.all(procs.map((p) => p.stop('SIGKILL')));
-    await redis?.remove();
+    await Promise.all(servers.map((r) => r.remove()));
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
@@ -127,7 +127,8 @@ describe.skipIf(missing)('starting with Redis unreachable', () => {
     expect(w2.ms).toBeLessThan(2000);
 
     // Redis starts: both recover without a restart.
-    redis = await startRedisServer([], { port });
+    const redis = await startRedisServer([], { port });
+    servers.push(redis);
     const t0 = performance.now();
     while ((await timed(`${url}/readyz`)).status !== 200) await new Promise((r) => setTimeout(r, 50));
     const readyMs = performance.now() - t0;
@@ -151,5 +152,36 @@ describe.skipIf(missing)('starting with Redis unreachable', () => {
     expect(w.ms).toBeLessThan(2000);
     expect(api.output()).not.toMatch(/^\s+at .+\(.+:\d+:\d+\)$/m);
     expect(worker.output()).not.toMatch(/^\s+at .+\(.+:\d+:\d+\)$/m);
+  });
+
+  it('stops on a signal within 2 s while Redis is frozen (connected, never answering)', async () => {
+    const frozen = await startRedisServer();
+    servers.push(frozen);
+    dataDir ||= await mkdtemp(path.join(os.tmpdir(), 'mlq-start-down-'));
+    const env = {
+      REDIS_URL: frozen.url,
+      QUEUE_PREFIX: uniquePrefix('frozen'),
+      ARTIFACT_STORE: pathToFileURL(path.join(dataDir, 'artifacts')).href,
+      DATA_ROOTS: dataDir,
+      PORT: '0',
+      SERVING_THREADS: '1',
+      WORKER_QUEUES: 'fine-tune',
+    };
+    const api = spawnApp(API_ENTRY, env);
+    const worker = spawnApp(WORKER_ENTRY, env);
+    procs.push(api, worker);
+    await api.waitFor(/api listening on/);
+    await worker.waitFor(/worker \S+ serving fine-tune/);
+    frozen.freeze(true);
+    try {
+      const [a, w] = await Promise.all([api.stop('SIGINT'), worker.stop('SIGTERM')]);
+      console.log(
+        `Redis frozen: api SIGINT → exit in ${a.ms.toFixed(0)} ms, worker SIGTERM → ${w.ms.toFixed(0)} ms`,
+      );
+      expect(a.ms).toBeLessThan(2000);
+      expect(w.ms).toBeLessThan(2000);
+    } finally {
+      frozen.freeze(false);
+    }
   });
 });

@@ -218,4 +218,44 @@ describe.skipIf(missing)('Redis stops while a job trains', () => {
       logs.join('\n'),
     ).toBe(true);
   });
+
+  it('on SIGTERM with Redis away exits within 2 s, leaving a mid-epoch checkpoint the next worker resumes from', async () => {
+    for (const w of stack.workers.splice(0)) {
+      w.kill('SIGKILL');
+      await w.exited;
+    }
+    const fast = { WORKER_LOCK_DURATION_MS: '3000', WORKER_STALLED_INTERVAL_MS: '1000' };
+    const a = await stack.spawnWorker(fast);
+    const { body: job } = await http<JobBody>(
+      `${stack.url}/v1/jobs/fine-tune`,
+      'POST',
+      longJob('away-sigterm', 4),
+    );
+    await until('epoch 1', async () => ((await epochOf(job.id)) >= 1 ? true : undefined));
+    await redis.stop();
+    await sleep(300);
+    const t0 = performance.now();
+    a.kill('SIGTERM');
+    expect(await a.exited).toBe(0);
+    const exitMs = performance.now() - t0;
+    const file = path.join(fileURLToPath(stack.storeUri), 'runs', job.id, 'checkpoint.json');
+    const cp = JSON.parse(await readFile(file, 'utf8')) as { epoch: number; partial?: { batches: number } };
+    console.log(
+      `SIGTERM with Redis away and a job running: exit in ${exitMs.toFixed(0)} ms, checkpoint at epoch ${cp.epoch + 1}, batch ${cp.partial?.batches}`,
+    );
+    expect(exitMs).toBeLessThan(2000);
+    expect(cp.partial?.batches).toBeGreaterThan(0);
+
+    await redis.start();
+    await stack.spawnWorker(fast);
+    const done = await waitForJob(stack.url, job.id, undefined, 240_000);
+    expect(done.state, JSON.stringify(done)).toBe('completed');
+    const logs = (await http<{ logs: string[] }>(`${stack.url}/v1/jobs/${job.id}/logs`)).body.logs;
+    expect(
+      logs.some((l) => /resuming from the checkpoint at epoch \d+, batch \d+/.test(l)),
+      logs.join('\n'),
+    ).toBe(true);
+    expect(await epochRuns(job.id)).toBeLessThanOrEqual(5);
+    expect(await versionsOf('away-sigterm')).toBe(1);
+  });
 });
