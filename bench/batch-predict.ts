@@ -31,7 +31,7 @@ import { Redis } from 'ioredis';
 
 // bench/ has no node_modules: tfjs is loaded from packages/core (the copy core's backend set-up
 // configures) and typed through core's own types, as far as this script needs it.
-type Model = import('../packages/core/src/ml/model-io.ts').LoadedModel['model'];
+type Model = import('@mlq/core/ml').LoadedModel['model'];
 type Tensor = Exclude<ReturnType<Model['predict']>, unknown[]>;
 interface TfModule {
   tidy(fn: () => Tensor): Tensor;
@@ -96,12 +96,16 @@ async function peakKb(pid: number): Promise<number> {
 
 /** (b) The plain script: parse, predict in batches, argmax. Prints one JSON line. */
 async function plain(csv: string, modelUri: string, batch: number): Promise<void> {
-  const core = await import('../packages/core/src/index.ts');
+  const [ml, storage, engine] = await Promise.all([
+    import('@mlq/core/ml'),
+    import('@mlq/core/storage'),
+    import('@mlq/engine'),
+  ]);
   const coreRequire = createRequire(new URL('../packages/core/package.json', import.meta.url));
   const tf = coreRequire('@tensorflow/tfjs') as TfModule;
-  const backend = await core.initBackend('auto');
-  const store = new core.FileArtifactStore(path.join(work, 'artifacts'));
-  const { model } = await core.loadModel(modelUri, store);
+  const backend = await engine.initBackend('auto');
+  const store = new storage.FileArtifactStore(path.join(work, 'artifacts'));
+  const { model } = await ml.loadModel(modelUri, store);
   const t0 = performance.now();
   const lines = readFileSync(csv, 'utf8').split('\n');
   const x = new Float32Array(batch * FEATURES);

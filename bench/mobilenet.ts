@@ -12,7 +12,8 @@
  */
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { buildFeatures, initBackend } from '@mlq/core';
+import { buildFeatures } from '@mlq/core/ml';
+import { initBackend } from '@mlq/engine';
 
 const arg = (name: string, dflt: string) =>
   process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;

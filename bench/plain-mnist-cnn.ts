@@ -1,7 +1,7 @@
 /**
  * Plain-tfjs benchmark of the Keras mnist_transfer_cnn recipe (first stage: digits 0-4; with
  * `--transfer` also the second: digits 5-9 with the convolutions frozen) on the tfjs wasm backend,
- * with the training kernels from packages/core/src/ml/wasm-kernels.ts.
+ * with the training kernels from packages/engine/src/wasm-kernels.ts.
  *
  *   npx tsx bench/plain-mnist-cnn.ts [epochs=1] [--profile] [--threads=N] [--tfjs-adadelta] [--keras-adadelta] [--transfer]
  *
@@ -10,22 +10,23 @@
  * for the threaded-SIMD wasm build (see the report: Node is not detected as thread-capable).
  * bench/recipe.ts imports `initPlainBackend` and `runPlainRecipe` to run the same fit in its own run.
  */
-import { KerasAdadelta } from '../packages/core/src/ml/adadelta.ts';
+import { KerasAdadelta } from '../packages/engine/src/adadelta.ts';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { registerWasmTrainingKernels } from '../packages/core/src/ml/wasm-kernels.ts';
-// Types only (erased): the runtime module comes from coreRequire below.
-import type * as TF from '../packages/core/node_modules/@tensorflow/tfjs/dist/index.js';
-import type * as WASM from '../packages/core/node_modules/@tensorflow/tfjs-backend-wasm/dist/index.js';
+import { registerWasmTrainingKernels } from '../packages/engine/src/wasm-kernels.ts';
+// Types only (erased): the runtime module comes from engineRequire below.
+import type * as TF from '../packages/engine/node_modules/@tensorflow/tfjs/dist/index.js';
+import type * as WASM from '../packages/engine/node_modules/@tensorflow/tfjs-backend-wasm/dist/index.js';
 
-// bench/ has no node_modules of its own: resolve tfjs from packages/core, the same copy that
-// wasm-kernels.ts imports, so the kernels land in the registry this script trains with.
+// Resolve tfjs from packages/engine, the same copy that wasm-kernels.ts imports, so the kernels
+// land in the registry this script trains with; the digits come from packages/core's `mnist`.
+const engineRequire = createRequire(new URL('../packages/engine/package.json', import.meta.url));
 const coreRequire = createRequire(new URL('../packages/core/package.json', import.meta.url));
-const tf = coreRequire('@tensorflow/tfjs') as typeof TF;
-const wasm = coreRequire('@tensorflow/tfjs-backend-wasm') as typeof WASM;
+const tf = engineRequire('@tensorflow/tfjs') as typeof TF;
+const wasm = engineRequire('@tensorflow/tfjs-backend-wasm') as typeof WASM;
 
 const PIXELS = 784;
 const BATCH = 128;
@@ -110,7 +111,7 @@ function compileModel(model: TF.Sequential, opts: PlainOptions): void {
  */
 async function initThreadedWasm(threads: number, pkgDir: string): Promise<void> {
   const worker = path.join(pkgDir, 'wasm-out/tfjs-backend-wasm-threaded-simd.worker.js');
-  const { wasmWorkerContents } = coreRequire(worker) as { wasmWorkerContents: string };
+  const { wasmWorkerContents } = engineRequire(worker) as { wasmWorkerContents: string };
   const factory = path.join(pkgDir, 'wasm-out/tfjs-backend-wasm-threaded-simd.js');
   const workerDir = mkdtempSync(path.join(os.tmpdir(), 'tfjs-wasm-'));
   const workerFile = path.join(workerDir, 'worker.cjs');
@@ -140,7 +141,7 @@ async function initThreadedWasm(threads: number, pkgDir: string): Promise<void> 
 
 /** The wasm backend with the project's training kernels (threaded build if `threads` is given). */
 export async function initPlainBackend(threads?: number): Promise<string> {
-  const pkgDir = path.dirname(coreRequire.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
+  const pkgDir = path.dirname(engineRequire.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
   wasm.setWasmPaths(pkgDir + '/dist/');
   if (threads !== undefined) await initThreadedWasm(threads, pkgDir);
   else await tf.setBackend('wasm');

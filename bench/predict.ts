@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
-import { loadAll, mnistSource } from '@mlq/core';
+import { loadAll, mnistSource } from '@mlq/core/data';
 import {
   deletePrefix,
   http as request,

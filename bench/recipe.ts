@@ -13,14 +13,14 @@
  * --adadelta: the tfjs contestants' Adadelta constants. Default torch (rho 0.9, eps 1e-6), the reference
  * script's, so that all three run the same optimizer; keras (0.95, 1e-7) is the original recipe's.
  * --data-dir keeps X.npy, Y.npy and split.json in D (default: a temp dir, removed at the end), e.g. to
- * run /work/shared/reference/torch_transfer.py itself on the same data.
+ * run the unmodified PyTorch reference script on the same data.
  * Needs Redis (REDIS_URL, default redis://127.0.0.1:6379). Installs python3-torch with apt-get if missing.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { loadDigit, MNIST_TRAIN_FRACTION } from '@mlq/core';
+import { loadDigit, MNIST_TRAIN_FRACTION } from '@mlq/core/data';
 import { ADADELTA, initPlainBackend, runPlainRecipe, type PlainPhase } from './plain-mnist-cnn.ts';
 import { runPlatform, type PlatformRun } from './recipe-platform.ts';
 

@@ -1,4 +1,4 @@
-# The PyTorch reference (/work/shared/reference/torch_transfer.py), changed only in its inputs and
+# The PyTorch reference script of the Keras mnist_transfer_cnn recipe, changed only in its inputs and
 # outputs: the data directory, thread count, epochs and (optionally) the platform's split come from the
 # command line, and each phase prints one JSON line, with the CPU seconds of all threads too (the
 # machine may be shared). The recipe (model, Adadelta defaults, batch 128, frozen-feature transfer)

@@ -20,7 +20,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describeTarget, parseClusterNodes, redisTargetOf } from '@mlq/queues';
+import { parseClusterNodes, redisTargetOf } from '@mlq/contract/env';
+import { describeTarget } from '@mlq/queues';
 import { MlqClient } from '../packages/sdk/src/index.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -153,7 +154,7 @@ async function main() {
 
   const version = Number(transfer.ref.split('@')[1]);
   await client.setLabel('mnist-5-9', 'production', version);
-  const { loadAll, mnistSource } = await import('@mlq/core');
+  const { loadAll, mnistSource } = await import('@mlq/core/data');
   const held = await loadAll(
     mnistSource({ format: 'mnist', digits: [5, 6, 7, 8, 9], split: 'test', limit: 5 }),
   );

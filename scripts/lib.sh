@@ -44,6 +44,22 @@ stop_started_redis() {
   echo "redis: stopped the redis-server this run started (pid $pid)"
 }
 
+# The project runs and is tested on Node 24 (the current LTS). Where this machine's node is older,
+# bring Node 24 from the npm registry's `node` package (it ships the runtime for this platform) into
+# .cache/node24, and put it first on PATH for everything these scripts start.
+NODE_MAJOR=24
+ensure_node() {
+  local have
+  have=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  if (( have >= NODE_MAJOR )); then return; fi
+  local dir="$PWD/.cache/node$NODE_MAJOR"
+  if [ ! -x "$dir/node_modules/node/bin/node" ]; then
+    npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$dir" "node@$NODE_MAJOR" >/dev/null
+  fi
+  export PATH="$dir/node_modules/node/bin:$PATH"
+  echo "node: using $(node --version) from the npm registry's node package ($( ((have > 0)) && echo "this machine has v$have" || echo "none on this machine"))"
+}
+
 PNPM=(pnpm)
 ensure_pnpm() {
   if command -v pnpm >/dev/null && [[ "$(pnpm --version 2>/dev/null)" == 10.* ]]; then return; fi
@@ -53,6 +69,7 @@ ensure_pnpm() {
 }
 
 install_deps() {
+  ensure_node
   ensure_pnpm
   "${PNPM[@]}" install --frozen-lockfile --reporter=append-only 2>&1 | tail -n 5
 }

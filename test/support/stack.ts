@@ -8,7 +8,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { closeClient, connect, keysOf, redisTargetOf, scanKeys, type RedisClient } from '@mlq/queues';
+import { RedisKeys } from '@mlq/contract';
+import { redisTargetOf } from '@mlq/contract/env';
+import { closeClient, connect, scanKeys, type RedisClient } from '@mlq/queues';
 import { apiEnvSchema, startApi, type RunningApi } from '../../apps/api/src/index.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -71,11 +73,16 @@ export async function spawnWorkerProcess(env: Record<string, string>): Promise<W
   return { proc, output: () => out, exited, kill: (s = 'SIGTERM') => void proc.kill(s) };
 }
 
-/** Deletes every key of a prefix (queues, registry, heartbeats), on every master of a cluster. */
+/**
+ * Deletes every key of a prefix (queues, registry, heartbeats), in either layout (`<prefix>:…`, or
+ * `{<prefix>}:…` on a cluster, where SCAN visits every master).
+ */
 export async function deletePrefix(redis: RedisClient, prefix: string): Promise<void> {
-  const keys = await scanKeys(redis, keysOf(prefix).all);
-  // They share the install's hash tag (one cluster slot), so one DEL may take many.
-  for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+  for (const hashTag of [false, true]) {
+    const keys = await scanKeys(redis, new RedisKeys(prefix, { hashTag }).all);
+    // A cluster's keys share the install's hash tag (one slot), so one DEL may take many.
+    for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+  }
 }
 
 export interface StackOptions {

@@ -6,19 +6,19 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import express, { type Express, type RequestHandler } from 'express';
-import { jobNames, ModelRegistry, type ArtifactStore, type JobName } from '@mlq/core';
+import { jobNames, type JobName, type RedisKeys } from '@mlq/contract';
+import type { RedisTarget } from '@mlq/contract/env';
+import { ModelRegistry } from '@mlq/core/registry';
+import type { ArtifactStore } from '@mlq/core/storage';
 import {
   closeWithin,
   connect,
   createQueueEvents,
   isConnectionError,
-  keysOf,
   reportErrors,
-  type Keys,
   type QueueEvents,
   type Queues,
   type RedisClient,
-  type RedisTarget,
 } from '@mlq/queues';
 import type { ApiEnv } from './env.ts';
 import { errorHandler, sendError } from './errors.ts';
@@ -33,6 +33,8 @@ import { predictRouter } from './serving/predict.routes.ts';
 
 export interface AppDeps {
   env: ApiEnv;
+  /** The install's Redis keys (QUEUE_PREFIX; hash-tagged on a cluster). */
+  keys: RedisKeys;
   /** Fail-fast connection for request paths (packages/queues/src/connection.ts). */
   redis: RedisClient;
   redisTarget: RedisTarget;
@@ -62,11 +64,11 @@ function auth(keys: readonly string[]): RequestHandler {
  * A fixed-window rate limit per API key (or client address when auth is off). It fails open while
  * Redis is away, so predict on loaded models keeps answering (the other routes answer 503 then).
  */
-function rateLimit(redis: RedisClient, keys: Keys, perMinute: number): RequestHandler {
+function rateLimit(redis: RedisClient, keys: RedisKeys, perMinute: number): RequestHandler {
   return async (req, res, next) => {
     if (perMinute === 0) return next();
     const who = req.get('authorization') ?? req.ip ?? 'anon';
-    const key = keys.rateLimit(Math.floor(Date.now() / 60_000), who);
+    const key = `${keys.rateLimit}:${Math.floor(Date.now() / 60_000)}:${who}`;
     let n: number;
     try {
       n = await redis.incr(key);
@@ -84,9 +86,8 @@ function rateLimit(redis: RedisClient, keys: Keys, perMinute: number): RequestHa
 }
 
 export function createApp(deps: AppDeps): App {
-  const { env, redis, queues, redisTarget } = deps;
-  const keys = keysOf(env.QUEUE_PREFIX);
-  const registry = new ModelRegistry(redis, keys.registry);
+  const { env, keys, redis, queues, redisTarget } = deps;
+  const registry = new ModelRegistry(redis, keys);
   const jobs = new JobsService(queues, redis, keys);
   // Queue events (for SSE, behind the Redis gate) open once Redis is first ready: BullMQ cannot close
   // them before that. Each gets its own blocking copy of this never-connected template connection.
@@ -94,7 +95,7 @@ export function createApp(deps: AppDeps): App {
   const template = connect(redisTarget, { name: 'mlq-api-events', lazy: true });
   const openEvents = () => {
     for (const n of jobNames) {
-      events[n] ??= createQueueEvents(n, template, env.QUEUE_PREFIX, reportErrors(redisTarget));
+      events[n] ??= createQueueEvents(n, template, keys, reportErrors(redisTarget));
       events[n].setMaxListeners(1000);
     }
   };

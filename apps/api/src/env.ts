@@ -1,51 +1,16 @@
 /** The API's configuration: parsed once from the environment; start-up fails listing every problem. */
 import { availableParallelism } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { jobNames, type JobName } from '@mlq/core';
-import { parseClusterNodes } from '@mlq/queues';
+import { jobNames, type JobName } from '@mlq/contract';
+import { commaList, parseEnvOrExit, sharedEnvShape } from '@mlq/contract/env';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const list = (s: string) =>
-  s
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean);
+const list = commaList;
 
 export const apiEnvSchema = z.object({
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
-  /**
-   * Redis Cluster seed nodes, `host:port,host:port,...` (or `redis[s]://[user:pass@]host:port` entries):
-   * set, it selects cluster mode and REDIS_URL is ignored.
-   */
-  REDIS_CLUSTER_NODES: z
-    .string()
-    .optional()
-    .transform((s, ctx) => {
-      if (!s?.trim()) return undefined;
-      try {
-        return parseClusterNodes(s);
-      } catch (e) {
-        ctx.addIssue({ code: 'custom', message: (e as Error).message });
-        return z.NEVER;
-      }
-    }),
-  QUEUE_PREFIX: z
-    .string()
-    .regex(/^[\w.-]+$/)
-    .default('mlq'),
+  ...sharedEnvShape,
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   /** Unset: 127.0.0.1 while API_KEYS is empty, else 0.0.0.0 (see listenHost). */
   HOST: z.string().min(1).optional(),
-  ARTIFACT_STORE: z
-    .string()
-    .regex(/^(file|s3):\/\//, 'must be file:///abs/dir or s3://bucket/prefix')
-    .default(pathToFileURL(path.join(repoRoot, '.data/artifacts')).href),
-  DATA_ROOTS: z
-    .string()
-    .default(path.join(repoRoot, '.data'))
-    .transform((s) => list(s).map((p) => path.resolve(p))),
   API_KEYS: z.string().default('').transform(list),
   BODY_LIMIT: z.string().default('20mb'),
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(6000),
@@ -71,7 +36,6 @@ export const apiEnvSchema = z.object({
       }
       return out as Partial<Record<JobName, number>>;
     }),
-  TFJS_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('wasm'),
   // Online predict (apps/api/src/serving). One core stays with the HTTP event loop.
   SERVING_THREADS: z.coerce
     .number()
@@ -110,9 +74,5 @@ export function listenHost(env: Pick<ApiEnv, 'HOST' | 'API_KEYS'>): { host: stri
 }
 
 export function loadApiEnv(env: NodeJS.ProcessEnv = process.env): ApiEnv {
-  const r = apiEnvSchema.safeParse(env);
-  if (r.success) return r.data;
-  const lines = r.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
-  console.error(`api: invalid environment:\n${lines.join('\n')}`);
-  process.exit(78);
+  return parseEnvOrExit('api', apiEnvSchema, env);
 }

@@ -1,13 +1,14 @@
 /** One error shape for every HTTP error: `{"error": {"code", "message", "details"?}}`. */
 import type { ErrorRequestHandler, Response } from 'express';
-import { InputError, NotFoundError, type FieldIssue } from '@mlq/core';
+import type { ErrorCode, FieldIssue } from '@mlq/contract';
+import { InputError, NotFoundError } from '@mlq/core/errors';
 import { isConnectionError, RETRY_AFTER_S } from '@mlq/queues';
 
 export class ApiError extends Error {
   override name = 'ApiError';
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly details?: FieldIssue[] | Record<string, unknown>,
   ) {
@@ -23,7 +24,7 @@ export const conflict = (message: string) => new ApiError(409, 'conflict', messa
 export function sendError(
   res: Response,
   status: number,
-  code: string,
+  code: ErrorCode,
   message: string,
   details?: unknown,
 ): void {

@@ -3,8 +3,15 @@
  * logs, cancel, retry. Ids are UUIDs, unique across types; `{prefix}:job-types` maps id → queue.
  */
 import { randomUUID } from 'node:crypto';
-import { jobNames, type JobName, type JobOf, type JobState, type JobView } from '@mlq/core';
-import { jobOptions, type Job, type Keys, type Queues, type RedisClient } from '@mlq/queues';
+import {
+  jobNames,
+  type JobName,
+  type JobOf,
+  type JobState,
+  type JobView,
+  type RedisKeys,
+} from '@mlq/contract';
+import { jobOptions, type Job, type Queues, type RedisClient } from '@mlq/queues';
 import { conflict, notFound } from './errors.ts';
 
 const IDEMPOTENCY_TTL_S = 24 * 3600;
@@ -13,7 +20,7 @@ export class JobsService {
   constructor(
     private readonly queues: Queues,
     private readonly redis: RedisClient,
-    private readonly keys: Keys,
+    private readonly keys: RedisKeys,
   ) {}
 
   private typesKey = () => this.keys.jobTypes;

@@ -1,4 +1,4 @@
-/** `pnpm start:api`: the HTTP API, configured by the environment (see docs/api.md). */
+/** `pnpm start:api`: the HTTP API, configured by the environment (docs/api.md lists every variable). */
 import { listenHost, loadApiEnv } from './env.ts';
 import { startApi, type RunningApi } from './server.ts';
 

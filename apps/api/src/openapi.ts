@@ -3,7 +3,7 @@
  * from the same zod catalog that validates requests, so the document cannot drift from the code.
  */
 import { z } from 'zod';
-import { jobCatalog, jobNames } from '@mlq/core';
+import { jobCatalog, jobNames } from '@mlq/contract';
 
 const json = (schema: object) => ({ content: { 'application/json': { schema } } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });

@@ -1,8 +1,10 @@
 /** Starts the API on a port; used by main.ts, the demo and the tests. */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { openArtifactStore, type JobName } from '@mlq/core';
-import { closeClient, closeQueues, connect, createQueues, redisTargetOf, reportErrors } from '@mlq/queues';
+import type { JobName } from '@mlq/contract';
+import { redisTargetOf } from '@mlq/contract/env';
+import { openArtifactStore } from '@mlq/core/storage';
+import { closeClient, closeQueues, connect, createQueues, redisKeysFor, reportErrors } from '@mlq/queues';
 import { createApp, type App } from './app.ts';
 import { listenHost, type ApiEnv } from './env.ts';
 
@@ -19,7 +21,8 @@ export async function startApi(env: ApiEnv): Promise<RunningApi> {
   const target = redisTargetOf(env);
   // Request paths fail fast while Redis is away (503, see redis-gate.ts); it reconnects by itself.
   const redis = connect(target, { name: 'mlq-api', failFast: true });
-  const queues = createQueues(redis, env.QUEUE_PREFIX, reportErrors(target));
+  const keys = redisKeysFor(env.QUEUE_PREFIX, target);
+  const queues = createQueues(redis, keys, reportErrors(target));
   // Written on every (re)connect: the API may start before Redis, and a Redis restarted without its
   // data would have lost them.
   const limits = Object.entries(env.QUEUE_GLOBAL_CONCURRENCY) as [JobName, number][];
@@ -28,6 +31,7 @@ export async function startApi(env: ApiEnv): Promise<RunningApi> {
   });
   const app = createApp({
     env,
+    keys,
     redis,
     redisTarget: target,
     queues,

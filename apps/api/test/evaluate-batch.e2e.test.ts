@@ -7,7 +7,7 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mulberry32 } from '@mlq/core';
+import { mulberry32 } from '@mlq/contract';
 import { http, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
 
 interface Metrics {

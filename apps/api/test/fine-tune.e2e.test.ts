@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { FileArtifactStore, initBackend, loadAll, loadModel, mnistSource } from '@mlq/core';
+import { loadAll, mnistSource } from '@mlq/core/data';
+import { loadModel } from '@mlq/core/ml';
+import { FileArtifactStore } from '@mlq/core/storage';
+import { initBackend } from '@mlq/engine';
 import { http, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
 
 describe('fine-tune over HTTP', () => {

@@ -1,14 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import {
-  FileArtifactStore,
-  initBackend,
-  loadAll,
-  loadModel,
-  mnistSource,
-  type TuneProgress,
-  type TuneResult,
-} from '@mlq/core';
+import type { TuneProgress, TuneResult } from '@mlq/contract';
+import { loadAll, mnistSource } from '@mlq/core/data';
+import { loadModel } from '@mlq/core/ml';
+import { FileArtifactStore } from '@mlq/core/storage';
+import { initBackend } from '@mlq/engine';
 import { http, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
 
 interface JobView extends JobBody {
@@ -264,7 +260,7 @@ describe('tune over HTTP', () => {
     });
     expect(r.status).toBe(202);
     const until = Date.now() + 60_000;
-    let trialIds: string[] = [];
+    let trialIds: string[];
     for (;;) {
       const jobs = (await http<{ jobs: JobView[] }>(`${stack.url}/v1/jobs?type=fine-tune&state=active`)).body
         .jobs;

@@ -1,56 +1,21 @@
 /** The worker's configuration: parsed once from the environment; start-up fails listing every problem. */
 import { availableParallelism } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { jobNames, type JobName } from '@mlq/core';
-import { parseClusterNodes } from '@mlq/queues';
+import { jobNames, type JobName } from '@mlq/contract';
+import { commaList, parseEnvOrExit, sharedEnvShape, tfjsBackends } from '@mlq/contract/env';
+import type { BackendPreference } from '@mlq/engine';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-
-const list = (s: string) =>
-  s
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean);
+// The contract's backend names are the engine's preferences (a compile error if they drift apart).
+const _backendNames: readonly BackendPreference[] = tfjsBackends;
 
 export const workerEnvSchema = z.object({
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
-  /**
-   * Redis Cluster seed nodes, `host:port,host:port,...` (or `redis[s]://[user:pass@]host:port` entries):
-   * set, it selects cluster mode and REDIS_URL is ignored.
-   */
-  REDIS_CLUSTER_NODES: z
-    .string()
-    .optional()
-    .transform((s, ctx) => {
-      if (!s?.trim()) return undefined;
-      try {
-        return parseClusterNodes(s);
-      } catch (e) {
-        ctx.addIssue({ code: 'custom', message: (e as Error).message });
-        return z.NEVER;
-      }
-    }),
-  QUEUE_PREFIX: z
-    .string()
-    .regex(/^[\w.-]+$/)
-    .default('mlq'),
-  ARTIFACT_STORE: z
-    .string()
-    .regex(/^(file|s3):\/\//, 'must be file:///abs/dir or s3://bucket/prefix')
-    .default(pathToFileURL(path.join(repoRoot, '.data/artifacts')).href),
-  DATA_ROOTS: z
-    .string()
-    .default(path.join(repoRoot, '.data'))
-    .transform((s) => list(s).map((p) => path.resolve(p))),
+  ...sharedEnvShape,
   WORKER_QUEUES: z
     .string()
     .default(jobNames.join(','))
-    .transform(list)
+    .transform(commaList)
     .pipe(z.array(z.enum(jobNames as [JobName, ...JobName[]])).min(1, 'name at least one queue')),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
-  TFJS_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   /**
    * Threads one training job may use on a CPU backend (wasm, cpu): each batch is split between them
    * (data-parallel), and the job keeps that only if it measures faster. `auto`: the cores divided by
@@ -81,11 +46,7 @@ export function trainThreads(env: Pick<WorkerEnv, 'WORKER_TRAIN_THREADS' | 'WORK
 
 /** Parses the environment; on error prints every problem and exits. */
 export function loadWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
-  const r = workerEnvSchema.safeParse(env);
-  if (r.success) return r.data;
-  const lines = r.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
-  console.error(`worker: invalid environment:\n${lines.join('\n')}`);
-  process.exit(78);
+  return parseEnvOrExit('worker', workerEnvSchema, env);
 }
 
 /** The environment of this worker's sandbox children: ours, plus the worker's id. */

@@ -5,7 +5,7 @@
  * same checkpoint and model files, so the local run is interrupted as on shutdown: it saves a
  * mid-epoch checkpoint first, so no work is lost.
  */
-import { SHUTDOWN_REASON } from '@mlq/core';
+import { SHUTDOWN_REASON } from '@mlq/core/errors';
 import type { Worker } from '@mlq/queues';
 
 /**

@@ -1,4 +1,4 @@
-/** `pnpm start:worker`: a worker process, configured by the environment (see docs/api.md). */
+/** `pnpm start:worker`: a worker process, configured by the environment (docs/api.md lists every variable). */
 import { loadWorkerEnv } from './env.ts';
 import { startWorker, type RunningWorker } from './worker.ts';
 

@@ -2,17 +2,8 @@
  * Every job type's processor, in one table: the type makes a missing or extra entry a compile error,
  * and `checkProcessors` makes it a start-up error too.
  */
-import {
-  jobNames,
-  runBatchPredict,
-  runEvaluate,
-  runFineTune,
-  runTune,
-  type JobContext,
-  type JobName,
-  type JobOf,
-  type ResultOf,
-} from '@mlq/core';
+import { jobNames, type JobName, type JobOf, type ResultOf } from '@mlq/contract';
+import { runBatchPredict, runEvaluate, runFineTune, runTune, type JobContext } from '@mlq/core/jobs';
 
 type Processors = { [N in JobName]: (payload: JobOf<N>, ctx: JobContext) => Promise<ResultOf<N>> };
 

@@ -4,24 +4,18 @@
  * The child keeps its tfjs backend, store and registry connection across the jobs it runs.
  */
 import { hostname } from 'node:os';
-import {
-  CancelledError,
-  initBackend,
-  isJobName,
-  isPermanentError,
-  ModelRegistry,
-  openArtifactStore,
-  parsePayload,
-  progressAfterTrial,
-  ReleasedError,
-  type JobContext,
-} from '@mlq/core';
+import { isJobName, joinIssues, parsePayload } from '@mlq/contract';
+import { redisTargetOf } from '@mlq/contract/env';
+import { CancelledError, isPermanentError, ReleasedError } from '@mlq/core/errors';
+import { progressAfterTrial, type JobContext } from '@mlq/core/jobs';
+import { ModelRegistry } from '@mlq/core/registry';
+import { openArtifactStore } from '@mlq/core/storage';
+import { initBackend } from '@mlq/engine';
 import {
   connect,
   createQueues,
-  keysOf,
   parentJob,
-  redisTargetOf,
+  redisKeysFor,
   reportErrors,
   setRedisLog,
   UnrecoverableError,
@@ -42,9 +36,9 @@ const store = openArtifactStore(env.ARTIFACT_STORE);
 // The worker that forked us reports Redis outages; here commands just wait for Redis to return.
 setRedisLog(() => undefined);
 const target = redisTargetOf(env);
-const keys = keysOf(env.QUEUE_PREFIX);
+const keys = redisKeysFor(env.QUEUE_PREFIX, target);
 const redis = connect(target, { name: `mlq-sandbox-${hostname()}-${process.pid}` });
-const registry = new ModelRegistry(redis, keys.registry);
+const registry = new ModelRegistry(redis, keys);
 // Tell GET /v1/workers which backend this worker's jobs really run on.
 if (env.WORKER_ID) {
   const workerId = env.WORKER_ID;
@@ -53,16 +47,16 @@ if (env.WORKER_ID) {
 
 /** The queues through which a tune adds its trials and a trial reports to its tune; opened on first use. */
 let flowQueues: Queues | undefined;
-const queues = (): Queues => (flowQueues ??= createQueues(redis, env.QUEUE_PREFIX, reportErrors(target)));
+const queues = (): Queues => (flowQueues ??= createQueues(redis, keys, reportErrors(target)));
 
 /** A tune's trials are its child jobs on the fine-tune queue. */
 const trialsOf = (tuneId: string, token?: string) =>
-  parentJob(queues(), redis, env.QUEUE_PREFIX, { queue: 'tune', id: tuneId, token }, 'fine-tune');
+  parentJob(queues(), redis, keys, { queue: 'tune', id: tuneId, token }, 'fine-tune');
 
 /** A trial that ends updates its tune's progress: the tune itself sleeps until every trial has ended. */
 async function reportToTune(job: Job, result: unknown): Promise<void> {
   const parent = job.parent;
-  if (!parent?.id || parent.queueKey !== keys.queue('tune')) return;
+  if (!parent?.id || parent.queueKey !== `${keys.root}:tune`) return;
   const tune = trialsOf(parent.id);
   const progress = progressAfterTrial(parent.id, await tune.data(), await tune.outcomes(), job.id!, result);
   if (progress) await tune.progress(progress);
@@ -82,8 +76,7 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
   if (!isJobName(name)) throw new UnrecoverableError(`unknown job type "${name}"`);
   const parsed = parsePayload(name, job.data);
   if (!parsed.ok) {
-    const detail = parsed.issues.map((i) => `${i.field}: ${i.message}`).join('; ');
-    throw new UnrecoverableError(`invalid ${name} payload: ${detail}`);
+    throw new UnrecoverableError(`invalid ${name} payload: ${joinIssues(parsed.issues)}`);
   }
   if (await redis.exists(keys.cancelMark(job.id!))) {
     throw new UnrecoverableError('cancelled: cancelled by user');

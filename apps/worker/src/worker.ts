@@ -6,15 +6,16 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SHUTDOWN_REASON, type WorkerInfo } from '@mlq/core';
+import type { WorkerInfo } from '@mlq/contract';
+import { redisTargetOf } from '@mlq/contract/env';
+import { SHUTDOWN_REASON } from '@mlq/core/errors';
 import {
   closeClient,
   connect,
   createWorker,
   isConnectionError,
   isReady,
-  keysOf,
-  redisTargetOf,
+  redisKeysFor,
   reportErrors,
   type RedisClient,
   type Worker,
@@ -59,7 +60,7 @@ export async function startWorker(
   checkProcessors();
   const id = env.WORKER_NAME ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const target = redisTargetOf(env);
-  const keys = keysOf(env.QUEUE_PREFIX);
+  const keys = redisKeysFor(env.QUEUE_PREFIX, target);
   const redisDown = reportErrors(target);
   // Commands wait for Redis while it is away (BullMQ's workers need that); one line per outage.
   const connection = connect(target, { name: `mlq-worker-${id}` });
@@ -75,7 +76,7 @@ export async function startWorker(
     currentJobs: [],
   };
   const workers = env.WORKER_QUEUES.map((q) => {
-    const w = createWorker(q, sandboxFile, connection, env.QUEUE_PREFIX, {
+    const w = createWorker(q, sandboxFile, connection, keys, {
       concurrency: env.WORKER_CONCURRENCY,
       name: id,
       lockDuration: env.WORKER_LOCK_DURATION_MS,

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { namespaceOf, QueueEvents } from '@mlq/queues';
+import { QueueEvents } from '@mlq/queues';
 import {
   http,
   REDIS_URL,
@@ -184,10 +184,7 @@ describe('scale-out', () => {
     });
     expect((await waitForJob(stack.url, m.body.id)).state).toBe('completed');
 
-    const events = new QueueEvents('evaluate', {
-      connection: { url: REDIS_URL },
-      prefix: namespaceOf(stack.prefix),
-    });
+    const events = new QueueEvents('evaluate', { connection: { url: REDIS_URL }, prefix: stack.prefix });
     await events.waitUntilReady();
     const completions = new Map<string, number>();
     events.on('completed', ({ jobId }) => completions.set(jobId, (completions.get(jobId) ?? 0) + 1));

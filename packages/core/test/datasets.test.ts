@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { datasetSchema, type DatasetSpecInput } from '../src/jobs/catalog.ts';
+import { datasetSchema, type DatasetSpecInput } from '@mlq/contract';
 import { loadAll, type Chunk } from '../src/data/dataset.ts';
 import { openDataset } from '../src/data/open.ts';
 import { DataError } from '../src/util/errors.ts';

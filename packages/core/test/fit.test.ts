@@ -2,7 +2,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { loadAll } from '../src/data/dataset.ts';
 import { mnistSource } from '../src/data/mnist.ts';
-import { fitModel, type TrainData } from '../src/ml/fit.ts';
+import type { TrainData } from '@mlq/engine';
+import { fitModel } from '../src/ml/fit.ts';
 import { DataError } from '../src/util/errors.ts';
 
 function mlp(width: number, classes: number): tf.LayersModel {

@@ -5,8 +5,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { loadAll } from '../src/data/dataset.ts';
 import { mnistSource } from '../src/data/mnist.ts';
-import { fitModel, predictBatched, type TrainData } from '../src/ml/fit.ts';
-import { DataParallelTrainer, predictParallel, readyHelpers, stopHelpers } from '../src/ml/parallel.ts';
+import {
+  DataParallelTrainer,
+  predictBatched,
+  predictParallel,
+  readyHelpers,
+  stopHelpers,
+  type TrainData,
+} from '@mlq/engine';
+import { fitModel } from '../src/ml/fit.ts';
 
 /** A dropout-free net, so that a data-parallel step and a plain step compute the same thing. */
 function net(): tf.LayersModel {

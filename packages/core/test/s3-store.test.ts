@@ -11,7 +11,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../src/ml/backend.ts';
+import { initBackend } from '@mlq/engine';
 import { loadModel, saveModel } from '../src/ml/model-io.ts';
 import { openArtifactStore } from '../src/storage/file-store.ts';
 import { parseS3Uri, S3ArtifactStore } from '../src/storage/s3-store.ts';

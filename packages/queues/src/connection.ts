@@ -8,52 +8,17 @@
  *   request is answered `503` instead of hanging.
  */
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { RedisKeys } from '@mlq/contract';
+import type { RedisTarget } from '@mlq/contract/env';
 
 export type RedisClient = Redis | Cluster;
 
-/** Where Redis is: one server, or the seed nodes of a cluster (the rest are discovered). */
-export type RedisTarget =
-  | { kind: 'single'; url: string }
-  | {
-      kind: 'cluster';
-      nodes: { host: string; port: number }[];
-      username?: string | undefined;
-      password?: string | undefined;
-      tls?: boolean | undefined;
-    };
-
 /**
- * Parses REDIS_CLUSTER_NODES: comma-separated `host:port`, or `redis://[user:pass@]host:port` /
- * `rediss://…` (TLS) entries; credentials and TLS come from the entries that carry them.
- * Throws an Error naming the first bad entry.
+ * The install's keys on `t`: on a cluster their root is the hash tag `{<prefix>}`, so every key of
+ * the install lands in one slot (BullMQ's requirement there); on one Redis it is the plain prefix.
  */
-export function parseClusterNodes(s: string): Extract<RedisTarget, { kind: 'cluster' }> {
-  const out: Extract<RedisTarget, { kind: 'cluster' }> = { kind: 'cluster', nodes: [] };
-  for (const entry of s
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean)) {
-    const url = new URL(/^[a-z]+:\/\//.test(entry) ? entry : `redis://${entry}`);
-    const port = Number(url.port);
-    if (!/^rediss?:$/.test(url.protocol) || !url.hostname || !Number.isInteger(port) || port < 1) {
-      throw new Error(`"${entry}" is not host:port (or redis[s]://[user:pass@]host:port)`);
-    }
-    out.nodes.push({ host: url.hostname.replace(/^\[|\]$/g, ''), port });
-    if (url.username) out.username = decodeURIComponent(url.username);
-    if (url.password) out.password = decodeURIComponent(url.password);
-    if (url.protocol === 'rediss:') out.tls = true;
-  }
-  if (out.nodes.length === 0) throw new Error('name at least one host:port');
-  return out;
-}
-
-/** The target an app's environment names: the cluster when REDIS_CLUSTER_NODES is set, else REDIS_URL. */
-export function redisTargetOf(env: {
-  REDIS_URL: string;
-  REDIS_CLUSTER_NODES?: RedisTarget | undefined;
-}): RedisTarget {
-  return env.REDIS_CLUSTER_NODES ?? { kind: 'single', url: env.REDIS_URL };
-}
+export const redisKeysFor = (prefix: string, t: RedisTarget): RedisKeys =>
+  new RedisKeys(prefix, { hashTag: t.kind === 'cluster' });
 
 /** For logs: the URL without its password, or the cluster's seed nodes. */
 export function describeTarget(t: RedisTarget): string {

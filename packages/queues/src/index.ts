@@ -1,6 +1,7 @@
 /**
  * The one place that imports bullmq: queue names, Queue and Worker factories, the options every job
- * gets, and the Redis connections they share (connection.ts) under the install's keys (keys.ts).
+ * gets, and the Redis connections they share (connection.ts), under the install's keys
+ * (packages/contract/src/keys.ts).
  */
 import {
   Job,
@@ -13,24 +14,29 @@ import {
   type JobsOptions,
   type WorkerOptions,
 } from 'bullmq';
-import { jobNames, type ChildJobs, type ChildOutcomes, type JobName } from '@mlq/core';
+import {
+  jobNames,
+  jobType,
+  type ChildJobs,
+  type ChildOutcomes,
+  type JobName,
+  type RedisKeys,
+} from '@mlq/contract';
 import type { RedisClient } from './connection.ts';
-import { keysOf, namespaceOf } from './keys.ts';
 
 export * from './connection.ts';
-export * from './keys.ts';
 export { Job, Queue, QueueEvents, UnrecoverableError, WaitingChildrenError, WaitingError, Worker };
 export type { JobsOptions };
 
 export type Queues = Record<JobName, Queue>;
 
 /**
- * One queue per job type, under the install's hash-tagged namespace (keys.ts). BullMQ re-emits its
+ * One queue per job type, under the install's key root (`keys.root`). BullMQ re-emits its
  * connection's errors on each queue: they go to `onError` (an emitter without a listener would throw).
  */
-export function createQueues(connection: RedisClient, prefix: string, onError: (e: Error) => void): Queues {
+export function createQueues(connection: RedisClient, keys: RedisKeys, onError: (e: Error) => void): Queues {
   return Object.fromEntries(
-    jobNames.map((n) => [n, new Queue(n, { connection, prefix: namespaceOf(prefix) }).on('error', onError)]),
+    jobNames.map((n) => [n, new Queue(n, { connection, prefix: keys.root }).on('error', onError)]),
   ) as Queues;
 }
 
@@ -61,22 +67,23 @@ export const closeQueues = (queues: Queues, deadlineMs = 1000): Promise<void> =>
 export function createQueueEvents(
   name: JobName,
   connection: RedisClient,
-  prefix: string,
+  keys: RedisKeys,
   onError: (e: Error) => void,
 ): QueueEvents {
-  return new QueueEvents(name, { connection, prefix: namespaceOf(prefix) }).on('error', onError);
+  return new QueueEvents(name, { connection, prefix: keys.root }).on('error', onError);
 }
 
 /**
- * Options of every job: retried with exponential backoff on transient errors (bad input is thrown as
- * UnrecoverableError and never retried), finished jobs kept long enough for users to read them.
+ * Options of every job, from its type's queue policy (packages/contract/src/jobs): retried with
+ * exponential backoff on transient errors (permanent ones are thrown as UnrecoverableError and never
+ * retried), finished jobs kept long enough for users to read them.
  */
 export function jobOptions(name: JobName, jobId: string): JobsOptions {
-  const training = name === 'fine-tune' || name === 'tune';
+  const { policy } = jobType(name);
   return {
     jobId,
-    attempts: training ? 3 : 5,
-    backoff: { type: 'exponential', delay: 2000 },
+    attempts: policy.attempts,
+    backoff: { type: 'exponential', delay: policy.backoffMs },
     removeOnComplete: { age: 14 * 24 * 3600, count: 10_000 },
     removeOnFail: { age: 30 * 24 * 3600 },
   };
@@ -88,19 +95,19 @@ export function jobOptions(name: JobName, jobId: string): JobsOptions {
  */
 const stallSettings = { maxStalledCount: 5 } as const;
 
-/** A worker of queue `name` under the install's namespace; `prefix` is the raw QUEUE_PREFIX. */
+/** A worker of queue `name` under the install's key root (`keys.root`). */
 export function createWorker(
   name: JobName,
   processorFile: string,
   connection: RedisClient,
-  prefix: string,
+  keys: RedisKeys,
   opts: Omit<WorkerOptions, 'connection' | 'prefix'>,
 ): Worker {
   return new Worker(name, processorFile, {
     ...stallSettings,
     ...opts,
     connection,
-    prefix: namespaceOf(prefix),
+    prefix: keys.root,
     useWorkerThreads: false,
   });
 }
@@ -128,7 +135,7 @@ export interface ParentJob extends ChildJobs {
 export function parentJob(
   queues: Queues,
   connection: RedisClient,
-  prefix: string,
+  keys: RedisKeys,
   parent: JobRef,
   childQueue: JobName,
 ): ParentJob {
@@ -139,7 +146,7 @@ export function parentJob(
     if (!job) throw new Error(`job ${parent.id} is no longer in the ${parent.queue} queue`);
     return job;
   };
-  // Children are keyed `{prefix}:<queue>:<id>` in the parent's dependency sets.
+  // Children are keyed `<root>:<queue>:<id>` in the parent's dependency sets.
   const byId = (values: Record<string, unknown> = {}) =>
     Object.fromEntries(Object.entries(values).map(([key, v]) => [key.slice(key.lastIndexOf(':') + 1), v]));
   return {
@@ -149,7 +156,7 @@ export function parentJob(
     },
     async add(list) {
       if (!list.length) return;
-      await connection.hset(keysOf(prefix).jobTypes, Object.fromEntries(list.map((c) => [c.id, childQueue])));
+      await connection.hset(keys.jobTypes, Object.fromEntries(list.map((c) => [c.id, childQueue])));
       await children.addBulk(
         list.map((c) => ({
           name: childQueue,

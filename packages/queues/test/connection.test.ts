@@ -1,41 +1,30 @@
 import { describe, expect, it } from 'vitest';
-import {
-  describeTarget,
-  isConnectionError,
-  keysOf,
-  parseClusterNodes,
-  reconnectDelayMs,
-  redisTargetOf,
-} from '../src/index.ts';
+import { parseClusterNodes, redisTargetOf } from '@mlq/contract/env';
+import { describeTarget, isConnectionError, reconnectDelayMs, redisKeysFor } from '../src/index.ts';
 
 describe('keys', () => {
-  it('puts every key and channel of an install under its hash-tagged namespace', () => {
-    const k = keysOf('mlq');
-    const r = k.registry;
+  it('puts every key and channel of an install on a cluster under its hash tag, and only there', () => {
+    const k = redisKeysFor('mlq', parseClusterNodes('a:1'));
     const names = [
       k.all,
-      k.queue('fine-tune'),
       k.jobTypes,
       k.cancelMark('j1'),
       k.idempotency('key'),
-      k.rateLimit(1, 'Bearer x'),
+      k.rateLimit,
       k.cancelChannel,
       k.worker('w1'),
-      k.workers,
+      k.workersPattern,
       k.workerBackends,
-      r.models,
-      r.seq('m'),
-      r.versions('m'),
-      r.byJob('m'),
-      r.labels('m'),
-      r.labelChannel,
-      r.versionChannel,
+      k.models,
+      ...(['seq', 'versions', 'by-job', 'labels'] as const).map((part) => k.model('m', part)),
+      k.labelChannel,
+      k.versionChannel,
     ];
-    expect(k.ns).toBe('{mlq}');
+    expect(k.root).toBe('{mlq}'); // BullMQ's prefix: queue keys are {mlq}:<queue>:…
     // Redis Cluster hashes only the text between the first "{" and the next "}": one slot for all.
     for (const n of names) expect(n.startsWith('{mlq}:'), n).toBe(true);
     expect(new Set(names).size).toBe(names.length);
-    expect(k.queue('tune')).toBe('{mlq}:tune'); // BullMQ's queueKey with prefix "{mlq}"
+    expect(redisKeysFor('mlq', { kind: 'single', url: 'redis://x:6379' }).jobTypes).toBe('mlq:job-types');
   });
 });
 

@@ -1,4 +1,4 @@
-/** `MlqClient`: one typed method per route of the public API (see API.md). */
+/** `MlqClient`: one typed method per route of the public API (docs/api.md). */
 import { MlqError } from './errors.ts';
 import { seg, Transport, type CallOptions, type FetchLike } from './transport.ts';
 import type {

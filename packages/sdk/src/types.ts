@@ -1,19 +1,24 @@
 /**
- * The shapes the API sends and takes. Job payloads and results come from the core job catalog, so the
- * SDK cannot drift from what the API validates; they are imported as types only (nothing from core
- * runs in the SDK, which keeps it usable in browsers).
+ * The shapes the API sends and takes. Job payloads and results come from the contract's job catalog
+ * (`@mlq/contract`, zod only, no tfjs or AWS SDK), so the SDK cannot drift from what the API
+ * validates, and stays usable in browsers.
  */
-import type {
-  DatasetSpecInput,
-  EpochProgress,
-  FieldIssue,
-  JobInputOf,
-  JobName,
-  JobOf,
-  ResultOf,
-} from '@mlq/core/jobs/catalog';
-import type { ModelSummary, ModelVersion } from '@mlq/core/registry/registry';
-import type { JobProgress, JobState, JobView, WorkerInfo } from '@mlq/core/jobs/views';
+import {
+  jobNames,
+  type DatasetSpecInput,
+  type EpochProgress,
+  type FieldIssue,
+  type JobInputOf,
+  type JobName,
+  type JobOf,
+  type JobProgress,
+  type JobState,
+  type JobView,
+  type ModelSummary,
+  type ModelVersion,
+  type ResultOf,
+  type WorkerInfo,
+} from '@mlq/contract';
 
 export type {
   JobProgress,
@@ -32,15 +37,7 @@ export type {
 };
 
 /** Every job type, in the catalog's order. */
-export const jobTypes = [
-  'fine-tune',
-  'evaluate',
-  'batch-predict',
-  'tune',
-] as const satisfies readonly JobName[];
-// A compile error here means the catalog has a job type that `jobTypes` lacks.
-const _everyJobType: JobName extends (typeof jobTypes)[number] ? true : never = true;
-void _everyJobType;
+export const jobTypes: readonly JobName[] = jobNames;
 
 /** True if `s` names a job type. */
 export function isJobType(s: string): s is JobName {

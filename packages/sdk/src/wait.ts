@@ -1,8 +1,7 @@
 /** Following a job: the events stream as an async iterator, and `waitForJob` on top of it. */
-import type { MlqClient } from './client.ts';
 import { JobFailedError, MlqApiError, WaitTimeoutError } from './errors.ts';
 import { parseSse, type SseMessage } from './sse.ts';
-import { seg } from './transport.ts';
+import { seg, type Transport } from './transport.ts';
 import {
   isFinalState,
   type AnyJob,
@@ -12,6 +11,12 @@ import {
   type JobProgress,
   type JobState,
 } from './types.ts';
+
+/** What waiting needs of a client (an `MlqClient` is one): its transport, and one job's view. */
+export interface JobSource {
+  readonly transport: Transport;
+  getJob(id: string, opts?: { signal?: AbortSignal | undefined }): Promise<AnyJob>;
+}
 
 /** Options of `waitForJob`. */
 export interface WaitOptions<N extends JobName = JobName> {
@@ -57,7 +62,7 @@ function toJobEvent(m: SseMessage): JobEvent | undefined {
 
 /** The events of `GET /v1/jobs/{id}/events`; see `MlqClient.events`. */
 export async function* jobEvents(
-  client: MlqClient,
+  client: JobSource,
   id: string,
   opts: { signal?: AbortSignal | undefined } = {},
 ): AsyncGenerator<JobEvent, void, undefined> {
@@ -107,7 +112,7 @@ const isTransient = (e: unknown) => e instanceof MlqApiError && [0, 502, 503, 50
 
 /** See `MlqClient.waitForJob`. */
 export async function waitForJob<N extends JobName = JobName>(
-  client: MlqClient,
+  client: JobSource,
   id: string,
   opts: WaitOptions<N> = {},
 ): Promise<Job<N>> {

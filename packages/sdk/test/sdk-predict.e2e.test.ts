@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadAll, mnistSource } from '@mlq/core';
+import { loadAll, mnistSource } from '@mlq/core/data';
 import { startStack, type Stack } from '../../../test/support/stack.ts';
 import { MlqApiError, MlqClient, predictPath, type TensorLike } from '../src/index.ts';
 

@@ -4,19 +4,18 @@ import {
   describeIssues,
   isJobName,
   isUri,
-  jobCatalog,
+  joinIssues,
   jobNames,
-  NotFoundError,
-  resolveDataPath,
-  tuneSpaceIssues,
-  InputError,
-  DataError,
+  jobType,
+  parsePayload,
+  valueAt,
   type DatasetSpec,
   type FieldIssue,
   type JobName,
-  type ModelRegistry,
-  type TunePayload,
-} from '@mlq/core';
+} from '@mlq/contract';
+import { DataError, InputError, NotFoundError } from '@mlq/core/errors';
+import type { ModelRegistry } from '@mlq/core/registry';
+import { resolveDataPath } from '@mlq/core/storage';
 import type { QueueEvents } from '@mlq/queues';
 import { badRequest, notFound } from '../errors.ts';
 import type { JobsService } from '../jobs.service.ts';
@@ -28,17 +27,15 @@ export interface JobsRouteDeps {
   dataRoots: readonly string[];
 }
 
-/** Checks what the schema cannot: registry references exist, file URIs stay inside DATA_ROOTS. */
-async function checkReferences(
-  type: JobName,
-  body: Record<string, unknown>,
-  deps: JobsRouteDeps,
-): Promise<FieldIssue[]> {
+/**
+ * Checks what the schema cannot, for the fields the job type declares as references: registry
+ * models exist, file URIs stay inside DATA_ROOTS.
+ */
+async function checkReferences(type: JobName, payload: unknown, deps: JobsRouteDeps): Promise<FieldIssue[]> {
   const issues: FieldIssue[] = [];
-  // In fine-tune and tune, "model" is the name to register; elsewhere it is a model to use.
-  const refFields = type === 'fine-tune' || type === 'tune' ? ['base'] : ['model'];
-  for (const field of refFields) {
-    const ref = body[field];
+  const { refs } = jobType(type);
+  for (const field of refs.models) {
+    const ref = valueAt(payload, field);
     if (typeof ref !== 'string' || isUri(ref)) continue;
     try {
       await deps.registry.resolve(ref);
@@ -47,8 +44,8 @@ async function checkReferences(
       else throw e;
     }
   }
-  for (const field of ['dataset', 'input'] as const) {
-    const ds = body[field] as DatasetSpec | undefined;
+  for (const field of refs.datasets) {
+    const ds = valueAt(payload, field) as DatasetSpec | undefined;
     if (!ds || !('uri' in ds) || !ds.uri.startsWith('file://')) continue;
     try {
       await resolveDataPath(ds.uri, deps.dataRoots);
@@ -58,10 +55,11 @@ async function checkReferences(
       else throw e;
     }
   }
-  const out = (body.output as { uri?: string } | undefined)?.uri;
-  if (out?.startsWith('file://')) {
+  for (const field of refs.outputs) {
+    const out = valueAt(payload, field);
+    if (typeof out !== 'string' || !out.startsWith('file://')) continue;
     await resolveDataPath(out, deps.dataRoots, { mustExist: false }).catch((e: Error) =>
-      issues.push({ field: 'output.uri', message: e.message }),
+      issues.push({ field, message: e.message }),
     );
   }
   return issues;
@@ -99,32 +97,17 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
     if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) {
       throw badRequest('the body must be a JSON object (Content-Type: application/json)');
     }
-    const parsed = jobCatalog[type].payload.safeParse(req.body);
-    if (!parsed.success) {
-      const details = describeIssues(parsed.error);
-      throw badRequest(
-        `invalid ${type} job: ${details.map((d) => `${d.field}: ${d.message}`).join('; ')}`,
-        details,
-      );
-    }
-    const refIssues = [
-      // A tune's searched values are checked as the fine-tune payloads of its trials.
-      ...(type === 'tune' ? tuneSpaceIssues(parsed.data as TunePayload) : []),
-      ...(await checkReferences(type, parsed.data as Record<string, unknown>, deps)),
-    ];
-    if (refIssues.length) {
-      throw badRequest(
-        `invalid ${type} job: ${refIssues.map((d) => `${d.field}: ${d.message}`).join('; ')}`,
-        refIssues,
-      );
-    }
+    const parsed = parsePayload(type, req.body);
+    if (!parsed.ok) throw badRequest(`invalid ${type} job: ${joinIssues(parsed.issues)}`, parsed.issues);
+    const refIssues = await checkReferences(type, parsed.value, deps);
+    if (refIssues.length) throw badRequest(`invalid ${type} job: ${joinIssues(refIssues)}`, refIssues);
     const key = req.get('Idempotency-Key');
     if (key !== undefined && !/^[\w.:-]{1,200}$/.test(key)) {
       throw badRequest('Idempotency-Key must be 1-200 letters, digits, "_", ".", ":" or "-"', [
         { field: 'Idempotency-Key', message: 'invalid characters or length' },
       ]);
     }
-    const { view, created } = await deps.jobs.submit(type, parsed.data as never, key);
+    const { view, created } = await deps.jobs.submit(type, parsed.value, key);
     res
       .status(created ? 202 : 200)
       .location(view.links.self)

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { describeIssues, type ModelRegistry } from '@mlq/core';
+import { describeIssues } from '@mlq/contract';
+import type { ModelRegistry } from '@mlq/core/registry';
 import { badRequest } from '../errors.ts';
 
 const labelBody = z.object({ version: z.number().int().min(1) });

@@ -1,11 +1,11 @@
 import { Router, type RequestHandler } from 'express';
-import { jobNames } from '@mlq/core';
-import { isReady, RETRY_AFTER_S, scanKeys, type Keys, type Queues, type RedisClient } from '@mlq/queues';
+import { jobNames, type RedisKeys } from '@mlq/contract';
+import { isReady, RETRY_AFTER_S, scanKeys, type Queues, type RedisClient } from '@mlq/queues';
 
-/** Live workers: each refreshes `{prefix}:workers:<id>` (with a TTL) every few seconds. */
-async function liveWorkers(redis: RedisClient, keys: Keys): Promise<unknown[]> {
+/** Live workers: each refreshes its heartbeat key (`keys.worker(id)`, with a TTL) every few seconds. */
+async function liveWorkers(redis: RedisClient, keys: RedisKeys): Promise<unknown[]> {
   // On a cluster SCAN must visit every master; the keys share one hash tag, so one MGET reads them.
-  const found = await scanKeys(redis, keys.workers);
+  const found = await scanKeys(redis, keys.workersPattern);
   if (found.length === 0) return [];
   const values = await redis.mget(found);
   return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as unknown);
@@ -43,7 +43,7 @@ export function readyz(redis: RedisClient): RequestHandler {
   };
 }
 
-export function opsRouter(redis: RedisClient, queues: Queues, keys: Keys): Router {
+export function opsRouter(redis: RedisClient, queues: Queues, keys: RedisKeys): Router {
   const r = Router();
   r.get('/v1/workers', async (_req, res) => {
     res.json({ workers: await liveWorkers(redis, keys) });

@@ -6,7 +6,9 @@
  * and each after a short TTL in any case. While Redis is away, an expired entry is still used: a
  * model already served keeps answering (and no label can move while the registry is unreachable).
  */
-import { NotFoundError, type ModelRegistry, type ModelVersion } from '@mlq/core';
+import type { ModelVersion } from '@mlq/contract';
+import { NotFoundError } from '@mlq/core/errors';
+import type { ModelRegistry } from '@mlq/core/registry';
 import { isConnectionError, type RedisClient } from '@mlq/queues';
 import { SizedLru } from './model-lru.ts';
 

@@ -3,7 +3,8 @@
  * input, batch it with concurrent requests for the same version, run it on a predict thread, and
  * answer in TF Serving's REST format.
  */
-import type { ModelRegistry, ModelVersion } from '@mlq/core';
+import type { ModelVersion } from '@mlq/contract';
+import type { ModelRegistry } from '@mlq/core/registry';
 import type { RedisClient } from '@mlq/queues';
 import { ApiError } from '../errors.ts';
 import { Batcher } from './batcher.ts';

@@ -5,14 +5,10 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import {
-  disposeModels,
-  initBackend,
-  InputError,
-  loadModel,
-  openArtifactStore,
-  type LoadedModel,
-} from '@mlq/core';
+import { InputError } from '@mlq/core/errors';
+import { loadModel, type LoadedModel } from '@mlq/core/ml';
+import { openArtifactStore } from '@mlq/core/storage';
+import { disposeModels, initBackend } from '@mlq/engine';
 import { SizedLru } from './model-lru.ts';
 import type { FromThread, ModelInfo, ThreadConfig, ThreadError, ToThread } from './protocol.ts';
 

@@ -4,7 +4,7 @@
  * of the input's shape, a flat array of as many numbers, or, the model having one input, an object
  * `{"<input name>": <that>}`. Every mismatch is an ApiError (400/413) that names the expected shape.
  */
-import type { FieldIssue } from '@mlq/core';
+import type { FieldIssue } from '@mlq/contract';
 import { ApiError, badRequest } from '../errors.ts';
 import { scanNumericBody, type ScannedTensor } from './json-scan.ts';
 import type { ModelInfo } from './protocol.ts';

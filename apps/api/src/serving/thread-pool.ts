@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
-import { spawnTsThread } from '@mlq/core';
+import { spawnTsThread } from '@mlq/engine';
 import type { FromThread, ModelInfo, ThreadConfig, ThreadError, ToThread } from './protocol.ts';
 
 /**

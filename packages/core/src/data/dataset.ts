@@ -58,3 +58,14 @@ export async function loadAll(source: DatasetSource): Promise<InMemoryDataset> {
 export function featureWidth(info: Pick<DatasetInfo, 'featureShape'>): number {
   return info.featureShape.reduce((a, b) => a * b, 1);
 }
+
+/** How readers open a dataset spec (see open.ts). */
+export interface OpenDatasetOptions {
+  /** Directories that file:// URIs may point into. */
+  dataRoots: readonly string[];
+  /**
+   * Class names of the model the data is fed to (evaluate, batch-predict): labels given as names are
+   * mapped with these, so index i means the same class as when the model was trained.
+   */
+  classNames?: readonly string[] | undefined;
+}

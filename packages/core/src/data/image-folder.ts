@@ -5,7 +5,7 @@
  *
  * Decoders: pngjs and jpeg-js, both pure JavaScript. sharp is faster, but its prebuilt libvips
  * binaries are fetched per platform at install time, and installing this project must work where no
- * binary can be downloaded (DESIGN.md, the same reason tfjs-node is optional). Decoding is a small
+ * binary can be downloaded (the same reason tfjs-node is optional). Decoding is a small
  * share of a job's time next to the model, so the pure-JS decoders cost little.
  */
 import { createHash } from 'node:crypto';
@@ -14,12 +14,10 @@ import path from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import type { z } from 'zod';
-import type { imageFolderDatasetSchema } from '../jobs/catalog.ts';
+import { seededPermutation, type imageFolderDatasetSchema } from '@mlq/contract';
 import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
-import { seededPermutation } from '../util/rng.ts';
-import type { Chunk, DatasetInfo, DatasetSource } from './dataset.ts';
-import type { OpenDatasetOptions } from './open.ts';
+import type { Chunk, DatasetInfo, DatasetSource, OpenDatasetOptions } from './dataset.ts';
 
 export type ImageFolderSpec = z.infer<typeof imageFolderDatasetSchema>;
 

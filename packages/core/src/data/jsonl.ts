@@ -5,12 +5,11 @@
  */
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
-import type { jsonlDatasetSchema } from '../jobs/catalog.ts';
+import type { jsonlDatasetSchema } from '@mlq/contract';
 import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
-import type { DatasetInfo, DatasetSource } from './dataset.ts';
+import type { DatasetInfo, DatasetSource, OpenDatasetOptions } from './dataset.ts';
 import { grow, LabelCoder, LineCursor, readBlocks, Spill, spilledChunks, type Scan } from './lines.ts';
-import type { OpenDatasetOptions } from './open.ts';
 
 export type JsonlSpec = z.infer<typeof jsonlDatasetSchema>;
 

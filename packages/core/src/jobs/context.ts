@@ -1,7 +1,7 @@
 /** What a job's code gets from the worker: identity, cancel signal, reporting, storage. */
 import type { ArtifactStore } from '../storage/artifact-store.ts';
 import type { ModelRegistry } from '../registry/registry.ts';
-import type { EpochProgress } from './catalog.ts';
+import type { EpochProgress } from '@mlq/contract';
 
 export interface JobContext {
   jobId: string;

@@ -1,11 +1,10 @@
 /** The evaluate job: loss, accuracy, per-class metrics, confusion matrix (+ ROC-AUC for two classes). */
 import { openDataset } from '../data/open.ts';
-import { predictRows } from '../ml/fit.ts';
 import { classificationMetrics } from '../ml/metrics.ts';
-import { disposeModels } from '../ml/model-io.ts';
 import { resolveAndLoad } from '../ml/resolve.ts';
 import { CancelledError, DataError, InputError } from '../util/errors.ts';
-import type { EvaluatePayload, EvaluateResult } from './catalog.ts';
+import type { EvaluatePayload, EvaluateResult } from '@mlq/contract';
+import { disposeModels, predictRows } from '@mlq/engine';
 import type { JobContext } from './context.ts';
 
 export async function runEvaluate(p: EvaluatePayload, ctx: JobContext): Promise<EvaluateResult> {

@@ -5,14 +5,16 @@
 import { createHash } from 'node:crypto';
 import { featureWidth, loadAll } from '../data/dataset.ts';
 import { openDataset } from '../data/open.ts';
-import { findCheckpoint, restoreCheckpoint, runPrefix, saveCheckpoint } from '../ml/checkpoint.ts';
-import { fitModel, type TrainData } from '../ml/fit.ts';
-import { disposeModels, saveModel } from '../ml/model-io.ts';
-import { predictParallel } from '../ml/parallel.ts';
+import { findCheckpoint, restoreCheckpoint, saveCheckpoint } from '../ml/checkpoint.ts';
+import { runPrefix } from '../storage/layout.ts';
+import { fitModel } from '../ml/fit.ts';
+import type { TrainData } from '@mlq/engine';
+import { saveModel } from '../ml/model-io.ts';
 import { resolveAndLoad } from '../ml/resolve.ts';
 import { buildTransferModel, compile, makeOptimizer, type TransferModel } from '../ml/transfer.ts';
 import { DataError } from '../util/errors.ts';
-import type { FineTunePayload, FineTuneResult } from './catalog.ts';
+import type { FineTunePayload, FineTuneResult } from '@mlq/contract';
+import { disposeModels, predictParallel } from '@mlq/engine';
 import type { JobContext } from './context.ts';
 
 /**

@@ -9,51 +9,28 @@
  * children yet?), so a crash or a stall anywhere is harmless: trial ids are fixed, a re-run adds
  * nothing twice, and it parks again while any trial is pending.
  */
-import { runPrefix } from '../ml/checkpoint.ts';
-import type { ArtifactStore } from '../storage/artifact-store.ts';
-import type { NewVersion } from '../registry/registry.ts';
-import { DataError, InputError } from '../util/errors.ts';
 import {
   fineTuneResultSchema,
   isUri,
-  tunePayloadSchema,
-  type TunePayload,
-  type TuneProgress,
-  type TuneResult,
-  type TuneTrial,
-} from './catalog.ts';
-import type { JobContext } from './context.ts';
-import {
   planTrials,
   spaceSize,
   trialPayload,
   trialValidationSplit,
+  tunePayloadSchema,
   tuneSpaceIssues,
+  type ChildJobs,
+  type ChildOutcomes,
+  type NewVersion,
   type TrialPlan,
-} from './tune-space.ts';
-
-export * from './tune-space.ts';
-
-/** Finished children of a job, by child job id: return values and the reasons of failures. */
-export interface ChildOutcomes {
-  done: Record<string, unknown>;
-  failed: Record<string, string>;
-}
-
-/** What a job that fans out into child jobs needs from the queue (the worker implements it). */
-export interface ChildJobs {
-  /** How many children the job has, pending or finished: 0 before its first run added them. */
-  count(): Promise<number>;
-  /** Adds children atomically; a child whose id exists already is not added again. */
-  add(children: { id: string; data: object }[]): Promise<void>;
-  /**
-   * Returns when no child is pending. Otherwise parks the job until they all end, and throws the
-   * queue's signal for that: let it through, the job runs again when the last child ends.
-   */
-  waitForAll(): Promise<void>;
-  /** Children that ended; a failed child does not fail the parent. */
-  outcomes(): Promise<ChildOutcomes>;
-}
+  type TunePayload,
+  type TuneProgress,
+  type TuneResult,
+  type TuneTrial,
+} from '@mlq/contract';
+import type { ArtifactStore } from '../storage/artifact-store.ts';
+import { runPrefix } from '../storage/layout.ts';
+import { DataError, InputError } from '../util/errors.ts';
+import type { JobContext } from './context.ts';
 
 /** The context of a tune job: a JobContext plus its children on the fine-tune queue. */
 export interface TuneContext extends JobContext {

@@ -5,20 +5,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../util/errors.ts';
+import type { ArchitectureOptions, Features } from './features.ts';
 import { buildMobileNetV2Features } from './mobilenet-v2.ts';
 
-export interface Features {
-  /** A model from the input to the feature layer. */
-  model: tf.LayersModel;
-  /** Head used when the job gives none. */
-  defaultHead: { units: number[]; dropout: number };
-}
-
-export interface ArchitectureOptions {
-  alpha?: number | undefined;
-  inputSize?: number | undefined;
-  units?: number[] | undefined;
-}
+export type { ArchitectureOptions, Features } from './features.ts';
 
 /**
  * The Keras mnist_transfer_cnn feature layers: conv32-conv32-maxpool-dropout(0.25)-flatten.

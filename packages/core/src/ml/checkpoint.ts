@@ -4,8 +4,9 @@
  * checkpoint intact), then older epoch folders are deleted.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { EpochProgress } from '../jobs/catalog.ts';
+import type { EpochProgress } from '@mlq/contract';
 import type { ArtifactStore } from '../storage/artifact-store.ts';
+import { runPrefix } from '../storage/layout.ts';
 import type { PartialEpoch } from './fit.ts';
 import { loadModel, saveModel, type ModelMeta } from './model-io.ts';
 
@@ -27,8 +28,6 @@ export function toArrayBuffer(buf: Uint8Array): ArrayBuffer {
   new Uint8Array(out).set(buf);
   return out;
 }
-
-export const runPrefix = (jobId: string) => `runs/${jobId}`;
 
 async function saveOptimizer(opt: tf.Optimizer, store: ArtifactStore, dir: string) {
   const weights = await opt.getWeights();

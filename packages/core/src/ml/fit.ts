@@ -4,19 +4,9 @@
  * cancel message can arrive, and stops after the current batch when the signal aborts.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { EpochProgress } from '../jobs/catalog.ts';
+import { seededPermutation, type EpochProgress } from '@mlq/contract';
+import { batchTensors, DataParallelTrainer, type TrainData } from '@mlq/engine';
 import { CancelledError, DataError, ReleasedError, SHUTDOWN_REASON } from '../util/errors.ts';
-import { seededPermutation } from '../util/rng.ts';
-import { DataParallelTrainer } from './parallel.ts';
-
-export interface TrainData {
-  /** `n * prod(shape)` features. */
-  x: Float32Array;
-  y: Int32Array;
-  /** One example's shape. */
-  shape: number[];
-  numClasses: number;
-}
 
 export interface FitOptions {
   epochs: number;
@@ -228,23 +218,6 @@ function evaluateRows(
   return { loss: loss / (to - from), acc: acc / (to - from) };
 }
 
-/**
- * One batch's tensors, copied row by row on the JS side. tf.gather on the wasm backend costs far more
- * than the copy: 18-25 ms for 128 rows of 4,608 features, as much as the head's whole training step.
- */
-export function batchTensors(data: TrainData, idx: Uint32Array, width: number): [tf.Tensor, tf.Tensor] {
-  const b = idx.length;
-  const x = new Float32Array(b * width);
-  const y = new Float32Array(b * data.numClasses);
-  for (let r = 0; r < b; r++) {
-    const i = idx[r]!;
-    const label = data.y[i]!;
-    x.set(data.x.subarray(i * width, (i + 1) * width), r * width);
-    y[r * data.numClasses + label] = 1;
-  }
-  return [tf.tensor(x, [b, ...data.shape]), tf.tensor2d(y, [b, data.numClasses])];
-}
-
 /** Trains a compiled model on in-memory data. The model must be compiled with loss + accuracy. */
 export async function fitModel(model: tf.LayersModel, data: TrainData, opts: FitOptions): Promise<FitResult> {
   const n = data.y.length;
@@ -328,37 +301,4 @@ export async function fitModel(model: tf.LayersModel, data: TrainData, opts: Fit
     await parallel.dispose();
   }
   return { history, samplesPerSec: trainSeconds > 0 ? samples / trainSeconds : 0, trainSeconds };
-}
-
-/**
- * One inference call over `rows` (already batched by the caller). `model.apply` in inference mode,
- * not `model.predict`, which slices its input per batch (an extra copy, slow on wasm). The tensor
- * leaves tidy and is read outside it: returning the typed array from tidy makes tidy walk every
- * element looking for tensors.
- */
-export function predictRows(model: tf.LayersModel, rows: Float32Array, shape: number[]): Float32Array {
-  const out = tf.tidy(() => model.apply(tf.tensor(rows, shape), { training: false }) as tf.Tensor);
-  try {
-    return out.dataSync() as Float32Array;
-  } finally {
-    out.dispose();
-  }
-}
-
-/** Runs a model over rows in batches and returns its outputs as one Float32Array. */
-export function predictBatched(
-  model: tf.LayersModel,
-  x: Float32Array,
-  shape: number[],
-  batchSize = 512,
-): Float32Array {
-  const width = shape.reduce((a, b) => a * b, 1);
-  const n = x.length / width;
-  const outDim = (model.outputs[0]!.shape.slice(1) as number[]).reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n * outDim);
-  for (let s = 0; s < n; s += batchSize) {
-    const e = Math.min(n, s + batchSize);
-    out.set(predictRows(model, x.subarray(s * width, e * width), [e - s, ...shape]), s * outDim);
-  }
-  return out;
 }

@@ -1,5 +1,5 @@
 /** Classification metrics computed from predicted probabilities and true class indices. */
-import type { EvaluationMetrics } from '../jobs/catalog.ts';
+import type { EvaluationMetrics } from '@mlq/contract';
 
 /** Area under the ROC curve (Mann-Whitney U with ties averaged), for two classes. */
 export function rocAuc(scores: Float32Array | number[], positive: (boolean | number)[] | Int32Array): number {

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../util/errors.ts';
-import type { ArchitectureOptions, Features } from './architectures.ts';
+import type { ArchitectureOptions, Features } from './features.ts';
 
 function makeDivisible(v: number, divisor = 8): number {
   const n = Math.max(divisor, Math.floor((v + divisor / 2) / divisor) * divisor);

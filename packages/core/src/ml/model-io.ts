@@ -129,19 +129,3 @@ export async function loadModel(
   };
   return { model, meta, bytes: weightData.byteLength };
 }
-
-/**
- * Frees the weights of models that may share layers (a transfer model shares its base's layers).
- * `LayersModel.dispose` would fail on the second model that holds an already-disposed layer.
- */
-export function disposeModels(...models: (tf.LayersModel | undefined)[]): void {
-  const seen = new Set<unknown>();
-  for (const m of models) {
-    if (!m) continue;
-    for (const w of m.weights) {
-      if (seen.has(w)) continue;
-      seen.add(w);
-      w.dispose();
-    }
-  }
-}

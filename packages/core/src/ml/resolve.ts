@@ -1,4 +1,4 @@
-import { isUri } from '../jobs/catalog.ts';
+import { isUri } from '@mlq/contract';
 import type { ModelRegistry, ModelVersion } from '../registry/registry.ts';
 import type { ArtifactStore } from '../storage/artifact-store.ts';
 import { loadModel, type LoadedModel } from './model-io.ts';

@@ -3,11 +3,10 @@
  * cut it at its feature layer, freeze all but its top `trainableLayers`, put a new head on it, compile.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { OptimizerOptions } from '../jobs/catalog.ts';
+import type { OptimizerOptions } from '@mlq/contract';
+import { FeatureDropout, KerasAdadelta, trailingDropoutRate } from '@mlq/engine';
 import { InputError } from '../util/errors.ts';
-import { KerasAdadelta } from './adadelta.ts';
 import { buildFeatures, type ArchitectureOptions } from './architectures.ts';
-import { FeatureDropout, trailingDropoutRate } from './dropout.ts';
 import type { LoadedModel, ModelMeta } from './model-io.ts';
 
 export interface HeadSpec {

@@ -3,25 +3,7 @@
  * (`production` → 3). It lives in Redis beside the queues, behind a small port that ioredis fills.
  */
 import { InputError, NotFoundError } from '../util/errors.ts';
-import { isUri } from '../jobs/catalog.ts';
-
-/**
- * The registry's key and channel names; the install's key module (packages/queues/src/keys.ts) makes
- * them, so every key carries the install's hash tag. Per model: `seq` (counter), `versions` (hash
- * version → record JSON), `byJob` (hash job id → version), `labels` (hash label → version).
- */
-export interface RegistryKeys {
-  /** Set of model names. */
-  models: string;
-  seq(name: string): string;
-  versions(name: string): string;
-  byJob(name: string): string;
-  labels(name: string): string;
-  /** Channel: `{"name", "label", "version"}` when a label moves (version null: deleted). */
-  labelChannel: string;
-  /** Channel: `{"name", "version"}` when a version is registered. */
-  versionChannel: string;
-}
+import { isUri, RedisKeys, type ModelSummary, type ModelVersion, type NewVersion } from '@mlq/contract';
 
 /** The few Redis commands the registry needs; an ioredis client (single or cluster) satisfies it as is. */
 export interface KeyValuePort {
@@ -34,40 +16,15 @@ export interface KeyValuePort {
   publish(channel: string, message: string): Promise<unknown>;
 }
 
-export interface ModelVersion {
-  name: string;
-  version: number;
-  uri: string;
-  jobId: string;
-  createdAt: string;
-  metrics: Record<string, number>;
-  params: Record<string, unknown>;
-  /** Lineage: the base reference as given and as resolved, and the training data. */
-  base?: { ref: string; uri: string; name?: string; version?: number };
-  dataset?: { spec: unknown; hash: string };
-  inputShape: number[];
-  numClasses: number;
-  classNames?: string[];
-  /** Metrics of the latest evaluate job run on this version. */
-  evaluation?: Record<string, unknown>;
-  labels?: string[];
-}
-
-export interface ModelSummary {
-  name: string;
-  latestVersion: number;
-  labels: Record<string, number>;
-  updatedAt: string;
-}
-
-export type NewVersion = Omit<ModelVersion, 'version' | 'createdAt' | 'labels'>;
+export type { ModelSummary, ModelVersion, NewVersion };
 
 /**
  * register() in one step: a job that already registered a version of the model gets that version
  * back (0, version); otherwise the next number is taken, the record stored under it, the job and the
  * name indexed and the version announced (1, version). The record's JSON is spliced, not decoded, so
- * its numbers and empty arrays come back exactly as written.
- * KEYS: seq, versions, byJob, models. ARGV: jobId, name, record JSON without version, createdAt, channel.
+ * its numbers and empty arrays come back exactly as written. On a cluster the keys share the install's
+ * hash tag, so one script may touch them all.
+ * KEYS: seq, versions, by-job, models. ARGV: jobId, name, record JSON without version, createdAt, channel.
  */
 const REGISTER_SCRIPT = `
 local prior = redis.call('HGET', KEYS[3], ARGV[1])
@@ -82,10 +39,15 @@ return {1, v}
 `;
 
 export class ModelRegistry {
+  private readonly keys: RedisKeys;
+
+  /** @param keys the install's keys (or its QUEUE_PREFIX). */
   constructor(
     private readonly kv: KeyValuePort,
-    private readonly keys: RegistryKeys,
-  ) {}
+    keys: RedisKeys | string,
+  ) {
+    this.keys = typeof keys === 'string' ? new RedisKeys(keys) : keys;
+  }
 
   /** The channel on which label moves are announced (servers reload). */
   get labelChannel(): string {
@@ -107,9 +69,9 @@ export class ModelRegistry {
     const [, version] = (await this.kv.eval(
       REGISTER_SCRIPT,
       4,
-      k.seq(v.name),
-      k.versions(v.name),
-      k.byJob(v.name),
+      k.model(v.name, 'seq'),
+      k.model(v.name, 'versions'),
+      k.model(v.name, 'by-job'),
       k.models,
       v.jobId,
       v.name,
@@ -121,7 +83,7 @@ export class ModelRegistry {
   }
 
   async get(name: string, version: number): Promise<ModelVersion> {
-    const raw = await this.kv.hget(this.keys.versions(name), String(version));
+    const raw = await this.kv.hget(this.keys.model(name, 'versions'), String(version));
     if (!raw) {
       const exists = (await this.kv.smembers(this.keys.models)).includes(name);
       throw new NotFoundError(
@@ -136,7 +98,7 @@ export class ModelRegistry {
   }
 
   async versions(name: string): Promise<ModelVersion[]> {
-    const all = await this.kv.hgetall(this.keys.versions(name));
+    const all = await this.kv.hgetall(this.keys.model(name, 'versions'));
     if (Object.keys(all).length === 0) throw new NotFoundError(`model "${name}" not found`);
     const labels = await this.labels(name);
     return Object.values(all)
@@ -151,7 +113,7 @@ export class ModelRegistry {
   }
 
   async labels(name: string): Promise<Record<string, number>> {
-    const raw = await this.kv.hgetall(this.keys.labels(name));
+    const raw = await this.kv.hgetall(this.keys.model(name, 'labels'));
     return Object.fromEntries(Object.entries(raw).map(([l, v]) => [l, Number(v)]));
   }
 
@@ -180,21 +142,25 @@ export class ModelRegistry {
   async setLabel(name: string, label: string, version: number): Promise<void> {
     if (/^\d+$/.test(label)) throw new InputError('a label cannot be a number: it would read as a version');
     await this.get(name, version);
-    await this.kv.hset(this.keys.labels(name), label, String(version));
+    await this.kv.hset(this.keys.model(name, 'labels'), label, String(version));
     await this.kv.publish(this.labelChannel, JSON.stringify({ name, label, version }));
   }
 
   async deleteLabel(name: string, label: string): Promise<void> {
     const labels = await this.labels(name);
     if (!(label in labels)) throw new NotFoundError(`model "${name}" has no label "${label}"`);
-    await this.kv.hdel(this.keys.labels(name), label);
+    await this.kv.hdel(this.keys.model(name, 'labels'), label);
     await this.kv.publish(this.labelChannel, JSON.stringify({ name, label, version: null }));
   }
 
   async setEvaluation(name: string, version: number, evaluation: Record<string, unknown>): Promise<void> {
     const v = await this.get(name, version);
     delete v.labels;
-    await this.kv.hset(this.keys.versions(name), String(version), JSON.stringify({ ...v, evaluation }));
+    await this.kv.hset(
+      this.keys.model(name, 'versions'),
+      String(version),
+      JSON.stringify({ ...v, evaluation }),
+    );
   }
 
   /** Resolves `name`, `name@3` or `name@label` to a version. */

@@ -20,6 +20,11 @@ export interface ArtifactStore {
   uriOf(key: string): string;
   /** The key of a URI inside this store, or undefined when the URI points elsewhere. */
   keyOf(uri: string): string | undefined;
+  /**
+   * The key's path on this machine's file system, for a store that keeps keys as local files (so a
+   * writer may append to it and rename it in place); undefined for a remote store.
+   */
+  localPath(key: string): string | undefined;
 }
 
 /** Rejects keys that could leave the store (absolute, `..`, backslashes, empty segments). */

@@ -20,6 +20,10 @@ export class FileArtifactStore implements ArtifactStore {
     return path.join(this.root, ...checkKey(key).split('/'));
   }
 
+  localPath(key: string): string {
+    return this.pathOf(key);
+  }
+
   async put(key: string, data: Uint8Array | string): Promise<void> {
     const dest = this.pathOf(key);
     await mkdir(path.dirname(dest), { recursive: true });

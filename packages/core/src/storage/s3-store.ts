@@ -238,6 +238,10 @@ export class S3ArtifactStore implements ArtifactStore {
     return `${this.base}/${checkKey(key)}`;
   }
 
+  localPath(): undefined {
+    return undefined;
+  }
+
   keyOf(uri: string): string | undefined {
     return uri.startsWith(`${this.base}/`) ? uri.slice(this.base.length + 1) : undefined;
   }

@@ -1,25 +1,39 @@
 /**
- * Errors that carry a message meant for a person. The worker turns `DataError` and `InputError` into
- * BullMQ's UnrecoverableError (fail at once, never retry); anything else is treated as transient.
+ * Errors that carry a message meant for a person. A failure that retrying cannot fix is classified
+ * once, where it is raised, by throwing a `PermanentError`: the worker fails such a job at once
+ * (BullMQ's UnrecoverableError) instead of retrying it; anything else is treated as transient.
  */
 
+/** A failure that retrying cannot fix: the job fails at once with this message. */
+export class PermanentError extends Error {
+  override name = 'PermanentError';
+}
+
 /** The job's data cannot be used: a missing file, a ragged row, an unknown label... */
-export class DataError extends Error {
+export class DataError extends PermanentError {
   override name = 'DataError';
 }
 
 /** The job's parameters cannot work together (e.g. a head on a model with no such input shape). */
-export class InputError extends Error {
+export class InputError extends PermanentError {
   override name = 'InputError';
 }
 
 /** A referenced thing does not exist (a model, a version, a label, an artifact). */
-export class NotFoundError extends Error {
+export class NotFoundError extends PermanentError {
   override name = 'NotFoundError';
 }
 
+/**
+ * A model cannot be loaded: its URL answers an error status, or its model.json is not a tfjs
+ * LayersModel this platform can read (the message says what was found and what is supported).
+ */
+export class ModelFormatError extends PermanentError {
+  override name = 'ModelFormatError';
+}
+
 /** The job was cancelled by a user. */
-export class CancelledError extends Error {
+export class CancelledError extends PermanentError {
   override name = 'CancelledError';
   constructor(message = 'cancelled') {
     super(message);
@@ -41,11 +55,6 @@ export class ReleasedError extends Error {
 export const SHUTDOWN_REASON = 'shutdown';
 
 /** True for errors that retrying cannot fix. */
-export function isPermanentError(e: unknown): boolean {
-  return (
-    e instanceof DataError ||
-    e instanceof InputError ||
-    e instanceof NotFoundError ||
-    e instanceof CancelledError
-  );
+export function isPermanentError(e: unknown): e is PermanentError {
+  return e instanceof PermanentError;
 }

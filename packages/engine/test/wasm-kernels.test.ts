@@ -9,9 +9,9 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../src/ml/backend.ts';
-import { FeatureDropout } from '../src/ml/dropout.ts';
-import { registerWasmTrainingKernels } from '../src/ml/wasm-kernels.ts';
+import { initBackend } from '../src/backend.ts';
+import { FeatureDropout } from '../src/dropout.ts';
+import { registerWasmTrainingKernels } from '../src/wasm-kernels.ts';
 
 type Shape4 = [number, number, number, number];
 type Pad = 'valid' | 'same' | [[number, number], [number, number], [number, number], [number, number]];

@@ -17,8 +17,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { spawnTsThread } from '../util/ts-thread.ts';
-import { predictBatched, type TrainData } from './fit.ts';
+import type { TrainData } from './batches.ts';
+import { predictBatched } from './inference.ts';
+import { spawnTsThread } from './ts-thread.ts';
 
 /** A model as a helper rebuilds it. */
 export interface ModelSpec {

@@ -7,8 +7,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendPreference } from './backend.ts';
-import { batchTensors, predictBatched } from './fit.ts';
-import { disposeModels } from './model-io.ts';
+import { batchTensors } from './batches.ts';
+import { disposeModels, predictBatched } from './inference.ts';
 import {
   replicaGradients,
   type FromHelper,

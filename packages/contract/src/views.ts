@@ -2,7 +2,7 @@
  * Jobs and workers as the HTTP API shows them: the API builds these, the SDK receives them. Type-only
  * and framework-free, so the browser SDK can import it.
  */
-import type { EpochProgress, JobName, JobOf, ResultOf } from './catalog.ts';
+import type { JobName, JobOf, ProgressOf, ResultOf } from './catalog.ts';
 
 /** BullMQ's job states, plus `cancelled` (a job failed by a user's cancel). */
 export type JobState =
@@ -16,9 +16,8 @@ export type JobState =
   | 'waiting-children'
   | 'unknown';
 
-/** What a job reports while it runs: per-epoch metrics for training jobs; BullMQ's `0` before the first report. */
-export type JobProgress<N extends JobName = JobName> =
-  (N extends 'fine-tune' ? EpochProgress : EpochProgress | Record<string, unknown>) | number;
+/** What a job reports while it runs (its type's progress schema); BullMQ's `0` before the first report. */
+export type JobProgress<N extends JobName = JobName> = ProgressOf<N> | number;
 
 /** A job as `GET /v1/jobs/{id}` shows it. */
 export interface JobView<N extends JobName = JobName> {

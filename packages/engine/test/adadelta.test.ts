@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { ADADELTA_KERNEL, KerasAdadelta } from '../src/ml/adadelta.ts';
-import { initBackend } from '../src/ml/backend.ts';
+import { ADADELTA_KERNEL, KerasAdadelta } from '../src/adadelta.ts';
+import { initBackend } from '../src/backend.ts';
 
 describe(KerasAdadelta.name, () => {
   beforeAll(async () => {

@@ -3,15 +3,10 @@
  * fine-tune payload of each. Every searched value is checked against the fine-tune schema, so a bad
  * value is a 400 naming `search.space.<key>` when the tune is submitted, not a failed trial later.
  */
-import { mulberry32 } from '../util/rng.ts';
-import {
-  describeIssues,
-  fineTunePayloadSchema,
-  type FieldIssue,
-  type FineTunePayload,
-  type TunePayload,
-  type TuneSpaceKey,
-} from './catalog.ts';
+import { describeIssues, type FieldIssue } from '../issues.ts';
+import { mulberry32 } from '../rng.ts';
+import { fineTunePayloadSchema, type FineTunePayload } from './fine-tune.ts';
+import type { TunePayload, TuneSpaceKey } from './tune.schema.ts';
 
 /** The most trials one tune may run (and the largest grid it accepts). */
 export const MAX_TRIALS = 200;

@@ -1,5 +1,5 @@
 /**
- * Our own WebAssembly SIMD kernels (`packages/core/wasm/kernels.c`, built by `wasm/build.sh`; the
+ * Our own WebAssembly SIMD kernels (`packages/engine/wasm/kernels.c`, built by `wasm/build.sh`; the
  * .wasm is committed). They run where the tfjs wasm backend's XNNPACK operators fit badly: a
  * filter gradient is a product whose reduction (batch x space) is long and whose output is tiny,
  * which XNNPACK can only run as a convolution after two transposes, with a huge "filter" packed
@@ -51,7 +51,7 @@ const attached = new WeakMap<WebAssembly.Memory, Instance>();
 let own: Instance | undefined;
 
 function instantiate(memory: WebAssembly.Memory): Exports {
-  compiled ??= new WebAssembly.Module(readFileSync(new URL('../../wasm/kernels.wasm', import.meta.url)));
+  compiled ??= new WebAssembly.Module(readFileSync(new URL('../wasm/kernels.wasm', import.meta.url)));
   return new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as Exports;
 }
 

@@ -1,14 +1,15 @@
 /** The registry's register() on a real Redis: atomic, and at most one version per job. */
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { ModelRegistry, type NewVersion } from '@mlq/core';
-import { closeClient, connect, keysOf, scanKeys } from '../src/index.ts';
+import { RedisKeys, type NewVersion } from '@mlq/contract';
+import { ModelRegistry } from '@mlq/core/registry';
+import { closeClient, connect, scanKeys } from '@mlq/queues';
 
 const target = { kind: 'single' as const, url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' };
 const prefix = `test-registry-${randomUUID().slice(0, 8)}`;
-const keys = keysOf(prefix);
+const keys = new RedisKeys(prefix);
 const redis = connect(target, { name: 'mlq-test-registry' });
-const registry = new ModelRegistry(redis, keys.registry);
+const registry = new ModelRegistry(redis, keys);
 
 const version = (jobId: string): NewVersion => ({
   name: 'm',

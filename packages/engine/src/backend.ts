@@ -12,6 +12,11 @@ import { registerWasmTrainingKernels } from './wasm-kernels.ts';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 
+// tfjs prints a "looks like you are running TensorFlow.js in Node.js… install our node backend"
+// banner on the cpu backend's first use. Backends are chosen here, on purpose: PROD mode silences
+// tfjs' console warnings (it changes nothing else: tfjs-core's log.ts and environment.ts read it).
+tf.env().set('PROD', true);
+
 /** Loads a native tfjs-node package if it is installed, from this package or the working directory. */
 async function tryNative(pkg: string): Promise<boolean> {
   const bases = [import.meta.url, path.join(process.cwd(), 'noop.js')];

@@ -1,0 +1,26 @@
+/** The error body of every HTTP error the API answers, and its machine-readable codes. */
+import type { FieldIssue } from './issues.ts';
+
+export const errorCodes = [
+  'invalid_request',
+  'invalid_json',
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'conflict',
+  'payload_too_large',
+  'rate_limited',
+  'too_many_instances',
+  'unavailable',
+  'not_implemented',
+  'unservable_model',
+  'predict_failed',
+  'bad_request',
+  'internal',
+] as const;
+export type ErrorCode = (typeof errorCodes)[number];
+
+/** `{"error": {"code", "message", "details"?}}`; `details` lists the bad fields of a 400. */
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: FieldIssue[] | Record<string, unknown> };
+}

@@ -1,0 +1,95 @@
+/**
+ * Every Redis key and pub/sub channel of the platform, in one place (as BullMQ's `QueueKeys` does for
+ * its own): nothing else spells a key. All keys start with one root, `<QUEUE_PREFIX>`, or `{<QUEUE_PREFIX>}`
+ * on a Redis Cluster, where the braces are the hash tag that puts every key of an install in one slot,
+ * as BullMQ requires of its queue prefix there.
+ */
+export interface RedisKeysOptions {
+  /** Wrap the prefix in braces (a Redis Cluster hash tag). */
+  hashTag?: boolean;
+}
+
+export class RedisKeys {
+  /** The prefix of every key, and BullMQ's `prefix` option: queues live at `<root>:<queue>:*`. */
+  readonly root: string;
+
+  /** @param prefix the install's QUEUE_PREFIX (letters, digits, `_`, `.`, `-`). */
+  constructor(
+    readonly prefix: string,
+    opts: RedisKeysOptions = {},
+  ) {
+    this.root = opts.hashTag ? `{${prefix}}` : prefix;
+  }
+
+  private k(...parts: (string | number)[]): string {
+    return [this.root, ...parts].join(':');
+  }
+
+  /** SCAN pattern of every key of the install. */
+  get all(): string {
+    return this.k('*');
+  }
+
+  /** Hash: job id → job type, through which the API finds a job by its id alone. */
+  get jobTypes(): string {
+    return this.k('job-types');
+  }
+
+  /** Set when a cancel is requested for a job that is not running (a tune waiting for its trials). */
+  cancelMark(jobId: string): string {
+    return this.k('cancel-requested', jobId);
+  }
+
+  /** Channel: `{"id", "reason"}` cancel requests, heard by every worker (the holder aborts the job). */
+  get cancelChannel(): string {
+    return this.k('cancel');
+  }
+
+  /** A worker's heartbeat record (JSON WorkerInfo, with a TTL of three beats). */
+  worker(workerId: string): string {
+    return this.k('workers', workerId);
+  }
+
+  /** SCAN pattern of every worker heartbeat. */
+  get workersPattern(): string {
+    return this.k('workers', '*');
+  }
+
+  /** Hash: worker id → the tfjs backend its sandboxed jobs run on. */
+  get workerBackends(): string {
+    return this.k('worker-backends');
+  }
+
+  /** The job an Idempotency-Key created: `<type>:<id>`, for 24 hours. */
+  idempotency(key: string): string {
+    return this.k('idempotency', key);
+  }
+
+  /** Prefix of the API's rate-limit counters (one key per client under it). */
+  get rateLimit(): string {
+    return this.k('ratelimit');
+  }
+
+  /** Set of registered model names. */
+  get models(): string {
+    return this.k('registry', 'models');
+  }
+
+  /**
+   * A model's registry record: `versions` (hash version → JSON), `labels` (hash label → version),
+   * `seq` (the version counter) and `by-job` (hash job id → version: a job registers once).
+   */
+  model(name: string, part: 'versions' | 'labels' | 'seq' | 'by-job'): string {
+    return this.k('registry', 'model', name, part);
+  }
+
+  /** Channel: `{"name", "label", "version"}` when a label moves (serving reloads). */
+  get labelChannel(): string {
+    return this.k('registry', 'label-moved');
+  }
+
+  /** Channel: `{"name", "version"}` when a version is registered. */
+  get versionChannel(): string {
+    return this.k('registry', 'version-registered');
+  }
+}

@@ -1,0 +1,37 @@
+/** References to models and data: registry names and versions, and the URI schemes jobs accept. */
+import { z } from 'zod';
+
+/** True for a `file://`, `http(s)://` or `s3://` URI (as opposed to a registry reference). */
+export function isUri(s: string): boolean {
+  return /^(file|https?|s3):\/\//.test(s);
+}
+
+/** `<name>`, `<name>@<version>`, `<name>@<label>`, or a URI of a tfjs LayersModel model.json. */
+export const modelRefSchema = z
+  .string()
+  .min(1)
+  .max(500)
+  .refine((s) => isUri(s) || /^[a-zA-Z0-9][\w.-]{0,99}(@[\w.-]{1,64})?$/.test(s), {
+    message:
+      'expected "<name>", "<name>@<version>", "<name>@<label>" or a file://, http(s):// or s3:// model.json URI',
+  });
+
+/** A registry model name: what a fine-tune or tune job registers its result under. */
+export const modelNameSchema = z
+  .string()
+  .regex(/^[a-zA-Z0-9][\w.-]{0,99}$/, 'letters, digits, "_", "." and "-", starting with a letter or digit');
+
+/** A data or output location: `file://` (inside DATA_ROOTS), `http(s)://` or `s3://`. */
+export const uriSchema = z
+  .string()
+  .min(1)
+  .max(2000)
+  .refine(isUri, { message: 'expected a file://, http(s):// or s3:// URI' });
+
+/** A registered model version, as job results name it. */
+export const modelVersionRefSchema = z.object({
+  name: z.string(),
+  version: z.number().int(),
+  uri: z.string(),
+});
+export type ModelVersionRef = z.infer<typeof modelVersionRefSchema>;

@@ -1,0 +1,121 @@
+/** The training vocabulary shared by fine-tune and tune: architectures, heads, optimizers, progress. */
+import { z } from 'zod';
+import { datasetSchema } from './datasets.ts';
+import { modelNameSchema, modelRefSchema } from './model-refs.ts';
+
+export const architectures = ['mnist-cnn', 'mlp', 'mobilenet-v2'] as const;
+export type Architecture = (typeof architectures)[number];
+export const optimizers = ['adam', 'sgd', 'adadelta', 'rmsprop'] as const;
+export type OptimizerName = (typeof optimizers)[number];
+
+/** A new dense head on top of the base's features (Keras: Dense + Dropout blocks, then softmax). */
+export const headSchema = z.strictObject({
+  units: z.array(z.number().int().min(1).max(8192)).max(8).default([128]),
+  dropout: z.number().min(0).max(0.95).default(0.5),
+  activation: z.enum(['relu', 'tanh', 'sigmoid', 'elu']).default('relu'),
+});
+
+/**
+ * The optimizer's own constants, where a reference differs from tfjs/Keras defaults (PyTorch's
+ * Adadelta: rho 0.9, epsilon 1e-6; Keras': 0.95, 1e-7). Which apply: `optimizerOptionsApply`.
+ */
+export const optimizerOptionsSchema = z.strictObject({
+  rho: z.number().gt(0).lt(1).optional(),
+  epsilon: z.number().positive().max(1).optional(),
+  beta1: z.number().gt(0).lt(1).optional(),
+  beta2: z.number().gt(0).lt(1).optional(),
+  momentum: z.number().min(0).lt(1).optional(),
+});
+export type OptimizerOptions = z.infer<typeof optimizerOptionsSchema>;
+
+/** The options each optimizer takes; any other is a 400 naming it. */
+export const optimizerOptionsApply: Record<OptimizerName, (keyof OptimizerOptions)[]> = {
+  adam: ['beta1', 'beta2', 'epsilon'],
+  sgd: [],
+  adadelta: ['rho', 'epsilon'],
+  rmsprop: ['rho', 'momentum', 'epsilon'],
+};
+
+/** The training fields shared by fine-tune and tune. */
+export const trainingFields = {
+  model: modelNameSchema,
+  base: modelRefSchema.optional(),
+  architecture: z.enum(architectures).optional(),
+  /** Options of the architecture (mobilenet-v2: alpha, inputSize; mlp: units). */
+  architectureOptions: z
+    .strictObject({
+      alpha: z.number().positive().max(2).optional(),
+      inputSize: z.number().int().min(32).max(512).optional(),
+      units: z.array(z.number().int().min(1).max(8192)).max(8).optional(),
+    })
+    .optional(),
+  dataset: datasetSchema,
+  trainableLayers: z.number().int().min(0).default(0),
+  head: headSchema.optional(),
+  /** Keep training the base's own head layers instead of a new head (the Keras transfer recipe). */
+  reuseBaseHead: z.boolean().default(false),
+  epochs: z.number().int().min(1).max(1000),
+  batchSize: z.number().int().min(1).max(8192).default(32),
+  optimizer: z.enum(optimizers).default('adam'),
+  learningRate: z.number().positive().max(100).optional(),
+  optimizerOptions: optimizerOptionsSchema.optional(),
+  validationSplit: z.number().min(0).max(0.5).default(0),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .default(42),
+};
+
+/** Refinement: a training job names a base to start from or an architecture to build. */
+export function needsBaseOrArchitecture(p: {
+  base?: string | undefined;
+  architecture?: string | undefined;
+}): boolean {
+  return p.base !== undefined || p.architecture !== undefined;
+}
+export const baseOrArchitectureIssue = { message: 'give "base" or "architecture"', path: ['architecture'] };
+
+/** Refinement: options the chosen optimizer does not take (unless a tune searches over optimizers). */
+export function checkOptimizerOptions(
+  p: {
+    optimizer: OptimizerName;
+    optimizerOptions?: OptimizerOptions | undefined;
+    search?: { space: object };
+  },
+  ctx: z.RefinementCtx,
+): void {
+  if (!p.optimizerOptions || (p.search && 'optimizer' in p.search.space)) return;
+  const takes = optimizerOptionsApply[p.optimizer];
+  for (const key of Object.keys(p.optimizerOptions) as (keyof OptimizerOptions)[]) {
+    if (p.optimizerOptions[key] === undefined || takes.includes(key)) continue;
+    ctx.addIssue({
+      code: 'custom',
+      path: ['optimizerOptions', key],
+      message: `${p.optimizer} takes ${takes.length > 0 ? takes.join(', ') : 'no options'}, not ${key}`,
+    });
+  }
+}
+
+/** One epoch's report: Keras' `loss`/`acc` names, samples per second, and the time left (seconds). */
+export const epochProgressSchema = z.object({
+  epoch: z.number().int(),
+  epochs: z.number().int(),
+  loss: z.number(),
+  acc: z.number(),
+  valLoss: z.number().optional(),
+  valAcc: z.number().optional(),
+  samplesPerSec: z.number(),
+  etaSeconds: z.number(),
+});
+export type EpochProgress = z.infer<typeof epochProgressSchema>;
+
+/** The last epoch's metrics of a training run. */
+export const trainingMetricsSchema = z.object({
+  loss: z.number(),
+  acc: z.number(),
+  valLoss: z.number().optional(),
+  valAcc: z.number().optional(),
+});
+export type TrainingMetrics = z.infer<typeof trainingMetricsSchema>;
