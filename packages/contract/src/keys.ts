@@ -10,14 +10,13 @@ export interface RedisKeysOptions {
 }
 
 export class RedisKeys {
+  /** The install's QUEUE_PREFIX (letters, digits, `_`, `.`, `-`). */
+  readonly prefix: string;
   /** The prefix of every key, and BullMQ's `prefix` option: queues live at `<root>:<queue>:*`. */
   readonly root: string;
 
-  /** @param prefix the install's QUEUE_PREFIX (letters, digits, `_`, `.`, `-`). */
-  constructor(
-    readonly prefix: string,
-    opts: RedisKeysOptions = {},
-  ) {
+  constructor(prefix: string, opts: RedisKeysOptions = {}) {
+    this.prefix = prefix;
     this.root = opts.hashTag ? `{${prefix}}` : prefix;
   }
 

@@ -1,6 +1,4 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx, so the package needs no build step.
-import { register } from 'tsx/esm/api';
-
-register();
+// The CLI is TypeScript with erasable syntax only (tsconfig.src.json), which Node >= 22.18 runs as is
+// (type stripping): the package needs no build step and no TypeScript loader at run time.
 await import('../src/cli.ts');

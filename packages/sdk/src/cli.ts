@@ -1,6 +1,6 @@
 /**
- * The `mlq` command line (bin/mlq.js runs this file through tsx):
- * `node --import tsx packages/sdk/src/cli.ts <command> ...`. See `mlq --help`.
+ * The `mlq` command line (bin/mlq.js imports this file; Node runs it by stripping its types):
+ * `node packages/sdk/src/cli.ts <command> ...`. See `mlq --help`.
  */
 import { loadCliEnv } from './cli/env.ts';
 import { main } from './cli/main.ts';

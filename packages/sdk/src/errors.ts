@@ -4,15 +4,19 @@ import type { AnyJob, FieldIssue } from './types.ts';
 /** Base class of every error the SDK throws on purpose. */
 export class MlqError extends Error {
   override name = 'MlqError';
+  /** A short machine-readable code: the API's (`invalid_request`, `not_found`...) or the SDK's own. */
+  readonly code: string;
+  /** For a 400: one entry per bad field. */
+  readonly details: FieldIssue[] | Record<string, unknown> | undefined;
   constructor(
-    /** A short machine-readable code: the API's (`invalid_request`, `not_found`...) or the SDK's own. */
-    readonly code: string,
+    code: string,
     message: string,
-    /** For a 400: one entry per bad field. */
-    readonly details?: FieldIssue[] | Record<string, unknown>,
+    details?: FieldIssue[] | Record<string, unknown>,
     options?: { cause?: unknown },
   ) {
     super(message, options);
+    this.code = code;
+    this.details = details;
   }
 
   /** The bad fields of a validation error, or `[]`. */
@@ -27,30 +31,32 @@ export class MlqError extends Error {
  */
 export class MlqApiError extends MlqError {
   override name = 'MlqApiError';
+  /** The HTTP status; 0 when no answer came. */
+  readonly status: number;
   constructor(
-    /** The HTTP status; 0 when no answer came. */
-    readonly status: number,
+    status: number,
     code: string,
     message: string,
     details?: FieldIssue[] | Record<string, unknown>,
     options?: { cause?: unknown },
   ) {
     super(code, message, details, options);
+    this.status = status;
   }
 }
 
 /** A job that `waitForJob` saw end as `failed` or `cancelled`. */
 export class JobFailedError extends MlqError {
   override name = 'JobFailedError';
-  constructor(
-    /** The job in its final state; `job.error` says why. */
-    readonly job: AnyJob,
-  ) {
+  /** The job in its final state; `job.error` says why. */
+  readonly job: AnyJob;
+  constructor(job: AnyJob) {
     const cancelled = job.state === 'cancelled';
     super(
       cancelled ? 'job_cancelled' : 'job_failed',
       `job ${job.id} (${job.type}) ${cancelled ? 'was cancelled' : 'failed'}: ${job.error ?? 'no reason given'}`,
     );
+    this.job = job;
   }
 
   /** `failed` or `cancelled`. */
@@ -62,16 +68,18 @@ export class JobFailedError extends MlqError {
 /** `waitForJob` gave up: the job had not ended within `timeoutMs`. */
 export class WaitTimeoutError extends MlqError {
   override name = 'WaitTimeoutError';
-  constructor(
-    readonly jobId: string,
-    readonly timeoutMs: number,
-    /** The job as last seen, if it was seen. */
-    readonly lastSeen?: AnyJob,
-  ) {
+  readonly jobId: string;
+  readonly timeoutMs: number;
+  /** The job as last seen, if it was seen. */
+  readonly lastSeen: AnyJob | undefined;
+  constructor(jobId: string, timeoutMs: number, lastSeen?: AnyJob) {
     super(
       'timeout',
       `job ${jobId} did not end within ${timeoutMs} ms (last state: ${lastSeen?.state ?? 'unknown'})`,
     );
+    this.jobId = jobId;
+    this.timeoutMs = timeoutMs;
+    this.lastSeen = lastSeen;
   }
 }
 

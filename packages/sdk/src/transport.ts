@@ -24,14 +24,12 @@ export const seg = (s: string | number): string => encodeURIComponent(String(s))
 /** Sends requests to one API: joins paths onto the base URL, adds the key, maps errors. */
 export class Transport {
   readonly baseUrl: string;
+  private readonly apiKey: string | undefined;
   private readonly fetchFn: FetchLike;
 
-  constructor(
-    baseUrl: string,
-    private readonly apiKey: string | undefined,
-    fetchFn: FetchLike | undefined,
-  ) {
+  constructor(baseUrl: string, apiKey: string | undefined, fetchFn: FetchLike | undefined) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
+    this.apiKey = apiKey;
     // Looked up at call time and called as a plain function: browsers reject a fetch bound to another object.
     this.fetchFn = fetchFn ?? ((input, init) => globalThis.fetch(input, init));
   }

@@ -10,11 +10,11 @@ interface Run {
   stderr: string;
 }
 
-/** Runs the CLI as its own process, as a user would: `node --import tsx packages/sdk/src/cli.ts ...`. */
+/** Runs the CLI as its own process, as a user would: `node packages/sdk/src/cli.ts ...` (no loader). */
 function cli(
   args: string[],
   env: Record<string, string> = {},
-  entry = ['--import', 'tsx', 'packages/sdk/src/cli.ts'],
+  entry = ['packages/sdk/src/cli.ts'],
 ): Promise<Run> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [...entry, ...args], {
