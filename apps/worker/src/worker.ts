@@ -33,16 +33,16 @@ export interface RunningWorker {
   close(): Promise<void>;
   /**
    * Stops taking jobs; running jobs save a checkpoint and go back to the queue for another worker.
-   * Resolves when they have, or after `timeoutMs`, or 1.2 s after Redis is seen away (a job cannot
+   * Resolves when they have, or after `timeoutMs`, or 1 s after Redis is seen away (a job cannot
    * be handed back then: its lock expires and another worker resumes it from that checkpoint), or
-   * after 1.2 s when no job runs.
+   * after 1 s when no job runs.
    */
   shutdown(timeoutMs?: number): Promise<void>;
 }
 
 const HEARTBEAT_MS = 5000;
 /** How long a shutdown waits for checkpoints once Redis is away. */
-const SHUTDOWN_WITHOUT_REDIS_MS = 1200;
+const SHUTDOWN_WITHOUT_REDIS_MS = 1000;
 
 /** Resolves `ms` after the connection is (or goes) away. */
 function awayFor(connection: RedisClient, ms: number): Promise<void> {
@@ -139,9 +139,9 @@ export async function startWorker(
     clearInterval(timer);
     if (isReady(connection)) {
       const bye = Promise.all([connection.del(key), connection.hdel(keys.workerBackends, id)]).catch(() => 0);
-      await Promise.race([bye, new Promise((r) => setTimeout(r, 150).unref())]);
+      await Promise.race([bye, new Promise((r) => setTimeout(r, 100).unref())]);
     }
-    await Promise.all([closeClient(subscriber, 150), closeClient(connection, 150)]);
+    await Promise.all([closeClient(subscriber, 100), closeClient(connection, 100)]);
   };
   return {
     id,
@@ -159,7 +159,7 @@ export async function startWorker(
           return done;
         }),
       );
-      // Only running jobs are worth waiting for; without any, a slow or frozen Redis gets 1.2 s.
+      // Only running jobs are worth waiting for; without any, a slow or frozen Redis gets 1 s.
       const limit = current.size > 0 ? timeoutMs : Math.min(timeoutMs, SHUTDOWN_WITHOUT_REDIS_MS);
       await Promise.race([
         closing,
