@@ -19,16 +19,17 @@ export interface RunningApi extends App {
 
 export async function startApi(env: ApiEnv): Promise<RunningApi> {
   const target = redisTargetOf(env);
-  // Request paths fail fast while Redis is away (503, see redis-gate.ts); it reconnects by itself.
+  // Request paths fail fast while Redis is away (503, see redis-gate.middleware.ts); it reconnects by itself.
   const redis = connect(target, { name: 'mlq-api', failFast: true });
   const keys = redisKeysFor(env.QUEUE_PREFIX, target);
   const queues = createQueues(redis, keys, reportErrors(target));
   // Written on every (re)connect: the API may start before Redis, and a Redis restarted without its
-  // data would have lost them.
+  // data would have lost them. Start waits up to 2 s for the first write, not for Redis itself.
   const limits = Object.entries(env.QUEUE_GLOBAL_CONCURRENCY) as [JobName, number][];
-  redis.on('ready', () => {
-    for (const [name, n] of limits) void queues[name].setGlobalConcurrency(n).catch(reportErrors(target));
-  });
+  const applyLimits = () =>
+    Promise.all(limits.map(([name, n]) => queues[name].setGlobalConcurrency(n))).catch(reportErrors(target));
+  const firstLimits = new Promise<unknown>((resolve) => redis.on('ready', () => resolve(applyLimits())));
+  if (limits.length) await Promise.race([firstLimits, new Promise((r) => setTimeout(r, 2000).unref())]);
   const app = createApp({
     env,
     keys,
