@@ -15,6 +15,7 @@ import {
   connect,
   createQueueEvents,
   isConnectionError,
+  isReady,
   reportErrors,
   type QueueEvents,
   type Queues,
@@ -99,7 +100,8 @@ export function createApp(deps: AppDeps): App {
       events[n].setMaxListeners(1000);
     }
   };
-  redis.once('ready', openEvents);
+  if (isReady(redis)) openEvents();
+  else redis.once('ready', openEvents);
   const serving = new PredictService(registry, redis, {
     threads: env.SERVING_THREADS,
     batching: env.SERVING_BATCHING === 'on',
