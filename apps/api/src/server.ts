@@ -24,12 +24,14 @@ export async function startApi(env: ApiEnv): Promise<RunningApi> {
   const keys = redisKeysFor(env.QUEUE_PREFIX, target);
   const queues = createQueues(redis, keys, reportErrors(target));
   // Written on every (re)connect: the API may start before Redis, and a Redis restarted without its
-  // data would have lost them. Start waits up to 2 s for the first write, not for Redis itself.
+  // data would have lost them.
   const limits = Object.entries(env.QUEUE_GLOBAL_CONCURRENCY) as [JobName, number][];
   const applyLimits = () =>
     Promise.all(limits.map(([name, n]) => queues[name].setGlobalConcurrency(n))).catch(reportErrors(target));
-  const firstLimits = new Promise<unknown>((resolve) => redis.on('ready', () => resolve(applyLimits())));
-  if (limits.length) await Promise.race([firstLimits, new Promise((r) => setTimeout(r, 2000).unref())]);
+  const connected = new Promise<unknown>((resolve) => redis.on('ready', () => resolve(applyLimits())));
+  // Listening before Redis answers would turn the first requests away with 503: wait for it (and
+  // the limits) up to 2 s, then start anyway; the gate answers for it while it is away.
+  await Promise.race([connected, new Promise((r) => setTimeout(r, 2000).unref())]);
   const app = createApp({
     env,
     keys,

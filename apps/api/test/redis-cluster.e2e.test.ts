@@ -21,7 +21,7 @@ if (missing) console.log(`skipping the Redis Cluster tests: ${missing}`);
 
 const mnist01 = { format: 'mnist', digits: [0, 1], limit: 300 };
 
-describe.skipIf(missing)('on a 3-master Redis Cluster', () => {
+describe.skipIf(missing)('on a 3-master Redis Cluster', { timeout: 360_000 }, () => {
   let cluster: RedisCluster;
   let stack: Stack;
   beforeAll(async () => {

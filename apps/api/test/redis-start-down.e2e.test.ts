@@ -49,7 +49,7 @@ function expectCalmOutput(name: string, out: string): void {
   expect(out.trim().split('\n').length, `${name} output:\n${out}`).toBeLessThan(8);
 }
 
-describe.skipIf(missing)('starting with Redis unreachable', () => {
+describe.skipIf(missing)('starting with Redis unreachable', { timeout: 360_000 }, () => {
   const procs: AppProcess[] = [];
   const servers: RedisServer[] = [];
   let dataDir = '';

@@ -24,7 +24,7 @@ interface Progress {
   epoch: number;
 }
 
-/** An mlp on 5,000 digits: a second or two per epoch, long enough to lose Redis in the middle. */
+/** An mlp on 5,000 digits: a few seconds per epoch, long enough to lose Redis in the middle. */
 const longJob = (model: string, epochs: number) => ({
   model,
   architecture: 'mlp',
@@ -47,7 +47,8 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
   }
 }
 
-describe.skipIf(missing)('Redis stops while a job trains', () => {
+// Real training on a shared machine: minutes, not the suite's default 2.
+describe.skipIf(missing)('Redis stops while a job trains', { timeout: 360_000 }, () => {
   let redis: RedisServer;
   let stack: Stack;
   const apiLines: string[] = [];
@@ -106,7 +107,7 @@ describe.skipIf(missing)('Redis stops while a job trains', () => {
     for (const route of ['served/labels/production', 'served', 'served'])
       expect((await predict(route)).status).toBe(200);
 
-    const { body: job } = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', longJob('outage', 6));
+    const { body: job } = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', longJob('outage', 4));
     await until('epoch 1', async () => ((await epochOf(job.id)) >= 1 ? true : undefined));
     const progressBefore = await epochOf(job.id);
     const checkpointBefore = await checkpointEpoch(job.id);
@@ -164,8 +165,8 @@ describe.skipIf(missing)('Redis stops while a job trains', () => {
 
     const done = await waitForJob(stack.url, job.id, undefined, 240_000);
     expect(done.state, JSON.stringify(done)).toBe('completed');
-    expect((done.result as { history: Progress[] }).history.map((h) => h.epoch)).toEqual([1, 2, 3, 4, 5, 6]);
-    expect(await epochRuns(job.id)).toBeLessThanOrEqual(7);
+    expect((done.result as { history: Progress[] }).history.map((h) => h.epoch)).toEqual([1, 2, 3, 4]);
+    expect(await epochRuns(job.id)).toBeLessThanOrEqual(5);
     expect(await versionsOf('outage')).toBe(1);
 
     // One line when Redis went, one when it came back; no stack traces anywhere.
@@ -192,7 +193,7 @@ describe.skipIf(missing)('Redis stops while a job trains', () => {
     const { body: job } = await http<JobBody>(
       `${stack.url}/v1/jobs/fine-tune`,
       'POST',
-      longJob('long-outage', 5),
+      longJob('long-outage', 4),
     );
     await until('epoch 1', async () => ((await epochOf(job.id)) >= 1 ? true : undefined));
     await redis.stop();
@@ -200,12 +201,12 @@ describe.skipIf(missing)('Redis stops while a job trains', () => {
     await redis.start();
     const done = await waitForJob(stack.url, job.id, undefined, 240_000);
     expect(done.state, JSON.stringify(done)).toBe('completed');
-    expect((done.result as { history: Progress[] }).history.map((h) => h.epoch)).toEqual([1, 2, 3, 4, 5]);
+    expect((done.result as { history: Progress[] }).history.map((h) => h.epoch)).toEqual([1, 2, 3, 4]);
     const runs = await epochRuns(job.id);
     console.log(
-      `8 s outage with a 3 s lock: ${runs} epoch runs for 5 epochs, ${done.attempts} attempt(s) counted`,
+      `8 s outage with a 3 s lock: ${runs} epoch runs for 4 epochs, ${done.attempts} attempt(s) counted`,
     );
-    expect(runs).toBeLessThanOrEqual(6);
+    expect(runs).toBeLessThanOrEqual(5);
     expect(await versionsOf('long-outage')).toBe(1);
     // The worker stopped its own run (so two runs never share the checkpoint) and said so once.
     const out = worker.output();

@@ -28,7 +28,7 @@ const payload = (i: number) => ({
   batchSize: 16,
 });
 
-describe.skipIf(missing)('Redis restarts under running and waiting jobs', () => {
+describe.skipIf(missing)('Redis restarts under running and waiting jobs', { timeout: 360_000 }, () => {
   let redis: RedisServer | undefined;
   let stack: Stack | undefined;
   afterEach(async () => {
