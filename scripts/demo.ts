@@ -102,6 +102,18 @@ async function evaluate(client: MlqClient, ref: string, digits: number[]) {
   return (job.result as { metrics: { accuracy: number; samples?: number } }).metrics;
 }
 
+/**
+ * A key from API_KEYS that may submit and label: the first plain (not sha256:) entry with no scope
+ * or the admin scope (format in apps/api/src/auth/keys.ts).
+ */
+function demoKey(): string | undefined {
+  for (const entry of (process.env.API_KEYS ?? '').split(',').map((e) => e.trim())) {
+    const [key, scope] = entry.split(':');
+    if (key && key !== 'sha256' && (scope === undefined || scope === 'admin')) return key;
+  }
+  return undefined;
+}
+
 async function main() {
   const t0 = performance.now();
   const env = { PORT: process.env.PORT ?? '0', HOST: '127.0.0.1' };
@@ -116,7 +128,7 @@ async function main() {
   console.log(`API ${url}  ·  Bull Board ${url}/admin/queues  ·  Redis ${describeTarget(redis)}`);
   const client = new MlqClient({
     baseUrl: url,
-    ...(process.env.API_KEYS ? { apiKey: process.env.API_KEYS.split(',')[0]! } : {}),
+    ...(demoKey() ? { apiKey: demoKey()! } : {}),
   });
 
   const base = await train(client, `1/2 pretrain mnist-cnn on digits 0-4 (${epochs} epochs)`, {

@@ -104,7 +104,14 @@ export async function startStack(name: string, opts: StackOptions = {}): Promise
     DATA_ROOTS: dataDir,
     TFJS_BACKEND: process.env.TFJS_BACKEND ?? 'auto',
   };
-  const apiEnv = apiEnvSchema.parse({ ...env, PORT: '0', HOST: '127.0.0.1', ...opts.apiEnv });
+  // The API runs inside the test process: its request lines only when asked for (LOG_LEVEL=info).
+  const apiEnv = apiEnvSchema.parse({
+    ...env,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    ...opts.apiEnv,
+  });
   const api = await startApi(apiEnv);
   const redis = connect(redisTargetOf(apiEnv), { name: `mlq-test-${name}` });
   const workers: WorkerProcess[] = [];

@@ -1,11 +1,15 @@
 /**
- * The HTTP API: express 5 (async handlers' errors reach the error handler), bearer-key auth on every
- * route but /healthz, Bull Board at /admin/queues, one error shape for everything.
+ * The HTTP API: express 5 (async handlers' errors reach the error handler). In order: security
+ * headers (helmet), CORS (only with CORS_ORIGINS), request logs with a request id (pino-http),
+ * request metrics, authentication and scopes (auth/), the rate limit (limits/), then the routes,
+ * Bull Board at /admin/queues (read-only without the `admin` scope), one error shape for everything.
  */
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
+import cors from 'cors';
 import express, { type Express, type RequestHandler } from 'express';
+import helmet from 'helmet';
 import { jobNames, type JobName, type RedisKeys } from '@mlq/contract';
 import type { RedisTarget } from '@mlq/contract/env';
 import { ModelRegistry } from '@mlq/core/registry';
@@ -14,23 +18,27 @@ import {
   closeWithin,
   connect,
   createQueueEvents,
-  isConnectionError,
   isReady,
   reportErrors,
   type QueueEvents,
   type Queues,
   type RedisClient,
 } from '@mlq/queues';
+import { authenticate, hasScope, principalOf } from './auth/authenticate.ts';
+import { requirementOf } from './auth/policy.ts';
 import type { ApiEnv } from './env.ts';
 import { errorHandler, sendError } from './errors.ts';
 import { JobsService } from './jobs.service.ts';
+import { rateLimit } from './limits/rate-limit.ts';
+import { httpLogger, type Logger } from './logger.ts';
+import { ApiMetrics } from './metrics.ts';
 import { jobsRouter } from './routes/jobs.routes.ts';
 import { modelsRouter } from './routes/models.routes.ts';
 import { openApiDocument } from './openapi.ts';
 import { opsRouter, readyz } from './routes/ops.routes.ts';
 import { redisGate } from './redis-gate.middleware.ts';
 import { PredictService } from './serving/predict.service.ts';
-import { predictRouter } from './serving/predict.routes.ts';
+import { PREDICT_PATH, predictRouter } from './serving/predict.routes.ts';
 
 export interface AppDeps {
   env: ApiEnv;
@@ -41,6 +49,7 @@ export interface AppDeps {
   redisTarget: RedisTarget;
   queues: Queues;
   store: ArtifactStore;
+  logger: Logger;
 }
 
 export interface App {
@@ -48,48 +57,51 @@ export interface App {
   jobs: JobsService;
   registry: ModelRegistry;
   serving: PredictService;
+  metrics: ApiMetrics;
   close(): Promise<void>;
 }
 
-function auth(keys: readonly string[]): RequestHandler {
-  return (req, res, next) => {
-    if (keys.length === 0) return next();
-    const m = /^Bearer (.+)$/.exec(req.get('authorization') ?? '');
-    if (m && keys.includes(m[1]!)) return next();
-    res.set('WWW-Authenticate', 'Bearer');
-    sendError(res, 401, 'unauthorized', 'a valid "Authorization: Bearer <key>" header is required');
+/** Bull Board twice over the same queues: full for `admin` keys, read-only (bull-board's readOnlyMode) for the rest. */
+function bullBoard(queues: Queues): RequestHandler {
+  const board = (readOnlyMode: boolean) => {
+    const adapter = new ExpressAdapter();
+    adapter.setBasePath('/admin/queues');
+    createBullBoard({
+      queues: jobNames.map((n) => new BullMQAdapter(queues[n], { readOnlyMode })),
+      serverAdapter: adapter,
+    });
+    return adapter.getRouter() as express.Router;
   };
+  const full = board(false);
+  const readOnly = board(true);
+  return (req, res, next) => (hasScope(principalOf(res), 'admin') ? full : readOnly)(req, res, next);
 }
 
-/**
- * A fixed-window rate limit per API key (or client address when auth is off). It fails open while
- * Redis is away, so predict on loaded models keeps answering (the other routes answer 503 then).
- */
-function rateLimit(redis: RedisClient, keys: RedisKeys, perMinute: number): RequestHandler {
-  return async (req, res, next) => {
-    if (perMinute === 0) return next();
-    const who = req.get('authorization') ?? req.ip ?? 'anon';
-    const key = `${keys.rateLimit}:${Math.floor(Date.now() / 60_000)}:${who}`;
-    let n: number;
-    try {
-      n = await redis.incr(key);
-      if (n === 1) await redis.expire(key, 61);
-    } catch (e) {
-      if (isConnectionError(e)) return next();
-      throw e;
-    }
-    if (n > perMinute) {
-      res.set('Retry-After', String(60 - (Math.floor(Date.now() / 1000) % 60)));
-      return sendError(res, 429, 'rate_limited', `more than ${perMinute} requests in a minute`);
-    }
-    next();
-  };
+/** CORS only for the configured origins (`*`: any); otherwise no CORS headers at all. */
+function corsFor(origins: string[]): RequestHandler {
+  if (origins.length === 0) return (_req, _res, next) => next();
+  return cors({
+    origin: origins.includes('*') ? '*' : origins,
+    exposedHeaders: [
+      'Location',
+      'Retry-After',
+      'X-Request-Id',
+      'X-Model-Name',
+      'X-Model-Version',
+      'RateLimit-Limit',
+      'RateLimit-Remaining',
+      'RateLimit-Reset',
+      'RateLimit-Policy',
+    ],
+    maxAge: 600,
+  });
 }
 
 export function createApp(deps: AppDeps): App {
   const { env, keys, redis, queues, redisTarget } = deps;
   const registry = new ModelRegistry(redis, keys);
   const jobs = new JobsService(queues, redis, keys);
+  const metrics = new ApiMetrics(queues, redis, keys);
   // Queue events (for SSE, behind the Redis gate) open once Redis is first ready: BullMQ cannot close
   // them before that. Each gets its own blocking copy of this never-connected template connection.
   const events = {} as Record<JobName, QueueEvents>;
@@ -112,27 +124,44 @@ export function createApp(deps: AppDeps): App {
     cacheBytes: env.SERVING_CACHE_MB * 2 ** 20,
     storeUri: deps.store.uri,
     dataRoots: env.DATA_ROOTS,
+    backend: env.TFJS_BACKEND,
+    observer: {
+      predicted: (model, seconds) => metrics.predictDuration.observe({ model }, seconds),
+      batched: (rows) => metrics.predictBatchSize.observe(rows),
+    },
   });
 
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
+  // helmet's defaults, but no upgrade-insecure-requests: on a plain-http install (a LAN address) it
+  // would send the browser to https:// for Bull Board's own scripts.
+  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
+  app.use(corsFor(env.CORS_ORIGINS));
+  app.use(httpLogger(deps.logger));
+  app.use(metrics.httpMiddleware());
+  app.use(authenticate(env.API_KEYS));
   app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
   const openapi = openApiDocument();
   app.get('/openapi.json', (_req, res) => void res.json(openapi));
-  app.use(auth(env.API_KEYS));
-  app.use(rateLimit(redis, keys, env.RATE_LIMIT_PER_MINUTE));
+  app.use(
+    rateLimit({
+      redis,
+      keyPrefix: keys.rateLimit,
+      perMinute: env.RATE_LIMIT_PER_MINUTE,
+      leased: (req) => req.method === 'POST' && PREDICT_PATH.test(req.path),
+      exempt: (req) => requirementOf(req.method, req.path) === 'public',
+      onLimited: () => metrics.rateLimited.inc(),
+    }),
+  );
+  app.get('/metrics', (req, res) => metrics.send(req, res));
 
   // Before express.json: predict reads its own body (see serving/json-scan.ts). Before the Redis
   // gate: models already loaded keep answering while Redis is away.
   app.use(predictRouter(serving, env.BODY_LIMIT));
   app.get('/readyz', readyz(redis));
   app.use(redisGate(redis));
-
-  const board = new ExpressAdapter();
-  board.setBasePath('/admin/queues');
-  createBullBoard({ queues: jobNames.map((n) => new BullMQAdapter(queues[n])), serverAdapter: board });
-  app.use('/admin/queues', board.getRouter() as express.Router);
+  app.use('/admin/queues', bullBoard(queues));
 
   app.use(express.json({ limit: env.BODY_LIMIT }));
   app.use(opsRouter(redis, queues, keys));
@@ -146,6 +175,7 @@ export function createApp(deps: AppDeps): App {
     jobs,
     registry,
     serving,
+    metrics,
     async close() {
       redis.off('ready', openEvents);
       await Promise.all([closeWithin(Object.values(events), 800), serving.close()]);

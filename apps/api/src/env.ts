@@ -2,7 +2,8 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { jobNames, type JobName } from '@mlq/contract';
-import { commaList, parseEnvOrExit, sharedEnvShape } from '@mlq/contract/env';
+import { commaList, parseEnvOrExit, sharedEnvShape, tfjsBackends } from '@mlq/contract/env';
+import { KeyRing } from './auth/keys.ts';
 
 const list = commaList;
 
@@ -11,7 +12,26 @@ export const apiEnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   /** Unset: 127.0.0.1 while API_KEYS is empty, else 0.0.0.0 (see listenHost). */
   HOST: z.string().min(1).optional(),
-  API_KEYS: z.string().default('').transform(list),
+  /**
+   * Accepted keys and their scopes: `<key>[:<scope>]` or `sha256:<hex>[:<scope>]`, comma-separated;
+   * scope `read`, `submit` or `admin` (the default). Empty: auth off. See auth/keys.ts.
+   */
+  API_KEYS: z
+    .string()
+    .default('')
+    .transform((s, ctx) => {
+      try {
+        return KeyRing.parse(s);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        return z.NEVER;
+      }
+    }),
+  /** Origins allowed to call the API from a browser (CORS): a comma list, or `*`. Empty: CORS off. */
+  CORS_ORIGINS: z.string().default('').transform(list),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `auto`: pino-pretty lines when stdout is a terminal, JSON lines otherwise. */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
   BODY_LIMIT: z.string().default('20mb'),
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(6000),
   /**
@@ -36,6 +56,8 @@ export const apiEnvSchema = z.object({
       }
       return out as Partial<Record<JobName, number>>;
     }),
+  /** Backend of the predict threads (each loads its own tfjs); wasm unless asked. */
+  TFJS_BACKEND: z.enum(tfjsBackends).default('wasm'),
   // Online predict (apps/api/src/serving). One core stays with the HTTP event loop.
   SERVING_THREADS: z.coerce
     .number()
@@ -61,7 +83,7 @@ const loopback = (host: string) => /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(h
  * which is honoured with a warning naming the risk.
  */
 export function listenHost(env: Pick<ApiEnv, 'HOST' | 'API_KEYS'>): { host: string; warning?: string } {
-  const open = env.API_KEYS.length === 0;
+  const open = !env.API_KEYS.enabled;
   if (env.HOST === undefined) return { host: open ? '127.0.0.1' : '0.0.0.0' };
   if (!open || loopback(env.HOST)) return { host: env.HOST };
   return {

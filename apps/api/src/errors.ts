@@ -1,7 +1,7 @@
 /** One error shape for every HTTP error: `{"error": {"code", "message", "details"?}}`. */
 import type { ErrorRequestHandler, Response } from 'express';
 import type { ErrorCode, FieldIssue } from '@mlq/contract';
-import { InputError, NotFoundError } from '@mlq/core/errors';
+import { InputError, NotFoundError, showInvisible } from '@mlq/core/errors';
 import { isConnectionError, RETRY_AFTER_S } from '@mlq/queues';
 
 export class ApiError extends Error {
@@ -12,7 +12,8 @@ export class ApiError extends Error {
     message: string,
     readonly details?: FieldIssue[] | Record<string, unknown>,
   ) {
-    super(message);
+    // A message quoting a body or file must show what a person cannot see (a BOM, a zero-width space).
+    super(showInvisible(message));
   }
 }
 
@@ -32,7 +33,7 @@ export function sendError(
 }
 
 /** Maps anything thrown by a route to the error shape; only a bug of ours is a 500. */
-export const errorHandler: ErrorRequestHandler = (err, _req, res, next) => {
+export const errorHandler: ErrorRequestHandler = (err, req, res, next) => {
   if (res.headersSent) return next(err);
   const e = err as Error & { type?: string; status?: number };
   if (e instanceof ApiError && e.status === 503) res.set('Retry-After', String(RETRY_AFTER_S));
@@ -55,6 +56,6 @@ export const errorHandler: ErrorRequestHandler = (err, _req, res, next) => {
     return sendError(res, 413, 'payload_too_large', 'the body is larger than the limit');
   if (typeof e.status === 'number' && e.status >= 400 && e.status < 500)
     return sendError(res, e.status, 'bad_request', e.message);
-  console.error('unhandled error', err);
+  req.log.error({ err }, 'unhandled error');
   return sendError(res, 500, 'internal', 'internal error');
 };

@@ -1,8 +1,8 @@
 /**
  * Jobs as the API shows them: submit (validated, idempotent), look up by id across queues, list,
- * logs, cancel, retry. Ids are UUIDs, unique across types; `{prefix}:job-types` maps id → queue.
+ * logs, cancel, retry. Ids are UUIDs, unique across types; `keys.jobTypes` maps id → queue.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import {
   jobNames,
   type JobName,
@@ -12,9 +12,47 @@ import {
   type RedisKeys,
 } from '@mlq/contract';
 import { jobOptions, type Job, type Queues, type RedisClient } from '@mlq/queues';
-import { conflict, notFound } from './errors.ts';
+import { ApiError, conflict, notFound } from './errors.ts';
 
 const IDEMPOTENCY_TTL_S = 24 * 3600;
+
+/** An Idempotency-Key as presented: by which API key (`keyId`, a hash prefix), with which body. */
+export interface IdempotencyRequest {
+  key: string;
+  keyId: string;
+  /** Hex SHA-256 of the body's canonical JSON (bodySha256 below). */
+  bodySha256: string;
+}
+
+export interface ListOptions {
+  type?: JobName | undefined;
+  state?: string | undefined;
+  limit: number;
+  offset: number;
+}
+
+interface IdempotencyRecord {
+  type: JobName;
+  id: string;
+  bodySha256: string;
+}
+
+/** JSON with object keys sorted at every depth, so `{"a":1,"b":2}` and `{"b":2,"a":1}` are one body. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const entries = Object.entries(v as Record<string, unknown>).sort(([a], [b]) =>
+      a < b ? -1 : a > b ? 1 : 0,
+    );
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/** Hex SHA-256 of a request body's canonical JSON: same fields and values, same hash, whatever the order or spacing. */
+export function bodySha256(body: unknown): string {
+  return createHash('sha256').update(canonicalJson(body)).digest('hex');
+}
 
 export class JobsService {
   constructor(
@@ -29,35 +67,49 @@ export class JobsService {
     return this.keys.cancelChannel;
   }
 
+  /**
+   * Adds a job. With an Idempotency-Key, the first request (per API key) creates the job and later
+   * ones with the same key and the same body get that job back (`created: false`); the same key with
+   * another body or job type is a 422, as draft-ietf-httpapi-idempotency-key-header says.
+   */
   async submit<N extends JobName>(
     type: N,
     payload: JobOf<N>,
-    idempotencyKey?: string,
+    idempotency?: IdempotencyRequest,
   ): Promise<{ view: JobView; created: boolean }> {
     const id = randomUUID();
-    if (idempotencyKey) {
-      const key = this.keys.idempotency(idempotencyKey);
-      const won = await this.redis.set(key, `${type}:${id}`, 'EX', IDEMPOTENCY_TTL_S, 'NX');
-      if (won !== 'OK') {
-        const prior = (await this.redis.get(key)) ?? '';
-        const [priorType, priorId] = [
-          prior.slice(0, prior.indexOf(':')),
-          prior.slice(prior.indexOf(':') + 1),
-        ];
-        if (priorType !== type)
-          throw conflict(`Idempotency-Key "${idempotencyKey}" was used for a ${priorType} job`);
-        // The first request may still be adding its job: wait briefly for it.
-        for (let i = 0; i < 50; i++) {
-          const j = await this.find(priorId);
-          if (j) return { view: await this.view(j, type), created: false };
-          await new Promise((r) => setTimeout(r, 20));
-        }
-        throw notFound(`the job of Idempotency-Key "${idempotencyKey}" no longer exists`);
-      }
+    if (idempotency) {
+      const prior = await this.claim(type, id, idempotency);
+      if (prior) return { view: prior, created: false };
     }
     await this.redis.hset(this.typesKey(), id, type);
     const job = await this.queues[type].add(type, payload, jobOptions(type, id));
     return { view: await this.view(job, type), created: true };
+  }
+
+  /** Claims an Idempotency-Key for job `id`; returns the job that already holds it, if one does. */
+  private async claim(type: JobName, id: string, req: IdempotencyRequest): Promise<JobView | undefined> {
+    const key = this.keys.idempotency(req.keyId, req.key);
+    const record: IdempotencyRecord = { type, id, bodySha256: req.bodySha256 };
+    const won = await this.redis.set(key, JSON.stringify(record), 'EX', IDEMPOTENCY_TTL_S, 'NX');
+    if (won === 'OK') return undefined;
+    const prior = JSON.parse((await this.redis.get(key)) ?? 'null') as IdempotencyRecord | null;
+    if (!prior) return undefined; // expired between the two commands: ours to take next time
+    if (prior.type !== type || prior.bodySha256 !== req.bodySha256) {
+      throw new ApiError(
+        422,
+        'idempotency_key_reused',
+        `Idempotency-Key "${req.key}" was used for another request (${prior.type === type ? 'another body' : `a ${prior.type} job`}); use a new key for a new request`,
+        [{ field: 'Idempotency-Key', message: 'already used with a different request' }],
+      );
+    }
+    // The first request may still be adding its job: wait briefly for it.
+    for (let i = 0; i < 50; i++) {
+      const j = await this.find(prior.id);
+      if (j) return this.view(j, type);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw notFound(`the job of Idempotency-Key "${req.key}" no longer exists`);
   }
 
   private async find(id: string): Promise<Job | undefined> {
@@ -89,7 +141,9 @@ export class JobsService {
       progress: job.progress as JobView['progress'],
       params: job.data,
       ...(job.returnvalue !== null && job.returnvalue !== undefined ? { result: job.returnvalue } : {}),
-      ...(job.failedReason ? { error: job.failedReason } : {}),
+      // A job that completed after a failed attempt keeps BullMQ's failedReason: not an error any
+      // more (the attempt's failure stays in the job's log).
+      ...(job.failedReason && s !== 'completed' ? { error: job.failedReason } : {}),
       attempts: job.attemptsMade,
       attemptsAllowed: job.opts.attempts ?? 1,
       createdAt: new Date(job.timestamp).toISOString(),
@@ -103,15 +157,12 @@ export class JobsService {
     };
   }
 
-  async list(opts: {
-    type?: JobName | undefined;
-    state?: string | undefined;
-    limit: number;
-    offset: number;
-  }): Promise<JobView[]> {
+  /** A page of jobs, newest first; `cancelled` pages are full whenever enough cancelled jobs exist. */
+  async list(opts: ListOptions): Promise<JobView[]> {
+    if (opts.state === 'cancelled') return this.listCancelled(opts);
     const types = opts.type ? [opts.type] : jobNames;
     const states = opts.state
-      ? [opts.state === 'cancelled' ? 'failed' : opts.state]
+      ? [opts.state]
       : ['active', 'waiting', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed'];
     const end = opts.offset + opts.limit - 1;
     const jobs = (
@@ -119,8 +170,30 @@ export class JobsService {
     ).flat();
     jobs.sort((a, b) => b.timestamp - a.timestamp);
     const page = jobs.slice(opts.offset, opts.offset + opts.limit);
-    const views = await Promise.all(page.map((j) => this.view(j)));
-    return opts.state === 'cancelled' ? views.filter((v) => v.state === 'cancelled') : views;
+    return Promise.all(page.map((j) => this.view(j)));
+  }
+
+  /**
+   * Cancelled jobs are failed jobs whose reason starts with "cancelled": each queue's failed set is read
+   * in chunks, newest first, until it has given offset + limit cancelled jobs or has none left.
+   */
+  private async listCancelled(opts: ListOptions): Promise<JobView[]> {
+    const want = opts.offset + opts.limit;
+    const chunk = Math.max(200, want);
+    const perType = async (t: JobName): Promise<Job[]> => {
+      const found: Job[] = [];
+      for (let start = 0; found.length < want; start += chunk) {
+        const jobs = await this.queues[t].getJobs(['failed'], start, start + chunk - 1, false);
+        found.push(...jobs.filter((j) => /^cancelled/.test(j.failedReason ?? '')));
+        if (jobs.length < chunk) break;
+      }
+      return found.slice(0, want);
+    };
+    const types = opts.type ? [opts.type] : jobNames;
+    const jobs = (await Promise.all(types.map(perType))).flat();
+    jobs.sort((a, b) => b.timestamp - a.timestamp);
+    const page = jobs.slice(opts.offset, want);
+    return Promise.all(page.map((j) => this.view(j, j.name as JobName, 'failed')));
   }
 
   async logs(id: string): Promise<string[]> {

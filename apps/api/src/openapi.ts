@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { jobCatalog, jobNames } from '@mlq/contract';
+import { finalizeDocument } from './openapi-finalize.ts';
 
 const json = (schema: object) => ({ content: { 'application/json': { schema } } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -79,7 +80,9 @@ export function openApiDocument(): object {
           200: { description: 'the job of a repeated Idempotency-Key', ...json(ref('Job')) },
           400: error,
           401: error,
+          403: error,
           413: error,
+          422: { ...error, description: 'Idempotency-Key reused with another body or job type' },
           429: error,
         },
       },
@@ -141,6 +144,13 @@ export function openApiDocument(): object {
         responses: { 200: { description: 'versions' }, 404: error },
       },
     },
+    '/v1/models/{name}/versions/{version}': {
+      get: {
+        summary: 'One version: metrics, params, lineage, labels, evaluation',
+        parameters: [...name, { name: 'version', in: 'path', required: true, schema: { type: 'integer' } }],
+        responses: { 200: { description: 'the version' }, 400: error, 404: error },
+      },
+    },
     '/v1/models/{name}/labels/{label}': {
       put: {
         summary: 'Point a label at a version',
@@ -159,7 +169,12 @@ export function openApiDocument(): object {
         summary: 'Predict with the latest version',
         parameters: name,
         requestBody: json(ref('PredictRequest')),
-        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error },
+        responses: {
+          200: { description: 'one prediction per instance', ...json(ref('PredictResponse')) },
+          400: error,
+          404: error,
+          422: error,
+        },
       },
     },
     '/v1/models/{name}/versions/{version}:predict': {
@@ -167,7 +182,12 @@ export function openApiDocument(): object {
         summary: 'Predict with a version',
         parameters: [...name, { name: 'version', in: 'path', required: true, schema: { type: 'integer' } }],
         requestBody: json(ref('PredictRequest')),
-        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error },
+        responses: {
+          200: { description: 'one prediction per instance', ...json(ref('PredictResponse')) },
+          400: error,
+          404: error,
+          422: error,
+        },
       },
     },
     '/v1/models/{name}/labels/{label}:predict': {
@@ -175,13 +195,25 @@ export function openApiDocument(): object {
         summary: 'Predict with the labelled version',
         parameters: [...name, { name: 'label', in: 'path', required: true, schema: { type: 'string' } }],
         requestBody: json(ref('PredictRequest')),
-        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error },
+        responses: {
+          200: { description: 'one prediction per instance', ...json(ref('PredictResponse')) },
+          400: error,
+          404: error,
+          422: error,
+        },
       },
     },
     '/v1/workers': {
       get: {
         summary: 'Live workers: host, pid, queues, backend, current jobs',
         responses: { 200: { description: 'workers' } },
+      },
+    },
+    '/openapi.json': {
+      get: {
+        summary: 'This document (no auth)',
+        security: [],
+        responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': {} } } },
       },
     },
     '/healthz': {
@@ -196,7 +228,7 @@ export function openApiDocument(): object {
     '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text/plain' } } } },
   });
   // While Redis is away every route that needs it answers 503 at once (predict too, for a model not
-  // already loaded); /healthz never does.
+  // already loaded); /healthz and this document never do.
   const unavailable = {
     description:
       'Redis is not reachable (or, for predict, no predict thread can run); retry after Retry-After',
@@ -204,7 +236,7 @@ export function openApiDocument(): object {
     ...json(ref('Error')),
   };
   for (const [path, ops] of Object.entries(paths)) {
-    if (path === '/healthz') continue;
+    if (path === '/healthz' || path === '/openapi.json') continue;
     for (const op of Object.values(ops as Record<string, { responses: Record<number, object> }>))
       op.responses[503] =
         path === '/readyz'
@@ -214,11 +246,22 @@ export function openApiDocument(): object {
             }
           : unavailable;
   }
-  return {
+  return finalizeDocument({
     openapi: '3.1.0',
     info: { title: 'mlq: transfer learning and model serving', version: '0.1.0' },
-    components: { schemas, securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    servers: [{ url: '/', description: 'this API' }],
+    components: {
+      schemas,
+      securitySchemes: {
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description:
+            'An API_KEYS key. Scopes: read (GET routes, predict), submit (+ submit, cancel, retry jobs, upload datasets), admin (+ labels, deletes, Bull Board actions); a key without the scope gets 403.',
+        },
+      },
+    },
     security: [{ bearer: [] }],
     paths,
-  };
+  });
 }

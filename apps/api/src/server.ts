@@ -1,45 +1,66 @@
 /** Starts the API on a port; used by main.ts, the demo and the tests. */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { JobName } from '@mlq/contract';
+import { jobNames } from '@mlq/contract';
 import { redisTargetOf } from '@mlq/contract/env';
 import { openArtifactStore } from '@mlq/core/storage';
-import { closeClient, closeQueues, connect, createQueues, redisKeysFor, reportErrors } from '@mlq/queues';
+import {
+  closeClient,
+  closeQueues,
+  connect,
+  createQueues,
+  redisKeysFor,
+  reportErrors,
+  type Queues,
+} from '@mlq/queues';
 import { createApp, type App } from './app.ts';
 import { listenHost, type ApiEnv } from './env.ts';
+import { createLogger, type Logger } from './logger.ts';
 
 export interface RunningApi extends App {
   server: Server;
   url: string;
   /** The address the server is bound to (`127.0.0.1`, `0.0.0.0`…). */
   host: string;
+  logger: Logger;
   /** Stops within about 2 s, whether Redis answers or not. */
   stop(): Promise<void>;
 }
 
-export async function startApi(env: ApiEnv): Promise<RunningApi> {
+/**
+ * QUEUE_GLOBAL_CONCURRENCY is the whole truth: the queues it names get their limit, and a limit an
+ * earlier start set on any other queue is removed (BullMQ keeps it in Redis until then).
+ */
+async function applyGlobalConcurrency(env: ApiEnv, queues: Queues, logger: Logger): Promise<void> {
+  for (const name of jobNames) {
+    const n = env.QUEUE_GLOBAL_CONCURRENCY[name];
+    if (n !== undefined) {
+      await queues[name].setGlobalConcurrency(n);
+      logger.info({ queue: name, globalConcurrency: n }, 'global concurrency set');
+    } else if ((await queues[name].getGlobalConcurrency()) !== null) {
+      await queues[name].removeGlobalConcurrency();
+      logger.info({ queue: name }, 'global concurrency limit removed (not in QUEUE_GLOBAL_CONCURRENCY)');
+    }
+  }
+}
+
+export async function startApi(env: ApiEnv, opts: { logger?: Logger } = {}): Promise<RunningApi> {
+  const logger = opts.logger ?? createLogger('api', { level: env.LOG_LEVEL, format: env.LOG_FORMAT });
   const target = redisTargetOf(env);
   // Request paths fail fast while Redis is away (503, see redis-gate.middleware.ts); it reconnects by itself.
   const redis = connect(target, { name: 'mlq-api', failFast: true });
   const keys = redisKeysFor(env.QUEUE_PREFIX, target);
   const queues = createQueues(redis, keys, reportErrors(target));
-  // Written on every (re)connect: the API may start before Redis, and a Redis restarted without its
-  // data would have lost them.
-  const limits = Object.entries(env.QUEUE_GLOBAL_CONCURRENCY) as [JobName, number][];
-  const applyLimits = () =>
-    Promise.all(limits.map(([name, n]) => queues[name].setGlobalConcurrency(n))).catch(reportErrors(target));
-  const connected = new Promise<unknown>((resolve) => redis.on('ready', () => resolve(applyLimits())));
+  // Applied on every (re)connect: the API may start before Redis, and a Redis restarted without its
+  // data would have lost the limits.
+  const connected = new Promise<unknown>((resolve) =>
+    redis.on('ready', () => resolve(applyGlobalConcurrency(env, queues, logger).catch(reportErrors(target)))),
+  );
   // Listening before Redis answers would turn the first requests away with 503: wait for it (and
   // the limits) up to 2 s, then start anyway; the gate answers for it while it is away.
   await Promise.race([connected, new Promise((r) => setTimeout(r, 2000).unref())]);
-  const app = createApp({
-    env,
-    keys,
-    redis,
-    redisTarget: target,
-    queues,
-    store: openArtifactStore(env.ARTIFACT_STORE),
-  });
+  const store = openArtifactStore(env.ARTIFACT_STORE);
+  const app = createApp({ env, keys, redis, redisTarget: target, queues, store, logger });
   const { host } = listenHost(env);
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.app.listen(env.PORT, host, (e?: Error) => (e ? reject(e) : resolve(s)));
@@ -51,6 +72,7 @@ export async function startApi(env: ApiEnv): Promise<RunningApi> {
     server,
     host,
     url: `http://${local}:${port}`,
+    logger,
     async stop() {
       server.closeAllConnections();
       const closed = new Promise<void>((r) => server.close(() => r()));

@@ -105,7 +105,10 @@ describe('tune over HTTP', () => {
       expect(t.model).toMatchObject({ name: `digits-tuned-trial-${t.trial}`, version: 1 });
     }
     // In parallel across workers: each worker process trained at least one trial.
-    for (const w of stack.workers) expect(w.output()).toMatch(/\[fine-tune\] job \S+-trial-\d started/);
+    for (const w of stack.workers)
+      expect(w.output()).toMatch(
+        /"queue":"fine-tune","jobId":"\S+-trial-\d+","attempt":1,"msg":"job started"/,
+      );
 
     // The best trial's model is the next version of the tune's model, copied under the tune's run.
     expect(result.best.model).toMatchObject({ name: 'digits-tuned', version: 1 });

@@ -32,6 +32,18 @@ export const workerEnvSchema = z.object({
    */
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1000).default(30_000),
   WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).default(15_000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `auto`: pino-pretty lines when stdout is a terminal, JSON lines otherwise. */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
+  /**
+   * Port of the worker's Prometheus endpoint (`GET /metrics`); unset: none. `0` picks a free port
+   * (logged). Each worker process on a host needs its own port.
+   */
+  WORKER_METRICS_PORT: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z.coerce.number().int().min(0).max(65535).optional(),
+  ),
+  WORKER_METRICS_HOST: z.string().default('0.0.0.0'),
   /** How long SIGTERM waits for running jobs to checkpoint and hand themselves back. */
   WORKER_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(1000).default(25_000),
 });
@@ -49,7 +61,10 @@ export function loadWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
   return parseEnvOrExit('worker', workerEnvSchema, env);
 }
 
-/** The environment of this worker's sandbox children: ours, plus the worker's id. */
-export function sandboxEnv(workerId: string): NodeJS.ProcessEnv {
-  return { ...process.env, WORKER_ID: workerId };
+/**
+ * The environment of this worker's sandbox children: ours, plus the worker's id and the log format
+ * this process resolved (a child's stdout is a pipe, so it cannot tell a terminal by itself).
+ */
+export function sandboxEnv(workerId: string, logFormat: 'json' | 'pretty'): NodeJS.ProcessEnv {
+  return { ...process.env, WORKER_ID: workerId, LOG_FORMAT: logFormat };
 }

@@ -25,9 +25,15 @@ import {
   type Queues,
 } from '@mlq/queues';
 import { loadWorkerEnv, trainThreads } from './env.ts';
+import { createLogger } from './logger.ts';
 import { processors } from './processors.ts';
 
 const env = loadWorkerEnv();
+/** The worker set LOG_FORMAT to what it resolved (sandboxEnv); each job gets a child of this. */
+const rootLog = createLogger('sandbox', { level: env.LOG_LEVEL, format: env.LOG_FORMAT }).child({
+  workerId: env.WORKER_ID,
+  pid: process.pid,
+});
 // If the worker that forked us dies (kill -9), stop too: its job will be resumed elsewhere from the
 // checkpoint, and an orphan still training would race the new attempt for the same checkpoint.
 process.on('disconnect', () => process.exit(1));
@@ -62,8 +68,6 @@ async function reportToTune(job: Job, result: unknown): Promise<void> {
   if (progress) await tune.progress(progress);
 }
 
-const noop = (): void => undefined;
-
 /** Errors that retrying cannot fix fail the job at once, with the message a person should read. */
 function classify(e: unknown): Error {
   if (e instanceof CancelledError) return new UnrecoverableError(`cancelled: ${e.message}`);
@@ -73,6 +77,8 @@ function classify(e: unknown): Error {
 
 export default async function processJob(job: Job, token?: string, signal?: AbortSignal): Promise<unknown> {
   const name = job.name;
+  // Every line about this job carries its id and attempt.
+  const log = rootLog.child({ queue: name, jobId: job.id, attempt: job.attemptsMade + 1 });
   if (!isJobName(name)) throw new UnrecoverableError(`unknown job type "${name}"`);
   const parsed = parsePayload(name, job.data);
   if (!parsed.ok) {
@@ -86,9 +92,13 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
     attempt: job.attemptsMade + 1,
     signal,
     // Both go to the worker over IPC, and it writes them to Redis (waiting while Redis is away): a
-    // report that cannot be delivered must never end the training that made it.
+    // report that cannot be delivered must never end the training that made it. The job's own log
+    // (GET /v1/jobs/{id}/logs) keeps its format; the process log gets the line too.
     progress: (p) => job.updateProgress(p as object).catch(() => undefined),
-    log: (line) => job.log(`${new Date().toISOString()} ${line}`).then(noop, noop),
+    log: async (line) => {
+      log.info(line);
+      await job.log(`${new Date().toISOString()} ${line}`).catch(() => undefined);
+    },
     store,
     registry,
     dataRoots: env.DATA_ROOTS,
@@ -111,8 +121,7 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
       await job.moveToWait(token);
       throw new WaitingError();
     }
-    const err = classify(e);
-    await ctx.log(`failed: ${err.message}`).catch(() => undefined);
-    throw err;
+    // The worker logs the failed attempt (it also sees crashes of this process).
+    throw classify(e);
   }
 }

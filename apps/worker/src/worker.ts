@@ -1,6 +1,6 @@
 /**
  * A worker process: one BullMQ Worker per queue it serves, each running jobs in sandboxed child
- * processes; a heartbeat record for GET /v1/workers; graceful close.
+ * processes; a heartbeat record for GET /v1/workers; metrics on WORKER_METRICS_PORT; graceful close.
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -17,11 +17,15 @@ import {
   isReady,
   redisKeysFor,
   reportErrors,
+  type Job,
   type RedisClient,
   type Worker,
 } from '@mlq/queues';
+import type { Server } from 'node:http';
 import { sandboxEnv, type WorkerEnv } from './env.ts';
 import { watchLockLoss } from './lock-loss.ts';
+import { createLogger, resolveLogFormat, type Logger } from './logger.ts';
+import { WorkerMetrics } from './metrics.ts';
 import { checkProcessors } from './processors.ts';
 
 const sandboxFile = path.join(path.dirname(fileURLToPath(import.meta.url)), 'sandbox.ts');
@@ -29,6 +33,10 @@ const sandboxFile = path.join(path.dirname(fileURLToPath(import.meta.url)), 'san
 export interface RunningWorker {
   id: string;
   workers: Worker[];
+  logger: Logger;
+  metrics: WorkerMetrics;
+  /** Port of `GET /metrics`, when WORKER_METRICS_PORT is set. */
+  metricsPort?: number;
   /** Stops taking jobs, lets running jobs finish, then disconnects. */
   close(): Promise<void>;
   /**
@@ -53,12 +61,31 @@ function awayFor(connection: RedisClient, ms: number): Promise<void> {
   });
 }
 
-export async function startWorker(
-  env: WorkerEnv,
-  log: (s: string) => void = console.log,
-): Promise<RunningWorker> {
+/** "<ISO time> attempt 1 of 3 failed: <reason>; it will be retried", for the job's log. */
+function attemptFailedLine(job: Job, err: Error): string {
+  const allowed = job.opts.attempts ?? 1;
+  const again = err.name !== 'UnrecoverableError' && job.attemptsMade < allowed;
+  return `${new Date().toISOString()} attempt ${job.attemptsMade} of ${allowed} failed: ${err.message}${again ? '; it will be retried' : ''}`;
+}
+
+export async function startWorker(env: WorkerEnv, opts: { logger?: Logger } = {}): Promise<RunningWorker> {
   checkProcessors();
   const id = env.WORKER_NAME ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const logFormat = resolveLogFormat(env.LOG_FORMAT);
+  const log = (opts.logger ?? createLogger('worker', { level: env.LOG_LEVEL, format: logFormat })).child({
+    workerId: id,
+  });
+  const metrics = new WorkerMetrics();
+  metrics.setBackend(env.TFJS_BACKEND);
+  let metricsServer: Server | undefined;
+  let metricsPort: number | undefined;
+  if (env.WORKER_METRICS_PORT !== undefined) {
+    ({ server: metricsServer, port: metricsPort } = await metrics.listen(
+      env.WORKER_METRICS_PORT,
+      env.WORKER_METRICS_HOST,
+    ));
+    log.info({ port: metricsPort }, `metrics on http://${env.WORKER_METRICS_HOST}:${metricsPort}/metrics`);
+  }
   const target = redisTargetOf(env);
   const keys = redisKeysFor(env.QUEUE_PREFIX, target);
   const redisDown = reportErrors(target);
@@ -82,27 +109,44 @@ export async function startWorker(
       lockDuration: env.WORKER_LOCK_DURATION_MS,
       stalledInterval: env.WORKER_STALLED_INTERVAL_MS,
       // The sandbox child learns its worker's id, to report its tfjs backend.
-      workerForkOptions: { env: sandboxEnv(id) },
+      workerForkOptions: { env: sandboxEnv(id, logFormat) },
     });
+    const jobLog = (job: { id?: string | undefined; attemptsMade: number }) =>
+      log.child({ queue: q, jobId: job.id, attempt: job.attemptsMade + 1 });
     w.on('active', (job) => {
       current.set(job.id!, q);
-      log(`[${q}] job ${job.id} started (attempt ${job.attemptsMade + 1})`);
+      jobLog(job).info('job started');
     });
+    w.on('progress', (job, progress) => metrics.progress(q, job.id!, progress));
     w.on('completed', (job) => {
       current.delete(job.id!);
       const r = job.returnvalue as { backend?: string } | null;
-      if (r?.backend) info.backend = r.backend;
-      log(`[${q}] job ${job.id} completed`);
+      if (r?.backend) metrics.setBackend((info.backend = r.backend));
+      metrics.finished(q, job.id!, 'completed');
+      // attemptsMade already counts this attempt once it has ended.
+      log.child({ queue: q, jobId: job.id, attempt: job.attemptsMade }).info('job completed');
     });
     w.on('failed', (job, err) => {
-      if (job) current.delete(job.id!);
-      log(`[${q}] job ${job?.id} failed: ${err.message}`);
+      if (!job) return log.error({ queue: q, err: err.message }, 'a job failed before it was read');
+      current.delete(job.id!);
+      metrics.finished(q, job.id!, 'failed');
+      log
+        .child({ queue: q, jobId: job.id, attempt: job.attemptsMade })
+        .warn({ reason: err.message }, 'job failed');
+      // Every failed attempt goes into the job's log, crashes of its sandbox included: a job that
+      // completes on a later attempt shows no error, and this is where the earlier ones stay visible.
+      void job.log(attemptFailedLine(job, err)).catch(() => undefined);
     });
-    const lockLost = watchLockLoss(w, q, log, (jobId) => current.delete(jobId));
+    const lockLost = watchLockLoss(
+      w,
+      q,
+      (line) => log.warn({ queue: q }, line),
+      (jobId) => current.delete(jobId),
+    );
     // Connection errors come once per retry and per connection: the outage log reports them once.
     w.on('error', (err) => {
       if (isConnectionError(err)) redisDown(err);
-      else if (!lockLost(err)) log(`[${q}] worker error: ${err.message}`);
+      else if (!lockLost(err)) log.error({ queue: q, err: err.message }, 'worker error');
     });
     return w;
   });
@@ -113,9 +157,9 @@ export async function startWorker(
     try {
       const { id: jobId, reason } = JSON.parse(message) as { id: string; reason?: string };
       for (const w of workers)
-        if (w.cancelJob(jobId, reason ?? 'cancelled by user')) log(`job ${jobId}: cancel requested`);
+        if (w.cancelJob(jobId, reason ?? 'cancelled by user')) log.info({ jobId }, 'cancel requested');
     } catch {
-      log(`ignored a malformed cancel message: ${message.slice(0, 200)}`);
+      log.warn({ message: message.slice(0, 200) }, 'ignored a malformed cancel message');
     }
   });
 
@@ -123,6 +167,7 @@ export async function startWorker(
   const beat = async () => {
     info.currentJobs = [...current].map(([jid, queue]) => ({ id: jid, queue }));
     info.backend = (await connection.hget(keys.workerBackends, id)) ?? info.backend;
+    metrics.setBackend(info.backend);
     await connection.set(key, JSON.stringify(info), 'PX', HEARTBEAT_MS * 3);
   };
   await beat();
@@ -132,11 +177,14 @@ export async function startWorker(
     HEARTBEAT_MS,
   );
   await Promise.all(workers.map((w) => w.waitUntilReady()));
-  log(
+  log.info(
+    { queues: env.WORKER_QUEUES, concurrency: env.WORKER_CONCURRENCY, backend: env.TFJS_BACKEND },
     `worker ${id} serving ${env.WORKER_QUEUES.join(', ')} (concurrency ${env.WORKER_CONCURRENCY}, backend ${env.TFJS_BACKEND})`,
   );
   const disconnect = async () => {
     clearInterval(timer);
+    metricsServer?.closeAllConnections();
+    metricsServer?.close();
     if (isReady(connection)) {
       const bye = Promise.all([connection.del(key), connection.hdel(keys.workerBackends, id)]).catch(() => 0);
       await Promise.race([bye, new Promise((r) => setTimeout(r, 100).unref())]);
@@ -146,6 +194,9 @@ export async function startWorker(
   return {
     id,
     workers,
+    logger: log,
+    metrics,
+    ...(metricsPort !== undefined ? { metricsPort } : {}),
     async close() {
       await Promise.all(workers.map((w) => w.close()));
       await disconnect();

@@ -14,6 +14,8 @@ export const errorCodes = [
   'unavailable',
   'not_implemented',
   'unservable_model',
+  'non_finite_prediction',
+  'idempotency_key_reused',
   'predict_failed',
   'bad_request',
   'internal',

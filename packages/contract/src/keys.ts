@@ -59,12 +59,15 @@ export class RedisKeys {
     return this.k('worker-backends');
   }
 
-  /** The job an Idempotency-Key created: `<type>:<id>`, for 24 hours. */
-  idempotency(key: string): string {
-    return this.k('idempotency', key);
+  /**
+   * The job an Idempotency-Key created, per API key (`keyId`: a hash prefix of the key, never the
+   * secret; `anonymous` with auth off): JSON `{"type", "id", "bodySha256"}`, for 24 hours.
+   */
+  idempotency(keyId: string, key: string): string {
+    return this.k('idempotency', keyId, key);
   }
 
-  /** Prefix of the API's rate-limit counters (one key per client under it). */
+  /** Prefix of the API's rate-limit counters: `<this>:<keyId>`, or `<this>:ip:<address>` with auth off. */
   get rateLimit(): string {
     return this.k('ratelimit');
   }

@@ -41,11 +41,13 @@ export const trainingFields = {
   model: modelNameSchema,
   base: modelRefSchema.optional(),
   architecture: z.enum(architectures).optional(),
-  /** Options of the architecture (mobilenet-v2: alpha, inputSize; mlp: units). */
+  /**
+   * Options of the architecture (mobilenet-v2: alpha; mlp: units). The input size is always the
+   * dataset's (an image-folder's `imageSize`), so there is no `inputSize`.
+   */
   architectureOptions: z
     .strictObject({
       alpha: z.number().positive().max(2).optional(),
-      inputSize: z.number().int().min(32).max(512).optional(),
       units: z.array(z.number().int().min(1).max(8192)).max(8).optional(),
     })
     .optional(),
@@ -107,6 +109,8 @@ export const epochProgressSchema = z.object({
   valLoss: z.number().optional(),
   valAcc: z.number().optional(),
   samplesPerSec: z.number(),
+  /** Training time of this epoch in seconds (validation excluded); absent in histories saved before it existed. */
+  epochSeconds: z.number().optional(),
   etaSeconds: z.number(),
 });
 export type EpochProgress = z.infer<typeof epochProgressSchema>;

@@ -259,11 +259,11 @@ describe('jsonl', () => {
   it('fails on a ragged row, a non-numeric value, bad JSON and an unknown label, naming the line', async () => {
     const ragged = await write('ragged.jsonl', '{"x":[1,2],"y":0}\n{"x":[1,2,3],"y":1}\n');
     expect((await failure({ format: 'jsonl', uri: ragged })).message).toMatch(
-      /ragged\.jsonl:2: "x" must be numbers of shape \[2\]/,
+      /ragged\.jsonl:2: "x" has 3 elements, expected 2 \(shape \[2\] like the first row\)/,
     );
     const text = await write('text.jsonl', '{"x":[1,2],"y":0}\n{"x":[1,"two"],"y":1}\n');
     expect((await failure({ format: 'jsonl', uri: text })).message).toMatch(
-      /text\.jsonl:2: "x" must be numbers/,
+      /text\.jsonl:2: "x"\[1\] is "two", not a number/,
     );
     const bad = await write('bad.jsonl', '{"x":[1,2],"y":0}\n\n{"x":[1,2],\n');
     expect((await failure({ format: 'jsonl', uri: bad })).message).toMatch(/bad\.jsonl:3: not JSON/);

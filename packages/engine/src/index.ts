@@ -5,6 +5,7 @@
  */
 export { describeBackend, initBackend, type BackendPreference } from './backend.ts';
 export { batchTensors, type TrainData } from './batches.ts';
+export { installKerasBatchNormRule } from './batch-norm.ts';
 export { disposeModels, predictBatched, predictRows } from './inference.ts';
 export { ADADELTA_KERNEL, KerasAdadelta } from './adadelta.ts';
 export { DROPOUT_KERNEL, FeatureDropout, trailingDropoutRate } from './dropout.ts';

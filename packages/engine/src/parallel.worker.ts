@@ -8,6 +8,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendPreference } from './backend.ts';
 import { batchTensors } from './batches.ts';
+// Replicas follow Keras' rule for frozen BatchNormalization, as the model they mirror does.
+import './batch-norm.ts';
 import { disposeModels, predictBatched } from './inference.ts';
 import {
   replicaGradients,

@@ -31,12 +31,21 @@ export type { JobsOptions };
 export type Queues = Record<JobName, Queue>;
 
 /**
- * One queue per job type, under the install's key root (`keys.root`). BullMQ re-emits its
- * connection's errors on each queue: they go to `onError` (an emitter without a listener would throw).
+ * One queue per job type, under the install's key root (`keys.root`, or a QUEUE_PREFIX). BullMQ
+ * re-emits its connection's errors on each queue: give them to `onError` (the Redis outage log);
+ * without it BullMQ prints each one.
  */
-export function createQueues(connection: RedisClient, keys: RedisKeys, onError: (e: Error) => void): Queues {
+export function createQueues(
+  connection: RedisClient,
+  keys: RedisKeys | string,
+  onError?: (e: Error) => void,
+): Queues {
+  const prefix = typeof keys === 'string' ? keys : keys.root;
   return Object.fromEntries(
-    jobNames.map((n) => [n, new Queue(n, { connection, prefix: keys.root }).on('error', onError)]),
+    jobNames.map((n) => {
+      const q = new Queue(n, { connection, prefix });
+      return [n, onError ? q.on('error', onError) : q];
+    }),
   ) as Queues;
 }
 

@@ -9,7 +9,7 @@ describe('keys', () => {
       k.all,
       k.jobTypes,
       k.cancelMark('j1'),
-      k.idempotency('key'),
+      k.idempotency('key-id', 'key'),
       k.rateLimit,
       k.cancelChannel,
       k.worker('w1'),

@@ -168,7 +168,7 @@ describe('MlqClient against a real API and worker', () => {
       expect(retry).toMatchObject({ status: 409, code: 'conflict' });
     });
 
-    it('returns the first job for a repeated Idempotency-Key, and 409 for the key on another type', async () => {
+    it('returns the first job for a repeated Idempotency-Key, and 422 for the key on another request', async () => {
       const key = `sdk-${Date.now()}`;
       const a = await mlq.fineTune(tiny('sdk-idem', 1), { idempotencyKey: key });
       const b = await mlq.fineTune(tiny('sdk-idem', 1), { idempotencyKey: key });
@@ -179,7 +179,9 @@ describe('MlqClient against a real API and worker', () => {
           { idempotencyKey: key },
         ),
       );
-      expect(other).toMatchObject({ status: 409, code: 'conflict' });
+      expect(other).toMatchObject({ status: 422, code: 'idempotency_key_reused' });
+      const otherBody = await rejection(mlq.fineTune(tiny('sdk-idem', 2), { idempotencyKey: key }));
+      expect(otherBody).toMatchObject({ status: 422, code: 'idempotency_key_reused' });
       await mlq.waitForJob(a, { timeoutMs: 60_000 });
     });
   });

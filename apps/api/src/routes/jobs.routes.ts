@@ -18,7 +18,8 @@ import type { ModelRegistry } from '@mlq/core/registry';
 import { resolveDataPath } from '@mlq/core/storage';
 import type { QueueEvents } from '@mlq/queues';
 import { badRequest, notFound } from '../errors.ts';
-import type { JobsService } from '../jobs.service.ts';
+import { principalOf } from '../auth/authenticate.ts';
+import { bodySha256, type JobsService } from '../jobs.service.ts';
 
 export interface JobsRouteDeps {
   jobs: JobsService;
@@ -107,7 +108,11 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
         { field: 'Idempotency-Key', message: 'invalid characters or length' },
       ]);
     }
-    const { view, created } = await deps.jobs.submit(type, parsed.value, key);
+    const idempotency =
+      key === undefined
+        ? undefined
+        : { key, keyId: principalOf(res)?.keyId ?? 'anonymous', bodySha256: bodySha256(req.body) };
+    const { view, created } = await deps.jobs.submit(type, parsed.value, idempotency);
     res
       .status(created ? 202 : 200)
       .location(view.links.self)

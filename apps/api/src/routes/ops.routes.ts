@@ -1,9 +1,9 @@
 import { Router, type RequestHandler } from 'express';
-import { jobNames, type RedisKeys } from '@mlq/contract';
+import type { RedisKeys } from '@mlq/contract';
 import { isReady, RETRY_AFTER_S, scanKeys, type Queues, type RedisClient } from '@mlq/queues';
 
 /** Live workers: each refreshes its heartbeat key (`keys.worker(id)`, with a TTL) every few seconds. */
-async function liveWorkers(redis: RedisClient, keys: RedisKeys): Promise<unknown[]> {
+export async function liveWorkers(redis: RedisClient, keys: RedisKeys): Promise<unknown[]> {
   // On a cluster SCAN must visit every master; the keys share one hash tag, so one MGET reads them.
   const found = await scanKeys(redis, keys.workersPattern);
   if (found.length === 0) return [];
@@ -43,25 +43,11 @@ export function readyz(redis: RedisClient): RequestHandler {
   };
 }
 
-export function opsRouter(redis: RedisClient, queues: Queues, keys: RedisKeys): Router {
+/** /v1/workers (/readyz is readyz() above, mounted before the Redis gate; /metrics is metrics.ts's). */
+export function opsRouter(redis: RedisClient, _queues: Queues, keys: RedisKeys): Router {
   const r = Router();
   r.get('/v1/workers', async (_req, res) => {
     res.json({ workers: await liveWorkers(redis, keys) });
-  });
-  r.get('/metrics', async (_req, res) => {
-    const lines = ['# HELP mlq_jobs Jobs per queue and state.', '# TYPE mlq_jobs gauge'];
-    for (const name of jobNames) {
-      const counts = await queues[name].getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed');
-      for (const [state, n] of Object.entries(counts))
-        lines.push(`mlq_jobs{queue="${name}",state="${state}"} ${n}`);
-    }
-    const workers = await liveWorkers(redis, keys);
-    lines.push(
-      '# HELP mlq_workers Live worker processes.',
-      '# TYPE mlq_workers gauge',
-      `mlq_workers ${workers.length}`,
-    );
-    res.type('text/plain; version=0.0.4').send(`${lines.join('\n')}\n`);
   });
   return r;
 }

@@ -19,6 +19,8 @@ export interface BatcherOptions {
   enabled: boolean;
   maxBatch: number;
   maxWaitMs: number;
+  /** Told the rows of each batch sent to a thread (metrics). */
+  onBatch?: (rows: number) => void;
 }
 
 interface Part {
@@ -123,6 +125,7 @@ export class Batcher {
     this.inflight.set(b.key, (this.inflight.get(b.key) ?? 0) + 1);
     this.stats.batches++;
     this.stats.rows += b.rows;
+    this.opts.onBatch?.(b.rows);
     this.runner
       .predict(b.key, b.uri, b.rows, concat(b))
       .then((out) => {

@@ -24,6 +24,17 @@ export interface ServingOptions {
   cacheBytes: number;
   storeUri: string;
   dataRoots: string[];
+  /** tfjs backend of the predict threads: `wasm` (default), `cpu`, `tensorflow` or `auto` (TFJS_BACKEND). */
+  backend?: string;
+  /** Told of each successful prediction and each batch (metrics.ts). */
+  observer?: ServingObserver;
+}
+
+export interface ServingObserver {
+  /** A successful prediction for `model` (a name) took `seconds`, from resolving the model to its outputs. */
+  predicted(model: string, seconds: number): void;
+  /** A batch of `rows` instances went to a predict thread. */
+  batched(rows: number): void;
 }
 
 export interface PredictResult {
@@ -53,6 +64,7 @@ export class PredictService {
         dataRoots: opts.dataRoots,
         cacheModels: opts.cacheModels,
         cacheBytes: opts.cacheBytes,
+        backend: opts.backend ?? 'wasm',
       },
       () => this.batcher.pump(),
     );
@@ -60,6 +72,7 @@ export class PredictService {
       enabled: opts.batching,
       maxBatch: opts.maxBatch,
       maxWaitMs: opts.maxWaitMs,
+      ...(opts.observer ? { onBatch: (rows: number) => opts.observer!.batched(rows) } : {}),
     });
     this.resolver = new ModelResolver(registry, redis, (name, _label, version) => {
       // A served label moved: load its new version now rather than on the next request.
@@ -87,6 +100,7 @@ export class PredictService {
 
   /** Predicts for a request body (its text, JSON) with the model `target` names. */
   async predict(target: ModelTarget, body: string | undefined): Promise<PredictResult> {
+    const t0 = performance.now();
     try {
       const version = await this.resolver.resolve(target);
       const info = await this.info(version);
@@ -100,7 +114,10 @@ export class PredictService {
       const input = packPredictText(body, info, this.opts.maxInstances);
       const outSize = info.outputShape.reduce((a, b) => a * Math.max(b, 1), 1);
       const out = await this.batcher.submit(keyOf(version), version.uri, input.rows, input.data, outSize);
-      return { version, body: formatPredictions(input.format, out, input.rows, info.outputShape) };
+      checkFinite(out, outSize, input.format === 'row' ? 'instances' : 'inputs');
+      const answer = formatPredictions(input.format, out, input.rows, info.outputShape);
+      this.opts.observer?.predicted(version.name, (performance.now() - t0) / 1000);
+      return { version, body: answer };
     } catch (e) {
       throw toApiError(e);
     }
@@ -112,11 +129,27 @@ export class PredictService {
   }
 }
 
+/**
+ * A prediction is never answered with NaN or Infinity (JSON would carry them as null): a model with
+ * finite weights (predict threads load no other) gives them only for an instance whose values are too
+ * large for it. 422, naming the first such instance.
+ */
+function checkFinite(out: Float32Array, outSize: number, field: string): void {
+  for (let i = 0; i < out.length; i++) {
+    const v = out[i]!;
+    if (v - v === 0) continue;
+    const where = `${field}[${Math.floor(i / outSize)}]`;
+    const message = `the model's output for this instance is ${v}, not a score: its values are too large for this model`;
+    throw new ApiError(422, 'non_finite_prediction', `${where}: ${message}`, [{ field: where, message }]);
+  }
+}
+
 /** Errors from a thread keep their meaning: a missing artifact is a 404, a thread failure a 503. */
 function toApiError(e: unknown): unknown {
   if (e instanceof ServingUnavailableError) return new ApiError(503, 'unavailable', e.message);
   if (!(e instanceof ThreadReportedError)) return e;
   if (e.remote.name === 'NotFoundError') return new ApiError(404, 'not_found', e.message);
-  if (e.remote.name === 'InputError') return new ApiError(422, 'unservable_model', e.message);
+  if (e.remote.name === 'InputError' || e.remote.name === 'ModelFormatError')
+    return new ApiError(422, 'unservable_model', e.message);
   return new ApiError(500, 'predict_failed', e.message);
 }

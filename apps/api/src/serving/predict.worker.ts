@@ -1,6 +1,6 @@
 /**
- * A predict thread: its own tfjs on the wasm backend (a wasm instance per thread, so threads never
- * share a heap or a lock), an LRU of loaded models, one synchronous predict call per batch.
+ * A predict thread: its own tfjs on the backend TFJS_BACKEND names, wasm by default (a wasm instance per
+ * thread, so threads never share a heap or a lock), an LRU of loaded models, one synchronous predict call per batch.
  * Started by thread-pool.ts; requests are checked on the event loop before they get here.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { InputError } from '@mlq/core/errors';
 import { loadModel, type LoadedModel } from '@mlq/core/ml';
 import { openArtifactStore } from '@mlq/core/storage';
-import { disposeModels, initBackend } from '@mlq/engine';
+import { disposeModels, initBackend, type BackendPreference } from '@mlq/engine';
 import { SizedLru } from './model-lru.ts';
 import type { FromThread, ModelInfo, ThreadConfig, ThreadError, ToThread } from './protocol.ts';
 
@@ -114,7 +114,7 @@ async function handle(m: ToThread): Promise<void> {
 }
 
 try {
-  const backend = await initBackend('wasm');
+  const backend = await initBackend(config.backend as BackendPreference);
   port.on('message', (m: ToThread) => void handle(m));
   reply({ type: 'ready', backend });
 } catch (e) {

@@ -22,6 +22,8 @@ export interface ThreadConfig {
   dataRoots: string[];
   cacheModels: number;
   cacheBytes: number;
+  /** tfjs backend preference of the thread (TFJS_BACKEND): `wasm`, `cpu`, `tensorflow` or `auto`. */
+  backend: string;
 }
 
 export type ToThread =

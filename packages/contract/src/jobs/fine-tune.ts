@@ -25,6 +25,8 @@ export const fineTuneResultSchema = z.object({
   history: z.array(epochProgressSchema).optional(),
   samplesPerSec: z.number().optional(),
   trainSeconds: z.number().optional(),
+  /** Training rows per class (validation rows included), by class name, or index when unnamed. */
+  classCounts: z.record(z.string(), z.number().int()).optional(),
 });
 export type FineTuneResult = z.infer<typeof fineTuneResultSchema>;
 

@@ -11,6 +11,7 @@ import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
 import type { DatasetInfo, DatasetSource, OpenDatasetOptions } from './dataset.ts';
 import { grow, LabelCoder, LineCursor, readBlocks, Spill, spilledChunks, type Scan } from './lines.ts';
+import { float32Problem, isFloat32 } from './values.ts';
 
 export type CsvSpec = z.infer<typeof csvDatasetSchema>;
 
@@ -203,6 +204,7 @@ function parseRow(
           `${at(file, line)}: column "${lay.names[col]}" is ${text.trim() ? `not a number: "${text}"` : 'empty'}`,
         );
       }
+      if (!isFloat32(v)) outOfRange(buf.toString('utf8', i, numEnd), v, lay.names[col]!, file, line);
       x[base + role] = v;
       i = j;
     } else {
@@ -223,7 +225,13 @@ function parseRow(
 function toNumber(v: string, column: string, file: string, line: number): number {
   const n = v.trim() === '' ? Number.NaN : Number(v);
   if (Number.isNaN(n)) throw new DataError(`${at(file, line)}: column "${column}" is not a number: "${v}"`);
+  if (!isFloat32(n)) outOfRange(v.trim(), n, column, file, line);
   return n;
+}
+
+/** A number that float32 cannot hold (1e39, Infinity): the place and the value. */
+function outOfRange(text: string, v: number, column: string, file: string, line: number): never {
+  throw new DataError(`${at(file, line)}: column "${column}" ${float32Problem(text, v)}`);
 }
 
 /** Position just after the n-th comma outside quotes (the start of field n). */
@@ -236,12 +244,9 @@ function nthComma(buf: Buffer, s: number, e: number, n: number): number {
   return e;
 }
 
-/** The header's layout, from the first line of a block (a UTF-8 byte-order mark is skipped). */
+/** The header's layout, from the first line (LineCursor has skipped a UTF-8 byte-order mark). */
 function readHeader(cur: LineCursor, spec: CsvSpec, file: string): Layout {
-  const { buf } = cur;
-  let s = cur.s;
-  if (buf[s] === 0xef && buf[s + 1] === 0xbb && buf[s + 2] === 0xbf) s += 3;
-  return layoutOf(splitFields(buf, s, cur.e, file, 1), spec, `${file}:1`);
+  return layoutOf(splitFields(cur.buf, cur.s, cur.e, file, 1), spec, `${file}:1`);
 }
 
 /** Opens a CSV dataset; the file is read when `info()` or `chunks()` is first called. */
@@ -300,6 +305,7 @@ export function csvSource(spec: CsvSpec, opts: OpenDatasetOptions): DatasetSourc
       hash: hash.digest('hex').slice(0, 16),
     };
     if (labels.classNames) info.classNames = labels.classNames;
+    if (spill.labelled) info.classCounts = labels.classCounts;
     return { info, spill, remap: labels.remap };
   };
   let first: Promise<Scan> | undefined;

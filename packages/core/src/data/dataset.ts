@@ -12,6 +12,10 @@ export interface DatasetInfo {
   classNames?: string[];
   /** Number of rows. */
   rows: number;
+  /** What a person should know about how the data was read (e.g. files skipped), for the job log. */
+  notes?: string[];
+  /** Rows per class index, when the dataset has labels (a class no row uses counts 0). */
+  classCounts?: number[];
   /** Content hash: the same data and preprocessing give the same hash (lineage, embedding cache). */
   hash: string;
 }

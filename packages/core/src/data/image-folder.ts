@@ -1,118 +1,82 @@
 /**
  * The `{"format": "image-folder"}` dataset: one sub-folder per class (the sorted folder names are the
- * class names), PNG and JPEG images in each, resized (bilinear) to `imageSize` with 1 or 3 channels and
- * pixels scaled to 0..1.
- *
- * Decoders: pngjs and jpeg-js, both pure JavaScript. sharp is faster, but its prebuilt libvips
- * binaries are fetched per platform at install time, and installing this project must work where no
- * binary can be downloaded (the same reason tfjs-node is optional). Decoding is a small
- * share of a job's time next to the model, so the pure-JS decoders cost little.
+ * class names), PNG and JPEG images in each, at any depth (as torchvision's ImageFolder and Keras'
+ * `image_dataset_from_directory` take them), decoded, turned upright and resized by image-decode.ts.
+ * Hidden and system entries (dot files, `__MACOSX`, `Thumbs.db`, `desktop.ini`...) are not data.
  */
 import { createHash } from 'node:crypto';
+import type { Dirent } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import jpeg from 'jpeg-js';
-import { PNG } from 'pngjs';
 import type { z } from 'zod';
 import { seededPermutation, type imageFolderDatasetSchema } from '@mlq/contract';
 import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
 import type { Chunk, DatasetInfo, DatasetSource, OpenDatasetOptions } from './dataset.ts';
+import { imageToFeatures } from './image-decode.ts';
 
 export type ImageFolderSpec = z.infer<typeof imageFolderDatasetSchema>;
 
-/** Files with other extensions (READMEs, Thumbs.db...) are not examples and are skipped. */
+/** The files read as images; others are counted by extension and named when a class has no images. */
 const IMAGE_EXT = /\.(png|jpe?g)$/i;
 
-/** An image decoded to 8-bit RGBA. */
-export interface Rgba {
-  width: number;
-  height: number;
-  data: Uint8Array;
+/** What macOS, Windows and NAS boxes leave beside photos (compared lower-case). */
+const SYSTEM_ENTRIES = new Set([
+  '__macosx',
+  'thumbs.db',
+  'ehthumbs.db',
+  'desktop.ini',
+  '$recycle.bin',
+  'system volume information',
+  '@eadir',
+]);
+
+/** True for a hidden or system entry: a dot file or folder (`.DS_Store`, `._cat.png`) or one of SYSTEM_ENTRIES. */
+export function isHiddenEntry(name: string): boolean {
+  return name.startsWith('.') || SYSTEM_ENTRIES.has(name.toLowerCase());
 }
 
-/** Decodes a PNG or JPEG (told apart by their first bytes); a DataError names the file otherwise. */
-export function decodeImage(buf: Buffer, file: string): Rgba {
-  const isPng = buf.length > 8 && buf.readUInt32BE(0) === 0x89504e47;
-  const isJpeg = buf.length > 3 && buf[0] === 0xff && buf[1] === 0xd8 && buf[2] === 0xff;
+/** Reads one image file; a failure is a DataError naming it. */
+async function readImage(file: string): Promise<Buffer> {
   try {
-    if (isPng) {
-      const png = PNG.sync.read(buf);
-      return { width: png.width, height: png.height, data: png.data };
-    }
-    if (isJpeg) {
-      // tolerantDecoding would turn a truncated file into a grey picture: fail instead.
-      const img = jpeg.decode(buf, {
-        useTArray: true,
-        formatAsRGBA: true,
-        tolerantDecoding: false,
-        maxMemoryUsageInMB: 1024,
-      });
-      return { width: img.width, height: img.height, data: img.data };
-    }
+    return await readFile(file);
   } catch (e) {
     throw new DataError(`unreadable image ${file}: ${(e as Error).message}`);
   }
-  throw new DataError(`unreadable image ${file}: not a PNG or JPEG file`);
 }
 
-/**
- * Bilinear resize with half-pixel centres (as PIL and tf.image.resizeBilinear with halfPixelCenters),
- * writing `h * w * channels` floats in 0..1 at `out[at ..]`. One channel is the luminance (BT.601).
- */
-export function resizeInto(
-  img: Rgba,
-  h: number,
-  w: number,
-  channels: 1 | 3,
-  out: Float32Array,
-  at: number,
-): void {
-  const { width: sw, height: sh, data } = img;
-  const scaleY = sh / h;
-  const scaleX = sw / w;
-  let o = at;
-  for (let y = 0; y < h; y++) {
-    const fy = Math.min(Math.max((y + 0.5) * scaleY - 0.5, 0), sh - 1);
-    const y0 = Math.floor(fy);
-    const y1 = Math.min(y0 + 1, sh - 1);
-    const dy = fy - y0;
-    for (let x = 0; x < w; x++) {
-      const fx = Math.min(Math.max((x + 0.5) * scaleX - 0.5, 0), sw - 1);
-      const x0 = Math.floor(fx);
-      const x1 = Math.min(x0 + 1, sw - 1);
-      const dx = fx - x0;
-      const a = (y0 * sw + x0) * 4;
-      const b = (y0 * sw + x1) * 4;
-      const c = (y1 * sw + x0) * 4;
-      const d = (y1 * sw + x1) * 4;
-      const wa = ((1 - dx) * (1 - dy)) / 255;
-      const wb = (dx * (1 - dy)) / 255;
-      const wc = ((1 - dx) * dy) / 255;
-      const wd = (dx * dy) / 255;
-      const r = data[a]! * wa + data[b]! * wb + data[c]! * wc + data[d]! * wd;
-      const g = data[a + 1]! * wa + data[b + 1]! * wb + data[c + 1]! * wc + data[d + 1]! * wd;
-      const bl = data[a + 2]! * wa + data[b + 2]! * wb + data[c + 2]! * wc + data[d + 2]! * wd;
-      if (channels === 3) {
-        out[o++] = r;
-        out[o++] = g;
-        out[o++] = bl;
-      } else {
-        out[o++] = 0.299 * r + 0.587 * g + 0.114 * bl;
-      }
-    }
-  }
-}
-
-/** Reads and decodes one image; any failure is a DataError naming it. */
-async function loadImage(file: string): Promise<Rgba> {
-  let buf: Buffer;
+/** The visible entries of a folder, sorted by name; a DataError naming it if it cannot be read. */
+async function entriesOf(dir: string): Promise<Dirent[]> {
   try {
-    buf = await readFile(file);
+    const all = await readdir(dir, { withFileTypes: true });
+    return all.filter((d) => !isHiddenEntry(d.name)).sort((a, b) => (a.name < b.name ? -1 : 1));
   } catch (e) {
-    throw new DataError(`unreadable image ${file}: ${(e as Error).message}`);
+    throw new DataError(`cannot read the folder ${dir}: ${(e as Error).message}`);
   }
-  return decodeImage(buf, file);
+}
+
+/** Files under `dir` at any depth (sorted, depth-first), hidden and system entries left out. */
+async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const d of await entriesOf(dir)) {
+    const p = path.join(dir, d.name);
+    if (d.isDirectory()) out.push(...(await filesUnder(p)));
+    else if (d.isFile()) out.push(p);
+  }
+  return out;
+}
+
+/** "6 .webp, 1 .txt": the other files of a class, most common extension first. */
+function describeOthers(files: string[]): string {
+  const byExt = new Map<string, number>();
+  for (const f of files) {
+    const ext = path.extname(f).toLowerCase() || '(no extension)';
+    byExt.set(ext, (byExt.get(ext) ?? 0) + 1);
+  }
+  return [...byExt]
+    .sort((a, b) => b[1] - a[1])
+    .map(([ext, n]) => `${n} ${ext}`)
+    .join(', ');
 }
 
 interface Item {
@@ -120,41 +84,52 @@ interface Item {
   label: number;
 }
 
-/** The images of every class folder, class-major in sorted order, and the class names. */
-async function listImages(
-  root: string,
-  classNames: readonly string[] | undefined,
-): Promise<{ items: Item[]; names: string[] }> {
-  let entries;
-  try {
-    if (!(await stat(root)).isDirectory())
-      throw new DataError(`${root} is not a folder (an image-folder dataset is a folder of class folders)`);
-    entries = await readdir(root, { withFileTypes: true });
-  } catch (e) {
-    if (e instanceof DataError) throw e;
-    throw new DataError(`cannot read the folder ${root}: ${(e as Error).message}`);
+interface Listing {
+  items: Item[];
+  names: string[];
+  /** Files that are not PNG or JPEG, per class folder, for the job log. */
+  notes: string[];
+}
+
+/** The images of every class folder (at any depth), class-major in sorted order, and the class names. */
+async function listImages(root: string, classNames: readonly string[] | undefined): Promise<Listing> {
+  const isDir = await stat(root).then(
+    (s) => s.isDirectory(),
+    (e: Error) => {
+      throw new DataError(`cannot read the folder ${root}: ${e.message}`);
+    },
+  );
+  if (!isDir)
+    throw new DataError(`${root} is not a folder (an image-folder dataset is a folder of class folders)`);
+  const entries = await entriesOf(root);
+  const folders = entries.filter((d) => d.isDirectory()).map((d) => d.name);
+  if (folders.length === 0) {
+    const loose = entries.filter((d) => d.isFile() && IMAGE_EXT.test(d.name)).length;
+    const found = loose > 0 ? `; it holds ${loose} images directly, put them in one folder per class` : '';
+    throw new DataError(`${root} has no class folders (one sub-folder per class)${found}`);
   }
-  const folders = entries
-    .filter((d) => d.isDirectory() && !d.name.startsWith('.'))
-    .map((d) => d.name)
-    .sort();
-  if (folders.length === 0) throw new DataError(`${root} has no class folders (one sub-folder per class)`);
   // With the model's class names (evaluate), folder "cat" must mean the class the model calls "cat".
   const names = classNames ? [...classNames] : folders;
   const items: Item[] = [];
+  const notes: string[] = [];
   for (const folder of folders) {
     const label = names.indexOf(folder);
     if (label < 0)
       throw new DataError(
         `${path.join(root, folder)}: unknown label "${folder}"; the model's classes are ${names.join(', ')}`,
       );
-    const files = (await readdir(path.join(root, folder), { withFileTypes: true }))
-      .filter((d) => d.isFile() && !d.name.startsWith('.') && IMAGE_EXT.test(d.name))
-      .map((d) => d.name)
-      .sort();
-    for (const f of files) items.push({ file: path.join(root, folder, f), label });
+    const files = await filesUnder(path.join(root, folder));
+    const images = files.filter((f) => IMAGE_EXT.test(f));
+    const others = files.filter((f) => !IMAGE_EXT.test(f));
+    if (images.length === 0) {
+      const found = others.length > 0 ? `found ${describeOthers(others)}` : 'the folder is empty';
+      throw new DataError(`class ${folder} has no PNG or JPEG images; ${found} (${path.join(root, folder)})`);
+    }
+    if (others.length > 0)
+      notes.push(`class ${folder}: skipped ${describeOthers(others)} (only PNG and JPEG are read)`);
+    for (const file of images) items.push({ file, label });
   }
-  return { items, names };
+  return { items, names, notes };
 }
 
 /**
@@ -168,7 +143,7 @@ export function imageFolderSource(spec: ImageFolderSpec, opts: OpenDatasetOption
   let pending: Promise<{ info: DatasetInfo; items: Item[] }> | undefined;
   const scan = async () => {
     const root = await resolveDataPath(spec.uri, opts.dataRoots);
-    const { items: sorted, names } = await listImages(root, opts.classNames);
+    const { items: sorted, names, notes } = await listImages(root, opts.classNames);
     const order = seededPermutation(sorted.length, 0);
     const rows = Math.min(sorted.length, spec.limit ?? Infinity);
     const items = Array.from({ length: rows }, (_, i) => sorted[order[i]!]!);
@@ -176,20 +151,30 @@ export function imageFolderSource(spec: ImageFolderSpec, opts: OpenDatasetOption
       JSON.stringify({ f: 'image-folder', size: spec.imageSize, c: channels }),
     );
     const scratch = new Float32Array(width);
+    const classCounts = new Array<number>(names.length).fill(0);
     for (const it of items) {
       // Decode every image now, so that a broken one fails the job before any work is done.
-      const img = await loadImage(it.file);
-      resizeInto(img, h, w, channels, scratch, 0);
+      const img = await imageToFeatures(
+        await readImage(it.file),
+        it.file,
+        spec.imageSize,
+        channels,
+        scratch,
+        0,
+      );
       hash
         .update(`${path.relative(root, it.file)}\n${it.label}\n${img.width}x${img.height}\n`)
         .update(img.data);
+      classCounts[it.label]!++;
     }
     const info: DatasetInfo = {
       featureShape: [h, w, channels],
       numClasses: names.length,
       classNames: names,
       rows,
+      classCounts,
       hash: hash.digest('hex').slice(0, 16),
+      ...(notes.length > 0 ? { notes } : {}),
     };
     return { info, items };
   };
@@ -204,7 +189,7 @@ export function imageFolderSource(spec: ImageFolderSpec, opts: OpenDatasetOption
         const y = new Int32Array(count);
         for (let i = 0; i < count; i++) {
           const it = items[s + i]!;
-          resizeInto(await loadImage(it.file), h, w, channels, x, i * width);
+          await imageToFeatures(await readImage(it.file), it.file, spec.imageSize, channels, x, i * width);
           y[i] = it.label;
         }
         yield { start: s, count, x, y };

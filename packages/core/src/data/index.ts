@@ -2,3 +2,4 @@
 export * from './dataset.ts';
 export * from './open.ts';
 export * from './mnist.ts';
+export * from './image-decode.ts';

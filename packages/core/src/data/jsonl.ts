@@ -10,6 +10,7 @@ import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
 import type { DatasetInfo, DatasetSource, OpenDatasetOptions } from './dataset.ts';
 import { grow, LabelCoder, LineCursor, readBlocks, Spill, spilledChunks, type Scan } from './lines.ts';
+import { float32Problem, isFloat32 } from './values.ts';
 
 export type JsonlSpec = z.infer<typeof jsonlDatasetSchema>;
 
@@ -28,12 +29,28 @@ function flatten(v: unknown, shape: number[], depth: number, out: Float32Array, 
   if (!Array.isArray(v) || v.length !== shape[depth]) return false;
   if (depth === shape.length - 1) {
     for (const n of v) {
-      if (typeof n !== 'number' || !Number.isFinite(n)) return false;
+      if (typeof n !== 'number' || !isFloat32(n)) return false;
       out[at.i++] = n;
     }
     return true;
   }
   return v.every((c) => flatten(c, shape, depth + 1, out, at));
+}
+
+/** What is wrong with an `x` that `flatten` refused: the place of the first bad element, or its shape. */
+function xProblem(v: unknown, shape: number[], place = '"x"'): string | undefined {
+  const like = `shape [${shape.join(', ')}] like the first row`;
+  if (!Array.isArray(v)) return `${place} is ${JSON.stringify(v)?.slice(0, 40)}, expected an array (${like})`;
+  if (v.length !== shape[0]) return `${place} has ${v.length} elements, expected ${shape[0]} (${like})`;
+  for (const [i, c] of v.entries()) {
+    const at = `${place}[${i}]`;
+    if (shape.length > 1) {
+      const p = xProblem(c, shape.slice(1), at);
+      if (p) return p;
+    } else if (typeof c !== 'number') return `${at} is ${JSON.stringify(c)?.slice(0, 40)}, not a number`;
+    else if (!isFloat32(c)) return `${at} ${float32Problem(String(c), c)}`;
+  }
+  return undefined;
 }
 
 interface Row {
@@ -94,9 +111,8 @@ export function jsonlSource(spec: JsonlSpec, opts: OpenDatasetOptions): DatasetS
           [f32, i32] = [new Float32Array(records), new Int32Array(records)];
         }
         if (!flatten(row.x, shape, 0, f32, { i: k * words })) {
-          throw new DataError(
-            `${where}: "x" must be numbers of shape [${shape.join(', ')}] like the first row, got ${JSON.stringify(row.x).slice(0, 80)}`,
-          );
+          const problem = xProblem(row.x, shape) ?? `"x" must be numbers of shape [${shape.join(', ')}]`;
+          throw new DataError(`${where}: ${problem}`);
         }
         if ((row.y !== undefined) !== labelled)
           throw new DataError(`${where}: "y" must be given on every line or on none`);
@@ -117,6 +133,7 @@ export function jsonlSource(spec: JsonlSpec, opts: OpenDatasetOptions): DatasetS
       hash: hash.digest('hex').slice(0, 16),
     };
     if (labels.classNames) info.classNames = labels.classNames;
+    if (spill.labelled) info.classCounts = labels.classCounts;
     return { info, spill, remap: labels.remap };
   };
   let first: Promise<Scan> | undefined;

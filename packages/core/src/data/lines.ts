@@ -57,7 +57,8 @@ export async function* readBlocks(file: string): AsyncGenerator<Block> {
         return;
       }
       const filled = carry + bytesRead;
-      const lastNl = buf.lastIndexOf(10, filled - 1);
+      // A line ends at LF, CR (old Mac exports) or CRLF; a CRLF cut between two blocks is joined by LineCursor.
+      const lastNl = Math.max(buf.lastIndexOf(10, filled - 1), buf.lastIndexOf(13, filled - 1));
       if (lastNl < 0) {
         carry = filled;
         continue;
@@ -74,6 +75,8 @@ export async function* readBlocks(file: string): AsyncGenerator<Block> {
 /**
  * Walks the lines of one block without an async step per line (a million `await`s would cost more
  * than parsing the rows). `s .. e` is the current line without its line ending; `line` is 1-based.
+ * LF, CRLF and a lone CR all end a line (a CRLF split across two blocks counts once), and a UTF-8
+ * byte-order mark at the start of the file is skipped. Use one cursor for all blocks of a file.
  */
 export class LineCursor {
   buf: Buffer = Buffer.alloc(0);
@@ -82,25 +85,43 @@ export class LineCursor {
   line = 0;
   private p = 0;
   private end = 0;
+  /** Next LF / CR at or after `p` (`end` when none): kept between lines so each byte is searched once. */
+  private lf = -1;
+  private cr = -1;
+  /** The previous block ended in CR: an LF starting this block belongs to it. */
+  private afterCr = false;
 
   reset(b: Block): void {
     this.buf = b.buf;
     this.p = 0;
     this.end = b.end;
+    this.lf = -1;
+    this.cr = -1;
+    if (this.afterCr && b.end > 0 && b.buf[0] === 10) this.p = 1;
+    this.afterCr = false;
+    if (this.line === 0 && b.buf[0] === 0xef && b.buf[1] === 0xbb && b.buf[2] === 0xbf) this.p = 3;
   }
 
   /** Moves to the next line of the block; false when the block is done. */
   next(): boolean {
     const { buf, p, end } = this;
     if (p >= end) return false;
-    let nl = buf.indexOf(10, p);
-    if (nl < 0 || nl >= end) nl = end;
+    if (this.lf < p) this.lf = findByte(buf, 10, p, end);
+    if (this.cr < p) this.cr = findByte(buf, 13, p, end);
+    const stop = Math.min(this.lf, this.cr);
     this.line++;
     this.s = p;
-    this.e = nl > p && buf[nl - 1] === 13 ? nl - 1 : nl;
-    this.p = nl + 1;
+    this.e = stop;
+    this.p = stop + (stop === this.cr && stop + 1 < end && buf[stop + 1] === 10 ? 2 : 1);
+    this.afterCr = stop === this.cr && stop + 1 === end;
     return true;
   }
+}
+
+/** Index of `byte` in `buf[from .. end)`, or `end`. */
+function findByte(buf: Buffer, byte: number, from: number, end: number): number {
+  const i = buf.indexOf(byte, from);
+  return i < 0 || i >= end ? end : i;
 }
 
 /** Distinct label values beyond which the column is surely not a class label. */
@@ -121,10 +142,16 @@ export class LabelCoder {
     this.given = classNames ? new Map(classNames.map((c, i) => [c, i])) : undefined;
   }
 
+  /** Rows per provisional id. */
+  private counts: number[] = [];
+
   /** Records a label and returns its provisional id; errors name `file:line`. */
   add(label: string, file: string, line: number): number {
     const id = this.seen.get(label);
-    if (id !== undefined) return id;
+    if (id !== undefined) {
+      this.counts[id]!++;
+      return id;
+    }
     if (label === '') throw new DataError(`${file}:${line}: the label is empty`);
     if (this.given && !this.given.has(label) && !(INT.test(label) && Number(label) < this.given.size)) {
       const names = [...this.given.keys()];
@@ -136,29 +163,48 @@ export class LabelCoder {
         `${file}:${line}: more than ${MAX_CLASSES} distinct labels; is this the label column?`,
       );
     this.seen.set(label, this.seen.size);
+    this.counts.push(1);
     return this.seen.size - 1;
   }
 
-  /** Ends the first pass: the classes, and `remap[provisional id]` = class index. */
-  finish(): { numClasses: number; classNames?: string[]; remap: Int32Array } {
+  /**
+   * Ends the first pass: the classes, `remap[provisional id]` = class index, and `classCounts[class
+   * index]` = rows with that label (0 for an index no row uses).
+   */
+  finish(): LabelCoding {
     const labels = [...this.seen.keys()];
-    const remap = (index: (l: string) => number) => Int32Array.from(labels, index);
-    if (this.given)
-      return {
-        numClasses: this.given.size,
-        classNames: [...this.classNames!],
-        remap: remap((l) => this.given!.get(l) ?? Number(l)),
-      };
+    const index = (f: (l: string) => number): LabelCoding => {
+      const remap = Int32Array.from(labels, f);
+      const classCounts = new Array<number>(numClasses).fill(0);
+      remap.forEach((c, id) => (classCounts[c] = this.counts[id]!));
+      return { numClasses, remap, classCounts, ...(classNames ? { classNames } : {}) };
+    };
+    let numClasses: number;
+    let classNames: string[] | undefined;
+    if (this.given) {
+      [numClasses, classNames] = [this.given.size, [...this.classNames!]];
+      return index((l) => this.given!.get(l) ?? Number(l));
+    }
     if (labels.every((l) => INT.test(l))) {
       const max = labels.reduce((m, l) => Math.max(m, Number(l)), -1);
       if (max >= MAX_CLASSES)
         throw new DataError(`label ${max} is too large for a class index (the limit is ${MAX_CLASSES - 1})`);
-      return { numClasses: max + 1, remap: remap(Number) };
+      numClasses = max + 1;
+      return index(Number);
     }
-    const names = [...labels].sort();
-    const at = new Map(names.map((l, i) => [l, i]));
-    return { numClasses: names.length, classNames: names, remap: remap((l) => at.get(l)!) };
+    classNames = [...labels].sort();
+    numClasses = classNames.length;
+    const at = new Map(classNames.map((l, i) => [l, i]));
+    return index((l) => at.get(l)!);
   }
+}
+
+/** The outcome of a first pass over the labels (see LabelCoder.finish). */
+export interface LabelCoding {
+  numClasses: number;
+  classNames?: string[];
+  remap: Int32Array;
+  classCounts: number[];
 }
 
 /** Closes the spill files of sources that were dropped without reading their chunks. */

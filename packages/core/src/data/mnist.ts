@@ -79,7 +79,15 @@ export function mnistSource(spec: MnistSpec): DatasetSource {
         .update(JSON.stringify({ f: 'mnist', d: spec.digits, s: spec.split, l: spec.limit ?? null }))
         .digest('hex')
         .slice(0, 16);
-      return { featureShape: [28, 28, 1], numClasses: spec.digits.length, rows: r.y.length, hash };
+      const classCounts = new Array<number>(spec.digits.length).fill(0);
+      for (const c of r.y) classCounts[c]!++;
+      return {
+        featureShape: [28, 28, 1],
+        numClasses: spec.digits.length,
+        rows: r.y.length,
+        classCounts,
+        hash,
+      };
     },
     async *chunks({ chunkSize, start = 0 }): AsyncIterable<Chunk> {
       const r = await get();

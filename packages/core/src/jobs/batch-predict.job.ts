@@ -14,7 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { openDataset } from '../data/open.ts';
-import type { ModelMeta } from '../ml/model-io.ts';
+import { checkFiniteScores } from '../ml/fit.ts';
+import { acceptsShape, type ModelMeta } from '../ml/model-io.ts';
 import { runPrefix } from '../storage/layout.ts';
 import { resolveAndLoad } from '../ml/resolve.ts';
 import { resolveDataPath } from '../storage/data-uri.ts';
@@ -153,10 +154,7 @@ export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): 
     const source = openDataset(p.input, { dataRoots: ctx.dataRoots });
     const info = await source.info();
     const want = meta.inputShape;
-    if (
-      want.length !== info.featureShape.length ||
-      want.some((d, i) => d !== -1 && d !== info.featureShape[i])
-    ) {
+    if (!acceptsShape(want, info.featureShape)) {
       throw new InputError(
         `model ${p.model} takes input [${want.join(', ')}] but the input has [${info.featureShape.join(', ')}]`,
       );
@@ -204,6 +202,7 @@ export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): 
         for await (const c of source.chunks({ chunkSize: p.chunkSize, start })) {
           checkSignal(ctx.signal);
           const scores = predictRows(model, c.x, [c.count, ...info.featureShape]);
+          checkFiniteScores(scores, k, c.start);
           const buf = Buffer.from(formatRows(fmt, c.start, scores, k, labels));
           const rows = c.start + c.count;
           await pending;

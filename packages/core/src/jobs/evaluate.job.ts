@@ -1,6 +1,8 @@
 /** The evaluate job: loss, accuracy, per-class metrics, confusion matrix (+ ROC-AUC for two classes). */
 import { openDataset } from '../data/open.ts';
+import { checkFiniteScores } from '../ml/fit.ts';
 import { classificationMetrics } from '../ml/metrics.ts';
+import { acceptsShape } from '../ml/model-io.ts';
 import { resolveAndLoad } from '../ml/resolve.ts';
 import { CancelledError, DataError, InputError } from '../util/errors.ts';
 import type { EvaluatePayload, EvaluateResult } from '@mlq/contract';
@@ -13,7 +15,7 @@ export async function runEvaluate(p: EvaluatePayload, ctx: JobContext): Promise<
     const { meta, model } = m.loaded;
     const source = openDataset(p.dataset, { dataRoots: ctx.dataRoots, classNames: meta.classNames });
     const info = await source.info();
-    if (info.featureShape.join(',') !== meta.inputShape.join(',')) {
+    if (!acceptsShape(meta.inputShape, info.featureShape)) {
       throw new InputError(
         `model ${p.model} takes input [${meta.inputShape.join(', ')}] but the dataset has [${info.featureShape.join(', ')}]`,
       );
@@ -25,7 +27,9 @@ export async function runEvaluate(p: EvaluatePayload, ctx: JobContext): Promise<
     let done = 0;
     for await (const c of source.chunks({ chunkSize: 1024 })) {
       if (ctx.signal?.aborted) throw new CancelledError();
-      probs.set(predictRows(model, c.x, [c.count, ...info.featureShape]), c.start * k);
+      const scores = predictRows(model, c.x, [c.count, ...info.featureShape]);
+      checkFiniteScores(scores, k, c.start);
+      probs.set(scores, c.start * k);
       if (!c.y) throw new DataError('the dataset has no labels: evaluate needs a label for every row');
       for (const [i, v] of c.y.entries()) {
         if (v >= k)

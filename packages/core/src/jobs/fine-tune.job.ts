@@ -3,7 +3,7 @@
  * next registry version. A retried job resumes from its last checkpoint.
  */
 import { createHash } from 'node:crypto';
-import { featureWidth, loadAll } from '../data/dataset.ts';
+import { featureWidth, loadAll, type DatasetInfo } from '../data/dataset.ts';
 import { openDataset } from '../data/open.ts';
 import { findCheckpoint, restoreCheckpoint, saveCheckpoint } from '../ml/checkpoint.ts';
 import { runPrefix } from '../storage/layout.ts';
@@ -60,18 +60,40 @@ async function cachedFeatures(
   return { ...data, x, shape: featShape };
 }
 
+/** Rows per class, by class name (or index when the classes have no names), in class order. */
+export function classCounts(info: DatasetInfo): Record<string, number> {
+  const counts = info.classCounts ?? new Array<number>(info.numClasses).fill(0);
+  return Object.fromEntries(counts.map((n, c) => [info.classNames?.[c] ?? String(c), n]));
+}
+
+/** "cat 12, dog 6" (the first 50 classes). */
+function showCounts(counts: Record<string, number>): string {
+  const all = Object.entries(counts);
+  const shown = all.slice(0, 50).map(([c, n]) => `${c} ${n}`);
+  return shown.join(', ') + (all.length > 50 ? `, ... (${all.length} classes)` : '');
+}
+
 export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<FineTuneResult> {
   const source = openDataset(p.dataset, { dataRoots: ctx.dataRoots });
   const data = await loadAll(source);
   const info = data.info;
   if (info.rows === 0) throw new DataError('the dataset has no rows');
-  if (info.numClasses < 2)
-    throw new DataError(`the dataset has ${info.numClasses} class(es); training needs at least 2`);
+  const counts = classCounts(info);
+  const present = Object.entries(counts).filter(([, n]) => n > 0);
+  if (present.length < 2) {
+    const only = present.length === 1 ? ` (every row is labelled "${present[0]![0]}")` : '';
+    throw new DataError(`the dataset has ${present.length} class(es)${only}; training needs at least 2`);
+  }
   await ctx.log(
     `dataset ${p.dataset.format}: ${info.rows} rows of shape [${info.featureShape.join(', ')}], ${info.numClasses} classes`,
   );
+  await ctx.log(`rows per class: ${showCounts(counts)}`);
+  for (const note of info.notes ?? []) await ctx.log(note);
 
-  const base = p.base ? await resolveAndLoad(p.base, ctx.registry, ctx.store, ctx.dataRoots) : undefined;
+  // A base whose input has unknown (null) dimensions is built for this data's shape.
+  const base = p.base
+    ? await resolveAndLoad(p.base, ctx.registry, ctx.store, ctx.dataRoots, { inputShape: info.featureShape })
+    : undefined;
   if (base) await ctx.log(`base ${p.base} → ${base.uri}`);
   const tm = buildTransferModel({
     architecture: p.architecture,
@@ -183,6 +205,7 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
       history: fit.history,
       samplesPerSec: fit.samplesPerSec,
       trainSeconds: fit.trainSeconds,
+      classCounts: counts,
     };
   } finally {
     disposeModels(tm.model, tm.head, base?.loaded.model);

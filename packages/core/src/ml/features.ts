@@ -10,6 +10,5 @@ export interface Features {
 
 export interface ArchitectureOptions {
   alpha?: number | undefined;
-  inputSize?: number | undefined;
   units?: number[] | undefined;
 }

@@ -6,7 +6,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { seededPermutation, type EpochProgress } from '@mlq/contract';
 import { batchTensors, DataParallelTrainer, type TrainData } from '@mlq/engine';
-import { CancelledError, DataError, ReleasedError, SHUTDOWN_REASON } from '../util/errors.ts';
+import {
+  CancelledError,
+  DataError,
+  ReleasedError,
+  SHUTDOWN_REASON,
+  TrainingDivergedError,
+} from '../util/errors.ts';
+import { nonFiniteWeight } from './model-io.ts';
 
 export interface FitOptions {
   epochs: number;
@@ -218,6 +225,16 @@ function evaluateRows(
   return { loss: loss / (to - from), acc: acc / (to - from) };
 }
 
+/**
+ * Stops a fit whose loss or weights are no longer finite: the same data, seed and settings would do
+ * it again, so it is a permanent failure, and nothing of it is saved.
+ */
+function diverged(where: string): never {
+  throw new TrainingDivergedError(
+    `training diverged at ${where}; nothing was saved. Try a lower learningRate, or look for extreme values in the data`,
+  );
+}
+
 /** Trains a compiled model on in-memory data. The model must be compiled with loss + accuracy. */
 export async function fitModel(model: tf.LayersModel, data: TrainData, opts: FitOptions): Promise<FitResult> {
   const n = data.y.length;
@@ -276,10 +293,14 @@ export async function fitModel(model: tf.LayersModel, data: TrainData, opts: Fit
         }
         const idx = order.subarray(s, Math.min(nTrain, s + opts.batchSize));
         const [loss, acc] = await step(idx);
+        if (!Number.isFinite(loss))
+          diverged(`epoch ${epoch}, batch ${s / opts.batchSize + 1}: the loss is ${loss}`);
         lossSum += loss * idx.length;
         accSum += acc * idx.length;
         await nextTick();
       }
+      const bad = nonFiniteWeight(model);
+      if (bad) diverged(`after epoch ${epoch}, ${bad}`);
       const seconds = (performance.now() - t0) / 1000;
       trainSeconds += seconds;
       samples += nTrain;
@@ -291,6 +312,7 @@ export async function fitModel(model: tf.LayersModel, data: TrainData, opts: Fit
         acc: accSum / nTrain,
         ...(v ? { valLoss: v.loss, valAcc: v.acc } : {}),
         samplesPerSec: nTrain / seconds,
+        epochSeconds: seconds,
         etaSeconds: (opts.epochs - epoch) * seconds,
       };
       history.push(p);
@@ -301,4 +323,20 @@ export async function fitModel(model: tf.LayersModel, data: TrainData, opts: Fit
     await parallel.dispose();
   }
   return { history, samplesPerSec: trainSeconds > 0 ? samples / trainSeconds : 0, trainSeconds };
+}
+
+/**
+ * Refuses model outputs that are not finite (`scores`: rows of `k` values, the first being row
+ * `firstRow` of the data): a model with finite weights answers NaN or Infinity only when an input's
+ * values are too large for it, and such a score must never be written or measured as if it were one.
+ */
+export function checkFiniteScores(scores: Float32Array, k: number, firstRow: number): void {
+  for (let i = 0; i < scores.length; i++) {
+    const v = scores[i]!;
+    if (v - v === 0) continue;
+    const row = firstRow + Math.floor(i / k);
+    throw new DataError(
+      `row ${row}: the model's output is ${v}, not a number it can score with; the row's values are too large for this model`,
+    );
+  }
 }

@@ -9,7 +9,13 @@ import path from 'node:path';
 import type { ArtifactStore } from '../storage/artifact-store.ts';
 import { resolveDataPath } from '../storage/data-uri.ts';
 import { readS3Uri } from '../storage/s3-store.ts';
-import { DataError, NotFoundError } from '../util/errors.ts';
+import { DataError, ModelFormatError, NotFoundError, TrainingDivergedError } from '../util/errors.ts';
+import { disposeModels, installKerasBatchNormRule } from '@mlq/engine';
+import { fixUnknownInputDims, kerasToTfjsTopology } from './keras-compat.ts';
+
+// Every model loaded or built in this thread follows Keras' rule: frozen BatchNormalization layers
+// run in inference mode (see @mlq/engine's batch-norm.ts).
+installKerasBatchNormRule();
 
 /** What we keep beside a model's topology so later jobs and the server know how to use it. */
 export interface ModelMeta {
@@ -44,6 +50,9 @@ export async function saveModel(
   prefix: string,
   meta: ModelMeta,
 ): Promise<string> {
+  // The last guard: a model with NaN weights answers NaN for every input, so it is never written.
+  const bad = nonFiniteWeight(model);
+  if (bad) throw new TrainingDivergedError(`the model under ${prefix} cannot be saved: ${bad}`);
   await model.save(
     tf.io.withSaveHandler(async (a) => {
       const json: ModelJson = {
@@ -77,7 +86,10 @@ async function readUri(uri: string, store: ArtifactStore, dataRoots: readonly st
   if (uri.startsWith('s3://')) return readS3Uri(uri, store);
   if (/^https?:\/\//.test(uri)) {
     const res = await fetch(uri);
-    if (res.status === 404) throw new NotFoundError(`model file not found: ${uri}`);
+    if (res.status === 404 || res.status === 410) throw new NotFoundError(`model file not found: ${uri}`);
+    // Refused (401, 403...): asking again will not help. A server error or 429 may pass: retried.
+    if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429)
+      throw new DataError(`GET ${uri} answered ${res.status} ${res.statusText}`);
     if (!res.ok) throw new Error(`GET ${uri} answered ${res.status}`);
     return Buffer.from(await res.arrayBuffer());
   }
@@ -86,22 +98,58 @@ async function readUri(uri: string, store: ArtifactStore, dataRoots: readonly st
   );
 }
 
-/** Loads a tfjs LayersModel from the URI of its model.json. */
+/** What mlq loads, said in every ModelFormatError. */
+const SUPPORTED =
+  'mlq loads TensorFlow.js layers models (model.json with "format": "layers-model", as written by tfjs ' +
+  'model.save or tensorflowjs_converter --output_format=tfjs_layers_model from a Keras 2 or 3 model)';
+
+/** The parsed model.json, refused with a reason when it is not a layers model. */
+function parseModelJson(uri: string, text: Buffer): ModelJson {
+  let json: ModelJson;
+  try {
+    json = JSON.parse(text.toString('utf8')) as ModelJson;
+  } catch (e) {
+    throw new ModelFormatError(`${uri} is not JSON (${(e as Error).message}); ${SUPPORTED}`);
+  }
+  if (typeof json !== 'object' || json === null)
+    throw new ModelFormatError(`${uri} is not a model.json; ${SUPPORTED}`);
+  const topology = json.modelTopology as { node?: unknown } | undefined;
+  if (json.format === 'graph-model' || Array.isArray(topology?.node))
+    throw new ModelFormatError(
+      `${uri} is a TensorFlow.js graph model (format "graph-model", converted from a SavedModel or frozen graph), which cannot be fine-tuned or evaluated layer by layer; ${SUPPORTED}`,
+    );
+  if (json.format !== undefined && json.format !== 'layers-model')
+    throw new ModelFormatError(`${uri} has format "${json.format}"; ${SUPPORTED}`);
+  if (!json.modelTopology || !Array.isArray(json.weightsManifest))
+    throw new ModelFormatError(
+      `${uri} is not a tfjs model.json (it has no modelTopology and weightsManifest); ${SUPPORTED}`,
+    );
+  return json;
+}
+
+export interface LoadModelOptions {
+  /**
+   * The shape of the data the model will take (no batch dimension): a model whose input has unknown
+   * (null) dimensions is built with these where its known ones agree (see fixUnknownInputDims).
+   */
+  inputShape?: readonly number[] | undefined;
+}
+
+/**
+ * Loads a tfjs LayersModel from the URI of its model.json (Keras 3 spellings are read too, see
+ * keras-compat.ts). Errors: NotFoundError (no such file), ModelFormatError (not a layers model, a
+ * layer or weights tfjs cannot build, non-finite weights), DataError (a URI that cannot be read);
+ * each is permanent. Anything else (a network error) may pass on a retry.
+ */
 export async function loadModel(
   uri: string,
   store: ArtifactStore,
   dataRoots: readonly string[] = [],
+  opts: LoadModelOptions = {},
 ): Promise<LoadedModel> {
-  let json: ModelJson;
-  try {
-    json = JSON.parse((await readUri(uri, store, dataRoots)).toString('utf8')) as ModelJson;
-  } catch (e) {
-    if (e instanceof SyntaxError) throw new DataError(`${uri} is not JSON: ${e.message}`);
-    throw e;
-  }
-  if (!json.modelTopology || !Array.isArray(json.weightsManifest)) {
-    throw new DataError(`${uri} is not a tfjs LayersModel model.json (no modelTopology / weightsManifest)`);
-  }
+  const json = parseModelJson(uri, await readUri(uri, store, dataRoots));
+  kerasToTfjsTopology(json.modelTopology);
+  const reshaped = opts.inputShape ? fixUnknownInputDims(json.modelTopology, opts.inputShape) : false;
   const dir = uri.slice(0, uri.lastIndexOf('/'));
   const weightSpecs: tf.io.WeightsManifestEntry[] = [];
   const buffers: Buffer[] = [];
@@ -111,21 +159,65 @@ export async function loadModel(
       buffers.push(await readUri(`${dir}/${path.posix.normalize(p)}`, store, dataRoots));
   }
   const weightData = Buffer.concat(buffers);
-  const model = await tf.loadLayersModel(
-    tf.io.fromMemory({
-      modelTopology: json.modelTopology,
-      weightSpecs,
-      weightData: weightData.buffer.slice(
-        weightData.byteOffset,
-        weightData.byteOffset + weightData.byteLength,
-      ),
-    }),
-  );
+  let model: tf.LayersModel;
+  try {
+    model = await tf.loadLayersModel(
+      tf.io.fromMemory({
+        modelTopology: json.modelTopology,
+        weightSpecs,
+        weightData: weightData.buffer.slice(
+          weightData.byteOffset,
+          weightData.byteOffset + weightData.byteLength,
+        ),
+      }),
+    );
+  } catch (e) {
+    throw new ModelFormatError(`tfjs cannot build the model ${uri}: ${(e as Error).message}; ${SUPPORTED}`);
+  }
+  const bad = nonFiniteWeight(model);
+  if (bad) {
+    disposeModels(model);
+    throw new ModelFormatError(`the model ${uri} cannot be used: ${bad}`);
+  }
   const inputShape = (model.inputs[0]?.shape ?? []).slice(1).map((d) => d ?? -1);
   const outShape = model.outputs[0]?.shape ?? [];
   const meta: ModelMeta = json.userDefinedMetadata?.mlq ?? {
     inputShape,
     numClasses: outShape[outShape.length - 1] ?? 0,
   };
+  if (reshaped) meta.inputShape = inputShape;
   return { model, meta, bytes: weightData.byteLength };
+}
+
+/**
+ * True when a model whose input is `modelShape` (one example, -1 for an unknown dimension) takes data
+ * of `dataShape`: same rank, and every known dimension equal (an unknown one matches any size).
+ */
+export function acceptsShape(modelShape: readonly number[], dataShape: readonly number[]): boolean {
+  return modelShape.length === dataShape.length && modelShape.every((d, i) => d === -1 || d === dataShape[i]);
+}
+
+/**
+ * The first weight of `model` holding NaN or ±Infinity, described ("weight dense/kernel has 12 NaN of
+ * 256 values"), or undefined when every weight is finite. Such a model answers NaN for any input.
+ */
+export function nonFiniteWeight(model: tf.LayersModel): string | undefined {
+  for (const w of model.weights) {
+    if (w.dtype !== 'float32') continue;
+    const v = w.read().dataSync() as Float32Array;
+    let nan = 0;
+    let inf = 0;
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i]!;
+      if (x - x !== 0) {
+        if (x !== x) nan++;
+        else inf++;
+      }
+    }
+    if (nan + inf > 0) {
+      const what = [nan ? `${nan} NaN` : '', inf ? `${inf} infinite` : ''].filter(Boolean).join(' and ');
+      return `weight ${w.originalName} has ${what} of ${v.length} values`;
+    }
+  }
+  return undefined;
 }

@@ -1,7 +1,7 @@
 import { isUri } from '@mlq/contract';
 import type { ModelRegistry, ModelVersion } from '../registry/registry.ts';
 import type { ArtifactStore } from '../storage/artifact-store.ts';
-import { loadModel, type LoadedModel } from './model-io.ts';
+import { loadModel, type LoadedModel, type LoadModelOptions } from './model-io.ts';
 
 export interface ResolvedModel {
   ref: string;
@@ -22,9 +22,10 @@ export async function resolveAndLoad(
   registry: ModelRegistry,
   store: ArtifactStore,
   dataRoots: readonly string[],
+  opts: LoadModelOptions = {},
 ): Promise<ResolvedModel & { loaded: LoadedModel }> {
   const r = await resolveModel(ref, registry);
-  const loaded = await loadModel(r.uri, store, dataRoots);
+  const loaded = await loadModel(r.uri, store, dataRoots, opts);
   if (r.version?.classNames && !loaded.meta.classNames) loaded.meta.classNames = r.version.classNames;
   return { ...r, loaded };
 }

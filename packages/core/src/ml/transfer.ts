@@ -7,7 +7,7 @@ import type { OptimizerOptions } from '@mlq/contract';
 import { FeatureDropout, KerasAdadelta, trailingDropoutRate } from '@mlq/engine';
 import { InputError } from '../util/errors.ts';
 import { buildFeatures, type ArchitectureOptions } from './architectures.ts';
-import type { LoadedModel, ModelMeta } from './model-io.ts';
+import { acceptsShape, type LoadedModel, type ModelMeta } from './model-io.ts';
 
 export interface HeadSpec {
   units: number[];
@@ -83,7 +83,7 @@ export function buildTransferModel(spec: TransferSpec): TransferModel {
   let defaultHead: HeadSpec;
   if (spec.base) {
     const baseShape = spec.base.loaded.meta.inputShape;
-    if (baseShape.join(',') !== spec.inputShape.join(',')) {
+    if (!acceptsShape(baseShape, spec.inputShape)) {
       throw new InputError(
         `base "${spec.base.ref}" takes input [${baseShape.join(', ')}] but the dataset has [${spec.inputShape.join(', ')}]`,
       );

@@ -2,14 +2,22 @@
  * Errors that carry a message meant for a person. A failure that retrying cannot fix is classified
  * once, where it is raised, by throwing a `PermanentError`: the worker fails such a job at once
  * (BullMQ's UnrecoverableError) instead of retrying it; anything else is treated as transient.
+ * Messages show invisible characters escaped (`\uFEFF`, `\t`, see util/text.ts): a message quoting
+ * a file's text must not hide what is wrong with it.
  */
+import { showInvisible } from './text.ts';
+
+export { showInvisible } from './text.ts';
 
 /** A failure that retrying cannot fix: the job fails at once with this message. */
 export class PermanentError extends Error {
   override name = 'PermanentError';
+  constructor(message: string) {
+    super(showInvisible(message));
+  }
 }
 
-/** The job's data cannot be used: a missing file, a ragged row, an unknown label... */
+/** The job's data cannot be used: a missing file, a ragged row, an unknown label, a number beyond float32... */
 export class DataError extends PermanentError {
   override name = 'DataError';
 }
@@ -26,10 +34,16 @@ export class NotFoundError extends PermanentError {
 
 /**
  * A model cannot be loaded: its URL answers an error status, or its model.json is not a tfjs
- * LayersModel this platform can read (the message says what was found and what is supported).
+ * LayersModel this platform can read (a graph model, not JSON, a layer or weights tfjs cannot build,
+ * weights that are NaN or infinite). The message says what was found and what is supported.
  */
 export class ModelFormatError extends PermanentError {
   override name = 'ModelFormatError';
+}
+
+/** Training diverged: the loss (or a weight) became NaN or infinite; the same data and seed would again. */
+export class TrainingDivergedError extends PermanentError {
+  override name = 'TrainingDivergedError';
 }
 
 /** The job was cancelled by a user. */

@@ -1,0 +1,53 @@
+/**
+ * Authentication and authorization for every route: finds the key a request presents, resolves it to
+ * a principal (keys.ts), checks the scope the route needs (policy.ts), and leaves the principal on
+ * `res.locals.principal` for what follows (rate limit, idempotency, logs, Bull Board).
+ *
+ * 401 (`WWW-Authenticate: Bearer`): no key or an unknown one. 403 (`WWW-Authenticate: Bearer
+ * error="insufficient_scope", scope="<scope>"`, RFC 6750 §3): a known key without the scope.
+ */
+import type { Request, RequestHandler, Response } from 'express';
+import { sendError } from '../errors.ts';
+import type { KeyRing, Principal, Scope } from './keys.ts';
+import { requirementOf } from './policy.ts';
+
+/**
+ * The key a request presents: `Authorization: Bearer <key>`, the scheme name in any case (RFC 9110
+ * §11.1). Undefined when there is none. Other ways to present a key (a browser session) go here.
+ */
+export function presentedKey(req: Request): string | undefined {
+  const m = /^bearer +(\S+) *$/i.exec(req.get('authorization') ?? '');
+  return m?.[1];
+}
+
+/** The principal `authenticate` found for this request (anonymous on public routes with auth on). */
+export function principalOf(res: Response): Principal | undefined {
+  return (res.locals as { principal?: Principal }).principal;
+}
+
+export function hasScope(principal: Principal | undefined, scope: Scope): boolean {
+  return principal?.scopes.includes(scope) ?? false;
+}
+
+export function authenticate(keys: KeyRing): RequestHandler {
+  return (req, res, next) => {
+    const need = requirementOf(req.method, req.path);
+    const principal = keys.resolve(presentedKey(req));
+    if (principal) res.locals.principal = principal;
+    if (need === 'public') return next();
+    if (!principal) {
+      res.set('WWW-Authenticate', 'Bearer');
+      return sendError(res, 401, 'unauthorized', 'a valid "Authorization: Bearer <key>" header is required');
+    }
+    if (!principal.scopes.includes(need)) {
+      res.set('WWW-Authenticate', `Bearer error="insufficient_scope", scope="${need}"`);
+      return sendError(
+        res,
+        403,
+        'forbidden',
+        `this key has the scopes ${principal.scopes.join(', ')}; ${req.method} ${req.path} needs "${need}"`,
+      );
+    }
+    next();
+  };
+}

@@ -1,0 +1,22 @@
+/** Text as error messages show it. */
+
+/**
+ * Characters a person cannot see in a message: controls (C0, DEL, C1), format characters (the
+ * byte-order mark U+FEFF, zero-width spaces and joiners, bidirectional marks, soft hyphen: Unicode
+ * category Cf), line and paragraph separators, and the spaces that look like an ordinary one
+ * (no-break, en/em, ideographic...) or like nothing (Hangul fillers).
+ */
+const INVISIBLE =
+  /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\u00A0\u1680\u2000-\u200A\u202F\u205F\u3000\u115F\u1160\u3164\uFFA0]/gu;
+const NAMED: Record<string, string> = { '\t': '\\t', '\r': '\\r', '\n': '\\n', '\0': '\\0' };
+
+/**
+ * `text` with every invisible character written as an escape (`\t`, `\r`, `\n`, `\0`, else `\uXXXX`),
+ * so that "not JSON: Unexpected token" shows the `\uFEFF` it is about. Visible text is unchanged.
+ */
+export function showInvisible(text: string): string {
+  return text.replace(
+    INVISIBLE,
+    (c) => NAMED[c] ?? `\\u${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`,
+  );
+}
