@@ -8,6 +8,7 @@ ENV NODE_ENV=production
 COPY pnpm-lock.yaml pnpm-workspace.yaml package.json ./
 COPY apps/api/package.json apps/api/
 COPY apps/worker/package.json apps/worker/
+COPY apps/console/package.json apps/console/
 COPY packages/core/package.json packages/core/
 COPY packages/queues/package.json packages/queues/
 COPY packages/sdk/package.json packages/sdk/
@@ -16,6 +17,9 @@ RUN pnpm install --frozen-lockfile --prod=false
 COPY tsconfig.base.json ./
 COPY apps apps
 COPY packages packages
+# The web console (apps/console) is static files the API serves at /ui; the install above skipped
+# building it because its sources were not copied yet.
+RUN pnpm --filter @mlq/console build
 # Artifacts and data live on a volume shared by every container (or use ARTIFACT_STORE=s3://...).
 RUN mkdir -p /data && chown node:node /data
 ENV ARTIFACT_STORE=file:///data/artifacts DATA_ROOTS=/data

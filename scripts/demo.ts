@@ -74,8 +74,10 @@ async function train(client: MlqClient, label: string, payload: Parameters<MlqCl
         acc?: number;
         samplesPerSec?: number;
         etaSeconds?: number;
+        batch?: number;
       };
-      if (e.epoch === undefined) return;
+      // One line per epoch: reports within an epoch (they carry `batch`) move `mlq watch`'s bar instead.
+      if (e.epoch === undefined || e.batch !== undefined) return;
       console.log(
         `  epoch ${e.epoch}/${e.epochs}  loss ${fmt(e.loss)}  acc ${fmt(e.acc)}  ${Math.round(e.samplesPerSec ?? 0)} samples/s  eta ${Math.round(e.etaSeconds ?? 0)} s`,
       );

@@ -73,3 +73,15 @@ install_deps() {
   ensure_pnpm
   "${PNPM[@]}" install --frozen-lockfile --reporter=append-only 2>&1 | tail -n 5
 }
+
+# The console's browser tests drive Debian's chromium through playwright-core (which downloads no browser).
+ensure_chromium() {
+  local bin="${CHROMIUM_PATH:-/usr/bin/chromium}"
+  if [ -x "$bin" ]; then echo "chromium: $bin"; return; fi
+  echo "chromium: $bin is missing; installing Debian's chromium"
+  local sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  [ -x "$bin" ] || { echo "chromium: still no $bin after apt-get install" >&2; exit 1; }
+}

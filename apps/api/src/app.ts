@@ -27,7 +27,11 @@ import {
 } from '@mlq/queues';
 import { authenticate, hasScope, principalOf } from './auth/authenticate.ts';
 import { requirementOf } from './auth/policy.ts';
+import { createSession } from './auth/session.ts';
 import type { ApiEnv } from './env.ts';
+import { EventsHub } from './events-hub.ts';
+import { consoleRouter } from './routes/console.routes.ts';
+import { eventsRouter } from './routes/events.routes.ts';
 import { errorHandler, sendError } from './errors.ts';
 import { JobsService } from './jobs.service.ts';
 import { rateLimit } from './limits/rate-limit.ts';
@@ -66,6 +70,7 @@ export interface App {
   registry: ModelRegistry;
   serving: PredictService;
   metrics: ApiMetrics;
+  hub: EventsHub;
   close(): Promise<void>;
 }
 
@@ -142,16 +147,32 @@ export function createApp(deps: AppDeps): App {
     },
   });
 
+  const hub = new EventsHub(events, jobs);
+  const session = createSession({
+    keys: env.API_KEYS,
+    secret: env.SESSION_SECRET,
+    ttlHours: env.SESSION_TTL_HOURS,
+  });
+
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
   // helmet's defaults, but no upgrade-insecure-requests: on a plain-http install (a LAN address) it
   // would send the browser to https:// for Bull Board's own scripts.
-  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
+  // img-src blob: for the console's image playground (a preview of the picked file).
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        directives: { upgradeInsecureRequests: null, imgSrc: ["'self'", 'data:', 'blob:'] },
+      },
+    }),
+  );
   app.use(corsFor(env.CORS_ORIGINS));
   app.use(httpLogger(deps.logger));
   app.use(metrics.httpMiddleware());
-  app.use(authenticate(env.API_KEYS));
+  // Browser sign-in (/login, /logout) and the session cookie that authenticate() also accepts.
+  app.use(session.router);
+  app.use(authenticate(env.API_KEYS, session));
   app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
   app.use(openInferenceHealthRouter(redis));
   const openapi = openApiDocument();
@@ -187,9 +208,11 @@ export function createApp(deps: AppDeps): App {
   );
   app.use(express.json({ limit: env.BODY_LIMIT }));
   app.use(opsRouter(redis, queues, keys));
-  app.use(jobsRouter({ jobs, registry, datasets, events, dataRoots: env.DATA_ROOTS }));
+  app.use(eventsRouter(hub));
+  app.use(jobsRouter({ jobs, registry, datasets, events, dataRoots: env.DATA_ROOTS, store: deps.store }));
   app.use(artifactsRouter(jobs, { store: deps.store, dataRoots: env.DATA_ROOTS }));
-  app.use(modelsRouter(registry, (v) => serving.state(v)));
+  app.use(modelsRouter(registry, deps.store, (v) => serving.state(v)));
+  app.use(consoleRouter(env.CONSOLE_DIR));
   app.use((req, res) => sendError(res, 404, 'not_found', `no route ${req.method} ${req.path}`));
   app.use(errorHandler);
 
@@ -199,7 +222,9 @@ export function createApp(deps: AppDeps): App {
     registry,
     serving,
     metrics,
+    hub,
     async close() {
+      hub.close();
       redis.off('ready', openEvents);
       await Promise.all([closeWithin(Object.values(events), 800), serving.close()]);
     },

@@ -1,8 +1,9 @@
 /** The API's configuration: parsed once from the environment; start-up fails listing every problem. */
 import { availableParallelism } from 'node:os';
+import path from 'node:path';
 import { z } from 'zod';
 import { jobNames, type JobName } from '@mlq/contract';
-import { commaList, parseEnvOrExit, sharedEnvShape, tfjsBackends } from '@mlq/contract/env';
+import { commaList, parseEnvOrExit, repoRoot, sharedEnvShape, tfjsBackends } from '@mlq/contract/env';
 import { KeyRing } from './auth/keys.ts';
 
 const list = commaList;
@@ -27,6 +28,18 @@ export const apiEnvSchema = z.object({
         return z.NEVER;
       }
     }),
+  /** Signs browser session cookies (apps/api/src/auth/session.ts); empty: derived from API_KEYS. */
+  SESSION_SECRET: z
+    .string()
+    .default('')
+    .refine((s) => s === '' || s.length >= 32, 'must be at least 32 characters (or empty)'),
+  SESSION_TTL_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 90)
+    .default(12),
+  /** The built web console (apps/console), served at /ui. */
+  CONSOLE_DIR: z.string().default(path.join(repoRoot, 'apps/console/dist')),
   /** Origins allowed to call the API from a browser (CORS): a comma list, or `*`. Empty: CORS off. */
   CORS_ORIGINS: z.string().default('').transform(list),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

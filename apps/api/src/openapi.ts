@@ -3,7 +3,7 @@
  * from the same zod catalog that validates requests, so the document cannot drift from the code.
  */
 import { z } from 'zod';
-import { jobCatalog, jobNames } from '@mlq/contract';
+import { jobCatalog, jobNames, runHistorySchema } from '@mlq/contract';
 import { datasetsOpenApi } from './openapi-datasets.ts';
 import { finalizeDocument } from './openapi-finalize.ts';
 import { servingPaths, servingSchemas } from './openapi-serving.ts';
@@ -72,6 +72,7 @@ export function openApiDocument(): object {
     },
     PredictResponse: { type: 'object', properties: { predictions: { type: 'array' }, outputs: {} } },
     ...servingSchemas(),
+    RunHistory: schemaOf(runHistorySchema, 'output'),
   };
   const paths: Record<string, object> = { ...servingPaths() };
   for (const name of jobNames) {
@@ -143,6 +144,20 @@ export function openApiDocument(): object {
     '/v1/jobs/{id}/logs': {
       get: { summary: 'Log lines', parameters: id, responses: { 200: { description: 'logs' } } },
     },
+    '/v1/jobs/{id}/history': {
+      get: {
+        summary: "A training job's curves: per epoch and within epochs (runs/<id>/history.json)",
+        parameters: id,
+        responses: { 200: { description: 'history', ...json(ref('RunHistory')) }, 404: error },
+      },
+    },
+    '/v1/events': {
+      get: {
+        summary: "Server-sent events of every job's state changes and progress",
+        parameters: [{ name: 'type', in: 'query', schema: { enum: jobNames } }],
+        responses: { 200: { description: 'text/event-stream' }, 400: error },
+      },
+    },
     '/v1/jobs/{id}/retry': {
       post: {
         summary: 'Retry a failed job',
@@ -173,6 +188,13 @@ export function openApiDocument(): object {
           400: error,
           404: error,
         },
+      },
+    },
+    '/v1/models/{name}/versions/{version}/history': {
+      get: {
+        summary: "The version's training curves",
+        parameters: [...name, { name: 'version', in: 'path', required: true, schema: { type: 'integer' } }],
+        responses: { 200: { description: 'history', ...json(ref('RunHistory')) }, 400: error, 404: error },
       },
     },
     '/v1/models/{name}/labels/{label}': {
@@ -228,6 +250,41 @@ export function openApiDocument(): object {
         summary: 'This document (no auth)',
         security: [],
         responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': {} } } },
+      },
+    },
+    '/login': {
+      get: {
+        summary: 'Browser sign-in: an HTML form that takes an API key',
+        security: [],
+        parameters: [{ name: 'next', in: 'query', schema: { type: 'string' } }],
+        responses: { 200: { description: 'text/html' }, 303: { description: 'already signed in: to next' } },
+      },
+      post: {
+        summary: 'Sign in: sets the HttpOnly, SameSite=Strict session cookie mlq_session',
+        security: [],
+        requestBody: {
+          content: {
+            'application/x-www-form-urlencoded': {
+              schema: {
+                type: 'object',
+                required: ['key'],
+                properties: { key: { type: 'string' }, next: { type: 'string' } },
+              },
+            },
+          },
+        },
+        responses: {
+          303: { description: 'signed in: to next (a path of this server)' },
+          401: { description: 'the key is not accepted (the form again)' },
+          403: { description: 'sent from another site' },
+        },
+      },
+    },
+    '/logout': {
+      post: {
+        summary: 'Sign out: clears the session cookie',
+        security: [],
+        responses: { 303: { description: 'to /login' }, 403: { description: 'sent from another site' } },
       },
     },
     '/healthz': {

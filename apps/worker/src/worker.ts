@@ -166,6 +166,7 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger } = {}
   const key = keys.worker(id);
   const beat = async () => {
     info.currentJobs = [...current].map(([jid, queue]) => ({ id: jid, queue }));
+    info.heartbeatAt = new Date().toISOString();
     info.backend = (await connection.hget(keys.workerBackends, id)) ?? info.backend;
     metrics.setBackend(info.backend);
     await connection.set(key, JSON.stringify(info), 'PX', HEARTBEAT_MS * 3);

@@ -33,7 +33,12 @@ const longJob = (model: string, epochs = 4) => ({
 interface Progress {
   epoch: number;
   epochs: number;
+  /** Present in reports within an epoch: `epoch` is then the epoch under way. */
+  batch?: number;
 }
+
+/** Epochs finished (and checkpointed) by the time of a progress report. */
+const epochsDone = (p: Progress): number => (p.epoch ?? 0) - (p.batch === undefined ? 0 : 1);
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const until = Date.now() + timeoutMs;
@@ -69,7 +74,7 @@ describe('jobs survive crashes, cancels and shutdowns', () => {
     const { body } = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', longJob('crash'));
     await waitFor(
       'epoch 1',
-      async () => ((await getJob(stack, body.id)).progress as Progress).epoch >= 1 || undefined,
+      async () => epochsDone((await getJob(stack, body.id)).progress as Progress) >= 1 || undefined,
     );
     // kill -9 the worker; its sandbox child sees the IPC channel close and exits too.
     const killedAt = Date.now();
@@ -95,7 +100,7 @@ describe('jobs survive crashes, cancels and shutdowns', () => {
     const { body } = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', longJob('cancel', 20));
     await waitFor(
       'epoch 1',
-      async () => ((await getJob(stack, body.id)).progress as Progress).epoch >= 1 || undefined,
+      async () => epochsDone((await getJob(stack, body.id)).progress as Progress) >= 1 || undefined,
     );
     const t0 = Date.now();
     const del = await http<{ state: string }>(`${stack.url}/v1/jobs/${body.id}`, 'DELETE');
@@ -131,7 +136,7 @@ describe('jobs survive crashes, cancels and shutdowns', () => {
     const { body } = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', longJob('handover', 3));
     await waitFor(
       'epoch 1',
-      async () => ((await getJob(stack, body.id)).progress as Progress).epoch >= 1 || undefined,
+      async () => epochsDone((await getJob(stack, body.id)).progress as Progress) >= 1 || undefined,
     );
     await stack.spawnWorker();
     const t0 = Date.now();

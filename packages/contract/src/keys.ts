@@ -79,9 +79,10 @@ export class RedisKeys {
 
   /**
    * A model's registry record: `versions` (hash version → JSON), `labels` (hash label → version),
-   * `seq` (the version counter) and `by-job` (hash job id → version: a job registers once).
+   * `seq` (the version counter), `by-job` (hash job id → version: a job registers once) and `history`
+   * (hash version → JSON RunHistory: the training curves, kept apart so listing versions stays small).
    */
-  model(name: string, part: 'versions' | 'labels' | 'seq' | 'by-job'): string {
+  model(name: string, part: 'versions' | 'labels' | 'seq' | 'by-job' | 'history'): string {
     return this.k('registry', 'model', name, part);
   }
 

@@ -1,4 +1,5 @@
 /** The model registry as the API shows it: versions with metrics and lineage, and labels. */
+import type { RunHistory } from './training.ts';
 
 export interface ModelVersion {
   name: string;
@@ -28,4 +29,8 @@ export interface ModelSummary {
   updatedAt: string;
 }
 
-export type NewVersion = Omit<ModelVersion, 'version' | 'createdAt' | 'labels'>;
+/**
+ * A version to register. `history` (the training curves) is kept beside the version under its own key,
+ * so that listing versions stays small; the registry's `history(name, version)` reads it.
+ */
+export type NewVersion = Omit<ModelVersion, 'version' | 'createdAt' | 'labels'> & { history?: RunHistory };

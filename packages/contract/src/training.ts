@@ -102,7 +102,12 @@ export function checkOptimizerOptions(
   }
 }
 
-/** One epoch's report: Keras' `loss`/`acc` names, samples per second, and the time left (seconds). */
+/**
+ * A training job's progress: Keras' `loss`/`acc` names, samples per second, and the time left
+ * (seconds). After each epoch: that epoch's metrics. Within an epoch (every few batches, at most once a
+ * second): `batch` of `batches` done and the epoch's loss and accuracy so far; `epoch` is then the
+ * epoch under way and there is no validation yet.
+ */
 export const epochProgressSchema = z.object({
   epoch: z.number().int(),
   epochs: z.number().int(),
@@ -114,8 +119,31 @@ export const epochProgressSchema = z.object({
   /** Training time of this epoch in seconds (validation excluded); absent in histories saved before it existed. */
   epochSeconds: z.number().optional(),
   etaSeconds: z.number(),
+  batch: z.number().int().optional(),
+  batches: z.number().int().optional(),
 });
 export type EpochProgress = z.infer<typeof epochProgressSchema>;
+
+/** One point within an epoch: the epoch's mean loss and accuracy over its first `batch` batches. */
+export const batchPointSchema = z.object({
+  epoch: z.number().int(),
+  batch: z.number().int(),
+  batches: z.number().int(),
+  loss: z.number(),
+  acc: z.number(),
+  samplesPerSec: z.number(),
+});
+export type BatchPoint = z.infer<typeof batchPointSchema>;
+
+/**
+ * A training run's curves: one entry per finished epoch, and the points reported within epochs.
+ * Kept in `runs/<jobId>/history.json` and with the registry version, so it outlives the job record.
+ */
+export const runHistorySchema = z.object({
+  epochs: z.array(epochProgressSchema),
+  points: z.array(batchPointSchema),
+});
+export type RunHistory = z.infer<typeof runHistorySchema>;
 
 /** The last epoch's metrics of a training run. */
 export const trainingMetricsSchema = z.object({

@@ -47,5 +47,7 @@ export interface WorkerInfo {
   concurrency: number;
   backend: string;
   startedAt: string;
+  /** When the worker last refreshed this entry (every 5 s while it lives). */
+  heartbeatAt?: string;
   currentJobs: { id: string; queue: string }[];
 }

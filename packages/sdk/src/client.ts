@@ -23,6 +23,8 @@ import type {
   PredictInstance,
   PredictResponse,
   Readiness,
+  RunHistory,
+  JobsEvent,
   TensorLike,
   WorkerInfo,
 } from './types.ts';
@@ -36,7 +38,7 @@ import {
   type UploadData,
   type UploadOptions,
 } from './upload.ts';
-import { jobEvents, waitForJob, type WaitOptions } from './wait.ts';
+import { allJobEvents, jobEvents, waitForJob, type WaitOptions } from './wait.ts';
 
 /** How to reach the API. */
 export interface MlqClientOptions {
@@ -154,6 +156,21 @@ export class MlqClient {
   }
 
   /**
+   * `GET /v1/events`: every job's progress and state changes (of one type, if given), for views of
+   * many jobs. Ends when `signal` aborts (without an error).
+   */
+  allEvents(
+    opts: { type?: JobName | undefined; signal?: AbortSignal | undefined } = {},
+  ): AsyncGenerator<JobsEvent, void, undefined> {
+    return allJobEvents(this, opts);
+  }
+
+  /** `GET /v1/jobs/{id}/history`: a training job's curves (per epoch and within epochs) so far. */
+  jobHistory(id: string, opts: CallOptions = {}): Promise<RunHistory> {
+    return this.transport.json<RunHistory>('GET', `/v1/jobs/${seg(id)}/history`, opts);
+  }
+
+  /**
    * Resolves with the job once it has completed; rejects with `JobFailedError` if it failed or was
    * cancelled, `WaitTimeoutError` after `timeoutMs`. Follows the events stream and polls if it drops.
    */
@@ -219,6 +236,15 @@ export class MlqClient {
   /** `GET /v1/models/{name}/versions/{version}`: one version. */
   getModelVersion(name: string, version: number, opts: CallOptions = {}): Promise<ModelVersion> {
     return this.transport.json<ModelVersion>('GET', `/v1/models/${seg(name)}/versions/${seg(version)}`, opts);
+  }
+
+  /** `GET /v1/models/{name}/versions/{version}/history`: the training curves kept on a version. */
+  getModelVersionHistory(name: string, version: number, opts: CallOptions = {}): Promise<RunHistory> {
+    return this.transport.json<RunHistory>(
+      'GET',
+      `/v1/models/${seg(name)}/versions/${seg(version)}/history`,
+      opts,
+    );
   }
 
   /** `PUT /v1/models/{name}/labels/{label}`: points a label (e.g. `production`) at a version. */

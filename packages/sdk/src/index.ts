@@ -17,5 +17,5 @@ export {
   type UploadFormat,
   type UploadOptions,
 } from './upload.ts';
-export { waitForJob, jobEvents, type WaitOptions } from './wait.ts';
+export { waitForJob, jobEvents, allJobEvents, type WaitOptions } from './wait.ts';
 export * from './types.ts';

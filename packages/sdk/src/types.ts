@@ -5,6 +5,7 @@
  */
 import {
   jobNames,
+  type BatchPoint,
   type DatasetSpecInput,
   type EpochProgress,
   type FieldIssue,
@@ -17,10 +18,13 @@ import {
   type ModelSummary,
   type ModelVersion,
   type ResultOf,
+  type RunHistory,
   type WorkerInfo,
 } from '@mlq/contract';
 
 export type {
+  BatchPoint,
+  RunHistory,
   JobProgress,
   JobState,
   JobView,
@@ -57,6 +61,26 @@ export function isEpochProgress(p: unknown): p is EpochProgress {
   if (typeof p !== 'object' || p === null) return false;
   const o = p as Record<string, unknown>;
   return typeof o.epoch === 'number' && typeof o.epochs === 'number';
+}
+
+/**
+ * How far a job is, 0..1, from any progress report: within an epoch (`batch` of `batches`), after an
+ * epoch, rows done (evaluate, batch-predict) or trials done (tune); undefined when it cannot tell.
+ */
+export function progressFraction(p: unknown): number | undefined {
+  if (typeof p !== 'object' || p === null) return undefined;
+  const o = p as Record<string, unknown>;
+  const num = (k: string) => (typeof o[k] === 'number' ? (o[k] as number) : undefined);
+  const clamp = (x: number) => Math.min(1, Math.max(0, x));
+  const [epoch, epochs, batch, batches] = [num('epoch'), num('epochs'), num('batch'), num('batches')];
+  if (epoch !== undefined && epochs) {
+    const within = batch !== undefined && batches ? batch / batches : 1;
+    return clamp((epoch - 1 + within) / epochs);
+  }
+  const [rows, total, done, trials] = [num('rows'), num('total'), num('trialsDone'), num('trials')];
+  if (rows !== undefined && total) return clamp(rows / total);
+  if (done !== undefined && trials) return clamp(done / trials);
+  return undefined;
 }
 
 /** A job as `GET /v1/jobs/{id}` shows it. */
@@ -211,6 +235,11 @@ export interface Readiness {
   status: string;
   redis: string;
 }
+
+/** One server-sent event of `GET /v1/events`: any job's progress or state change. */
+export type JobsEvent =
+  | { type: 'progress'; id: string; jobType: JobName; progress: JobProgress }
+  | { type: 'state'; id: string; jobType: JobName; state: JobState | 'removed' };
 
 /** One server-sent event of `GET /v1/jobs/{id}/events`. */
 export type JobEvent =

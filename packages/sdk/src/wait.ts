@@ -8,6 +8,7 @@ import {
   type Job,
   type JobEvent,
   type JobName,
+  type JobsEvent,
   type JobProgress,
   type JobState,
 } from './types.ts';
@@ -92,6 +93,59 @@ export async function* jobEvents(
     }
   } finally {
     ctl.abort(); // closes the connection if the consumer stopped early
+    unlink();
+  }
+}
+
+function toJobsEvent(m: SseMessage): JobsEvent | undefined {
+  let d: { id?: unknown; type?: unknown; state?: unknown; progress?: unknown };
+  try {
+    d = JSON.parse(m.data) as typeof d;
+  } catch {
+    return undefined;
+  }
+  if (typeof d.id !== 'string' || typeof d.type !== 'string') return undefined;
+  const jobType = d.type as JobName;
+  if (m.event === 'progress')
+    return { type: 'progress', id: d.id, jobType, progress: d.progress as JobProgress };
+  if (m.event === 'state' && typeof d.state === 'string')
+    return { type: 'state', id: d.id, jobType, state: d.state as JobState };
+  return undefined;
+}
+
+/**
+ * The events of `GET /v1/events`: every job's progress and state changes (of one type, if given),
+ * until `signal` aborts (then it ends without an error) or the server closes the stream.
+ */
+export async function* allJobEvents(
+  client: JobSource,
+  opts: { type?: JobName | undefined; signal?: AbortSignal | undefined } = {},
+): AsyncGenerator<JobsEvent, void, undefined> {
+  const { ctl, unlink } = linkedController(opts.signal);
+  try {
+    const res = await client.transport
+      .send('GET', '/v1/events', {
+        signal: ctl.signal,
+        accept: 'text/event-stream',
+        query: { type: opts.type },
+      })
+      .catch((e: unknown) => {
+        if (ctl.signal.aborted) return undefined;
+        throw e;
+      });
+    if (!res) return;
+    if (!res.body) throw new MlqApiError(res.status, 'invalid_response', 'the events answer has no body');
+    try {
+      for await (const m of parseSse(res.body)) {
+        const ev = toJobsEvent(m);
+        if (ev) yield ev;
+      }
+    } catch (e) {
+      if (ctl.signal.aborted) return;
+      throw e;
+    }
+  } finally {
+    ctl.abort();
     unlink();
   }
 }

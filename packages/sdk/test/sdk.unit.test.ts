@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { formatDuration, formatFinalLine, formatProgressBar, formatTable } from '../src/cli/format.ts';
+import { progressFraction } from '../src/types.ts';
 import { errorFromResponse } from '../src/errors.ts';
 import { imageInstance, parseRef, parseSse, type AnyJob, type SseMessage } from '../src/index.ts';
 
@@ -148,6 +149,27 @@ describe('CLI formatting', () => {
     );
     expect(bar.match(/█/g)).toHaveLength(Math.round(0.3 * (bar.match(/[█░]/g) ?? []).length));
     for (const cols of [40, 80]) expect(formatProgressBar(p, cols).length).toBeLessThan(cols);
+  });
+
+  it('moves the bar within an epoch, and over rows and trials', () => {
+    const within = {
+      epoch: 3,
+      epochs: 10,
+      batch: 10,
+      batches: 40,
+      loss: 0.2,
+      acc: 0.9,
+      samplesPerSec: 500,
+      etaSeconds: 60,
+    };
+    const bar = formatProgressBar(within, 120);
+    expect(bar).toMatch(/^epoch 3\/10 batch 10\/40 \[█+░+\] {2}23% {2}loss 0.2000/);
+    expect(progressFraction(within)).toBeCloseTo(0.225, 10);
+    expect(formatProgressBar({ rows: 3000, total: 10000 }, 80)).toMatch(/^rows 3000\/10000 \[█+░+\] {2}30%$/);
+    expect(
+      formatProgressBar({ trialsDone: 1, trials: 4, failed: 0, objective: 'valAcc', best: null }, 80),
+    ).toMatch(/^trials 1\/4 \[█+░+\] {2}25%$/);
+    expect(progressFraction(0)).toBeUndefined();
   });
 
   it('says what a job produced, or why it failed', () => {

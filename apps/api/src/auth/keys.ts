@@ -82,6 +82,22 @@ export class KeyRing {
   }
 
   /**
+   * The principal of a configured key by its `keyId` (what a browser session cookie names), or
+   * undefined when no configured key has it: removing a key from API_KEYS ends its sessions.
+   */
+  byKeyId(keyId: string): Principal | undefined {
+    return this.entries.find((e) => e.principal.keyId === keyId)?.principal;
+  }
+
+  /** A digest of every configured key and scope: the session cookies' signing secret when none is set. */
+  get fingerprint(): string {
+    const h = createHash('sha256').update('mlq-session-v1');
+    for (const e of [...this.entries].sort((a, b) => Buffer.compare(a.digest, b.digest)))
+      h.update(e.digest).update(e.principal.scopes.join(','));
+    return h.digest('hex');
+  }
+
+  /**
    * The principal a presented key (the secret, as the client sent it) stands for, or undefined when
    * no configured key matches. With auth off every caller is `anonymous`, with every scope.
    */

@@ -9,6 +9,7 @@ import {
   jobType,
   parsePayload,
   valueAt,
+  type EpochProgress,
   type DatasetSpec,
   type FieldIssue,
   type JobName,
@@ -16,7 +17,8 @@ import {
 import { DataError, InputError, NotFoundError } from '@mlq/core/errors';
 import type { DatasetRegistry } from '@mlq/core/datasets';
 import type { ModelRegistry } from '@mlq/core/registry';
-import { resolveDataPath } from '@mlq/core/storage';
+import { loadRunHistory } from '@mlq/core/jobs';
+import { resolveDataPath, type ArtifactStore } from '@mlq/core/storage';
 import type { QueueEvents } from '@mlq/queues';
 import { pinDatasets } from '../dataset-refs.ts';
 import { badRequest, notFound } from '../errors.ts';
@@ -29,6 +31,7 @@ export interface JobsRouteDeps {
   datasets: DatasetRegistry;
   events: Record<JobName, QueueEvents>;
   dataRoots: readonly string[];
+  store: ArtifactStore;
 }
 
 /**
@@ -138,6 +141,16 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
 
   r.get('/v1/jobs/:id/logs', async (req, res) => {
     res.json({ id: req.params.id, logs: await deps.jobs.logs(String(req.params.id)) });
+  });
+
+  // The run's curves from runs/<id>/history.json: still there after the job record is gone.
+  r.get('/v1/jobs/:id/history', async (req, res) => {
+    const id = String(req.params.id);
+    const saved = await loadRunHistory(deps.store, id).catch(() => undefined);
+    if (saved) return void res.json(saved);
+    const job = await deps.jobs.get(id);
+    const result = job.returnvalue as { history?: EpochProgress[] } | null | undefined;
+    res.json({ epochs: result?.history ?? [], points: [] });
   });
 
   r.delete('/v1/jobs/:id', async (req, res) => {

@@ -7,18 +7,30 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { describeIssues, type ModelVersion } from '@mlq/contract';
 import { NotFoundError } from '@mlq/core/errors';
+import { loadRunHistory } from '@mlq/core/jobs';
 import type { ModelRegistry } from '@mlq/core/registry';
+import type { ArtifactStore } from '@mlq/core/storage';
 import { badRequest } from '../errors.ts';
 import { modelVersionStatus, type VersionState } from '../serving/tf-serving.ts';
 
 const labelBody = z.object({ version: z.number().int().min(1) });
 const labelName = /^[a-zA-Z][\w.-]{0,63}$/;
 
+function versionParam(raw: unknown): number {
+  const v = Number(raw);
+  if (!Number.isInteger(v) || v < 1)
+    throw badRequest('version must be a positive integer', [
+      { field: 'version', message: 'not a positive integer' },
+    ]);
+  return v;
+}
+
 /** How a version stands for serving; every version is AVAILABLE when nothing serves here. */
 export type StateOf = (v: ModelVersion) => VersionState;
 
 export function modelsRouter(
   registry: ModelRegistry,
+  store: ArtifactStore,
   stateOf: StateOf = () => ({ state: 'AVAILABLE' }),
 ): Router {
   const r = Router();
@@ -33,13 +45,18 @@ export function modelsRouter(
     res.json({ name, labels: await registry.labels(name), versions, ...status(versions) });
   });
   r.get('/v1/models/:name/versions/:version', async (req, res) => {
-    const v = Number(req.params.version);
-    if (!Number.isInteger(v) || v < 1)
-      throw badRequest('version must be a positive integer', [
-        { field: 'version', message: 'not a positive integer' },
-      ]);
-    const version = await registry.get(String(req.params.name), v);
+    const version = await registry.get(String(req.params.name), versionParam(req.params.version));
     res.json({ ...version, ...status([version]) });
+  });
+  // Its training curves: kept on the version; versions registered before that, from the job's run folder.
+  r.get('/v1/models/:name/versions/:version/history', async (req, res) => {
+    const name = String(req.params.name);
+    const v = versionParam(req.params.version);
+    const version = await registry.get(name, v);
+    const history =
+      (await registry.history(name, v)) ??
+      (await loadRunHistory(store, version.jobId).catch(() => undefined));
+    res.json(history ?? { epochs: [], points: [] });
   });
   r.get('/v1/models/:name/labels/:label', async (req, res) => {
     const name = String(req.params.name);

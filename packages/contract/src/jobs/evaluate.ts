@@ -23,6 +23,10 @@ export const evaluationMetricsSchema = z.object({
   confusionMatrix: z.array(z.array(z.number().int())),
   /** Two-class models only: area under the ROC curve of class 1's score. */
   rocAuc: z.number().optional(),
+  /** Two-class models only: the ROC curve of class 1's score, at most ~200 points from (0,0) to (1,1). */
+  roc: z
+    .object({ fpr: z.array(z.number()), tpr: z.array(z.number()), thresholds: z.array(z.number()) })
+    .optional(),
   samples: z.number().int().optional(),
 });
 export type EvaluationMetrics = z.infer<typeof evaluationMetricsSchema>;

@@ -21,6 +21,7 @@ import { disposeModels } from '@mlq/engine';
 import type { JobContext } from './context.ts';
 import { checkMemory, streamedBatches } from './fine-tune-data.ts';
 import { inMemoryTrainData } from './fine-tune-in-memory.ts';
+import { loadRunHistory, RunHistoryRecorder } from './run-history.ts';
 
 /** Rows per class, by class name (or index when the classes have no names), in class order. */
 export function classCounts(info: DatasetInfo): Record<string, number> {
@@ -116,6 +117,9 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
     await ctx.log(
       `training ${trainable} weights for ${p.epochs} epochs, batch ${p.batchSize}, ${p.optimizer} on ${ctx.backend}`,
     );
+    const recorder = new RunHistoryRecorder(p.epochs);
+    if (checkpoint)
+      recorder.resume(await loadRunHistory(ctx.store, ctx.jobId), checkpoint.epoch, checkpoint.partial);
 
     const fit = await fitModel(trained, train, {
       epochs: p.epochs,
@@ -142,6 +146,10 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
           `shutdown: saved a checkpoint at epoch ${partial.epoch}, batch ${partial.batches}; handing the job back to the queue`,
         );
       },
+      onBatch: async (b) => {
+        const report = recorder.onBatch(b);
+        if (report) await ctx.progress(report);
+      },
       onEpoch: async (e, history) => {
         await saveCheckpoint(ctx.jobId, ctx.store, tm.model, optimizer, tm.meta, {
           epoch: e.epoch,
@@ -149,6 +157,8 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
           seed: p.seed,
           shuffleBufferRows,
         });
+        await recorder.save(ctx.store, ctx.jobId, history);
+        recorder.onEpoch();
         await ctx.progress(e);
         const v =
           e.valAcc !== undefined ? ` val_loss ${e.valLoss!.toFixed(4)} val_acc ${e.valAcc.toFixed(4)}` : '';
@@ -159,6 +169,7 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
     });
 
     const uri = await saveModel(tm.model, ctx.store, `${runPrefix(ctx.jobId)}/model`, tm.meta);
+    const runHistory = await recorder.save(ctx.store, ctx.jobId, fit.history);
     const last = fit.history[fit.history.length - 1]!;
     const metrics = {
       loss: last.loss,
@@ -185,6 +196,7 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
       inputShape: info.featureShape,
       numClasses: info.numClasses,
       ...(info.classNames ? { classNames: info.classNames } : {}),
+      history: runHistory,
     });
     await ctx.log(`registered ${p.model}@${version.version} (${uri})`);
     return {

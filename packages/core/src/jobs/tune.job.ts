@@ -146,8 +146,10 @@ async function registerBest(
   const trialVersion = await ctx.registry.get(best.model!.name, best.model!.version);
   const uri = await copyModel(ctx.store, trialVersion.uri, `${runPrefix(ctx.jobId)}/model`);
   const { version: _v, createdAt: _c, labels: _l, evaluation: _e, ...lineage } = trialVersion;
+  const history = await ctx.registry.history(trialVersion.name, trialVersion.version);
   const entry: NewVersion & { tune: Record<string, unknown> } = {
     ...lineage,
+    ...(history ? { history } : {}),
     name: p.model,
     uri,
     jobId: ctx.jobId,

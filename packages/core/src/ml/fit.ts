@@ -41,6 +41,8 @@ export interface FitOptions {
   onInterrupt?: (p: PartialEpoch, history: EpochProgress[]) => Promise<void>;
   /** Called after each epoch, before the next starts (report progress, save a checkpoint). */
   onEpoch?: (p: EpochProgress, history: EpochProgress[]) => Promise<void>;
+  /** Called after each batch with the epoch's running loss and accuracy (throttle it yourself). */
+  onBatch?: (p: BatchProgress) => Promise<void> | void;
   /**
    * Threads that share each batch (data-parallel, see parallel.ts); 1 or absent: this thread alone.
    * For CPU backends (wasm, cpu), where one thread uses one core.
@@ -62,6 +64,18 @@ export interface PartialEpoch {
   batches: number;
   lossSum: number;
   accSum: number;
+  seconds: number;
+}
+
+/** Where training is within an epoch: `batch` of `batches` done, mean loss/acc over the rows so far. */
+export interface BatchProgress {
+  epoch: number;
+  batch: number;
+  batches: number;
+  loss: number;
+  acc: number;
+  /** Rows of this epoch trained so far, and the seconds they took (a resumed epoch counts its first part). */
+  rows: number;
   seconds: number;
 }
 
@@ -190,6 +204,16 @@ export async function fitModel(
         lossSum += loss * b.rows;
         accSum += acc * b.rows;
         batches++;
+        const rows = Math.min(nTrain, batches * opts.batchSize);
+        await opts.onBatch?.({
+          epoch,
+          batch: batches,
+          batches: Math.ceil(nTrain / opts.batchSize),
+          loss: lossSum / rows,
+          acc: accSum / rows,
+          rows,
+          seconds: (performance.now() - t0) / 1000,
+        });
         await nextTick();
       }
       const bad = nonFiniteWeight(model);

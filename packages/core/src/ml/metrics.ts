@@ -26,6 +26,42 @@ export function rocAuc(scores: Float32Array | number[], positive: (boolean | num
 }
 
 /**
+ * The ROC curve: false and true positive rates as the threshold falls through every distinct score
+ * (scores ≥ threshold count as positive), from (0, 0) to (1, 1), thinned to at most `maxPoints`
+ * (the two ends are kept). Thresholds are the scores; the first is +Infinity-like (1 + the top score).
+ */
+export function rocCurve(
+  scores: ArrayLike<number>,
+  positive: ArrayLike<boolean | number>,
+  maxPoints = 200,
+): { fpr: number[]; tpr: number[]; thresholds: number[] } | undefined {
+  const n = scores.length;
+  const idx = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[b]! - scores[a]!);
+  let nPos = 0;
+  for (let i = 0; i < n; i++) if (positive[i]) nPos++;
+  const nNeg = n - nPos;
+  if (nPos === 0 || nNeg === 0) return undefined;
+  const fpr = [0];
+  const tpr = [0];
+  const thresholds = [(scores[idx[0]!] ?? 0) + 1];
+  let tp = 0;
+  let fp = 0;
+  for (let i = 0; i < n; i++) {
+    if (positive[idx[i]!]) tp++;
+    else fp++;
+    // One point per distinct score: ties move together.
+    if (i + 1 < n && scores[idx[i + 1]!] === scores[idx[i]!]) continue;
+    fpr.push(fp / nNeg);
+    tpr.push(tp / nPos);
+    thresholds.push(scores[idx[i]!]!);
+  }
+  if (fpr.length <= maxPoints) return { fpr, tpr, thresholds };
+  const keep = (k: number) => Math.round((k * (fpr.length - 1)) / (maxPoints - 1));
+  const pick = (a: number[]) => Array.from({ length: maxPoints }, (_, k) => a[keep(k)]!);
+  return { fpr: pick(fpr), tpr: pick(tpr), thresholds: pick(thresholds) };
+}
+
+/**
  * @param probs  `n * k` class probabilities, row-major
  * @param labels true class index per row
  * @param names  optional class names (reported as `label` in perClass)
@@ -66,11 +102,12 @@ export function classificationMetrics(
     samples: n,
   };
   if (k === 2) {
-    const auc = rocAuc(
-      Array.from({ length: n }, (_, i) => probs[i * 2 + 1]!),
-      Array.from(labels, (l) => l === 1),
-    );
+    const scores = Array.from({ length: n }, (_, i) => probs[i * 2 + 1]!);
+    const positive = Array.from(labels, (l) => l === 1);
+    const auc = rocAuc(scores, positive);
     if (!Number.isNaN(auc)) metrics.rocAuc = auc;
+    const roc = rocCurve(scores, positive);
+    if (roc) metrics.roc = roc;
   }
   return metrics;
 }

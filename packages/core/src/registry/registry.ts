@@ -3,7 +3,15 @@
  * (`production` → 3). It lives in Redis beside the queues, behind a small port that ioredis fills.
  */
 import { InputError, NotFoundError } from '../util/errors.ts';
-import { isUri, RedisKeys, type ModelSummary, type ModelVersion, type NewVersion } from '@mlq/contract';
+import {
+  isUri,
+  RedisKeys,
+  runHistorySchema,
+  type ModelSummary,
+  type ModelVersion,
+  type NewVersion,
+  type RunHistory,
+} from '@mlq/contract';
 
 /** The few Redis commands the registry needs; an ioredis client (single or cluster) satisfies it as is. */
 export interface KeyValuePort {
@@ -66,6 +74,7 @@ export class ModelRegistry {
    */
   async register(v: NewVersion): Promise<ModelVersion> {
     const k = this.keys;
+    const { history, ...fields } = v;
     const [, version] = (await this.kv.eval(
       REGISTER_SCRIPT,
       4,
@@ -75,10 +84,12 @@ export class ModelRegistry {
       k.models,
       v.jobId,
       v.name,
-      JSON.stringify(v),
+      JSON.stringify(fields),
       new Date().toISOString(),
       k.versionChannel,
     )) as [number, number];
+    // The curves beside the record (a retried job writes the same ones again).
+    if (history) await this.kv.hset(k.model(v.name, 'history'), String(version), JSON.stringify(history));
     return this.get(v.name, version);
   }
 
@@ -151,6 +162,14 @@ export class ModelRegistry {
     if (!(label in labels)) throw new NotFoundError(`model "${name}" has no label "${label}"`);
     await this.kv.hdel(this.keys.model(name, 'labels'), label);
     await this.kv.publish(this.labelChannel, JSON.stringify({ name, label, version: null }));
+  }
+
+  /** The training curves of a version, or undefined when it was registered without them. */
+  async history(name: string, version: number): Promise<RunHistory | undefined> {
+    const raw = await this.kv.hget(this.keys.model(name, 'history'), String(version));
+    if (!raw) return undefined;
+    const parsed = runHistorySchema.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : undefined;
   }
 
   async setEvaluation(name: string, version: number, evaluation: Record<string, unknown>): Promise<void> {

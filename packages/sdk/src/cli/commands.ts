@@ -4,6 +4,7 @@ import type { MlqClient } from '../client.ts';
 import { JobFailedError } from '../errors.ts';
 import { imageInstance } from '../refs.ts';
 import {
+  isEpochProgress,
   isFinalState,
   isJobType,
   jobTypes,
@@ -107,8 +108,11 @@ async function follow(ctx: Ctx, id: string): Promise<number> {
     if (io.isTTY) io.status(`${s}…`);
     else io.out(`state ${s}`);
   };
-  const onProgress = (p: unknown) =>
-    io.isTTY ? io.status(formatProgressBar(p, io.columns)) : io.out(formatProgressLine(p));
+  // A pipe gets one line per epoch; the bar on a terminal also moves within epochs.
+  const onProgress = (p: unknown) => {
+    if (io.isTTY) return io.status(formatProgressBar(p, io.columns));
+    if (!(isEpochProgress(p) && p.batch !== undefined)) io.out(formatProgressLine(p));
+  };
   let job: AnyJob;
   try {
     job = await ctx.client.waitForJob(id, { onProgress, onState });

@@ -1,5 +1,5 @@
 /** Text the CLI prints: progress lines and bars, a job's final line, tables. Pure functions. */
-import { isEpochProgress, type AnyJob, type EpochProgress } from '../types.ts';
+import { isEpochProgress, progressFraction, type AnyJob, type EpochProgress } from '../types.ts';
 
 const num = (x: number | undefined, digits = 4) => (x === undefined ? '-' : x.toFixed(digits));
 
@@ -21,18 +21,39 @@ function metrics(p: EpochProgress): string {
   return parts.join('  ');
 }
 
-/** One plain line per progress report (for logs and pipes). */
-export function formatProgressLine(p: unknown): string {
-  if (isEpochProgress(p)) return `epoch ${p.epoch}/${p.epochs}  ${metrics(p as EpochProgress)}`;
-  return `progress ${JSON.stringify(p)}`;
+/** What a non-epoch report counts: `rows 3000/10000` (evaluate, batch-predict), `trials 2/6` (tune). */
+function counted(p: unknown): string | undefined {
+  const o = (typeof p === 'object' && p !== null ? p : {}) as Record<string, unknown>;
+  if (typeof o.rows === 'number' && typeof o.total === 'number') return `rows ${o.rows}/${o.total}`;
+  if (typeof o.trialsDone === 'number' && typeof o.trials === 'number') {
+    const failed = typeof o.failed === 'number' && o.failed > 0 ? `, ${o.failed} failed` : '';
+    return `trials ${o.trialsDone}/${o.trials}${failed}`;
+  }
+  return undefined;
 }
 
-/** A progress bar that fits in `columns`: `epoch 3/10 [██████░░░░░░] 30%  loss … ETA 0:42`. */
+/** `epoch 2/5`, or `epoch 2/5 batch 12/40` within an epoch. */
+function epochHead(p: EpochProgress): string {
+  const within = p.batch !== undefined && p.batches !== undefined ? ` batch ${p.batch}/${p.batches}` : '';
+  return `epoch ${p.epoch}/${p.epochs}${within}`;
+}
+
+/** One plain line per progress report (for logs and pipes). */
+export function formatProgressLine(p: unknown): string {
+  if (isEpochProgress(p)) return `${epochHead(p as EpochProgress)}  ${metrics(p as EpochProgress)}`;
+  return counted(p) ?? `progress ${JSON.stringify(p)}`;
+}
+
+/**
+ * A progress bar that fits in `columns`: `epoch 3/10 [██████░░░░░░] 30%  loss … ETA 0:42`. It moves
+ * within an epoch (`epoch 3/10 batch 12/40`), and over rows (evaluate, batch-predict) and trials (tune).
+ */
 export function formatProgressBar(p: unknown, columns = 100): string {
-  if (!isEpochProgress(p)) return formatProgressLine(p).slice(0, columns - 1);
-  const frac = p.epochs > 0 ? Math.min(1, Math.max(0, p.epoch / p.epochs)) : 0;
-  const head = `epoch ${p.epoch}/${p.epochs}`;
-  const tail = `${String(Math.round(frac * 100)).padStart(3)}%  ${metrics(p as EpochProgress)}`;
+  const frac = progressFraction(p);
+  const epoch = isEpochProgress(p) ? (p as EpochProgress) : undefined;
+  const head = epoch ? epochHead(epoch) : counted(p);
+  if (frac === undefined || head === undefined) return formatProgressLine(p).slice(0, columns - 1);
+  const tail = `${String(Math.round(frac * 100)).padStart(3)}%${epoch ? `  ${metrics(epoch)}` : ''}`;
   const width = Math.max(10, Math.min(30, columns - head.length - tail.length - 5));
   const full = Math.round(frac * width);
   const line = `${head} [${'█'.repeat(full)}${'░'.repeat(width - full)}] ${tail}`;
@@ -78,7 +99,9 @@ export function formatFinalLine(job: AnyJob): string {
 
 /** A short progress summary for job lists. */
 export function formatProgressCell(p: unknown): string {
-  if (isEpochProgress(p)) return `epoch ${p.epoch}/${p.epochs}`;
+  if (isEpochProgress(p)) return epochHead(p as EpochProgress);
+  const c = counted(p);
+  if (c) return c;
   return typeof p === 'number' ? (p === 0 ? '-' : `${p}%`) : '…';
 }
 

@@ -1,0 +1,128 @@
+/**
+ * Browser sign-in: `GET /login` shows a form that takes an API key; `POST /login` sets a session
+ * cookie so that a browser can open `/ui`, `/docs` and `/admin/queues` (and call the API from them),
+ * which it cannot do with a Bearer header.
+ *
+ * The cookie (`mlq_session`) is HttpOnly, `SameSite=Strict`, `Secure` over HTTPS, signed
+ * (HMAC-SHA256 by cookie-parser/cookie-signature) and holds only the key's id (a prefix of its
+ * SHA-256, keys.ts) and an expiry: it is checked against the current API_KEYS on every request, so
+ * removing a key ends its sessions, and the session has that key's scopes.
+ * Unsafe methods sent with the cookie must also come from this origin (`Sec-Fetch-Site: same-origin`,
+ * or an `Origin` equal to the request's own), which stops cross-site request forgery even in
+ * browsers without SameSite (see the OWASP CSRF Prevention Cheat Sheet, "Fetch Metadata").
+ */
+import cookieParser from 'cookie-parser';
+import express, { Router, type Request, type RequestHandler, type Response } from 'express';
+import type { KeyRing, Principal } from './keys.ts';
+import { loginPage } from './login-page.ts';
+
+export const SESSION_COOKIE = 'mlq_session';
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Paths a person opens in a browser: without a session they are sent to the login page. */
+const BROWSER_PATHS = /^\/(ui|docs|admin\/queues)(\/|$)/;
+
+export interface SessionOptions {
+  /** The accepted API keys (API_KEYS). */
+  keys: KeyRing;
+  /** Signs cookies; when empty, a secret derived from the keys (changing the keys ends every session). */
+  secret: string;
+  /** How long a session lasts, in hours. */
+  ttlHours: number;
+}
+
+export interface Session {
+  /** Parses cookies (cookie-parser) and serves `GET/POST /login` and `POST /logout`. */
+  router: Router;
+  /** The principal (key) of the request's session cookie, if it has a valid, unexpired one. */
+  principalOf(req: Request): Principal | undefined;
+  /** Why an unsafe request sent with a cookie looks cross-site (undefined when it is fine). */
+  crossSite(req: Request): string | undefined;
+  /** Sends a browser that loads a page (Accept: text/html) without a session to the login page; false otherwise. */
+  redirectToLogin(req: Request, res: Response): boolean;
+}
+
+/** Only paths of this server: no scheme, no `//host`, no backslashes. */
+function localPath(next: unknown): string {
+  return typeof next === 'string' && /^\/(?![/\\])[^\\]*$/.test(next) ? next : '/ui/';
+}
+
+export function createSession(opts: SessionOptions): Session {
+  const secret = opts.secret || opts.keys.fingerprint;
+  const ttlMs = opts.ttlHours * 3600_000;
+
+  const principalOf = (req: Request): Principal | undefined => {
+    const raw = (req.signedCookies as Record<string, unknown> | undefined)?.[SESSION_COOKIE];
+    if (typeof raw !== 'string') return undefined;
+    const m = /^v1\.([0-9a-f]{12})\.(\d+)$/.exec(raw);
+    if (!m || Number(m[2]) < Date.now()) return undefined;
+    return opts.keys.byKeyId(m[1]!);
+  };
+
+  const crossSite = (req: Request): string | undefined => {
+    if (SAFE_METHODS.has(req.method)) return undefined;
+    const site = req.get('sec-fetch-site');
+    if (site !== undefined)
+      return site === 'same-origin' ? undefined : `Sec-Fetch-Site is "${site}", not "same-origin"`;
+    const origin = req.get('origin');
+    const own = `${req.protocol}://${req.get('host')}`;
+    if (origin === undefined) return 'neither Sec-Fetch-Site nor Origin was sent';
+    return origin === own ? undefined : `Origin ${origin} is not ${own}`;
+  };
+
+  const setCookie = (req: Request, res: Response, who: Principal) =>
+    res.cookie(SESSION_COOKIE, `v1.${who.keyId}.${Date.now() + ttlMs}`, {
+      signed: true,
+      httpOnly: true,
+      sameSite: 'strict',
+      secure: req.secure,
+      path: '/',
+      maxAge: ttlMs,
+    });
+
+  const router = Router();
+  router.use(cookieParser(secret) as RequestHandler);
+  router.get('/login', (req, res) => {
+    const next = localPath(req.query.next);
+    if (!opts.keys.enabled || principalOf(req)) return res.redirect(303, next);
+    res.type('html').send(loginPage({ next }));
+  });
+  router.post('/login', express.urlencoded({ extended: false, limit: '8kb' }), (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const next = localPath(body.next);
+    const why = crossSite(req);
+    if (why)
+      return void res
+        .status(403)
+        .type('html')
+        .send(loginPage({ next, error: `refused: ${why}` }));
+    const who = opts.keys.enabled
+      ? opts.keys.resolve(typeof body.key === 'string' ? body.key.trim() : '')
+      : undefined;
+    if (!who) {
+      return void res
+        .status(401)
+        .type('html')
+        .send(loginPage({ next, error: 'that key is not accepted' }));
+    }
+    setCookie(req, res, who);
+    res.redirect(303, next);
+  });
+  router.post('/logout', (req, res) => {
+    if (crossSite(req)) return void res.status(403).end();
+    res.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'strict', secure: req.secure });
+    res.redirect(303, '/login');
+  });
+
+  return {
+    router,
+    principalOf,
+    crossSite,
+    redirectToLogin(req, res) {
+      // A page load names text/html in Accept; fetch() and API clients (Accept */* or JSON) get the 401.
+      const page = /\btext\/html\b/.test(req.get('accept') ?? '');
+      if (req.method !== 'GET' || !BROWSER_PATHS.test(req.path) || !page) return false;
+      res.redirect(303, `/login?next=${encodeURIComponent(req.originalUrl)}`);
+      return true;
+    },
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * The pages a browser opens: the web console (apps/console, built by Vite) at `/ui`, with every
+ * client-side route (`/ui/jobs/{id}`...) answered by its index.html so a reload or a pasted link
+ * works; and the API reference at `/docs`: Swagger UI from the swagger-ui-dist package, served from
+ * this server (no CDN) and reading `/openapi.json`. No inline scripts anywhere, so a strict
+ * Content-Security-Policy (`script-src 'self'`) allows both.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import express, { Router } from 'express';
+import { sendError } from '../errors.ts';
+
+const docsPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>mlq API reference</title><link rel="stylesheet" href="/docs/swagger-ui.css">
+<link rel="icon" type="image/png" href="/docs/favicon-32x32.png"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script><script src="/docs/docs-init.js"></script></body></html>`;
+
+// validatorUrl: null: no badge from the public validator (a request to another host).
+const docsInit = `window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', deepLinking: true, validatorUrl: null });\n`;
+
+/** The files of swagger-ui-dist the docs page uses (not its demo index.html). */
+const SWAGGER_FILES = /^\/(swagger-ui(-bundle)?\.(js|css)(\.map)?|favicon-(16x16|32x32)\.png)$/;
+
+function swaggerDir(): string {
+  const require = createRequire(import.meta.url);
+  return path.dirname(require.resolve('swagger-ui-dist/package.json'));
+}
+
+export function consoleRouter(consoleDir: string): Router {
+  const r = Router();
+  const index = path.join(consoleDir, 'index.html');
+
+  // Hashed asset names never change content: cache them for a year. index.html: always revalidate.
+  r.use('/ui/assets', express.static(path.join(consoleDir, 'assets'), { immutable: true, maxAge: '365d' }));
+  r.use('/ui', express.static(consoleDir, { index: false }));
+  const app: express.RequestHandler = (_req, res) => {
+    if (!existsSync(index)) {
+      return sendError(
+        res,
+        503,
+        'unavailable',
+        `the console is not built (${index} is missing): run "pnpm --filter @mlq/console build"`,
+      );
+    }
+    res.set('Cache-Control', 'no-cache').sendFile(index);
+  };
+  r.get('/ui', app);
+  r.get('/ui/{*rest}', app);
+
+  const swagger = swaggerDir();
+  r.get('/docs', (_req, res) => void res.type('html').send(docsPage));
+  r.get('/docs/docs-init.js', (_req, res) => void res.type('js').send(docsInit));
+  const files = express.static(swagger, { index: false, maxAge: '1d' });
+  r.use('/docs', (req, res, next) => (SWAGGER_FILES.test(req.path) ? files(req, res, next) : next()));
+  return r;
+}
