@@ -106,7 +106,7 @@ async function profileStep(cfg: Config): Promise<void> {
   console.log(
     `\nprofile, one training step of alpha ${cfg.alpha}, input ${cfg.size}: ${total.toFixed(0)} ms in kernels`,
   );
-  for (const [name, e] of rows.slice(0, 12)) {
+  for (const [name, e] of rows.slice(0, 20)) {
     const pct = ((100 * e.ms) / total).toFixed(1);
     console.log(`  ${name.padEnd(38)} ${e.ms.toFixed(1).padStart(8)} ms ${pct.padStart(5)}%  x${e.n}`);
   }

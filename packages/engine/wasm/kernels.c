@@ -7,6 +7,17 @@
 #include <wasm_simd128.h>
 
 /*
+ * acc + a * b. Built with -mrelaxed-simd (kernels-relaxed.wasm) it is one fused multiply-add,
+ * f32x4.relaxed_madd (an FMA on x86 with FMA3 and on ARM; the spec lets an engine without one
+ * round twice); otherwise (kernels.wasm) a multiply and an add.
+ */
+#ifdef __wasm_relaxed_simd__
+#define MADD(acc, a, b) wasm_f32x4_relaxed_madd((a), (b), (acc))
+#else
+#define MADD(acc, a, b) wasm_f32x4_add((acc), wasm_f32x4_mul((a), (b)))
+#endif
+
+/*
  * The register tiles the GEMM-like kernels share: a 4x8 tile of an output matrix whose rows are
  * `ld` floats apart, as eight v128 accumulators (SROA keeps them in registers once inlined), and a
  * 1x8 row for leftovers. A step adds splat(a[i * as]) * g[0..8] to row i.
@@ -35,8 +46,8 @@ static inline Tile tile_madd(Tile v, const float *a, int as, const float *g) {
   const v128_t g0 = wasm_v128_load(g), g1 = wasm_v128_load(g + 4);
   for (int i = 0; i < 4; i++) {
     const v128_t s = wasm_v128_load32_splat(a + i * as);
-    v.r[2 * i] = wasm_f32x4_add(v.r[2 * i], wasm_f32x4_mul(s, g0));
-    v.r[2 * i + 1] = wasm_f32x4_add(v.r[2 * i + 1], wasm_f32x4_mul(s, g1));
+    v.r[2 * i] = MADD(v.r[2 * i], s, g0);
+    v.r[2 * i + 1] = MADD(v.r[2 * i + 1], s, g1);
   }
   return v;
 }
@@ -51,8 +62,7 @@ static inline void row_store(float *t, Row v) { wasm_v128_store(t, v.lo), wasm_v
 
 static inline Row row_madd(Row v, const float *a, const float *g) {
   const v128_t s = wasm_v128_load32_splat(a);
-  return (Row){wasm_f32x4_add(v.lo, wasm_f32x4_mul(s, wasm_v128_load(g))),
-               wasm_f32x4_add(v.hi, wasm_f32x4_mul(s, wasm_v128_load(g + 4)))};
+  return (Row){MADD(v.lo, s, wasm_v128_load(g)), MADD(v.hi, s, wasm_v128_load(g + 4))};
 }
 
 typedef struct {
@@ -420,5 +430,158 @@ void dropout(const Dropout *p, const float *x, float *y, float *mask) {
     const float m = (float)(s >> 8) / 16777216.0f < p->keep ? 1.0f / p->keep : 0.0f;
     mask[i] = m;
     y[i] = x[i] * m;
+  }
+}
+
+/*
+ * Depthwise convolution, channel multiplier 1 (MobileNets), same geometry struct as conv2d with
+ * Co = Ci = C and the filter [kH, kW, C]. For each output position and 4 channels, the taps
+ * accumulate in a register from zero and the result is stored once; then the optional bias and relu.
+ */
+__attribute__((export_name("depthwise_conv2d")))
+void depthwise_conv2d(const Conv *c, const float *x, const float *w, const float *bias, float *y, int relu) {
+  const int C = c->Ci, c4 = C & ~3;
+  for (int b = 0; b < c->B; b++) {
+    for (int oy = 0; oy < c->oH; oy++) {
+      float *yrow = y + (b * c->oH + oy) * c->oW * C;
+      for (int ox = 0; ox < c->oW; ox++) {
+        float *yp = yrow + ox * C;
+        const int ix0 = ox * c->sw - c->pl;
+        for (int ch = 0; ch < c4; ch += 4) {
+          v128_t acc = wasm_f32x4_splat(0);
+          for (int kh = 0; kh < c->kH; kh++) {
+            const int iy = oy * c->sh + kh * c->dh - c->pt;
+            if (iy < 0 || iy >= c->H) continue;
+            const float *xr = x + (b * c->H + iy) * c->W * C + ch;
+            const float *wr = w + kh * c->kW * C + ch;
+            for (int kw = 0; kw < c->kW; kw++) {
+              const int ix = ix0 + kw * c->dw;
+              if (ix < 0 || ix >= c->W) continue;
+              acc = MADD(acc, wasm_v128_load(xr + ix * C), wasm_v128_load(wr + kw * C));
+            }
+          }
+          wasm_v128_store(yp + ch, acc);
+        }
+        for (int ch = c4; ch < C; ch++) {
+          float acc = 0;
+          for (int kh = 0; kh < c->kH; kh++) {
+            const int iy = oy * c->sh + kh * c->dh - c->pt;
+            if (iy < 0 || iy >= c->H) continue;
+            for (int kw = 0; kw < c->kW; kw++) {
+              const int ix = ix0 + kw * c->dw;
+              if (ix < 0 || ix >= c->W) continue;
+              acc += x[((b * c->H + iy) * c->W + ix) * C + ch] * w[(kh * c->kW + kw) * C + ch];
+            }
+          }
+          yp[ch] = acc;
+        }
+      }
+      if (bias || relu) bias_relu(yrow, c->oW, C, bias, relu);
+    }
+  }
+}
+
+/*
+ * The depthwise filter gradient (multiplier 1): dw[kh][kw][c] += sum over (b, oy, ox) of
+ * x[b][iy][ix][c] * dy[b][oy][ox][c]. dw must be zeroed by the caller. Per output row and tap, 4
+ * channels of the tap accumulate in a register along the row (x and dy rows stay in L1).
+ */
+__attribute__((export_name("depthwise_backprop_filter")))
+void depthwise_backprop_filter(const Conv *c, const float *x, const float *dy, float *dwt) {
+  const int C = c->Ci, c4 = C & ~3;
+  for (int b = 0; b < c->B; b++) {
+    for (int oy = 0; oy < c->oH; oy++) {
+      const float *grow = dy + (b * c->oH + oy) * c->oW * C;
+      for (int kh = 0; kh < c->kH; kh++) {
+        const int iy = oy * c->sh + kh * c->dh - c->pt;
+        if (iy < 0 || iy >= c->H) continue;
+        const float *xrow = x + (b * c->H + iy) * c->W * C;
+        for (int kw = 0; kw < c->kW; kw++) {
+          const int offx = kw * c->dw - c->pl;
+          const int lo = first_ox(offx, c->sw), hi = end_ox(offx, c->sw, c->W, c->oW);
+          float *tap = dwt + (kh * c->kW + kw) * C;
+          for (int ch = 0; ch < c4; ch += 4) {
+            v128_t a0 = wasm_v128_load(tap + ch), a1 = wasm_f32x4_splat(0);
+            int ox = lo;
+            for (; ox + 2 <= hi; ox += 2) {
+              const float *xp = xrow + (ox * c->sw + offx) * C + ch, *gp = grow + ox * C + ch;
+              a0 = MADD(a0, wasm_v128_load(xp), wasm_v128_load(gp));
+              a1 = MADD(a1, wasm_v128_load(xp + c->sw * C), wasm_v128_load(gp + C));
+            }
+            if (ox < hi) {
+              a0 = MADD(a0, wasm_v128_load(xrow + (ox * c->sw + offx) * C + ch), wasm_v128_load(grow + ox * C + ch));
+            }
+            wasm_v128_store(tap + ch, wasm_f32x4_add(a0, a1));
+          }
+          for (int ch = c4; ch < C; ch++) {
+            float acc = tap[ch];
+            for (int ox = lo; ox < hi; ox++) acc += xrow[(ox * c->sw + offx) * C + ch] * grow[ox * C + ch];
+            tap[ch] = acc;
+          }
+        }
+      }
+    }
+  }
+}
+
+/*
+ * The depthwise input gradient (multiplier 1): every dy element, times each tap's weight, is added
+ * to the x position that tap read: dx[b][iy][ix][c] += dy[b][oy][ox][c] * w[kh][kw][c]. dx must be
+ * zeroed by the caller. Per output row and tap, a whole dx row segment is updated 4 channels at a time.
+ */
+__attribute__((export_name("depthwise_backprop_input")))
+void depthwise_backprop_input(const Conv *c, const float *dy, const float *w, float *dx) {
+  const int C = c->Ci, c4 = C & ~3;
+  for (int b = 0; b < c->B; b++) {
+    for (int oy = 0; oy < c->oH; oy++) {
+      const float *grow = dy + (b * c->oH + oy) * c->oW * C;
+      for (int kh = 0; kh < c->kH; kh++) {
+        const int iy = oy * c->sh + kh * c->dh - c->pt;
+        if (iy < 0 || iy >= c->H) continue;
+        float *xrow = dx + (b * c->H + iy) * c->W * C;
+        for (int kw = 0; kw < c->kW; kw++) {
+          const int offx = kw * c->dw - c->pl;
+          const int lo = first_ox(offx, c->sw), hi = end_ox(offx, c->sw, c->W, c->oW);
+          const float *tap = w + (kh * c->kW + kw) * C;
+          for (int ch = 0; ch < c4; ch += 4) {
+            const v128_t wv = wasm_v128_load(tap + ch);
+            for (int ox = lo; ox < hi; ox++) {
+              float *xp = xrow + (ox * c->sw + offx) * C + ch;
+              wasm_v128_store(xp, MADD(wasm_v128_load(xp), wasm_v128_load(grow + ox * C + ch), wv));
+            }
+          }
+          for (int ch = c4; ch < C; ch++) {
+            for (int ox = lo; ox < hi; ox++) xrow[(ox * c->sw + offx) * C + ch] += grow[ox * C + ch] * tap[ch];
+          }
+        }
+      }
+    }
+  }
+}
+
+typedef struct {
+  int n, lo_open; /* lo_open: x must exceed lo (else x >= lo) */
+  float lo, hi;
+} Clip;
+
+/*
+ * The gradient of a clip to [lo, hi]: dx = dy where x is inside (lo < x when lo_open, else
+ * lo <= x; x <= hi), else 0. Relu6 (lo 0 open, hi 6) and ClipByValue (both closed) take it
+ * in one pass where tfjs composes 3-4 comparisons, a Select or a Cast, and Multiplies.
+ */
+__attribute__((export_name("clip_grad")))
+void clip_grad(const Clip *p, const float *x, const float *dy, float *dx) {
+  const int len = p->n, n4 = len & ~3;
+  const v128_t lo = wasm_f32x4_splat(p->lo), hi = wasm_f32x4_splat(p->hi);
+  int i = 0;
+  for (; i < n4; i += 4) {
+    const v128_t v = wasm_v128_load(x + i);
+    const v128_t above = p->lo_open ? wasm_f32x4_gt(v, lo) : wasm_f32x4_ge(v, lo);
+    const v128_t keep = wasm_v128_and(above, wasm_f32x4_le(v, hi));
+    wasm_v128_store(dx + i, wasm_v128_and(wasm_v128_load(dy + i), keep));
+  }
+  for (; i < len; i++) {
+    const int above = p->lo_open ? x[i] > p->lo : x[i] >= p->lo;
+    dx[i] = above && x[i] <= p->hi ? dy[i] : 0;
   }
 }

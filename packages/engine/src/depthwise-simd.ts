@@ -1,0 +1,60 @@
+/**
+ * MobileNets' kernels in kernels.c (depthwise convolutions with channel multiplier 1, Relu6's
+ * gradient), on Float32Arrays: see simd-kernels.ts for where the data lives and how calls pass it.
+ */
+import type { backend_util } from '@tensorflow/tfjs';
+import { call, convParams, type Host } from './simd-kernels.ts';
+
+/**
+ * Depthwise 2-D convolution, NHWC, filter [kH, kW, C, 1], any stride, dilation and padding that
+ * `computeConv2DInfo(..., depthwise = true)` describes, optionally + bias ([C]) and relu. Writes `out`.
+ */
+export function depthwiseConv2d(
+  x: Float32Array,
+  filter: Float32Array,
+  info: backend_util.Conv2DInfo,
+  out: Float32Array,
+  host?: Host,
+  { bias = null, relu = false }: { bias?: Float32Array | null; relu?: boolean } = {},
+): void {
+  call(host, 'depthwise_conv2d', convParams(info), [x, filter, bias], [out], {
+    extra: [relu ? 1 : 0],
+    zero: false,
+  });
+}
+
+/** dW ([kH, kW, C, 1]) of a depthwise convolution with multiplier 1, from x and dy. Writes `out`. */
+export function depthwiseBackpropFilter(
+  x: Float32Array,
+  dy: Float32Array,
+  info: backend_util.Conv2DInfo,
+  out: Float32Array,
+  host?: Host,
+): void {
+  call(host, 'depthwise_backprop_filter', convParams(info), [x, dy], [out]);
+}
+
+/** dx (x's shape) of a depthwise convolution with multiplier 1, from dy and the filter. Writes `out`. */
+export function depthwiseBackpropInput(
+  dy: Float32Array,
+  filter: Float32Array,
+  info: backend_util.Conv2DInfo,
+  out: Float32Array,
+  host?: Host,
+): void {
+  call(host, 'depthwise_backprop_input', convParams(info), [dy, filter], [out]);
+}
+
+/**
+ * The gradient of a clip to [lo, hi] (Relu6: lo 0, `loOpen`; ClipByValue: closed): out = dy where
+ * x is inside (lo < x if `loOpen`, else lo <= x; x <= hi), else 0, as tfjs and TensorFlow route it.
+ */
+export function clipGrad(
+  x: Float32Array,
+  dy: Float32Array,
+  [lo, hi, loOpen]: [number, number, boolean],
+  out: Float32Array,
+  host?: Host,
+): void {
+  call(host, 'clip_grad', [x.length, loOpen ? 1 : 0], [x, dy], [out], { floats: [lo, hi], zero: false });
+}
