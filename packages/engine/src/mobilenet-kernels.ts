@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import * as dw from './depthwise-simd.ts';
+import * as dw from './mobilenet-simd.ts';
 import * as simd from './simd-kernels.ts';
 import { geometry, heap, hostOf, original, shape4 } from './wasm-heap.ts';
 

@@ -30,6 +30,8 @@ interface Exports {
   depthwise_backprop_filter: Kernel;
   depthwise_backprop_input: Kernel;
   clip_grad: Kernel;
+  batch_norm_train: Kernel;
+  batch_norm_train_grad: Kernel;
 }
 /** A kernel exported by kernels.c. */
 export type KernelName = Exclude<keyof Exports, `__${string}`>;

@@ -23,6 +23,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { ADADELTA_KERNEL } from './adadelta.ts';
 import { DROPOUT_KERNEL } from './dropout.ts';
+import * as bn from './batch-norm-train.ts';
 import * as mobile from './mobilenet-kernels.ts';
 import * as simd from './simd-kernels.ts';
 import { geometry, heap, hostOf, original, originals, shape4, type ConvInfo } from './wasm-heap.ts';
@@ -410,6 +411,8 @@ const KERNELS: Record<string, tf.KernelFunc> = {
   [ADADELTA_KERNEL]: adadelta,
   [DROPOUT_KERNEL]: dropout,
   [mobile.CLIP_GRAD_KERNEL]: mobile.clipGrad,
+  [bn.BATCH_NORM_TRAIN_KERNEL]: bn.batchNormTrain,
+  [bn.BATCH_NORM_TRAIN_GRAD_KERNEL]: bn.batchNormTrainGrad,
 };
 
 /**

@@ -13,6 +13,8 @@ import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.ts';
+// Keras' BatchNormalization rule, whose training-mode call runs on our kernels.
+import '../src/batch-norm.ts';
 import { FeatureDropout } from '../src/dropout.ts';
 import { kernelVariant, selectKernelVariant, type KernelVariant } from '../src/simd-kernels.ts';
 import { registerWasmTrainingKernels } from '../src/wasm-kernels.ts';
@@ -283,6 +285,30 @@ export function kernelSuite(variant: KernelVariant): void {
         grad((a) => tf.clipByValue(a, -0.5, 0.25)),
       ];
     }, 0);
+  });
+
+  it('BatchNormalization training (our kernels on wasm) matches tfjs-cpu: y, gradients, moving statistics', async () => {
+    const step = () => {
+      const layer = tf.layers.batchNormalization({
+        momentum: 0.9,
+        gammaInitializer: tf.initializers.randomUniform({ minval: 0.5, maxval: 1.5, seed: 1 }),
+        betaInitializer: tf.initializers.randomUniform({ minval: -1, maxval: 1, seed: 2 }),
+      });
+      // 13 channels: 4-lane SIMD, then a scalar tail; mean far from 0 as after a conv.
+      const x = tf.add(tf.mul(rand4([4, 7, 5, 13], 1), 3), 2);
+      const r = rand4([4, 7, 5, 13], 3);
+      const loss = (a: tf.Tensor) => tf.sum(tf.mul(layer.apply(a, { training: true }) as tf.Tensor, r));
+      const y = layer.apply(x, { training: true }) as tf.Tensor;
+      const dx = tf.grad(loss)(x);
+      const { grads } = tf.variableGrads(() => loss(x) as tf.Scalar);
+      const byLayer = layer.trainableWeights.map((w) => grads[w.originalName] ?? grads[w.name]!);
+      return [y, dx, ...byLayer, ...layer.nonTrainableWeights.map((w) => w.read())];
+    };
+    const wasm = await on('wasm', step);
+    const names = await tf.profile(() => void tf.dispose(step()));
+    expect(names.kernelNames).toEqual(expect.arrayContaining(['MlqBatchNormTrain', 'MlqBatchNormTrainGrad']));
+    expect(wasm.length).toBe(6);
+    expectClose(wasm, await on('cpu', step), 2e-4);
   });
 
   // tfjs-core refuses dilation > 1 in the conv gradients and tfjs-cpu's backprop kernels ignore

@@ -1,6 +1,6 @@
 /**
- * MobileNets' kernels in kernels.c (depthwise convolutions with channel multiplier 1, Relu6's
- * gradient), on Float32Arrays: see simd-kernels.ts for where the data lives and how calls pass it.
+ * MobileNets' kernels in kernels.c (depthwise convolutions with channel multiplier 1, clip
+ * gradients, batch normalisation in training mode), on Float32Arrays: see simd-kernels.ts for where the data lives and how calls pass it.
  */
 import type { backend_util } from '@tensorflow/tfjs';
 import { call, convParams, type Host } from './simd-kernels.ts';
@@ -57,4 +57,38 @@ export function clipGrad(
   host?: Host,
 ): void {
   call(host, 'clip_grad', [x.length, loOpen ? 1 : 0], [x, dy], [out], { floats: [lo, hi], zero: false });
+}
+
+/**
+ * Batch normalisation in training mode over x viewed as [n, c] (channels last): `mean` and the
+ * biased `variance` ([c]) of the batch, y = (x - mean) / sqrt(variance + eps) * gamma + beta.
+ */
+export function batchNormTrain(
+  [x, gamma, beta]: [Float32Array, Float32Array, Float32Array],
+  [n, c, eps]: [number, number, number],
+  [y, mean, variance]: [Float32Array, Float32Array, Float32Array],
+  host?: Host,
+): void {
+  call(host, 'batch_norm_train', [n, c], [x, gamma, beta], [y, mean, variance], {
+    floats: [eps],
+    scratch: 2 * c,
+    zero: false,
+  });
+}
+
+/**
+ * The gradient of `batchNormTrain` (the batch's mean and variance depending on x): dx ([n, c]),
+ * dgamma and dbeta ([c]) from x, dy, gamma and the forward pass's mean and variance.
+ */
+export function batchNormTrainGrad(
+  [x, dy, gamma, mean, variance]: [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array],
+  [n, c, eps]: [number, number, number],
+  [dx, dgamma, dbeta]: [Float32Array, Float32Array, Float32Array],
+  host?: Host,
+): void {
+  call(host, 'batch_norm_train_grad', [n, c], [x, dy, gamma, mean, variance], [dx, dgamma, dbeta], {
+    floats: [eps],
+    scratch: 3 * c,
+    zero: false,
+  });
 }
