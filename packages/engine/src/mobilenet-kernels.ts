@@ -1,6 +1,7 @@
 /**
- * MobileNets' kernels on the tfjs wasm backend, on our SIMD code (kernels.c): depthwise
- * convolutions with channel multiplier 1 (forward, filter and input gradients), the input gradient
+ * MobileNets' kernels on the tfjs wasm backend, on our SIMD code (kernels.c): the gradients of
+ * depthwise convolutions with channel multiplier 1 (filter and input; the forward pass stays on
+ * XNNPACK, which was faster than our kernel in a microbench), the input gradient
  * of 1x1 convolutions as one product, and the gradients of Relu6 and
  * ClipByValue (tfjs-layers' ReLU with maxValue) in one pass. A MobileNetV2 training step
  * spent most of its time in these as tfjs composes them (XNNPACK convolutions after pads, reshapes
@@ -10,28 +11,15 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as dw from './mobilenet-simd.ts';
 import * as simd from './simd-kernels.ts';
-import { geometry, heap, hostOf, original, shape4 } from './wasm-heap.ts';
+import { geometry, heap, hostOf, shape4 } from './wasm-heap.ts';
 
 type Info = tf.TensorInfo;
 type Args = Parameters<tf.KernelFunc>[0];
 
-/** Whether our depthwise kernels take a call: float32 NHWC, channel multiplier 1. */
+/** Whether our depthwise gradient kernels take a call: float32 NHWC, channel multiplier 1. */
 export function ownDepthwise(filterShape: number[], attrs: tf.NamedAttrMap, dtype = 'float32'): boolean {
   return attrs['dataFormat'] !== 'NCHW' && dtype === 'float32' && shape4(filterShape)[3] === 1;
 }
-
-/** DepthwiseConv2dNative, multiplier 1, on our kernel; others on the backend's. */
-export const depthwiseConv2D: tf.KernelFunc = (args) => {
-  const { x, filter } = args.inputs as { x: Info; filter: Info };
-  const attrs = args.attrs ?? {};
-  if (!ownDepthwise(filter.shape, attrs, x.dtype)) return original('DepthwiseConv2dNative')(args);
-  const info = geometry(x.shape, filter.shape, attrs, true, 'DepthwiseConv2dNative');
-  const be = args.backend as BackendWasm;
-  const out = be.makeOutput(info.outShape, 'float32');
-  const [xs, w, y] = heap(be, x, filter, out);
-  dw.depthwiseConv2d(xs!, w!, info, y!, hostOf(be));
-  return out;
-};
 
 /** The depthwise filter gradient, multiplier 1 (the caller checks `ownDepthwise`). */
 export const depthwiseBackpropFilter: tf.KernelFunc = ({ inputs, backend, attrs = {} }) => {

@@ -5,24 +5,6 @@
 import type { backend_util } from '@tensorflow/tfjs';
 import { call, convParams, type Host } from './simd-kernels.ts';
 
-/**
- * Depthwise 2-D convolution, NHWC, filter [kH, kW, C, 1], any stride, dilation and padding that
- * `computeConv2DInfo(..., depthwise = true)` describes, optionally + bias ([C]) and relu. Writes `out`.
- */
-export function depthwiseConv2d(
-  x: Float32Array,
-  filter: Float32Array,
-  info: backend_util.Conv2DInfo,
-  out: Float32Array,
-  host?: Host,
-  { bias = null, relu = false }: { bias?: Float32Array | null; relu?: boolean } = {},
-): void {
-  call(host, 'depthwise_conv2d', convParams(info), [x, filter, bias], [out], {
-    extra: [relu ? 1 : 0],
-    zero: false,
-  });
-}
-
 /** dW ([kH, kW, C, 1]) of a depthwise convolution with multiplier 1, from x and dy. Writes `out`. */
 export function depthwiseBackpropFilter(
   x: Float32Array,

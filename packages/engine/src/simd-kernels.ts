@@ -26,7 +26,6 @@ interface Exports {
   matmul: Kernel;
   adadelta: Kernel;
   dropout: Kernel;
-  depthwise_conv2d: Kernel;
   depthwise_backprop_filter: Kernel;
   depthwise_backprop_input: Kernel;
   clip_grad: Kernel;

@@ -398,7 +398,6 @@ const KERNELS: Record<string, tf.KernelFunc> = {
   // Present, but slower than ours here (scalar loops, per-call filter packing, copies) or wrong.
   Conv2DBackpropInput: conv2DBackpropInput,
   Conv2D: conv2D,
-  DepthwiseConv2dNative: mobile.depthwiseConv2D,
   FusedConv2D: fusedConv2D,
   BatchMatMul: batchMatMul,
   MaxPoolGrad: maxPoolGrad,

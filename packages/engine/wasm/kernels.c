@@ -434,54 +434,6 @@ void dropout(const Dropout *p, const float *x, float *y, float *mask) {
 }
 
 /*
- * Depthwise convolution, channel multiplier 1 (MobileNets), same geometry struct as conv2d with
- * Co = Ci = C and the filter [kH, kW, C]. For each output position and 4 channels, the taps
- * accumulate in a register from zero and the result is stored once; then the optional bias and relu.
- */
-__attribute__((export_name("depthwise_conv2d")))
-void depthwise_conv2d(const Conv *c, const float *x, const float *w, const float *bias, float *y, int relu) {
-  const int C = c->Ci, c4 = C & ~3;
-  for (int b = 0; b < c->B; b++) {
-    for (int oy = 0; oy < c->oH; oy++) {
-      float *yrow = y + (b * c->oH + oy) * c->oW * C;
-      for (int ox = 0; ox < c->oW; ox++) {
-        float *yp = yrow + ox * C;
-        const int ix0 = ox * c->sw - c->pl;
-        for (int ch = 0; ch < c4; ch += 4) {
-          v128_t acc = wasm_f32x4_splat(0);
-          for (int kh = 0; kh < c->kH; kh++) {
-            const int iy = oy * c->sh + kh * c->dh - c->pt;
-            if (iy < 0 || iy >= c->H) continue;
-            const float *xr = x + (b * c->H + iy) * c->W * C + ch;
-            const float *wr = w + kh * c->kW * C + ch;
-            for (int kw = 0; kw < c->kW; kw++) {
-              const int ix = ix0 + kw * c->dw;
-              if (ix < 0 || ix >= c->W) continue;
-              acc = MADD(acc, wasm_v128_load(xr + ix * C), wasm_v128_load(wr + kw * C));
-            }
-          }
-          wasm_v128_store(yp + ch, acc);
-        }
-        for (int ch = c4; ch < C; ch++) {
-          float acc = 0;
-          for (int kh = 0; kh < c->kH; kh++) {
-            const int iy = oy * c->sh + kh * c->dh - c->pt;
-            if (iy < 0 || iy >= c->H) continue;
-            for (int kw = 0; kw < c->kW; kw++) {
-              const int ix = ix0 + kw * c->dw;
-              if (ix < 0 || ix >= c->W) continue;
-              acc += x[((b * c->H + iy) * c->W + ix) * C + ch] * w[(kh * c->kW + kw) * C + ch];
-            }
-          }
-          yp[ch] = acc;
-        }
-      }
-      if (bias || relu) bias_relu(yrow, c->oW, C, bias, relu);
-    }
-  }
-}
-
-/*
  * The depthwise filter gradient (multiplier 1): dw[kh][kw][c] += sum over (b, oy, ox) of
  * x[b][iy][ix][c] * dy[b][oy][ox][c]. dw must be zeroed by the caller. Per output row and tap, 4
  * channels of the tap accumulate in a register along the row (x and dy rows stay in L1).
