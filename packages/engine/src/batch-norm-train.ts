@@ -1,5 +1,5 @@
 /**
- * BatchNormalization in training mode as two SIMD kernels on the wasm backend (kernels.c): the
+ * FusedBatchNorm (inference) as one SIMD kernel, and BatchNormalization in training mode as two SIMD kernels on the wasm backend (kernels.c): the
  * forward pass (the batch's moments and the normalised output) and its gradient (dx, dgamma,
  * dbeta with the batch statistics depending on x). tfjs computes the moments with 6 kernels and
  * differentiates them and FusedBatchNorm with about 30 more (Multiply, Sum, Sub, RealDiv, Tile...),
@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as kernels from './mobilenet-simd.ts';
-import { heap, hostOf } from './wasm-heap.ts';
+import { heap, hostOf, original } from './wasm-heap.ts';
 
 type Info = tf.TensorInfo;
 
@@ -55,6 +55,34 @@ export const batchNormTrainGrad: tf.KernelFunc = ({ inputs, backend, attrs = {} 
   const eps = attrs['epsilon'] as number;
   kernels.batchNormTrainGrad([xs!, g!, gm!, m!, v!], [n, c, eps], [dx!, dgamma!, dbeta!], hostOf(be));
   return outs;
+};
+
+/**
+ * FusedBatchNorm (inference: given mean and variance) in one SIMD pass, where the backend's kernel
+ * is scalar (half of a MobileNetV2 forward pass). Float32, every statistic of x's channel count
+ * (channels last); anything else goes to the backend's kernel.
+ */
+export const fusedBatchNorm: tf.KernelFunc = (args) => {
+  const { x, mean, variance, offset, scale } = args.inputs as Record<string, Info | undefined>;
+  const c = x!.shape.at(-1) ?? 0;
+  const fits = (t: Info | undefined) => !t || (t.dtype === 'float32' && tf.util.sizeFromShape(t.shape) === c);
+  if (x!.dtype !== 'float32' || x!.shape.length < 2 || ![mean!, variance!, offset, scale].every(fits))
+    return original('FusedBatchNorm')(args);
+  const be = args.backend as BackendWasm;
+  const out = be.makeOutput(x!.shape, 'float32');
+  const [xs, m, v, y, o, s] = heap(
+    be,
+    x!,
+    mean!,
+    variance!,
+    out,
+    ...(offset ? [offset] : []),
+    ...(scale ? [scale] : []),
+  );
+  const [off, sc] = offset && scale ? [o!, s!] : offset ? [o!, null] : scale ? [null, o!] : [null, null];
+  const eps = (args.attrs ?? {})['varianceEpsilon'] as number;
+  kernels.batchNormInfer([xs!, m!, v!, off, sc], [rowsOf(x!)[0], c, eps], y!, hostOf(be));
+  return out;
 };
 
 /**

@@ -74,3 +74,26 @@ export function batchNormTrainGrad(
     zero: false,
   });
 }
+
+/**
+ * Batch normalisation with given statistics (inference): y = (x - mean) / sqrt(variance + eps) *
+ * scale + offset over x viewed as [n, c], per channel ([c] each); offset and scale may be null.
+ */
+export function batchNormInfer(
+  [x, mean, variance, offset, scale]: [
+    Float32Array,
+    Float32Array,
+    Float32Array,
+    Float32Array | null,
+    Float32Array | null,
+  ],
+  [n, c, eps]: [number, number, number],
+  y: Float32Array,
+  host?: Host,
+): void {
+  call(host, 'batch_norm_infer', [n, c], [x, mean, variance, offset, scale], [y], {
+    floats: [eps],
+    scratch: 2 * c,
+    zero: false,
+  });
+}

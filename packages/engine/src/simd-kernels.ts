@@ -31,6 +31,7 @@ interface Exports {
   clip_grad: Kernel;
   batch_norm_train: Kernel;
   batch_norm_train_grad: Kernel;
+  batch_norm_infer: Kernel;
 }
 /** A kernel exported by kernels.c. */
 export type KernelName = Exclude<keyof Exports, `__${string}`>;

@@ -400,6 +400,7 @@ const KERNELS: Record<string, tf.KernelFunc> = {
   Conv2D: conv2D,
   FusedConv2D: fusedConv2D,
   BatchMatMul: batchMatMul,
+  FusedBatchNorm: bn.fusedBatchNorm,
   MaxPoolGrad: maxPoolGrad,
   Tile: tile,
   Sum: leadingReduction('Sum'),

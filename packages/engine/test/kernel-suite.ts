@@ -311,6 +311,21 @@ export function kernelSuite(variant: KernelVariant): void {
     expectClose(wasm, await on('cpu', step), 2e-4);
   });
 
+  it('FusedBatchNorm with given statistics (inference) matches tfjs-cpu, with and without offset and scale', async () => {
+    await compare(() => {
+      const x = tf.add(tf.mul(rand4([3, 5, 4, 13], 1), 3), 2);
+      const [mean, offset] = [tf.tensor1d(values(13, 2)), tf.tensor1d(values(13, 3))];
+      const variance = tf.add(tf.abs(tf.tensor1d(values(13, 4))), 0.1);
+      const scale = tf.add(tf.tensor1d(values(13, 5)), 1.5);
+      return [
+        tf.batchNorm(x, mean, variance, offset, scale, 1e-3),
+        tf.batchNorm(x, mean, variance, undefined, scale),
+        tf.batchNorm(x, mean, variance, offset),
+        tf.batchNorm(x.reshape([60, 13]), mean, variance),
+      ];
+    });
+  });
+
   // tfjs-core refuses dilation > 1 in the conv gradients and tfjs-cpu's backprop kernels ignore
   // it, so dilated kernels are called directly and checked against the undilated equivalent
   // (the filter expanded with zeros) on cpu.

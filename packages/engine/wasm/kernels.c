@@ -662,3 +662,27 @@ void batch_norm_train_grad(const BatchNorm *p, const float *x, const float *dy, 
   }
   for (int c = 0; c < C; c++) dgamma[c] = sxy[c] / __builtin_sqrtf(var[c] + p->eps);
 }
+
+/*
+ * Batch normalisation with given statistics (inference; tfjs' FusedBatchNorm): y = (x - mean) /
+ * sqrt(var + eps) * scale + offset over x viewed as [N, C], offset and scale optional (null: 0
+ * and 1). As y = x * a + b with a and b per channel. scratch: 2C floats.
+ */
+__attribute__((export_name("batch_norm_infer")))
+void batch_norm_infer(const BatchNorm *p, const float *x, const float *mean, const float *var,
+                      const float *offset, const float *scale, float *y, float *scratch) {
+  const int N = p->N, C = p->C, c4 = C & ~3;
+  float *a = scratch, *b = scratch + C;
+  for (int c = 0; c < C; c++) {
+    a[c] = (scale ? scale[c] : 1) / __builtin_sqrtf(var[c] + p->eps);
+    b[c] = (offset ? offset[c] : 0) - mean[c] * a[c];
+  }
+  for (int r = 0; r < N; r++) {
+    const float *row = x + r * C;
+    float *out = y + r * C;
+    int c = 0;
+    for (; c < c4; c += 4)
+      wasm_v128_store(out + c, MADD(wasm_v128_load(b + c), wasm_v128_load(row + c), wasm_v128_load(a + c)));
+    for (; c < C; c++) out[c] = row[c] * a[c] + b[c];
+  }
+}
