@@ -64,6 +64,23 @@ export function pointwiseBackpropInput({ inputs, backend, attrs = {} }: Args): I
   return out;
 }
 
+/**
+ * Conv2DBackpropInput of a convolution with fewer than 8 input channels (an image's first conv,
+ * whose input gradient tfjs computes although nothing uses it): Co-long dot products per tap, where
+ * the transposed convolution's few output channels fall to scalar code. Null for other calls.
+ */
+export function thinBackpropInput({ inputs, backend, attrs = {} }: Args): Info | null {
+  const { dy, filter } = inputs as { dy: Info; filter: Info };
+  const { inputShape } = attrs as unknown as tf.Conv2DBackpropInputAttrs;
+  if (shape4(filter.shape)[2] >= 8 || dy.dtype !== 'float32') return null;
+  const info = geometry(inputShape, filter.shape, attrs, false, 'Conv2DBackpropInput');
+  const be = backend as BackendWasm;
+  const out = be.makeOutput(inputShape, 'float32');
+  const [g, w, dx] = heap(be, dy, filter, out);
+  dw.conv2dBackpropInputThin(g!, w!, info, dx!, hostOf(be));
+  return out;
+}
+
 /** Our kernel for the gradient of a clip (Relu6, ClipByValue): inputs `x`, `dy`; attrs lo, hi, loOpen. */
 export const CLIP_GRAD_KERNEL = 'MlqClipGrad';
 

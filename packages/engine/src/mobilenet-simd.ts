@@ -97,3 +97,17 @@ export function batchNormInfer(
     zero: false,
   });
 }
+
+/**
+ * dx (x's shape, NHWC) of a 2-D convolution with few input channels (filter [kH, kW, Ci, Co]),
+ * any stride, dilation and padding, from dy and the filter. Writes `out`.
+ */
+export function conv2dBackpropInputThin(
+  dy: Float32Array,
+  filter: Float32Array,
+  info: backend_util.Conv2DInfo,
+  out: Float32Array,
+  host?: Host,
+): void {
+  call(host, 'conv2d_backprop_input_thin', convParams(info), [dy, filter], [out]);
+}

@@ -32,6 +32,7 @@ interface Exports {
   batch_norm_train: Kernel;
   batch_norm_train_grad: Kernel;
   batch_norm_infer: Kernel;
+  conv2d_backprop_input_thin: Kernel;
 }
 /** A kernel exported by kernels.c. */
 export type KernelName = Exclude<keyof Exports, `__${string}`>;

@@ -191,8 +191,8 @@ const fusedConv2D: tf.KernelFunc = (args) => {
 };
 
 const conv2DBackpropInput: tf.KernelFunc = (args) => {
-  const pointwise = mobile.pointwiseBackpropInput(args);
-  if (pointwise) return pointwise;
+  const own = mobile.pointwiseBackpropInput(args) ?? mobile.thinBackpropInput(args);
+  if (own) return own;
   const { inputs, backend, attrs = {} } = args;
   const { dy, filter } = inputs as { dy: Info; filter: Info };
   const { inputShape } = attrs as unknown as tf.Conv2DBackpropInputAttrs;

@@ -123,6 +123,8 @@ const CONV_SHAPES: { x: Shape4; w: Shape4 }[] = [
   { x: [2, 7, 9, 6], w: [3, 2, 6, 12] },
   // 1x1 (MobileNets' pointwise layers): the input gradient is one product at stride 1.
   { x: [2, 5, 6, 12], w: [1, 1, 12, 10] },
+  // An image's first conv (< 8 input channels: the thin input-gradient kernel), Co not a multiple of 4.
+  { x: [2, 11, 10, 3], w: [3, 3, 3, 6] },
 ];
 const DW_SHAPES: { x: Shape4; w: Shape4 }[] = [
   { x: [2, 9, 10, 1], w: [3, 3, 1, 1] },

@@ -35,7 +35,7 @@ describe('kernels.wasm and kernels-relaxed.wasm', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, 120_000); // two clang builds, on a loaded machine
 
   it('the relaxed SIMD probe agrees with the relaxed build, and Node 22+ runs it', () => {
     const relaxed = WebAssembly.validate(readFileSync(path.join(wasmDir, 'kernels-relaxed.wasm')));

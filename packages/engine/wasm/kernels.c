@@ -686,3 +686,42 @@ void batch_norm_infer(const BatchNorm *p, const float *x, const float *mean, con
     for (; c < C; c++) out[c] = row[c] * a[c] + b[c];
   }
 }
+
+/*
+ * The input gradient of a convolution with few input channels (an image's first conv: Ci = 1-7),
+ * where the transposed convolution would have fewer than 8 output channels, which conv2d's
+ * 8-wide tiles leave to scalar code: dx[b][iy][ix][ci] += sum over co of
+ * w[kh][kw][ci][co] * dy[b][oy][ox][co] for every tap, as Co-long SIMD dot products. dx must be
+ * zeroed by the caller; same geometry struct as conv2d.
+ */
+__attribute__((export_name("conv2d_backprop_input_thin")))
+void conv2d_backprop_input_thin(const Conv *c, const float *dy, const float *w, float *dx) {
+  const int Ci = c->Ci, Co = c->Co, co4 = Co & ~3;
+  for (int b = 0; b < c->B; b++) {
+    for (int oy = 0; oy < c->oH; oy++) {
+      for (int kh = 0; kh < c->kH; kh++) {
+        const int iy = oy * c->sh + kh * c->dh - c->pt;
+        if (iy < 0 || iy >= c->H) continue;
+        for (int kw = 0; kw < c->kW; kw++) {
+          const int offx = kw * c->dw - c->pl;
+          const int lo = first_ox(offx, c->sw), hi = end_ox(offx, c->sw, c->W, c->oW);
+          const float *wt = w + (kh * c->kW + kw) * Ci * Co;
+          for (int ox = lo; ox < hi; ox++) {
+            float *xp = dx + ((b * c->H + iy) * c->W + ox * c->sw + offx) * Ci;
+            const float *gp = dy + ((b * c->oH + oy) * c->oW + ox) * Co;
+            for (int ci = 0; ci < Ci; ci++) {
+              const float *wr = wt + ci * Co;
+              v128_t acc = wasm_f32x4_splat(0);
+              int co = 0;
+              for (; co < co4; co += 4) acc = MADD(acc, wasm_v128_load(wr + co), wasm_v128_load(gp + co));
+              float s = wasm_f32x4_extract_lane(acc, 0) + wasm_f32x4_extract_lane(acc, 1) +
+                        wasm_f32x4_extract_lane(acc, 2) + wasm_f32x4_extract_lane(acc, 3);
+              for (; co < Co; co++) s += wr[co] * gp[co];
+              xp[ci] += s;
+            }
+          }
+        }
+      }
+    }
+  }
+}
