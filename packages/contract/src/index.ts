@@ -3,8 +3,10 @@
  * types of every job type, the shared vocabulary, views, error codes and every Redis key. It imports
  * nothing of the platform, and runs in Node and browsers (the Node-only env fragment is `@mlq/contract/env`).
  */
+export * from './augment.ts';
 export * from './catalog.ts';
 export * from './datasets.ts';
+export type * from './dataset-versions.ts';
 export * from './errors.ts';
 export * from './issues.ts';
 export * from './job-type.ts';

@@ -1,6 +1,7 @@
 /**
- * A dataset is read in chunks, so that batch prediction over millions of rows keeps memory flat, and
- * training (which needs everything in memory) collects the chunks with `loadAll`.
+ * A dataset is read in chunks, so that memory stays flat whatever its size: batch prediction and
+ * evaluation go through the chunks, training through the decoded-example cache built from them
+ * (data/pipeline/). `loadAll` collects every chunk, for small data.
  */
 
 export interface DatasetInfo {
@@ -34,6 +35,12 @@ export interface DatasetSource {
   info(): Promise<DatasetInfo>;
   /** Rows from `start` (default 0) in chunks of at most `chunkSize`. */
   chunks(opts: { chunkSize: number; start?: number }): AsyncIterable<Chunk>;
+  /**
+   * A content hash that decodes nothing (the raw bytes read, hashed), for readers whose `info()`
+   * parses every row: the decoded-example cache is keyed by it (data/pipeline/decoded-cache.ts).
+   * Without it, `info().hash` is used, which must then be as cheap.
+   */
+  fingerprint?(): Promise<string>;
 }
 
 export interface InMemoryDataset {
@@ -42,7 +49,7 @@ export interface InMemoryDataset {
   y: Int32Array;
 }
 
-/** Reads every row of a dataset into memory (training and evaluation). */
+/** Reads every row of a dataset into memory (tests, small data). */
 export async function loadAll(source: DatasetSource): Promise<InMemoryDataset> {
   const info = await source.info();
   const width = info.featureShape.reduce((a, b) => a * b, 1);
@@ -63,10 +70,19 @@ export function featureWidth(info: Pick<DatasetInfo, 'featureShape'>): number {
   return info.featureShape.reduce((a, b) => a * b, 1);
 }
 
+/**
+ * Makes a dataset URI that is not `file://` readable on this machine: returns the absolute path of a
+ * local file (csv, jsonl) or folder (image-folder) holding it, e.g. a worker-local cache copy of a
+ * `dataset://` upload (datasets/locate.ts). Throws the reason when it cannot.
+ */
+export type UriLocator = (uri: string) => Promise<string>;
+
 /** How readers open a dataset spec (see open.ts). */
 export interface OpenDatasetOptions {
   /** Directories that file:// URIs may point into. */
   dataRoots: readonly string[];
+  /** For other URIs: where their bytes are on this machine. Without it only file:// URIs can be read. */
+  locate?: UriLocator | undefined;
   /**
    * Class names of the model the data is fed to (evaluate, batch-predict): labels given as names are
    * mapped with these, so index i means the same class as when the model was trained.

@@ -1,6 +1,7 @@
 /** What a job's code gets from the worker: identity, cancel signal, reporting, storage. */
 import type { ArtifactStore } from '../storage/artifact-store.ts';
 import type { ModelRegistry } from '../registry/registry.ts';
+import type { UriLocator } from '../data/dataset.ts';
 import type { EpochProgress } from '@mlq/contract';
 
 export interface JobContext {
@@ -13,8 +14,20 @@ export interface JobContext {
   store: ArtifactStore;
   registry: ModelRegistry;
   dataRoots: readonly string[];
+  /** Turns a dataset URI that is not file:// (`dataset://`) into a local path; see data/open.ts. */
+  locate?: UriLocator | undefined;
   /** The tfjs backend this process runs on. */
   backend: string;
   /** Threads a training job may split its batches over (data-parallel, CPU backends); default 1. */
   trainThreads?: number | undefined;
+  /**
+   * Memory this job may use, in MB (the worker's WORKER_MEMORY_MB or cgroup limit over its
+   * concurrency): bounds the input pipeline's buffers. Default: the machine's memory.
+   */
+  memoryBudgetMb?: number | undefined;
+  /**
+   * `in-memory`: the fine-tune input path before streaming (every row in one array), kept as
+   * bench/stream.ts's baseline. Default `stream`.
+   */
+  inputPipeline?: 'stream' | 'in-memory' | undefined;
 }
