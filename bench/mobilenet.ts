@@ -5,12 +5,19 @@
  * (initBackend('wasm')); then, for scale, one small configuration on the pure-JS cpu backend.
  *
  *   npx tsx bench/mobilenet.ts [--steps=5] [--configs=0.35x96,0.35x128,1x96,1x128] [--cpu=0.35x96] [--cpu-steps=1]
- *                              [--profile]
+ *                              [--profile] [--torch-threads=1,2] [--no-torch]
+ *
+ * After each configuration, in the same run, torchvision's `mobilenet_v2` at the same width, input
+ * size, batch and step count (bench/torch_mobilenet.py, Debian's python3-torchvision, installed with
+ * apt-get if missing) for each --torch-threads count; the ratios are against PyTorch on 1 thread, the
+ * wasm backend's one (data-parallel helper threads are not used here).
  *
  * `--profile` also times every kernel of one wasm training step of the first configuration.
  * Each measurement runs one untimed warm-up call first (XNNPACK operator creation, first allocations).
  */
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { buildFeatures } from '@mlq/core/ml';
 import { initBackend } from '@mlq/engine';
@@ -43,6 +50,41 @@ interface Result {
   forward: number;
   train: number;
   trainMs: number;
+}
+
+const PYTHON = '/usr/bin/python3'; // Debian's, where apt-get puts python3-torchvision
+const TORCH_THREADS = arg('torch-threads', '1,2').split(',').filter(Boolean).map(Number);
+
+interface TorchResult {
+  threads: number;
+  forward: number;
+  train: number;
+  params: number;
+  torch: string;
+}
+
+/** The bench's own setup: Debian's python3-torchvision (with python3-torch), installed only when missing. */
+function ensureTorchvision(): void {
+  const has = () => spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { stdio: 'ignore' }).status === 0;
+  if (has()) return;
+  console.log('python3-torchvision missing: installing it from Debian');
+  const install = () =>
+    spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'python3-torchvision'], {
+      stdio: 'inherit',
+    }).status === 0;
+  if (!install() && spawnSync('apt-get', ['update'], { stdio: 'inherit' }).status === 0) install();
+  if (!has()) throw new Error('could not install python3-torchvision (apt-get install python3-torchvision)');
+}
+
+function runTorch({ alpha, size }: Config, threads: number): TorchResult {
+  const script = path.join(import.meta.dirname, 'torch_mobilenet.py');
+  const args = [script, String(alpha), String(size), '--batch', String(BATCH), '--steps', String(STEPS)];
+  const r = spawnSync(PYTHON, [...args, '--threads', String(threads), '--classes', String(CLASSES)], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  if (r.status !== 0) throw new Error(`torch_mobilenet.py exited with ${r.status}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as TorchResult;
 }
 
 /** The model a mobilenet-v2 fine-tune job trains from scratch: features + a softmax layer. */
@@ -106,7 +148,7 @@ async function profileStep(cfg: Config): Promise<void> {
   console.log(
     `\nprofile, one training step of alpha ${cfg.alpha}, input ${cfg.size}: ${total.toFixed(0)} ms in kernels`,
   );
-  for (const [name, e] of rows.slice(0, 12)) {
+  for (const [name, e] of rows.slice(0, 20)) {
     const pct = ((100 * e.ms) / total).toFixed(1);
     console.log(`  ${name.padEnd(38)} ${e.ms.toFixed(1).padStart(8)} ms ${pct.padStart(5)}%  x${e.n}`);
   }
@@ -131,10 +173,29 @@ async function main(): Promise<void> {
   );
   console.log('| backend | alpha | input | params | forward samples/s | train samples/s | ms / train step |');
   console.log('|---|---|---|---|---|---|---|');
+  const withTorch = !process.argv.includes('--no-torch');
+  if (withTorch) ensureTorchvision();
+  const ratios: string[] = [];
   for (const cfg of configs) {
     if (tf.getBackend() !== backend) throw new Error(`backend switched to ${tf.getBackend()}`);
-    print(await measure(cfg, STEPS));
+    const ours = await measure(cfg, STEPS);
+    print(ours);
+    if (!withTorch) continue;
+    for (const threads of TORCH_THREADS) {
+      const t = runTorch(cfg, threads);
+      const who = `PyTorch ${t.torch}, ${threads} thread${threads > 1 ? 's' : ''}`;
+      const [f, s] = [t.forward, t.train];
+      console.log(
+        `| ${who} | ${cfg.alpha} | ${cfg.size} | ${(t.params / 1e6).toFixed(2)} M | ${f.toFixed(1)} | ${s.toFixed(1)} | ${((1000 * BATCH) / s).toFixed(0)} |`,
+      );
+      ratios.push(
+        `alpha ${cfg.alpha}, ${cfg.size} px: wasm ÷ PyTorch on ${threads} thread(s): ` +
+          `forward ${(ours.forward / f).toFixed(2)}×, train step ${(ours.train / s).toFixed(2)}×`,
+      );
+    }
   }
+  if (ratios.length > 0)
+    console.log(`\nsamples/s ratios (load ${os.loadavg()[0]!.toFixed(2)}):\n  ${ratios.join('\n  ')}`);
   if (process.argv.includes('--profile') && configs[0]) await profileStep(configs[0]);
   if (cpuConfigs.length > 0) {
     // Pure JS, for scale only: what `auto` would fall back to without the wasm backend.

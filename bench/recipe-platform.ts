@@ -36,8 +36,12 @@ export interface JobRun {
 export interface PlatformRun {
   warmupSeconds: number;
   pretrain: JobRun;
+  /** Seed 0, the worker's first transfer job (cold embedding cache). */
   transfer: JobRun;
+  /** Seed 1, the same job again (warm cache). */
   transferWarm: JobRun;
+  /** The transfer job with seeds 0..n-1 (0 and 1 are the two above): accuracy over seeds. */
+  transferSeeds: JobRun[];
 }
 
 type FineTuneInput = Parameters<MlqClient['fineTune']>[0];
@@ -117,6 +121,7 @@ export async function runPlatform(
   epochs: number,
   adadelta: AdadeltaConstants,
   log: (line: string) => void,
+  seeds = 1,
 ): Promise<PlatformRun> {
   const prefix = `bench-recipe-${randomUUID().slice(0, 8)}`;
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mlq-bench-platform-'));
@@ -170,8 +175,9 @@ export async function runPlatform(
       ...recipe,
     });
     log(`pretrain ${pre.ref}: ${pre.seconds.toFixed(1)} s (fit ${pre.trainSeconds.toFixed(1)} s)`);
-    const transferJob = () =>
+    const transferJob = (seed: number) =>
       timedFineTune(client, pids, {
+        seed,
         model: 'mnist-5-9',
         base: pre.ref,
         trainableLayers: 0,
@@ -180,11 +186,11 @@ export async function runPlatform(
         dataset: { format: 'mnist', digits: [5, 6, 7, 8, 9], split: 'train' },
         ...recipe,
       });
-    const cold = await transferJob();
+    const cold = await transferJob(0);
     log(
       `transfer ${cold.ref}, cold cache: ${cold.seconds.toFixed(1)} s (fit ${cold.trainSeconds.toFixed(1)} s)`,
     );
-    const warmT = await transferJob();
+    const warmT = await transferJob(1);
     log(
       `transfer ${warmT.ref}, warm cache: ${warmT.seconds.toFixed(1)} s (fit ${warmT.trainSeconds.toFixed(1)} s)`,
     );
@@ -195,11 +201,17 @@ export async function runPlatform(
       const [accuracy, testRows] = await evaluate(client, j.ref, digits);
       return { ...j, accuracy, testRows };
     };
+    const more = [];
+    for (let seed = 2; seed < seeds; seed++) more.push(await transferJob(seed));
+    const transferSeeds = [];
+    for (const j of [cold, warmT, ...more].slice(0, Math.max(seeds, 1)))
+      transferSeeds.push(await withAcc(j, [5, 6, 7, 8, 9]));
     return {
       warmupSeconds,
       pretrain: await withAcc(pre, [0, 1, 2, 3, 4]),
-      transfer: await withAcc(cold, [5, 6, 7, 8, 9]),
-      transferWarm: await withAcc(warmT, [5, 6, 7, 8, 9]),
+      transfer: transferSeeds[0]!,
+      transferWarm: seeds > 1 ? transferSeeds[1]! : await withAcc(warmT, [5, 6, 7, 8, 9]),
+      transferSeeds,
     };
   } finally {
     worker.kill('SIGTERM');

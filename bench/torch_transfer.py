@@ -3,13 +3,16 @@
 # command line, and each phase prints one JSON line, with the CPU seconds of all threads too (the
 # machine may be shared). The recipe (model, Adadelta defaults, batch 128, frozen-feature transfer)
 # is unchanged.
-#   python3 torch_transfer.py DATA_DIR THREADS [--epochs 5] [--split-index split.json]
+#   python3 torch_transfer.py DATA_DIR THREADS [--epochs 5] [--split-index split.json] [--seeds 1]
+# --seeds N: the transfer phase N times from the same pretrained model, head reset to its pretrained
+# weights and torch.manual_seed(seed) (shuffles, dropout) for seed 0..N-1, one line each.
 # --split-index: {"train": [...], "test": [...]} row indices into X.npy/Y.npy (written by
 # bench/recipe.ts: the platform's split, first 80% of each digit = train), so that every contestant
 # trains and tests on the same digits. Without it: the reference's own seeded 80/20 split of each half.
-import argparse, json, os, time, numpy as np, torch, torch.nn as nn
+import argparse, copy, json, os, time, numpy as np, torch, torch.nn as nn
 ap=argparse.ArgumentParser(); ap.add_argument('data_dir'); ap.add_argument('threads',type=int,nargs='?',default=2)
-ap.add_argument('--epochs',type=int,default=5); ap.add_argument('--split-index'); args=ap.parse_args()
+ap.add_argument('--epochs',type=int,default=5); ap.add_argument('--split-index'); ap.add_argument('--seeds',type=int,default=1)
+args=ap.parse_args()
 torch.set_num_threads(args.threads)
 X=np.load(os.path.join(args.data_dir,'X.npy')); Y=np.load(os.path.join(args.data_dir,'Y.npy'))
 if args.split_index:
@@ -35,9 +38,11 @@ def train(x,y,xt,yt,params,epochs=args.epochs):
     dt=time.time()-t; cpu=time.process_time()-c; model.eval()
     with torch.no_grad(): acc=(model(xt).argmax(1)==yt).float().mean().item()
     return dt, acc, len(x)*epochs/dt, len(x), len(xt), cpu
-def report(phase,digits,r):
-    print(json.dumps({'phase':phase,'digits':digits,'seconds':r[0],'accuracy':r[1],'samples_per_sec':r[2],'train':r[3],'test':r[4],'cpu_seconds':r[5],
+def report(phase,digits,r,seed=None):
+    print(json.dumps({'phase':phase,'digits':digits,'seed':seed,'seconds':r[0],'accuracy':r[1],'samples_per_sec':r[2],'train':r[3],'test':r[4],'cpu_seconds':r[5],
         'epochs':args.epochs,'threads':args.threads,'split':'platform' if args.split_index else 'reference','torch':torch.__version__}),flush=True)
 a=split(0); report('pretrain','0-4',train(*a,model.parameters()))
 for p in feat.parameters(): p.requires_grad=False
-b=split(5); report('transfer','5-9',train(*b,cls.parameters()))
+b=split(5); head=copy.deepcopy(cls.state_dict())
+for seed in range(args.seeds):
+    cls.load_state_dict(head); torch.manual_seed(seed); report('transfer','5-9',train(*b,cls.parameters()),seed)

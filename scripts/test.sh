@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every check: install (Node 24 if the machine's is older; it also builds the console), start Redis if
 # none answers, install chromium if missing (the console's browser tests), then lint, typecheck,
-# dependency and cycle checks, and the whole test suite. A redis-server this script started is stopped
-# when it ends.
+# dependency and cycle checks, and the whole test suite. A redis-server this script started is
+# stopped when it ends.
 source "$(dirname "$0")/lib.sh"
 install_deps
 ensure_redis "it is stopped when the checks end"

@@ -211,7 +211,7 @@ export function createApp(deps: AppDeps): App {
   app.use(eventsRouter(hub));
   app.use(jobsRouter({ jobs, registry, datasets, events, dataRoots: env.DATA_ROOTS, store: deps.store }));
   app.use(artifactsRouter(jobs, { store: deps.store, dataRoots: env.DATA_ROOTS }));
-  app.use(modelsRouter(registry, (v) => serving.state(v), deps.store));
+  app.use(modelsRouter(registry, deps.store, (v) => serving.state(v)));
   app.use(consoleRouter(env.CONSOLE_DIR));
   app.use((req, res) => sendError(res, 404, 'not_found', `no route ${req.method} ${req.path}`));
   app.use(errorHandler);

@@ -71,8 +71,8 @@ export function openApiDocument(): object {
       },
     },
     PredictResponse: { type: 'object', properties: { predictions: { type: 'array' }, outputs: {} } },
-    RunHistory: schemaOf(runHistorySchema, 'output'),
     ...servingSchemas(),
+    RunHistory: schemaOf(runHistorySchema, 'output'),
   };
   const paths: Record<string, object> = { ...servingPaths() };
   for (const name of jobNames) {

@@ -10,5 +10,11 @@ export { disposeModels, predictBatched, predictRows } from './inference.ts';
 export { ADADELTA_KERNEL, KerasAdadelta } from './adadelta.ts';
 export { DROPOUT_KERNEL, FeatureDropout, trailingDropoutRate } from './dropout.ts';
 export { DataParallelTrainer, predictParallel, readyHelpers, stopHelpers } from './parallel.ts';
+export {
+  kernelVariant,
+  relaxedSimdSupported,
+  selectKernelVariant,
+  type KernelVariant,
+} from './simd-kernels.ts';
 export { registerWasmTrainingKernels } from './wasm-kernels.ts';
 export { spawnTsThread } from './ts-thread.ts';

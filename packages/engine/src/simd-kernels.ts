@@ -26,8 +26,16 @@ interface Exports {
   matmul: Kernel;
   adadelta: Kernel;
   dropout: Kernel;
+  depthwise_backprop_filter: Kernel;
+  depthwise_backprop_input: Kernel;
+  clip_grad: Kernel;
+  batch_norm_train: Kernel;
+  batch_norm_train_grad: Kernel;
+  batch_norm_infer: Kernel;
+  conv2d_backprop_input_thin: Kernel;
 }
-type KernelName = Exclude<keyof Exports, `__${string}`>;
+/** A kernel exported by kernels.c. */
+export type KernelName = Exclude<keyof Exports, `__${string}`>;
 
 /** Where the kernels' data lives: a wasm memory and an allocator over it. */
 export interface Host {
@@ -46,12 +54,59 @@ interface Instance {
 const STACK_BYTES = 64 * 1024;
 const PARAM_BYTES = 256;
 
+/**
+ * The two builds of kernels.c: `relaxed-simd` (kernels-relaxed.wasm: every multiply-add of the
+ * convolutions and products is one `f32x4.relaxed_madd`, a fused multiply-add on CPUs with FMA)
+ * and `simd` (kernels.wasm: 128-bit SIMD only, for runtimes without relaxed SIMD, e.g. Node 20
+ * without `--experimental-wasm-relaxed-simd`).
+ */
+export type KernelVariant = 'relaxed-simd' | 'simd';
+
+const FILES: Record<KernelVariant, string> = { 'relaxed-simd': 'kernels-relaxed.wasm', simd: 'kernels.wasm' };
+
+// (func (result v128) v128.const 0 x3, f32x4.relaxed_madd): validates only where relaxed SIMD runs.
+const zeros = (n: number) => new Array<number>(n).fill(0);
+const v128Zero = [0xfd, 0x0c, ...zeros(16)];
+// prettier-ignore
+const RELAXED_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type section: () -> v128
+  0x03, 0x02, 0x01, 0x00, // function section: one function of type 0
+  0x0a, 0x3d, 0x01, 0x3b, 0x00, ...v128Zero, ...v128Zero, ...v128Zero, 0xfd, 0x85, 0x02, 0x0b, // code
+]);
+
+/** Whether this runtime runs relaxed SIMD's `f32x4.relaxed_madd` (Node 22+ by default). */
+export function relaxedSimdSupported(): boolean {
+  return WebAssembly.validate(RELAXED_PROBE);
+}
+
+let variant: KernelVariant | undefined;
 let compiled: WebAssembly.Module | undefined;
 const attached = new WeakMap<WebAssembly.Memory, Instance>();
 let own: Instance | undefined;
 
+/** The build in use (chosen on first use: relaxed SIMD where the runtime has it). */
+export function kernelVariant(): KernelVariant {
+  variant ??= relaxedSimdSupported() ? 'relaxed-simd' : 'simd';
+  return variant;
+}
+
+/**
+ * Chooses the build before the kernels' first use in this thread (tests run both; benchmarks
+ * compare them). Throws if relaxed SIMD is asked for where it does not run, or if a different
+ * build is already in use.
+ */
+export function selectKernelVariant(v: KernelVariant): void {
+  if (v === 'relaxed-simd' && !relaxedSimdSupported())
+    throw new Error('relaxed SIMD (f32x4.relaxed_madd) is not supported by this WebAssembly runtime');
+  if (compiled && v !== variant) throw new Error(`the ${variant} kernels are already in use in this thread`);
+  variant = v;
+}
+
 function instantiate(memory: WebAssembly.Memory): Exports {
-  compiled ??= new WebAssembly.Module(readFileSync(new URL('../wasm/kernels.wasm', import.meta.url)));
+  compiled ??= new WebAssembly.Module(
+    readFileSync(new URL(`../wasm/${FILES[kernelVariant()]}`, import.meta.url)),
+  );
   return new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as Exports;
 }
 
@@ -116,7 +171,7 @@ interface CallOptions {
  * float32) fields. Arrays in the instance's memory are passed where they lie, others copied; a
  * null input is a null pointer.
  */
-function call(
+export function call(
   host: Host | undefined,
   fn: KernelName,
   params: number[],
@@ -159,7 +214,7 @@ function call(
 }
 
 /** kernels.c's `Conv` struct. */
-function convParams(info: backend_util.Conv2DInfo): number[] {
+export function convParams(info: backend_util.Conv2DInfo): number[] {
   // prettier-ignore
   return [
     info.batchSize, info.inHeight, info.inWidth, info.inChannels,

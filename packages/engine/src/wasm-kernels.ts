@@ -23,17 +23,13 @@ import '@tensorflow/tfjs-backend-wasm';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { ADADELTA_KERNEL } from './adadelta.ts';
 import { DROPOUT_KERNEL } from './dropout.ts';
+import * as bn from './batch-norm-train.ts';
+import * as mobile from './mobilenet-kernels.ts';
 import * as simd from './simd-kernels.ts';
+import { geometry, heap, hostOf, original, originals, shape4, type ConvInfo } from './wasm-heap.ts';
 
 type Info = tf.TensorInfo;
-type Shape4 = [number, number, number, number];
-type ConvInfo = tf.backend_util.Conv2DInfo;
 type Pairs = [number, number][];
-
-function shape4(s: number[]): Shape4 {
-  if (s.length !== 4) throw new Error(`wasm training kernels expect rank-4 tensors, got [${s.join(',')}]`);
-  return [s[0] ?? 0, s[1] ?? 0, s[2] ?? 0, s[3] ?? 0];
-}
 
 /** NHWC paddings, as PadV2 and an explicit conv `pad` both take them. */
 const nhwc = (top: number, bottom: number, left: number, right: number): Pairs => [
@@ -45,22 +41,6 @@ const nhwc = (top: number, bottom: number, left: number, right: number): Pairs =
 
 const sameShape = (a: readonly number[], b: readonly number[]) =>
   a.length === b.length && a.every((v, i) => v === b[i]);
-
-/** Conv geometry from a backprop kernel's attrs; only NHWC is supported. */
-function geometry(
-  x: number[],
-  f: number[],
-  attrs: tf.NamedAttrMap,
-  depthwise: boolean,
-  name: string,
-): ConvInfo {
-  if (attrs['dataFormat'] === 'NCHW') {
-    throw new Error(`${name} on the wasm backend supports only NHWC (channelsLast) data; got NCHW.`);
-  }
-  // tfjs-core's Conv2D gradient refuses dilation > 1 and passes none; the identities hold for any.
-  const { strides, pad, dimRoundingMode: round, dilations = 1 } = attrs as unknown as tf.Conv2DAttrs;
-  return tf.backend_util.computeConv2DInfo(shape4(x), shape4(f), strides, dilations, pad, round, depthwise);
-}
 
 /**
  * Runs wasm kernels and remembers every output, so that a composite kernel releases all of its
@@ -113,34 +93,6 @@ function scoped(backend: unknown, body: (s: Scope) => Info): Info {
   } finally {
     s.dispose();
   }
-}
-
-/**
- * Float32 views of tensors on the wasm heap. Take them after every makeOutput: an allocation can
- * grow the heap and detach older views (so can our kernels' first use, which hostOf does here).
- */
-const heap = (be: BackendWasm, ...ts: Info[]) => {
-  hostOf(be);
-  return ts.map((t) => be.typedArrayFromHeap(t) as Float32Array);
-};
-
-const hosts = new WeakMap<BackendWasm, simd.Host | undefined>();
-
-/** tfjs' heap and allocator as our SIMD kernels' host, so that they work on tensors in place. */
-function hostOf(be: BackendWasm): simd.Host | undefined {
-  if (!hosts.has(be)) {
-    const m = be.wasm as unknown as {
-      asm?: { memory?: unknown };
-      _malloc(n: number): number;
-      _free(p: number): void;
-    };
-    const memory = m.asm?.memory;
-    const host =
-      memory instanceof WebAssembly.Memory ? { memory, malloc: m._malloc, free: m._free } : undefined;
-    if (host) simd.attach(host);
-    hosts.set(be, host);
-  }
-  return hosts.get(be);
 }
 
 /**
@@ -238,7 +190,10 @@ const fusedConv2D: tf.KernelFunc = (args) => {
   return runConv(args.backend as BackendWasm, x!, filter!, args.attrs ?? {}, bias, activation === 'relu');
 };
 
-const conv2DBackpropInput: tf.KernelFunc = ({ inputs, backend, attrs = {} }) => {
+const conv2DBackpropInput: tf.KernelFunc = (args) => {
+  const own = mobile.pointwiseBackpropInput(args) ?? mobile.thinBackpropInput(args);
+  if (own) return own;
+  const { inputs, backend, attrs = {} } = args;
   const { dy, filter } = inputs as { dy: Info; filter: Info };
   const { inputShape } = attrs as unknown as tf.Conv2DBackpropInputAttrs;
   const info = geometry(inputShape, filter.shape, attrs, false, 'Conv2DBackpropInput');
@@ -248,8 +203,10 @@ const conv2DBackpropInput: tf.KernelFunc = ({ inputs, backend, attrs = {} }) => 
   });
 };
 
-const depthwiseBackpropInput: tf.KernelFunc = ({ inputs, backend, attrs = {} }) => {
+const depthwiseBackpropInput: tf.KernelFunc = (args) => {
+  const { inputs, backend, attrs = {} } = args;
   const { dy, filter } = inputs as { dy: Info; filter: Info };
+  if (mobile.ownDepthwise(filter.shape, attrs, dy.dtype)) return mobile.depthwiseBackpropInput(args);
   const { inputShape } = attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs;
   const info = geometry(inputShape, filter.shape, attrs, true, 'DepthwiseConv2dNativeBackpropInput');
   const [kh, kw, c, m] = shape4(filter.shape);
@@ -263,9 +220,11 @@ const depthwiseBackpropInput: tf.KernelFunc = ({ inputs, backend, attrs = {} }) 
   });
 };
 
-const depthwiseBackpropFilter: tf.KernelFunc = ({ inputs, backend, attrs = {} }) => {
+const depthwiseBackpropFilter: tf.KernelFunc = (args) => {
+  const { inputs, backend, attrs = {} } = args;
   const { x, dy } = inputs as { x: Info; dy: Info };
   const { filterShape } = attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs;
+  if (mobile.ownDepthwise(filterShape, attrs, x.dtype)) return mobile.depthwiseBackpropFilter(args);
   const info = geometry(x.shape, filterShape, attrs, true, 'DepthwiseConv2dNativeBackpropFilter');
   const [kh, kw, c, m] = filterShape;
   const { batchSize: b, inHeight, inWidth, outHeight: oh, outWidth: ow } = info;
@@ -291,15 +250,6 @@ const depthwiseBackpropFilter: tf.KernelFunc = ({ inputs, backend, attrs = {} })
     return s.reshape(s.crop(g, [0, 0, 0, 0], [1, kh, kw, c * m]), [kh, kw, c, m]);
   });
 };
-
-/** The kernels that this module replaces, kept for the cases they still serve. */
-const originals = new Map<string, tf.KernelFunc>();
-
-function original(name: string): tf.KernelFunc {
-  const f = originals.get(name);
-  if (f === undefined) throw new Error(`wasm ${name}: the original kernel is missing`);
-  return f;
-}
 
 /**
  * Un-batched float32 products (every Dense layer, forward and backward) on our SIMD kernel: the
@@ -450,6 +400,7 @@ const KERNELS: Record<string, tf.KernelFunc> = {
   Conv2D: conv2D,
   FusedConv2D: fusedConv2D,
   BatchMatMul: batchMatMul,
+  FusedBatchNorm: bn.fusedBatchNorm,
   MaxPoolGrad: maxPoolGrad,
   Tile: tile,
   Sum: leadingReduction('Sum'),
@@ -459,16 +410,20 @@ const KERNELS: Record<string, tf.KernelFunc> = {
   // Ours.
   [ADADELTA_KERNEL]: adadelta,
   [DROPOUT_KERNEL]: dropout,
+  [mobile.CLIP_GRAD_KERNEL]: mobile.clipGrad,
+  [bn.BATCH_NORM_TRAIN_KERNEL]: bn.batchNormTrain,
+  [bn.BATCH_NORM_TRAIN_GRAD_KERNEL]: bn.batchNormTrainGrad,
 };
 
 /**
  * Register the gradient kernels the wasm backend lacks, and replace those too slow or wrong for
  * training, so that conv nets (plain and depthwise convolutions, pooling, dense heads) train on
- * it. Idempotent.
+ * it; the gradients of Relu6 and ClipByValue run as one kernel on wasm. Idempotent.
  *
  * @returns the names of the kernels registered by this call (empty when already done).
  */
 export function registerWasmTrainingKernels(): string[] {
+  mobile.installClipGradients();
   const registered: string[] = [];
   for (const [kernelName, kernelFunc] of Object.entries(KERNELS)) {
     const current = tf.getKernel(kernelName, 'wasm');

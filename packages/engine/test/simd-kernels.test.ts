@@ -8,45 +8,61 @@ import { describe, expect, it } from 'vitest';
 import * as simd from '../src/simd-kernels.ts';
 
 const wasmDir = fileURLToPath(new URL('../wasm/', import.meta.url));
+/** A clang that builds relaxed SIMD's final opcodes (16 or later), with its wasm-ld beside it. */
 const hasClang =
   process.env['CC'] !== undefined ||
   (existsSync('/usr/lib') &&
-    readdirSync('/usr/lib').some((d) => /^llvm-/.test(d) && existsSync(`/usr/lib/${d}/bin/clang`)));
+    readdirSync('/usr/lib').some(
+      (d) => /^llvm-(\d+)$/.test(d) && Number(d.slice(5)) >= 16 && existsSync(`/usr/lib/${d}/bin/clang`),
+    ));
+const FILES = ['kernels.wasm', 'kernels-relaxed.wasm'];
 
-describe('kernels.wasm', () => {
-  // Installs use the committed binary; where a C toolchain exists, prove it is the source's.
-  it('is what wasm/build.sh makes of kernels.c', (ctx) => {
+describe('kernels.wasm and kernels-relaxed.wasm', () => {
+  // Installs use the committed binaries; where a C toolchain exists, prove they are the source's.
+  it('are what wasm/build.sh makes of kernels.c', (ctx) => {
     if (!hasClang) {
-      const why = 'no clang here to rebuild kernels.wasm (Debian: apt-get install clang-14 lld-14)';
+      const why = 'no clang 16+ here to rebuild the kernels (Debian: apt-get install clang-19 lld-19)';
       console.log(`skipped: ${why}`);
       ctx.skip(why);
     }
     const dir = mkdtempSync(path.join(os.tmpdir(), 'mlq-kernels-'));
     try {
-      const out = path.join(dir, 'kernels.wasm');
-      const r = spawnSync('bash', [path.join(wasmDir, 'build.sh'), out], { encoding: 'utf8' });
+      const r = spawnSync('bash', [path.join(wasmDir, 'build.sh'), dir], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
-      expect(readFileSync(out).equals(readFileSync(path.join(wasmDir, 'kernels.wasm')))).toBe(true);
+      for (const f of FILES) {
+        expect(readFileSync(path.join(dir, f)).equals(readFileSync(path.join(wasmDir, f))), f).toBe(true);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  }, 120_000); // two clang builds, on a loaded machine
+
+  it('the relaxed SIMD probe agrees with the relaxed build, and Node 22+ runs it', () => {
+    const relaxed = WebAssembly.validate(readFileSync(path.join(wasmDir, 'kernels-relaxed.wasm')));
+    expect(simd.relaxedSimdSupported()).toBe(relaxed);
+    expect(WebAssembly.validate(readFileSync(path.join(wasmDir, 'kernels.wasm')))).toBe(true);
+    if (Number(process.versions.node.split('.')[0]) >= 22) expect(relaxed).toBe(true);
+    expect(simd.kernelVariant()).toBe(relaxed ? 'relaxed-simd' : 'simd');
   });
 
-  it("imports only a memory (tfjs' heap, or its own) and exports a movable stack pointer", async () => {
-    const mod = await WebAssembly.compile(readFileSync(path.join(wasmDir, 'kernels.wasm')));
-    expect(WebAssembly.Module.imports(mod)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
-    const names = WebAssembly.Module.exports(mod).map((e) => e.name);
-    expect(names).toEqual(
-      expect.arrayContaining([
-        '__stack_pointer',
-        'conv2d',
-        'conv2d_backprop_filter',
-        'matmul',
-        'max_pool_grad',
-        'adadelta',
-      ]),
-    );
-  });
+  it.each(FILES)(
+    "%s imports only a memory (tfjs' heap, or its own) and exports a movable stack pointer",
+    async (f) => {
+      const mod = await WebAssembly.compile(readFileSync(path.join(wasmDir, f)));
+      expect(WebAssembly.Module.imports(mod)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
+      const names = WebAssembly.Module.exports(mod).map((e) => e.name);
+      expect(names).toEqual(
+        expect.arrayContaining([
+          '__stack_pointer',
+          'conv2d',
+          'conv2d_backprop_filter',
+          'matmul',
+          'max_pool_grad',
+          'adadelta',
+        ]),
+      );
+    },
+  );
 });
 
 describe('SIMD kernels on arrays of their own (copied into a memory of the module)', () => {

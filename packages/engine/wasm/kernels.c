@@ -7,6 +7,17 @@
 #include <wasm_simd128.h>
 
 /*
+ * acc + a * b. Built with -mrelaxed-simd (kernels-relaxed.wasm) it is one fused multiply-add,
+ * f32x4.relaxed_madd (an FMA on x86 with FMA3 and on ARM; the spec lets an engine without one
+ * round twice); otherwise (kernels.wasm) a multiply and an add.
+ */
+#ifdef __wasm_relaxed_simd__
+#define MADD(acc, a, b) wasm_f32x4_relaxed_madd((a), (b), (acc))
+#else
+#define MADD(acc, a, b) wasm_f32x4_add((acc), wasm_f32x4_mul((a), (b)))
+#endif
+
+/*
  * The register tiles the GEMM-like kernels share: a 4x8 tile of an output matrix whose rows are
  * `ld` floats apart, as eight v128 accumulators (SROA keeps them in registers once inlined), and a
  * 1x8 row for leftovers. A step adds splat(a[i * as]) * g[0..8] to row i.
@@ -35,8 +46,8 @@ static inline Tile tile_madd(Tile v, const float *a, int as, const float *g) {
   const v128_t g0 = wasm_v128_load(g), g1 = wasm_v128_load(g + 4);
   for (int i = 0; i < 4; i++) {
     const v128_t s = wasm_v128_load32_splat(a + i * as);
-    v.r[2 * i] = wasm_f32x4_add(v.r[2 * i], wasm_f32x4_mul(s, g0));
-    v.r[2 * i + 1] = wasm_f32x4_add(v.r[2 * i + 1], wasm_f32x4_mul(s, g1));
+    v.r[2 * i] = MADD(v.r[2 * i], s, g0);
+    v.r[2 * i + 1] = MADD(v.r[2 * i + 1], s, g1);
   }
   return v;
 }
@@ -51,8 +62,7 @@ static inline void row_store(float *t, Row v) { wasm_v128_store(t, v.lo), wasm_v
 
 static inline Row row_madd(Row v, const float *a, const float *g) {
   const v128_t s = wasm_v128_load32_splat(a);
-  return (Row){wasm_f32x4_add(v.lo, wasm_f32x4_mul(s, wasm_v128_load(g))),
-               wasm_f32x4_add(v.hi, wasm_f32x4_mul(s, wasm_v128_load(g + 4)))};
+  return (Row){MADD(v.lo, s, wasm_v128_load(g)), MADD(v.hi, s, wasm_v128_load(g + 4))};
 }
 
 typedef struct {
@@ -420,5 +430,298 @@ void dropout(const Dropout *p, const float *x, float *y, float *mask) {
     const float m = (float)(s >> 8) / 16777216.0f < p->keep ? 1.0f / p->keep : 0.0f;
     mask[i] = m;
     y[i] = x[i] * m;
+  }
+}
+
+/*
+ * The depthwise filter gradient (multiplier 1): dw[kh][kw][c] += sum over (b, oy, ox) of
+ * x[b][iy][ix][c] * dy[b][oy][ox][c]. dw must be zeroed by the caller. Per output row and tap, 4
+ * channels of the tap accumulate in a register along the row (x and dy rows stay in L1).
+ */
+__attribute__((export_name("depthwise_backprop_filter")))
+void depthwise_backprop_filter(const Conv *c, const float *x, const float *dy, float *dwt) {
+  const int C = c->Ci, c4 = C & ~3;
+  for (int b = 0; b < c->B; b++) {
+    for (int oy = 0; oy < c->oH; oy++) {
+      const float *grow = dy + (b * c->oH + oy) * c->oW * C;
+      for (int kh = 0; kh < c->kH; kh++) {
+        const int iy = oy * c->sh + kh * c->dh - c->pt;
+        if (iy < 0 || iy >= c->H) continue;
+        const float *xrow = x + (b * c->H + iy) * c->W * C;
+        for (int kw = 0; kw < c->kW; kw++) {
+          const int offx = kw * c->dw - c->pl;
+          const int lo = first_ox(offx, c->sw), hi = end_ox(offx, c->sw, c->W, c->oW);
+          float *tap = dwt + (kh * c->kW + kw) * C;
+          for (int ch = 0; ch < c4; ch += 4) {
+            v128_t a0 = wasm_v128_load(tap + ch), a1 = wasm_f32x4_splat(0);
+            int ox = lo;
+            for (; ox + 2 <= hi; ox += 2) {
+              const float *xp = xrow + (ox * c->sw + offx) * C + ch, *gp = grow + ox * C + ch;
+              a0 = MADD(a0, wasm_v128_load(xp), wasm_v128_load(gp));
+              a1 = MADD(a1, wasm_v128_load(xp + c->sw * C), wasm_v128_load(gp + C));
+            }
+            if (ox < hi) {
+              a0 = MADD(a0, wasm_v128_load(xrow + (ox * c->sw + offx) * C + ch), wasm_v128_load(grow + ox * C + ch));
+            }
+            wasm_v128_store(tap + ch, wasm_f32x4_add(a0, a1));
+          }
+          for (int ch = c4; ch < C; ch++) {
+            float acc = tap[ch];
+            for (int ox = lo; ox < hi; ox++) acc += xrow[(ox * c->sw + offx) * C + ch] * grow[ox * C + ch];
+            tap[ch] = acc;
+          }
+        }
+      }
+    }
+  }
+}
+
+/*
+ * The depthwise input gradient (multiplier 1): every dy element, times each tap's weight, is added
+ * to the x position that tap read: dx[b][iy][ix][c] += dy[b][oy][ox][c] * w[kh][kw][c]. dx must be
+ * zeroed by the caller. Per output row and tap, a whole dx row segment is updated 4 channels at a time.
+ */
+__attribute__((export_name("depthwise_backprop_input")))
+void depthwise_backprop_input(const Conv *c, const float *dy, const float *w, float *dx) {
+  const int C = c->Ci, c4 = C & ~3;
+  for (int b = 0; b < c->B; b++) {
+    for (int oy = 0; oy < c->oH; oy++) {
+      const float *grow = dy + (b * c->oH + oy) * c->oW * C;
+      for (int kh = 0; kh < c->kH; kh++) {
+        const int iy = oy * c->sh + kh * c->dh - c->pt;
+        if (iy < 0 || iy >= c->H) continue;
+        float *xrow = dx + (b * c->H + iy) * c->W * C;
+        for (int kw = 0; kw < c->kW; kw++) {
+          const int offx = kw * c->dw - c->pl;
+          const int lo = first_ox(offx, c->sw), hi = end_ox(offx, c->sw, c->W, c->oW);
+          const float *tap = w + (kh * c->kW + kw) * C;
+          for (int ch = 0; ch < c4; ch += 4) {
+            const v128_t wv = wasm_v128_load(tap + ch);
+            for (int ox = lo; ox < hi; ox++) {
+              float *xp = xrow + (ox * c->sw + offx) * C + ch;
+              wasm_v128_store(xp, MADD(wasm_v128_load(xp), wasm_v128_load(grow + ox * C + ch), wv));
+            }
+          }
+          for (int ch = c4; ch < C; ch++) {
+            for (int ox = lo; ox < hi; ox++) xrow[(ox * c->sw + offx) * C + ch] += grow[ox * C + ch] * tap[ch];
+          }
+        }
+      }
+    }
+  }
+}
+
+typedef struct {
+  int n, lo_open; /* lo_open: x must exceed lo (else x >= lo) */
+  float lo, hi;
+} Clip;
+
+/*
+ * The gradient of a clip to [lo, hi]: dx = dy where x is inside (lo < x when lo_open, else
+ * lo <= x; x <= hi), else 0. Relu6 (lo 0 open, hi 6) and ClipByValue (both closed) take it
+ * in one pass where tfjs composes 3-4 comparisons, a Select or a Cast, and Multiplies.
+ */
+__attribute__((export_name("clip_grad")))
+void clip_grad(const Clip *p, const float *x, const float *dy, float *dx) {
+  const int len = p->n, n4 = len & ~3;
+  const v128_t lo = wasm_f32x4_splat(p->lo), hi = wasm_f32x4_splat(p->hi);
+  int i = 0;
+  for (; i < n4; i += 4) {
+    const v128_t v = wasm_v128_load(x + i);
+    const v128_t above = p->lo_open ? wasm_f32x4_gt(v, lo) : wasm_f32x4_ge(v, lo);
+    const v128_t keep = wasm_v128_and(above, wasm_f32x4_le(v, hi));
+    wasm_v128_store(dx + i, wasm_v128_and(wasm_v128_load(dy + i), keep));
+  }
+  for (; i < len; i++) {
+    const int above = p->lo_open ? x[i] > p->lo : x[i] >= p->lo;
+    dx[i] = above && x[i] <= p->hi ? dy[i] : 0;
+  }
+}
+
+typedef struct {
+  int N, C; /* x: [N, C], normalised per channel over its N rows */
+  float eps;
+} BatchNorm;
+
+/* Rows summed into a partial before it joins the total: float32 sums of 10^5 rows stay accurate. */
+#define BN_CHUNK 256
+
+/* sum[c] = sum over rows of f(x[r][c]) where f is x - shift: two-level (chunk, total) float sums. */
+static void column_sums(const float *x, int N, int C, const float *shift, float *sum, float *part) {
+  const int c4 = C & ~3;
+  for (int c = 0; c < C; c++) sum[c] = 0;
+  for (int r0 = 0; r0 < N; r0 += BN_CHUNK) {
+    const int r1 = min_i(r0 + BN_CHUNK, N);
+    for (int c = 0; c < C; c++) part[c] = 0;
+    for (int r = r0; r < r1; r++) {
+      const float *row = x + r * C;
+      int c = 0;
+      for (; c < c4; c += 4) {
+        const v128_t d = wasm_f32x4_sub(wasm_v128_load(row + c), wasm_v128_load(shift + c));
+        wasm_v128_store(part + c, wasm_f32x4_add(wasm_v128_load(part + c), d));
+      }
+      for (; c < C; c++) part[c] += row[c] - shift[c];
+    }
+    for (int c = 0; c < C; c++) sum[c] += part[c];
+  }
+}
+
+/*
+ * Batch normalisation in training mode, one pass for the moments and one for the output:
+ * mean[c] and the biased var[c] over the N rows, y = (x - mean) / sqrt(var + eps) * gamma + beta.
+ * The variance is the mean of squared deviations from the mean (two passes, no cancellation).
+ * scratch: 2C floats.
+ */
+__attribute__((export_name("batch_norm_train")))
+void batch_norm_train(const BatchNorm *p, const float *x, const float *gamma, const float *beta, float *y,
+                      float *mean, float *var, float *scratch) {
+  const int N = p->N, C = p->C, c4 = C & ~3;
+  float *zero = scratch, *part = scratch + C;
+  for (int c = 0; c < C; c++) zero[c] = 0;
+  column_sums(x, N, C, zero, mean, part);
+  for (int c = 0; c < C; c++) mean[c] /= N;
+  /* Sum of squared deviations, chunked the same way. */
+  for (int c = 0; c < C; c++) var[c] = 0;
+  for (int r0 = 0; r0 < N; r0 += BN_CHUNK) {
+    const int r1 = min_i(r0 + BN_CHUNK, N);
+    for (int c = 0; c < C; c++) part[c] = 0;
+    for (int r = r0; r < r1; r++) {
+      const float *row = x + r * C;
+      int c = 0;
+      for (; c < c4; c += 4) {
+        const v128_t d = wasm_f32x4_sub(wasm_v128_load(row + c), wasm_v128_load(mean + c));
+        wasm_v128_store(part + c, MADD(wasm_v128_load(part + c), d, d));
+      }
+      for (; c < C; c++) part[c] += (row[c] - mean[c]) * (row[c] - mean[c]);
+    }
+    for (int c = 0; c < C; c++) var[c] += part[c];
+  }
+  /* y = x * scale + shift, scale = gamma / sqrt(var + eps), shift = beta - mean * scale. */
+  float *scale = zero, *shift = part;
+  for (int c = 0; c < C; c++) {
+    var[c] /= N;
+    scale[c] = gamma[c] / __builtin_sqrtf(var[c] + p->eps);
+    shift[c] = beta[c] - mean[c] * scale[c];
+  }
+  for (int r = 0; r < N; r++) {
+    const float *row = x + r * C;
+    float *out = y + r * C;
+    int c = 0;
+    for (; c < c4; c += 4)
+      wasm_v128_store(out + c, MADD(wasm_v128_load(shift + c), wasm_v128_load(row + c), wasm_v128_load(scale + c)));
+    for (; c < C; c++) out[c] = row[c] * scale[c] + shift[c];
+  }
+}
+
+/*
+ * Its gradient, the batch statistics depending on x: with xc = x - mean, s = 1 / sqrt(var + eps),
+ * dbeta = sum(dy), dgamma = s * sum(dy * xc) and
+ * dx = gamma * s * (dy - dbeta / N - xc * s^2 * sum(dy * xc) / N). scratch: 3C floats.
+ */
+__attribute__((export_name("batch_norm_train_grad")))
+void batch_norm_train_grad(const BatchNorm *p, const float *x, const float *dy, const float *gamma,
+                           const float *mean, const float *var, float *dx, float *dgamma, float *dbeta,
+                           float *scratch) {
+  const int N = p->N, C = p->C, c4 = C & ~3;
+  float *sxy = dgamma, *part = scratch, *part2 = scratch + C;
+  for (int c = 0; c < C; c++) dbeta[c] = 0, sxy[c] = 0;
+  for (int r0 = 0; r0 < N; r0 += BN_CHUNK) {
+    const int r1 = min_i(r0 + BN_CHUNK, N);
+    for (int c = 0; c < C; c++) part[c] = 0, part2[c] = 0;
+    for (int r = r0; r < r1; r++) {
+      const float *xr = x + r * C, *gr = dy + r * C;
+      int c = 0;
+      for (; c < c4; c += 4) {
+        const v128_t g = wasm_v128_load(gr + c);
+        const v128_t d = wasm_f32x4_sub(wasm_v128_load(xr + c), wasm_v128_load(mean + c));
+        wasm_v128_store(part + c, wasm_f32x4_add(wasm_v128_load(part + c), g));
+        wasm_v128_store(part2 + c, MADD(wasm_v128_load(part2 + c), g, d));
+      }
+      for (; c < C; c++) part[c] += gr[c], part2[c] += gr[c] * (xr[c] - mean[c]);
+    }
+    for (int c = 0; c < C; c++) dbeta[c] += part[c], sxy[c] += part2[c];
+  }
+  /* dx = k1 * (dy - mdy) + k2 * (x - mean). */
+  float *k1 = part, *k2 = part2, *mdy = scratch + 2 * C;
+  for (int c = 0; c < C; c++) {
+    const float s = 1 / __builtin_sqrtf(var[c] + p->eps);
+    k1[c] = gamma[c] * s;
+    k2[c] = -gamma[c] * s * s * s * sxy[c] / N;
+    mdy[c] = dbeta[c] / N;
+  }
+  for (int r = 0; r < N; r++) {
+    const float *xr = x + r * C, *gr = dy + r * C;
+    float *out = dx + r * C;
+    int c = 0;
+    for (; c < c4; c += 4) {
+      const v128_t d = wasm_f32x4_sub(wasm_v128_load(xr + c), wasm_v128_load(mean + c));
+      const v128_t g = wasm_f32x4_sub(wasm_v128_load(gr + c), wasm_v128_load(mdy + c));
+      wasm_v128_store(out + c, MADD(wasm_f32x4_mul(wasm_v128_load(k1 + c), g), wasm_v128_load(k2 + c), d));
+    }
+    for (; c < C; c++) out[c] = k1[c] * (gr[c] - mdy[c]) + k2[c] * (xr[c] - mean[c]);
+  }
+  for (int c = 0; c < C; c++) dgamma[c] = sxy[c] / __builtin_sqrtf(var[c] + p->eps);
+}
+
+/*
+ * Batch normalisation with given statistics (inference; tfjs' FusedBatchNorm): y = (x - mean) /
+ * sqrt(var + eps) * scale + offset over x viewed as [N, C], offset and scale optional (null: 0
+ * and 1). As y = x * a + b with a and b per channel. scratch: 2C floats.
+ */
+__attribute__((export_name("batch_norm_infer")))
+void batch_norm_infer(const BatchNorm *p, const float *x, const float *mean, const float *var,
+                      const float *offset, const float *scale, float *y, float *scratch) {
+  const int N = p->N, C = p->C, c4 = C & ~3;
+  float *a = scratch, *b = scratch + C;
+  for (int c = 0; c < C; c++) {
+    a[c] = (scale ? scale[c] : 1) / __builtin_sqrtf(var[c] + p->eps);
+    b[c] = (offset ? offset[c] : 0) - mean[c] * a[c];
+  }
+  for (int r = 0; r < N; r++) {
+    const float *row = x + r * C;
+    float *out = y + r * C;
+    int c = 0;
+    for (; c < c4; c += 4)
+      wasm_v128_store(out + c, MADD(wasm_v128_load(b + c), wasm_v128_load(row + c), wasm_v128_load(a + c)));
+    for (; c < C; c++) out[c] = row[c] * a[c] + b[c];
+  }
+}
+
+/*
+ * The input gradient of a convolution with few input channels (an image's first conv: Ci = 1-7),
+ * where the transposed convolution would have fewer than 8 output channels, which conv2d's
+ * 8-wide tiles leave to scalar code: dx[b][iy][ix][ci] += sum over co of
+ * w[kh][kw][ci][co] * dy[b][oy][ox][co] for every tap, as Co-long SIMD dot products. dx must be
+ * zeroed by the caller; same geometry struct as conv2d.
+ */
+__attribute__((export_name("conv2d_backprop_input_thin")))
+void conv2d_backprop_input_thin(const Conv *c, const float *dy, const float *w, float *dx) {
+  const int Ci = c->Ci, Co = c->Co, co4 = Co & ~3;
+  for (int b = 0; b < c->B; b++) {
+    for (int oy = 0; oy < c->oH; oy++) {
+      for (int kh = 0; kh < c->kH; kh++) {
+        const int iy = oy * c->sh + kh * c->dh - c->pt;
+        if (iy < 0 || iy >= c->H) continue;
+        for (int kw = 0; kw < c->kW; kw++) {
+          const int offx = kw * c->dw - c->pl;
+          const int lo = first_ox(offx, c->sw), hi = end_ox(offx, c->sw, c->W, c->oW);
+          const float *wt = w + (kh * c->kW + kw) * Ci * Co;
+          for (int ox = lo; ox < hi; ox++) {
+            float *xp = dx + ((b * c->H + iy) * c->W + ox * c->sw + offx) * Ci;
+            const float *gp = dy + ((b * c->oH + oy) * c->oW + ox) * Co;
+            for (int ci = 0; ci < Ci; ci++) {
+              const float *wr = wt + ci * Co;
+              v128_t acc = wasm_f32x4_splat(0);
+              int co = 0;
+              for (; co < co4; co += 4) acc = MADD(acc, wasm_v128_load(wr + co), wasm_v128_load(gp + co));
+              float s = wasm_f32x4_extract_lane(acc, 0) + wasm_f32x4_extract_lane(acc, 1) +
+                        wasm_f32x4_extract_lane(acc, 2) + wasm_f32x4_extract_lane(acc, 3);
+              for (; co < Co; co++) s += wr[co] * gp[co];
+              xp[ci] += s;
+            }
+          }
+        }
+      }
+    }
   }
 }

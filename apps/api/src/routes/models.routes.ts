@@ -16,9 +16,6 @@ import { modelVersionStatus, type VersionState } from '../serving/tf-serving.ts'
 const labelBody = z.object({ version: z.number().int().min(1) });
 const labelName = /^[a-zA-Z][\w.-]{0,63}$/;
 
-/** How a version stands for serving; every version is AVAILABLE when nothing serves here. */
-export type StateOf = (v: ModelVersion) => VersionState;
-
 function versionParam(raw: unknown): number {
   const v = Number(raw);
   if (!Number.isInteger(v) || v < 1)
@@ -28,11 +25,13 @@ function versionParam(raw: unknown): number {
   return v;
 }
 
-/** @param store where versions registered before histories were kept have theirs (runs/<jobId>/history.json) */
+/** How a version stands for serving; every version is AVAILABLE when nothing serves here. */
+export type StateOf = (v: ModelVersion) => VersionState;
+
 export function modelsRouter(
   registry: ModelRegistry,
+  store: ArtifactStore,
   stateOf: StateOf = () => ({ state: 'AVAILABLE' }),
-  store?: ArtifactStore,
 ): Router {
   const r = Router();
   const status = (versions: ModelVersion[]) =>
@@ -49,14 +48,14 @@ export function modelsRouter(
     const version = await registry.get(String(req.params.name), versionParam(req.params.version));
     res.json({ ...version, ...status([version]) });
   });
-  // Its training curves: kept with the version; versions registered before that, from the job's run folder.
+  // Its training curves: kept on the version; versions registered before that, from the job's run folder.
   r.get('/v1/models/:name/versions/:version/history', async (req, res) => {
     const name = String(req.params.name);
     const v = versionParam(req.params.version);
     const version = await registry.get(name, v);
     const history =
       (await registry.history(name, v)) ??
-      (store ? await loadRunHistory(store, version.jobId).catch(() => undefined) : undefined);
+      (await loadRunHistory(store, version.jobId).catch(() => undefined));
     res.json(history ?? { epochs: [], points: [] });
   });
   r.get('/v1/models/:name/labels/:label', async (req, res) => {

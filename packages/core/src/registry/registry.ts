@@ -31,17 +31,13 @@ export type { ModelSummary, ModelVersion, NewVersion };
  * back (0, version); otherwise the next number is taken, the record stored under it, the job and the
  * name indexed and the version announced (1, version). The record's JSON is spliced, not decoded, so
  * its numbers and empty arrays come back exactly as written. On a cluster the keys share the install's
- * hash tag, so one script may touch them all. The training curves, when given, are stored under the
- * version in their own hash first (a version that can be read has its curves), so listing versions
- * stays small.
- * KEYS: seq, versions, by-job, models, history. ARGV: jobId, name, record JSON without version,
- * createdAt, channel, history JSON or ''.
+ * hash tag, so one script may touch them all.
+ * KEYS: seq, versions, by-job, models. ARGV: jobId, name, record JSON without version, createdAt, channel.
  */
 const REGISTER_SCRIPT = `
 local prior = redis.call('HGET', KEYS[3], ARGV[1])
 if prior then return {0, tonumber(prior)} end
 local v = redis.call('INCR', KEYS[1])
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[5], tostring(v), ARGV[6]) end
 local record = '{"version":' .. v .. ',"createdAt":' .. cjson.encode(ARGV[4]) .. ',' .. string.sub(ARGV[3], 2)
 redis.call('HSET', KEYS[2], tostring(v), record)
 redis.call('HSET', KEYS[3], ARGV[1], tostring(v))
@@ -78,22 +74,22 @@ export class ModelRegistry {
    */
   async register(v: NewVersion): Promise<ModelVersion> {
     const k = this.keys;
-    const { history, ...record } = v;
+    const { history, ...fields } = v;
     const [, version] = (await this.kv.eval(
       REGISTER_SCRIPT,
-      5,
+      4,
       k.model(v.name, 'seq'),
       k.model(v.name, 'versions'),
       k.model(v.name, 'by-job'),
       k.models,
-      k.model(v.name, 'history'),
       v.jobId,
       v.name,
-      JSON.stringify(record),
+      JSON.stringify(fields),
       new Date().toISOString(),
       k.versionChannel,
-      history ? JSON.stringify(history) : '',
     )) as [number, number];
+    // The curves beside the record (a retried job writes the same ones again).
+    if (history) await this.kv.hset(k.model(v.name, 'history'), String(version), JSON.stringify(history));
     return this.get(v.name, version);
   }
 
