@@ -8,6 +8,14 @@ export interface CliEnv {
   cwd: string;
 }
 
+/** The CLI's variables and their defaults (the README's CLI table lists these). */
+export const cliEnvDefaults = {
+  /** The API's base URL. */
+  MLQ_URL: 'http://127.0.0.1:3000',
+  /** A bearer key (`API_KEYS` on the API); unset: no `Authorization` header. */
+  MLQ_API_KEY: undefined,
+} as const;
+
 /**
  * `MLQ_URL` (default `http://127.0.0.1:3000`) and `MLQ_API_KEY`. The working directory is the
  * process's, except under `pnpm mlq …` (the root package's `mlq` script): pnpm runs scripts in the
@@ -20,7 +28,7 @@ export function loadCliEnv(
 ): CliEnv {
   const fromScript = env.npm_lifecycle_event === 'mlq' && env.INIT_CWD ? env.INIT_CWD : undefined;
   return {
-    url: env.MLQ_URL || 'http://127.0.0.1:3000',
+    url: env.MLQ_URL || cliEnvDefaults.MLQ_URL,
     apiKey: env.MLQ_API_KEY || undefined,
     cwd: fromScript ?? processCwd,
   };
