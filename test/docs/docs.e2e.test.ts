@@ -66,6 +66,12 @@ describe('the examples of README.md and docs/api.md', () => {
   const blocks: RunnableBlock[] = [];
 
   beforeAll(async () => {
+    for (const tool of ['curl', 'jq'])
+      try {
+        execFileSync(tool, ['--version'], { stdio: 'ignore' });
+      } catch {
+        throw new Error(`the README's examples need ${tool}: install it (Debian: apt-get install ${tool})`);
+      }
     for (const f of docs) blocks.push(...(await runnableBlocksOf(repoRoot, f)));
     await mkdir(path.join(repoRoot, '.data'), { recursive: true });
     work = await mkdtemp(path.join(repoRoot, '.data', 'docs-test-'));
