@@ -4,7 +4,7 @@
  * is unset; every variable of the API's, the worker's and the CLI's schema is in a table.
  */
 import { readFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
+import os, { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { apiEnvSchema } from '../../apps/api/src/env.ts';
@@ -57,8 +57,9 @@ function expectedDefaults(row: EnvRow): Expected[] {
     const f = formulas[p.replace(/`/g, '')];
     if (f !== undefined) return { value: f };
     const token = /^`([^`]*)`/.exec(p)?.[1];
-    if (token === undefined) throw new Error(`line ${row.line}: cannot read the default "${p}"`);
-    const v = token.replaceAll('<repo>', repoRoot);
+    // Words, not a value ("see left", "the cgroup limit, else …"): the app computes it at start.
+    if (token === undefined) return { value: undefined };
+    const v = token.replaceAll('<repo>', repoRoot).replaceAll('<tmp>', os.tmpdir());
     // Another placeholder (`<host>-<pid>-<random>`): computed at start when the variable is unset.
     return { value: /<[^>]+>/.test(v) ? undefined : v };
   });

@@ -33,6 +33,8 @@ export function envTableRows(markdown: string): EnvRow[] {
     if (head[0] !== 'variable' || head.at(-1) !== 'default') continue;
     for (i += 2; i < lines.length && lines[i]!.startsWith('|'); i++) {
       const c = cells(lines[i]!);
+      if (c.length !== head.length)
+        throw new Error(`line ${i + 1}: ${c.length} cells where the header has ${head.length}`);
       const vars = [...c[0]!.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]!);
       rows.push({ heading, line: i + 1, vars, defaultCell: c.at(-1)! });
     }
