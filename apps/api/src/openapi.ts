@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { jobCatalog, jobNames } from '@mlq/contract';
+import { finalizeDocument } from './openapi-finalize.ts';
 
 const json = (schema: object) => ({ content: { 'application/json': { schema } } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -143,6 +144,13 @@ export function openApiDocument(): object {
         responses: { 200: { description: 'versions' }, 404: error },
       },
     },
+    '/v1/models/{name}/versions/{version}': {
+      get: {
+        summary: 'One version: metrics, params, lineage, labels, evaluation',
+        parameters: [...name, { name: 'version', in: 'path', required: true, schema: { type: 'integer' } }],
+        responses: { 200: { description: 'the version' }, 400: error, 404: error },
+      },
+    },
     '/v1/models/{name}/labels/{label}': {
       put: {
         summary: 'Point a label at a version',
@@ -161,7 +169,12 @@ export function openApiDocument(): object {
         summary: 'Predict with the latest version',
         parameters: name,
         requestBody: json(ref('PredictRequest')),
-        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error, 422: error },
+        responses: {
+          200: { description: 'one prediction per instance', ...json(ref('PredictResponse')) },
+          400: error,
+          404: error,
+          422: error,
+        },
       },
     },
     '/v1/models/{name}/versions/{version}:predict': {
@@ -169,7 +182,12 @@ export function openApiDocument(): object {
         summary: 'Predict with a version',
         parameters: [...name, { name: 'version', in: 'path', required: true, schema: { type: 'integer' } }],
         requestBody: json(ref('PredictRequest')),
-        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error, 422: error },
+        responses: {
+          200: { description: 'one prediction per instance', ...json(ref('PredictResponse')) },
+          400: error,
+          404: error,
+          422: error,
+        },
       },
     },
     '/v1/models/{name}/labels/{label}:predict': {
@@ -177,13 +195,25 @@ export function openApiDocument(): object {
         summary: 'Predict with the labelled version',
         parameters: [...name, { name: 'label', in: 'path', required: true, schema: { type: 'string' } }],
         requestBody: json(ref('PredictRequest')),
-        responses: { 200: json(ref('PredictResponse')), 400: error, 404: error, 422: error },
+        responses: {
+          200: { description: 'one prediction per instance', ...json(ref('PredictResponse')) },
+          400: error,
+          404: error,
+          422: error,
+        },
       },
     },
     '/v1/workers': {
       get: {
         summary: 'Live workers: host, pid, queues, backend, current jobs',
         responses: { 200: { description: 'workers' } },
+      },
+    },
+    '/openapi.json': {
+      get: {
+        summary: 'This document (no auth)',
+        security: [],
+        responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': {} } } },
       },
     },
     '/healthz': {
@@ -197,9 +227,10 @@ export function openApiDocument(): object {
     },
     '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text/plain' } } } },
   });
-  return {
+  return finalizeDocument({
     openapi: '3.1.0',
     info: { title: 'mlq: transfer learning and model serving', version: '0.1.0' },
+    servers: [{ url: '/', description: 'this API' }],
     components: {
       schemas,
       securitySchemes: {
@@ -213,5 +244,5 @@ export function openApiDocument(): object {
     },
     security: [{ bearer: [] }],
     paths,
-  };
+  });
 }
