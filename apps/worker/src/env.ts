@@ -1,5 +1,6 @@
 /** The worker's configuration: parsed once from the environment; start-up fails listing every problem. */
-import { availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, totalmem } from 'node:os';
 import { z } from 'zod';
 import { jobNames, type JobName } from '@mlq/contract';
 import { commaList, parseEnvOrExit, sharedEnvShape, tfjsBackends } from '@mlq/contract/env';
@@ -22,6 +23,17 @@ export const workerEnvSchema = z.object({
    * WORKER_CONCURRENCY, at most 4. Native backends (tfjs-node) use every core on their own.
    */
   WORKER_TRAIN_THREADS: z.union([z.literal('auto'), z.coerce.number().int().min(1).max(64)]).default('auto'),
+  /**
+   * Memory this worker's jobs may use, in MB, shared equally among WORKER_CONCURRENCY jobs: bounds a
+   * training job's input buffers, and a job whose model alone cannot fit fails at once. Default: the
+   * cgroup's memory limit when one is set, else the machine's memory.
+   */
+  WORKER_MEMORY_MB: z.coerce.number().int().min(64).optional(),
+  /**
+   * `in-memory`: the fine-tune input path from before streaming (every row in one array), kept only
+   * as the baseline bench/stream.ts measures the streaming path against.
+   */
+  WORKER_INPUT_PIPELINE: z.enum(['stream', 'in-memory']).default('stream'),
   WORKER_NAME: z.string().optional(),
   /** Set by the worker for its sandbox children. */
   WORKER_ID: z.string().optional(),
@@ -54,6 +66,31 @@ export type WorkerEnv = z.infer<typeof workerEnvSchema>;
 export function trainThreads(env: Pick<WorkerEnv, 'WORKER_TRAIN_THREADS' | 'WORKER_CONCURRENCY'>): number {
   if (env.WORKER_TRAIN_THREADS !== 'auto') return env.WORKER_TRAIN_THREADS;
   return Math.max(1, Math.min(4, Math.floor(availableParallelism() / env.WORKER_CONCURRENCY)));
+}
+
+/**
+ * This process's cgroup memory limit in bytes (cgroup v2 `memory.max`, else v1
+ * `memory.limit_in_bytes`), or undefined when none is set.
+ */
+export function cgroupMemoryLimit(): number | undefined {
+  for (const file of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    const bytes = Number(text);
+    // "max" (v2) or a number near 2^63 (v1) mean no limit.
+    return Number.isFinite(bytes) && bytes < 2 ** 60 ? bytes : undefined;
+  }
+  return undefined;
+}
+
+/** The memory one job may use, in MB: WORKER_MEMORY_MB, else the cgroup limit, else all memory, over the concurrency. */
+export function jobMemoryMb(env: Pick<WorkerEnv, 'WORKER_MEMORY_MB' | 'WORKER_CONCURRENCY'>): number {
+  const total = env.WORKER_MEMORY_MB ?? Math.floor((cgroupMemoryLimit() ?? totalmem()) / (1 << 20));
+  return Math.floor(total / env.WORKER_CONCURRENCY);
 }
 
 /** Parses the environment; on error prints every problem and exits. */

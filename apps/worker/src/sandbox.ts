@@ -20,7 +20,7 @@ import {
   type Job,
   type Queues,
 } from '@mlq/queues';
-import { loadWorkerEnv, trainThreads } from './env.ts';
+import { jobMemoryMb, loadWorkerEnv, trainThreads } from './env.ts';
 import { createLogger } from './logger.ts';
 import { processors } from './processors.ts';
 
@@ -96,6 +96,8 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
     backend: await backend,
     // Native backends use every core themselves; on wasm and cpu one thread uses one core.
     trainThreads: ['wasm', 'cpu'].includes(await backend) ? trainThreads(env) : 1,
+    memoryBudgetMb: jobMemoryMb(env),
+    inputPipeline: env.WORKER_INPUT_PIPELINE,
   };
   const flow = name === 'tune' ? { children: trialsOf(job.id!, token) } : {};
   try {

@@ -3,6 +3,7 @@
  * types of every job type, the shared vocabulary, views, error codes and every Redis key. It imports
  * nothing of the platform, and runs in Node and browsers (the Node-only env fragment is `@mlq/contract/env`).
  */
+export * from './augment.ts';
 export * from './catalog.ts';
 export * from './datasets.ts';
 export * from './errors.ts';

@@ -1,5 +1,6 @@
 /** The training vocabulary shared by fine-tune and tune: architectures, heads, optimizers, progress. */
 import { z } from 'zod';
+import { augmentSchema } from './augment.ts';
 import { datasetSchema } from './datasets.ts';
 import { modelNameSchema, modelRefSchema } from './model-refs.ts';
 
@@ -62,6 +63,7 @@ export const trainingFields = {
   learningRate: z.number().positive().max(100).optional(),
   optimizerOptions: optimizerOptionsSchema.optional(),
   validationSplit: z.number().min(0).max(0.5).default(0),
+  augment: augmentSchema.optional(),
   seed: z
     .number()
     .int()

@@ -47,6 +47,16 @@ async function failure(spec: DatasetSpecInput, classNames?: string[]): Promise<D
   return e as DataError;
 }
 
+/** The DataError that reading every row of `spec` fails with. */
+async function readFailure(spec: DatasetSpecInput): Promise<DataError> {
+  const e: unknown = await loadAll(open(spec)).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(DataError);
+  return e as DataError;
+}
+
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'mlq-datasets-'));
 });
@@ -355,17 +365,23 @@ describe('image-folder', () => {
     ]);
   });
 
-  it('fails on an unreadable image, naming it', async () => {
+  it('fails on an unreadable image when its rows are read, naming it (info() decodes nothing)', async () => {
     const bad = path.join(dir, 'broken');
     await mkdir(path.join(bad, 'a'), { recursive: true });
     await mkdir(path.join(bad, 'b'), { recursive: true });
     await writeFile(path.join(bad, 'a', 'ok.png'), png(8, 8, [9, 9, 9]));
     await writeFile(path.join(bad, 'b', 'junk.png'), 'these bytes are no PNG');
-    const e = await failure({ format: 'image-folder', uri: pathToFileURL(bad).href, imageSize: [8, 8] });
+    const spec: DatasetSpecInput = {
+      format: 'image-folder',
+      uri: pathToFileURL(bad).href,
+      imageSize: [8, 8],
+    };
+    expect((await open(spec).info()).rows).toBe(2);
+    const e = await readFailure(spec);
     expect(e.message).toBe(`unreadable image ${path.join(bad, 'b', 'junk.png')}: not a PNG or JPEG file`);
     await writeFile(path.join(bad, 'b', 'junk.png'), png(8, 8, [1, 2, 3]));
     await writeFile(path.join(bad, 'b', 'cut.jpg'), jpg(32, 32, [10, 20, 30]).subarray(0, 200));
-    const cut = await failure({ format: 'image-folder', uri: pathToFileURL(bad).href, imageSize: [8, 8] });
+    const cut = await readFailure(spec);
     expect(cut.message).toMatch(new RegExp(`^unreadable image ${path.join(bad, 'b', 'cut.jpg')}: `));
   });
 

@@ -224,8 +224,17 @@ function modelSpec(model: tf.LayersModel): ModelSpec {
   };
 }
 
-/** A copy of `src` in shared memory. */
+/**
+ * `src` in shared memory: its own buffer when it is a whole SharedArrayBuffer already (the fit loop's
+ * batch, rewritten before each step), else a copy.
+ */
 function shared(src: Float32Array | Int32Array): SharedArrayBuffer {
+  if (
+    src.buffer instanceof SharedArrayBuffer &&
+    src.byteOffset === 0 &&
+    src.byteLength === src.buffer.byteLength
+  )
+    return src.buffer;
   const buf = new SharedArrayBuffer(src.byteLength);
   new Uint8Array(buf).set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength));
   return buf;
@@ -241,7 +250,8 @@ export class DataParallelTrainer {
 
   /**
    * A trainer over this thread and `threads - 1` helpers for `model` (compiled, with an optimizer) and
-   * `data`. Resolves once every helper has booted and built its replica.
+   * `data` (rows the steps' indices point into; shared with the helpers, not copied, when its arrays
+   * are whole SharedArrayBuffers). Resolves once every helper has booted and built its replica.
    */
   static async start(
     model: tf.LayersModel,

@@ -1,5 +1,6 @@
 /** `fine-tune`: train a model (a base cut at its features + a new head, or a fresh architecture). */
 import { z } from 'zod';
+import { checkAugment } from '../augment.ts';
 import { defineJobType } from '../job-type.ts';
 import { modelVersionRefSchema } from '../model-refs.ts';
 import {
@@ -14,7 +15,8 @@ import {
 export const fineTunePayloadSchema = z
   .strictObject(trainingFields)
   .refine(needsBaseOrArchitecture, baseOrArchitectureIssue)
-  .superRefine(checkOptimizerOptions);
+  .superRefine(checkOptimizerOptions)
+  .superRefine(checkAugment);
 export type FineTunePayload = z.infer<typeof fineTunePayloadSchema>;
 
 export const fineTuneResultSchema = z.object({

@@ -1,5 +1,6 @@
 /** The `tune` job's schemas: fine-tune's fields plus the search, its trials and its result. */
 import { z } from 'zod';
+import { checkAugment } from '../augment.ts';
 import { modelVersionRefSchema } from '../model-refs.ts';
 import {
   baseOrArchitectureIssue,
@@ -42,7 +43,8 @@ export const tunePayloadSchema = z
     objective: z.enum(tuneObjectives).default('valAcc'),
   })
   .refine(needsBaseOrArchitecture, baseOrArchitectureIssue)
-  .superRefine(checkOptimizerOptions);
+  .superRefine(checkOptimizerOptions)
+  .superRefine(checkAugment);
 export type TunePayload = z.infer<typeof tunePayloadSchema>;
 
 /** One trial of a tune: the searched values (by space key), and its outcome. */

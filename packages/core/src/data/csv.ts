@@ -10,7 +10,16 @@ import type { csvDatasetSchema } from '@mlq/contract';
 import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
 import type { DatasetInfo, DatasetSource, OpenDatasetOptions } from './dataset.ts';
-import { grow, LabelCoder, LineCursor, readBlocks, Spill, spilledChunks, type Scan } from './lines.ts';
+import {
+  fileFingerprint,
+  grow,
+  LabelCoder,
+  LineCursor,
+  readBlocks,
+  Spill,
+  spilledChunks,
+  type Scan,
+} from './lines.ts';
 import { float32Problem, isFloat32 } from './values.ts';
 
 export type CsvSpec = z.infer<typeof csvDatasetSchema>;
@@ -310,5 +319,13 @@ export function csvSource(spec: CsvSpec, opts: OpenDatasetOptions): DatasetSourc
   };
   let first: Promise<Scan> | undefined;
   const get = () => (first ??= scan());
-  return { info: async () => (await get()).info, chunks: spilledChunks(scan, get) };
+  return {
+    info: async () => (await get()).info,
+    chunks: spilledChunks(scan, get),
+    fingerprint: async () =>
+      fileFingerprint(
+        await resolveDataPath(spec.uri, opts.dataRoots),
+        JSON.stringify({ f: 'csv', classNames: opts.classNames ?? null }),
+      ),
+  };
 }

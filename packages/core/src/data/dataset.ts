@@ -1,6 +1,7 @@
 /**
- * A dataset is read in chunks, so that batch prediction over millions of rows keeps memory flat, and
- * training (which needs everything in memory) collects the chunks with `loadAll`.
+ * A dataset is read in chunks, so that memory stays flat whatever its size: batch prediction and
+ * evaluation go through the chunks, training through the decoded-example cache built from them
+ * (data/pipeline/). `loadAll` collects every chunk, for small data.
  */
 
 export interface DatasetInfo {
@@ -34,6 +35,12 @@ export interface DatasetSource {
   info(): Promise<DatasetInfo>;
   /** Rows from `start` (default 0) in chunks of at most `chunkSize`. */
   chunks(opts: { chunkSize: number; start?: number }): AsyncIterable<Chunk>;
+  /**
+   * A content hash that decodes nothing (the raw bytes read, hashed), for readers whose `info()`
+   * parses every row: the decoded-example cache is keyed by it (data/pipeline/decoded-cache.ts).
+   * Without it, `info().hash` is used, which must then be as cheap.
+   */
+  fingerprint?(): Promise<string>;
 }
 
 export interface InMemoryDataset {
@@ -42,7 +49,7 @@ export interface InMemoryDataset {
   y: Int32Array;
 }
 
-/** Reads every row of a dataset into memory (training and evaluation). */
+/** Reads every row of a dataset into memory (tests, small data). */
 export async function loadAll(source: DatasetSource): Promise<InMemoryDataset> {
   const info = await source.info();
   const width = info.featureShape.reduce((a, b) => a * b, 1);

@@ -150,21 +150,12 @@ export function imageFolderSource(spec: ImageFolderSpec, opts: OpenDatasetOption
     const hash = createHash('sha256').update(
       JSON.stringify({ f: 'image-folder', size: spec.imageSize, c: channels }),
     );
-    const scratch = new Float32Array(width);
     const classCounts = new Array<number>(names.length).fill(0);
+    // The hash covers each file's raw bytes and decodes nothing, so info() stays cheap (the
+    // decoded-example cache is keyed by it). A broken image fails the job when its chunk is decoded,
+    // which training does first, into that cache.
     for (const it of items) {
-      // Decode every image now, so that a broken one fails the job before any work is done.
-      const img = await imageToFeatures(
-        await readImage(it.file),
-        it.file,
-        spec.imageSize,
-        channels,
-        scratch,
-        0,
-      );
-      hash
-        .update(`${path.relative(root, it.file)}\n${it.label}\n${img.width}x${img.height}\n`)
-        .update(img.data);
+      hash.update(`${path.relative(root, it.file)}\n${it.label}\n`).update(await readImage(it.file));
       classCounts[it.label]!++;
     }
     const info: DatasetInfo = {

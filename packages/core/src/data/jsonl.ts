@@ -9,7 +9,16 @@ import type { jsonlDatasetSchema } from '@mlq/contract';
 import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
 import type { DatasetInfo, DatasetSource, OpenDatasetOptions } from './dataset.ts';
-import { grow, LabelCoder, LineCursor, readBlocks, Spill, spilledChunks, type Scan } from './lines.ts';
+import {
+  fileFingerprint,
+  grow,
+  LabelCoder,
+  LineCursor,
+  readBlocks,
+  Spill,
+  spilledChunks,
+  type Scan,
+} from './lines.ts';
 import { float32Problem, isFloat32 } from './values.ts';
 
 export type JsonlSpec = z.infer<typeof jsonlDatasetSchema>;
@@ -138,7 +147,15 @@ export function jsonlSource(spec: JsonlSpec, opts: OpenDatasetOptions): DatasetS
   };
   let first: Promise<Scan> | undefined;
   const get = () => (first ??= scan());
-  return { info: async () => (await get()).info, chunks: spilledChunks(scan, get) };
+  return {
+    info: async () => (await get()).info,
+    chunks: spilledChunks(scan, get),
+    fingerprint: async () =>
+      fileFingerprint(
+        await resolveDataPath(spec.uri, opts.dataRoots),
+        JSON.stringify({ f: 'jsonl', classNames: opts.classNames ?? null }),
+      ),
+  };
 }
 
 /** A label as text: a class name, or a class index. */

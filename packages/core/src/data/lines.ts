@@ -6,7 +6,8 @@
  * rows in a spill file that `chunks()` then reads: parsing text twice would cost about as much as the
  * model's predictions over a large file, and holding the rows in memory is not an option.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -314,6 +315,20 @@ export function spilledChunks(scan: () => Promise<Scan>, first: () => Promise<Sc
       await s.spill.close();
     }
   };
+}
+
+/**
+ * sha256 of `tag` and the file's raw bytes: a content hash that parses nothing, so a decoded-example
+ * cache hit skips the reader's first pass (`DatasetSource.fingerprint`).
+ */
+export async function fileFingerprint(file: string, tag: string): Promise<string> {
+  const hash = createHash('sha256').update(`${tag}\n`);
+  try {
+    for await (const b of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(b as Buffer);
+  } catch (e) {
+    throw new DataError(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  return hash.digest('hex').slice(0, 16);
 }
 
 /** A larger buffer holding the first bytes of `buf` (block buffers grow to their biggest block). */

@@ -17,4 +17,14 @@ export interface JobContext {
   backend: string;
   /** Threads a training job may split its batches over (data-parallel, CPU backends); default 1. */
   trainThreads?: number | undefined;
+  /**
+   * Memory this job may use, in MB (the worker's WORKER_MEMORY_MB or cgroup limit over its
+   * concurrency): bounds the input pipeline's buffers. Default: the machine's memory.
+   */
+  memoryBudgetMb?: number | undefined;
+  /**
+   * `in-memory`: the fine-tune input path before streaming (every row in one array), kept as
+   * bench/stream.ts's baseline. Default `stream`.
+   */
+  inputPipeline?: 'stream' | 'in-memory' | undefined;
 }

@@ -1,64 +1,26 @@
 /**
  * The fine-tune job: data → model (base + head) → fit with per-epoch checkpoints → saved model →
- * next registry version. A retried job resumes from its last checkpoint.
+ * next registry version. A retried job resumes from its last checkpoint. The data streams through
+ * the input pipeline (fine-tune-data.ts): nothing in the job grows with the dataset but the labels.
  */
-import { createHash } from 'node:crypto';
-import { featureWidth, loadAll, type DatasetInfo } from '../data/dataset.ts';
+import { loadAll, type DatasetInfo } from '../data/dataset.ts';
 import { openDataset } from '../data/open.ts';
+import { DecodedCache } from '../data/pipeline/decoded-cache.ts';
+import { inferenceBatch } from '../data/pipeline/memory-budget.ts';
+import type { BatchSource } from '../data/batches.ts';
 import { findCheckpoint, restoreCheckpoint, saveCheckpoint } from '../ml/checkpoint.ts';
 import { runPrefix } from '../storage/layout.ts';
 import { fitModel } from '../ml/fit.ts';
 import type { TrainData } from '@mlq/engine';
 import { saveModel } from '../ml/model-io.ts';
 import { resolveAndLoad } from '../ml/resolve.ts';
-import { buildTransferModel, compile, makeOptimizer, type TransferModel } from '../ml/transfer.ts';
+import { buildTransferModel, compile, makeOptimizer } from '../ml/transfer.ts';
 import { DataError } from '../util/errors.ts';
 import type { FineTunePayload, FineTuneResult } from '@mlq/contract';
-import { disposeModels, predictParallel } from '@mlq/engine';
+import { disposeModels } from '@mlq/engine';
 import type { JobContext } from './context.ts';
-
-/**
- * The head of a frozen base trains on the base's outputs, computed once per (base, dataset) and kept
- * in the artifact store, so a second job or a tune trial on the same data skips the base entirely.
- */
-async function cachedFeatures(
-  tm: TransferModel,
-  baseUri: string,
-  data: TrainData,
-  datasetHash: string,
-  ctx: JobContext,
-): Promise<TrainData> {
-  const featShape = tm.features.outputs[0]!.shape.slice(1) as number[];
-  const id = createHash('sha256')
-    .update(`${baseUri}|${tm.meta.featuresLayer}|${datasetHash}`)
-    .digest('hex')
-    .slice(0, 24);
-  const key = `cache/embeddings/${id}.f32`;
-  const n = data.y.length;
-  if (await ctx.store.exists(key)) {
-    const buf = await ctx.store.get(key);
-    const x = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
-    if (x.length === n * featureWidth({ featureShape: featShape })) {
-      await ctx.log(`embedding cache hit: ${key}`);
-      return { ...data, x, shape: featShape };
-    }
-  }
-  const t0 = performance.now();
-  // Split over the helper threads that are up (see parallel.ts): the base's forward pass is the
-  // costly part of a cold-cache transfer.
-  const { out: x, threads } = await predictParallel(
-    tm.features,
-    data.x,
-    data.shape,
-    ctx.trainThreads ?? 1,
-    ctx.backend,
-  );
-  await ctx.store.put(key, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
-  await ctx.log(
-    `embedded ${n} rows with the frozen base in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${threads} thread(s) (${key})`,
-  );
-  return { ...data, x, shape: featShape };
-}
+import { checkMemory, streamedBatches } from './fine-tune-data.ts';
+import { inMemoryTrainData } from './fine-tune-in-memory.ts';
 
 /** Rows per class, by class name (or index when the classes have no names), in class order. */
 export function classCounts(info: DatasetInfo): Record<string, number> {
@@ -75,8 +37,10 @@ function showCounts(counts: Record<string, number>): string {
 
 export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<FineTuneResult> {
   const source = openDataset(p.dataset, { dataRoots: ctx.dataRoots });
-  const data = await loadAll(source);
-  const info = data.info;
+  // The cache lookup is cheap: the data's shape and classes are known before anything is decoded.
+  const inMemory = ctx.inputPipeline === 'in-memory' ? await loadAll(source) : undefined;
+  const decoded = inMemory ? undefined : await DecodedCache.locate(source, p.dataset, ctx.store);
+  const info = inMemory?.info ?? (await decoded!.info());
   if (info.rows === 0) throw new DataError('the dataset has no rows');
   const counts = classCounts(info);
   const present = Object.entries(counts).filter(([, n]) => n > 0);
@@ -108,9 +72,17 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
   });
   const optimizer = makeOptimizer(p.optimizer, p.learningRate, p.optimizerOptions);
   try {
-    // With a frozen base only the head trains, on cached base outputs; the saved model is still base + head.
-    const trained = tm.frozenBase && base ? tm.head : tm.model;
+    // With a frozen base only the head trains, on cached base outputs; the saved model is still base
+    // + head. Augmented images change on every pass, so their base outputs cannot be cached.
+    const frozenBaseUri = tm.frozenBase && base ? base.uri : undefined;
+    if (frozenBaseUri !== undefined && p.augment)
+      await ctx.log(
+        'augmentation is on: the embedding cache does not apply, the frozen base runs on every augmented batch',
+      );
+    const headOnly = frozenBaseUri !== undefined && !p.augment;
+    const trained = headOnly ? tm.head : tm.model;
     compile(trained, optimizer);
+    const buffers = await checkMemory(trained, p, ctx);
 
     const checkpoint = await findCheckpoint(ctx.jobId, ctx.store);
     if (checkpoint) {
@@ -120,8 +92,23 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
         : `the end of epoch ${checkpoint.epoch}`;
       await ctx.log(`resuming from the checkpoint at ${where} (attempt ${ctx.attempt})`);
     }
-    let train: TrainData = { x: data.x, y: data.y, shape: info.featureShape, numClasses: info.numClasses };
-    if (trained === tm.head) train = await cachedFeatures(tm, base!.uri, train, info.hash, ctx);
+    let train: TrainData | BatchSource;
+    let shuffleBufferRows: number | undefined;
+    if (inMemory) {
+      train = await inMemoryTrainData(inMemory, tm, headOnly ? frozenBaseUri : undefined, ctx);
+    } else {
+      const batches = await streamedBatches({
+        p,
+        ctx,
+        tm,
+        decoded: decoded!,
+        frozenBaseUri: headOnly ? frozenBaseUri : undefined,
+        buffers,
+        shuffleBufferRows: checkpoint?.shuffleBufferRows,
+      });
+      shuffleBufferRows = batches.plan.bufferRows;
+      train = batches;
+    }
     const trainable = trained.trainableWeights.reduce(
       (s, w) => s + (w.shape as number[]).reduce((a, b) => a * b, 1),
       0,
@@ -142,12 +129,14 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
       threads: ctx.trainThreads,
       backend: ctx.backend,
       log: ctx.log,
+      evalBatchSize: Math.min(256, inferenceBatch(trained, 128 << 20)),
       onInterrupt: async (partial, history) => {
         await saveCheckpoint(ctx.jobId, ctx.store, tm.model, optimizer, tm.meta, {
           epoch: partial.epoch - 1,
           history,
           seed: p.seed,
           partial,
+          shuffleBufferRows,
         });
         await ctx.log(
           `shutdown: saved a checkpoint at epoch ${partial.epoch}, batch ${partial.batches}; handing the job back to the queue`,
@@ -158,6 +147,7 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
           epoch: e.epoch,
           history,
           seed: p.seed,
+          shuffleBufferRows,
         });
         await ctx.progress(e);
         const v =

@@ -17,6 +17,8 @@ export interface CheckpointState {
   partial?: PartialEpoch;
   history: EpochProgress[];
   seed: number;
+  /** Rows of the streamed input's shuffle buffer: a resumed run keeps it, so its order is the same. */
+  shuffleBufferRows?: number;
   dir: string;
   optimizer?: { specs: tf.io.WeightsManifestEntry[] };
   savedAt: string;
@@ -43,7 +45,13 @@ export async function saveCheckpoint(
   model: tf.LayersModel,
   optimizer: tf.Optimizer,
   meta: ModelMeta,
-  state: { epoch: number; history: EpochProgress[]; seed: number; partial?: PartialEpoch },
+  state: {
+    epoch: number;
+    history: EpochProgress[];
+    seed: number;
+    partial?: PartialEpoch;
+    shuffleBufferRows?: number | undefined;
+  },
 ): Promise<CheckpointState> {
   const run = runPrefix(jobId);
   const dir = state.partial

@@ -2,3 +2,13 @@
 
 /** A job's own area: checkpoints, its saved model, batch-predict's part file. */
 export const runPrefix = (jobId: string): string => `runs/${jobId}`;
+
+/**
+ * The input caches, shared by every job (see packages/core/src/data/pipeline/): a dataset decoded once
+ * (`decoded`, id: content + preprocessing) and a frozen base's outputs over it (`embeddings`). Each
+ * is a shard set: `<prefix>/shard-<k>` files and `<prefix>/manifest.json`.
+ */
+export const cachePrefix = {
+  decoded: (id: string): string => `cache/decoded/${id}`,
+  embeddings: (id: string): string => `cache/embeddings/${id}`,
+};
