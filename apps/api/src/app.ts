@@ -12,6 +12,7 @@ import express, { type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import type { Redis } from 'ioredis';
 import { jobNames, type JobName, type RedisKeys } from '@mlq/contract';
+import { DatasetRegistry } from '@mlq/core/datasets';
 import { ModelRegistry } from '@mlq/core/registry';
 import type { ArtifactStore } from '@mlq/core/storage';
 import { QueueEvents, type Queues } from '@mlq/queues';
@@ -23,6 +24,8 @@ import { JobsService } from './jobs.service.ts';
 import { rateLimit } from './limits/rate-limit.ts';
 import { httpLogger, type Logger } from './logger.ts';
 import { ApiMetrics } from './metrics.ts';
+import { artifactsRouter } from './routes/artifacts.routes.ts';
+import { datasetsRouter } from './routes/datasets.routes.ts';
 import { jobsRouter } from './routes/jobs.routes.ts';
 import { modelsRouter } from './routes/models.routes.ts';
 import { openApiDocument } from './openapi.ts';
@@ -88,6 +91,7 @@ function corsFor(origins: string[]): RequestHandler {
 export function createApp(deps: AppDeps): App {
   const { env, keys, redis, queues } = deps;
   const registry = new ModelRegistry(redis, keys);
+  const datasets = new DatasetRegistry(redis, keys);
   const jobs = new JobsService(queues, redis, keys);
   const metrics = new ApiMetrics(queues, redis, keys);
   const events = Object.fromEntries(
@@ -139,9 +143,20 @@ export function createApp(deps: AppDeps): App {
 
   // Before express.json: predict reads its own body (see serving/json-scan.ts).
   app.use(predictRouter(serving, env.BODY_LIMIT));
+  // Also before express.json: an upload's body is the file, streamed to the store (DATASET_MAX_BYTES).
+  app.use(
+    datasetsRouter({
+      datasets,
+      store: deps.store,
+      jobs,
+      maxBytes: env.DATASET_MAX_BYTES,
+      limits: { maxFiles: env.DATASET_MAX_FILES, maxExpandedBytes: env.DATASET_MAX_EXPANDED_BYTES },
+    }),
+  );
   app.use(express.json({ limit: env.BODY_LIMIT }));
   app.use(opsRouter(redis, queues, keys));
-  app.use(jobsRouter({ jobs, registry, events, dataRoots: env.DATA_ROOTS }));
+  app.use(jobsRouter({ jobs, registry, datasets, events, dataRoots: env.DATA_ROOTS }));
+  app.use(artifactsRouter(jobs, { store: deps.store, dataRoots: env.DATA_ROOTS }));
   app.use(modelsRouter(registry));
   app.use((req, res) => sendError(res, 404, 'not_found', `no route ${req.method} ${req.path}`));
   app.use(errorHandler);

@@ -55,6 +55,23 @@ export const apiEnvSchema = z.object({
       }
       return out as Partial<Record<JobName, number>>;
     }),
+  /**
+   * Dataset uploads (POST /v1/datasets/{name}): the largest body in bytes (413 above it; at most 5 GiB,
+   * S3's CopyObject limit, since an upload is copied into place), and for archives the most entries and
+   * the most bytes they may expand to (400 above them: archive bombs).
+   */
+  DATASET_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(5 * 1024 ** 3)
+    .default(1024 ** 3),
+  DATASET_MAX_FILES: z.coerce.number().int().min(1).default(100_000),
+  DATASET_MAX_EXPANDED_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(4 * 1024 ** 3),
   /** Backend of the predict threads (each loads its own tfjs); wasm unless asked. */
   TFJS_BACKEND: z.enum(tfjsBackends).default('wasm'),
   // Online predict (apps/api/src/serving). One core stays with the HTTP event loop.

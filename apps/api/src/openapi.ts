@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { jobCatalog, jobNames } from '@mlq/contract';
+import { datasetsOpenApi } from './openapi-datasets.ts';
 import { finalizeDocument } from './openapi-finalize.ts';
 
 const json = (schema: object) => ({ content: { 'application/json': { schema } } });
@@ -227,6 +228,8 @@ export function openApiDocument(): object {
     },
     '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text/plain' } } } },
   });
+  Object.assign(schemas, datasetsOpenApi.schemas);
+  Object.assign(paths, datasetsOpenApi.paths);
   return finalizeDocument({
     openapi: '3.1.0',
     info: { title: 'mlq: transfer learning and model serving', version: '0.1.0' },

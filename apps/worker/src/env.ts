@@ -1,9 +1,10 @@
 /** The worker's configuration: parsed once from the environment; start-up fails listing every problem. */
 import { readFileSync } from 'node:fs';
 import { availableParallelism, totalmem } from 'node:os';
+import path from 'node:path';
 import { z } from 'zod';
 import { jobNames, type JobName } from '@mlq/contract';
-import { commaList, parseEnvOrExit, sharedEnvShape, tfjsBackends } from '@mlq/contract/env';
+import { commaList, parseEnvOrExit, repoRoot, sharedEnvShape, tfjsBackends } from '@mlq/contract/env';
 import type { BackendPreference } from '@mlq/engine';
 
 // The contract's backend names are the engine's preferences (a compile error if they drift apart).
@@ -11,6 +12,14 @@ const _backendNames: readonly BackendPreference[] = tfjsBackends;
 
 export const workerEnvSchema = z.object({
   ...sharedEnvShape,
+  /**
+   * This machine's cache of fetched data (datasets uploaded through the API, extracted archives),
+   * keyed by content hash so entries never go stale.
+   */
+  WORKER_CACHE_DIR: z
+    .string()
+    .default(path.join(repoRoot, '.data/cache'))
+    .transform((p) => path.resolve(p)),
   WORKER_QUEUES: z
     .string()
     .default(jobNames.join(','))

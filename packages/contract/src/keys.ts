@@ -89,4 +89,32 @@ export class RedisKeys {
   get versionChannel(): string {
     return this.k('registry', 'version-registered');
   }
+
+  /** Set of the names of uploaded datasets that have at least one version. */
+  get datasets(): string {
+    return this.k('registry', 'datasets');
+  }
+
+  /**
+   * An uploaded dataset's record: `versions` (hash version → JSON DatasetVersion) and `seq` (the version
+   * counter, never reset, so numbers are never reused).
+   */
+  dataset(name: string, part: 'versions' | 'seq'): string {
+    return this.k('registry', 'dataset', name, part);
+  }
+
+  /** Set of the ids of the jobs submitted with a dataset version (DELETE refuses while one may run). */
+  datasetJobs(name: string, version: number): string {
+    return this.k('registry', 'dataset', name, version, 'jobs');
+  }
+
+  /** Set of the `name@version`s whose bytes are the blob `sha256` (the blob goes with the last one). */
+  datasetBlobRefs(sha256: string): string {
+    return this.k('registry', 'dataset-blob', sha256, 'refs');
+  }
+
+  /** Held while a dataset blob is being added or removed. */
+  datasetBlobLock(sha256: string): string {
+    return this.k('registry', 'dataset-blob', sha256, 'lock');
+  }
 }

@@ -28,6 +28,25 @@ export const uriSchema = z
   .max(2000)
   .refine(isUri, { message: 'expected a file://, http(s):// or s3:// URI' });
 
+/** `dataset://<name>` (its latest version) or `dataset://<name>@<version>`: a dataset uploaded to the API. */
+const DATASET_URI = /^dataset:\/\/([a-zA-Z0-9][\w.-]{0,99})(?:@([1-9]\d{0,9}))?$/;
+
+/** The name and version (undefined: the latest) of a `dataset://` URI, or undefined for any other string. */
+export function parseDatasetUri(uri: string): { name: string; version?: number } | undefined {
+  const m = DATASET_URI.exec(uri);
+  if (!m) return undefined;
+  return m[2] === undefined ? { name: m[1]! } : { name: m[1]!, version: Number(m[2]) };
+}
+
+/** Where a dataset's file is: any URI a reader may get, or an uploaded dataset (`dataset://`). */
+export const datasetUriSchema = z
+  .string()
+  .min(1)
+  .max(2000)
+  .refine((s) => isUri(s) || DATASET_URI.test(s), {
+    message: 'expected a file://, http(s):// or s3:// URI, or dataset://<name>[@<version>]',
+  });
+
 /** A registered model version, as job results name it. */
 export const modelVersionRefSchema = z.object({
   name: z.string(),

@@ -23,6 +23,16 @@ import type {
   TensorLike,
   WorkerInfo,
 } from './types.ts';
+import {
+  listArtifacts,
+  listDatasets,
+  uploadDataset,
+  type ArtifactView,
+  type DatasetSummary,
+  type DatasetVersion,
+  type UploadData,
+  type UploadOptions,
+} from './upload.ts';
 import { jobEvents, waitForJob, type WaitOptions } from './wait.ts';
 
 /** How to reach the API. */
@@ -169,6 +179,47 @@ export class MlqClient {
   waitForJob(id: string, opts?: WaitOptions): Promise<AnyJob>;
   waitForJob(job: string | { id: string }, opts: WaitOptions = {}): Promise<AnyJob> {
     return waitForJob(this, typeof job === 'string' ? job : job.id, opts) as Promise<AnyJob>;
+  }
+
+  // ---- datasets and artifacts ----
+
+  /**
+   * `POST /v1/datasets/{name}`: uploads a CSV, JSONL or image-folder archive (zip, tar.gz) as the next
+   * version of `name`, streamed. Returns the version: its `uri` (`dataset://name@3`) is what a job's
+   * dataset `uri` takes. In Node, `fs.openAsBlob(path)` gives a file as a Blob without reading it.
+   */
+  uploadDataset(name: string, data: UploadData, opts?: UploadOptions): Promise<DatasetVersion> {
+    return uploadDataset(this.transport, name, data, opts);
+  }
+
+  /** `GET /v1/datasets`: every dataset with its versions. */
+  listDatasets(opts?: CallOptions): Promise<DatasetSummary[]> {
+    return listDatasets(this.transport, opts);
+  }
+
+  /** `GET /v1/datasets/{name}`: a dataset's versions, oldest first. */
+  async getDataset(name: string, opts: CallOptions = {}): Promise<DatasetVersion[]> {
+    const path = `/v1/datasets/${seg(name)}`;
+    return (await this.transport.json<{ versions: DatasetVersion[] }>('GET', path, opts)).versions;
+  }
+
+  /** `DELETE /v1/datasets/{name}/versions/{v}`; a 409 while a waiting or running job uses it. */
+  async deleteDatasetVersion(name: string, version: number, opts: CallOptions = {}): Promise<void> {
+    await this.transport.send('DELETE', `/v1/datasets/${seg(name)}/versions/${seg(version)}`, opts);
+  }
+
+  /** `GET /v1/jobs/{id}/artifacts`: a completed job's outputs (model zip, predictions file). */
+  listArtifacts(jobId: string, opts?: CallOptions): Promise<ArtifactView[]> {
+    return listArtifacts(this.transport, jobId, opts);
+  }
+
+  /**
+   * `GET /v1/jobs/{id}/artifacts/{name}`: the response, whose `body` streams the file (no store
+   * credentials needed). E.g. in Node: `await pipeline(Readable.fromWeb(res.body), createWriteStream(p))`.
+   */
+  downloadArtifact(jobId: string, name: string, opts: CallOptions = {}): Promise<Response> {
+    const path = `/v1/jobs/${seg(jobId)}/artifacts/${seg(name)}`;
+    return this.transport.send('GET', path, { ...opts, accept: '*/*' });
   }
 
   // ---- models ----

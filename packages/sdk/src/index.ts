@@ -6,5 +6,15 @@ export { MlqClient, predictPath, type MlqClientOptions, type SubmitOptions } fro
 export { MlqError, MlqApiError, JobFailedError, WaitTimeoutError } from './errors.ts';
 export { parseSse, type SseMessage } from './sse.ts';
 export { Transport, type CallOptions, type FetchLike } from './transport.ts';
+export {
+  formatFromName,
+  uploadMediaType,
+  type ArtifactView,
+  type DatasetSummary,
+  type DatasetVersion,
+  type UploadData,
+  type UploadFormat,
+  type UploadOptions,
+} from './upload.ts';
 export { waitForJob, jobEvents, type WaitOptions } from './wait.ts';
 export * from './types.ts';

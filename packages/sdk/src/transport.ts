@@ -14,6 +14,8 @@ export interface CallOptions {
 
 interface SendOptions extends CallOptions {
   body?: unknown;
+  /** A body sent as it is (a file upload) instead of JSON. */
+  raw?: { body: BodyInit; contentType: string } | undefined;
   query?: Record<string, string | number | undefined> | undefined;
   accept?: string;
 }
@@ -48,12 +50,16 @@ export class Transport {
     const headers: Record<string, string> = { accept: opts.accept ?? 'application/json', ...opts.headers };
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
+    if (opts.raw) headers['content-type'] = opts.raw.contentType;
+    const body = opts.raw ? opts.raw.body : opts.body !== undefined ? JSON.stringify(opts.body) : undefined;
     let res: Response;
     try {
       res = await this.fetchFn(url, {
         method,
         headers,
-        ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+        ...(body !== undefined ? { body } : {}),
+        // fetch sends a stream body only when told it is half-duplex (the answer comes after it).
+        ...(body instanceof ReadableStream ? ({ duplex: 'half' } as RequestInit) : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
     } catch (e) {

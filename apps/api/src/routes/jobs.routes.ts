@@ -14,9 +14,11 @@ import {
   type JobName,
 } from '@mlq/contract';
 import { DataError, InputError, NotFoundError } from '@mlq/core/errors';
+import type { DatasetRegistry } from '@mlq/core/datasets';
 import type { ModelRegistry } from '@mlq/core/registry';
 import { resolveDataPath } from '@mlq/core/storage';
 import type { QueueEvents } from '@mlq/queues';
+import { pinDatasets } from '../dataset-refs.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { principalOf } from '../auth/authenticate.ts';
 import { bodySha256, type JobsService } from '../jobs.service.ts';
@@ -24,6 +26,7 @@ import { bodySha256, type JobsService } from '../jobs.service.ts';
 export interface JobsRouteDeps {
   jobs: JobsService;
   registry: ModelRegistry;
+  datasets: DatasetRegistry;
   events: Record<JobName, QueueEvents>;
   dataRoots: readonly string[];
 }
@@ -100,7 +103,8 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
     }
     const parsed = parsePayload(type, req.body);
     if (!parsed.ok) throw badRequest(`invalid ${type} job: ${joinIssues(parsed.issues)}`, parsed.issues);
-    const refIssues = await checkReferences(type, parsed.value, deps);
+    const pins = await pinDatasets(type, parsed.value, deps.datasets);
+    const refIssues = [...(await checkReferences(type, parsed.value, deps)), ...pins.issues];
     if (refIssues.length) throw badRequest(`invalid ${type} job: ${joinIssues(refIssues)}`, refIssues);
     const key = req.get('Idempotency-Key');
     if (key !== undefined && !/^[\w.:-]{1,200}$/.test(key)) {
@@ -113,6 +117,8 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
         ? undefined
         : { key, keyId: principalOf(res)?.keyId ?? 'anonymous', bodySha256: bodySha256(req.body) };
     const { view, created } = await deps.jobs.submit(type, parsed.value, idempotency);
+    // DELETE of a dataset version is refused while this job may still read it.
+    for (const v of pins.pinned) await deps.datasets.markUse(v, view.id);
     res
       .status(created ? 202 : 200)
       .location(view.links.self)

@@ -7,7 +7,8 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
-import { spawnTsThread } from '@mlq/engine';
+// The thread helper alone: the engine's entry loads tfjs, which the API's main thread never runs.
+import { spawnTsThread } from '@mlq/engine/ts-thread';
 import type { FromThread, ModelInfo, ThreadConfig, ThreadError, ToThread } from './protocol.ts';
 
 /**

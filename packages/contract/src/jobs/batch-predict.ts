@@ -8,7 +8,10 @@ import { rowsProgressSchema } from './evaluate.ts';
 export const batchPredictPayloadSchema = z.strictObject({
   model: modelRefSchema,
   input: datasetSchema,
-  output: z.strictObject({ uri: uriSchema, format: z.enum(['jsonl', 'csv']).default('jsonl') }),
+  /** Without `uri`, the output goes to the artifact store as `outputs/<jobId>/predictions.<format>`. */
+  output: z
+    .strictObject({ uri: uriSchema.optional(), format: z.enum(['jsonl', 'csv']).default('jsonl') })
+    .default({ format: 'jsonl' }),
   chunkSize: z.number().int().min(1).max(65536).default(4096),
 });
 export type BatchPredictPayload = z.infer<typeof batchPredictPayloadSchema>;
@@ -17,7 +20,8 @@ export const batchPredictResultSchema = z.object({ outputUri: z.string(), rows: 
 export type BatchPredictResult = z.infer<typeof batchPredictResultSchema>;
 
 export const batchPredictJob = defineJobType({
-  summary: 'Run a model over a dataset and write the predictions to `output.uri`',
+  summary:
+    'Run a model over a dataset and write the predictions to `output.uri` (default: the artifact store)',
   payload: batchPredictPayloadSchema,
   result: batchPredictResultSchema,
   progress: rowsProgressSchema,

@@ -70,10 +70,19 @@ export function featureWidth(info: Pick<DatasetInfo, 'featureShape'>): number {
   return info.featureShape.reduce((a, b) => a * b, 1);
 }
 
+/**
+ * Makes a dataset URI that is not `file://` readable on this machine: returns the absolute path of a
+ * local file (csv, jsonl) or folder (image-folder) holding it, e.g. a worker-local cache copy of a
+ * `dataset://` upload (datasets/locate.ts). Throws the reason when it cannot.
+ */
+export type UriLocator = (uri: string) => Promise<string>;
+
 /** How readers open a dataset spec (see open.ts). */
 export interface OpenDatasetOptions {
   /** Directories that file:// URIs may point into. */
   dataRoots: readonly string[];
+  /** For other URIs: where their bytes are on this machine. Without it only file:// URIs can be read. */
+  locate?: UriLocator | undefined;
   /**
    * Class names of the model the data is fed to (evaluate, batch-predict): labels given as names are
    * mapped with these, so index i means the same class as when the model was trained.

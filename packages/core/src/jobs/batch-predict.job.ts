@@ -16,7 +16,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { openDataset } from '../data/open.ts';
 import { checkFiniteScores } from '../ml/fit.ts';
 import { acceptsShape, type ModelMeta } from '../ml/model-io.ts';
-import { runPrefix } from '../storage/layout.ts';
+import { defaultOutputKey, runPrefix } from '../storage/layout.ts';
 import { resolveAndLoad } from '../ml/resolve.ts';
 import { resolveDataPath } from '../storage/data-uri.ts';
 import { CancelledError, DataError, InputError, ReleasedError, SHUTDOWN_REASON } from '../util/errors.ts';
@@ -151,7 +151,7 @@ export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): 
   const { meta, model } = m.loaded;
   try {
     // Labels of the input are not used: open it without the model's classes, so unknown ones are fine.
-    const source = openDataset(p.input, { dataRoots: ctx.dataRoots });
+    const source = openDataset(p.input, { dataRoots: ctx.dataRoots, locate: ctx.locate });
     const info = await source.info();
     const want = meta.inputShape;
     if (!acceptsShape(want, info.featureShape)) {
@@ -161,6 +161,7 @@ export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): 
     }
     const fmt = p.output.format;
     const { k, labels, header } = outputLayout(model, meta, fmt);
+    const outUri = p.output.uri ?? ctx.store.uriOf(defaultOutputKey(ctx.jobId, fmt));
 
     const stateKey = `${runPrefix(ctx.jobId)}/batch-predict.json`;
     const fingerprint = createHash('sha256')
@@ -172,11 +173,11 @@ export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): 
       : undefined;
     const same = prior?.fingerprint === fingerprint ? prior : undefined;
     if (same?.done) {
-      await ctx.log(`already done: ${info.rows} rows at ${p.output.uri}`);
-      return { outputUri: p.output.uri, rows: info.rows };
+      await ctx.log(`already done: ${info.rows} rows at ${outUri}`);
+      return { outputUri: outUri, rows: info.rows };
     }
 
-    const target = await openTarget(p.output.uri, ctx);
+    const target = await openTarget(outUri, ctx);
     const from = await resumePoint(same, target.part);
     const start = from.start;
     let bytes = from.bytes;
@@ -191,7 +192,7 @@ export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): 
       await ctx.log(
         start > 0
           ? `resuming at row ${start} of ${info.rows} (attempt ${ctx.attempt})`
-          : `predicting ${info.rows} rows with ${m.uri} (${ctx.backend}), chunks of ${p.chunkSize} → ${p.output.uri}`,
+          : `predicting ${info.rows} rows with ${m.uri} (${ctx.backend}), chunks of ${p.chunkSize} → ${outUri}`,
       );
       const t0 = performance.now();
       let done = start;
@@ -234,9 +235,9 @@ export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): 
       );
       const secs = (performance.now() - t0) / 1000;
       await ctx.log(
-        `wrote ${info.rows} rows to ${p.output.uri} (${Math.round((info.rows - start) / Math.max(secs, 1e-3))} rows/s)`,
+        `wrote ${info.rows} rows to ${outUri} (${Math.round((info.rows - start) / Math.max(secs, 1e-3))} rows/s)`,
       );
-      return { outputUri: p.output.uri, rows: info.rows };
+      return { outputUri: outUri, rows: info.rows };
     } catch (e) {
       // Bad data will not get better: drop the part file. Anything else keeps it for the next run.
       if (e instanceof DataError || e instanceof InputError) await rm(target.part, { force: true });

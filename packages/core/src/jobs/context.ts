@@ -1,6 +1,7 @@
 /** What a job's code gets from the worker: identity, cancel signal, reporting, storage. */
 import type { ArtifactStore } from '../storage/artifact-store.ts';
 import type { ModelRegistry } from '../registry/registry.ts';
+import type { UriLocator } from '../data/dataset.ts';
 import type { EpochProgress } from '@mlq/contract';
 
 export interface JobContext {
@@ -13,6 +14,8 @@ export interface JobContext {
   store: ArtifactStore;
   registry: ModelRegistry;
   dataRoots: readonly string[];
+  /** Turns a dataset URI that is not file:// (`dataset://`) into a local path; see data/open.ts. */
+  locate?: UriLocator | undefined;
   /** The tfjs backend this process runs on. */
   backend: string;
   /** Threads a training job may split its batches over (data-parallel, CPU backends); default 1. */

@@ -14,7 +14,11 @@ export async function runEvaluate(p: EvaluatePayload, ctx: JobContext): Promise<
   const m = await resolveAndLoad(p.model, ctx.registry, ctx.store, ctx.dataRoots);
   try {
     const { meta, model } = m.loaded;
-    const source = openDataset(p.dataset, { dataRoots: ctx.dataRoots, classNames: meta.classNames });
+    const source = openDataset(p.dataset, {
+      dataRoots: ctx.dataRoots,
+      locate: ctx.locate,
+      classNames: meta.classNames,
+    });
     const info = await source.info();
     if (!acceptsShape(meta.inputShape, info.featureShape)) {
       throw new InputError(

@@ -36,7 +36,7 @@ function showCounts(counts: Record<string, number>): string {
 }
 
 export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<FineTuneResult> {
-  const source = openDataset(p.dataset, { dataRoots: ctx.dataRoots });
+  const source = openDataset(p.dataset, { dataRoots: ctx.dataRoots, locate: ctx.locate });
   // The cache lookup is cheap: the data's shape and classes are known before anything is decoded.
   const inMemory = ctx.inputPipeline === 'in-memory' ? await loadAll(source) : undefined;
   const decoded = inMemory ? undefined : await DecodedCache.locate(source, p.dataset, ctx.store);

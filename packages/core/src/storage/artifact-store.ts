@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream';
+
 /**
  * Where checkpoints, models, embedding caches and outputs live. Keys are relative POSIX paths
  * (`runs/<jobId>/epoch-3/model.json`); every worker and the API share one store.
@@ -9,8 +11,17 @@ export interface ArtifactStore {
   put(key: string, data: Uint8Array | string): Promise<void>;
   /** Copies a local file in (atomically), for outputs too large to hold in memory. */
   putFile(key: string, localPath: string): Promise<void>;
+  /**
+   * Writes a stream of unknown length atomically, holding only a few MiB of it at a time (S3: a
+   * multipart upload). If `body` errors, the promise rejects and nothing is left under `key`.
+   */
+  putStream(key: string, body: Readable): Promise<void>;
   /** Throws NotFoundError when the key does not exist. */
   get(key: string): Promise<Buffer>;
+  /** Reads a key as a stream, with its size in bytes; throws NotFoundError when it does not exist. */
+  getStream(key: string): Promise<{ body: Readable; bytes: number }>;
+  /** Renames a key (replacing `to` if it exists). File store: a rename; S3: a server-side copy, then a delete. */
+  move(from: string, to: string): Promise<void>;
   exists(key: string): Promise<boolean>;
   /** Keys under a prefix, sorted. */
   list(prefix: string): Promise<string[]>;

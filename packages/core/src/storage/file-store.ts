@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { NotFoundError } from '../util/errors.ts';
 import { checkKey, type ArtifactStore } from './artifact-store.ts';
@@ -38,6 +41,38 @@ export class FileArtifactStore implements ArtifactStore {
     const tmp = `${dest}.${randomUUID()}.tmp`;
     await copyFile(localPath, tmp);
     await rename(tmp, dest);
+  }
+
+  async putStream(key: string, body: Readable): Promise<void> {
+    const dest = this.pathOf(key);
+    await mkdir(path.dirname(dest), { recursive: true });
+    const tmp = `${dest}.${randomUUID()}.tmp`;
+    try {
+      await pipeline(body, createWriteStream(tmp));
+      await rename(tmp, dest);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  async getStream(key: string): Promise<{ body: Readable; bytes: number }> {
+    const file = this.pathOf(key);
+    const s = await stat(file).catch(() => undefined);
+    if (!s?.isFile()) throw new NotFoundError(`artifact not found: ${this.uriOf(key)}`);
+    return { body: createReadStream(file), bytes: s.size };
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    const dest = this.pathOf(to);
+    await mkdir(path.dirname(dest), { recursive: true });
+    try {
+      await rename(this.pathOf(from), dest);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new NotFoundError(`artifact not found: ${this.uriOf(from)}`);
+      throw e;
+    }
   }
 
   async get(key: string): Promise<Buffer> {

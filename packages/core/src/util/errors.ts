@@ -32,6 +32,16 @@ export class NotFoundError extends PermanentError {
   override name = 'NotFoundError';
 }
 
+/** The request conflicts with the current state (e.g. deleting a dataset version a waiting job uses): HTTP 409. */
+export class ConflictError extends Error {
+  override name = 'ConflictError';
+}
+
+/** An upload is larger than the configured limit: HTTP 413. */
+export class TooLargeError extends Error {
+  override name = 'TooLargeError';
+}
+
 /**
  * A model cannot be loaded: its URL answers an error status, or its model.json is not a tfjs
  * LayersModel this platform can read (a graph model, not JSON, a layer or weights tfjs cannot build,

@@ -46,6 +46,9 @@ export interface Values {
   offset?: string | undefined;
   delete?: boolean | undefined;
   'idempotency-key'?: string | undefined;
+  format?: string | undefined;
+  label?: string | undefined;
+  output?: string | undefined;
 }
 
 export interface Ctx {

@@ -5,7 +5,8 @@
 import { parseArgs } from 'node:util';
 import { MlqClient } from '../client.ts';
 import { MlqApiError, MlqError } from '../errors.ts';
-import { commands, UsageError, type Io } from './commands.ts';
+import { commands as jobCommands, UsageError, type Ctx, type Io } from './commands.ts';
+import { artifacts, dataset, download } from './dataset-commands.ts';
 import type { CliEnv } from './env.ts';
 
 /** The text of `mlq --help`. */
@@ -25,6 +26,13 @@ commands:
   predict <ref> --file instances.json      call a model online; <ref> is name, name@3 or name@label;
                                            --json '[...]' instead of --file
   workers                                  list live workers
+  dataset upload <name> <file>             upload a CSV, JSONL, .zip or .tar.gz as the next version of
+                                           <name>, with a progress bar (--format csv|jsonl|zip|tar.gz
+                                           if the extension does not say; --label <column> for CSV)
+  dataset list | show <name>               list datasets / a dataset's versions
+  dataset delete <name> <version>          delete a version (refused while a job uses it)
+  artifacts <id>                           list a job's outputs
+  download <id> <name> [-o <path>]         save a job's output (model.zip, predictions.jsonl...)
 
 options:
   --url <url>   the API (default: $MLQ_URL or http://127.0.0.1:3000)
@@ -49,8 +57,19 @@ const options = {
   offset: { type: 'string' },
   delete: { type: 'boolean' },
   'idempotency-key': { type: 'string' },
+  format: { type: 'string' },
+  label: { type: 'string' },
+  output: { type: 'string', short: 'o' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/** Every command by name. */
+const commands: Record<string, (ctx: Ctx) => Promise<number>> = {
+  ...jobCommands,
+  dataset,
+  artifacts,
+  download,
+};
 
 /** Prints an SDK error: its message, then one line per bad field. */
 function printError(io: Io, e: MlqError): void {

@@ -1,0 +1,234 @@
+/**
+ * Datasets over HTTP against the real API and a real worker process: uploads (201 with what validation
+ * learned, 400 naming the line or entry, 413, 415), dataset:// jobs pinned at submit, 409 on deleting a
+ * version a waiting job uses, and a job's outputs downloaded through the API (model zip, predictions).
+ */
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DatasetVersion } from '@mlq/contract';
+import { walkArchive } from '@mlq/core/datasets';
+import { http, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
+import { makeZip, png } from '../../../packages/core/test/fixtures/archives.ts';
+
+/** Two well-separated classes in 4 features: an mlp learns them in a couple of epochs. */
+function blobsCsv(rows: number): string {
+  let s = 'f1,f2,f3,f4,label\n';
+  for (let i = 0; i < rows; i++) {
+    const c = i % 2;
+    const v = (k: number) => (c * 2 - 1 + Math.sin(i * 7 + k) * 0.3).toFixed(4);
+    s += `${v(1)},${v(2)},${v(3)},${v(4)},${c ? 'yes' : 'no'}\n`;
+  }
+  return s;
+}
+
+async function upload(stack: Stack, name: string, body: string | Buffer, type: string, query = '') {
+  const res = await fetch(`${stack.url}/v1/datasets/${name}${query}`, {
+    method: 'POST',
+    headers: { 'content-type': type },
+    body: typeof body === 'string' ? body : new Uint8Array(body),
+  });
+  return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, unknown> };
+}
+
+describe('datasets over HTTP', () => {
+  let stack: Stack;
+  let tmp: string;
+  beforeAll(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'mlq-ds-e2e-'));
+    // evaluate is not served, so an evaluate job stays waiting (for the 409 case).
+    stack = await startStack('datasets', {
+      workerEnv: { WORKER_QUEUES: 'fine-tune,batch-predict', WORKER_CACHE_DIR: path.join(tmp, 'cache') },
+      apiEnv: { DATASET_MAX_BYTES: '3000000' },
+    });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('uploads a CSV: 201 with what validation learned, listed and shown', async () => {
+    const csv = blobsCsv(200);
+    const r = await upload(stack, 'blobs', csv, 'text/csv');
+    expect(r.status).toBe(201);
+    expect(r.headers.get('location')).toBe('/v1/datasets/blobs/versions/1');
+    expect(r.body).toMatchObject({
+      name: 'blobs',
+      version: 1,
+      uri: 'dataset://blobs@1',
+      bytes: csv.length,
+      format: 'csv',
+      rows: 200,
+      columns: ['f1', 'f2', 'f3', 'f4', 'label'],
+      classes: { no: 100, yes: 100 },
+    });
+    const list = await http<{ datasets: { name: string; latestVersion: number }[] }>(
+      `${stack.url}/v1/datasets`,
+    );
+    expect(list.body.datasets).toEqual([
+      expect.objectContaining({ name: 'blobs', latestVersion: 1, format: 'csv' }),
+    ]);
+    const one = await http<{ versions: DatasetVersion[] }>(`${stack.url}/v1/datasets/blobs`);
+    expect(one.body.versions.map((v) => v.uri)).toEqual(['dataset://blobs@1']);
+    expect((await http(`${stack.url}/v1/datasets/blobs/versions/2`)).status).toBe(404);
+  });
+
+  it('refuses bad uploads with the line or entry, and keeps nothing of them', async () => {
+    // The bad row comes early in a 2 MB body: the answer still arrives as a clean 400.
+    const ragged = `a,b\n1,2\n3\n${'4,5\n'.repeat(500_000)}`;
+    const r = await upload(stack, 'bad', ragged, 'text/csv');
+    expect(r.status).toBe(400);
+    expect(r.body.error).toMatchObject({
+      code: 'invalid_dataset',
+      message: 'invalid csv dataset: line 3: ragged row: 1 columns, the header has 2',
+    });
+    const zip = makeZip([
+      { name: 'cat/1.png', data: png(1) },
+      { name: '../../etc/cron.d/x.png', data: png(1) },
+    ]);
+    const z = await upload(stack, 'bad', zip, 'application/zip');
+    expect(z.status).toBe(400);
+    expect((z.body.error as { message: string }).message).toMatch(
+      /archive entry "\.\.\/\.\.\/etc\/cron\.d\/x\.png"/,
+    );
+    const big = await upload(stack, 'bad', 'x'.repeat(3_000_001), 'text/csv');
+    expect(big.status).toBe(413);
+    const odd = await upload(stack, 'bad', 'a,b\n1,2\n', 'text/plain');
+    expect(odd.status).toBe(415);
+    expect((odd.body.error as { message: string }).message).toMatch(/\?format=csv/);
+    expect((await upload(stack, 'bad', 'a,b\n1,2\n', 'text/plain', '?format=csv')).status).toBe(201);
+    expect((await upload(stack, 'b@d', 'a\n1\n', 'text/csv')).status).toBe(400);
+    const keys = await readdirRecursive(path.join(stack.dataDir, 'artifacts', 'datasets'));
+    // Two valid uploads (blobs@1, bad@1): two blobs, no staging leftovers.
+    expect(keys.filter((k) => !k.startsWith('sha256/'))).toEqual([]);
+    expect(keys).toHaveLength(2);
+  });
+
+  it('trains on dataset://name (pinned at submit), and gives the model back as a zip', async () => {
+    const missing = await http<{ error: { details: { field: string }[] } }>(
+      `${stack.url}/v1/jobs/fine-tune`,
+      'POST',
+      {
+        model: 'm',
+        architecture: 'mlp',
+        epochs: 1,
+        dataset: { format: 'csv', uri: 'dataset://nope' },
+      },
+    );
+    expect(missing.status).toBe(400);
+    expect(missing.body.error.details).toEqual([
+      { field: 'dataset.uri', message: 'dataset "nope" not found' },
+    ]);
+    const wrong = await http(`${stack.url}/v1/jobs/fine-tune`, 'POST', {
+      model: 'm',
+      architecture: 'mlp',
+      epochs: 1,
+      dataset: { format: 'jsonl', uri: 'dataset://blobs' },
+    });
+    expect(wrong.status).toBe(400);
+
+    const { body } = await http<JobBody & { params: { dataset: { uri: string } } }>(
+      `${stack.url}/v1/jobs/fine-tune`,
+      'POST',
+      {
+        model: 'blobs-mlp',
+        architecture: 'mlp',
+        architectureOptions: { units: [16] },
+        epochs: 4,
+        learningRate: 0.02,
+        batchSize: 16,
+        dataset: { format: 'csv', uri: 'dataset://blobs' },
+      },
+    );
+    expect(body.params.dataset.uri).toBe('dataset://blobs@1');
+    const done = await waitForJob(stack.url, body.id);
+    expect(done.state, done.error).toBe('completed');
+    expect((done.result as { metrics: { acc: number } }).metrics.acc).toBeGreaterThan(0.9);
+
+    const arts = await http<{ artifacts: { name: string; href: string; model: unknown }[] }>(
+      `${stack.url}/v1/jobs/${body.id}/artifacts`,
+    );
+    expect(arts.body.artifacts).toEqual([
+      expect.objectContaining({
+        name: 'model.zip',
+        kind: 'model',
+        href: `/v1/jobs/${body.id}/artifacts/model.zip`,
+        model: { name: 'blobs-mlp', version: 1 },
+      }),
+    ]);
+    const res = await fetch(`${stack.url}${arts.body.artifacts[0]!.href}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/zip');
+    const file = path.join(tmp, 'model.zip');
+    await writeFile(file, Buffer.from(await res.arrayBuffer()));
+    const files: Record<string, Buffer> = {};
+    await walkArchive(file, 'zip', { maxFiles: 10, maxExpandedBytes: 1 << 24 }, async (f, b) => {
+      const parts: Buffer[] = [];
+      for await (const c of b) parts.push(c as Buffer);
+      files[f.name] = Buffer.concat(parts);
+    });
+    expect(Object.keys(files).sort()).toEqual(['model.json', 'weights.bin']);
+    const stored = path.join(stack.dataDir, 'artifacts', 'runs', body.id, 'model');
+    expect(files['weights.bin']!.equals(await readFile(path.join(stored, 'weights.bin')))).toBe(true);
+    expect(JSON.parse(files['model.json']!.toString()).format).toBe('layers-model');
+  });
+
+  it('batch-predicts into the store by default and serves the output', async () => {
+    const { body } = await http<JobBody>(`${stack.url}/v1/jobs/batch-predict`, 'POST', {
+      model: 'blobs-mlp',
+      input: { format: 'csv', uri: 'dataset://blobs@1' },
+    });
+    const done = await waitForJob(stack.url, body.id);
+    expect(done.state, done.error).toBe('completed');
+    const out = done.result as { outputUri: string; rows: number };
+    expect(out.outputUri).toBe(`${stack.storeUri}/outputs/${body.id}/predictions.jsonl`);
+    const arts = await http<{ artifacts: { name: string; href: string }[] }>(
+      `${stack.url}/v1/jobs/${body.id}/artifacts`,
+    );
+    expect(arts.body.artifacts).toEqual([
+      expect.objectContaining({ name: 'predictions.jsonl', kind: 'predictions' }),
+    ]);
+    const res = await fetch(`${stack.url}${arts.body.artifacts[0]!.href}`);
+    const lines = (await res.text()).trim().split('\n');
+    expect(lines).toHaveLength(200);
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      index: 0,
+      prediction: expect.stringMatching(/^(yes|no)$/),
+    });
+    expect((await http(`${stack.url}/v1/jobs/${body.id}/artifacts/nope.csv`)).status).toBe(404);
+  });
+
+  it('refuses to delete a version a waiting job uses (409), then deletes it and its bytes', async () => {
+    const again = await upload(stack, 'blobs', blobsCsv(200), 'text/csv');
+    expect(again.body).toMatchObject({
+      version: 2,
+      sha256: (await http<DatasetVersion>(`${stack.url}/v1/datasets/blobs/versions/1`)).body.sha256,
+    });
+    const { body } = await http<JobBody>(`${stack.url}/v1/jobs/evaluate`, 'POST', {
+      model: 'blobs-mlp',
+      dataset: { format: 'csv', uri: 'dataset://blobs@2' },
+    });
+    expect(body.state).toBe('waiting');
+    const refused = await http<{ error: { message: string } }>(
+      `${stack.url}/v1/datasets/blobs/versions/2`,
+      'DELETE',
+    );
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.message).toContain(body.id);
+    await http(`${stack.url}/v1/jobs/${body.id}`, 'DELETE');
+    expect((await http(`${stack.url}/v1/datasets/blobs/versions/2`, 'DELETE')).status).toBe(204);
+    // Version 1 has the same bytes: they stay until it goes too.
+    const sha = (await http<DatasetVersion>(`${stack.url}/v1/datasets/blobs/versions/1`)).body.sha256;
+    const blob = path.join(stack.dataDir, 'artifacts', 'datasets', 'sha256', sha);
+    await expect(readFile(blob)).resolves.toBeDefined();
+    expect((await http(`${stack.url}/v1/datasets/blobs/versions/1`, 'DELETE')).status).toBe(204);
+    await expect(readFile(blob)).rejects.toThrow(/ENOENT/);
+    expect((await http(`${stack.url}/v1/datasets/blobs`)).status).toBe(404);
+  });
+});
+
+async function readdirRecursive(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+  return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
+}

@@ -1,0 +1,163 @@
+/**
+ * Many hosts: the API and two workers as three processes that share only Redis and an S3-compatible
+ * store (s3rver, started here). Each worker has its own empty working directory, DATA_ROOTS and cache;
+ * none points at the API's files. A CSV uploaded through the SDK trains; the worker holding the job is
+ * killed with kill -9 mid-training and the other resumes from the checkpoint in the store; a
+ * batch-predict writes its output to the store and the SDK downloads it through the API.
+ */
+import { randomUUID } from 'node:crypto';
+import { openAsBlob } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadAll, mnistSource } from '@mlq/core/data';
+import { MlqClient, type DatasetVersion, type ResultOf } from '@mlq/sdk';
+import { startHost, type HostProcess } from '../../../test/support/hosts.ts';
+import { startS3rver, type S3rver } from '../../../test/support/s3rver.ts';
+import { deletePrefix, REDIS_URL } from '../../../test/support/stack.ts';
+
+const ROWS = 6000;
+
+/** MNIST digits as a CSV a user might have: 784 pixel columns and a label. */
+async function writeDigitsCsv(file: string): Promise<void> {
+  const data = await loadAll(
+    mnistSource({ format: 'mnist', digits: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], split: 'train', limit: ROWS }),
+  );
+  const lines = [[...Array.from({ length: 784 }, (_, i) => `p${i}`), 'label'].join(',')];
+  for (let r = 0; r < data.info.rows; r++) {
+    const px = data.x.subarray(r * 784, (r + 1) * 784);
+    lines.push(`${Array.from(px, (v) => (v === 0 ? '0' : v.toFixed(2))).join(',')},${data.y[r]}`);
+  }
+  await writeFile(file, `${lines.join('\n')}\n`);
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('many hosts sharing only Redis and an S3 store', () => {
+  const prefix = `test-hosts-${randomUUID().slice(0, 8)}`;
+  let tmp: string;
+  let s3: S3rver;
+  let api: HostProcess;
+  const workers = new Map<string, HostProcess & { dir: string }>();
+  let mlq: MlqClient;
+
+  beforeAll(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'mlq-hosts-'));
+    s3 = await startS3rver(path.join(tmp, 's3'), 'mlq-hosts');
+    const shared = { REDIS_URL, QUEUE_PREFIX: prefix, ARTIFACT_STORE: 's3://mlq-hosts/mlq', ...s3.env };
+    const apiDir = path.join(tmp, 'api');
+    await mkdir(path.join(apiDir, 'data'), { recursive: true });
+    api = await startHost('apps/api/src/main.ts', {
+      cwd: apiDir,
+      env: { ...shared, PORT: '0', HOST: '127.0.0.1', DATA_ROOTS: path.join(apiDir, 'data') },
+      ready: /api listening on (http:\/\/[\d.]+:\d+)/,
+    });
+    mlq = new MlqClient({ baseUrl: /api listening on (http:\/\/[\d.]+:\d+)/.exec(api.output())![1]! });
+    for (const name of ['host-a', 'host-b']) {
+      const dir = path.join(tmp, name);
+      await mkdir(path.join(dir, 'data'), { recursive: true });
+      const w = await startHost('apps/worker/src/main.ts', {
+        cwd: dir,
+        env: {
+          ...shared,
+          DATA_ROOTS: path.join(dir, 'data'),
+          WORKER_CACHE_DIR: path.join(dir, 'cache'),
+          WORKER_NAME: name,
+          WORKER_QUEUES: 'fine-tune,batch-predict',
+          // Short locks, so a killed worker's job is taken over in seconds, not the production 45 s.
+          WORKER_LOCK_DURATION_MS: '3000',
+          WORKER_STALLED_INTERVAL_MS: '1000',
+          TFJS_BACKEND: process.env.TFJS_BACKEND ?? 'auto',
+        },
+        ready: / serving /,
+      });
+      workers.set(name, { ...w, dir });
+    }
+  });
+
+  afterAll(async () => {
+    for (const w of workers.values()) w.kill('SIGKILL');
+    await Promise.all([...workers.values()].map((w) => w.exited));
+    api?.kill('SIGTERM');
+    await api?.exited;
+    await s3?.stop();
+    const redis = new Redis(REDIS_URL);
+    await deletePrefix(redis, prefix);
+    await redis.quit();
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('trains an uploaded dataset, survives kill -9 across hosts, and hands results back through the API', async () => {
+    const csv = path.join(tmp, 'digits.csv');
+    await writeDigitsCsv(csv);
+    let progressCalls = 0;
+    const v: DatasetVersion = await mlq.uploadDataset('digits', await openAsBlob(csv), {
+      format: 'csv',
+      onProgress: () => void progressCalls++,
+    });
+    expect(v).toMatchObject({ uri: 'dataset://digits@1', format: 'csv', rows: ROWS, label: 'label' });
+    expect(Object.keys(v.classes!)).toHaveLength(10);
+    expect(progressCalls).toBeGreaterThan(1);
+
+    const job = await mlq.fineTune({
+      model: 'digits-hosts',
+      architecture: 'mlp',
+      architectureOptions: { units: [256, 128] },
+      dataset: { format: 'csv', uri: 'dataset://digits' },
+      epochs: 3,
+      batchSize: 16,
+    });
+    expect(job.params.dataset).toMatchObject({ uri: 'dataset://digits@1' });
+    await until('epoch 1', async () => {
+      const p = (await mlq.getJob(job.id)).progress as { epoch?: number };
+      return (p.epoch ?? 0) >= 1 || undefined;
+    });
+    const holder = await until(
+      'the holding worker',
+      async () => (await mlq.workers()).find((w) => w.currentJobs.some((j) => j.id === job.id))?.id,
+    );
+    const other = holder === 'host-a' ? 'host-b' : 'host-a';
+    const killedAt = Date.now();
+    workers.get(holder)!.kill('SIGKILL');
+    await workers.get(holder)!.exited;
+
+    const resumed = await until('resume', async () =>
+      (await mlq.jobLogs(job.id)).find((l) => l.includes('resuming from the checkpoint')),
+    );
+    const seconds = (Date.parse(resumed.slice(0, 24)) - killedAt) / 1000;
+    console.log(
+      `kill -9 of ${holder} → training resumed on ${other} in ${seconds.toFixed(1)} s (lock 3 s, stalled check 1 s)`,
+    );
+    const done = await mlq.waitForJob(job, { timeoutMs: 300_000 });
+    const result = done.result as ResultOf<'fine-tune'>;
+    expect(result.history!.map((h) => h.epoch)).toEqual([1, 2, 3]);
+    // The survivor read the upload from the store into its own cache; its working directory stayed empty.
+    const otherDir = workers.get(other)!.dir;
+    expect(await readdir(path.join(otherDir, 'cache', 'datasets'))).toEqual([`${v.sha256}.blob`]);
+    expect((await readdir(otherDir)).sort()).toEqual(['cache', 'data']);
+    expect(await readdir(path.join(otherDir, 'data'))).toEqual([]);
+
+    const bp = await mlq.batchPredict({ model: 'digits-hosts', input: { format: 'csv', uri: v.uri } });
+    const bpDone = await mlq.waitForJob(bp, { timeoutMs: 300_000 });
+    expect(bpDone.result!.outputUri).toMatch(/^s3:\/\/mlq-hosts\/mlq\/outputs\/.+\/predictions\.jsonl$/);
+    const arts = await mlq.listArtifacts(bp.id);
+    expect(arts.map((a) => a.name)).toEqual(['predictions.jsonl']);
+    const text = await (await mlq.downloadArtifact(bp.id, 'predictions.jsonl')).text();
+    const lines = text.trim().split('\n');
+    expect(lines).toHaveLength(ROWS);
+    expect(JSON.parse(lines[ROWS - 1]!)).toMatchObject({ index: ROWS - 1, scores: expect.any(Array) });
+    const zip = Buffer.from(await (await mlq.downloadArtifact(job.id, 'model.zip')).arrayBuffer());
+    expect(zip.readUInt32LE(0)).toBe(0x04034b50);
+    expect(zip.includes(Buffer.from('model.json'))).toBe(true);
+  });
+});

@@ -1,0 +1,262 @@
+/**
+ * Validation of CSV and JSONL uploads as their bytes stream by, with the readers' rules (data/csv.ts,
+ * data/jsonl.ts): lines end at LF, CRLF or a lone CR; a CSV is a header and rows of as many fields
+ * (quoted fields may not span lines); a JSONL line is `{"x": <numbers>, "y"?: <label>}` with one shape
+ * of `x` and numbers that fit float32. Which CSV columns are features is a job's choice, so their
+ * numbers are checked when a job reads them. Errors name the line.
+ * Nothing is kept but counters and the label counts, so memory stays flat.
+ */
+import { DataError } from '../util/errors.ts';
+import type { ClassCounts, DatasetVersion } from '@mlq/contract';
+
+const MAX_LINE = 64 << 20;
+/** Distinct labels beyond which a column is surely not a class label (the readers' limit too). */
+const MAX_CLASSES = 10_000;
+const COMMA = 44;
+const QUOTE = 34;
+
+export type LinesSummary = Pick<
+  DatasetVersion,
+  'format' | 'rows' | 'columns' | 'label' | 'featureShape' | 'classes'
+>;
+
+/** Splits a byte stream into lines (ended by LF, CRLF or a lone CR, as the readers do), numbering them from 1. */
+export class LineSplitter {
+  private carry: Buffer | undefined;
+  private line = 0;
+  /** The last chunk ended with CR: an LF at the start of the next one belongs to it. */
+  private afterCr = false;
+  constructor(private readonly onLine: (buf: Buffer, s: number, e: number, line: number) => void) {}
+
+  push(chunk: Buffer): void {
+    let p = 0;
+    if (this.afterCr && chunk[0] === 10) p = 1;
+    this.afterCr = false;
+    for (;;) {
+      const end = lineEnd(chunk, p);
+      if (end < 0) break;
+      if (this.carry) {
+        const joined = Buffer.concat([this.carry, chunk.subarray(p, end)]);
+        this.carry = undefined;
+        this.emit(joined, 0, joined.length);
+      } else {
+        this.emit(chunk, p, end);
+      }
+      p = end + 1;
+      if (chunk[end] === 13) {
+        if (end + 1 === chunk.length) this.afterCr = true;
+        else if (chunk[end + 1] === 10) p++;
+      }
+    }
+    if (p >= chunk.length) return;
+    this.carry = this.carry ? Buffer.concat([this.carry, chunk.subarray(p)]) : chunk.subarray(p);
+    if (this.carry.length > MAX_LINE)
+      throw new DataError(`line ${this.line + 1} is longer than ${MAX_LINE >> 20} MiB`);
+  }
+
+  end(): void {
+    if (this.carry) this.emit(this.carry, 0, this.carry.length);
+    this.carry = undefined;
+  }
+
+  private emit(buf: Buffer, s: number, e: number): void {
+    this.line++;
+    this.onLine(buf, s, e, this.line);
+  }
+}
+
+/** The index of the first LF or CR at or after `p`, or -1. */
+function lineEnd(buf: Buffer, p: number): number {
+  const lf = buf.indexOf(10, p);
+  const cr = buf.indexOf(13, p);
+  return lf < 0 ? cr : cr < 0 ? lf : Math.min(lf, cr);
+}
+
+/** Counts labels per class, giving up (no classes reported) past MAX_CLASSES distinct ones. */
+class ClassCounter {
+  private counts: Map<string, number> | undefined = new Map();
+  add(label: string): void {
+    if (!this.counts) return;
+    this.counts.set(label, (this.counts.get(label) ?? 0) + 1);
+    if (this.counts.size > MAX_CLASSES) this.counts = undefined;
+  }
+  result(): ClassCounts | undefined {
+    if (!this.counts || this.counts.size === 0) return undefined;
+    return Object.fromEntries([...this.counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  }
+}
+
+/** Splits one line into fields, with quotes (`"a ""b"""`); the slow path, for lines that have quotes. */
+function splitQuoted(buf: Buffer, s: number, e: number, line: number): string[] {
+  const out: string[] = [];
+  let i = s;
+  for (;;) {
+    while (i < e && (buf[i] === 32 || buf[i] === 9)) i++;
+    if (buf[i] === QUOTE) {
+      let v = '';
+      let j = i + 1;
+      for (;;) {
+        const q = buf.indexOf(QUOTE, j);
+        if (q < 0 || q >= e)
+          throw new DataError(`line ${line}: a quoted field is not closed (fields cannot span lines)`);
+        v += buf.toString('utf8', j, q);
+        if (buf[q + 1] === QUOTE) j = q + 2;
+        else {
+          i = q + 1;
+          break;
+        }
+        v += '"';
+      }
+      while (i < e && (buf[i] === 32 || buf[i] === 9)) i++;
+      if (i < e && buf[i] !== COMMA)
+        throw new DataError(`line ${line}: unexpected text after a quoted field`);
+      out.push(v);
+    } else {
+      let j = i;
+      while (j < e && buf[j] !== COMMA) j++;
+      out.push(buf.toString('utf8', i, j).trim());
+      i = j;
+    }
+    if (i >= e) return out;
+    i++;
+  }
+}
+
+/** Validates a CSV upload; `label` names the column to count classes of (default: one named `label`). */
+export function csvLineValidator(label?: string) {
+  let columns: string[] | undefined;
+  let labelAt = -1;
+  let rows = 0;
+  const classes = new ClassCounter();
+  const splitter = new LineSplitter((buf, s, e, line) => {
+    if (!columns) {
+      if (buf[s] === 0xef && buf[s + 1] === 0xbb && buf[s + 2] === 0xbf) s += 3;
+      columns = splitQuoted(buf, s, e, line);
+      const seen = new Set<string>();
+      for (const c of columns) {
+        if (seen.has(c)) throw new DataError(`line 1: the header names column "${c}" twice`);
+        seen.add(c);
+      }
+      const want = label ?? (seen.has('label') ? 'label' : undefined);
+      if (want !== undefined && !seen.has(want))
+        throw new DataError(`label: no column "${want}" in the header (${columns.join(', ')})`);
+      labelAt = want === undefined ? -1 : columns.indexOf(want);
+      return;
+    }
+    if (e === s) return;
+    // Fast path: no quotes, so fields are what the commas split.
+    let n = 1;
+    let fs = s;
+    let ls = -1;
+    let le = -1;
+    let quoted = false;
+    for (let i = s; i < e; i++) {
+      const c = buf[i];
+      if (c === COMMA) {
+        if (n - 1 === labelAt) [ls, le] = [fs, i];
+        n++;
+        fs = i + 1;
+      } else if (c === QUOTE) {
+        quoted = true;
+        break;
+      }
+    }
+    let value: string | undefined;
+    if (quoted) {
+      const fields = splitQuoted(buf, s, e, line);
+      n = fields.length;
+      value = labelAt >= 0 ? fields[labelAt] : undefined;
+    } else if (labelAt >= 0) {
+      if (n - 1 === labelAt) [ls, le] = [fs, e];
+      value = ls >= 0 ? buf.toString('utf8', ls, le).trim() : undefined;
+    }
+    if (n !== columns.length)
+      throw new DataError(`line ${line}: ragged row: ${n} columns, the header has ${columns.length}`);
+    if (value !== undefined) {
+      if (value === '') throw new DataError(`line ${line}: the label ("${columns[labelAt]}") is empty`);
+      classes.add(value);
+    }
+    rows++;
+  });
+  return {
+    write: (chunk: Buffer) => splitter.push(chunk),
+    finish(): LinesSummary {
+      splitter.end();
+      if (!columns) throw new DataError('the file is empty (a CSV needs a header row)');
+      if (rows === 0) throw new DataError('the file has a header but no rows');
+      const counts = classes.result();
+      return {
+        format: 'csv',
+        rows,
+        columns,
+        ...(labelAt >= 0 ? { label: columns[labelAt]! } : {}),
+        ...(counts ? { classes: counts } : {}),
+      };
+    },
+  };
+}
+
+/** The largest float32 (features are read as float32: anything larger fails the job). */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** Shape of a rectangular nested array of float32-sized numbers, or undefined when it is not one. */
+function shapeOfNumbers(v: unknown): number[] | undefined {
+  if (!Array.isArray(v) || v.length === 0) return undefined;
+  if (v.every((n) => typeof n === 'number' && Math.abs(n) <= FLOAT32_MAX)) return [v.length];
+  const inner = shapeOfNumbers(v[0]);
+  if (!inner) return undefined;
+  for (let i = 1; i < v.length; i++) {
+    const s = shapeOfNumbers(v[i]);
+    if (!s || s.length !== inner.length || s.some((d, k) => d !== inner[k])) return undefined;
+  }
+  return [v.length, ...inner];
+}
+
+/** Validates a JSONL upload (`{"x": [...], "y": label}` per line, `y` on every line or none). */
+export function jsonlLineValidator() {
+  let shape: number[] | undefined;
+  let labelled = false;
+  let rows = 0;
+  const classes = new ClassCounter();
+  const splitter = new LineSplitter((buf, s, e, line) => {
+    if (line === 1 && buf[s] === 0xef && buf[s + 1] === 0xbb && buf[s + 2] === 0xbf) s += 3;
+    const text = buf.toString('utf8', s, e);
+    if (!text.trim()) return;
+    let row: { x?: unknown; y?: unknown };
+    try {
+      row = JSON.parse(text) as typeof row;
+    } catch (err) {
+      throw new DataError(`line ${line}: not JSON: ${(err as Error).message}`);
+    }
+    if (typeof row !== 'object' || row === null || Array.isArray(row) || !('x' in row))
+      throw new DataError(`line ${line}: expected an object {"x": [...], "y": label}`);
+    const sh = shapeOfNumbers(row.x);
+    if (!sh)
+      throw new DataError(
+        `line ${line}: "x" must be a non-empty, rectangular array of numbers that fit float32`,
+      );
+    if (!shape) [shape, labelled] = [sh, row.y !== undefined];
+    else if (sh.length !== shape.length || sh.some((d, k) => d !== shape![k]))
+      throw new DataError(
+        `line ${line}: "x" has shape [${sh.join(', ')}], the first row [${shape.join(', ')}]`,
+      );
+    if ((row.y !== undefined) !== labelled)
+      throw new DataError(`line ${line}: "y" must be given on every line or on none`);
+    if (labelled) {
+      const y = row.y;
+      if (typeof y === 'string' && y !== '') classes.add(y);
+      else if (typeof y === 'number' && Number.isInteger(y) && y >= 0) classes.add(String(y));
+      else throw new DataError(`line ${line}: "y" must be a class index (an integer >= 0) or a class name`);
+    }
+    rows++;
+  });
+  return {
+    write: (chunk: Buffer) => splitter.push(chunk),
+    finish(): LinesSummary {
+      splitter.end();
+      if (!shape) throw new DataError('the file has no rows');
+      const counts = classes.result();
+      return { format: 'jsonl', rows, featureShape: shape, ...(counts ? { classes: counts } : {}) };
+    },
+  };
+}
