@@ -11,24 +11,22 @@
  *   - throughput of 64 concurrent clients, batching on vs the same server with SERVING_BATCHING=off
  *     (bar: ≥ 3×).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { loadAll, mnistSource } from '@mlq/core/data';
+import { deletePrefix, REDIS_URL, spawnWorkerProcess } from '../test/support/stack.ts';
 import {
-  deletePrefix,
-  http as request,
-  REDIS_URL,
-  repoRoot,
-  spawnWorkerProcess,
-  waitForJob,
-  type JobBody,
-} from '../test/support/stack.ts';
+  median,
+  pct,
+  poster,
+  startApiProcess,
+  trainTransferModel,
+  type ApiProcess,
+} from './serving-support.ts';
 
 const arg = (name: string, dflt: number) =>
   Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt);
@@ -36,63 +34,6 @@ const SECONDS = arg('seconds', 10);
 const REQUESTS = arg('requests', 1000);
 const CLIENTS = arg('clients', 64);
 const ROUNDS = arg('rounds', 3);
-
-interface ApiProcess {
-  proc: ChildProcess;
-  url: string;
-  stop(): Promise<void>;
-}
-
-/** `node --import tsx apps/api/src/main.ts` on an ephemeral port; resolves once it listens. */
-async function startApiProcess(env: Record<string, string>): Promise<ApiProcess> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'apps/api/src/main.ts')], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env, PORT: '0', HOST: '127.0.0.1', RATE_LIMIT_PER_MINUTE: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
-  const url = await new Promise<string>((resolve, reject) => {
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /api listening on (http:\/\/[\d.:]+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    void exited.then(() => reject(new Error(`api exited before listening:\n${out}`)));
-  });
-  return { proc, url, stop: () => (proc.kill('SIGTERM'), exited) };
-}
-
-/** One keep-alive HTTP client per simulated user, like a real client library would hold. */
-function poster(url: string): (body: string) => Promise<number> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const u = new URL(url);
-  return (body) =>
-    new Promise((resolve, reject) => {
-      const req = http.request(
-        {
-          host: u.hostname,
-          port: u.port,
-          path: u.pathname,
-          method: 'POST',
-          agent,
-          headers: { 'content-type': 'application/json' },
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () =>
-            res.statusCode === 200 ? resolve(res.statusCode) : reject(new Error(`HTTP ${res.statusCode}`)),
-          );
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
-}
-
-const pct = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 
 async function latency(
   url: string,
@@ -168,26 +109,12 @@ async function throughput(
   };
 }
 
-async function train(url: string): Promise<void> {
-  const job = async (payload: object) => {
-    const r = await request<JobBody>(`${url}/v1/jobs/fine-tune`, 'POST', payload);
-    if (r.status !== 202) throw new Error(`submit failed: ${JSON.stringify(r.body)}`);
-    const j = await waitForJob(url, r.body.id, undefined, 600_000);
-    if (j.state !== 'completed') throw new Error(`training failed: ${j.error}`);
-  };
-  const dataset = (digits: number[]) => ({ format: 'mnist', digits, limit: 300 });
-  await job({ model: 'bench-base', architecture: 'mnist-cnn', dataset: dataset([0, 1, 2, 3, 4]), epochs: 1 });
-  await job({ model: 'bench-transfer', base: 'bench-base@1', dataset: dataset([5, 6, 7, 8, 9]), epochs: 1 });
-}
-
 interface Round {
   latency: { p50: number; p95: number; mean: number };
   rps: number;
   cpuPerRequest: number;
   loopCpuPerRequest: number;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
   const prefix = `bench-predict-${randomUUID().slice(0, 8)}`;
@@ -211,7 +138,7 @@ async function main(): Promise<void> {
     const off = await startApiProcess({ ...env, SERVING_BATCHING: 'off' });
     apis.push(off);
     try {
-      await train(on.url);
+      await trainTransferModel(on.url);
     } finally {
       worker.kill('SIGKILL'); // measure with the CPU to ourselves
       await worker.exited;

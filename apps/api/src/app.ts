@@ -32,6 +32,11 @@ import { openApiDocument } from './openapi.ts';
 import { opsRouter } from './routes/ops.routes.ts';
 import { PredictService } from './serving/predict.service.ts';
 import { PREDICT_PATH, predictRouter } from './serving/predict.routes.ts';
+import {
+  INFER_PATH,
+  openInferenceHealthRouter,
+  openInferenceRouter,
+} from './serving/open-inference.routes.ts';
 
 export interface AppDeps {
   env: ApiEnv;
@@ -104,6 +109,8 @@ export function createApp(deps: AppDeps): App {
     maxBatch: env.SERVING_MAX_BATCH,
     maxWaitMs: env.SERVING_MAX_WAIT_MS,
     maxInstances: env.SERVING_MAX_INSTANCES,
+    maxQueuedRows: env.SERVING_QUEUE_MAX_ROWS,
+    maxQueuedRequests: env.SERVING_QUEUE_MAX_REQUESTS,
     cacheModels: env.SERVING_CACHE_MODELS,
     cacheBytes: env.SERVING_CACHE_MB * 2 ** 20,
     storeUri: deps.store.uri,
@@ -126,6 +133,7 @@ export function createApp(deps: AppDeps): App {
   app.use(metrics.httpMiddleware());
   app.use(authenticate(env.API_KEYS));
   app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
+  app.use(openInferenceHealthRouter(redis));
   const openapi = openApiDocument();
   app.get('/openapi.json', (_req, res) => void res.json(openapi));
   app.use(
@@ -133,7 +141,7 @@ export function createApp(deps: AppDeps): App {
       redis,
       keyPrefix: keys.rateLimit,
       perMinute: env.RATE_LIMIT_PER_MINUTE,
-      leased: (req) => req.method === 'POST' && PREDICT_PATH.test(req.path),
+      leased: (req) => req.method === 'POST' && (PREDICT_PATH.test(req.path) || INFER_PATH.test(req.path)),
       exempt: (req) => requirementOf(req.method, req.path) === 'public',
       onLimited: () => metrics.rateLimited.inc(),
     }),
@@ -141,7 +149,8 @@ export function createApp(deps: AppDeps): App {
   app.get('/metrics', (req, res) => metrics.send(req, res));
   app.use('/admin/queues', bullBoard(queues));
 
-  // Before express.json: predict reads its own body (see serving/json-scan.ts).
+  // Before express.json: predict and infer read their own bodies (see serving/json-scan.ts).
+  app.use(openInferenceRouter(serving, registry, env.BODY_LIMIT));
   app.use(predictRouter(serving, env.BODY_LIMIT));
   // Also before express.json: an upload's body is the file, streamed to the store (DATASET_MAX_BYTES).
   app.use(
@@ -157,7 +166,7 @@ export function createApp(deps: AppDeps): App {
   app.use(opsRouter(redis, queues, keys));
   app.use(jobsRouter({ jobs, registry, datasets, events, dataRoots: env.DATA_ROOTS }));
   app.use(artifactsRouter(jobs, { store: deps.store, dataRoots: env.DATA_ROOTS }));
-  app.use(modelsRouter(registry));
+  app.use(modelsRouter(registry, (v) => serving.state(v)));
   app.use((req, res) => sendError(res, 404, 'not_found', `no route ${req.method} ${req.path}`));
   app.use(errorHandler);
 

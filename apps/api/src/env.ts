@@ -85,6 +85,9 @@ export const apiEnvSchema = z.object({
   SERVING_MAX_BATCH: z.coerce.number().int().min(1).max(4096).default(64),
   SERVING_MAX_WAIT_MS: z.coerce.number().min(0).max(1000).default(2),
   SERVING_MAX_INSTANCES: z.coerce.number().int().min(1).default(1024),
+  // Back-pressure: rows and requests of one model version waiting for a predict thread; past either, 503.
+  SERVING_QUEUE_MAX_ROWS: z.coerce.number().int().min(1).default(1024),
+  SERVING_QUEUE_MAX_REQUESTS: z.coerce.number().int().min(1).default(256),
   SERVING_CACHE_MODELS: z.coerce.number().int().min(1).default(8),
   SERVING_CACHE_MB: z.coerce.number().min(1).default(512),
 });

@@ -5,6 +5,8 @@ import { InputError, NotFoundError, showInvisible } from '@mlq/core/errors';
 
 export class ApiError extends Error {
   override name = 'ApiError';
+  /** Sent with the error, e.g. `Retry-After` on a 503. */
+  headers: Record<string, string> = {};
   constructor(
     readonly status: number,
     readonly code: ErrorCode,
@@ -31,19 +33,29 @@ export function sendError(
   res.status(status).json({ error: { code, message, ...(details !== undefined ? { details } : {}) } });
 }
 
+/**
+ * What a thrown value means over HTTP: an ApiError as it is, our domain errors and body-parser errors
+ * by kind; undefined for anything else (a bug of ours: a 500).
+ */
+export function toApiError(err: unknown): ApiError | undefined {
+  const e = err as Error & { type?: string; status?: number };
+  if (e instanceof ApiError) return e;
+  if (e instanceof NotFoundError) return new ApiError(404, 'not_found', e.message);
+  if (e instanceof InputError) return new ApiError(400, 'invalid_request', e.message);
+  if (e?.type === 'entity.parse.failed')
+    return new ApiError(400, 'invalid_json', `the body is not valid JSON: ${e.message}`);
+  if (e?.type === 'entity.too.large')
+    return new ApiError(413, 'payload_too_large', 'the body is larger than the limit');
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500)
+    return new ApiError(e.status, 'bad_request', e.message);
+  return undefined;
+}
+
 /** Maps anything thrown by a route to the error shape; only a bug of ours is a 500. */
 export const errorHandler: ErrorRequestHandler = (err, req, res, next) => {
   if (res.headersSent) return next(err);
-  const e = err as Error & { type?: string; status?: number };
-  if (e instanceof ApiError) return sendError(res, e.status, e.code, e.message, e.details);
-  if (e instanceof NotFoundError) return sendError(res, 404, 'not_found', e.message);
-  if (e instanceof InputError) return sendError(res, 400, 'invalid_request', e.message);
-  if (e.type === 'entity.parse.failed')
-    return sendError(res, 400, 'invalid_json', `the body is not valid JSON: ${e.message}`);
-  if (e.type === 'entity.too.large')
-    return sendError(res, 413, 'payload_too_large', 'the body is larger than the limit');
-  if (typeof e.status === 'number' && e.status >= 400 && e.status < 500)
-    return sendError(res, e.status, 'bad_request', e.message);
+  const e = toApiError(err);
+  if (e) return sendError(res.set(e.headers), e.status, e.code, e.message, e.details);
   req.log.error({ err }, 'unhandled error');
   return sendError(res, 500, 'internal', 'internal error');
 };

@@ -59,12 +59,15 @@ export function httpLogger(logger: Logger): HttpLogger {
     // req.log carries only the request id; the request itself goes on the one completion line.
     quietReqLogger: true,
     customAttributeKeys: { reqId: 'reqId' },
+    // A 503 is a refusal the server chose (a full predict queue, shutting down): a warning, not an error.
     customLogLevel: (req, res, err) =>
-      err || res.statusCode >= 500
-        ? 'error'
-        : quietPaths.has((req.url ?? '').split('?')[0]!)
-          ? 'debug'
-          : 'info',
+      res.statusCode === 503
+        ? 'warn'
+        : err || res.statusCode >= 500
+          ? 'error'
+          : quietPaths.has((req.url ?? '').split('?')[0]!)
+            ? 'debug'
+            : 'info',
     serializers: {
       req: (req: { method: string; url: string; remoteAddress?: string }) => ({
         method: req.method,

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { jobCatalog, jobNames } from '@mlq/contract';
 import { datasetsOpenApi } from './openapi-datasets.ts';
 import { finalizeDocument } from './openapi-finalize.ts';
+import { servingPaths, servingSchemas } from './openapi-serving.ts';
 
 const json = (schema: object) => ({ content: { 'application/json': { schema } } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -61,12 +62,18 @@ export function openApiDocument(): object {
     },
     PredictRequest: {
       type: 'object',
-      description: 'TF Serving REST: row format ("instances") or columnar ("inputs")',
-      properties: { instances: { type: 'array' }, inputs: {} },
+      description:
+        'TF Serving REST: row format ("instances") or columnar ("inputs"); an instance may be {"b64": "<PNG or JPEG>"} for an image model',
+      properties: {
+        signature_name: { const: 'serving_default' },
+        instances: { type: 'array' },
+        inputs: {},
+      },
     },
     PredictResponse: { type: 'object', properties: { predictions: { type: 'array' }, outputs: {} } },
+    ...servingSchemas(),
   };
-  const paths: Record<string, object> = {};
+  const paths: Record<string, object> = { ...servingPaths() };
   for (const name of jobNames) {
     const Name = name.replace(/(^|-)(\w)/g, (_m, _d, c: string) => c.toUpperCase());
     schemas[`${Name}Payload`] = schemaOf(jobCatalog[name].payload, 'input');
@@ -90,6 +97,17 @@ export function openApiDocument(): object {
     };
   }
   const id = [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }];
+  const predictResponses = {
+    200: { description: 'one prediction per instance', ...json(ref('PredictResponse')) },
+    400: error,
+    404: error,
+    413: error,
+    422: error,
+    503: {
+      description: 'the model queue is full (Retry-After), or no predict thread',
+      ...json(ref('Error')),
+    },
+  };
   const name = [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }];
   Object.assign(paths, {
     '/v1/jobs': {
@@ -140,19 +158,29 @@ export function openApiDocument(): object {
     },
     '/v1/models/{name}': {
       get: {
-        summary: 'Versions with metrics, params, lineage',
+        summary: "Versions with metrics, params, lineage, and TF Serving's model_version_status",
         parameters: name,
-        responses: { 200: { description: 'versions' }, 404: error },
+        responses: { 200: { description: 'versions', ...json(ref('ModelStatus')) }, 404: error },
       },
     },
     '/v1/models/{name}/versions/{version}': {
       get: {
-        summary: 'One version: metrics, params, lineage, labels, evaluation',
+        summary:
+          "One version: metrics, params, lineage, labels, evaluation, and TF Serving's model_version_status",
         parameters: [...name, { name: 'version', in: 'path', required: true, schema: { type: 'integer' } }],
-        responses: { 200: { description: 'the version' }, 400: error, 404: error },
+        responses: {
+          200: { description: 'the version', ...json(ref('ModelStatus')) },
+          400: error,
+          404: error,
+        },
       },
     },
     '/v1/models/{name}/labels/{label}': {
+      get: {
+        summary: "The labelled version with TF Serving's model_version_status",
+        parameters: [...name, { name: 'label', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: { 200: { description: 'the labelled version', ...json(ref('ModelStatus')) }, 404: error },
+      },
       put: {
         summary: 'Point a label at a version',
         parameters: [...name, { name: 'label', in: 'path', required: true, schema: { type: 'string' } }],
@@ -170,12 +198,7 @@ export function openApiDocument(): object {
         summary: 'Predict with the latest version',
         parameters: name,
         requestBody: json(ref('PredictRequest')),
-        responses: {
-          200: { description: 'one prediction per instance', ...json(ref('PredictResponse')) },
-          400: error,
-          404: error,
-          422: error,
-        },
+        responses: predictResponses,
       },
     },
     '/v1/models/{name}/versions/{version}:predict': {
@@ -183,12 +206,7 @@ export function openApiDocument(): object {
         summary: 'Predict with a version',
         parameters: [...name, { name: 'version', in: 'path', required: true, schema: { type: 'integer' } }],
         requestBody: json(ref('PredictRequest')),
-        responses: {
-          200: { description: 'one prediction per instance', ...json(ref('PredictResponse')) },
-          400: error,
-          404: error,
-          422: error,
-        },
+        responses: predictResponses,
       },
     },
     '/v1/models/{name}/labels/{label}:predict': {
@@ -196,12 +214,7 @@ export function openApiDocument(): object {
         summary: 'Predict with the labelled version',
         parameters: [...name, { name: 'label', in: 'path', required: true, schema: { type: 'string' } }],
         requestBody: json(ref('PredictRequest')),
-        responses: {
-          200: { description: 'one prediction per instance', ...json(ref('PredictResponse')) },
-          400: error,
-          404: error,
-          422: error,
-        },
+        responses: predictResponses,
       },
     },
     '/v1/workers': {

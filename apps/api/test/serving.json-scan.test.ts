@@ -7,7 +7,9 @@ const info: ModelInfo = {
   inputName: 'image',
   inputShape: [2, 3, 1],
   inputDtype: 'float32',
+  outputName: 'classes',
   outputShape: [2],
+  outputDtype: 'float32',
   bytes: 0,
 };
 
@@ -81,5 +83,41 @@ describe(scanNumericBody.name, () => {
       if (b === '') expect(ours.error).toMatch(/the body must be/);
       else expect(ours, b).toEqual(general(b));
     }
+  });
+});
+
+describe('signature_name and image instances', () => {
+  const rows = '[[[1],[2],[3]],[[4],[5],[6]]]';
+  it('reads signature_name before or after the tensor on the fast path, as the general path does', () => {
+    for (const b of [
+      `{"signature_name": "serving_default", "instances": [${rows}]}`,
+      `{"instances": [${rows}], "signature_name": "serving_default"}`,
+      `{"signature_name": "predict", "instances": [${rows}]}`,
+      `{"inputs": [${rows}] , "signature_name" : "x\\"y"}`,
+    ]) {
+      expect(viaText(b), b).toEqual(general(b));
+    }
+    expect(
+      scanNumericBody(`{"instances": [${rows}], "signature_name": "serving_default"}`)?.signatureName,
+    ).toBe('serving_default');
+    expect(viaText(`{"signature_name": "predict", "instances": [${rows}]}`).error).toMatch(
+      /signature_name "predict" is unknown.*"serving_default"/,
+    );
+  });
+
+  it('takes {"b64": ...} only for an image input, and only as base64', () => {
+    const png = Buffer.from([0x89, 0x50, 0x4e, 0x47]).toString('base64');
+    const packed = packPredictBody({ instances: [{ b64: png }, { image: { b64: png } }] }, info, 8);
+    expect(packed.images?.map((i) => [i.row, i.field, i.bytes.length])).toEqual([
+      [0, 'instances[0]', 4],
+      [1, 'instances[1]', 4],
+    ]);
+    expect(() => packPredictBody({ instances: [{ b64: '%%%' }] }, info, 8)).toThrow(
+      /instances\[0\]\.b64 must be/,
+    );
+    const table = { ...info, inputShape: [4] };
+    expect(() => packPredictBody({ instances: [{ b64: png }] }, table, 8)).toThrow(
+      /model's input \[4\] \(float32\) is not an image/,
+    );
   });
 });

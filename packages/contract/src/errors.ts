@@ -14,6 +14,7 @@ export const errorCodes = [
   'rate_limited',
   'too_many_instances',
   'unavailable',
+  'queue_full',
   'not_implemented',
   'unservable_model',
   'non_finite_prediction',

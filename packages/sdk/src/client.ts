@@ -1,10 +1,12 @@
 /** `MlqClient`: one typed method per route of the public API (docs/api.md). */
-import { MlqError } from './errors.ts';
+import { parseRef, predictPath } from './refs.ts';
 import { seg, Transport, type CallOptions, type FetchLike } from './transport.ts';
 import type {
   AnyJob,
   CancelResult,
   Health,
+  InferRequest,
+  InferResponse,
   Job,
   JobEvent,
   JobInputOf,
@@ -13,6 +15,7 @@ import type {
   LabelResult,
   ListJobsQuery,
   ModelDetail,
+  ModelMetadata,
   ModelRef,
   ModelSummary,
   ModelVersion,
@@ -49,27 +52,6 @@ export interface MlqClientOptions {
 export interface SubmitOptions extends CallOptions {
   /** Repeating a submission with the same key returns the first job instead of a new one. */
   idempotencyKey?: string | undefined;
-}
-
-/** The path of a model's predict route for a reference (`name`, `name@3`, `name@label` or an object). */
-export function predictPath(ref: ModelRef): string {
-  let r: { name: string; version?: number | undefined; label?: string | undefined };
-  if (typeof ref === 'string') {
-    const m = /^([^@/]+)(?:@([^@/]+))?$/.exec(ref);
-    if (!m)
-      throw new MlqError('invalid_ref', `"${ref}" is not "<name>", "<name>@<version>" or "<name>@<label>"`);
-    const tag = m[2];
-    r = {
-      name: m[1]!,
-      ...(tag === undefined ? {} : /^\d+$/.test(tag) ? { version: Number(tag) } : { label: tag }),
-    };
-  } else {
-    r = ref;
-  }
-  const base = `/v1/models/${seg(r.name)}`;
-  if (r.version !== undefined) return `${base}/versions/${seg(r.version)}:predict`;
-  if (r.label !== undefined) return `${base}/labels/${seg(r.label)}:predict`;
-  return `${base}:predict`;
 }
 
 /**
@@ -266,6 +248,51 @@ export class MlqClient {
     return this.transport.json<PredictColumnarResponse>('POST', predictPath(ref), {
       ...opts,
       body: { inputs },
+    });
+  }
+
+  /**
+   * The Open Inference Protocol path of a model (`/v2/models/{name}[/versions/{v}]` + `suffix`). The
+   * protocol has no labels: a label is resolved to its version first (one more request).
+   */
+  private async v2Path(ref: ModelRef, suffix: string, opts: CallOptions): Promise<string> {
+    const r = parseRef(ref);
+    let version = r.version;
+    if (r.label !== undefined) {
+      const path = `/v1/models/${seg(r.name)}/labels/${seg(r.label)}`;
+      version = (await this.transport.json<ModelVersion>('GET', path, opts)).version;
+    }
+    const base = `/v2/models/${seg(r.name)}`;
+    return `${version === undefined ? base : `${base}/versions/${seg(version)}`}${suffix}`;
+  }
+
+  /**
+   * `GET /v2/models/{name}[/versions/{v}]`: the model's input and output tensors (name, datatype,
+   * shape with -1 for the batch) and versions, as the Open Inference Protocol describes a model.
+   */
+  async metadata(ref: ModelRef, opts: CallOptions = {}): Promise<ModelMetadata> {
+    return this.transport.json<ModelMetadata>('GET', await this.v2Path(ref, '', opts), opts);
+  }
+
+  /**
+   * `POST /v2/models/{name}[/versions/{v}]/infer`: an Open Inference Protocol inference. Typed-array
+   * `data` is sent as a JSON array. A full queue is a `MlqApiError` with status 503.
+   * @example
+   * const { inputs: [input] } = await mlq.metadata('digits');
+   * const r = await mlq.infer('digits', { inputs: [{ name: input.name, shape: [1, 28, 28, 1], datatype: 'FP32', data: pixels }] });
+   * r.outputs[0].data; // the scores, flat
+   */
+  async infer(ref: ModelRef, request: InferRequest, opts: CallOptions = {}): Promise<InferResponse> {
+    const body = {
+      ...request,
+      inputs: request.inputs.map((i) => ({
+        ...i,
+        data: Array.isArray(i.data) ? i.data : Array.from(i.data),
+      })),
+    };
+    return this.transport.json<InferResponse>('POST', await this.v2Path(ref, '/infer', opts), {
+      ...opts,
+      body,
     });
   }
 

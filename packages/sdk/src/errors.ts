@@ -100,6 +100,18 @@ export function errorFromResponse(status: number, statusText: string, bodyText: 
       e.details as FieldIssue[] | Record<string, unknown> | undefined,
     );
   }
+  // The Open Inference Protocol's shape (the /v2 routes): `{"error": "<message>"}`.
+  const message = (body as { error?: unknown } | undefined)?.error;
+  if (typeof message === 'string') {
+    const codes: Record<number, string> = {
+      400: 'invalid_request',
+      404: 'not_found',
+      413: 'too_many_instances',
+      422: 'unservable_model',
+      503: 'unavailable',
+    };
+    return new MlqApiError(status, codes[status] ?? `http_${status}`, message);
+  }
   // Not the API's shape (e.g. /readyz's 503, or a proxy's page): keep what there is.
   const details = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : undefined;
   const text = bodyText.trim().slice(0, 300);

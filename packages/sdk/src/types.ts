@@ -92,6 +92,8 @@ export interface ModelDetail {
   name: string;
   labels: Record<string, number>;
   versions: ModelVersion[];
+  /** TF Serving's status of each version. */
+  model_version_status?: ModelVersionStatus[];
 }
 
 /** The answer to `PUT /v1/models/{name}/labels/{label}`. */
@@ -114,8 +116,16 @@ export type ModelRef =
 /** A number or nested arrays of numbers: one instance's tensor, as TF Serving's REST API takes it. */
 export type TensorLike = number | TensorLike[];
 
-/** One instance: a tensor, or named tensors for a model with several inputs. */
-export type PredictInstance = TensorLike | Record<string, TensorLike>;
+/**
+ * An encoded image, TF Serving's form of binary values: `{"b64": "<base64 of a PNG or JPEG file>"}`.
+ * Image models (input `[height, width, 1 | 3]`) decode and resize it as their training data was.
+ */
+export interface ImageInstance {
+  b64: string;
+}
+
+/** One instance: a tensor, an encoded image, or either under the model's input name. */
+export type PredictInstance = TensorLike | ImageInstance | Record<string, TensorLike | ImageInstance>;
 
 /** `{"instances": [...]}` → `{"predictions": [...]}`, each prediction the model's output vector. */
 export interface PredictResponse {
@@ -125,6 +135,70 @@ export interface PredictResponse {
 /** `{"inputs": ...}` → `{"outputs": ...}` (TF Serving's columnar format). */
 export interface PredictColumnarResponse {
   outputs: TensorLike | Record<string, TensorLike>;
+}
+
+/** TF Serving's model status, added to the answers of `GET /v1/models/{name}[/versions/{v}|/labels/{l}]`. */
+export interface ModelVersionStatus {
+  version: string;
+  /** `AVAILABLE`: served (loaded, or loaded on first use); `END`: its last load failed. */
+  state: 'AVAILABLE' | 'END';
+  status: { error_code: string; error_message: string };
+}
+
+/** The Open Inference Protocol's datatypes a request may carry (values are converted to the model's dtype). */
+export type InferDatatype = 'FP32' | 'FP64' | 'INT32' | 'INT64' | 'UINT8';
+
+/** A tensor's name, datatype and shape (-1: any size, as the batch dimension). */
+export interface TensorMetadata {
+  name: string;
+  datatype: string;
+  shape: number[];
+}
+
+/** `GET /v2/models/{name}[/versions/{v}]` (Open Inference Protocol model metadata). */
+export interface ModelMetadata {
+  name: string;
+  /** Every version that may be asked for. */
+  versions: string[];
+  /** `tfjs_layers_model`. */
+  platform: string;
+  inputs: TensorMetadata[];
+  outputs: TensorMetadata[];
+}
+
+/** One input tensor of an inference request; `data` flat in row-major order or nested to `shape`. */
+export interface InferInputTensor {
+  name: string;
+  /** The whole batch's shape: `[n, ...the model's input shape]`. */
+  shape: number[];
+  datatype: InferDatatype;
+  data: TensorLike[] | ArrayLike<number>;
+}
+
+/** `POST /v2/models/{name}[/versions/{v}]/infer` (Open Inference Protocol inference request). */
+export interface InferRequest {
+  /** Echoed in the response. */
+  id?: string;
+  parameters?: Record<string, string | number | boolean>;
+  inputs: InferInputTensor[];
+  /** Outputs to return (all when absent). */
+  outputs?: { name: string }[];
+}
+
+/** One output tensor: `data` flat in row-major order. */
+export interface InferOutputTensor {
+  name: string;
+  shape: number[];
+  datatype: string;
+  data: number[];
+}
+
+/** The inference response. */
+export interface InferResponse {
+  model_name: string;
+  model_version: string;
+  id?: string;
+  outputs: InferOutputTensor[];
 }
 
 /** `GET /healthz`. */

@@ -2,6 +2,8 @@ import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadAll, mnistSource } from '@mlq/core/data';
+import { digitFile } from '../../../test/support/images.ts';
 import { repoRoot, startStack, type Stack } from '../../../test/support/stack.ts';
 
 interface Run {
@@ -126,6 +128,40 @@ describe('the mlq CLI against a real API and worker', () => {
     const bad = await cli(['predict', 'cli-digits', '--json', '[[1,2,3]]', ...url]);
     expect(bad.code).toBe(3);
     expect(bad.stderr).toMatch(/error \(400 invalid_request\): .*\[28,28,1\]/);
+  });
+
+  it('predicts from image files with --image', async () => {
+    const test = await loadAll(mnistSource({ format: 'mnist', digits: [0, 1], split: 'test', limit: 2 }));
+    const files = [0, 1].map((i) => {
+      const f = digitFile(test.x.subarray(i * 784, (i + 1) * 784), i); // a PNG and a JPEG, 36x32
+      return { path: file(f.name), bytes: f.bytes };
+    });
+    for (const f of files) await writeFile(f.path, f.bytes);
+    const r = await cli([
+      'predict',
+      'cli-digits@1',
+      '--image',
+      files[0]!.path,
+      '--image',
+      files[1]!.path,
+      ...url,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { predictions: number[][] };
+    expect(out.predictions).toHaveLength(2);
+    for (const p of out.predictions) expect(p[0]! + p[1]!).toBeCloseTo(1, 4);
+    await writeFile(file('not-an-image.png'), 'a,b\n1,2\n');
+    const bad = await cli(['predict', 'cli-digits', '--image', file('not-an-image.png'), ...url]);
+    expect(bad.code).toBe(3);
+    expect(bad.stderr).toMatch(
+      /error \(400 invalid_request\): unreadable image instances\[0\]: not a PNG or JPEG/,
+    );
+    const both = await cli(['predict', 'cli-digits', '--image', files[0]!.path, '--json', '[]', ...url]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/give --image, or --file \/ --json, not both/);
+    const missing = await cli(['predict', 'cli-digits', '--image', '/no/such.png', ...url]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/cannot read \/no\/such\.png: no such file/);
   });
 
   it('exits 3 naming each bad field of a bad job file', async () => {

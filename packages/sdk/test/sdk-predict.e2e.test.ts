@@ -91,4 +91,41 @@ describe('MlqClient.predict against a real API', () => {
       expect(await mlq.predict(ref, [[0]]).catch((e: unknown) => e), ref).toMatchObject({ status: 404 });
     }
   });
+
+  it('describes a model and infers with the Open Inference Protocol, by label, version and latest', async () => {
+    await mlq.setLabel('sdk-serve', 'production', 1);
+    const meta = await mlq.metadata('sdk-serve@production');
+    expect(meta).toMatchObject({ name: 'sdk-serve', versions: ['1', '2'], platform: 'tfjs_layers_model' });
+    expect(meta.inputs).toEqual([{ name: 'features_in', datatype: 'FP32', shape: [-1, 28, 28, 1] }]);
+    expect((await mlq.metadata({ name: 'sdk-serve' })).outputs[0]!.shape).toEqual([-1, 2]);
+    const { instances } = await heldOut(3);
+    const pixels = Float32Array.from((instances as number[][][][]).flat(3));
+    for (const [ref, version] of [
+      ['sdk-serve@production', 1],
+      ['sdk-serve@2', 2],
+      [{ name: 'sdk-serve' }, 2],
+    ] as const) {
+      const r = await mlq.infer(ref, {
+        id: 'a-1',
+        inputs: [{ name: meta.inputs[0]!.name, shape: [3, 28, 28, 1], datatype: 'FP32', data: pixels }],
+      });
+      expect(r).toMatchObject({ model_name: 'sdk-serve', model_version: String(version), id: 'a-1' });
+      const { predictions } = await mlq.predict({ name: 'sdk-serve', version }, instances);
+      r.outputs[0]!.data.forEach((s, i) => expect(s).toBeCloseTo(predictions.flat()[i]!, 5));
+    }
+    const bad = await mlq
+      .infer('sdk-serve', {
+        inputs: [{ name: 'x', shape: [1, 28, 28, 1], datatype: 'FP32', data: pixels.slice(0, 784) }],
+      })
+      .catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(MlqApiError);
+    expect(bad).toMatchObject({
+      status: 400,
+      code: 'invalid_request',
+      message: expect.stringMatching(/"features_in"/),
+    });
+    expect(await mlq.metadata('sdk-serve@no-such-label').catch((e: unknown) => e)).toMatchObject({
+      status: 404,
+    });
+  });
 });

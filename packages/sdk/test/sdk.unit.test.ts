@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { loadCliEnv } from '../src/cli/env.ts';
 import { formatDuration, formatFinalLine, formatProgressBar, formatTable } from '../src/cli/format.ts';
 import { errorFromResponse } from '../src/errors.ts';
-import { parseSse, type AnyJob, type SseMessage } from '../src/index.ts';
+import { imageInstance, parseRef, parseSse, type AnyJob, type SseMessage } from '../src/index.ts';
 
 const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src');
 
@@ -93,6 +93,32 @@ describe('errorFromResponse', () => {
     expect(errorFromResponse(502, 'Bad Gateway', '<html>nginx</html>').message).toBe(
       'HTTP 502 Bad Gateway: <html>nginx</html>',
     );
+  });
+
+  it('reads the Open Inference Protocol error shape, {"error": "<message>"}', () => {
+    const e = errorFromResponse(
+      400,
+      'Bad Request',
+      '{"error": "inputs[0].name \\"x\\" is not the model\'s input"}',
+    );
+    expect(e).toMatchObject({
+      status: 400,
+      code: 'invalid_request',
+      message: 'inputs[0].name "x" is not the model\'s input',
+    });
+    expect(errorFromResponse(503, 'Service Unavailable', '{"error": "full"}')).toMatchObject({
+      code: 'unavailable',
+    });
+  });
+});
+
+describe('model references and image instances', () => {
+  it('parses references and encodes images as base64 (in chunks, for large files)', () => {
+    expect(parseRef('m@3')).toEqual({ name: 'm', version: 3 });
+    expect(parseRef('m@prod')).toEqual({ name: 'm', label: 'prod' });
+    expect(parseRef({ name: 'm', label: 'prod' })).toEqual({ name: 'm', label: 'prod' });
+    const bytes = Uint8Array.from({ length: 100_003 }, (_, i) => (i * 7919) % 256);
+    expect(imageInstance(bytes)).toEqual({ b64: Buffer.from(bytes).toString('base64') });
   });
 });
 

@@ -16,6 +16,8 @@ interface Rule {
 
 const rules: readonly Rule[] = [
   { methods: ['GET', 'HEAD'], path: /^\/(healthz|openapi\.json)$/, need: 'public' },
+  // The Open Inference Protocol's probes, public as /healthz is (Kubernetes probes send no key).
+  { methods: ['GET', 'HEAD'], path: /^\/v2\/health\/(live|ready)$/, need: 'public' },
   // Serving reads models, whatever its method: TF Serving's :predict, the Open Inference Protocol's /infer.
   { methods: ['POST'], path: /^\/v1\/models\/[^/]+(\/(versions|labels)\/[^/]+)?:predict$/, need: 'read' },
   { methods: ['POST'], path: /^\/v2\/models\/[^/]+(\/versions\/[^/]+)?\/infer$/, need: 'read' },

@@ -1,20 +1,36 @@
+/**
+ * The registry's routes. `GET /v1/models/{name}[/versions/{v}|/labels/{label}]` answer the registry's
+ * JSON with TF Serving's `model_version_status` added (serving/tf-serving.ts), so one URL serves both
+ * the SDK and TF Serving clients; the metadata and predict routes are in serving/predict.routes.ts.
+ */
 import { Router } from 'express';
 import { z } from 'zod';
-import { describeIssues } from '@mlq/contract';
+import { describeIssues, type ModelVersion } from '@mlq/contract';
+import { NotFoundError } from '@mlq/core/errors';
 import type { ModelRegistry } from '@mlq/core/registry';
 import { badRequest } from '../errors.ts';
+import { modelVersionStatus, type VersionState } from '../serving/tf-serving.ts';
 
 const labelBody = z.object({ version: z.number().int().min(1) });
 const labelName = /^[a-zA-Z][\w.-]{0,63}$/;
 
-export function modelsRouter(registry: ModelRegistry): Router {
+/** How a version stands for serving; every version is AVAILABLE when nothing serves here. */
+export type StateOf = (v: ModelVersion) => VersionState;
+
+export function modelsRouter(
+  registry: ModelRegistry,
+  stateOf: StateOf = () => ({ state: 'AVAILABLE' }),
+): Router {
   const r = Router();
+  const status = (versions: ModelVersion[]) =>
+    modelVersionStatus(versions.map((v) => ({ version: v.version, state: stateOf(v) })));
   r.get('/v1/models', async (_req, res) => {
     res.json({ models: await registry.list() });
   });
   r.get('/v1/models/:name', async (req, res) => {
     const name = String(req.params.name);
-    res.json({ name, labels: await registry.labels(name), versions: await registry.versions(name) });
+    const versions = await registry.versions(name);
+    res.json({ name, labels: await registry.labels(name), versions, ...status(versions) });
   });
   r.get('/v1/models/:name/versions/:version', async (req, res) => {
     const v = Number(req.params.version);
@@ -22,7 +38,19 @@ export function modelsRouter(registry: ModelRegistry): Router {
       throw badRequest('version must be a positive integer', [
         { field: 'version', message: 'not a positive integer' },
       ]);
-    res.json(await registry.get(String(req.params.name), v));
+    const version = await registry.get(String(req.params.name), v);
+    res.json({ ...version, ...status([version]) });
+  });
+  r.get('/v1/models/:name/labels/:label', async (req, res) => {
+    const name = String(req.params.name);
+    const label = String(req.params.label);
+    const v = (await registry.labels(name))[label];
+    if (v === undefined) {
+      await registry.versions(name); // an unknown model is reported as such first
+      throw new NotFoundError(`model "${name}" has no label "${label}"`);
+    }
+    const version = await registry.get(name, v);
+    res.json({ ...version, ...status([version]) });
   });
   r.put('/v1/models/:name/labels/:label', async (req, res) => {
     const label = String(req.params.label);

@@ -7,7 +7,13 @@
  *   - a thread has room and the batch has waited `maxWaitMs` while others for its model are in flight.
  * While every thread is busy, batches just grow: under load they fill up by themselves, sized by how
  * long a predict takes. `enabled: false` sends each request alone (the benchmark's baseline).
+ *
+ * Back-pressure: the requests waiting for a thread are bounded per model version, in rows
+ * (`maxQueuedRows`) and in requests (`maxQueuedRequests`). A request past either bound is refused at
+ * once with a QueueFullError (the API answers 503 with Retry-After) instead of growing memory; a
+ * request that finds its model's queue empty is always taken, whatever its size.
  */
+import { ServingEvents } from './serving-events.ts';
 
 export interface BatchRunner {
   /** True when a thread can take another batch now. */
@@ -19,8 +25,21 @@ export interface BatcherOptions {
   enabled: boolean;
   maxBatch: number;
   maxWaitMs: number;
-  /** Told the rows of each batch sent to a thread (metrics). */
-  onBatch?: (rows: number) => void;
+  /** Most rows of one model version waiting for a thread. */
+  maxQueuedRows: number;
+  /** Most requests of one model version waiting for a thread. */
+  maxQueuedRequests: number;
+}
+
+/** A model version's queue is full: try again after `retryAfterSeconds`. */
+export class QueueFullError extends Error {
+  override name = 'QueueFullError';
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
 }
 
 interface Part {
@@ -52,17 +71,58 @@ export class Batcher {
   private readonly queue: Batch[] = [];
   private readonly open = new Map<string, Batch>();
   private readonly inflight = new Map<string, number>();
+  /** Rows and requests of each key in `queue` (waiting for a thread). */
+  private readonly waiting = new Map<string, { rows: number; requests: number }>();
+  /** Recent seconds per row of each key on a thread (for Retry-After). */
+  private readonly secondsPerRow = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   readonly stats: BatcherStats = { batches: 0, rows: 0 };
 
   constructor(
     private readonly runner: BatchRunner,
     private readonly opts: BatcherOptions,
+    private readonly events: ServingEvents = new ServingEvents(),
   ) {}
+
+  /** Rows and requests of model `key` waiting for a thread now. */
+  queued(key: string): { rows: number; requests: number } {
+    return { ...(this.waiting.get(key) ?? { rows: 0, requests: 0 }) };
+  }
+
+  /** Throws QueueFullError when `rows` more would take `key`'s queue past a bound. */
+  private admit(key: string, rows: number): void {
+    const q = this.waiting.get(key);
+    if (!q || q.requests === 0) return;
+    const { maxQueuedRows, maxQueuedRequests } = this.opts;
+    if (q.rows + rows <= maxQueuedRows && q.requests < maxQueuedRequests) return;
+    // The time the queue ahead needs on one thread, from recent batches; at least 1 s.
+    const drain = q.rows * (this.secondsPerRow.get(key) ?? 0);
+    const retryAfterSeconds = Math.min(60, Math.max(1, Math.ceil(drain)));
+    this.events.report('rejected', {
+      model: key,
+      rows,
+      queuedRows: q.rows,
+      queuedRequests: q.requests,
+      retryAfterSeconds,
+    });
+    throw new QueueFullError(
+      `the queue of ${key} is full (${q.requests} requests, ${q.rows} rows waiting; at most ` +
+        `${maxQueuedRequests} requests and ${maxQueuedRows} rows): retry after ${retryAfterSeconds} s`,
+      retryAfterSeconds,
+    );
+  }
+
+  private count(key: string, rows: number, requests: number): void {
+    const q = this.waiting.get(key) ?? { rows: 0, requests: 0 };
+    q.rows += rows;
+    q.requests += requests;
+    if (q.requests > 0) this.waiting.set(key, q);
+    else this.waiting.delete(key);
+  }
 
   /**
    * Queues `rows` packed instances for model `key` (loaded from `uri`); resolves with their outputs,
-   * `outputSize` numbers per row.
+   * `outputSize` numbers per row. Rejects with QueueFullError when the model's queue is full.
    */
   submit(
     key: string,
@@ -72,6 +132,8 @@ export class Batcher {
     outputSize: number,
   ): Promise<Float32Array> {
     return new Promise<Float32Array>((resolve, reject) => {
+      this.admit(key, rows);
+      this.count(key, rows, 1);
       let b = this.open.get(key);
       if (b && b.rows + rows > this.opts.maxBatch) {
         this.close(b);
@@ -122,13 +184,31 @@ export class Batcher {
 
   private run(b: Batch): void {
     this.close(b);
+    this.count(b.key, -b.rows, -b.parts.length);
     this.inflight.set(b.key, (this.inflight.get(b.key) ?? 0) + 1);
     this.stats.batches++;
     this.stats.rows += b.rows;
-    this.opts.onBatch?.(b.rows);
+    const start = performance.now();
+    const report = (ok: boolean) => {
+      const runSeconds = (performance.now() - start) / 1000;
+      if (ok) {
+        const last = this.secondsPerRow.get(b.key);
+        const now = runSeconds / b.rows;
+        this.secondsPerRow.set(b.key, last === undefined ? now : 0.8 * last + 0.2 * now);
+      }
+      this.events.report('batch', {
+        model: b.key,
+        rows: b.rows,
+        requests: b.parts.length,
+        queueSeconds: (start - b.openedAt) / 1000,
+        runSeconds,
+        ok,
+      });
+    };
     this.runner
       .predict(b.key, b.uri, b.rows, concat(b))
       .then((out) => {
+        report(true);
         let row = 0;
         for (const p of b.parts) {
           p.resolve(out.subarray(row * b.outputSize, (row + p.rows) * b.outputSize));
@@ -136,6 +216,7 @@ export class Batcher {
         }
       })
       .catch((e: unknown) => {
+        report(false);
         for (const p of b.parts) p.reject(e);
       })
       .finally(() => {
@@ -152,6 +233,7 @@ export class Batcher {
     this.timer = undefined;
     for (const b of this.queue.splice(0)) for (const p of b.parts) p.reject(e);
     this.open.clear();
+    this.waiting.clear();
   }
 }
 

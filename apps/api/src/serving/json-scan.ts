@@ -11,6 +11,8 @@ export interface ScannedTensor {
   key: 'instances' | 'inputs';
   dims: number[];
   values: Float32Array;
+  /** TF Serving's `signature_name`, when the body has one (before or after the tensor). */
+  signatureName?: string;
 }
 
 const F32_MAX = 3.4028234663852886e38;
@@ -73,6 +75,25 @@ class Scanner {
     if (simple) return start === first ? int : -int;
     return Number(s.slice(start, this.i)); // exact, like JSON.parse
   }
+
+  /** `"signature_name": "<plain string>"` (no escapes), or undefined (position unchanged). */
+  signatureName(): string | undefined {
+    const from = this.i;
+    this.space();
+    if (this.s.startsWith('"signature_name"', this.i)) {
+      this.i += 16;
+      if (this.eat(0x3a) && this.eat(0x22)) {
+        const end = this.s.indexOf('"', this.i);
+        const value = end < 0 ? '' : this.s.slice(this.i, end);
+        if (end >= 0 && !value.includes('\\')) {
+          this.i = end + 1;
+          return value;
+        }
+      }
+    }
+    this.i = from;
+    return undefined;
+  }
 }
 
 /**
@@ -82,6 +103,8 @@ class Scanner {
 export function scanNumericBody(text: string): ScannedTensor | undefined {
   const sc = new Scanner(text);
   if (!sc.eat(0x7b)) return undefined; // {
+  let signatureName = sc.signatureName();
+  if (signatureName !== undefined && !sc.eat(0x2c)) return undefined; // ,
   sc.space();
   let key: ScannedTensor['key'];
   if (text.startsWith('"instances"', sc.i)) key = 'instances';
@@ -126,9 +149,15 @@ export function scanNumericBody(text: string): ScannedTensor | undefined {
       if (dims[depth] === undefined) dims[depth] = len;
       else if (dims[depth] !== len) return undefined; // ragged
       if (depth === 0) {
+        if (signatureName === undefined && sc.eat(0x2c)) {
+          signatureName = sc.signatureName();
+          if (signatureName === undefined) return undefined;
+        }
         if (!sc.eat(0x7d)) return undefined; // }
         sc.space();
-        return sc.i === text.length ? { key, dims, values: sc.values.subarray(0, sc.n) } : undefined;
+        if (sc.i !== text.length) return undefined;
+        const values = sc.values.subarray(0, sc.n);
+        return { key, dims, values, ...(signatureName !== undefined ? { signatureName } : {}) };
       }
       depth--;
       counts[depth]!++;

@@ -5,12 +5,20 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
+import { imageToFeatures } from '@mlq/core/data';
 import { InputError } from '@mlq/core/errors';
 import { loadModel, type LoadedModel } from '@mlq/core/ml';
 import { openArtifactStore } from '@mlq/core/storage';
 import { disposeModels, initBackend, type BackendPreference } from '@mlq/engine';
 import { SizedLru } from './model-lru.ts';
-import type { FromThread, ModelInfo, ThreadConfig, ThreadError, ToThread } from './protocol.ts';
+import type {
+  DecodeRequest,
+  FromThread,
+  ModelInfo,
+  ThreadConfig,
+  ThreadError,
+  ToThread,
+} from './protocol.ts';
 
 interface Entry {
   model: tf.LayersModel;
@@ -39,7 +47,9 @@ function describe(loaded: LoadedModel): ModelInfo {
     inputName: model.inputNames[0] ?? 'input',
     inputShape: dims(model.inputs[0]!.shape),
     inputDtype: model.inputs[0]!.dtype,
+    outputName: model.outputNames[0] ?? 'output',
     outputShape: dims(model.outputs[0]!.shape),
+    outputDtype: model.outputs[0]!.dtype,
     bytes: loaded.bytes,
   };
 }
@@ -87,6 +97,20 @@ function predict(entry: Entry, rows: number, data: Float32Array): Float32Array {
   }
 }
 
+/**
+ * Decodes images with the image-folder dataset's own function (decode, EXIF orientation, resize), so
+ * an image sent to predict becomes exactly the pixels training and batch-predict saw for the same file.
+ */
+async function decode(m: DecodeRequest): Promise<Float32Array> {
+  const size = m.height * m.width * m.channels;
+  const out = new Float32Array(m.images.length * size);
+  for (const [i, bytes] of m.images.entries()) {
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    await imageToFeatures(buf, m.names[i]!, [m.height, m.width], m.channels, out, i * size);
+  }
+  return out;
+}
+
 function reply(msg: FromThread, transfer: ArrayBuffer[] = []): void {
   port.postMessage(msg, transfer);
 }
@@ -103,6 +127,10 @@ function toThreadError(e: unknown): ThreadError {
 
 async function handle(m: ToThread): Promise<void> {
   try {
+    if (m.type === 'decode') {
+      const out = await decode(m);
+      return reply({ type: 'reply', id: m.id, data: out, evicted: [] }, [out.buffer as ArrayBuffer]);
+    }
     const entry = await getModel(m.key, m.uri);
     if (m.type === 'load')
       return reply({ type: 'reply', id: m.id, info: entry.info, evicted: takeEvicted() });

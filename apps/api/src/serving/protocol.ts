@@ -10,8 +10,11 @@ export interface ModelInfo {
   /** Shape of one instance, without the batch dimension. */
   inputShape: number[];
   inputDtype: string;
+  /** Name of the model's (single) output layer: the output tensor's name in metadata and V2 answers. */
+  outputName: string;
   /** Shape of one prediction, without the batch dimension. */
   outputShape: number[];
+  outputDtype: string;
   /** Bytes of weights, as counted by the thread's LRU. */
   bytes: number;
 }
@@ -26,9 +29,25 @@ export interface ThreadConfig {
   backend: string;
 }
 
+/**
+ * `decode`: PNG/JPEG files to pixels, one image after the other, each resized to `height` × `width`
+ * with `channels` channels and scaled to 0..1 (as the image-folder dataset does); `names` are what a
+ * failure names (e.g. `instances[3]`).
+ */
+export interface DecodeRequest {
+  type: 'decode';
+  id: number;
+  images: Uint8Array[];
+  names: string[];
+  height: number;
+  width: number;
+  channels: 1 | 3;
+}
+
 export type ToThread =
   | { type: 'load'; id: number; key: string; uri: string }
-  | { type: 'predict'; id: number; key: string; uri: string; rows: number; data: Float32Array };
+  | { type: 'predict'; id: number; key: string; uri: string; rows: number; data: Float32Array }
+  | DecodeRequest;
 
 export interface ThreadError {
   name: string;

@@ -2,10 +2,13 @@
  * TF Serving's REST bodies, checked against the model's input and packed into one Float32Array:
  * `{"instances": [...]}` (row format) and `{"inputs": ...}` (columnar). An instance is a nested array
  * of the input's shape, a flat array of as many numbers, or, the model having one input, an object
- * `{"<input name>": <that>}`. Every mismatch is an ApiError (400/413) that names the expected shape.
+ * `{"<input name>": <that>}`; for an image model also `{"b64": "<PNG or JPEG, base64>"}` (image-input.ts).
+ * `signature_name`, if given, must be `serving_default`, the only signature a model here has.
+ * Every mismatch is an ApiError (400/413) that names the expected shape.
  */
 import type { FieldIssue } from '@mlq/contract';
 import { ApiError, badRequest } from '../errors.ts';
+import { b64Bytes, isB64, type ImageInstance } from './image-input.ts';
 import { scanNumericBody, type ScannedTensor } from './json-scan.ts';
 import type { ModelInfo } from './protocol.ts';
 
@@ -16,6 +19,20 @@ export interface PackedInput {
   rows: number;
   /** `rows` instances, each `prod(inputShape)` numbers, one after the other. */
   data: Float32Array;
+  /** Image instances, whose rows of `data` are left to fill once they are decoded. */
+  images?: ImageInstance[];
+}
+
+/** The one signature every model served here has, as a Keras model exported to TF Serving. */
+export const SIGNATURE_NAME = 'serving_default';
+
+/** 400 unless `name` is absent or `serving_default`. */
+export function checkSignatureName(name: unknown): void {
+  if (name === undefined || name === SIGNATURE_NAME) return;
+  throw badRequest(
+    `signature_name ${JSON.stringify(name)} is unknown: the model has one signature, "${SIGNATURE_NAME}"`,
+    [{ field: 'signature_name', message: `must be "${SIGNATURE_NAME}"` }],
+  );
 }
 
 const prod = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -44,6 +61,7 @@ class Packer {
   private readonly integer: boolean;
   private readonly path: number[] = [];
   offset = 0;
+  readonly images: ImageInstance[] = [];
 
   constructor(
     private readonly info: ModelInfo,
@@ -107,8 +125,13 @@ class Packer {
   }
 
   /** Packs instance number `row` (already unwrapped from `{"<input name>": ...}`). */
-  instance(v: unknown, row: number): void {
+  instance(v: unknown, row: number, where: string): void {
     const start = this.offset;
+    if (isB64(v)) {
+      this.images.push({ row, bytes: b64Bytes(v, where, this.info), field: where });
+      this.offset = start + this.size;
+      return;
+    }
     const shape = this.info.inputShape;
     // The flat form: prod(shape) numbers. A rank-1 input has only this form, handled as nested.
     const flat = shape.length > 1 && Array.isArray(v) && v.length === this.size && !Array.isArray(v[0]);
@@ -131,7 +154,7 @@ class Packer {
 }
 
 function unwrap(v: unknown, info: ModelInfo, where: string): unknown {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || isB64(v)) return v;
   const keys = Object.keys(v);
   if (keys.length !== 1 || keys[0] !== info.inputName) {
     throw badRequest(
@@ -155,6 +178,7 @@ export function packPredictBody(body: unknown, info: ModelInfo, maxInstances: nu
       [{ field: 'instances', message: 'exactly one of "instances" and "inputs" is required' }],
     );
   }
+  checkSignatureName(b.signature_name);
   const format: PredictFormat = has('instances') ? 'row' : 'columnar';
   const field = format === 'row' ? 'instances' : 'inputs';
   const list = format === 'row' ? b.instances : unwrap(b.inputs, info, 'inputs');
@@ -178,8 +202,12 @@ export function packPredictBody(body: unknown, info: ModelInfo, maxInstances: nu
   }
   const data = new Float32Array(list.length * prod(info.inputShape));
   const packer = new Packer(info, data, field);
-  list.forEach((v, row) => packer.instance(format === 'row' ? unwrap(v, info, `${field}[${row}]`) : v, row));
-  return { format, rows: list.length, data };
+  list.forEach((v, row) => {
+    const where = `${field}[${row}]`;
+    packer.instance(format === 'row' ? unwrap(v, info, where) : v, row, where);
+  });
+  const images = packer.images.length ? { images: packer.images } : {};
+  return { format, rows: list.length, data, ...images };
 }
 
 /** True when a scanned tensor is a batch of well-formed instances for this model (nested or flat). */
@@ -202,6 +230,7 @@ export function packPredictText(
 ): PackedInput {
   const scanned = text ? scanNumericBody(text) : undefined;
   if (scanned && fits(scanned, info, maxInstances)) {
+    checkSignatureName(scanned.signatureName);
     return {
       format: scanned.key === 'instances' ? 'row' : 'columnar',
       rows: scanned.dims[0]!,

@@ -146,14 +146,15 @@ export class ThreadPool {
     return this.threads.some((t) => t.inflight < THREAD_DEPTH);
   }
 
-  private async call(key: string, msg: ToThread, transfer: ArrayBuffer[] = []) {
-    // Every thread full (only a describe can get here then): queue on the least busy one.
-    const t = this.pick(key) ?? [...this.threads].sort((a, b) => a.inflight - b.inflight)[0]!;
-    t.models.add(key);
+  /** Sends `msg` to the best thread for model `key` (undefined: a message about no model, e.g. a decode). */
+  private async call(key: string | undefined, msg: ToThread, transfer: ArrayBuffer[] = []) {
+    // Every thread full (a describe or a decode can get here then): queue on the least busy one.
+    const t = this.pick(key ?? '') ?? [...this.threads].sort((a, b) => a.inflight - b.inflight)[0]!;
+    if (key !== undefined) t.models.add(key);
     try {
       const reply = await t.send(msg, transfer);
       if (reply.error) {
-        t.models.delete(key);
+        if (key !== undefined) t.models.delete(key);
         throw new ThreadReportedError(reply.error);
       }
       return reply;
@@ -172,6 +173,22 @@ export class ThreadPool {
   async predict(key: string, uri: string, rows: number, data: Float32Array): Promise<Float32Array> {
     const msg: ToThread = { type: 'predict', id: this.nextId++, key, uri, rows, data };
     const reply = await this.call(key, msg, [data.buffer as ArrayBuffer]);
+    return reply.data!;
+  }
+
+  /**
+   * Decodes PNG/JPEG images on a thread (never on the event loop: a large JPEG takes a while) into
+   * `height` × `width` × `channels` floats in 0..1 each, one image after the other.
+   * A file that is no readable PNG or JPEG rejects with a ThreadReportedError named DataError.
+   * Each image's whole ArrayBuffer is transferred to the thread: give each one a buffer of its own.
+   */
+  async decode(images: Uint8Array[], names: string[], height: number, width: number, channels: 1 | 3) {
+    const msg: ToThread = { type: 'decode', id: this.nextId++, images, names, height, width, channels };
+    const reply = await this.call(
+      undefined,
+      msg,
+      images.map((i) => i.buffer as ArrayBuffer),
+    );
     return reply.data!;
   }
 

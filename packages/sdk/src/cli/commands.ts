@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { MlqClient } from '../client.ts';
 import { JobFailedError } from '../errors.ts';
+import { imageInstance } from '../refs.ts';
 import {
   isFinalState,
   isJobType,
@@ -46,6 +47,7 @@ export interface Values {
   offset?: string | undefined;
   delete?: boolean | undefined;
   'idempotency-key'?: string | undefined;
+  image?: string[] | undefined;
   format?: string | undefined;
   label?: string | undefined;
   output?: string | undefined;
@@ -224,9 +226,29 @@ async function label(ctx: Ctx): Promise<number> {
   return 0;
 }
 
+/** `--image a.png --image b.jpg`: the files as `{"b64"}` instances, for an image model. */
+async function imageInstances(files: string[], cwd: string): Promise<PredictInstance[]> {
+  return Promise.all(
+    files.map(async (f) =>
+      imageInstance(
+        await readFile(path.resolve(cwd, f)).catch((e: NodeJS.ErrnoException) => {
+          throw new UsageError(`cannot read ${f}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+        }),
+      ),
+    ),
+  );
+}
+
 async function predict(ctx: Ctx): Promise<number> {
   const ref = arg(ctx, 0, 'ref');
   noMoreArgs(ctx, 1);
+  const images = ctx.values.image ?? [];
+  if (images.length) {
+    if (ctx.values.file !== undefined || ctx.values.json !== undefined)
+      throw new UsageError('give --image, or --file / --json, not both');
+    ctx.io.out(JSON.stringify(await ctx.client.predict(ref, await imageInstances(images, ctx.cwd))));
+    return 0;
+  }
   const input = await readJsonInput(ctx.values, ctx.cwd);
   const obj =
     typeof input === 'object' && input !== null && !Array.isArray(input)

@@ -24,7 +24,8 @@ commands:
   model <name>                             list a model's versions
   label <name> <label> <version>           point a label at a version (--delete removes the label)
   predict <ref> --file instances.json      call a model online; <ref> is name, name@3 or name@label;
-                                           --json '[...]' instead of --file
+                                           --json '[...]' instead of --file; --image a.png (PNG or
+                                           JPEG, repeatable) for an image model
   workers                                  list live workers
   dataset upload <name> <file>             upload a CSV, JSONL, .zip or .tar.gz as the next version of
                                            <name>, with a progress bar (--format csv|jsonl|zip|tar.gz
@@ -57,6 +58,7 @@ const options = {
   offset: { type: 'string' },
   delete: { type: 'boolean' },
   'idempotency-key': { type: 'string' },
+  image: { type: 'string', multiple: true },
   format: { type: 'string' },
   label: { type: 'string' },
   output: { type: 'string', short: 'o' },
