@@ -6,7 +6,9 @@
  *   3. evaluate both on held-out digits;
  *   4. label the 5-9 model `production` and call it online through the SDK.
  * Environment: DEMO_EPOCHS (5, the pretrain), DEMO_TRANSFER_EPOCHS (10), DEMO_BASE_LIMIT (all ~4,100
- * training digits), plus the usual environment variables (docs/api.md).
+ * training digits), plus the usual environment variables (docs/api.md). It uses the Redis that
+ * REDIS_URL (or REDIS_CLUSTER_NODES) names and prints it; scripts/demo.sh starts one if none answers
+ * and stops it afterwards unless given --keep-redis.
  *
  * Why the transfer trains 10 epochs where Keras' recipe says 5: on 4,000 digits instead of 30,000, five
  * epochs leave the head under-trained and its final accuracy noisy (dropout at lr 1.0). Measured on
@@ -18,6 +20,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseClusterNodes, redisTargetOf } from '@mlq/contract/env';
+import { describeTarget } from '@mlq/queues';
 import { MlqClient } from '../packages/sdk/src/index.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -115,7 +119,13 @@ async function main() {
   const env = { PORT: process.env.PORT ?? '0', HOST: '127.0.0.1' };
   const url = await start('api', 'apps/api/src/main.ts', env, /api listening on (http:\/\/\S+)/);
   await start('worker', 'apps/worker/src/main.ts', {}, /worker (\S+) serving/);
-  console.log(`API ${url}  ·  Bull Board ${url}/admin/queues`);
+  const redis = redisTargetOf({
+    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    REDIS_CLUSTER_NODES: process.env.REDIS_CLUSTER_NODES
+      ? parseClusterNodes(process.env.REDIS_CLUSTER_NODES)
+      : undefined,
+  });
+  console.log(`API ${url}  ·  Bull Board ${url}/admin/queues  ·  Redis ${describeTarget(redis)}`);
   const client = new MlqClient({
     baseUrl: url,
     ...(demoKey() ? { apiKey: demoKey()! } : {}),

@@ -6,23 +6,42 @@ REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 hostport="${REDIS_URL#redis://}"; hostport="${hostport#*@}"; hostport="${hostport%%/*}"
 REDIS_HOST="${hostport%%:*}"; REDIS_PORT="${hostport##*:}"
 [ "$REDIS_PORT" = "$REDIS_HOST" ] && REDIS_PORT=6379
+STARTED_REDIS_PIDFILE=""
 
 redis_answers() {
   # Plain bash: no client needed to ask Redis for a PONG.
   (exec 3<>"/dev/tcp/$REDIS_HOST/$REDIS_PORT" && printf 'PING\r\n' >&3 && IFS= read -r -t 2 line <&3 && [[ $line == +PONG* ]]) 2>/dev/null
 }
 
+# Says which Redis the run uses; starts a redis-server when none answers (stop_started_redis stops it).
 ensure_redis() {
-  if redis_answers; then echo "redis: answering at $REDIS_HOST:$REDIS_PORT"; return; fi
+  if [ -n "${REDIS_CLUSTER_NODES:-}" ]; then echo "redis: using the Redis Cluster at $REDIS_CLUSTER_NODES (REDIS_CLUSTER_NODES)"; return; fi
+  if redis_answers; then echo "redis: using the Redis already answering at $REDIS_HOST:$REDIS_PORT (REDIS_URL); it is left running"; return; fi
   if ! command -v redis-server >/dev/null; then
-    echo "redis: nothing answers at $REDIS_HOST:$REDIS_PORT and redis-server is not installed (apt-get install redis-server)" >&2
+    echo "redis: nothing answers at $REDIS_HOST:$REDIS_PORT and redis-server is not installed (apt-get install redis-server, or set REDIS_URL)" >&2
     exit 1
   fi
-  echo "redis: starting redis-server on port $REDIS_PORT"
+  local dir; dir="$(mktemp -d "${TMPDIR:-/tmp}/mlq-redis.XXXXXX")"
+  STARTED_REDIS_PIDFILE="$dir/redis.pid"
   redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
-    --dir "${TMPDIR:-/tmp}" --logfile "${TMPDIR:-/tmp}/mlq-redis.log"
-  for _ in $(seq 1 50); do redis_answers && return; sleep 0.1; done
-  echo "redis: started but not answering" >&2; exit 1
+    --dir "$dir" --pidfile "$STARTED_REDIS_PIDFILE" --logfile "$dir/redis.log"
+  for _ in $(seq 1 50); do
+    if redis_answers; then
+      echo "redis: started redis-server on 127.0.0.1:$REDIS_PORT (pid $(cat "$STARTED_REDIS_PIDFILE"), log $dir/redis.log); $1"
+      return
+    fi
+    sleep 0.1
+  done
+  echo "redis: started but not answering (log $dir/redis.log)" >&2; exit 1
+}
+
+# Stops the redis-server ensure_redis started, if it did.
+stop_started_redis() {
+  [ -n "$STARTED_REDIS_PIDFILE" ] && [ -f "$STARTED_REDIS_PIDFILE" ] || return 0
+  local pid; pid="$(cat "$STARTED_REDIS_PIDFILE")"
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  echo "redis: stopped the redis-server this run started (pid $pid)"
 }
 
 # The project runs and is tested on Node 24 (the current LTS). Where this machine's node is older,

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Every check: install (Node 24 if the machine's is older), start Redis if none answers, then lint,
-# typecheck, dependency and cycle checks, and the whole test suite.
+# typecheck, dependency and cycle checks, and the whole test suite. A redis-server this script
+# started is stopped when it ends.
 source "$(dirname "$0")/lib.sh"
 install_deps
-ensure_redis
+ensure_redis "it is stopped when the checks end"
+trap stop_started_redis EXIT
 "${PNPM[@]}" run lint
 "${PNPM[@]}" run typecheck
 "${PNPM[@]}" run deps     # knip: no unused or unlisted dependencies, no unused files

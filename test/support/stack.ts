@@ -8,7 +8,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Redis } from 'ioredis';
+import { RedisKeys } from '@mlq/contract';
+import { redisTargetOf } from '@mlq/contract/env';
+import { closeClient, connect, scanKeys, type RedisClient } from '@mlq/queues';
 import { apiEnvSchema, startApi, type RunningApi } from '../../apps/api/src/index.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -22,7 +24,7 @@ export interface Stack {
   env: Record<string, string>;
   api: RunningApi;
   url: string;
-  redis: Redis;
+  redis: RedisClient;
   workers: WorkerProcess[];
   spawnWorker(extraEnv?: Record<string, string>): Promise<WorkerProcess>;
   stop(): Promise<void>;
@@ -71,34 +73,47 @@ export async function spawnWorkerProcess(env: Record<string, string>): Promise<W
   return { proc, output: () => out, exited, kill: (s = 'SIGTERM') => void proc.kill(s) };
 }
 
-/** Deletes every key of a prefix (queues, registry, heartbeats). */
-export async function deletePrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
+/**
+ * Deletes every key of a prefix (queues, registry, heartbeats), in either layout (`<prefix>:…`, or
+ * `{<prefix>}:…` on a cluster, where SCAN visits every master).
+ */
+export async function deletePrefix(redis: RedisClient, prefix: string): Promise<void> {
+  for (const hashTag of [false, true]) {
+    const keys = await scanKeys(redis, new RedisKeys(prefix, { hashTag }).all);
+    // A cluster's keys share the install's hash tag (one slot), so one DEL may take many.
+    for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+  }
 }
 
-export async function startStack(
-  name: string,
-  opts: { workers?: number; workerEnv?: Record<string, string>; apiEnv?: Record<string, string> } = {},
-): Promise<Stack> {
+export interface StackOptions {
+  workers?: number;
+  workerEnv?: Record<string, string>;
+  apiEnv?: Record<string, string>;
+  /** Where Redis is, for the API, the workers and the test: `REDIS_URL` or `REDIS_CLUSTER_NODES`. */
+  redisEnv?: Record<string, string>;
+}
+
+export async function startStack(name: string, opts: StackOptions = {}): Promise<Stack> {
   const prefix = uniquePrefix(name);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), `mlq-${name}-`));
   const storeUri = pathToFileURL(path.join(dataDir, 'artifacts')).href;
-  const env = {
-    REDIS_URL,
+  const env: Record<string, string> = {
+    ...(opts.redisEnv ?? { REDIS_URL }),
     QUEUE_PREFIX: prefix,
     ARTIFACT_STORE: storeUri,
     DATA_ROOTS: dataDir,
     TFJS_BACKEND: process.env.TFJS_BACKEND ?? 'auto',
   };
   // The API runs inside the test process: its request lines only when asked for (LOG_LEVEL=info).
-  const apiEnv = { ...env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
-  const api = await startApi(apiEnvSchema.parse({ ...apiEnv, ...opts.apiEnv }));
-  const redis = new Redis(REDIS_URL);
+  const apiEnv = apiEnvSchema.parse({
+    ...env,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    ...opts.apiEnv,
+  });
+  const api = await startApi(apiEnv);
+  const redis = connect(redisTargetOf(apiEnv), { name: `mlq-test-${name}` });
   const workers: WorkerProcess[] = [];
   const stack: Stack = {
     prefix,
@@ -119,7 +134,7 @@ export async function startStack(
       await Promise.all(workers.map((w) => w.exited));
       await api.stop();
       await deletePrefix(redis, prefix);
-      await redis.quit();
+      await closeClient(redis);
       await rm(dataDir, { recursive: true, force: true });
     },
   };

@@ -10,12 +10,21 @@ import { ExpressAdapter } from '@bull-board/express';
 import cors from 'cors';
 import express, { type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
-import type { Redis } from 'ioredis';
 import { jobNames, type JobName, type RedisKeys } from '@mlq/contract';
+import type { RedisTarget } from '@mlq/contract/env';
 import { DatasetRegistry } from '@mlq/core/datasets';
 import { ModelRegistry } from '@mlq/core/registry';
 import type { ArtifactStore } from '@mlq/core/storage';
-import { QueueEvents, type Queues } from '@mlq/queues';
+import {
+  closeWithin,
+  connect,
+  createQueueEvents,
+  isReady,
+  reportErrors,
+  type QueueEvents,
+  type Queues,
+  type RedisClient,
+} from '@mlq/queues';
 import { authenticate, hasScope, principalOf } from './auth/authenticate.ts';
 import { requirementOf } from './auth/policy.ts';
 import type { ApiEnv } from './env.ts';
@@ -29,7 +38,8 @@ import { datasetsRouter } from './routes/datasets.routes.ts';
 import { jobsRouter } from './routes/jobs.routes.ts';
 import { modelsRouter } from './routes/models.routes.ts';
 import { openApiDocument } from './openapi.ts';
-import { opsRouter } from './routes/ops.routes.ts';
+import { opsRouter, readyz } from './routes/ops.routes.ts';
+import { redisGate } from './redis-gate.middleware.ts';
 import { PredictService } from './serving/predict.service.ts';
 import { PREDICT_PATH, predictRouter } from './serving/predict.routes.ts';
 import {
@@ -40,9 +50,11 @@ import {
 
 export interface AppDeps {
   env: ApiEnv;
-  /** The install's Redis keys (QUEUE_PREFIX). */
+  /** The install's Redis keys (QUEUE_PREFIX; hash-tagged on a cluster). */
   keys: RedisKeys;
-  redis: Redis;
+  /** Fail-fast connection for request paths (packages/queues/src/connection.ts). */
+  redis: RedisClient;
+  redisTarget: RedisTarget;
   queues: Queues;
   store: ArtifactStore;
   logger: Logger;
@@ -94,15 +106,23 @@ function corsFor(origins: string[]): RequestHandler {
 }
 
 export function createApp(deps: AppDeps): App {
-  const { env, keys, redis, queues } = deps;
+  const { env, keys, redis, queues, redisTarget } = deps;
   const registry = new ModelRegistry(redis, keys);
   const datasets = new DatasetRegistry(redis, keys);
   const jobs = new JobsService(queues, redis, keys);
   const metrics = new ApiMetrics(queues, redis, keys);
-  const events = Object.fromEntries(
-    jobNames.map((n) => [n, new QueueEvents(n, { connection: redis.duplicate(), prefix: keys.root })]),
-  ) as Record<JobName, QueueEvents>;
-  for (const e of Object.values(events)) e.setMaxListeners(1000);
+  // Queue events (for SSE, behind the Redis gate) open once Redis is first ready: BullMQ cannot close
+  // them before that. Each gets its own blocking copy of this never-connected template connection.
+  const events = {} as Record<JobName, QueueEvents>;
+  const template = connect(redisTarget, { name: 'mlq-api-events', lazy: true });
+  const openEvents = () => {
+    for (const n of jobNames) {
+      events[n] ??= createQueueEvents(n, template, keys, reportErrors(redisTarget));
+      events[n].setMaxListeners(1000);
+    }
+  };
+  if (isReady(redis)) openEvents();
+  else redis.once('ready', openEvents);
   const serving = new PredictService(registry, redis, {
     threads: env.SERVING_THREADS,
     batching: env.SERVING_BATCHING === 'on',
@@ -147,11 +167,14 @@ export function createApp(deps: AppDeps): App {
     }),
   );
   app.get('/metrics', (req, res) => metrics.send(req, res));
-  app.use('/admin/queues', bullBoard(queues));
 
-  // Before express.json: predict and infer read their own bodies (see serving/json-scan.ts).
+  // Before express.json: predict and infer read their own bodies (see serving/json-scan.ts). Before
+  // the Redis gate: models already loaded keep answering while Redis is away.
   app.use(openInferenceRouter(serving, registry, env.BODY_LIMIT));
   app.use(predictRouter(serving, env.BODY_LIMIT));
+  app.get('/readyz', readyz(redis));
+  app.use(redisGate(redis));
+  app.use('/admin/queues', bullBoard(queues));
   // Also before express.json: an upload's body is the file, streamed to the store (DATASET_MAX_BYTES).
   app.use(
     datasetsRouter({
@@ -177,7 +200,8 @@ export function createApp(deps: AppDeps): App {
     serving,
     metrics,
     async close() {
-      await Promise.all([...Object.values(events).map((e) => e.close()), serving.close()]);
+      redis.off('ready', openEvents);
+      await Promise.all([closeWithin(Object.values(events), 800), serving.close()]);
     },
   };
 }

@@ -10,7 +10,8 @@ const list = commaList;
 export const apiEnvSchema = z.object({
   ...sharedEnvShape,
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
-  HOST: z.string().default('0.0.0.0'),
+  /** Unset: 127.0.0.1 while API_KEYS is empty, else 0.0.0.0 (see listenHost). */
+  HOST: z.string().min(1).optional(),
   /**
    * Accepted keys and their scopes: `<key>[:<scope>]` or `sha256:<hex>[:<scope>]`, comma-separated;
    * scope `read`, `submit` or `admin` (the default). Empty: auth off. See auth/keys.ts.
@@ -93,6 +94,26 @@ export const apiEnvSchema = z.object({
 });
 
 export type ApiEnv = z.infer<typeof apiEnvSchema>;
+
+const loopback = (host: string) => /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host);
+
+/**
+ * Where the API listens. Without API_KEYS anyone who reaches the port may submit jobs and move or
+ * read models, so an unset HOST means loopback only; other addresses need keys, or an explicit HOST,
+ * which is honoured with a warning naming the risk.
+ */
+export function listenHost(env: Pick<ApiEnv, 'HOST' | 'API_KEYS'>): { host: string; warning?: string } {
+  const open = !env.API_KEYS.enabled;
+  if (env.HOST === undefined) return { host: open ? '127.0.0.1' : '0.0.0.0' };
+  if (!open || loopback(env.HOST)) return { host: env.HOST };
+  return {
+    host: env.HOST,
+    warning:
+      `HOST=${env.HOST} with API_KEYS empty: authentication is OFF and the API is reachable beyond this ` +
+      'machine; anyone who can reach the port can submit jobs, read and relabel models and cancel jobs. ' +
+      'Set API_KEYS, or unset HOST to listen on 127.0.0.1 only.',
+  };
+}
 
 export function loadApiEnv(env: NodeJS.ProcessEnv = process.env): ApiEnv {
   return parseEnvOrExit('api', apiEnvSchema, env);

@@ -2,6 +2,7 @@
 import type { ErrorRequestHandler, Response } from 'express';
 import type { ErrorCode, FieldIssue } from '@mlq/contract';
 import { InputError, NotFoundError, showInvisible } from '@mlq/core/errors';
+import { isConnectionError, RETRY_AFTER_S } from '@mlq/queues';
 
 export class ApiError extends Error {
   override name = 'ApiError';
@@ -40,6 +41,16 @@ export function sendError(
 export function toApiError(err: unknown): ApiError | undefined {
   const e = err as Error & { type?: string; status?: number };
   if (e instanceof ApiError) return e;
+  // Redis went away during the request (the gate in redis-gate.middleware.ts stops the next ones).
+  if (isConnectionError(e)) {
+    const unavailable = new ApiError(
+      503,
+      'unavailable',
+      'Redis (jobs and model registry) is not reachable; retry shortly',
+    );
+    unavailable.headers['Retry-After'] = String(RETRY_AFTER_S);
+    return unavailable;
+  }
   if (e instanceof NotFoundError) return new ApiError(404, 'not_found', e.message);
   if (e instanceof InputError) return new ApiError(400, 'invalid_request', e.message);
   if (e?.type === 'entity.parse.failed')
@@ -55,6 +66,7 @@ export function toApiError(err: unknown): ApiError | undefined {
 export const errorHandler: ErrorRequestHandler = (err, req, res, next) => {
   if (res.headersSent) return next(err);
   const e = toApiError(err);
+  if (e?.status === 503 && !e.headers['Retry-After']) e.headers['Retry-After'] = String(RETRY_AFTER_S);
   if (e) return sendError(res.set(e.headers), e.status, e.code, e.message, e.details);
   req.log.error({ err }, 'unhandled error');
   return sendError(res, 500, 'internal', 'internal error');

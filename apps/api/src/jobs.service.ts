@@ -1,9 +1,8 @@
 /**
  * Jobs as the API shows them: submit (validated, idempotent), look up by id across queues, list,
- * logs, cancel, retry. Ids are UUIDs, unique across types; `<prefix>:job-types` maps id → queue.
+ * logs, cancel, retry. Ids are UUIDs, unique across types; `keys.jobTypes` maps id → queue.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import {
   jobNames,
   type JobName,
@@ -12,7 +11,7 @@ import {
   type JobView,
   type RedisKeys,
 } from '@mlq/contract';
-import { jobOptions, type Job, type Queues } from '@mlq/queues';
+import { jobOptions, type Job, type Queues, type RedisClient } from '@mlq/queues';
 import { ApiError, conflict, notFound } from './errors.ts';
 
 const IDEMPOTENCY_TTL_S = 24 * 3600;
@@ -58,7 +57,7 @@ export function bodySha256(body: unknown): string {
 export class JobsService {
   constructor(
     private readonly queues: Queues,
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {}
 

@@ -59,7 +59,8 @@ export function httpLogger(logger: Logger): HttpLogger {
     // req.log carries only the request id; the request itself goes on the one completion line.
     quietReqLogger: true,
     customAttributeKeys: { reqId: 'reqId' },
-    // A 503 is a refusal the server chose (a full predict queue, shutting down): a warning, not an error.
+    // A 503 is a refusal the server chose (a full predict queue, Redis away, shutting down: with
+    // Retry-After), not a fault of ours: a warning without the stack pino-http makes up for 5xx answers.
     customLogLevel: (req, res, err) =>
       res.statusCode === 503
         ? 'warn'
@@ -68,6 +69,10 @@ export function httpLogger(logger: Logger): HttpLogger {
           : quietPaths.has((req.url ?? '').split('?')[0]!)
             ? 'debug'
             : 'info',
+    customErrorObject: (_req, res, _err, val: Record<string, unknown>) =>
+      res.statusCode === 503 ? { ...val, err: undefined } : val,
+    customErrorMessage: (_req, res) =>
+      res.statusCode === 503 ? 'request answered 503 (unavailable)' : 'request errored',
     serializers: {
       req: (req: { method: string; url: string; remoteAddress?: string }) => ({
         method: req.method,

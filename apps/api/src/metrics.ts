@@ -7,10 +7,9 @@
  * Each app instance has its own Registry, so several in one process (tests) do not collide.
  */
 import type { Request, RequestHandler, Response } from 'express';
-import type { Redis } from 'ioredis';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { jobNames, type RedisKeys } from '@mlq/contract';
-import type { Queues } from '@mlq/queues';
+import type { Queues, RedisClient } from '@mlq/queues';
 import { liveWorkers } from './routes/ops.routes.ts';
 import { PREDICT_PATH } from './serving/predict.routes.ts';
 
@@ -47,7 +46,7 @@ export class ApiMetrics {
   readonly predictBatchSize: Histogram;
   readonly rateLimited: Counter;
 
-  constructor(queues: Queues, redis: Redis, keys: RedisKeys) {
+  constructor(queues: Queues, redis: RedisClient, keys: RedisKeys) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.httpDuration = new Histogram({

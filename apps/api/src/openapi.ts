@@ -243,6 +243,25 @@ export function openApiDocument(): object {
   });
   Object.assign(schemas, datasetsOpenApi.schemas);
   Object.assign(paths, datasetsOpenApi.paths);
+  // While Redis is away every route that needs it answers 503 at once (predict too, for a model not
+  // already loaded); /healthz and this document never do.
+  const unavailable = {
+    description:
+      'Redis is not reachable (or, for predict, no predict thread can run); retry after Retry-After',
+    headers: { 'Retry-After': { description: 'seconds', schema: { type: 'integer' } } },
+    ...json(ref('Error')),
+  };
+  for (const [path, ops] of Object.entries(paths)) {
+    if (path === '/healthz' || path === '/openapi.json') continue;
+    for (const op of Object.values(ops as Record<string, { responses: Record<number, object> }>))
+      op.responses[503] =
+        path === '/readyz'
+          ? {
+              description: 'not ready: Redis is not reachable; {"status": "not ready", "redis": "<why>"}',
+              headers: unavailable.headers,
+            }
+          : unavailable;
+  }
   return finalizeDocument({
     openapi: '3.1.0',
     info: { title: 'mlq: transfer learning and model serving', version: '0.1.0' },

@@ -1,17 +1,29 @@
 /** Starts the API on a port; used by main.ts, the demo and the tests. */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { jobNames, RedisKeys } from '@mlq/contract';
+import { jobNames } from '@mlq/contract';
+import { redisTargetOf } from '@mlq/contract/env';
 import { openArtifactStore } from '@mlq/core/storage';
-import { closeQueues, connect, createQueues, type Queues } from '@mlq/queues';
+import {
+  closeClient,
+  closeQueues,
+  connect,
+  createQueues,
+  redisKeysFor,
+  reportErrors,
+  type Queues,
+} from '@mlq/queues';
 import { createApp, type App } from './app.ts';
-import type { ApiEnv } from './env.ts';
+import { listenHost, type ApiEnv } from './env.ts';
 import { createLogger, type Logger } from './logger.ts';
 
 export interface RunningApi extends App {
   server: Server;
   url: string;
+  /** The address the server is bound to (`127.0.0.1`, `0.0.0.0`…). */
+  host: string;
   logger: Logger;
+  /** Stops within about 2 s, whether Redis answers or not. */
   stop(): Promise<void>;
 }
 
@@ -34,28 +46,42 @@ async function applyGlobalConcurrency(env: ApiEnv, queues: Queues, logger: Logge
 
 export async function startApi(env: ApiEnv, opts: { logger?: Logger } = {}): Promise<RunningApi> {
   const logger = opts.logger ?? createLogger('api', { level: env.LOG_LEVEL, format: env.LOG_FORMAT });
-  const redis = connect(env.REDIS_URL, 'mlq-api');
-  const keys = new RedisKeys(env.QUEUE_PREFIX);
-  const queues = createQueues(redis, keys);
-  await applyGlobalConcurrency(env, queues, logger);
+  const target = redisTargetOf(env);
+  // Request paths fail fast while Redis is away (503, see redis-gate.middleware.ts); it reconnects by itself.
+  const redis = connect(target, { name: 'mlq-api', failFast: true });
+  const keys = redisKeysFor(env.QUEUE_PREFIX, target);
+  const queues = createQueues(redis, keys, reportErrors(target));
+  // Applied on every (re)connect: the API may start before Redis, and a Redis restarted without its
+  // data would have lost the limits.
+  const connected = new Promise<unknown>((resolve) =>
+    redis.on('ready', () => resolve(applyGlobalConcurrency(env, queues, logger).catch(reportErrors(target)))),
+  );
+  // Listening before Redis answers would turn the first requests away with 503: wait for it (and
+  // the limits) up to 2 s, then start anyway; the gate answers for it while it is away.
+  await Promise.race([connected, new Promise((r) => setTimeout(r, 2000).unref())]);
   const store = openArtifactStore(env.ARTIFACT_STORE);
-  const app = createApp({ env, keys, redis, queues, store, logger });
-  const server = await new Promise<Server>((resolve) => {
-    const s = app.app.listen(env.PORT, env.HOST, () => resolve(s));
+  const app = createApp({ env, keys, redis, redisTarget: target, queues, store, logger });
+  const { host } = listenHost(env);
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.app.listen(env.PORT, host, (e?: Error) => (e ? reject(e) : resolve(s)));
   });
   const { port } = server.address() as AddressInfo;
-  const host = env.HOST === '0.0.0.0' || env.HOST === '::' ? '127.0.0.1' : env.HOST;
+  const local = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   return {
     ...app,
     server,
-    url: `http://${host}:${port}`,
+    host,
+    url: `http://${local}:${port}`,
     logger,
     async stop() {
       server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-      await app.close();
-      await closeQueues(queues);
-      await redis.quit().catch(() => undefined);
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      await Promise.race([
+        Promise.all([closed, app.close()]),
+        new Promise((r) => setTimeout(r, 1200).unref()),
+      ]);
+      await closeQueues(queues, 300);
+      await closeClient(redis, 200);
     },
   };
 }

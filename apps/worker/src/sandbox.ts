@@ -4,7 +4,8 @@
  * The child keeps its tfjs backend, store and registry connection across the jobs it runs.
  */
 import { hostname } from 'node:os';
-import { isJobName, joinIssues, parsePayload, RedisKeys } from '@mlq/contract';
+import { isJobName, joinIssues, parsePayload } from '@mlq/contract';
+import { redisTargetOf } from '@mlq/contract/env';
 import { datasetLocator, DatasetRegistry } from '@mlq/core/datasets';
 import { CancelledError, isPermanentError, ReleasedError } from '@mlq/core/errors';
 import { progressAfterTrial, type JobContext } from '@mlq/core/jobs';
@@ -15,6 +16,9 @@ import {
   connect,
   createQueues,
   parentJob,
+  redisKeysFor,
+  reportErrors,
+  setRedisLog,
   UnrecoverableError,
   WaitingChildrenError,
   WaitingError,
@@ -36,8 +40,11 @@ const rootLog = createLogger('sandbox', { level: env.LOG_LEVEL, format: env.LOG_
 process.on('disconnect', () => process.exit(1));
 const backend = initBackend(env.TFJS_BACKEND);
 const store = openArtifactStore(env.ARTIFACT_STORE);
-const redis = connect(env.REDIS_URL, `mlq-sandbox-${hostname()}-${process.pid}`);
-const keys = new RedisKeys(env.QUEUE_PREFIX);
+// The worker that forked us reports Redis outages; here commands just wait for Redis to return.
+setRedisLog(() => undefined);
+const target = redisTargetOf(env);
+const keys = redisKeysFor(env.QUEUE_PREFIX, target);
+const redis = connect(target, { name: `mlq-sandbox-${hostname()}-${process.pid}` });
 const registry = new ModelRegistry(redis, keys);
 // dataset:// URIs: the registry says which bytes, the store has them, this machine's cache keeps a copy.
 const locate = datasetLocator({
@@ -53,7 +60,7 @@ if (env.WORKER_ID) {
 
 /** The queues through which a tune adds its trials and a trial reports to its tune; opened on first use. */
 let flowQueues: Queues | undefined;
-const queues = (): Queues => (flowQueues ??= createQueues(redis, keys));
+const queues = (): Queues => (flowQueues ??= createQueues(redis, keys, reportErrors(target)));
 
 /** A tune's trials are its child jobs on the fine-tune queue. */
 const trialsOf = (tuneId: string, token?: string) =>
@@ -91,11 +98,13 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
     jobId: job.id!,
     attempt: job.attemptsMade + 1,
     signal,
-    progress: (p) => job.updateProgress(p as object),
-    // The job's own log (GET /v1/jobs/{id}/logs) keeps its format; the process log gets the line too.
+    // Both go to the worker over IPC, and it writes them to Redis (waiting while Redis is away): a
+    // report that cannot be delivered must never end the training that made it. The job's own log
+    // (GET /v1/jobs/{id}/logs) keeps its format; the process log gets the line too.
+    progress: (p) => job.updateProgress(p as object).catch(() => undefined),
     log: async (line) => {
       log.info(line);
-      await job.log(`${new Date().toISOString()} ${line}`);
+      await job.log(`${new Date().toISOString()} ${line}`).catch(() => undefined);
     },
     store,
     registry,

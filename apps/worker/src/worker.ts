@@ -6,11 +6,24 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RedisKeys, type WorkerInfo } from '@mlq/contract';
+import type { WorkerInfo } from '@mlq/contract';
+import { redisTargetOf } from '@mlq/contract/env';
 import { SHUTDOWN_REASON } from '@mlq/core/errors';
-import { connect, createWorker, type Job, type Worker } from '@mlq/queues';
+import {
+  closeClient,
+  connect,
+  createWorker,
+  isConnectionError,
+  isReady,
+  redisKeysFor,
+  reportErrors,
+  type Job,
+  type RedisClient,
+  type Worker,
+} from '@mlq/queues';
 import type { Server } from 'node:http';
 import { sandboxEnv, type WorkerEnv } from './env.ts';
+import { watchLockLoss } from './lock-loss.ts';
 import { createLogger, resolveLogFormat, type Logger } from './logger.ts';
 import { WorkerMetrics } from './metrics.ts';
 import { checkProcessors } from './processors.ts';
@@ -28,12 +41,25 @@ export interface RunningWorker {
   close(): Promise<void>;
   /**
    * Stops taking jobs; running jobs save a checkpoint and go back to the queue for another worker.
-   * Resolves when they have (or after `timeoutMs`).
+   * Resolves when they have, or after `timeoutMs`, or 1 s after Redis is seen away (a job cannot
+   * be handed back then: its lock expires and another worker resumes it from that checkpoint), or
+   * after 1 s when no job runs.
    */
   shutdown(timeoutMs?: number): Promise<void>;
 }
 
 const HEARTBEAT_MS = 5000;
+/** How long a shutdown waits for checkpoints once Redis is away. */
+const SHUTDOWN_WITHOUT_REDIS_MS = 1000;
+
+/** Resolves `ms` after the connection is (or goes) away. */
+function awayFor(connection: RedisClient, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const arm = () => setTimeout(resolve, ms).unref();
+    if (!isReady(connection)) arm();
+    else connection.once('close', arm);
+  });
+}
 
 /** "<ISO time> attempt 1 of 3 failed: <reason>; it will be retried", for the job's log. */
 function attemptFailedLine(job: Job, err: Error): string {
@@ -60,8 +86,11 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger } = {}
     ));
     log.info({ port: metricsPort }, `metrics on http://${env.WORKER_METRICS_HOST}:${metricsPort}/metrics`);
   }
-  const connection = connect(env.REDIS_URL, `mlq-worker-${id}`);
-  const keys = new RedisKeys(env.QUEUE_PREFIX);
+  const target = redisTargetOf(env);
+  const keys = redisKeysFor(env.QUEUE_PREFIX, target);
+  const redisDown = reportErrors(target);
+  // Commands wait for Redis while it is away (BullMQ's workers need that); one line per outage.
+  const connection = connect(target, { name: `mlq-worker-${id}` });
   const current = new Map<string, string>();
   const info: WorkerInfo = {
     id,
@@ -74,8 +103,7 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger } = {}
     currentJobs: [],
   };
   const workers = env.WORKER_QUEUES.map((q) => {
-    const w = createWorker(q, sandboxFile, connection, {
-      prefix: keys.root,
+    const w = createWorker(q, sandboxFile, connection, keys, {
       concurrency: env.WORKER_CONCURRENCY,
       name: id,
       lockDuration: env.WORKER_LOCK_DURATION_MS,
@@ -109,11 +137,21 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger } = {}
       // completes on a later attempt shows no error, and this is where the earlier ones stay visible.
       void job.log(attemptFailedLine(job, err)).catch(() => undefined);
     });
-    w.on('error', (err) => log.error({ queue: q, err: err.message }, 'worker error'));
+    const lockLost = watchLockLoss(
+      w,
+      q,
+      (line) => log.warn({ queue: q }, line),
+      (jobId) => current.delete(jobId),
+    );
+    // Connection errors come once per retry and per connection: the outage log reports them once.
+    w.on('error', (err) => {
+      if (isConnectionError(err)) redisDown(err);
+      else if (!lockLost(err)) log.error({ queue: q, err: err.message }, 'worker error');
+    });
     return w;
   });
   // DELETE /v1/jobs/{id} is published to every worker; the one holding the job aborts it.
-  const subscriber = connection.duplicate();
+  const subscriber = connect(target, { name: `mlq-worker-${id}-cancel` });
   await subscriber.subscribe(keys.cancelChannel);
   subscriber.on('message', (_channel: string, message: string) => {
     try {
@@ -133,7 +171,11 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger } = {}
     await connection.set(key, JSON.stringify(info), 'PX', HEARTBEAT_MS * 3);
   };
   await beat();
-  const timer = setInterval(() => void beat().catch(() => undefined), HEARTBEAT_MS);
+  // While Redis is away beats are skipped, not queued up behind the reconnect.
+  const timer = setInterval(
+    () => void (isReady(connection) ? beat().catch(() => undefined) : 0),
+    HEARTBEAT_MS,
+  );
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   log.info(
     { queues: env.WORKER_QUEUES, concurrency: env.WORKER_CONCURRENCY, backend: env.TFJS_BACKEND },
@@ -143,10 +185,11 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger } = {}
     clearInterval(timer);
     metricsServer?.closeAllConnections();
     metricsServer?.close();
-    await connection.del(key).catch(() => undefined);
-    await connection.hdel(keys.workerBackends, id).catch(() => undefined);
-    await subscriber.quit().catch(() => undefined);
-    await connection.quit().catch(() => undefined);
+    if (isReady(connection)) {
+      const bye = Promise.all([connection.del(key), connection.hdel(keys.workerBackends, id)]).catch(() => 0);
+      await Promise.race([bye, new Promise((r) => setTimeout(r, 100).unref())]);
+    }
+    await Promise.all([closeClient(subscriber, 100), closeClient(connection, 100)]);
   };
   return {
     id,
@@ -161,13 +204,19 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger } = {}
     async shutdown(timeoutMs = env.WORKER_SHUTDOWN_TIMEOUT_MS) {
       const closing = Promise.all(
         workers.map((w) => {
-          const done = w.close();
+          const done = w.close().catch(() => undefined);
           // After close() so no new job starts; the processors checkpoint and release on this reason.
           w.cancelAllJobs(SHUTDOWN_REASON);
           return done;
         }),
       );
-      await Promise.race([closing, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+      // Only running jobs are worth waiting for; without any, a slow or frozen Redis gets 1 s.
+      const limit = current.size > 0 ? timeoutMs : Math.min(timeoutMs, SHUTDOWN_WITHOUT_REDIS_MS);
+      await Promise.race([
+        closing,
+        new Promise((r) => setTimeout(r, limit).unref()),
+        awayFor(connection, SHUTDOWN_WITHOUT_REDIS_MS),
+      ]);
       await disconnect();
     },
   };

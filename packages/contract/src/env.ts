@@ -6,6 +6,9 @@
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
+import { parseClusterNodes } from './redis-target.ts';
+
+export * from './redis-target.ts';
 
 /** The repository's root: defaults for the artifact store and data roots live under `<root>/.data`. */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -24,6 +27,22 @@ export type TfjsBackend = (typeof tfjsBackends)[number];
 /** Every process: where Redis, the store and the data are, and the tfjs backend it computes on. */
 export const sharedEnvShape = {
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  /**
+   * Redis Cluster seed nodes, `host:port,host:port,...` (or `redis[s]://[user:pass@]host:port` entries):
+   * set, it selects cluster mode and REDIS_URL is ignored.
+   */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .optional()
+    .transform((s, ctx) => {
+      if (!s?.trim()) return undefined;
+      try {
+        return parseClusterNodes(s);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        return z.NEVER;
+      }
+    }),
   QUEUE_PREFIX: z
     .string()
     .regex(/^[\w.-]+$/)

@@ -24,6 +24,11 @@ export class RedisKeys {
     return [this.root, ...parts].join(':');
   }
 
+  /** SCAN pattern of every key of the install. */
+  get all(): string {
+    return this.k('*');
+  }
+
   /** Hash: job id → job type, through which the API finds a job by its id alone. */
   get jobTypes(): string {
     return this.k('job-types');

@@ -1,6 +1,7 @@
 /**
  * The one place that imports bullmq: queue names, Queue and Worker factories, the options every job
- * gets, and the Redis connections they share.
+ * gets, and the Redis connections they share (connection.ts), under the install's keys
+ * (packages/contract/src/keys.ts).
  */
 import {
   Job,
@@ -13,34 +14,72 @@ import {
   type JobsOptions,
   type WorkerOptions,
 } from 'bullmq';
-import { Redis } from 'ioredis';
 import {
   jobNames,
   jobType,
-  RedisKeys,
   type ChildJobs,
   type ChildOutcomes,
   type JobName,
+  type RedisKeys,
 } from '@mlq/contract';
+import type { RedisClient } from './connection.ts';
 
+export * from './connection.ts';
 export { Job, Queue, QueueEvents, UnrecoverableError, WaitingChildrenError, WaitingError, Worker };
 export type { JobsOptions };
 
-/** A Redis connection as BullMQ wants it (blocking commands must never time out). */
-export function connect(redisUrl: string, name = 'mlq'): Redis {
-  return new Redis(redisUrl, { maxRetriesPerRequest: null, connectionName: name, lazyConnect: false });
-}
-
 export type Queues = Record<JobName, Queue>;
 
-/** One queue per job type, under the install's key root (`keys.root`). */
-export function createQueues(connection: Redis, keys: RedisKeys | string): Queues {
+/**
+ * One queue per job type, under the install's key root (`keys.root`, or a QUEUE_PREFIX). BullMQ
+ * re-emits its connection's errors on each queue: give them to `onError` (the Redis outage log);
+ * without it BullMQ prints each one.
+ */
+export function createQueues(
+  connection: RedisClient,
+  keys: RedisKeys | string,
+  onError?: (e: Error) => void,
+): Queues {
   const prefix = typeof keys === 'string' ? keys : keys.root;
-  return Object.fromEntries(jobNames.map((n) => [n, new Queue(n, { connection, prefix })])) as Queues;
+  return Object.fromEntries(
+    jobNames.map((n) => {
+      const q = new Queue(n, { connection, prefix });
+      return [n, onError ? q.on('error', onError) : q];
+    }),
+  ) as Queues;
 }
 
-export async function closeQueues(queues: Queues): Promise<void> {
-  await Promise.all(Object.values(queues).map((q) => q.close()));
+/**
+ * Closes BullMQ objects (queues, queue events), giving up after `deadlineMs`: with Redis away their
+ * close (QUIT) and even disconnect wait for a connection that never comes. The caller then closes
+ * the Redis connections it gave them (closeClient), which ends those waits. Never throws.
+ */
+export async function closeWithin(
+  all: { close(): Promise<void>; disconnect(): Promise<void> }[],
+  deadlineMs = 1000,
+): Promise<void> {
+  const closed = Promise.all(all.map((q) => q.close().catch(() => undefined)));
+  const late = await Promise.race([
+    closed.then(() => false),
+    new Promise<boolean>((r) => setTimeout(() => r(true), deadlineMs).unref()),
+  ]);
+  if (late) for (const q of all) void q.disconnect().catch(() => undefined);
+}
+
+export const closeQueues = (queues: Queues, deadlineMs = 1000): Promise<void> =>
+  closeWithin(Object.values(queues), deadlineMs);
+
+/**
+ * Queue events (progress, completed…) of one queue. XREAD blocks, so BullMQ runs them on its own
+ * copy of `connection` (which may be a never-connected template: `connect(…, { lazy: true })`).
+ */
+export function createQueueEvents(
+  name: JobName,
+  connection: RedisClient,
+  keys: RedisKeys,
+  onError: (e: Error) => void,
+): QueueEvents {
+  return new QueueEvents(name, { connection, prefix: keys.root }).on('error', onError);
 }
 
 /**
@@ -65,13 +104,21 @@ export function jobOptions(name: JobName, jobId: string): JobsOptions {
  */
 const stallSettings = { maxStalledCount: 5 } as const;
 
+/** A worker of queue `name` under the install's key root (`keys.root`). */
 export function createWorker(
   name: JobName,
   processorFile: string,
-  connection: Redis,
-  opts: Omit<WorkerOptions, 'connection'>,
+  connection: RedisClient,
+  keys: RedisKeys,
+  opts: Omit<WorkerOptions, 'connection' | 'prefix'>,
 ): Worker {
-  return new Worker(name, processorFile, { ...stallSettings, ...opts, connection, useWorkerThreads: false });
+  return new Worker(name, processorFile, {
+    ...stallSettings,
+    ...opts,
+    connection,
+    prefix: keys.root,
+    useWorkerThreads: false,
+  });
 }
 
 /** A job as a flow sees it: its queue, its id and, while it runs, its lock token. */
@@ -96,7 +143,7 @@ export interface ParentJob extends ChildJobs {
  */
 export function parentJob(
   queues: Queues,
-  connection: Redis,
+  connection: RedisClient,
   keys: RedisKeys,
   parent: JobRef,
   childQueue: JobName,
@@ -108,7 +155,7 @@ export function parentJob(
     if (!job) throw new Error(`job ${parent.id} is no longer in the ${parent.queue} queue`);
     return job;
   };
-  // Children are keyed `<prefix>:<queue>:<id>` in the parent's dependency sets.
+  // Children are keyed `<root>:<queue>:<id>` in the parent's dependency sets.
   const byId = (values: Record<string, unknown> = {}) =>
     Object.fromEntries(Object.entries(values).map(([key, v]) => [key.slice(key.lastIndexOf(':') + 1), v]));
   return {

@@ -20,13 +20,13 @@
  * `Retry-After` (seconds).
  */
 import type { Request, RequestHandler, Response } from 'express';
-import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import type { RedisClient } from '@mlq/queues';
 import { principalOf } from '../auth/authenticate.ts';
 import { sendError } from '../errors.ts';
 
 export interface RateLimitOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** Prefix of the counters (RedisKeys.rateLimit): one key `<keyPrefix>:<caller>` per caller. */
   keyPrefix: string;
   /** Requests per minute per caller; 0 turns the limit off. */

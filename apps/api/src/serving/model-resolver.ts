@@ -2,13 +2,24 @@
  * Resolves what a predict URL names (latest, a version, a label) to a registry version, with caches
  * so that a predict costs no Redis round trip. Versions never change, so they are cached for good;
  * "latest" and labels are dropped when the registry announces a new version or a label move (Redis
- * pub/sub, on a connection of its own), and all of it on every (re)connect, which may have missed some.
+ * pub/sub, on a connection of its own), all of them on every reconnect (which may have missed some),
+ * and each after a short TTL in any case. While Redis is away, an expired entry is still used: a
+ * model already served keeps answering (and no label can move while the registry is unreachable).
  */
-import type { Redis } from 'ioredis';
 import type { ModelVersion } from '@mlq/contract';
 import { NotFoundError } from '@mlq/core/errors';
 import type { ModelRegistry } from '@mlq/core/registry';
+import { isConnectionError, type RedisClient } from '@mlq/queues';
 import { SizedLru } from './model-lru.ts';
+
+/** How long a "latest" or label entry is trusted: with the subscription live, and without it. */
+const TTL_LIVE_MS = 60_000;
+const TTL_MS = 5_000;
+
+interface Entry {
+  version: number;
+  at: number;
+}
 
 /** What a predict URL names: `{name}`, `{name}/versions/{v}` or `{name}/labels/{label}`. */
 export type ModelTarget = { name: string; version?: number; label?: string };
@@ -18,10 +29,10 @@ export type LabelMoved = (name: string, label: string, version: number | null) =
 
 /** Registry lookups for predict, cached and kept fresh by the registry's announcements. */
 export class ModelResolver {
-  private readonly sub: Redis;
+  private readonly sub: RedisClient;
   private readonly versions = new SizedLru<ModelVersion>(1000, Infinity);
-  private readonly latest = new Map<string, number>();
-  private readonly labels = new Map<string, number>();
+  private readonly latest = new Map<string, Entry>();
+  private readonly labels = new Map<string, Entry>();
   /** Bumped on every invalidation: a lookup that started before one must not fill the cache after it. */
   private epoch = 0;
   /** Nothing is cached until the subscription is live, or a move could slip by unseen. */
@@ -29,7 +40,7 @@ export class ModelResolver {
 
   constructor(
     private readonly registry: ModelRegistry,
-    redis: Redis,
+    redis: RedisClient,
     private readonly onLabelMoved: LabelMoved = () => undefined,
   ) {
     this.sub = redis.duplicate();
@@ -41,10 +52,8 @@ export class ModelResolver {
         () => (this.live = false),
       );
     });
-    this.sub.on('close', () => {
-      this.live = false;
-      this.clear();
-    });
+    // Entries stay: they serve while Redis is away, and are dropped when it is back ('ready').
+    this.sub.on('close', () => (this.live = false));
     // ioredis logs and retries by itself; without a listener an error event would throw.
     this.sub.on('error', () => undefined);
   }
@@ -80,24 +89,34 @@ export class ModelResolver {
 
   private async number(t: ModelTarget): Promise<number> {
     if (t.version !== undefined) return t.version;
-    const epoch = this.epoch;
     if (t.label === undefined) {
-      const hit = this.latest.get(t.name);
-      if (hit !== undefined) return hit;
-      const v = (await this.registry.latest(t.name)).version;
-      if (this.live && epoch === this.epoch) this.latest.set(t.name, v);
+      return this.cached(this.latest, t.name, async () => (await this.registry.latest(t.name)).version);
+    }
+    return this.cached(this.labels, `${t.name}@${t.label}`, async () => {
+      const v = (await this.registry.labels(t.name))[t.label!];
+      if (v === undefined) {
+        await this.registry.versions(t.name); // an unknown model is reported as such first
+        throw new NotFoundError(`model "${t.name}" has no label "${t.label}"`);
+      }
       return v;
+    });
+  }
+
+  /** A trusted entry, else a fresh read; when Redis cannot be reached, the entry however old. */
+  private async cached(map: Map<string, Entry>, key: string, read: () => Promise<number>): Promise<number> {
+    const hit = map.get(key);
+    if (hit && Date.now() - hit.at < (this.live ? TTL_LIVE_MS : TTL_MS)) return hit.version;
+    const epoch = this.epoch;
+    let version: number;
+    try {
+      version = await read();
+    } catch (e) {
+      if (hit && isConnectionError(e)) return hit.version;
+      throw e;
     }
-    const key = `${t.name}@${t.label}`;
-    const hit = this.labels.get(key);
-    if (hit !== undefined) return hit;
-    const v = (await this.registry.labels(t.name))[t.label];
-    if (v === undefined) {
-      await this.registry.versions(t.name); // an unknown model is reported as such first
-      throw new NotFoundError(`model "${t.name}" has no label "${t.label}"`);
-    }
-    if (this.live && epoch === this.epoch) this.labels.set(key, v);
-    return v;
+    // Only what was read after the last invalidation may fill the cache.
+    if (epoch === this.epoch) map.set(key, { version, at: Date.now() });
+    return version;
   }
 
   private async version(name: string, version: number): Promise<ModelVersion> {

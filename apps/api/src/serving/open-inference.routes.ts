@@ -5,7 +5,7 @@
  * version is a positive integer; `/v2/models/{name}` without one means the latest.
  */
 import { Router, text, type ErrorRequestHandler, type Request, type Response } from 'express';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@mlq/queues';
 import type { ModelRegistry } from '@mlq/core/registry';
 import pkg from '../../package.json' with { type: 'json' };
 import { toApiError } from '../errors.ts';
@@ -48,7 +48,7 @@ const v2Errors: ErrorRequestHandler = (err, req, res, next) => {
  * `GET /v2/health/live` and `/v2/health/ready`: probes, mounted before auth as `/healthz` is. Ready
  * when the registry (Redis) answers within 1 s: every registered model can then be loaded on demand.
  */
-export function openInferenceHealthRouter(redis: Redis): Router {
+export function openInferenceHealthRouter(redis: RedisClient): Router {
   const r = Router();
   r.get('/v2/health/live', (_req, res) => void res.json({ live: true }));
   r.get('/v2/health/ready', async (_req, res) => {

@@ -4,9 +4,9 @@
  * answer in TF Serving's REST format (`predict`) or the Open Inference Protocol's (`infer`). Both
  * share the batcher (with its bounded queues) and the threads.
  */
-import type { Redis } from 'ioredis';
 import type { ModelVersion } from '@mlq/contract';
 import type { ModelRegistry } from '@mlq/core/registry';
+import type { RedisClient } from '@mlq/queues';
 import { ApiError, toApiError as httpError } from '../errors.ts';
 import { Batcher } from './batcher.ts';
 import { imageShape, type ImageInstance } from './image-input.ts';
@@ -73,7 +73,7 @@ export class PredictService {
 
   constructor(
     registry: ModelRegistry,
-    redis: Redis,
+    redis: RedisClient,
     private readonly opts: ServingOptions,
   ) {
     this.pool = new ThreadPool(

@@ -5,20 +5,38 @@
 import { InputError, NotFoundError } from '../util/errors.ts';
 import { isUri, RedisKeys, type ModelSummary, type ModelVersion, type NewVersion } from '@mlq/contract';
 
-/** The few Redis commands the registry needs; an ioredis client satisfies it as is. */
+/** The few Redis commands the registry needs; an ioredis client (single or cluster) satisfies it as is. */
 export interface KeyValuePort {
-  incr(key: string): Promise<number>;
+  eval(script: string, numKeys: number, ...args: string[]): Promise<unknown>;
   hget(key: string, field: string): Promise<string | null>;
   hset(key: string, field: string, value: string): Promise<unknown>;
-  hsetnx(key: string, field: string, value: string): Promise<unknown>;
   hdel(key: string, field: string): Promise<unknown>;
   hgetall(key: string): Promise<Record<string, string>>;
-  sadd(key: string, member: string): Promise<unknown>;
   smembers(key: string): Promise<string[]>;
   publish(channel: string, message: string): Promise<unknown>;
 }
 
 export type { ModelSummary, ModelVersion, NewVersion };
+
+/**
+ * register() in one step: a job that already registered a version of the model gets that version
+ * back (0, version); otherwise the next number is taken, the record stored under it, the job and the
+ * name indexed and the version announced (1, version). The record's JSON is spliced, not decoded, so
+ * its numbers and empty arrays come back exactly as written. On a cluster the keys share the install's
+ * hash tag, so one script may touch them all.
+ * KEYS: seq, versions, by-job, models. ARGV: jobId, name, record JSON without version, createdAt, channel.
+ */
+const REGISTER_SCRIPT = `
+local prior = redis.call('HGET', KEYS[3], ARGV[1])
+if prior then return {0, tonumber(prior)} end
+local v = redis.call('INCR', KEYS[1])
+local record = '{"version":' .. v .. ',"createdAt":' .. cjson.encode(ARGV[4]) .. ',' .. string.sub(ARGV[3], 2)
+redis.call('HSET', KEYS[2], tostring(v), record)
+redis.call('HSET', KEYS[3], ARGV[1], tostring(v))
+redis.call('SADD', KEYS[4], ARGV[2])
+redis.call('PUBLISH', ARGV[5], cjson.encode({name = ARGV[2], version = v}))
+return {1, v}
+`;
 
 export class ModelRegistry {
   private readonly keys: RedisKeys;
@@ -41,17 +59,27 @@ export class ModelRegistry {
     return this.keys.versionChannel;
   }
 
-  /** Registers the next version of `name`; a retried job gets back the version it registered before. */
+  /**
+   * Registers the next version of `name`, atomically and at most once per job: a job retried, resumed
+   * on another worker, or whose first call's reply was lost with its Redis connection, gets back the
+   * version it registered before (its record unchanged).
+   */
   async register(v: NewVersion): Promise<ModelVersion> {
-    const prior = await this.kv.hget(this.keys.model(v.name, 'by-job'), v.jobId);
-    if (prior) return this.get(v.name, Number(prior));
-    const version = await this.kv.incr(this.keys.model(v.name, 'seq'));
-    const record: ModelVersion = { ...v, version, createdAt: new Date().toISOString() };
-    await this.kv.hset(this.keys.model(v.name, 'versions'), String(version), JSON.stringify(record));
-    await this.kv.hsetnx(this.keys.model(v.name, 'by-job'), v.jobId, String(version));
-    await this.kv.sadd(this.keys.models, v.name);
-    await this.kv.publish(this.versionChannel, JSON.stringify({ name: v.name, version }));
-    return record;
+    const k = this.keys;
+    const [, version] = (await this.kv.eval(
+      REGISTER_SCRIPT,
+      4,
+      k.model(v.name, 'seq'),
+      k.model(v.name, 'versions'),
+      k.model(v.name, 'by-job'),
+      k.models,
+      v.jobId,
+      v.name,
+      JSON.stringify(v),
+      new Date().toISOString(),
+      k.versionChannel,
+    )) as [number, number];
+    return this.get(v.name, version);
   }
 
   async get(name: string, version: number): Promise<ModelVersion> {
