@@ -1,6 +1,6 @@
 # One image for the API and CPU workers (targets `api` and `worker`); docker/worker-gpu.Dockerfile
 # adds CUDA + tfjs-node-gpu for GPU workers. Sources run with tsx: no build step to drift from.
-FROM node:20-bookworm-slim AS base
+FROM node:24-bookworm-slim AS base
 RUN npm install -g pnpm@10 && apt-get update && apt-get install -y --no-install-recommends tini \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app

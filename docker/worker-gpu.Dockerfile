@@ -3,8 +3,8 @@
 # tfjs-node-gpu 4.22 loads libtensorflow 2.9.1, built for CUDA 11.2 and cuDNN 8.1.
 FROM nvidia/cuda:11.2.2-cudnn8-runtime-ubuntu20.04
 # Node 20 from the official image (its binaries need glibc >= 2.28; Ubuntu 20.04 has 2.31).
-COPY --from=node:20-bookworm-slim /usr/local/bin/node /usr/local/bin/node
-COPY --from=node:20-bookworm-slim /usr/local/lib/node_modules /usr/local/lib/node_modules
+COPY --from=node:24-bookworm-slim /usr/local/bin/node /usr/local/bin/node
+COPY --from=node:24-bookworm-slim /usr/local/lib/node_modules /usr/local/lib/node_modules
 RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
   && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \
   && apt-get update && apt-get install -y --no-install-recommends ca-certificates tini build-essential python3 \

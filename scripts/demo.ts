@@ -134,7 +134,7 @@ async function main() {
   });
 
   const base = await train(client, `1/2 pretrain mnist-cnn on digits 0-4 (${epochs} epochs)`, {
-    model: 'mnist-0-4',
+    model: 'digits-0-4',
     architecture: 'mnist-cnn',
     dataset: {
       format: 'mnist',
@@ -151,7 +151,7 @@ async function main() {
     client,
     `2/2 transfer to digits 5-9, convolutions frozen (${transferEpochs} epochs)`,
     {
-      model: 'mnist-5-9',
+      model: 'digits-5-9',
       base: base.ref,
       trainableLayers: 0,
       // As in Keras' recipe (and its PyTorch port): the convolutions frozen, the dense layers trained on.
@@ -167,7 +167,7 @@ async function main() {
   const transferEval = await evaluate(client, transfer.ref, [5, 6, 7, 8, 9]);
 
   const version = Number(transfer.ref.split('@')[1]);
-  await client.setLabel('mnist-5-9', 'production', version);
+  await client.setLabel('digits-5-9', 'production', version);
   const { loadAll, mnistSource } = await import('@mlq/core/data');
   const held = await loadAll(
     mnistSource({ format: 'mnist', digits: [5, 6, 7, 8, 9], split: 'test', limit: 5 }),
@@ -175,10 +175,10 @@ async function main() {
   const instances = Array.from({ length: held.y.length }, (_, i) =>
     Array.from(held.x.subarray(i * 784, (i + 1) * 784)),
   );
-  const pred = await client.predict({ name: 'mnist-5-9', label: 'production' }, instances);
+  const pred = await client.predict({ name: 'digits-5-9', label: 'production' }, instances);
   const guessed = pred.predictions.map((p) => 5 + p.indexOf(Math.max(...p)));
   console.log(
-    `\npredict mnist-5-9@production (TF Serving REST, via the SDK): true ${Array.from(held.y, (y) => y + 5).join(' ')} → predicted ${guessed.join(' ')}`,
+    `\npredict digits-5-9@production (TF Serving REST, via the SDK): true ${Array.from(held.y, (y) => y + 5).join(' ')} → predicted ${guessed.join(' ')}`,
   );
 
   const wall = (performance.now() - t0) / 1000;

@@ -34,5 +34,5 @@ try {
 } catch (e) {
   io.status('');
   console.error(e);
-  process.exitCode = 1;
+  process.exitCode = 70; // EX_SOFTWARE: a bug, not a failed job or an API error
 }

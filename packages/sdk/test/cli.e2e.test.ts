@@ -110,7 +110,7 @@ describe('the mlq CLI against a real API and worker', () => {
     const del = await cli(['label', 'cli-digits', 'production', '--delete'], env);
     expect(del.code, del.stderr).toBe(0);
     const again = await cli(['label', 'cli-digits', 'production', '--delete'], env);
-    expect(again.code).toBe(1);
+    expect(again.code).toBe(3);
     expect(again.stderr).toMatch(/error \(404 not_found\): model "cli-digits" has no label "production"/);
   });
 
@@ -126,7 +126,7 @@ describe('the mlq CLI against a real API and worker', () => {
     expect(two.code, two.stderr).toBe(0);
     expect((JSON.parse(two.stdout) as { predictions: unknown[] }).predictions).toHaveLength(2);
     const bad = await cli(['predict', 'cli-digits', '--json', '[[1,2,3]]', ...url]);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(3);
     expect(bad.stderr).toMatch(/error \(400 invalid_request\): .*\[28,28,1\]/);
   });
 
@@ -152,7 +152,7 @@ describe('the mlq CLI against a real API and worker', () => {
     for (const p of out.predictions) expect(p[0]! + p[1]!).toBeCloseTo(1, 4);
     await writeFile(file('not-an-image.png'), 'a,b\n1,2\n');
     const bad = await cli(['predict', 'cli-digits', '--image', file('not-an-image.png'), ...url]);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(3);
     expect(bad.stderr).toMatch(
       /error \(400 invalid_request\): unreadable image instances\[0\]: not a PNG or JPEG/,
     );
@@ -164,26 +164,26 @@ describe('the mlq CLI against a real API and worker', () => {
     expect(missing.stderr).toMatch(/cannot read \/no\/such\.png: no such file/);
   });
 
-  it('exits 1 naming each bad field of a bad job file', async () => {
+  it('exits 3 naming each bad field of a bad job file', async () => {
     const bad = { model: 'x', architecture: 'mlp', dataset: { format: 'mnist', digits: [1, 1] }, epochs: 0 };
     await writeFile(file('bad.json'), JSON.stringify(bad));
     const r = await cli(['submit', 'fine-tune', '--file', file('bad.json'), ...url]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(3);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/^error \(400 invalid_request\): invalid fine-tune job/);
     expect(r.stderr).toMatch(/^ {2}epochs: /m);
     expect(r.stderr).toMatch(/^ {2}dataset\.digits: digits must be distinct/m);
   });
 
-  it('exits 1 for API refusals and an unreachable API', async () => {
+  it('exits 3 for API refusals and an unreachable API', async () => {
     const unknown = await cli(['watch', '00000000-0000-0000-0000-000000000000', ...url]);
-    expect(unknown.code).toBe(1);
+    expect(unknown.code).toBe(3);
     expect(unknown.stderr).toMatch(/404 not_found.*not found/);
     const done = await cli(['cancel', jobId, ...url]);
-    expect(done.code).toBe(1);
+    expect(done.code).toBe(3);
     expect(done.stderr).toMatch(/409 conflict.*completed/);
     const down = await cli(['models', '--url', 'http://127.0.0.1:9']);
-    expect(down.code).toBe(1);
+    expect(down.code).toBe(3);
     expect(down.stderr).toMatch(/^error: cannot reach http:\/\/127\.0\.0\.1:9/);
   });
 

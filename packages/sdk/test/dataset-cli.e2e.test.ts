@@ -65,7 +65,7 @@ describe('mlq dataset and download', () => {
 
     await writeFile(file('bad.csv'), 'a,b\n1,2\n3\n');
     const bad = await cli(['dataset', 'upload', 'bad', file('bad.csv'), ...url]);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(3);
     expect(bad.stderr).toContain('error (400 invalid_dataset): invalid csv dataset: line 3: ragged row');
     const odd = await cli(['dataset', 'upload', 'x', file('job.txt'), ...url]);
     expect(odd.code).toBe(2);
@@ -73,7 +73,7 @@ describe('mlq dataset and download', () => {
 
     const del = await cli(['dataset', 'delete', 'rows', '1', ...url]);
     expect(del.stdout.trim()).toBe('deleted dataset://rows@1');
-    expect((await cli(['dataset', 'show', 'rows', ...url])).code).toBe(1);
+    expect((await cli(['dataset', 'show', 'rows', ...url])).code).toBe(3);
   });
 
   it('streams a Node stream through the SDK, and downloads a job output with the CLI', async () => {

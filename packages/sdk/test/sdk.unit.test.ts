@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { loadCliEnv } from '../src/cli/env.ts';
 import { formatDuration, formatFinalLine, formatProgressBar, formatTable } from '../src/cli/format.ts';
 import { progressFraction } from '../src/types.ts';
 import { errorFromResponse } from '../src/errors.ts';
@@ -202,6 +203,23 @@ describe('CLI formatting', () => {
         ],
       ),
     ).toBe('A    LONG\nxyz  1\nq');
+  });
+});
+
+describe('loadCliEnv', () => {
+  it('defaults the URL and resolves files from the process directory', () => {
+    expect(loadCliEnv({}, '/home/u/work')).toEqual({
+      url: 'http://127.0.0.1:3000',
+      apiKey: undefined,
+      cwd: '/home/u/work',
+    });
+  });
+
+  it("under `pnpm mlq` (the root script) takes the caller's directory from INIT_CWD", () => {
+    const env = { npm_lifecycle_event: 'mlq', INIT_CWD: '/home/u/work', MLQ_URL: 'http://api:3000' };
+    expect(loadCliEnv(env, '/repo')).toMatchObject({ url: 'http://api:3000', cwd: '/home/u/work' });
+    // Another package script that happens to start the CLI keeps its own directory.
+    expect(loadCliEnv({ ...env, npm_lifecycle_event: 'test' }, '/repo').cwd).toBe('/repo');
   });
 });
 

@@ -1,5 +1,6 @@
 /** The CLI's commands: each takes parsed arguments and prints through `Io`; errors go up to main. */
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { MlqClient } from '../client.ts';
 import { JobFailedError } from '../errors.ts';
 import { imageInstance } from '../refs.ts';
@@ -58,6 +59,8 @@ export interface Ctx {
   io: Io;
   values: Values;
   args: string[];
+  /** The caller's working directory: relative `--file` paths start there. */
+  cwd: string;
 }
 
 function arg(ctx: Ctx, i: number, name: string): string {
@@ -76,15 +79,15 @@ function intOption(v: string | undefined, name: string): number | undefined {
   return Number(v);
 }
 
-/** The JSON of `--file <path>` or `--json '<text>'`. */
-async function readJsonInput(values: Values): Promise<unknown> {
+/** The JSON of `--file <path>` (relative to `cwd`) or `--json '<text>'`. */
+async function readJsonInput(values: Values, cwd: string): Promise<unknown> {
   if (values.file !== undefined && values.json !== undefined)
     throw new UsageError('give --file or --json, not both');
   let text: string;
   let from: string;
   if (values.file !== undefined) {
     from = values.file;
-    text = await readFile(values.file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    text = await readFile(path.resolve(cwd, values.file), 'utf8').catch((e: NodeJS.ErrnoException) => {
       throw new UsageError(`cannot read ${values.file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
     });
   } else if (values.json !== undefined) {
@@ -130,7 +133,7 @@ async function submit(ctx: Ctx): Promise<number> {
   if (!isJobType(type))
     throw new UsageError(`unknown job type "${type}"; the types are ${jobTypes.join(', ')}`);
   noMoreArgs(ctx, 1);
-  const payload = await readJsonInput(ctx.values);
+  const payload = await readJsonInput(ctx.values, ctx.cwd);
   const job = await ctx.client.submitJob(type, payload as never, {
     idempotencyKey: ctx.values['idempotency-key'],
   });
@@ -228,11 +231,11 @@ async function label(ctx: Ctx): Promise<number> {
 }
 
 /** `--image a.png --image b.jpg`: the files as `{"b64"}` instances, for an image model. */
-async function imageInstances(files: string[]): Promise<PredictInstance[]> {
+async function imageInstances(files: string[], cwd: string): Promise<PredictInstance[]> {
   return Promise.all(
     files.map(async (f) =>
       imageInstance(
-        await readFile(f).catch((e: NodeJS.ErrnoException) => {
+        await readFile(path.resolve(cwd, f)).catch((e: NodeJS.ErrnoException) => {
           throw new UsageError(`cannot read ${f}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
         }),
       ),
@@ -247,10 +250,10 @@ async function predict(ctx: Ctx): Promise<number> {
   if (images.length) {
     if (ctx.values.file !== undefined || ctx.values.json !== undefined)
       throw new UsageError('give --image, or --file / --json, not both');
-    ctx.io.out(JSON.stringify(await ctx.client.predict(ref, await imageInstances(images))));
+    ctx.io.out(JSON.stringify(await ctx.client.predict(ref, await imageInstances(images, ctx.cwd))));
     return 0;
   }
-  const input = await readJsonInput(ctx.values);
+  const input = await readJsonInput(ctx.values, ctx.cwd);
   const obj =
     typeof input === 'object' && input !== null && !Array.isArray(input)
       ? (input as Record<string, unknown>)

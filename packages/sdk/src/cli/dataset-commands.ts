@@ -45,7 +45,7 @@ async function upload(ctx: Ctx): Promise<number> {
   const format = (ctx.values.format ?? formatFromName(file)) as UploadFormat | undefined;
   if (!format || !formats.includes(format))
     throw new UsageError(`cannot tell the format of ${file}: give --format ${formats.join('|')}`);
-  const blob = await openAsBlob(file).catch((e: NodeJS.ErrnoException) => {
+  const blob = await openAsBlob(path.resolve(ctx.cwd, file)).catch((e: NodeJS.ErrnoException) => {
     throw new UsageError(`cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
   });
   const { io } = ctx;
@@ -140,7 +140,10 @@ export async function download(ctx: Ctx): Promise<number> {
   const out = ctx.values.output ?? name;
   const res = await ctx.client.downloadArtifact(id, name);
   if (!res.body) throw new UsageError(`the API sent no body for ${name}`);
-  await pipeline(Readable.fromWeb(res.body as NodeReadableStream<Uint8Array>), createWriteStream(out));
+  await pipeline(
+    Readable.fromWeb(res.body as NodeReadableStream<Uint8Array>),
+    createWriteStream(path.resolve(ctx.cwd, out)),
+  );
   ctx.io.out(`saved ${name} of job ${id} to ${out}`);
   return 0;
 }

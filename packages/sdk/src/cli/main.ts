@@ -1,4 +1,7 @@
-/** Argument parsing, dispatch and exit codes of the `mlq` command: 0 ok, 1 API or job error, 2 usage. */
+/**
+ * Argument parsing, dispatch and exit codes of the `mlq` command (`exitCodes`): 0 ok, 1 the job
+ * failed or was cancelled, 2 usage, 3 the API refused the request or could not be reached.
+ */
 import { parseArgs } from 'node:util';
 import { MlqClient } from '../client.ts';
 import { MlqApiError, MlqError } from '../errors.ts';
@@ -36,7 +39,12 @@ options:
   --url <url>   the API (default: $MLQ_URL or http://127.0.0.1:3000)
   --key <key>   an API key (default: $MLQ_API_KEY)
 
-exit codes: 0 ok, 1 the API refused or the job failed, 2 usage`;
+exit codes: 0 ok, 1 the job failed or was cancelled (submit --wait, watch, retry --wait),
+  2 usage (bad arguments, unreadable or invalid --file/--json), 3 the API refused the request
+  (the error and each bad field are printed) or could not be reached`;
+
+/** The CLI's exit codes (also in `usage` and the README). */
+export const exitCodes = { ok: 0, jobFailed: 1, usage: 2, apiError: 3 } as const;
 
 const options = {
   url: { type: 'string' },
@@ -79,7 +87,7 @@ export async function main(argv: string[], io: Io, env: CliEnv): Promise<number>
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (e) {
     io.err(`mlq: ${(e as Error).message}\n\n${usage}`);
-    return 2;
+    return exitCodes.usage;
   }
   const { values, positionals } = parsed;
   const [name, ...args] = positionals;
@@ -90,20 +98,20 @@ export async function main(argv: string[], io: Io, env: CliEnv): Promise<number>
   const command = name === undefined ? undefined : commands[name];
   if (!command) {
     io.err(`${name === undefined ? 'mlq: no command' : `mlq: unknown command "${name}"`}\n\n${usage}`);
-    return 2;
+    return exitCodes.usage;
   }
   const client = new MlqClient({ baseUrl: values.url ?? env.url, apiKey: values.key ?? env.apiKey });
   try {
-    return await command({ client, io, values, args });
+    return await command({ client, io, values, args, cwd: env.cwd });
   } catch (e) {
     io.status('');
     if (e instanceof UsageError) {
       io.err(`mlq ${name}: ${e.message} (see mlq --help)`);
-      return 2;
+      return exitCodes.usage;
     }
     if (e instanceof MlqError) {
       printError(io, e);
-      return 1;
+      return exitCodes.apiError;
     }
     throw e;
   }
