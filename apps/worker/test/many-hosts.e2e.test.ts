@@ -159,5 +159,5 @@ describe('many hosts sharing only Redis and an S3 store', () => {
     const zip = Buffer.from(await (await mlq.downloadArtifact(job.id, 'model.zip')).arrayBuffer());
     expect(zip.readUInt32LE(0)).toBe(0x04034b50);
     expect(zip.includes(Buffer.from('model.json'))).toBe(true);
-  });
+  }, 300_000);
 });
