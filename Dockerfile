@@ -9,7 +9,9 @@ COPY pnpm-lock.yaml pnpm-workspace.yaml package.json ./
 COPY apps/api/package.json apps/api/
 COPY apps/worker/package.json apps/worker/
 COPY apps/console/package.json apps/console/
+COPY packages/contract/package.json packages/contract/
 COPY packages/core/package.json packages/core/
+COPY packages/engine/package.json packages/engine/
 COPY packages/queues/package.json packages/queues/
 COPY packages/sdk/package.json packages/sdk/
 COPY bench/package.json bench/

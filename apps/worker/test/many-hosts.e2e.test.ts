@@ -118,9 +118,10 @@ describe('many hosts sharing only Redis and an S3 store', () => {
       batchSize: 16,
     });
     expect(job.params.dataset).toMatchObject({ uri: 'dataset://digits@1' });
+    // An epoch finished (and checkpointed): a report within an epoch carries `batch`.
     await until('epoch 1', async () => {
-      const p = (await mlq.getJob(job.id)).progress as { epoch?: number };
-      return (p.epoch ?? 0) >= 1 || undefined;
+      const p = (await mlq.getJob(job.id)).progress as { epoch?: number; batch?: number };
+      return (p.epoch ?? 0) - (p.batch === undefined ? 0 : 1) >= 1 || undefined;
     });
     const holder = await until(
       'the holding worker',
