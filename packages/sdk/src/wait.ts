@@ -84,6 +84,8 @@ export async function* jobEvents(
       for await (const m of parseSse(res.body)) {
         const ev = toJobEvent(m);
         if (!ev) continue;
+        // Events already read in the same chunk are not handed out after an abort.
+        if (ctl.signal.aborted) return;
         yield ev;
         if (ev.type === 'state' && ev.job && isFinalState(ev.job.state)) return;
       }
