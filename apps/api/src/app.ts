@@ -168,7 +168,10 @@ export function createApp(deps: AppDeps): App {
     }),
   );
   app.use(corsFor(env.CORS_ORIGINS));
-  app.use(httpLogger(deps.logger));
+  // Successful predictions are logged at debug (hundreds a second; counted in the metrics).
+  const predictPost = (method: string, path: string) =>
+    method === 'POST' && (PREDICT_PATH.test(path) || INFER_PATH.test(path));
+  app.use(httpLogger(deps.logger, predictPost));
   app.use(metrics.httpMiddleware());
   // Browser sign-in (/login, /logout) and the session cookie that authenticate() also accepts.
   app.use(session.router);
@@ -182,7 +185,7 @@ export function createApp(deps: AppDeps): App {
       redis,
       keyPrefix: keys.rateLimit,
       perMinute: env.RATE_LIMIT_PER_MINUTE,
-      leased: (req) => req.method === 'POST' && (PREDICT_PATH.test(req.path) || INFER_PATH.test(req.path)),
+      leased: (req) => predictPost(req.method, req.path),
       exempt: (req) => requirementOf(req.method, req.path) === 'public',
       onLimited: () => metrics.rateLimited.inc(),
     }),

@@ -34,7 +34,10 @@ export function createLogger(name: string, opts: LoggerOptions): Logger {
   // reads the terminal.
   if (prettyLogs(opts.format))
     return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true } } });
-  return pino(base);
+  // Asynchronous writes: under load, lines written while one write is under way go out together in
+  // the next, rather than one write(2) per request on the event loop. pino flushes what is left
+  // synchronously when the process exits (lost only on SIGKILL or a crash of the runtime itself).
+  return pino(base, pino.destination({ dest: 1, sync: false }));
 }
 
 const REQUEST_ID = /^[\w.:-]{1,200}$/;
@@ -45,8 +48,15 @@ const redact = ['req.headers.authorization', 'req.headers.cookie', 'res.headers[
 /** Paths scraped or probed every few seconds: logged only when they fail. */
 const quietPaths = new Set(['/healthz', '/readyz', '/metrics']);
 
-/** pino-http middleware: a child logger with `reqId` on `req.log`, one line per finished request. */
-export function httpLogger(logger: Logger): HttpLogger {
+/**
+ * pino-http middleware: a child logger with `reqId` on `req.log`, one line per finished request.
+ * `hot(method, path)` picks routes called many times a second (online predict): their successful
+ * (2xx) lines are logged at `debug`, as the probes' are; their failures at the usual levels.
+ */
+export function httpLogger(
+  logger: Logger,
+  hot: (method: string, path: string) => boolean = () => false,
+): HttpLogger {
   return pinoHttp({
     logger,
     redact,
@@ -61,14 +71,13 @@ export function httpLogger(logger: Logger): HttpLogger {
     customAttributeKeys: { reqId: 'reqId' },
     // A 503 is a refusal the server chose (a full predict queue, Redis away, shutting down: with
     // Retry-After), not a fault of ours: a warning without the stack pino-http makes up for 5xx answers.
-    customLogLevel: (req, res, err) =>
-      res.statusCode === 503
-        ? 'warn'
-        : err || res.statusCode >= 500
-          ? 'error'
-          : quietPaths.has((req.url ?? '').split('?')[0]!)
-            ? 'debug'
-            : 'info',
+    customLogLevel: (req, res, err) => {
+      if (res.statusCode === 503) return 'warn';
+      if (err || res.statusCode >= 500) return 'error';
+      const path = (req.url ?? '').split('?')[0]!;
+      if (quietPaths.has(path)) return 'debug';
+      return res.statusCode < 300 && hot(req.method ?? '', path) ? 'debug' : 'info';
+    },
     customErrorObject: (_req, res, _err, val: Record<string, unknown>) =>
       res.statusCode === 503 ? { ...val, err: undefined } : val,
     customErrorMessage: (_req, res) =>
@@ -82,10 +91,11 @@ export function httpLogger(logger: Logger): HttpLogger {
       res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
     },
     // Which key made the request (a hash prefix, never the key): set by auth (auth/authenticate.ts).
-    customProps: (_req, res) => {
+    // Undefined rather than {} without a key: pino-http then makes no child logger for it.
+    customProps: ((_req: IncomingMessage, res: ServerResponse) => {
       const keyId = (res as ServerResponse & { locals?: { principal?: { keyId: string } } }).locals?.principal
         ?.keyId;
-      return keyId ? { keyId } : {};
-    },
+      return keyId ? { keyId } : undefined;
+    }) as (req: IncomingMessage, res: ServerResponse) => { keyId: string },
   });
 }

@@ -56,6 +56,28 @@ describe(scanNumericBody.name, () => {
     }
   });
 
+  it('reads every number as JSON.parse does, on and off its exact fast path', () => {
+    // Seeded: shortest doubles, float32 values, long and short decimals, exponents at and past the
+    // fast path's bounds (±22, 2^53), negative zero.
+    let seed = 17;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const texts = [
+      '0', '-0', '0.0', '-0.0', '9007199254740991', '9007199254740993', '0.5294117647058824',
+      '1e22', '1e23', '1.5e-22', '1.5e-23', '123456789012345678901234567890', '0.1e1', '5E+3',
+      '0.30000000000000004', '3.4028234663852886e38', '1.401298464324817e-45', '4.9e-324',
+      '0.000000000000000000000000001', '179769313486231570000000000000000000000e-1',
+    ];
+    for (let i = 0; i < 3000; i++) {
+      const x = (rand() - 0.5) * 10 ** Math.floor(rand() * 40 - 20);
+      texts.push(String(x), String(Math.fround(x)), x.toFixed(Math.floor(rand() * 12)));
+      texts.push(x.toExponential(Math.floor(rand() * 17)), x.toPrecision(1 + Math.floor(rand() * 20)));
+    }
+    const scanned = scanNumericBody(`{"instances": [${texts.join(',')}]}`);
+    expect(scanned?.dims).toEqual([texts.length]);
+    const want = Float32Array.from(texts, (t) => JSON.parse(t) as number);
+    expect(Array.from(scanned!.values)).toEqual(Array.from(want));
+  });
+
   it('leaves every other body to the general path, which gives the same answer or error', () => {
     const bodies = [
       '{"instances": []}',

@@ -17,12 +17,16 @@ export interface ScannedTensor {
 
 const F32_MAX = 3.4028234663852886e38;
 const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+/** A character that may continue a number after its first digit. */
+const isNumberPart = (c: number) => (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x65 || c === 0x45;
+/** Integers up to this are exact doubles, and so is every partial sum m × 10 + d below it. */
+const MAX_EXACT = 2 ** 53 - 1;
+/** 10^0 .. 10^22, each an exact double. */
+const POW10 = Array.from({ length: 23 }, (_, k) => Number(`1e${k}`));
 
 class Scanner {
   i = 0;
   values = new Float32Array(1024);
-  n = 0;
   constructor(readonly s: string) {}
 
   space(): void {
@@ -37,43 +41,60 @@ class Scanner {
     return true;
   }
 
-  push(v: number): void {
-    if (this.n === this.values.length) {
-      const grown = new Float32Array(this.n * 2);
-      grown.set(this.values);
-      this.values = grown;
-    }
-    this.values[this.n++] = v;
-  }
-
-  /** A JSON number; NaN when there is none here. Plain integers skip the string slice. */
+  /**
+   * A JSON number; NaN when there is none here. Exactly what Number() of its text gives: when its
+   * digits, read as an integer m, stay below 2^53 and its decimal exponent k is within ±22, m and
+   * 10^|k| are exact doubles and one correctly rounded multiply or divide gives the same double
+   * (Clinger's fast path); anything else is parsed from its text.
+   */
   number(): number {
     const s = this.s;
     const start = this.i;
-    if (s.charCodeAt(this.i) === 0x2d) this.i++; // -
-    const first = this.i;
-    let int = 0;
-    while (isDigit(s.charCodeAt(this.i))) int = int * 10 + s.charCodeAt(this.i++) - 0x30;
-    const digits = this.i - first;
+    let i = start;
+    let c = s.charCodeAt(i);
+    const negative = c === 0x2d; // -
+    if (negative) c = s.charCodeAt(++i);
+    const first = i;
+    let m = 0;
+    while (c >= 0x30 && c <= 0x39) {
+      m = m * 10 + (c - 0x30);
+      c = s.charCodeAt(++i);
+    }
+    const digits = i - first;
     if (digits === 0 || (digits > 1 && s.charCodeAt(first) === 0x30)) return NaN; // JSON: no leading zeros
-    let simple = digits < 10;
-    if (s.charCodeAt(this.i) === 0x2e) {
-      this.i++;
-      if (!isDigit(s.charCodeAt(this.i))) return NaN;
-      while (isDigit(s.charCodeAt(this.i))) this.i++;
-      simple = false;
+    let scale = 0; // the value is m × 10^scale
+    if (c === 0x2e) {
+      c = s.charCodeAt(++i);
+      if (!(c >= 0x30 && c <= 0x39)) return NaN;
+      const from = i;
+      while (c >= 0x30 && c <= 0x39) {
+        m = m * 10 + (c - 0x30);
+        c = s.charCodeAt(++i);
+      }
+      scale = from - i;
     }
-    const e = s.charCodeAt(this.i);
-    if (e === 0x65 || e === 0x45) {
-      this.i++;
-      const sign = s.charCodeAt(this.i);
-      if (sign === 0x2b || sign === 0x2d) this.i++;
-      if (!isDigit(s.charCodeAt(this.i))) return NaN;
-      while (isDigit(s.charCodeAt(this.i))) this.i++;
-      simple = false;
+    if (c === 0x65 || c === 0x45) {
+      c = s.charCodeAt(++i);
+      let minus = false;
+      if (c === 0x2b || c === 0x2d) {
+        minus = c === 0x2d;
+        c = s.charCodeAt(++i);
+      }
+      if (!(c >= 0x30 && c <= 0x39)) return NaN;
+      let e = 0;
+      while (c >= 0x30 && c <= 0x39) {
+        if (e < 1e6) e = e * 10 + (c - 0x30);
+        c = s.charCodeAt(++i);
+      }
+      scale += minus ? -e : e;
     }
-    if (simple) return start === first ? int : -int;
-    return Number(s.slice(start, this.i)); // exact, like JSON.parse
+    this.i = i;
+    // m was built exactly while every partial value stayed an integer below 2^53.
+    if (m <= MAX_EXACT && scale >= -22 && scale <= 22) {
+      const v = scale === 0 ? m : scale > 0 ? m * POW10[scale]! : m / POW10[-scale]!;
+      return negative ? -v : v;
+    }
+    return Number(s.slice(start, i)); // exact, like JSON.parse
   }
 
   /** `"signature_name": "<plain string>"` (no escapes), or undefined (position unchanged). */
@@ -119,45 +140,73 @@ export function scanNumericBody(text: string): ScannedTensor | undefined {
   let depth = 0;
   if (!sc.eat(0x5b)) return undefined; // [
   counts.push(0);
+  // The hot loop keeps its position and output in locals (sc is synced around the rare calls).
+  let i = sc.i;
+  let values = sc.values;
+  let n = 0;
+  const end = text.length;
   for (;;) {
     // At the start of an element of the array open at `depth` (or at its "]").
-    sc.space();
-    const c = text.charCodeAt(sc.i);
+    let c = text.charCodeAt(i);
+    while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = text.charCodeAt(++i);
     if (c === 0x5d && counts[depth] === 0) {
       // "]" of an empty array: only valid as the outermost one, the empty body the general path rejects.
       return undefined;
     }
     if (c === 0x5b) {
       if (leafDepth >= 0 && depth + 1 > leafDepth) return undefined;
-      sc.i++;
+      i++;
       depth++;
       counts[depth] = 0;
       continue;
     }
     if (leafDepth < 0) leafDepth = depth;
     else if (leafDepth !== depth) return undefined;
-    const v = sc.number();
-    if (!(Math.abs(v) <= F32_MAX)) return undefined; // not a number, or not a float32
-
-    sc.push(v);
+    let v: number;
+    if (c === 0x30 && !isNumberPart(text.charCodeAt(i + 1))) {
+      v = 0; // the commonest pixel
+      i++;
+    } else {
+      sc.i = i;
+      v = sc.number();
+      i = sc.i;
+      if (!(Math.abs(v) <= F32_MAX)) return undefined; // not a number, or not a float32
+    }
+    if (n === values.length) {
+      const grown = new Float32Array(n * 2);
+      grown.set(values);
+      values = grown;
+    }
+    values[n++] = v;
     counts[depth]!++;
     // After an element: "," or the "]"s that close arrays.
     for (;;) {
-      if (sc.eat(0x2c)) break; // ,
-      if (!sc.eat(0x5d)) return undefined; // ]
+      c = text.charCodeAt(i);
+      while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = text.charCodeAt(++i);
+      if (c === 0x2c) {
+        i++;
+        break; // ,
+      }
+      if (c !== 0x5d) return undefined; // ]
+      i++;
       const len = counts[depth]!;
       if (dims[depth] === undefined) dims[depth] = len;
       else if (dims[depth] !== len) return undefined; // ragged
       if (depth === 0) {
+        sc.i = i;
         if (signatureName === undefined && sc.eat(0x2c)) {
           signatureName = sc.signatureName();
           if (signatureName === undefined) return undefined;
         }
         if (!sc.eat(0x7d)) return undefined; // }
         sc.space();
-        if (sc.i !== text.length) return undefined;
-        const values = sc.values.subarray(0, sc.n);
-        return { key, dims, values, ...(signatureName !== undefined ? { signatureName } : {}) };
+        if (sc.i !== end) return undefined;
+        return {
+          key,
+          dims,
+          values: values.subarray(0, n),
+          ...(signatureName !== undefined ? { signatureName } : {}),
+        };
       }
       depth--;
       counts[depth]!++;

@@ -11,7 +11,7 @@ import pkg from '../../package.json' with { type: 'json' };
 import { toApiError } from '../errors.ts';
 import { modelMetadata } from './open-inference.ts';
 import type { PredictService } from './predict.service.ts';
-import { modelTarget } from './predict.routes.ts';
+import { modelTarget, sendJson } from './predict.routes.ts';
 
 /** `POST /v2/models/{name}[/versions/{v}]/infer` (the rate limiter serves it from leased tokens, as :predict). */
 export const INFER_PATH = /^\/v2\/models\/[^/]+(?:\/versions\/[^/]+)?\/infer$/;
@@ -97,7 +97,8 @@ export function openInferenceRouter(
       targetOf(req),
       typeof req.body === 'string' ? req.body : undefined,
     );
-    res.set('X-Model-Name', version.name).set('X-Model-Version', String(version.version)).json(body);
+    res.set('X-Model-Name', version.name).set('X-Model-Version', String(version.version));
+    sendJson(res, body);
   };
   r.post('/v2/models/:name/infer', readText, infer);
   r.post('/v2/models/:name/versions/:version/infer', readText, infer);

@@ -43,6 +43,17 @@ export function modelTarget(name: string, kind?: 'versions' | 'labels', tag?: st
   return { name, version };
 }
 
+/**
+ * A 200 with a JSON body, without express's res.json: no ETag (a SHA-1 of every answer, of no use
+ * on a POST) and no second pass over the body to encode it.
+ */
+export function sendJson(res: Response, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.end(text);
+}
+
 /** The three predict routes; answers carry X-Model-Name / X-Model-Version (what a label resolved to). */
 export function predictRouter(service: PredictService, bodyLimit: string): Router {
   const r = Router();
@@ -54,7 +65,8 @@ export function predictRouter(service: PredictService, bodyLimit: string): Route
       target,
       typeof req.body === 'string' ? req.body : undefined,
     );
-    res.set('X-Model-Name', version.name).set('X-Model-Version', String(version.version)).json(body);
+    res.set('X-Model-Name', version.name).set('X-Model-Version', String(version.version));
+    sendJson(res, body);
   });
   const metadata = (kind?: 'versions' | 'labels') => async (req: Request, res: Response) => {
     const p = req.params as Record<string, string>;
