@@ -12,7 +12,10 @@
  *     with SERVING_BATCHING=off, against the backend's ceiling: the same model loaded in this process
  *     on the same backend and thread count as the API's predict threads (SERVING_THREADS: 1 here),
  *     called back to back on batches of SERVING_MAX_BATCH (64) rows while the API is idle
- *     (issue 17's bar: served rows/s ≥ 0.8× the ceiling). Rounds alternate between the three.
+ *     (issue 17's bar: served rows/s ≥ 0.8× the ceiling). Rounds alternate between the three, and
+ *     which server goes first alternates from round to round.
+ * The load generator shares the machine's cores with the API: its clients are undici's (see
+ * serving-support.ts), the cheapest keep-alive client at hand, so that it takes as little of them as it can.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -200,7 +203,11 @@ async function main(): Promise<void> {
     });
     const f = (x: number) => x.toFixed(2);
     for (let r = 1; r <= ROUNDS; r++) {
-      const round = { on: await measure(on), off: await measure(off) };
+      // Which server goes first alternates too: the first follows the previous round's ceiling.
+      const round =
+        r % 2 === 1
+          ? { on: await measure(on), off: await measure(off) }
+          : { off: await measure(off), on: await measure(on) };
       rounds.push(round);
       ceilings.push(ceiling(model, test.x, 64, SECONDS));
       console.log(`round ${r}: in-process ceiling ${ceilings.at(-1)!.toFixed(0)} rows/s`);
