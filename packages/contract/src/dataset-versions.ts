@@ -22,36 +22,38 @@ const datasetVersionFormat = z.enum(['csv', 'jsonl', 'image-folder']);
  */
 export const datasetVersionSchema = z.object({
   name: z.string(),
-  /** 1, 2, 3...; numbers are never reused, even after a delete. */
-  version: z.number().int(),
-  /** What a job's dataset `uri` takes: `dataset://<name>@<version>`. */
-  uri: z.string(),
-  /** SHA-256 of the bytes as uploaded, hex. The store keeps them once under `datasets/sha256/<sha256>`. */
-  sha256: z.string(),
-  /** Size as uploaded, in bytes. */
-  bytes: z.number().int(),
-  /** The dataset `format` a job gives with this URI. */
-  format: datasetVersionFormat,
-  /** For `image-folder`: how the folder was packed. */
-  archive: z.enum(['zip', 'tar.gz']).optional(),
+  version: z.number().int().describe('1, 2, 3...; numbers are never reused, even after a delete.'),
+  uri: z.string().describe("What a job's dataset `uri` takes: `dataset://<name>@<version>`."),
+  sha256: z
+    .string()
+    .describe(
+      'SHA-256 of the bytes as uploaded, hex. The store keeps them once under `datasets/sha256/<sha256>`.',
+    ),
+  bytes: z.number().int().describe('Size as uploaded, in bytes.'),
+  format: datasetVersionFormat.describe('The dataset `format` a job gives with this URI.'),
+  archive: z.enum(['zip', 'tar.gz']).optional().describe('For `image-folder`: how the folder was packed.'),
   createdAt: z.iso.datetime(),
-  /** Rows (csv, jsonl) or images (image-folder). */
-  rows: z.number().int(),
-  /** CSV: the header's column names. */
-  columns: z.array(z.string()).optional(),
-  /** CSV: the column whose values were counted as classes (`label`, or `?label=`). */
-  label: z.string().optional(),
-  /** JSONL: the shape of `x`. */
-  featureShape: z.array(z.number().int()).optional(),
-  /**
-   * Rows (images) per class: CSV's label column, JSONL's `y`, the class folders of an image archive.
-   * Absent when the data has no labels, or more than 10,000 distinct ones.
-   */
-  classes: classCountsSchema.optional(),
-  /** Archives: the folder inside the archive that holds the class folders (`""` for the top). */
-  root: z.string().optional(),
-  /** Archives: files in the archive, and their bytes once expanded. */
-  files: z.number().int().optional(),
+  rows: z.number().int().describe('Rows (csv, jsonl) or images (image-folder).'),
+  columns: z.array(z.string()).optional().describe("CSV: the header's column names."),
+  label: z
+    .string()
+    .optional()
+    .describe('CSV: the column whose values were counted as classes (`label`, or `?label=`).'),
+  featureShape: z.array(z.number().int()).optional().describe('JSONL: the shape of `x`.'),
+  classes: classCountsSchema
+    .optional()
+    .describe(
+      "Rows (images) per class: CSV's label column, JSONL's `y`, the class folders of an image archive. Absent when the data has no labels, or more than 10,000 distinct ones.",
+    ),
+  root: z
+    .string()
+    .optional()
+    .describe('Archives: the folder inside the archive that holds the class folders (`""` for the top).'),
+  files: z
+    .number()
+    .int()
+    .optional()
+    .describe('Archives: files in the archive, and their bytes once expanded.'),
   expandedBytes: z.number().int().optional(),
 });
 export type DatasetVersion = z.infer<typeof datasetVersionSchema>;
@@ -68,17 +70,26 @@ export type DatasetSummary = z.infer<typeof datasetSummarySchema>;
 
 /** One output of a job (`GET /v1/jobs/{id}/artifacts`). */
 export const artifactViewSchema = z.object({
-  /** The file name, which the download route takes: `model.zip`, `predictions.jsonl`... */
-  name: z.string(),
+  name: z
+    .string()
+    .describe('The file name, which the download route takes: `model.zip`, `predictions.jsonl`...'),
   kind: z.enum(['model', 'predictions']),
   contentType: z.string(),
-  /** Where the job wrote it (an artifact-store or file:// URI). */
-  uri: z.string(),
-  /** Size in bytes when known (the model's zip is built while it is sent). */
-  bytes: z.number().int().optional(),
-  /** `GET` this path to download it; absent when the API cannot read the file (a file:// outside its roots). */
-  href: z.string().optional(),
-  /** For `model`: the registered version it is. */
-  model: z.object({ name: z.string(), version: z.number().int() }).optional(),
+  uri: z.string().describe('Where the job wrote it (an artifact-store or file:// URI).'),
+  bytes: z
+    .number()
+    .int()
+    .optional()
+    .describe("Size in bytes when known (the model's zip is built while it is sent)."),
+  href: z
+    .string()
+    .optional()
+    .describe(
+      '`GET` this path to download it; absent when the API cannot read the file (a file:// outside its roots).',
+    ),
+  model: z
+    .object({ name: z.string(), version: z.number().int() })
+    .optional()
+    .describe('For `model`: the registered version it is.'),
 });
 export type ArtifactView = z.infer<typeof artifactViewSchema>;

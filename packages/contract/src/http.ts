@@ -47,10 +47,10 @@ export const modelListSchema = z.object({ models: z.array(modelSummarySchema) })
 
 /** TF Serving's status of one version (`GetModelStatus` as its REST API prints it). */
 export const modelVersionStatusSchema = z.object({
-  /** The version number, as a string (an int64 in proto JSON). */
-  version: z.string(),
-  /** `AVAILABLE`: served (loaded, or loaded on first use); `END`: its last load failed. */
-  state: z.enum(['AVAILABLE', 'END']),
+  version: z.string().describe('The version number, as a string (an int64 in proto JSON).'),
+  state: z
+    .enum(['AVAILABLE', 'END'])
+    .describe('`AVAILABLE`: served (loaded, or loaded on first use); `END`: its last load failed.'),
   status: z.object({ error_code: z.string(), error_message: z.string() }),
 });
 export type ModelVersionStatus = z.infer<typeof modelVersionStatusSchema>;
@@ -61,8 +61,7 @@ const servingStatus = { model_version_status: z.array(modelVersionStatusSchema) 
 /** `GET /v1/models/{name}`: every version, oldest first, its labels, and TF Serving's status. */
 export const modelDetailSchema = z.object({
   name: z.string(),
-  /** Label → version. */
-  labels: z.record(z.string(), z.number().int()),
+  labels: z.record(z.string(), z.number().int()).describe('Label → version.'),
   versions: z.array(modelVersionSchema),
   ...servingStatus,
 });
@@ -147,10 +146,8 @@ export const inferServerMetadataSchema = z.object({
 /** `GET /v2/models/{name}[/versions/{version}]`: the Open Inference Protocol's model metadata. */
 export const inferModelMetadataSchema = z.object({
   name: z.string(),
-  /** Every version that may be asked for. */
-  versions: z.array(z.string()),
-  /** `tfjs_layers_model`. */
-  platform: z.string(),
+  versions: z.array(z.string()).describe('Every version that may be asked for.'),
+  platform: z.string().describe('`tfjs_layers_model`.'),
   inputs: z.array(tensorMetadataSchema),
   outputs: z.array(tensorMetadataSchema),
 });
@@ -158,32 +155,34 @@ export type InferModelMetadata = z.infer<typeof inferModelMetadataSchema>;
 
 /** `POST /v2/models/{name}[/versions/{version}]/infer`: one input tensor (the models served have one). */
 export const inferRequestSchema = z.object({
-  /** Echoed in the response. */
-  id: z.string().optional(),
-  /** Accepted and ignored, except `binary_data_size` (binary tensor data), which is refused. */
-  parameters: z.record(z.string(), z.unknown()).optional(),
+  id: z.string().optional().describe('Echoed in the response.'),
+  parameters: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .describe('Accepted and ignored, except `binary_data_size` (binary tensor data), which is refused.'),
   inputs: z
     .array(
       z.object({
         name: z.string(),
-        /** The whole batch's shape: `[n, ...the model's input shape]`. */
-        shape: z.array(z.number().int()),
+        shape: z
+          .array(z.number().int())
+          .describe("The whole batch's shape: `[n, ...the model's input shape]`."),
         datatype: z.enum(inferDatatypes),
         parameters: z.record(z.string(), z.unknown()).optional(),
-        /** Row-major, flat or nested to `shape`. */
-        data: z.array(z.unknown()),
+        data: z.array(z.unknown()).describe('Row-major, flat or nested to `shape`.'),
       }),
     )
     .min(1),
-  /** Outputs to return (all when absent); only the model's one output may be named. */
-  outputs: z.array(z.object({ name: z.string() })).optional(),
+  outputs: z
+    .array(z.object({ name: z.string() }))
+    .optional()
+    .describe("Outputs to return (all when absent); only the model's one output may be named."),
 });
 
 /** The Open Inference Protocol's inference response: the model's one output, `data` flat in row-major order. */
 export const inferResponseSchema = z.object({
   model_name: z.string(),
-  /** The version the request resolved to. */
-  model_version: z.string(),
+  model_version: z.string().describe('The version the request resolved to.'),
   id: z.string().optional(),
   outputs: z.array(tensorMetadataSchema.extend({ data: z.array(z.number()) })),
 });

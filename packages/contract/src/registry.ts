@@ -5,15 +5,12 @@ import type { RunHistory } from './training.ts';
 /** One registered version of a model (`GET /v1/models/{name}/versions/{version}`). */
 export const modelVersionSchema = z.object({
   name: z.string(),
-  /** 1, 2, 3...: the job that registered it. */
-  version: z.number().int(),
-  /** The artifact URI of the saved tfjs LayersModel (its model.json's folder). */
-  uri: z.string(),
+  version: z.number().int().describe('1, 2, 3...: each training job registers the next one.'),
+  uri: z.string().describe("The artifact URI of the saved tfjs LayersModel (its model.json's folder)."),
   jobId: z.string(),
   createdAt: z.iso.datetime(),
   metrics: z.record(z.string(), z.number()),
   params: z.record(z.string(), z.unknown()),
-  /** Lineage: the base reference as given and as resolved, and the training data. */
   base: z
     .object({
       ref: z.string(),
@@ -21,16 +18,20 @@ export const modelVersionSchema = z.object({
       name: z.string().optional(),
       version: z.number().int().optional(),
     })
-    .optional(),
-  dataset: z.object({ spec: z.unknown(), hash: z.string() }).optional(),
-  /** One example's shape, without the batch dimension. */
-  inputShape: z.array(z.number().int()),
+    .optional()
+    .describe('Lineage: the base model, as the job named it and as it resolved.'),
+  dataset: z
+    .object({ spec: z.unknown(), hash: z.string() })
+    .optional()
+    .describe('Lineage: the training data, as the job gave it, and its hash.'),
+  inputShape: z.array(z.number().int()).describe("One example's shape, without the batch dimension."),
   numClasses: z.number().int(),
   classNames: z.array(z.string()).optional(),
-  /** Metrics of the latest evaluate job run on this version. */
-  evaluation: z.record(z.string(), z.unknown()).optional(),
-  /** The labels pointing at this version. */
-  labels: z.array(z.string()).optional(),
+  evaluation: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .describe('Metrics of the latest evaluate job run on this version.'),
+  labels: z.array(z.string()).optional().describe('The labels pointing at this version.'),
 });
 export type ModelVersion = z.infer<typeof modelVersionSchema>;
 
@@ -38,8 +39,7 @@ export type ModelVersion = z.infer<typeof modelVersionSchema>;
 export const modelSummarySchema = z.object({
   name: z.string(),
   latestVersion: z.number().int(),
-  /** Label → version. */
-  labels: z.record(z.string(), z.number().int()),
+  labels: z.record(z.string(), z.number().int()).describe('Label → version.'),
   updatedAt: z.iso.datetime(),
 });
 export type ModelSummary = z.infer<typeof modelSummarySchema>;

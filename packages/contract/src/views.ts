@@ -49,19 +49,15 @@ export const jobLinksSchema = z.object({ self: z.string(), events: z.string(), l
 function buildJobViewSchema(name: JobName) {
   const def = jobCatalog[name];
   return z.object({
-    /** A UUID, unique across job types. */
-    id: z.string(),
+    id: z.string().describe('A UUID, unique across job types.'),
     type: z.literal(name),
     state: jobStateSchema,
     progress: z.union([def.progress, z.number()]),
-    /** The payload as the API parsed it (defaults filled in). */
+    /** The payload as the API parsed it (defaults filled in); kept as the catalog's instance, which the OpenAPI document names. */
     params: def.payload,
-    /** Present once the job completed. */
-    result: def.result.optional(),
-    /** Why the job failed (or was cancelled). */
-    error: z.string().optional(),
-    /** Attempts made so far. */
-    attempts: z.number().int(),
+    result: def.result.optional().describe('Present once the job completed.'),
+    error: z.string().optional().describe('Why the job failed (or was cancelled).'),
+    attempts: z.number().int().describe('Attempts made so far.'),
     attemptsAllowed: z.number().int(),
     createdAt: z.iso.datetime(),
     startedAt: z.iso.datetime().optional(),
@@ -96,13 +92,13 @@ export const workerInfoSchema = z.object({
   host: z.string(),
   pid: z.number().int(),
   queues: z.array(z.string()),
-  /** Jobs at once per queue. */
-  concurrency: z.number().int(),
-  /** The tfjs backend its jobs run on. */
-  backend: z.string(),
+  concurrency: z.number().int().describe('Jobs at once per queue.'),
+  backend: z.string().describe('The tfjs backend its jobs run on.'),
   startedAt: z.iso.datetime(),
-  /** When the worker last refreshed this entry (every 5 s while it lives). */
-  heartbeatAt: z.iso.datetime().optional(),
+  heartbeatAt: z.iso
+    .datetime()
+    .optional()
+    .describe('When the worker last refreshed this entry (every 5 s while it lives).'),
   currentJobs: z.array(z.object({ id: z.string(), queue: z.string() })),
 });
 export type WorkerInfo = z.infer<typeof workerInfoSchema>;

@@ -18,7 +18,7 @@ import {
   type ZodRequestBody,
 } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
-import { errorBodySchema, inferErrorSchema } from '@mlq/contract';
+import { errorBodySchema, inferErrorSchema, type ErrorCode } from '@mlq/contract';
 import { requirementOf } from '../auth/policy.ts';
 import { SESSION_COOKIE } from '../auth/session.ts';
 
@@ -38,6 +38,22 @@ const ERROR_MEANING: Record<number, string> = {
   500: 'the model failed while predicting (`predict_failed`)',
   501: 'the model has an input with a variable dimension (`not_implemented`)',
   503: 'Redis (jobs and model registry) is not reachable, or the server is shutting down; answered at once, with `Retry-After`',
+};
+
+/** The `code` an error of each status usually has (a route may name another): the examples' code. */
+const USUAL_CODE: Record<number, ErrorCode> = {
+  400: 'invalid_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  409: 'conflict',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  422: 'unservable_model',
+  429: 'rate_limited',
+  500: 'predict_failed',
+  501: 'not_implemented',
+  503: 'unavailable',
 };
 
 const retryAfter = {
@@ -86,8 +102,11 @@ export interface RouteDoc {
   body?: ZodRequestBody;
   /** Success answers (and answers of the route's own shape, such as /readyz's 503). */
   ok: Record<number, ResponseConfig>;
-  /** The route's own error statuses, with what each means there (`''`: the usual meaning). */
-  errors?: Record<number, string>;
+  /**
+   * The route's own error statuses, with what each means there (`''`: the usual meaning), and the
+   * error code when it is not the status's usual one.
+   */
+  errors?: Record<number, string | { meaning: string; code: ErrorCode }>;
   /** The error body of the route's own errors: the API's, or the Open Inference Protocol's. */
   errorBody?: 'api' | 'v2';
   /** False for the routes answered before the Redis gate that never need Redis. */
@@ -141,31 +160,41 @@ export class ApiDoc {
     );
   }
 
-  private errorResponse(status: number, meaning: string, body: z.ZodType): ResponseConfig {
+  private errorResponse(status: number, meaning: string, v2: boolean, code?: ErrorCode): ResponseConfig {
     const description = meaning || ERROR_MEANING[status] || 'error';
+    const message = description.replace(/`/g, '');
     return {
       description,
       ...(status === 503 || status === 429 ? { headers: retryAfter } : {}),
-      ...json(body),
+      content: {
+        'application/json': v2
+          ? { schema: this.inferError, example: { error: message } }
+          : {
+              schema: this.error,
+              example: { error: { code: code ?? USUAL_CODE[status] ?? 'internal', message } },
+            },
+      },
     };
   }
 
   route(doc: RouteDoc): void {
     const need = doc.public ? 'public' : requirementOf(doc.method, concretePath(doc.path));
-    const own = doc.errorBody === 'v2' ? this.inferError : this.error;
+    const v2 = doc.errorBody === 'v2';
     const responses: Record<number, ResponseConfig> = { ...doc.ok };
     // express answers a GET whose If-None-Match matches the body's ETag with 304.
     if (doc.method === 'get' && Object.values(doc.ok).some((r) => r.content?.['application/json']))
       responses[304] = { description: 'not modified: the `If-None-Match` ETag is still current' };
-    for (const [status, meaning] of Object.entries(doc.errors ?? {}))
-      responses[Number(status)] = this.errorResponse(Number(status), meaning, own);
+    for (const [status, e] of Object.entries(doc.errors ?? {})) {
+      const { meaning, code } = typeof e === 'string' ? { meaning: e, code: undefined } : e;
+      responses[Number(status)] = this.errorResponse(Number(status), meaning, v2, code);
+    }
     if (need !== 'public') {
       // Auth and the rate limit come before any route, so their errors have the API's shape.
-      responses[401] = this.errorResponse(401, '', this.error);
-      responses[403] = this.errorResponse(403, '', this.error);
-      responses[429] = this.errorResponse(429, '', this.error);
+      responses[401] = this.errorResponse(401, '', false);
+      responses[403] = this.errorResponse(403, '', false);
+      responses[429] = this.errorResponse(429, '', false);
     }
-    if (doc.mayBeUnavailable !== false && !responses[503]) responses[503] = this.errorResponse(503, '', own);
+    if (doc.mayBeUnavailable !== false && !responses[503]) responses[503] = this.errorResponse(503, '', v2);
     const route: RouteConfig = {
       method: doc.method,
       path: doc.path,

@@ -76,7 +76,11 @@ export function registerDatasets(doc: ApiDoc): void {
       },
     },
     errors: {
-      400: 'a bad name or format, or the file is not a valid dataset of its format (`invalid_dataset`: the message names the line or archive entry)',
+      400: {
+        meaning:
+          'the file is not a valid dataset of its format (`invalid_dataset`: the message names the line or archive entry), or a bad name or format (`invalid_request`)',
+        code: 'invalid_dataset',
+      },
       413: 'the upload is over DATASET_MAX_BYTES',
       415: 'the Content-Type is not a dataset format, and no `?format=`',
     },

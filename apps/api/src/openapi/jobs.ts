@@ -40,9 +40,18 @@ export const pascal = (name: string) => name.replace(/(^|-)(\w)/g, (_m, _d, c: s
 
 const idParam = z.object({ id: z.string().meta({ description: 'the job id (a UUID)' }) });
 
+/** A `text/event-stream` answer: `event: <name>` and `data: <JSON>` lines, a blank line after each message. */
 const sse = (description: string) => ({
   description,
-  content: { 'text/event-stream': { schema: { type: 'string' as const, description } } },
+  content: {
+    'text/event-stream': {
+      schema: {
+        type: 'string' as const,
+        description: 'server-sent events: `event:` and `data:` (JSON) lines, a blank line after each message',
+        example: 'event: state\ndata: {"id":"…","type":"fine-tune","state":"active"}\n\n',
+      },
+    },
+  },
 });
 
 export function registerJobs(doc: ApiDoc): void {
@@ -104,7 +113,10 @@ export function registerJobs(doc: ApiDoc): void {
       errors: {
         400: 'the body is not a valid job of this type, or names a model, file or dataset that is not there; `details` lists each bad field',
         413: '',
-        422: 'the Idempotency-Key was used for another body or job type (`idempotency_key_reused`)',
+        422: {
+          meaning: 'the Idempotency-Key was used for another body or job type (`idempotency_key_reused`)',
+          code: 'idempotency_key_reused',
+        },
       },
     });
   }
