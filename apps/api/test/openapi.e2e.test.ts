@@ -1,9 +1,10 @@
 /**
  * GET /openapi.json is valid OpenAPI 3.1 by Redocly's `recommended` rules, gives every operation an
  * operationId, documents exactly the routes express serves (no route missing, none invented), and
- * describes what the routes really send: real answers of a running API with a worker (jobs of every
- * quick type trained and run for real, the registry, predict, infer, datasets, errors) are validated
- * against the document's response schemas with Ajv, so the document cannot drift from the code.
+ * describes what the routes really send and take: real answers of a running API with a worker (jobs
+ * of every quick type trained and run for real, the registry, predict, infer, datasets, errors) are
+ * validated against the document's response schemas with Ajv, and the JSON requests the API accepted
+ * against its request schemas, so the document cannot drift from the code.
  */
 import { createConfig, lintFromString } from '@redocly/openapi-core';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -23,7 +24,12 @@ interface MediaType {
 interface Response {
   content?: Record<string, MediaType>;
 }
-type Operation = { operationId?: string; responses?: Record<string, Response>; security?: unknown[] };
+type Operation = {
+  operationId?: string;
+  requestBody?: { content?: Record<string, MediaType> };
+  responses?: Record<string, Response>;
+  security?: unknown[];
+};
 type Document = { paths: Record<string, Record<string, Operation>>; components: { schemas: object } };
 
 /** Every `METHOD path` express routes, from the app's router stack (mounted routers included). */
@@ -74,10 +80,22 @@ class ResponseChecker {
     const media = response.content?.[type];
     if (response.content && !media)
       return void this.problems.push(`${where}: Content-Type ${type} not documented`);
-    if (type !== 'application/json' || !media?.schema) return;
-    // The response's schema, its local $refs pointed at the components added above.
+    if (type === 'application/json' && media?.schema) this.validate(where, media.schema, body);
+  }
+
+  /** A JSON request body the API accepted must be one the document's request schema accepts too. */
+  checkRequest(method: string, docPath: string, body: unknown): void {
+    const where = `${method.toUpperCase()} ${docPath} request`;
+    const op = this.doc.paths[docPath]?.[method];
+    const schema = op?.requestBody?.content?.['application/json']?.schema;
+    if (!schema) return void this.problems.push(`${where}: no JSON request body documented`);
+    this.validate(where, schema, body);
+  }
+
+  private validate(where: string, documented: unknown, body: unknown): void {
+    // The document's schema, its local $refs pointed at the components added above.
     const schema = JSON.parse(
-      JSON.stringify(media.schema).replaceAll('"#/components/', '"openapi.json#/components/'),
+      JSON.stringify(documented).replaceAll('"#/components/', '"openapi.json#/components/'),
     ) as object;
     const validate = this.ajv.compile(schema);
     if (!validate(body))
@@ -109,6 +127,7 @@ function caller(base: () => string, checker: () => ResponseChecker) {
     const text = await res.text();
     const parsed: unknown = /^application\/json\b/.test(contentType) && text ? JSON.parse(text) : text;
     checker().check(method, docPath, res.status, contentType, parsed);
+    if (init.body !== undefined && res.ok) checker().checkRequest(method, docPath, init.body);
     return { status: res.status, body: parsed as T, headers: res.headers };
   };
 }
@@ -197,10 +216,8 @@ describe('the OpenAPI document', () => {
     // One submit operation per job type of the contract, with its payload and job view.
     for (const name of jobNames) {
       const Name = name.replace(/(^|-)(\w)/g, (_m, _d, c: string) => c.toUpperCase());
-      const submit = doc.paths[`/v1/jobs/${name}`]?.post as Operation & {
-        requestBody: { content: Record<string, MediaType> };
-      };
-      expect(submit.requestBody.content['application/json']!.schema).toEqual({
+      const submit = doc.paths[`/v1/jobs/${name}`]!.post!;
+      expect(submit.requestBody!.content!['application/json']!.schema).toEqual({
         $ref: `#/components/schemas/${Name}Payload`,
       });
       expect(submit.responses!['202']!.content!['application/json']!.schema).toEqual({
