@@ -22,6 +22,7 @@ interface MediaType {
   schema?: unknown;
 }
 interface Response {
+  $ref?: string;
   content?: Record<string, MediaType>;
 }
 type Operation = {
@@ -30,7 +31,10 @@ type Operation = {
   responses?: Record<string, Response>;
   security?: unknown[];
 };
-type Document = { paths: Record<string, Record<string, Operation>>; components: { schemas: object } };
+type Document = {
+  paths: Record<string, Record<string, Operation>>;
+  components: { schemas: object; responses?: Record<string, Response> };
+};
 
 /** Every `METHOD path` express routes, from the app's router stack (mounted routers included). */
 function expressRoutes(stack: Layer[], out: { method: string; path: string | RegExp }[] = []) {
@@ -73,8 +77,12 @@ class ResponseChecker {
     const where = `${method.toUpperCase()} ${docPath} → ${status}`;
     const op = this.doc.paths[docPath]?.[method];
     if (!op) return void this.problems.push(`${where}: no such operation in the document`);
-    const response = op.responses?.[String(status)];
-    if (!response) return void this.problems.push(`${where}: status not documented`);
+    const documented = op.responses?.[String(status)];
+    if (!documented) return void this.problems.push(`${where}: status not documented`);
+    // An answer many routes share is a $ref into components/responses.
+    const shared = documented.$ref?.replace('#/components/responses/', '');
+    const response = shared === undefined ? documented : this.doc.components.responses?.[shared];
+    if (!response) return void this.problems.push(`${where}: ${documented.$ref} is not in the document`);
     this.seen.add(`${method} ${docPath} ${status}`);
     const type = contentType.split(';')[0]!.trim();
     const media = response.content?.[type];
@@ -232,10 +240,12 @@ describe('the OpenAPI document', () => {
     strict.check('get', '/v1/jobs/{id}', 200, 'application/json', job);
     strict.check('get', '/v1/models', 418, 'application/json', {});
     strict.check('get', '/v1/models', 200, 'text/html', '<p>');
-    expect(strict.problems).toHaveLength(3);
+    strict.check('get', '/v1/models', 401, 'application/json', { error: 'no key' });
+    expect(strict.problems).toHaveLength(4);
     expect(strict.problems[0]).toMatch(/^GET \/v1\/jobs\/\{id\} → 200: /);
     expect(strict.problems[1]).toMatch(/status not documented/);
     expect(strict.problems[2]).toMatch(/Content-Type text\/html not documented/);
+    expect(strict.problems[3]).toMatch(/^GET \/v1\/models → 401: /); // the shared answer, through its $ref
   });
 
   it("answers auth's 401 and 403 as documented", async () => {

@@ -122,7 +122,36 @@ export class ApiDoc {
   readonly error = this.named('Error', errorBodySchema);
   readonly inferError = this.named('InferError', inferErrorSchema);
 
+  /** The answers many routes share, once in components/responses: the middleware's, by status. */
+  private readonly shared: Record<number, { $ref: string }> = {};
+  private readonly sharedV2: Record<number, { $ref: string }> = {};
+
   constructor() {
+    // A raw response object (its schema a $ref, no zod): the library types components with
+    // openapi3-ts's objects, which it does not export.
+    const share = (name: string, response: ResponseConfig) => {
+      this.registry.registerComponent('responses', name, response as never);
+      return { $ref: `#/components/responses/${name}` };
+    };
+    const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+    const names: Record<number, string> = {
+      401: 'Unauthorized',
+      403: 'Forbidden',
+      429: 'RateLimited',
+      503: 'Unavailable',
+    };
+    for (const [status, name] of Object.entries(names))
+      this.shared[Number(status)] = share(
+        name,
+        this.errorResponse(Number(status), '', false, undefined, ref('Error')),
+      );
+    this.sharedV2[503] = share(
+      'InferUnavailable',
+      this.errorResponse(503, '', true, undefined, ref('InferError')),
+    );
+    this.shared[304] = share('NotModified', {
+      description: 'not modified: the `If-None-Match` ETag is still current',
+    });
     this.registry.registerComponent('securitySchemes', 'bearer', {
       type: 'http',
       scheme: 'bearer',
@@ -160,19 +189,25 @@ export class ApiDoc {
     );
   }
 
-  private errorResponse(status: number, meaning: string, v2: boolean, code?: ErrorCode): ResponseConfig {
+  private errorResponse(
+    status: number,
+    meaning: string,
+    v2: boolean,
+    code?: ErrorCode,
+    schema: z.ZodType | { $ref: string } = v2 ? this.inferError : this.error,
+  ): ResponseConfig {
     const description = meaning || ERROR_MEANING[status] || 'error';
     const message = description.replace(/`/g, '');
     return {
       description,
       ...(status === 503 || status === 429 ? { headers: retryAfter } : {}),
       content: {
-        'application/json': v2
-          ? { schema: this.inferError, example: { error: message } }
-          : {
-              schema: this.error,
-              example: { error: { code: code ?? USUAL_CODE[status] ?? 'internal', message } },
-            },
+        'application/json': {
+          schema,
+          example: v2
+            ? { error: message }
+            : { error: { code: code ?? USUAL_CODE[status] ?? 'internal', message } },
+        },
       },
     };
   }
@@ -180,21 +215,22 @@ export class ApiDoc {
   route(doc: RouteDoc): void {
     const need = doc.public ? 'public' : requirementOf(doc.method, concretePath(doc.path));
     const v2 = doc.errorBody === 'v2';
-    const responses: Record<number, ResponseConfig> = { ...doc.ok };
+    const responses: Record<number, ResponseConfig | { $ref: string }> = { ...doc.ok };
     // express answers a GET whose If-None-Match matches the body's ETag with 304.
     if (doc.method === 'get' && Object.values(doc.ok).some((r) => r.content?.['application/json']))
-      responses[304] = { description: 'not modified: the `If-None-Match` ETag is still current' };
+      responses[304] = this.shared[304]!;
     for (const [status, e] of Object.entries(doc.errors ?? {})) {
       const { meaning, code } = typeof e === 'string' ? { meaning: e, code: undefined } : e;
       responses[Number(status)] = this.errorResponse(Number(status), meaning, v2, code);
     }
     if (need !== 'public') {
       // Auth and the rate limit come before any route, so their errors have the API's shape.
-      responses[401] = this.errorResponse(401, '', false);
-      responses[403] = this.errorResponse(403, '', false);
-      responses[429] = this.errorResponse(429, '', false);
+      responses[401] = this.shared[401]!;
+      responses[403] = this.shared[403]!;
+      responses[429] = this.shared[429]!;
     }
-    if (doc.mayBeUnavailable !== false && !responses[503]) responses[503] = this.errorResponse(503, '', v2);
+    if (doc.mayBeUnavailable !== false && !responses[503])
+      responses[503] = (v2 ? this.sharedV2 : this.shared)[503]!;
     const route: RouteConfig = {
       method: doc.method,
       path: doc.path,

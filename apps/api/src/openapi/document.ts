@@ -25,8 +25,14 @@ const tags = [
   { name: 'browser', description: 'Sign-in for the console (/ui), this reference (/docs) and Bull Board' },
 ];
 
-/** The whole document; built once when the app starts. */
+let built: object | undefined;
+
+/** The whole document (built once per process: it depends on the code only). */
 export function openApiDocument(): object {
+  return (built ??= build());
+}
+
+function build(): object {
   const doc = new ApiDoc();
   registerJobs(doc);
   registerModels(doc);
