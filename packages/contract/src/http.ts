@@ -85,11 +85,13 @@ const tensorLike = z.union([z.number(), z.array(z.unknown())]);
  * one (`inputs`). An instance may be `{"b64": "<base64 of a PNG or JPEG>"}` for an image model, or an
  * object keyed by the model's input name.
  */
-export const predictRequestSchema = z.object({
-  signature_name: z.literal('serving_default').optional(),
-  instances: z.array(z.unknown()).optional(),
-  inputs: z.unknown().optional(),
-});
+export const predictRequestSchema = z
+  .object({
+    signature_name: z.literal('serving_default').optional(),
+    instances: z.array(z.unknown()).optional(),
+    inputs: z.unknown().optional(),
+  })
+  .meta({ example: { instances: [[0.1, 0.9, 0.4, 0.7]] } });
 
 /** TF Serving's predict response: `predictions` for `instances`, `outputs` for `inputs`. */
 export const predictResponseSchema = z.union([
@@ -154,30 +156,37 @@ export const inferModelMetadataSchema = z.object({
 export type InferModelMetadata = z.infer<typeof inferModelMetadataSchema>;
 
 /** `POST /v2/models/{name}[/versions/{version}]/infer`: one input tensor (the models served have one). */
-export const inferRequestSchema = z.object({
-  id: z.string().optional().describe('Echoed in the response.'),
-  parameters: z
-    .record(z.string(), z.unknown())
-    .optional()
-    .describe('Accepted and ignored, except `binary_data_size` (binary tensor data), which is refused.'),
-  inputs: z
-    .array(
-      z.object({
-        name: z.string(),
-        shape: z
-          .array(z.number().int())
-          .describe("The whole batch's shape: `[n, ...the model's input shape]`."),
-        datatype: z.enum(inferDatatypes),
-        parameters: z.record(z.string(), z.unknown()).optional(),
-        data: z.array(z.unknown()).describe('Row-major, flat or nested to `shape`.'),
-      }),
-    )
-    .min(1),
-  outputs: z
-    .array(z.object({ name: z.string() }))
-    .optional()
-    .describe("Outputs to return (all when absent); only the model's one output may be named."),
-});
+export const inferRequestSchema = z
+  .object({
+    id: z.string().optional().describe('Echoed in the response.'),
+    parameters: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe('Accepted and ignored, except `binary_data_size` (binary tensor data), which is refused.'),
+    inputs: z
+      .array(
+        z.object({
+          name: z.string(),
+          shape: z
+            .array(z.number().int())
+            .describe("The whole batch's shape: `[n, ...the model's input shape]`."),
+          datatype: z.enum(inferDatatypes),
+          parameters: z.record(z.string(), z.unknown()).optional(),
+          data: z.array(z.unknown()).describe('Row-major, flat or nested to `shape`.'),
+        }),
+      )
+      .min(1),
+    outputs: z
+      .array(z.object({ name: z.string() }))
+      .optional()
+      .describe("Outputs to return (all when absent); only the model's one output may be named."),
+  })
+  .meta({
+    example: {
+      id: '42',
+      inputs: [{ name: 'dense_Dense1_input', shape: [1, 4], datatype: 'FP32', data: [0.1, 0.9, 0.4, 0.7] }],
+    },
+  });
 
 /** The Open Inference Protocol's inference response: the model's one output, `data` flat in row-major order. */
 export const inferResponseSchema = z.object({
