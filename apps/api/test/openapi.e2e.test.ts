@@ -153,6 +153,7 @@ describe('the OpenAPI document', () => {
       apiEnvSchema.parse({
         REDIS_URL,
         PORT: '0',
+        HOST: '127.0.0.1',
         QUEUE_PREFIX: uniquePrefix('openapi'),
         LOG_LEVEL: 'warn',
         API_KEYS: 'openapi-read-key-123:read',
