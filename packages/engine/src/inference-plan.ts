@@ -70,7 +70,11 @@ function lastAxisBatchNorm(layer: Layer): boolean {
 const pair = (v: unknown): [number, number] => (Array.isArray(v) ? [v[0], v[1]] : [Number(v), Number(v)]);
 
 /** The convolution with the BatchNormalization folded in, and `activation` fused. */
-function foldedConv(conv: Layer, bn: Layer, activation: 'linear' | 'relu' | 'relu6'): Step['run'] & {
+function foldedConv(
+  conv: Layer,
+  bn: Layer,
+  activation: 'linear' | 'relu' | 'relu6',
+): Step['run'] & {
   weights: tf.Tensor[];
 } {
   const cc = conv.getConfig();
@@ -148,11 +152,7 @@ function walk(model: tf.LayersModel): { layer: Layer; node: Node }[] {
   return order;
 }
 
-function planSteps(
-  model: tf.LayersModel,
-  owned: tf.Tensor[],
-  folded: InferencePlan['folded'],
-): Step[] {
+function planSteps(model: tf.LayersModel, owned: tf.Tensor[], folded: InferencePlan['folded']): Step[] {
   if (model.inputs.length !== 1 || model.outputs.length !== 1)
     throw new Error(`cannot compile ${model.name}: only models with one input and one output`);
   const order = walk(model);
