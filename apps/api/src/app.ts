@@ -41,7 +41,7 @@ import { artifactsRouter } from './routes/artifacts.routes.ts';
 import { datasetsRouter } from './routes/datasets.routes.ts';
 import { jobsRouter } from './routes/jobs.routes.ts';
 import { modelsRouter } from './routes/models.routes.ts';
-import { openApiDocument } from './openapi.ts';
+import { openApiDocument } from './openapi/document.ts';
 import { opsRouter, readyz } from './routes/ops.routes.ts';
 import { redisGate } from './redis-gate.middleware.ts';
 import { PredictService } from './serving/predict.service.ts';

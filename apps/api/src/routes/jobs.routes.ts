@@ -9,10 +9,14 @@ import {
   jobType,
   parsePayload,
   valueAt,
+  jobStates,
+  type CancelResult,
   type EpochProgress,
   type DatasetSpec,
   type FieldIssue,
   type JobName,
+  type JobState,
+  type RunHistory,
 } from '@mlq/contract';
 import { DataError, InputError, NotFoundError } from '@mlq/core/errors';
 import type { DatasetRegistry } from '@mlq/core/datasets';
@@ -72,22 +76,18 @@ async function checkReferences(type: JobName, payload: unknown, deps: JobsRouteD
   return issues;
 }
 
-const listQuery = z.object({
-  type: z.enum(jobNames as [JobName, ...JobName[]]).optional(),
+/** `GET /v1/jobs`'s query (the OpenAPI document describes it with this schema). */
+export const listQuerySchema = z.object({
+  type: z
+    .enum(jobNames as [JobName, ...JobName[]])
+    .optional()
+    .meta({ description: 'only jobs of this type' }),
   state: z
-    .enum([
-      'waiting',
-      'active',
-      'completed',
-      'failed',
-      'delayed',
-      'prioritized',
-      'waiting-children',
-      'cancelled',
-    ])
-    .optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  offset: z.coerce.number().int().min(0).default(0),
+    .enum(jobStates.filter((s) => s !== 'unknown') as [JobState, ...JobState[]])
+    .optional()
+    .meta({ description: 'only jobs in this state' }),
+  limit: z.coerce.number().int().min(1).max(500).default(50).meta({ description: 'page size' }),
+  offset: z.coerce.number().int().min(0).default(0).meta({ description: 'jobs to skip (newest first)' }),
 });
 
 function typeParam(req: Request): JobName {
@@ -129,7 +129,7 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
   });
 
   r.get('/v1/jobs', async (req, res) => {
-    const q = listQuery.safeParse(req.query);
+    const q = listQuerySchema.safeParse(req.query);
     if (!q.success) throw badRequest('invalid query', describeIssues(q.error));
     const jobs = await deps.jobs.list(q.data);
     res.json({ jobs, limit: q.data.limit, offset: q.data.offset });
@@ -150,12 +150,12 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
     if (saved) return void res.json(saved);
     const job = await deps.jobs.get(id);
     const result = job.returnvalue as { history?: EpochProgress[] } | null | undefined;
-    res.json({ epochs: result?.history ?? [], points: [] });
+    res.json({ epochs: result?.history ?? [], points: [] } satisfies RunHistory);
   });
 
   r.delete('/v1/jobs/:id', async (req, res) => {
     const out = await deps.jobs.cancel(String(req.params.id));
-    res.status(202).json({ id: req.params.id, ...out });
+    res.status(202).json({ id: String(req.params.id), ...out } satisfies CancelResult);
   });
 
   r.post('/v1/jobs/:id/retry', async (req, res) => {
