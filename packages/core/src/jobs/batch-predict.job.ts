@@ -147,7 +147,7 @@ function checkSignal(signal: AbortSignal | undefined): void {
 
 /** Runs a batch-predict job; see the module comment for how output and resume work. */
 export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): Promise<BatchPredictResult> {
-  const m = await resolveAndLoad(p.model, ctx.registry, ctx.store, ctx.dataRoots);
+  const m = await resolveAndLoad(p.model, ctx.registry, ctx.store, ctx.dataRoots, { locate: ctx.locate });
   const { meta, model } = m.loaded;
   try {
     // Labels of the input are not used: open it without the model's classes, so unknown ones are fine.

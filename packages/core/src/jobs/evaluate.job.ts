@@ -11,7 +11,7 @@ import { disposeModels, predictRows } from '@mlq/engine';
 import type { JobContext } from './context.ts';
 
 export async function runEvaluate(p: EvaluatePayload, ctx: JobContext): Promise<EvaluateResult> {
-  const m = await resolveAndLoad(p.model, ctx.registry, ctx.store, ctx.dataRoots);
+  const m = await resolveAndLoad(p.model, ctx.registry, ctx.store, ctx.dataRoots, { locate: ctx.locate });
   try {
     const { meta, model } = m.loaded;
     const source = openDataset(p.dataset, {
