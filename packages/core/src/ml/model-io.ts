@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { UriLocator } from '../data/dataset.ts';
 import type { ArtifactStore } from '../storage/artifact-store.ts';
 import { resolveDataPath } from '../storage/data-uri.ts';
-import { DataError, ModelFormatError, NotFoundError, TrainingDivergedError } from '../util/errors.ts';
+import { DataError, ModelFormatError, TrainingDivergedError } from '../util/errors.ts';
 import { disposeModels, installKerasBatchNormRule } from '@mlq/engine';
 import { fixUnknownInputDims, kerasToTfjsTopology } from './keras-compat.ts';
 
