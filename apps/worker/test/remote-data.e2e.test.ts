@@ -59,6 +59,8 @@ describe('datasets and models from s3:// and http(s)://', () => {
         res.end(body);
       };
       if (p === '/moved.csv') return answer(302, { location: 'http://169.254.169.254/latest/meta-data/' });
+      if (p === '/moved-tls.csv')
+        return answer(307, { location: 'https://169.254.169.254/latest/meta-data/' });
       if (p === '/huge.csv') {
         // 256 KiB without a Content-Length, past the worker's FETCH_MAX_MB of 0.1.
         seen.push({ path: p, status: 200 });
@@ -105,7 +107,7 @@ describe('datasets and models from s3:// and http(s)://', () => {
     });
   let trained: string;
 
-  it('trains on a CSV served over http, and a second job on it is a cache hit that fetches nothing again', async () => {
+  it('trains on a CSV served over http; a second job on it is a cache hit (a 304, no body sent again)', async () => {
     const uri = `${site}/train.csv`;
     const first = await fineTune('over-http', uri);
     expect(first.state, first.error).toBe('completed');
@@ -193,6 +195,13 @@ describe('datasets and models from s3:// and http(s)://', () => {
     expect(moved.attempts).toBe(1);
     expect(moved.error).toMatch(
       /^http:\/\/169\.254\.169\.254\/latest\/meta-data\/: plain http:\/\/ is only allowed to hosts in FETCH_ALLOW_HOSTS .*\(redirected from http:\/\/127\.0\.0\.1:\d+\/moved\.csv\)$/,
+    );
+    // Over https too: the address itself is refused, before any connection.
+    const tls = await fineTune('moved', `${site}/moved-tls.csv`);
+    expect(tls.state).toBe('failed');
+    expect(tls.attempts).toBe(1);
+    expect(tls.error).toMatch(
+      /^https:\/\/169\.254\.169\.254\/latest\/meta-data\/ is refused: 169\.254\.169\.254 is a link-local address; FETCH_ALLOW_HOSTS does not list it \(redirected from http:\/\/127\.0\.0\.1:\d+\/moved-tls\.csv\)$/,
     );
     const huge = await fineTune('huge', `${site}/huge.csv`);
     expect(huge.state).toBe('failed');

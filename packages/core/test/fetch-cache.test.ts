@@ -41,6 +41,7 @@ beforeAll(async () => {
       res.writeHead(307, { location: '/a.bin' });
       return void res.end();
     }
+    if (p === '/stall') return; // never answers: only FETCH_TIMEOUT_MS ends the wait
     if (p === '/endless') {
       // 3 MiB without a Content-Length: only counting the bytes can stop it.
       res.writeHead(200);
@@ -57,6 +58,7 @@ beforeAll(async () => {
   site = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 afterAll(async () => {
+  server.closeAllConnections();
   await new Promise((r) => server.close(r));
   await rm(dir, { recursive: true, force: true });
 });
@@ -206,6 +208,22 @@ describe('the fetch cache', () => {
     expect(e).toBeInstanceOf(FetchLimitError);
     expect(e!.message).toMatch(/is larger than FETCH_MAX_MB \(more than 1048576 bytes/);
     expect(await cache.entries()).toEqual([]);
+  });
+
+  it('gives up on a server that does not answer within FETCH_TIMEOUT_MS, for good', async () => {
+    const cache = new FetchCache({
+      dir: path.join(dir, 'timeout'),
+      maxBytes: 1 << 20,
+      policy: policyFor({ timeoutMs: 300 }),
+    });
+    const t0 = performance.now();
+    const e = await cache.get(`${site}/stall`, { holder: 'job' }).then(
+      () => undefined,
+      (x: unknown) => x as Error,
+    );
+    expect(e).toBeInstanceOf(FetchLimitError);
+    expect(e!.message).toMatch(/\/stall: no answer within FETCH_TIMEOUT_MS \(300 ms; /);
+    expect(performance.now() - t0).toBeLessThan(5000);
   });
 
   it('evicts the least recently used entries past maxBytes, never one a job holds', async () => {
