@@ -22,7 +22,8 @@ import { DataError, InputError, NotFoundError } from '@mlq/core/errors';
 import type { DatasetRegistry } from '@mlq/core/datasets';
 import type { ModelRegistry } from '@mlq/core/registry';
 import { loadRunHistory } from '@mlq/core/jobs';
-import { resolveDataPath, type ArtifactStore } from '@mlq/core/storage';
+import { EgressRefusedError, type EgressPolicy } from '@mlq/core/remote';
+import { parseS3Uri, resolveDataPath, type ArtifactStore } from '@mlq/core/storage';
 import type { QueueEvents } from '@mlq/queues';
 import { pinDatasets } from '../dataset-refs.ts';
 import { badRequest, notFound } from '../errors.ts';
@@ -36,18 +37,45 @@ export interface JobsRouteDeps {
   events: Record<JobName, QueueEvents>;
   dataRoots: readonly string[];
   store: ArtifactStore;
+  /** The egress policy (FETCH_ALLOW_HOSTS): http(s):// URIs are checked at submit, as workers check them again. */
+  egress: EgressPolicy;
+}
+
+/**
+ * Why a worker would refuse to fetch `uri` (the egress policy: scheme, literal address, DNS), or why
+ * an `s3://` URI is malformed; undefined for any other scheme, which is checked elsewhere.
+ */
+async function remoteIssue(uri: string, egress: EgressPolicy): Promise<string | undefined> {
+  try {
+    if (/^https?:\/\//i.test(uri)) await egress.check(uri);
+    else if (uri.startsWith('s3://')) {
+      const { endpoint } = parseS3Uri(uri);
+      // An endpoint in the URI is a host the worker would connect to: the same policy applies.
+      if (endpoint) await egress.check(endpoint);
+    }
+    return undefined;
+  } catch (e) {
+    if (e instanceof EgressRefusedError) return e.message;
+    if (uri.startsWith('s3://')) return (e as Error).message;
+    throw e;
+  }
 }
 
 /**
  * Checks what the schema cannot, for the fields the job type declares as references: registry
- * models exist, file URIs stay inside DATA_ROOTS.
+ * models exist, file URIs stay inside DATA_ROOTS, http(s) URIs pass the egress policy.
  */
 async function checkReferences(type: JobName, payload: unknown, deps: JobsRouteDeps): Promise<FieldIssue[]> {
   const issues: FieldIssue[] = [];
   const { refs } = jobType(type);
   for (const field of refs.models) {
     const ref = valueAt(payload, field);
-    if (typeof ref !== 'string' || isUri(ref)) continue;
+    if (typeof ref !== 'string') continue;
+    if (isUri(ref)) {
+      const why = await remoteIssue(ref, deps.egress);
+      if (why) issues.push({ field, message: why });
+      continue;
+    }
     try {
       await deps.registry.resolve(ref);
     } catch (e) {
@@ -57,7 +85,10 @@ async function checkReferences(type: JobName, payload: unknown, deps: JobsRouteD
   }
   for (const field of refs.datasets) {
     const ds = valueAt(payload, field) as DatasetSpec | undefined;
-    if (!ds || !('uri' in ds) || !ds.uri.startsWith('file://')) continue;
+    if (!ds || !('uri' in ds)) continue;
+    const why = await remoteIssue(ds.uri, deps.egress);
+    if (why) issues.push({ field: `${field}.uri`, message: why });
+    if (!ds.uri.startsWith('file://')) continue;
     try {
       await resolveDataPath(ds.uri, deps.dataRoots);
     } catch (e) {

@@ -147,7 +147,7 @@ function checkSignal(signal: AbortSignal | undefined): void {
 
 /** Runs a batch-predict job; see the module comment for how output and resume work. */
 export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): Promise<BatchPredictResult> {
-  const m = await resolveAndLoad(p.model, ctx.registry, ctx.store, ctx.dataRoots);
+  const m = await resolveAndLoad(p.model, ctx.registry, ctx.store, ctx.dataRoots, { locate: ctx.locate });
   const { meta, model } = m.loaded;
   // Compiled for inference once (batch norms folded, activations fused): the weights do not change.
   const plan = compileInference(model);

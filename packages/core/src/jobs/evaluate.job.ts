@@ -11,7 +11,7 @@ import { compileInference, disposeModels, predictRows } from '@mlq/engine';
 import type { JobContext } from './context.ts';
 
 export async function runEvaluate(p: EvaluatePayload, ctx: JobContext): Promise<EvaluateResult> {
-  const m = await resolveAndLoad(p.model, ctx.registry, ctx.store, ctx.dataRoots);
+  const m = await resolveAndLoad(p.model, ctx.registry, ctx.store, ctx.dataRoots, { locate: ctx.locate });
   // Compiled for inference once (batch norms folded, activations fused): the weights do not change.
   const plan = compileInference(m.loaded.model);
   try {
