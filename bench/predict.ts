@@ -28,7 +28,7 @@ import { loadAll, mnistSource } from '@mlq/core/data';
 import { loadModel } from '@mlq/core/ml';
 import { ModelRegistry } from '@mlq/core/registry';
 import { openArtifactStore } from '@mlq/core/storage';
-import { initBackend } from '@mlq/engine';
+import { compileInference, initBackend } from '@mlq/engine';
 import { deletePrefix, REDIS_URL, spawnWorkerProcess } from '../test/support/stack.ts';
 import {
   median,
@@ -127,11 +127,12 @@ async function throughput(
 /**
  * The backend's ceiling: rows/s of the served model called in this process (wasm, one thread, as
  * the API's one predict thread), back to back on batches of `batch` rows, as the API's predict
- * thread calls it (model.apply in inference mode, then the scores read back).
+ * thread calls it (the model compiled by compileInference, then the scores read back).
  */
 function ceiling(model: tf.LayersModel, rows: Float32Array, batch: number, seconds: number): number {
   const x = tf.tensor(rows.subarray(0, batch * 784), [batch, 28, 28, 1]);
-  const call = () => tf.tidy(() => (model.apply(x, { training: false }) as tf.Tensor).dataSync());
+  const plan = compileInference(model);
+  const call = () => tf.tidy(() => plan.predict(x).dataSync());
   for (let i = 0; i < 20; i++) call(); // warm-up
   const t = performance.now();
   let done = 0;
@@ -140,6 +141,7 @@ function ceiling(model: tf.LayersModel, rows: Float32Array, batch: number, secon
     done += batch;
   }
   x.dispose();
+  plan.dispose();
   return done / ((performance.now() - t) / 1000);
 }
 

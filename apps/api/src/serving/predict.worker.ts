@@ -9,7 +9,13 @@ import { imageToFeatures } from '@mlq/core/data';
 import { InputError } from '@mlq/core/errors';
 import { loadModel, type LoadedModel } from '@mlq/core/ml';
 import { openArtifactStore } from '@mlq/core/storage';
-import { disposeModels, initBackend, type BackendPreference } from '@mlq/engine';
+import {
+  compileInference,
+  disposeModels,
+  initBackend,
+  type BackendPreference,
+  type InferencePlan,
+} from '@mlq/engine';
 import { SizedLru } from './model-lru.ts';
 import type {
   DecodeRequest,
@@ -22,15 +28,18 @@ import type {
 
 interface Entry {
   model: tf.LayersModel;
+  /** The model compiled for inference once at load (batch norms folded, activations fused). */
+  plan: InferencePlan;
   info: ModelInfo;
 }
 
 const config = workerData as ThreadConfig;
 const port = parentPort!;
 const store = openArtifactStore(config.storeUri);
-const models = new SizedLru<Entry>(config.cacheModels, config.cacheBytes, (_key, e) =>
-  disposeModels(e.model),
-);
+const models = new SizedLru<Entry>(config.cacheModels, config.cacheBytes, (_key, e) => {
+  e.plan.dispose();
+  disposeModels(e.model);
+});
 /** Loads in progress: concurrent first requests for a model share one load. */
 const loading = new Map<string, Promise<Entry>>();
 let evicted: string[] = [];
@@ -62,13 +71,15 @@ function getModel(key: string, uri: string): Promise<Entry> {
     pending = (async () => {
       const loaded = await loadModel(uri, store, config.dataRoots);
       let info: ModelInfo;
+      let plan: InferencePlan;
       try {
         info = describe(loaded);
+        plan = compileInference(loaded.model);
       } catch (e) {
         disposeModels(loaded.model);
         throw e;
       }
-      const entry = { model: loaded.model, info };
+      const entry = { model: loaded.model, plan, info };
       evicted.push(...models.set(key, entry, loaded.bytes));
       return entry;
     })();
@@ -80,14 +91,11 @@ function getModel(key: string, uri: string): Promise<Entry> {
 
 function predict(entry: Entry, rows: number, data: Float32Array): Float32Array {
   const { inputShape, inputDtype } = entry.info;
-  // One call for the whole batch, in inference mode. apply() rather than predict()/predictOnBatch(),
-  // which cut and copy their input per chunk. The tensor leaves tidy: tidy would otherwise walk every
-  // element of a returned typed array looking for tensors.
-  const out = tf.tidy(
-    () =>
-      entry.model.apply(tf.tensor(data, [rows, ...inputShape], inputDtype as tf.DataType), {
-        training: false,
-      }) as tf.Tensor,
+  // One call for the whole batch, through the compiled plan (inference mode), not
+  // predict()/predictOnBatch(), which cut and copy their input per chunk. The tensor leaves tidy:
+  // tidy would otherwise walk every element of a returned typed array looking for tensors.
+  const out = tf.tidy(() =>
+    entry.plan.predict(tf.tensor(data, [rows, ...inputShape], inputDtype as tf.DataType)),
   );
   try {
     // A fresh buffer: what dataSync returns may be a view we must not transfer away.
