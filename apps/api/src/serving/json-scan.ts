@@ -23,7 +23,10 @@ class Scanner {
   i = 0;
   values = new Float32Array(1024);
   n = 0;
-  constructor(readonly s: string) {}
+  readonly s: string;
+  constructor(s: string) {
+    this.s = s;
+  }
 
   space(): void {
     while (this.i < this.s.length && isSpace(this.s.charCodeAt(this.i))) this.i++;
