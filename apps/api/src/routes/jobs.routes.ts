@@ -17,7 +17,8 @@ import {
 import { DataError, InputError, NotFoundError } from '@mlq/core/errors';
 import type { DatasetRegistry } from '@mlq/core/datasets';
 import type { ModelRegistry } from '@mlq/core/registry';
-import { loadRunHistory } from '@mlq/core/jobs';
+// Not @mlq/core/jobs: that loads the processors and tfjs, which the API's main thread never runs.
+import { loadRunHistory } from '@mlq/core/run-history';
 import { resolveDataPath, type ArtifactStore } from '@mlq/core/storage';
 import type { QueueEvents } from '@mlq/queues';
 import { pinDatasets } from '../dataset-refs.ts';
