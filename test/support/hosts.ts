@@ -14,12 +14,16 @@ export interface HostProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
-/** Starts `file` (relative to the repo) and resolves once its output matches `ready`. */
+/**
+ * Starts `file` (relative to the repo) with this node, or the command line `argv`, and resolves once
+ * its output matches `ready`.
+ */
 export async function startHost(
-  file: string,
+  file: string | readonly string[],
   opts: { cwd: string; env: Record<string, string>; ready: RegExp; timeoutMs?: number },
 ): Promise<HostProcess & { ready: RegExpExecArray }> {
-  const proc = spawn(process.execPath, [path.join(repoRoot, file)], {
+  const [cmd, ...args] = typeof file === 'string' ? [process.execPath, path.join(repoRoot, file)] : file;
+  const proc = spawn(cmd!, args, {
     cwd: opts.cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? opts.cwd, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
