@@ -3,6 +3,9 @@
  * fine-tune job builds it): forward (predict) and one training step (forward + backward + Adam update,
  * batch-norm in training mode) in samples/s, batch 16, on wasm with the project's training kernels
  * (initBackend('wasm')); then, for scale, one small configuration on the pure-JS cpu backend.
+ * Forward is timed as the platform predicts (serving, evaluate, batch-predict, embeddings): the model
+ * compiled by compileInference (packages/engine/src/inference-plan.ts: batch norms folded into the
+ * convolutions, ReLU6 fused); `model.predict`, the plain tfjs call, is printed beside it.
  *
  *   npx tsx bench/mobilenet.ts [--steps=5] [--configs=0.35x96,0.35x128,1x96,1x128] [--cpu=0.35x96] [--cpu-steps=1]
  *                              [--profile] [--torch-threads=1,2] [--no-torch]
@@ -20,7 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { buildFeatures } from '@mlq/core/ml';
-import { initBackend } from '@mlq/engine';
+import { compileInference, initBackend } from '@mlq/engine';
 
 const arg = (name: string, dflt: string) =>
   process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
@@ -48,6 +51,8 @@ interface Result {
   size: number;
   params: number;
   forward: number;
+  /** Forward through plain `model.predict`, for comparison. */
+  forwardPlain: number;
   train: number;
   trainMs: number;
 }
@@ -110,11 +115,18 @@ async function measure(cfg: Config, steps: number): Promise<Result> {
   const model = buildModel(cfg);
   const x = tf.randomUniform([BATCH, cfg.size, cfg.size, 3]);
   const y = tf.oneHot(tf.randomUniform([BATCH], 0, CLASSES, 'int32') as tf.Tensor1D, CLASSES);
-  const forward = await perCall(steps, async () => {
+  const forwardPlain = await perCall(steps, async () => {
     const p = model.predict(x) as tf.Tensor;
     await p.data(); // wait for the result, as a caller reading predictions would
     p.dispose();
   });
+  const plan = compileInference(model);
+  const forward = await perCall(steps, async () => {
+    const p = plan.predict(x);
+    await p.data();
+    p.dispose();
+  });
+  plan.dispose();
   const train = await perCall(steps, async () => {
     await model.trainOnBatch(x, y);
   });
@@ -126,6 +138,7 @@ async function measure(cfg: Config, steps: number): Promise<Result> {
     ...cfg,
     params,
     forward: BATCH / forward,
+    forwardPlain: BATCH / forwardPlain,
     train: BATCH / train,
     trainMs: train * 1000,
   };
@@ -158,7 +171,7 @@ async function profileStep(cfg: Config): Promise<void> {
 
 function print(r: Result): void {
   console.log(
-    `| ${r.backend} | ${r.alpha} | ${r.size} | ${(r.params / 1e6).toFixed(2)} M | ${r.forward.toFixed(1)} | ` +
+    `| ${r.backend} | ${r.alpha} | ${r.size} | ${(r.params / 1e6).toFixed(2)} M | ${r.forward.toFixed(1)} (model.predict ${r.forwardPlain.toFixed(1)}) | ` +
       `${r.train.toFixed(1)} | ${r.trainMs.toFixed(0)} |`,
   );
 }

@@ -56,12 +56,22 @@ export function rawCommand(port: number, ...args: string[]): Promise<string> {
   });
 }
 
+/** Signals a server's whole process group (it was spawned detached, as its group's leader). */
+function killGroup(p: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-p.pid!, signal);
+  } catch {
+    // The group is gone already.
+  }
+}
+
 export interface RedisServer {
   port: number;
   url: string;
   dir: string;
   /** Output of the current process (Redis's log goes to stdout). */
   output(): string;
+  /** Starts the process (a no-op while it runs); resolves when it answers PING. */
   start(): Promise<void>;
   /** SIGTERM (Redis saves and fsyncs the AOF, then exits) or SIGKILL; resolves when it has exited. */
   stop(signal?: NodeJS.Signals): Promise<void>;
@@ -89,12 +99,20 @@ export async function startRedisServer(
     dir,
     output: () => out,
     async start() {
+      // Already running: a second process would fail to bind, and the first would be lost (leaked).
+      if (proc && proc.exitCode === null && proc.signalCode === null) return;
       out = '';
       proc = spawn(
         'redis-server',
         ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', ...args],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
+        // Its own process group: a kill reaches the children it forks (AOF rewrites, saves) too.
+        { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
       );
+      // A test file that ends without calling remove() (a timeout, a crash) must not leave it running.
+      const child = proc;
+      const reap = () => killGroup(child, 'SIGKILL');
+      process.once('exit', reap);
+      child.once('exit', () => process.off('exit', reap));
       proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
       const until = Date.now() + 15_000;
@@ -110,14 +128,14 @@ export async function startRedisServer(
       const p = proc;
       if (!p || p.exitCode !== null || p.signalCode !== null) return;
       const exited = new Promise((r) => p.once('exit', r));
-      p.kill(signal);
+      killGroup(p, signal);
       await exited;
     },
     freeze(frozen) {
-      proc?.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
+      if (proc) killGroup(proc, frozen ? 'SIGSTOP' : 'SIGCONT');
     },
     async remove() {
-      proc?.kill('SIGCONT');
+      if (proc) killGroup(proc, 'SIGCONT');
       await server.stop('SIGKILL');
       await rm(dir, { recursive: true, force: true });
     },

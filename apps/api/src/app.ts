@@ -14,6 +14,7 @@ import { jobNames, type JobName, type RedisKeys } from '@mlq/contract';
 import type { RedisTarget } from '@mlq/contract/env';
 import { DatasetRegistry } from '@mlq/core/datasets';
 import { ModelRegistry } from '@mlq/core/registry';
+import { EgressPolicy } from '@mlq/core/remote';
 import type { ArtifactStore } from '@mlq/core/storage';
 import {
   closeWithin,
@@ -41,7 +42,7 @@ import { artifactsRouter } from './routes/artifacts.routes.ts';
 import { datasetsRouter } from './routes/datasets.routes.ts';
 import { jobsRouter } from './routes/jobs.routes.ts';
 import { modelsRouter } from './routes/models.routes.ts';
-import { openApiDocument } from './openapi.ts';
+import { openApiDocument } from './openapi/document.ts';
 import { opsRouter, readyz } from './routes/ops.routes.ts';
 import { redisGate } from './redis-gate.middleware.ts';
 import { PredictService } from './serving/predict.service.ts';
@@ -209,7 +210,15 @@ export function createApp(deps: AppDeps): App {
   app.use(express.json({ limit: env.BODY_LIMIT }));
   app.use(opsRouter(redis, queues, keys));
   app.use(eventsRouter(hub));
-  app.use(jobsRouter({ jobs, registry, datasets, events, dataRoots: env.DATA_ROOTS, store: deps.store }));
+  // Checked at submit (workers check again, with their own FETCH_* settings, before they fetch).
+  const egress = new EgressPolicy({
+    allowHosts: env.FETCH_ALLOW_HOSTS,
+    timeoutMs: env.FETCH_TIMEOUT_MS,
+    maxBytes: Math.floor(env.FETCH_MAX_MB * 2 ** 20),
+  });
+  app.use(
+    jobsRouter({ jobs, registry, datasets, events, dataRoots: env.DATA_ROOTS, store: deps.store, egress }),
+  );
   app.use(artifactsRouter(jobs, { store: deps.store, dataRoots: env.DATA_ROOTS }));
   app.use(modelsRouter(registry, deps.store, (v) => serving.state(v)));
   app.use(consoleRouter(env.CONSOLE_DIR));

@@ -23,6 +23,11 @@ const contentTypes: Record<string, string> = {
   '.csv': 'text/csv',
   '.json': 'application/json',
 };
+const MODEL_ZIP = 'application/zip';
+const OTHER = 'application/octet-stream';
+
+/** Every Content-Type a download may have (for the OpenAPI document). */
+export const artifactContentTypes = [MODEL_ZIP, ...Object.values(contentTypes), OTHER];
 
 /** A local path for a file:// URI inside the roots, or undefined when the API cannot read it. */
 async function localFile(uri: string, dataRoots: readonly string[]): Promise<string | undefined> {
@@ -40,7 +45,7 @@ function modelArtifact(id: string, m: { name: string; version: number; uri: stri
   return {
     name: 'model.zip',
     kind: 'model',
-    contentType: 'application/zip',
+    contentType: MODEL_ZIP,
     uri: m.uri,
     href: `/v1/jobs/${id}/artifacts/model.zip`,
     model: { name: m.name, version: m.version },
@@ -67,7 +72,7 @@ export async function listArtifacts(job: JobView, src: ArtifactSources): Promise
       const a: ArtifactView = {
         name,
         kind: 'predictions',
-        contentType: contentTypes[path.posix.extname(name)] ?? 'application/octet-stream',
+        contentType: contentTypes[path.posix.extname(name)] ?? OTHER,
         uri,
       };
       const file = src.store.keyOf(uri) === undefined ? await localFile(uri, src.dataRoots) : undefined;

@@ -5,6 +5,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import {
   jobNames,
+  type CancelResult,
   type JobName,
   type JobOf,
   type JobState,
@@ -209,7 +210,7 @@ export class JobsService {
    * A waiting or delayed job is removed. An active job is cancelled on whichever worker holds it:
    * BullMQ's cancelJob reaches only its own process, so the request goes to every worker over pub/sub.
    */
-  async cancel(id: string): Promise<{ state: string }> {
+  async cancel(id: string): Promise<Omit<CancelResult, 'id'>> {
     const job = await this.get(id);
     const state = await job.getState();
     if (state === 'waiting' || state === 'delayed' || state === 'prioritized') {

@@ -36,7 +36,9 @@ describe('bad inputs fail at once with a reason, and odd but valid ones work', (
   };
 
   beforeAll(async () => {
-    stack = await startStack('bad-inputs');
+    // The model server below is on loopback: allowed explicitly, as the egress policy refuses it otherwise.
+    const allow = { FETCH_ALLOW_HOSTS: '127.0.0.1' };
+    stack = await startStack('bad-inputs', { apiEnv: allow, workerEnv: allow });
     server = createServer((_req, res) => {
       res.statusCode = 404;
       res.end('Not Found');
@@ -104,7 +106,7 @@ describe('bad inputs fail at once with a reason, and odd but valid ones work', (
     const missing = await submit('evaluate', { model: `${site}/models/model.json`, dataset });
     expect(missing.state).toBe('failed');
     expect(missing.attempts).toBe(1);
-    expect(missing.error).toBe(`model file not found: ${site}/models/model.json`);
+    expect(missing.error).toBe(`not found: ${site}/models/model.json (HTTP 404 Not Found)`);
 
     const k3 = await writeModelFiles(file('keras3'), keras3Model({ features: 4, hidden: 3, classes: 2 }));
     const e = await submit('evaluate', { model: k3, dataset });

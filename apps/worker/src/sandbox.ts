@@ -4,12 +4,14 @@
  * The child keeps its tfjs backend, store and registry connection across the jobs it runs.
  */
 import { hostname } from 'node:os';
+import path from 'node:path';
 import { isJobName, joinIssues, parsePayload } from '@mlq/contract';
 import { redisTargetOf } from '@mlq/contract/env';
 import { datasetLocator, DatasetRegistry } from '@mlq/core/datasets';
 import { CancelledError, isPermanentError, ReleasedError } from '@mlq/core/errors';
 import { progressAfterTrial, type JobContext } from '@mlq/core/jobs';
 import { ModelRegistry } from '@mlq/core/registry';
+import { EgressPolicy, FetchCache, uriResolver } from '@mlq/core/remote';
 import { openArtifactStore } from '@mlq/core/storage';
 import { initBackend } from '@mlq/engine';
 import {
@@ -47,10 +49,22 @@ const keys = redisKeysFor(env.QUEUE_PREFIX, target);
 const redis = connect(target, { name: `mlq-sandbox-${hostname()}-${process.pid}` });
 const registry = new ModelRegistry(redis, keys);
 // dataset:// URIs: the registry says which bytes, the store has them, this machine's cache keeps a copy.
-const locate = datasetLocator({
+const datasets = datasetLocator({
   registry: new DatasetRegistry(redis, keys),
   store,
   cacheDir: env.WORKER_CACHE_DIR,
+});
+// s3:// and http(s):// URIs: fetched under the egress policy into this machine's bounded cache.
+const policy = new EgressPolicy({
+  allowHosts: env.FETCH_ALLOW_HOSTS,
+  timeoutMs: env.FETCH_TIMEOUT_MS,
+  maxBytes: Math.floor(env.FETCH_MAX_MB * 2 ** 20),
+});
+const fetchCache = new FetchCache({
+  dir: path.join(env.WORKER_CACHE_DIR, 'fetch'),
+  maxBytes: Math.floor(env.WORKER_CACHE_MB * 2 ** 20),
+  policy,
+  store,
 });
 // Tell GET /v1/workers which backend this worker's jobs really run on.
 if (env.WORKER_ID) {
@@ -94,6 +108,12 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
   if (await redis.exists(keys.cancelMark(job.id!))) {
     throw new UnrecoverableError('cancelled: cancelled by user');
   }
+  // What this job fetches stays in the cache (never evicted) until the job ends, whatever its outcome.
+  const holder = `${process.pid}-${job.id!.replace(/[^\w.-]/g, '_')}`;
+  const jobLog = async (line: string) => {
+    log.info(line);
+    await job.log(`${new Date().toISOString()} ${line}`).catch(() => undefined);
+  };
   const ctx: JobContext = {
     jobId: job.id!,
     attempt: job.attemptsMade + 1,
@@ -102,14 +122,15 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
     // report that cannot be delivered must never end the training that made it. The job's own log
     // (GET /v1/jobs/{id}/logs) keeps its format; the process log gets the line too.
     progress: (p) => job.updateProgress(p as object).catch(() => undefined),
-    log: async (line) => {
-      log.info(line);
-      await job.log(`${new Date().toISOString()} ${line}`).catch(() => undefined);
-    },
+    log: jobLog,
     store,
     registry,
     dataRoots: env.DATA_ROOTS,
-    locate,
+    locate: uriResolver({
+      dataRoots: env.DATA_ROOTS,
+      datasets,
+      fetch: { cache: fetchCache, holder, job: job.id!, log: jobLog, signal },
+    }),
     backend: await backend,
     // Native backends use every core themselves; on wasm and cpu one thread uses one core.
     trainThreads: ['wasm', 'cpu'].includes(await backend) ? trainThreads(env) : 1,
@@ -133,5 +154,7 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
     }
     // The worker logs the failed attempt (it also sees crashes of this process).
     throw classify(e);
+  } finally {
+    await fetchCache.release(holder).catch(() => undefined);
   }
 }

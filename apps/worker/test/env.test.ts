@@ -23,3 +23,20 @@ describe('the worker memory budget', () => {
     ]);
   });
 });
+
+describe('the egress settings', () => {
+  it('take host names, addresses and CIDRs, and name an entry that is none of them', () => {
+    const env = workerEnvSchema.parse({ FETCH_ALLOW_HOSTS: 'minio, 10.0.0.0/8,fd00::/8,127.0.0.1' });
+    expect(env.FETCH_ALLOW_HOSTS).toEqual(['minio', '10.0.0.0/8', 'fd00::/8', '127.0.0.1']);
+    const r = workerEnvSchema.safeParse({
+      FETCH_ALLOW_HOSTS: 'minio,10.0.0.0/33,http://x',
+      FETCH_MAX_MB: '0',
+    });
+    expect(r.success).toBe(false);
+    expect(r.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`).sort()).toEqual([
+      'FETCH_ALLOW_HOSTS.1: expected a host name, an IP address or a CIDR',
+      'FETCH_ALLOW_HOSTS.2: expected a host name, an IP address or a CIDR',
+      expect.stringMatching(/^FETCH_MAX_MB: /),
+    ]);
+  });
+});

@@ -1,74 +1,95 @@
 /**
  * Uploaded datasets and job artifacts as the HTTP API shows them: the API builds these, the SDK receives
- * them. Type-only and framework-free, so the browser SDK can import it.
+ * them, and the OpenAPI document describes them with these schemas. Framework-free (zod only), so the
+ * browser SDK can import it.
  */
+import { z } from 'zod';
 
 /** How an upload's bytes are laid out: the body's `Content-Type` or `?format=` names one. */
-export type UploadFormat = 'csv' | 'jsonl' | 'zip' | 'tar.gz';
+export const uploadFormats = ['csv', 'jsonl', 'zip', 'tar.gz'] as const;
+export type UploadFormat = (typeof uploadFormats)[number];
 
 /** One class of a labelled dataset and how many rows (or images) it has. */
-export type ClassCounts = Record<string, number>;
+export const classCountsSchema = z.record(z.string(), z.number().int());
+export type ClassCounts = z.infer<typeof classCountsSchema>;
+
+/** The dataset `format` a job gives with an uploaded version's URI. */
+const datasetVersionFormat = z.enum(['csv', 'jsonl', 'image-folder']);
 
 /**
  * One uploaded version of a dataset (`POST /v1/datasets/{name}`'s 201 answer, an entry of
  * `GET /v1/datasets/{name}`). The fields after `createdAt` are what validation learned.
  */
-export interface DatasetVersion {
-  name: string;
-  /** 1, 2, 3...; numbers are never reused, even after a delete. */
-  version: number;
-  /** What a job's dataset `uri` takes: `dataset://<name>@<version>`. */
-  uri: string;
-  /** SHA-256 of the bytes as uploaded, hex. The store keeps them once under `datasets/sha256/<sha256>`. */
-  sha256: string;
-  /** Size as uploaded, in bytes. */
-  bytes: number;
-  /** The dataset `format` a job gives with this URI. */
-  format: 'csv' | 'jsonl' | 'image-folder';
-  /** For `image-folder`: how the folder was packed. */
-  archive?: 'zip' | 'tar.gz';
-  createdAt: string;
-  /** Rows (csv, jsonl) or images (image-folder). */
-  rows: number;
-  /** CSV: the header's column names. */
-  columns?: string[];
-  /** CSV: the column whose values were counted as classes (`label`, or `?label=`). */
-  label?: string;
-  /** JSONL: the shape of `x`. */
-  featureShape?: number[];
-  /**
-   * Rows (images) per class: CSV's label column, JSONL's `y`, the class folders of an image archive.
-   * Absent when the data has no labels, or more than 10,000 distinct ones.
-   */
-  classes?: ClassCounts;
-  /** Archives: the folder inside the archive that holds the class folders (`""` for the top). */
-  root?: string;
-  /** Archives: files in the archive, and their bytes once expanded. */
-  files?: number;
-  expandedBytes?: number;
-}
+export const datasetVersionSchema = z.object({
+  name: z.string(),
+  version: z.number().int().describe('1, 2, 3...; numbers are never reused, even after a delete.'),
+  uri: z.string().describe("What a job's dataset `uri` takes: `dataset://<name>@<version>`."),
+  sha256: z
+    .string()
+    .describe(
+      'SHA-256 of the bytes as uploaded, hex. The store keeps them once under `datasets/sha256/<sha256>`.',
+    ),
+  bytes: z.number().int().describe('Size as uploaded, in bytes.'),
+  format: datasetVersionFormat.describe('The dataset `format` a job gives with this URI.'),
+  archive: z.enum(['zip', 'tar.gz']).optional().describe('For `image-folder`: how the folder was packed.'),
+  createdAt: z.iso.datetime(),
+  rows: z.number().int().describe('Rows (csv, jsonl) or images (image-folder).'),
+  columns: z.array(z.string()).optional().describe("CSV: the header's column names."),
+  label: z
+    .string()
+    .optional()
+    .describe('CSV: the column whose values were counted as classes (`label`, or `?label=`).'),
+  featureShape: z.array(z.number().int()).optional().describe('JSONL: the shape of `x`.'),
+  classes: classCountsSchema
+    .optional()
+    .describe(
+      "Rows (images) per class: CSV's label column, JSONL's `y`, the class folders of an image archive. Absent when the data has no labels, or more than 10,000 distinct ones.",
+    ),
+  root: z
+    .string()
+    .optional()
+    .describe('Archives: the folder inside the archive that holds the class folders (`""` for the top).'),
+  files: z
+    .number()
+    .int()
+    .optional()
+    .describe('Archives: files in the archive, and their bytes once expanded.'),
+  expandedBytes: z.number().int().optional(),
+});
+export type DatasetVersion = z.infer<typeof datasetVersionSchema>;
 
 /** A dataset name with its versions' summary (`GET /v1/datasets`). */
-export interface DatasetSummary {
-  name: string;
-  latestVersion: number;
-  versions: number[];
-  format: DatasetVersion['format'];
-  updatedAt: string;
-}
+export const datasetSummarySchema = z.object({
+  name: z.string(),
+  latestVersion: z.number().int(),
+  versions: z.array(z.number().int()),
+  format: datasetVersionFormat,
+  updatedAt: z.iso.datetime(),
+});
+export type DatasetSummary = z.infer<typeof datasetSummarySchema>;
 
 /** One output of a job (`GET /v1/jobs/{id}/artifacts`). */
-export interface ArtifactView {
-  /** The file name, which the download route takes: `model.zip`, `predictions.jsonl`... */
-  name: string;
-  kind: 'model' | 'predictions';
-  contentType: string;
-  /** Where the job wrote it (an artifact-store or file:// URI). */
-  uri: string;
-  /** Size in bytes when known (the model's zip is built while it is sent). */
-  bytes?: number;
-  /** `GET` this path to download it; absent when the API cannot read the file (a file:// outside its roots). */
-  href?: string;
-  /** For `model`: the registered version it is. */
-  model?: { name: string; version: number };
-}
+export const artifactViewSchema = z.object({
+  name: z
+    .string()
+    .describe('The file name, which the download route takes: `model.zip`, `predictions.jsonl`...'),
+  kind: z.enum(['model', 'predictions']),
+  contentType: z.string(),
+  uri: z.string().describe('Where the job wrote it (an artifact-store or file:// URI).'),
+  bytes: z
+    .number()
+    .int()
+    .optional()
+    .describe("Size in bytes when known (the model's zip is built while it is sent)."),
+  href: z
+    .string()
+    .optional()
+    .describe(
+      '`GET` this path to download it; absent when the API cannot read the file (a file:// outside its roots).',
+    ),
+  model: z
+    .object({ name: z.string(), version: z.number().int() })
+    .optional()
+    .describe('For `model`: the registered version it is.'),
+});
+export type ArtifactView = z.infer<typeof artifactViewSchema>;

@@ -3,6 +3,7 @@
  * schema (apps/api/src/env.ts, apps/worker/src/env.ts). Node only: not exported from the package's
  * main entry, which browsers load.
  */
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
@@ -56,7 +57,36 @@ export const sharedEnvShape = {
     .default(path.join(repoRoot, '.data'))
     .transform((s) => commaList(s).map((p) => path.resolve(p))),
   TFJS_BACKEND: z.enum(tfjsBackends).default('auto'),
+  /**
+   * The egress policy for `http(s)://` dataset and model URIs (packages/core/src/remote/egress.ts):
+   * host names, IP addresses or CIDRs that may be fetched even when they are private or loopback, and
+   * the only hosts plain `http://` may reach. Checked by the API at submit and by the worker again.
+   */
+  FETCH_ALLOW_HOSTS: z
+    .string()
+    .default('')
+    .transform(commaList)
+    .pipe(
+      z.array(z.string().refine(isHostOrCidr, { message: 'expected a host name, an IP address or a CIDR' })),
+    ),
+  /** Longest wait, in ms, for a connection, for response headers, and between two chunks of a body. */
+  FETCH_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  /** Largest file fetched from an `http(s)://` or `s3://` URI, in MiB (fractions allowed). */
+  FETCH_MAX_MB: z.coerce.number().positive().default(4096),
 };
+
+/** `example.com`, `10.0.0.5`, `fd00::1`, `10.0.0.0/8` or `fc00::/7`: an entry of FETCH_ALLOW_HOSTS. */
+function isHostOrCidr(s: string): boolean {
+  const cidr = /^([^/]+)\/(\d{1,3})$/.exec(s);
+  if (cidr) {
+    const kind = isIP(cidr[1]!);
+    return kind !== 0 && Number(cidr[2]) <= (kind === 4 ? 32 : 128);
+  }
+  return (
+    isIP(s) !== 0 ||
+    /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i.test(s)
+  );
+}
 
 /**
  * Parses `env` with `schema`; on error prints every problem (`<app>: invalid environment: …`) and

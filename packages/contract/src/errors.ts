@@ -1,5 +1,6 @@
 /** The error body of every HTTP error the API answers, and its machine-readable codes. */
-import type { FieldIssue } from './issues.ts';
+import { z } from 'zod';
+import { fieldIssueSchema } from './issues.ts';
 
 export const errorCodes = [
   'invalid_request',
@@ -26,6 +27,12 @@ export const errorCodes = [
 export type ErrorCode = (typeof errorCodes)[number];
 
 /** `{"error": {"code", "message", "details"?}}`; `details` lists the bad fields of a 400. */
-export interface ErrorBody {
-  error: { code: ErrorCode; message: string; details?: FieldIssue[] | Record<string, unknown> };
-}
+export const errorBodySchema = z.object({
+  error: z.object({
+    code: z.enum(errorCodes),
+    /** For a person: what went wrong and, where it can, what to send instead. */
+    message: z.string(),
+    details: z.union([z.array(fieldIssueSchema), z.record(z.string(), z.unknown())]).optional(),
+  }),
+});
+export type ErrorBody = z.infer<typeof errorBodySchema>;

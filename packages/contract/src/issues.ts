@@ -1,11 +1,13 @@
 /** Field-level validation issues: the `details` of every 400 the API answers. */
-import type { z } from 'zod';
+import { z } from 'zod';
 
 /** One bad field: where it is (a dotted path) and what is wrong with it. */
-export interface FieldIssue {
-  field: string;
-  message: string;
-}
+export const fieldIssueSchema = z.object({
+  /** A dotted path into the body (`dataset.digits`), a query or path parameter, or a header name. */
+  field: z.string(),
+  message: z.string(),
+});
+export type FieldIssue = z.infer<typeof fieldIssueSchema>;
 
 /** Flattens zod issues into `{field, message}` pairs a person can read. */
 export function describeIssues(error: z.ZodError): FieldIssue[] {

@@ -14,7 +14,10 @@ export const modelRefSchema = z
   .refine((s) => isUri(s) || /^[a-zA-Z0-9][\w.-]{0,99}(@[\w.-]{1,64})?$/.test(s), {
     message:
       'expected "<name>", "<name>@<version>", "<name>@<label>" or a file://, http(s):// or s3:// model.json URI',
-  });
+  })
+  .describe(
+    'A registry model ("<name>", "<name>@<version>", "<name>@<label>") or the URI of a tfjs model.json (its weight files are read from beside it): file:// inside DATA_ROOTS, s3://bucket/key, or https:// (http:// only to FETCH_ALLOW_HOSTS; private, loopback and link-local addresses are refused unless FETCH_ALLOW_HOSTS lists them: 400 at submit)',
+  );
 
 /** A registry model name: what a fine-tune or tune job registers its result under. */
 export const modelNameSchema = z
@@ -45,7 +48,10 @@ export const datasetUriSchema = z
   .max(2000)
   .refine((s) => isUri(s) || DATASET_URI.test(s), {
     message: 'expected a file://, http(s):// or s3:// URI, or dataset://<name>[@<version>]',
-  });
+  })
+  .describe(
+    'dataset://<name>[@<version>] (an upload), file:// inside DATA_ROOTS, s3://bucket/key, or https:// (http:// only to FETCH_ALLOW_HOSTS; private, loopback and link-local addresses are refused unless FETCH_ALLOW_HOSTS lists them: 400 at submit). Workers cache fetched files by ETag; an image-folder from s3:// or http(s):// is a .zip or .tar.gz of class folders',
+  );
 
 /** A registered model version, as job results name it. */
 export const modelVersionRefSchema = z.object({

@@ -12,6 +12,9 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../src/ml/model-io.ts';
+import { EgressPolicy } from '../src/remote/egress.ts';
+import { FetchCache } from '../src/remote/fetch-cache.ts';
+import { uriResolver } from '../src/remote/resolve-uri.ts';
 import { buildTransferModel } from '../src/ml/transfer.ts';
 import { FileArtifactStore } from '../src/storage/file-store.ts';
 import { DataError, isPermanentError, ModelFormatError, NotFoundError } from '../src/util/errors.ts';
@@ -57,7 +60,20 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const load = (uri: string, opts = {}) => loadModel(uri, store, [dir], opts);
+/** The worker's way to read a URI: file:// inside the data root, http(s) through a fetch cache. */
+const locate = () =>
+  uriResolver({
+    dataRoots: [dir],
+    fetch: {
+      cache: new FetchCache({
+        dir: path.join(dir, 'cache'),
+        maxBytes: 1 << 20,
+        policy: new EgressPolicy({ allowHosts: ['127.0.0.1'], timeoutMs: 5000, maxBytes: 1 << 20 }),
+      }),
+      holder: 'test',
+    },
+  });
+const load = (uri: string, opts = {}) => loadModel(uri, store, [dir], { locate: locate(), ...opts });
 const failure = (uri: string) =>
   load(uri).then(
     () => undefined,
@@ -129,10 +145,29 @@ describe('model files tfjs cannot load fail permanently, saying what was found a
     expect(await failure(uri)).toBeInstanceOf(DataError);
     const e404 = await failure(`${base}/404/model.json`);
     expect(e404).toBeInstanceOf(NotFoundError);
-    expect(e404!.message).toBe(`model file not found: ${base}/404/model.json`);
+    expect(e404!.message).toBe(`not found: ${base}/404/model.json (HTTP 404 Not Found)`);
     const e403 = await failure(`${base}/403/model.json`);
     expect(isPermanentError(e403)).toBe(true);
     expect(e403!.message).toBe(`GET ${base}/403/model.json answered 403 Forbidden`);
+    // Without the allow list, the worker's policy refuses the loopback server before connecting.
+    const refused = await loadModel(`${base}/200/model.json`, store, [dir], {
+      locate: uriResolver({
+        dataRoots: [dir],
+        fetch: {
+          cache: new FetchCache({
+            dir: path.join(dir, 'cache2'),
+            maxBytes: 1 << 20,
+            policy: new EgressPolicy({ allowHosts: [], timeoutMs: 5000, maxBytes: 1 << 20 }),
+          }),
+          holder: 'test',
+        },
+      }),
+    }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(isPermanentError(refused)).toBe(true);
+    expect(refused!.message).toMatch(/plain http:\/\/ is only allowed to hosts in FETCH_ALLOW_HOSTS/);
     const e503 = await failure(`${base}/503/model.json`);
     expect(isPermanentError(e503)).toBe(false);
     expect(await failure(`${base}/200/model.json`)).toBeInstanceOf(ModelFormatError);

@@ -13,6 +13,9 @@ import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '@mlq/engine';
 import { loadModel, saveModel } from '../src/ml/model-io.ts';
+import { EgressPolicy } from '../src/remote/egress.ts';
+import { FetchCache } from '../src/remote/fetch-cache.ts';
+import { uriResolver } from '../src/remote/resolve-uri.ts';
 import { openArtifactStore } from '../src/storage/file-store.ts';
 import { parseS3Uri, S3ArtifactStore } from '../src/storage/s3-store.ts';
 import { NotFoundError } from '../src/util/errors.ts';
@@ -174,15 +177,19 @@ describe('S3ArtifactStore on s3rver', () => {
     expect(loaded.meta).toEqual(meta);
     expect(await (loaded.model.predict(x) as tf.Tensor).array()).toEqual(want);
 
-    // A base model in another bucket (not this store) is read over the store's connection.
+    // A base model in another bucket (not this store) is read over the store's connection, through
+    // the worker's fetch cache.
     const other = new S3ArtifactStore(`s3://mlq-other/base${query()}`);
     const baseUri = await saveModel(model, other, 'mnist', meta);
     expect(baseUri).toBe('s3://mlq-other/base/mnist/model.json');
-    const base = await loadModel(baseUri, store);
+    const policy = new EgressPolicy({ allowHosts: [], timeoutMs: 5000, maxBytes: 1 << 20 });
+    const cache = new FetchCache({ dir: path.join(tmp, 'fetch'), maxBytes: 1 << 20, policy, store });
+    const locate = uriResolver({ dataRoots: [], fetch: { cache, holder: 'test' } });
+    const base = await loadModel(baseUri, store, [], { locate });
     expect(await (base.model.predict(x) as tf.Tensor).array()).toEqual(want);
-    await expect(loadModel('s3://mlq-other/base/none/model.json', store)).rejects.toBeInstanceOf(
-      NotFoundError,
-    );
+    await expect(
+      loadModel('s3://mlq-other/base/none/model.json', store, [], { locate }),
+    ).rejects.toBeInstanceOf(NotFoundError);
     tf.dispose([x]);
     model.dispose();
     loaded.model.dispose();

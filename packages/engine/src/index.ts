@@ -7,6 +7,7 @@ export { describeBackend, initBackend, type BackendPreference } from './backend.
 export { batchTensors, type TrainData } from './batches.ts';
 export { installKerasBatchNormRule } from './batch-norm.ts';
 export { disposeModels, predictBatched, predictRows } from './inference.ts';
+export { compileInference, type InferencePlan } from './inference-plan.ts';
 export { ADADELTA_KERNEL, KerasAdadelta } from './adadelta.ts';
 export { DROPOUT_KERNEL, FeatureDropout, trailingDropoutRate } from './dropout.ts';
 export { DataParallelTrainer, predictParallel, readyHelpers, stopHelpers } from './parallel.ts';

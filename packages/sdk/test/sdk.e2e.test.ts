@@ -134,7 +134,7 @@ describe('MlqClient against a real API and worker', () => {
 
     // Failed once in a full fresh-clone run (14:43, 191 ms, cause not yet found) and passes alone:
     // retried rather than hidden, until the ordering it depends on is found.
-    it('times out, stops an events loop on abort, and cancels a running job', { retry: 2 }, async () => {
+    it('times out, stops an events loop on abort, and cancels a running job', async () => {
       const job = await mlq.fineTune(tiny('sdk-long', 500));
       const ctl = new AbortController();
       let progressEvents = 0;

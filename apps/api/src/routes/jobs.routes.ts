@@ -9,17 +9,22 @@ import {
   jobType,
   parsePayload,
   valueAt,
+  jobStates,
+  type CancelResult,
   type EpochProgress,
   type DatasetSpec,
   type FieldIssue,
   type JobName,
+  type JobState,
+  type RunHistory,
 } from '@mlq/contract';
 import { DataError, InputError, NotFoundError } from '@mlq/core/errors';
 import type { DatasetRegistry } from '@mlq/core/datasets';
 import type { ModelRegistry } from '@mlq/core/registry';
+import { EgressRefusedError, type EgressPolicy } from '@mlq/core/remote';
 // Not @mlq/core/jobs: that loads the processors and tfjs, which the API's main thread never runs.
 import { loadRunHistory } from '@mlq/core/run-history';
-import { resolveDataPath, type ArtifactStore } from '@mlq/core/storage';
+import { parseS3Uri, resolveDataPath, type ArtifactStore } from '@mlq/core/storage';
 import type { QueueEvents } from '@mlq/queues';
 import { pinDatasets } from '../dataset-refs.ts';
 import { badRequest, notFound } from '../errors.ts';
@@ -33,18 +38,45 @@ export interface JobsRouteDeps {
   events: Record<JobName, QueueEvents>;
   dataRoots: readonly string[];
   store: ArtifactStore;
+  /** The egress policy (FETCH_ALLOW_HOSTS): http(s):// URIs are checked at submit, as workers check them again. */
+  egress: EgressPolicy;
+}
+
+/**
+ * Why a worker would refuse to fetch `uri` (the egress policy: scheme, literal address, DNS), or why
+ * an `s3://` URI is malformed; undefined for any other scheme, which is checked elsewhere.
+ */
+async function remoteIssue(uri: string, egress: EgressPolicy): Promise<string | undefined> {
+  try {
+    if (/^https?:\/\//i.test(uri)) await egress.check(uri);
+    else if (uri.startsWith('s3://')) {
+      const { endpoint } = parseS3Uri(uri);
+      // An endpoint in the URI is a host the worker would connect to: the same policy applies.
+      if (endpoint) await egress.check(endpoint);
+    }
+    return undefined;
+  } catch (e) {
+    if (e instanceof EgressRefusedError) return e.message;
+    if (uri.startsWith('s3://')) return (e as Error).message;
+    throw e;
+  }
 }
 
 /**
  * Checks what the schema cannot, for the fields the job type declares as references: registry
- * models exist, file URIs stay inside DATA_ROOTS.
+ * models exist, file URIs stay inside DATA_ROOTS, http(s) URIs pass the egress policy.
  */
 async function checkReferences(type: JobName, payload: unknown, deps: JobsRouteDeps): Promise<FieldIssue[]> {
   const issues: FieldIssue[] = [];
   const { refs } = jobType(type);
   for (const field of refs.models) {
     const ref = valueAt(payload, field);
-    if (typeof ref !== 'string' || isUri(ref)) continue;
+    if (typeof ref !== 'string') continue;
+    if (isUri(ref)) {
+      const why = await remoteIssue(ref, deps.egress);
+      if (why) issues.push({ field, message: why });
+      continue;
+    }
     try {
       await deps.registry.resolve(ref);
     } catch (e) {
@@ -54,7 +86,10 @@ async function checkReferences(type: JobName, payload: unknown, deps: JobsRouteD
   }
   for (const field of refs.datasets) {
     const ds = valueAt(payload, field) as DatasetSpec | undefined;
-    if (!ds || !('uri' in ds) || !ds.uri.startsWith('file://')) continue;
+    if (!ds || !('uri' in ds)) continue;
+    const why = await remoteIssue(ds.uri, deps.egress);
+    if (why) issues.push({ field: `${field}.uri`, message: why });
+    if (!ds.uri.startsWith('file://')) continue;
     try {
       await resolveDataPath(ds.uri, deps.dataRoots);
     } catch (e) {
@@ -73,22 +108,18 @@ async function checkReferences(type: JobName, payload: unknown, deps: JobsRouteD
   return issues;
 }
 
-const listQuery = z.object({
-  type: z.enum(jobNames as [JobName, ...JobName[]]).optional(),
+/** `GET /v1/jobs`'s query (the OpenAPI document describes it with this schema). */
+export const listQuerySchema = z.object({
+  type: z
+    .enum(jobNames as [JobName, ...JobName[]])
+    .optional()
+    .meta({ description: 'only jobs of this type' }),
   state: z
-    .enum([
-      'waiting',
-      'active',
-      'completed',
-      'failed',
-      'delayed',
-      'prioritized',
-      'waiting-children',
-      'cancelled',
-    ])
-    .optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  offset: z.coerce.number().int().min(0).default(0),
+    .enum(jobStates.filter((s) => s !== 'unknown') as [JobState, ...JobState[]])
+    .optional()
+    .meta({ description: 'only jobs in this state' }),
+  limit: z.coerce.number().int().min(1).max(500).default(50).meta({ description: 'page size' }),
+  offset: z.coerce.number().int().min(0).default(0).meta({ description: 'jobs to skip (newest first)' }),
 });
 
 function typeParam(req: Request): JobName {
@@ -130,7 +161,7 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
   });
 
   r.get('/v1/jobs', async (req, res) => {
-    const q = listQuery.safeParse(req.query);
+    const q = listQuerySchema.safeParse(req.query);
     if (!q.success) throw badRequest('invalid query', describeIssues(q.error));
     const jobs = await deps.jobs.list(q.data);
     res.json({ jobs, limit: q.data.limit, offset: q.data.offset });
@@ -151,12 +182,12 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
     if (saved) return void res.json(saved);
     const job = await deps.jobs.get(id);
     const result = job.returnvalue as { history?: EpochProgress[] } | null | undefined;
-    res.json({ epochs: result?.history ?? [], points: [] });
+    res.json({ epochs: result?.history ?? [], points: [] } satisfies RunHistory);
   });
 
   r.delete('/v1/jobs/:id', async (req, res) => {
     const out = await deps.jobs.cancel(String(req.params.id));
-    res.status(202).json({ id: req.params.id, ...out });
+    res.status(202).json({ id: String(req.params.id), ...out } satisfies CancelResult);
   });
 
   r.post('/v1/jobs/:id/retry', async (req, res) => {

@@ -4,8 +4,16 @@
  * the SDK and TF Serving clients; the metadata and predict routes are in serving/predict.routes.ts.
  */
 import { Router } from 'express';
-import { z } from 'zod';
-import { describeIssues, type ModelVersion } from '@mlq/contract';
+import type { z } from 'zod';
+import {
+  describeIssues,
+  labelBodySchema,
+  type labelResultSchema,
+  type modelDetailSchema,
+  type modelListSchema,
+  type ModelVersion,
+  type modelVersionStatusViewSchema,
+} from '@mlq/contract';
 import { NotFoundError } from '@mlq/core/errors';
 // Not @mlq/core/jobs: that loads the processors and tfjs, which the API's main thread never runs.
 import { loadRunHistory } from '@mlq/core/run-history';
@@ -14,7 +22,6 @@ import type { ArtifactStore } from '@mlq/core/storage';
 import { badRequest } from '../errors.ts';
 import { modelVersionStatus, type VersionState } from '../serving/tf-serving.ts';
 
-const labelBody = z.object({ version: z.number().int().min(1) });
 const labelName = /^[a-zA-Z][\w.-]{0,63}$/;
 
 function versionParam(raw: unknown): number {
@@ -38,16 +45,21 @@ export function modelsRouter(
   const status = (versions: ModelVersion[]) =>
     modelVersionStatus(versions.map((v) => ({ version: v.version, state: stateOf(v) })));
   r.get('/v1/models', async (_req, res) => {
-    res.json({ models: await registry.list() });
+    res.json({ models: await registry.list() } satisfies z.infer<typeof modelListSchema>);
   });
   r.get('/v1/models/:name', async (req, res) => {
     const name = String(req.params.name);
     const versions = await registry.versions(name);
-    res.json({ name, labels: await registry.labels(name), versions, ...status(versions) });
+    res.json({
+      name,
+      labels: await registry.labels(name),
+      versions,
+      ...status(versions),
+    } satisfies z.infer<typeof modelDetailSchema>);
   });
   r.get('/v1/models/:name/versions/:version', async (req, res) => {
     const version = await registry.get(String(req.params.name), versionParam(req.params.version));
-    res.json({ ...version, ...status([version]) });
+    res.json({ ...version, ...status([version]) } satisfies z.infer<typeof modelVersionStatusViewSchema>);
   });
   // Its training curves: kept on the version; versions registered before that, from the job's run folder.
   r.get('/v1/models/:name/versions/:version/history', async (req, res) => {
@@ -68,7 +80,7 @@ export function modelsRouter(
       throw new NotFoundError(`model "${name}" has no label "${label}"`);
     }
     const version = await registry.get(name, v);
-    res.json({ ...version, ...status([version]) });
+    res.json({ ...version, ...status([version]) } satisfies z.infer<typeof modelVersionStatusViewSchema>);
   });
   r.put('/v1/models/:name/labels/:label', async (req, res) => {
     const label = String(req.params.label);
@@ -77,10 +89,14 @@ export function modelsRouter(
         { field: 'label', message: 'invalid label' },
       ]);
     }
-    const body = labelBody.safeParse(req.body);
+    const body = labelBodySchema.safeParse(req.body);
     if (!body.success) throw badRequest('body must be {"version": <n>}', describeIssues(body.error));
     await registry.setLabel(String(req.params.name), label, body.data.version);
-    res.json({ name: req.params.name, label, version: body.data.version });
+    res.json({
+      name: String(req.params.name),
+      label,
+      version: body.data.version,
+    } satisfies z.infer<typeof labelResultSchema>);
   });
   r.delete('/v1/models/:name/labels/:label', async (req, res) => {
     await registry.deleteLabel(String(req.params.name), String(req.params.label));

@@ -9,12 +9,13 @@
  * Every mismatch is an ApiError (400, 413) whose message says what the model takes; the routes send
  * it as the protocol's `{"error": "<message>"}`.
  */
+import { inferDatatypes, type InferModelMetadata, type InferResponse } from '@mlq/contract';
 import { ApiError, badRequest } from '../errors.ts';
 import type { ModelInfo } from './protocol.ts';
 
 /** The datatypes a request may send; values are converted, exactly, to the model's input dtype. */
-export const INFER_DATATYPES = ['FP32', 'FP64', 'INT32', 'INT64', 'UINT8'] as const;
-export type InferDatatype = (typeof INFER_DATATYPES)[number];
+const INFER_DATATYPES = inferDatatypes;
+type InferDatatype = (typeof INFER_DATATYPES)[number];
 
 /** The platform name of a tfjs LayersModel, in the protocol's `<project>_<format>` form. */
 export const PLATFORM = 'tfjs_layers_model';
@@ -231,7 +232,7 @@ export function inferResponse(
   info: ModelInfo,
   input: InferInput,
   out: Float32Array,
-) {
+): InferResponse {
   return {
     model_name: name,
     model_version: String(version),
@@ -248,7 +249,11 @@ export function inferResponse(
 }
 
 /** The model metadata: its versions, platform, and input and output tensors (batch dimension -1). */
-export function modelMetadata(name: string, versions: readonly number[], info: ModelInfo) {
+export function modelMetadata(
+  name: string,
+  versions: readonly number[],
+  info: ModelInfo,
+): InferModelMetadata {
   const tensor = (n: string, dtype: string, shape: readonly number[]) => ({
     name: n,
     datatype: inferDatatype(dtype),

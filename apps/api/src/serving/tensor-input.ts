@@ -6,7 +6,7 @@
  * `signature_name`, if given, must be `serving_default`, the only signature a model here has.
  * Every mismatch is an ApiError (400/413) that names the expected shape.
  */
-import type { FieldIssue } from '@mlq/contract';
+import type { FieldIssue, PredictResponse } from '@mlq/contract';
 import { ApiError, badRequest } from '../errors.ts';
 import { b64Bytes, isB64, type ImageInstance } from './image-input.ts';
 import { scanNumericBody, type ScannedTensor } from './json-scan.ts';
@@ -248,7 +248,7 @@ export function packPredictText(
   return packPredictBody(body, info, maxInstances);
 }
 
-function nest(flat: Float32Array, shape: readonly number[]): unknown {
+function nest(flat: Float32Array, shape: readonly number[]): unknown[] {
   if (shape.length <= 1) return Array.from(flat);
   const step = prod(shape.slice(1));
   return Array.from({ length: shape[0]! }, (_, i) =>
@@ -262,7 +262,7 @@ export function formatPredictions(
   out: Float32Array,
   rows: number,
   outputShape: readonly number[],
-) {
+): PredictResponse {
   const size = prod(outputShape);
   const perRow = Array.from({ length: rows }, (_, i) =>
     nest(out.subarray(i * size, (i + 1) * size), outputShape),

@@ -4,7 +4,7 @@
  * signature, `serving_default`, whose input and output are the LayersModel's only input and output,
  * named after their layers, as a Keras model exported to TF Serving has.
  */
-import type { ModelVersion } from '@mlq/contract';
+import type { ModelVersion, ModelVersionStatus, SignatureMetadata } from '@mlq/contract';
 import type { ModelInfo } from './protocol.ts';
 import { SIGNATURE_NAME } from './tensor-input.ts';
 
@@ -16,7 +16,9 @@ export interface VersionState {
 }
 
 /** TF Serving's `{"model_version_status": [...]}`, one entry per version given, in that order. */
-export function modelVersionStatus(versions: { version: number; state: VersionState }[]) {
+export function modelVersionStatus(versions: { version: number; state: VersionState }[]): {
+  model_version_status: ModelVersionStatus[];
+} {
   return {
     model_version_status: versions.map(({ version, state }) => ({
       version: String(version),
@@ -53,7 +55,7 @@ function tensorInfo(name: string, dtype: string, shape: readonly number[]) {
 }
 
 /** `GET /v1/models/{name}[/versions/{v}|/labels/{l}]/metadata`: the model spec and its signature. */
-export function signatureMetadata(v: ModelVersion, info: ModelInfo) {
+export function signatureMetadata(v: ModelVersion, info: ModelInfo): SignatureMetadata {
   return {
     model_spec: { name: v.name, signature_name: '', version: String(v.version) },
     metadata: {

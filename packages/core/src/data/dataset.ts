@@ -71,17 +71,22 @@ export function featureWidth(info: Pick<DatasetInfo, 'featureShape'>): number {
 }
 
 /**
- * Makes a dataset URI that is not `file://` readable on this machine: returns the absolute path of a
- * local file (csv, jsonl) or folder (image-folder) holding it, e.g. a worker-local cache copy of a
- * `dataset://` upload (datasets/locate.ts). Throws the reason when it cannot.
+ * Makes a dataset or model URI readable on this machine: returns the absolute path of a local file
+ * (csv, jsonl, a model file) or folder (image-folder) holding it, e.g. a file inside DATA_ROOTS, a
+ * worker-local copy of a `dataset://` upload (datasets/locate.ts) or of an `s3://` or `http(s)://` file
+ * (remote/resolve-uri.ts). `format` says what the caller reads (an image folder comes from an archive).
+ * Throws the reason when it cannot.
  */
-export type UriLocator = (uri: string) => Promise<string>;
+export type UriLocator = (uri: string, format?: 'csv' | 'jsonl' | 'image-folder') => Promise<string>;
 
 /** How readers open a dataset spec (see open.ts). */
 export interface OpenDatasetOptions {
   /** Directories that file:// URIs may point into. */
   dataRoots: readonly string[];
-  /** For other URIs: where their bytes are on this machine. Without it only file:// URIs can be read. */
+  /**
+   * Where a URI's bytes are on this machine (remote/resolve-uri.ts): every URI goes through it when
+   * given. Without it only file:// URIs inside `dataRoots` can be read.
+   */
   locate?: UriLocator | undefined;
   /**
    * Class names of the model the data is fed to (evaluate, batch-predict): labels given as names are

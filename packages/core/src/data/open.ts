@@ -13,7 +13,7 @@ import { mnistSource } from './mnist.ts';
  * never fails.
  */
 export function openDataset(spec: DatasetSpec, opts: OpenDatasetOptions): DatasetSource {
-  if (spec.format !== 'mnist' && opts.locate && !spec.uri.startsWith('file://')) return located(spec, opts);
+  if (spec.format !== 'mnist' && opts.locate) return located(spec, opts);
   switch (spec.format) {
     case 'mnist':
       return mnistSource(spec);
@@ -30,7 +30,7 @@ export function openDataset(spec: DatasetSpec, opts: OpenDatasetOptions): Datase
 function located(spec: Exclude<DatasetSpec, { format: 'mnist' }>, opts: OpenDatasetOptions): DatasetSource {
   let inner: Promise<DatasetSource> | undefined;
   const get = () =>
-    (inner ??= opts.locate!(spec.uri).then((local) =>
+    (inner ??= opts.locate!(spec.uri, spec.format).then((local) =>
       // The located path is the only root the reader may read: it is where the bytes were put.
       openDataset(
         { ...spec, uri: pathToFileURL(local).href },
@@ -41,6 +41,11 @@ function located(spec: Exclude<DatasetSpec, { format: 'mnist' }>, opts: OpenData
     info: async () => (await get()).info(),
     async *chunks(o): AsyncIterable<Chunk> {
       yield* (await get()).chunks(o);
+    },
+    // The reader's cheap content hash, when it has one (DatasetSource.fingerprint).
+    fingerprint: async () => {
+      const s = await get();
+      return s.fingerprint ? s.fingerprint() : (await s.info()).hash;
     },
   };
 }

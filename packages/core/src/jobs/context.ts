@@ -14,7 +14,10 @@ export interface JobContext {
   store: ArtifactStore;
   registry: ModelRegistry;
   dataRoots: readonly string[];
-  /** Turns a dataset URI that is not file:// (`dataset://`) into a local path; see data/open.ts. */
+  /**
+   * Turns any dataset or model URI (file://, dataset://, s3://, http(s)://) into a local path
+   * (remote/resolve-uri.ts); datasets are opened and models loaded through it.
+   */
   locate?: UriLocator | undefined;
   /** The tfjs backend this process runs on. */
   backend: string;

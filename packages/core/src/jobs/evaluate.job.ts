@@ -7,11 +7,13 @@ import { acceptsShape } from '../ml/model-io.ts';
 import { resolveAndLoad } from '../ml/resolve.ts';
 import { CancelledError, DataError, InputError } from '../util/errors.ts';
 import type { EvaluatePayload, EvaluateResult } from '@mlq/contract';
-import { disposeModels, predictRows } from '@mlq/engine';
+import { compileInference, disposeModels, predictRows } from '@mlq/engine';
 import type { JobContext } from './context.ts';
 
 export async function runEvaluate(p: EvaluatePayload, ctx: JobContext): Promise<EvaluateResult> {
-  const m = await resolveAndLoad(p.model, ctx.registry, ctx.store, ctx.dataRoots);
+  const m = await resolveAndLoad(p.model, ctx.registry, ctx.store, ctx.dataRoots, { locate: ctx.locate });
+  // Compiled for inference once (batch norms folded, activations fused): the weights do not change.
+  const plan = compileInference(m.loaded.model);
   try {
     const { meta, model } = m.loaded;
     const source = openDataset(p.dataset, {
@@ -35,7 +37,7 @@ export async function runEvaluate(p: EvaluatePayload, ctx: JobContext): Promise<
     const chunkSize = Math.min(1024, inferenceBatch(model, 128 << 20));
     for await (const c of source.chunks({ chunkSize })) {
       if (ctx.signal?.aborted) throw new CancelledError();
-      const scores = predictRows(model, c.x, [c.count, ...info.featureShape]);
+      const scores = predictRows(plan, c.x, [c.count, ...info.featureShape]);
       checkFiniteScores(scores, k, c.start);
       probs.set(scores, c.start * k);
       if (!c.y) throw new DataError('the dataset has no labels: evaluate needs a label for every row');
@@ -59,6 +61,7 @@ export async function runEvaluate(p: EvaluatePayload, ctx: JobContext): Promise<
       });
     return { metrics, backend: ctx.backend };
   } finally {
+    plan.dispose();
     disposeModels(m.loaded.model);
   }
 }

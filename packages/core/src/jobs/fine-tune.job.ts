@@ -57,7 +57,10 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
 
   // A base whose input has unknown (null) dimensions is built for this data's shape.
   const base = p.base
-    ? await resolveAndLoad(p.base, ctx.registry, ctx.store, ctx.dataRoots, { inputShape: info.featureShape })
+    ? await resolveAndLoad(p.base, ctx.registry, ctx.store, ctx.dataRoots, {
+        inputShape: info.featureShape,
+        locate: ctx.locate,
+      })
     : undefined;
   if (base) await ctx.log(`base ${p.base} → ${base.uri}`);
   const tm = buildTransferModel({

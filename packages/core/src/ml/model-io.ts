@@ -6,10 +6,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { UriLocator } from '../data/dataset.ts';
 import type { ArtifactStore } from '../storage/artifact-store.ts';
 import { resolveDataPath } from '../storage/data-uri.ts';
-import { readS3Uri } from '../storage/s3-store.ts';
-import { DataError, ModelFormatError, NotFoundError, TrainingDivergedError } from '../util/errors.ts';
+import { DataError, ModelFormatError, TrainingDivergedError } from '../util/errors.ts';
 import { disposeModels, installKerasBatchNormRule } from '@mlq/engine';
 import { fixUnknownInputDims, kerasToTfjsTopology } from './keras-compat.ts';
 
@@ -79,22 +79,19 @@ export interface LoadedModel {
   bytes: number;
 }
 
-async function readUri(uri: string, store: ArtifactStore, dataRoots: readonly string[]): Promise<Buffer> {
+async function readUri(
+  uri: string,
+  store: ArtifactStore,
+  dataRoots: readonly string[],
+  locate: UriLocator | undefined,
+): Promise<Buffer> {
   const key = store.keyOf(uri);
   if (key !== undefined) return store.get(key);
+  // The job's resolver: s3:// and http(s):// through the fetch cache and the egress policy.
+  if (locate) return readFile(await locate(uri));
   if (uri.startsWith('file://')) return readFile(await resolveDataPath(uri, dataRoots));
-  if (uri.startsWith('s3://')) return readS3Uri(uri, store);
-  if (/^https?:\/\//.test(uri)) {
-    const res = await fetch(uri);
-    if (res.status === 404 || res.status === 410) throw new NotFoundError(`model file not found: ${uri}`);
-    // Refused (401, 403...): asking again will not help. A server error or 429 may pass: retried.
-    if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429)
-      throw new DataError(`GET ${uri} answered ${res.status} ${res.statusText}`);
-    if (!res.ok) throw new Error(`GET ${uri} answered ${res.status}`);
-    return Buffer.from(await res.arrayBuffer());
-  }
   throw new DataError(
-    `cannot read "${uri}": supported are this artifact store, file://, s3:// and http(s)://`,
+    `cannot read "${uri}" here: this process reads models from its artifact store and file:// URIs inside DATA_ROOTS (workers also read s3:// and http(s)://)`,
   );
 }
 
@@ -133,6 +130,11 @@ export interface LoadModelOptions {
    * (null) dimensions is built with these where its known ones agree (see fixUnknownInputDims).
    */
   inputShape?: readonly number[] | undefined;
+  /**
+   * Reads a URI outside the artifact store (remote/resolve-uri.ts: file://, s3://, http(s):// through
+   * the worker's fetch cache). Without it only the store and file:// URIs inside `dataRoots` are read.
+   */
+  locate?: UriLocator | undefined;
 }
 
 /**
@@ -147,7 +149,7 @@ export async function loadModel(
   dataRoots: readonly string[] = [],
   opts: LoadModelOptions = {},
 ): Promise<LoadedModel> {
-  const json = parseModelJson(uri, await readUri(uri, store, dataRoots));
+  const json = parseModelJson(uri, await readUri(uri, store, dataRoots, opts.locate));
   kerasToTfjsTopology(json.modelTopology);
   const reshaped = opts.inputShape ? fixUnknownInputDims(json.modelTopology, opts.inputShape) : false;
   const dir = uri.slice(0, uri.lastIndexOf('/'));
@@ -156,7 +158,7 @@ export async function loadModel(
   for (const group of json.weightsManifest) {
     weightSpecs.push(...group.weights);
     for (const p of group.paths)
-      buffers.push(await readUri(`${dir}/${path.posix.normalize(p)}`, store, dataRoots));
+      buffers.push(await readUri(`${dir}/${path.posix.normalize(p)}`, store, dataRoots, opts.locate));
   }
   const weightData = Buffer.concat(buffers);
   let model: tf.LayersModel;

@@ -231,6 +231,21 @@ export class S3ArtifactStore implements ArtifactStore {
     }
   }
 
+  /** The object's ETag (quotes kept, as S3 gives it), size and last change; NotFoundError when absent. */
+  async head(
+    key: string,
+  ): Promise<{ etag?: string | undefined; bytes: number; lastModified?: Date | undefined }> {
+    try {
+      const res = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }),
+      );
+      return { etag: res.ETag, bytes: res.ContentLength ?? 0, lastModified: res.LastModified };
+    } catch (e) {
+      if (isNotFound(e)) throw new NotFoundError(`not found: ${this.uriOf(key)}`);
+      throw e;
+    }
+  }
+
   async exists(key: string): Promise<boolean> {
     try {
       await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
@@ -306,14 +321,16 @@ export class S3ArtifactStore implements ArtifactStore {
 }
 
 /**
- * Reads any `s3://bucket/key` object, e.g. a user-given base model outside the store. Without a query of
- * its own the URI is read over `like`'s connection when that is an S3 store (same server, e.g. MinIO).
+ * The store (over the object's own folder) and key through which any `s3://bucket/key` object is read,
+ * e.g. a user-given base model or dataset. Without a query of its own the URI is read over `like`'s
+ * connection when that is an S3 store (its bucket or another on the same server, e.g. MinIO); else over
+ * the SDK's defaults (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS).
  */
-export function readS3Uri(uri: string, like?: ArtifactStore): Promise<Buffer> {
+export function s3ObjectOf(uri: string, like?: ArtifactStore): { store: S3ArtifactStore; key: string } {
   const loc = parseS3Uri(uri);
   const slash = loc.prefix.lastIndexOf('/');
   const dir = `s3://${loc.bucket}${slash > 0 ? `/${loc.prefix.slice(0, slash)}` : ''}`;
   const query = uri.includes('?') ? uri.slice(uri.indexOf('?')) : '';
   const connection = like instanceof S3ArtifactStore ? like.connection : undefined;
-  return new S3ArtifactStore(dir + query, { connection }).get(loc.prefix.slice(slash + 1));
+  return { store: new S3ArtifactStore(dir + query, { connection }), key: loc.prefix.slice(slash + 1) };
 }

@@ -8,7 +8,7 @@
  * The order is computed on row indices alone (cheap: one Uint32Array per epoch), so a job resumed at
  * batch k of epoch e computes the same order and knows which rows its buffer held at that point.
  */
-import { mulberry32 } from '@mlq/contract';
+import { mulberry32, seededPermutation } from '@mlq/contract';
 
 export interface ShufflePlan {
   /** Training rows: `0 .. rows - 1` of the dataset (the validation rows come after them). */
@@ -32,23 +32,10 @@ export function mixSeed(...parts: number[]): number {
   return h >>> 0;
 }
 
-/** Fisher-Yates over `0..n-1` with a seeded PRNG. */
-function permutation(n: number, rand: () => number): Uint32Array {
-  const p = new Uint32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    const t = p[i]!;
-    p[i] = p[j]!;
-    p[j] = t;
-  }
-  return p;
-}
-
 /** The shards holding training rows, in the order epoch `epoch` visits them. */
 export function shardOrder(plan: ShufflePlan, epoch: number): Uint32Array {
   const shards = Math.ceil(plan.rows / plan.shardRows);
-  return permutation(shards, mulberry32(mixSeed(plan.seed, epoch, 1)));
+  return seededPermutation(shards, mixSeed(plan.seed, epoch, 1));
 }
 
 /** Rows in the order they enter the shuffle buffer: shard by shard (in `shardOrder`), each in its order. */

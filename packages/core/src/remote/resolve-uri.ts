@@ -1,0 +1,58 @@
+/**
+ * The one place a job turns a data or model URI into a path on this machine, by scheme:
+ * `file://` → inside DATA_ROOTS (storage/data-uri.ts), `dataset://` → an upload located through the
+ * registry and the store (datasets/locate.ts), `s3://` and `http(s)://` → the fetch cache
+ * (fetch-cache.ts, under the egress policy). Dataset opening (data/open.ts) and model loading
+ * (ml/model-io.ts) both go through it.
+ */
+import type { UriLocator } from '../data/dataset.ts';
+import { resolveDataPath } from '../storage/data-uri.ts';
+import { InputError } from '../util/errors.ts';
+import type { FetchCache } from './fetch-cache.ts';
+
+export interface UriResolverOptions {
+  /** Where `file://` URIs may point (DATA_ROOTS). */
+  dataRoots: readonly string[];
+  /** `dataset://` URIs: the worker's locator of uploads. */
+  datasets?: UriLocator | undefined;
+  /** `s3://` and `http(s)://` URIs: the fetch cache, and the job that holds what it fetches. */
+  fetch?:
+    | {
+        cache: FetchCache;
+        holder: string;
+        /** The job's id: its later attempts read what its first read (see FetchRequest.job). */
+        job?: string | undefined;
+        log?: ((line: string) => unknown) | undefined;
+        signal?: AbortSignal | undefined;
+      }
+    | undefined;
+}
+
+/**
+ * A UriLocator over every scheme a job may name. With `format` `image-folder`, a fetched URI must be a
+ * `.zip` or `.tar.gz` archive and the folder of its classes is returned; otherwise a file's path.
+ */
+export function uriResolver(o: UriResolverOptions): UriLocator {
+  return async (uri, format) => {
+    if (uri.startsWith('file://')) return resolveDataPath(uri, o.dataRoots);
+    if (uri.startsWith('dataset://')) {
+      if (!o.datasets) throw new InputError(`cannot read "${uri}" here: dataset:// URIs are read by workers`);
+      return o.datasets(uri, format);
+    }
+    if (uri.startsWith('s3://') || /^https?:\/\//.test(uri)) {
+      const f = o.fetch;
+      if (!f)
+        throw new InputError(`cannot read "${uri}" here: s3:// and http(s):// URIs are read by workers`);
+      return f.cache.get(uri, {
+        holder: f.holder,
+        job: f.job,
+        extract: format === 'image-folder',
+        log: f.log,
+        signal: f.signal,
+      });
+    }
+    throw new InputError(
+      `cannot read "${uri}": supported are file:// (inside DATA_ROOTS), dataset://, s3:// and http(s)://`,
+    );
+  };
+}
