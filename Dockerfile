@@ -65,7 +65,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
 # 1 MiB semi-spaces (V8's young generation; Node 24 lets it grow to 64 MiB, kept after start-up): a
 # stream's chunk buffers are freed when a scavenge collects them, and frequent scavenges keep the API
 # near its working set. bench/upload.ts runs this command line: a 200 MB upload peaks at ~150 MB (file
-# store; ~235 MB without the flag) and ~190 MB (S3, whose 5 MiB parts are the garbage).
+# store; ~235 MB without the flag) and 190-206 MB (S3, whose 5 MiB parts are the garbage).
 CMD ["node", "--max-semi-space-size=1", "apps/api/src/main.ts"]
 
 FROM runtime AS worker
