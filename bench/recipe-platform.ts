@@ -63,9 +63,9 @@ async function treeCpuSeconds(pid: number | undefined): Promise<number> {
   }
 }
 
-/** `node --import tsx apps/api/src/main.ts` on an ephemeral port; resolves with its URL. */
+/** `node apps/api/src/main.ts` (as the image runs it) on an ephemeral port; resolves with its URL. */
 function startApi(env: Record<string, string>): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'apps/api/src/main.ts')], {
+  const proc = spawn(process.execPath, [path.join(repoRoot, 'apps/api/src/main.ts')], {
     cwd: repoRoot,
     env: { ...process.env, ...env, PORT: '0', HOST: '127.0.0.1', RATE_LIMIT_PER_MINUTE: '0', API_KEYS: '' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -13,9 +13,9 @@ export interface ApiProcess {
   stop(): Promise<void>;
 }
 
-/** `node --import tsx apps/api/src/main.ts` on an ephemeral port; resolves once it listens. */
+/** `node apps/api/src/main.ts` (as the image runs it) on an ephemeral port; resolves once it listens. */
 export async function startApiProcess(env: Record<string, string>): Promise<ApiProcess> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'apps/api/src/main.ts')], {
+  const proc = spawn(process.execPath, [path.join(repoRoot, 'apps/api/src/main.ts')], {
     cwd: repoRoot,
     env: { ...process.env, ...env, PORT: '0', HOST: '127.0.0.1', RATE_LIMIT_PER_MINUTE: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],

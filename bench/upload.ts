@@ -3,8 +3,9 @@
  *
  *   npx tsx bench/upload.ts [--mb=200] [--rounds=2] [--s3]
  *
- * Starts the API as its own process with a file artifact store (with --s3, also an s3rver process and an
- * `s3://` store), writes a CSV of ~`mb` MB (20 numeric columns and a label), and uploads it from disk
+ * Starts the API as its own process with the command and NODE_ENV of the Dockerfile's `api` stage
+ * (read from the Dockerfile, the ENTRYPOINT's tini aside), with a file artifact store (with --s3, also
+ * an s3rver process and an `s3://` store), writes a CSV of ~`mb` MB (20 numeric columns and a label), and uploads it from disk
  * with fetch, streamed. Prints
  *   - upload throughput in MB/s, against a baseline measured in the same run: the same bytes sent to a
  *     bare node:http server that only pipes the body to a file (no hashing, validation or store);
@@ -19,9 +20,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
+import { imageConfig } from '../test/support/dockerfile.ts';
 import { startHost } from '../test/support/hosts.ts';
 import { startS3rver } from '../test/support/s3rver.ts';
-import { deletePrefix, REDIS_URL } from '../test/support/stack.ts';
+import { deletePrefix, REDIS_URL, repoRoot } from '../test/support/stack.ts';
 
 const arg = (name: string, dflt: number) =>
   Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt);
@@ -114,8 +116,14 @@ async function main() {
       stops.push(() => s3.stop());
       stores.push(['s3rver', 's3://bench-upload/mlq', s3.env]);
     }
+    // The image's CMD (`node <flags> apps/api/src/main.ts`), with this node and the script's full path.
+    const image = imageConfig('Dockerfile', 'api');
+    const [node, ...args] = image.cmd;
+    if (node !== 'node') throw new Error(`the api stage's CMD does not start node: ${image.cmd.join(' ')}`);
+    const command = [process.execPath, ...args.map((a) => (a.endsWith('.ts') ? path.join(repoRoot, a) : a))];
+    console.log(`API: ${image.cmd.join(' ')} (the Dockerfile's api stage), NODE_ENV=${image.env.NODE_ENV}`);
     for (const [kind, store, extra] of stores) {
-      const api = await startHost('apps/api/src/main.ts', {
+      const api = await startHost(command, {
         cwd: tmp,
         env: {
           REDIS_URL,
@@ -125,6 +133,7 @@ async function main() {
           PORT: '0',
           HOST: '127.0.0.1',
           RATE_LIMIT_PER_MINUTE: '0',
+          ...(image.env.NODE_ENV ? { NODE_ENV: image.env.NODE_ENV } : {}),
           DATASET_MAX_BYTES: String(2 * size),
           ...extra,
         },

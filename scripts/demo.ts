@@ -31,7 +31,7 @@ const baseLimit = process.env.DEMO_BASE_LIMIT ? Number(process.env.DEMO_BASE_LIM
 const children: ChildProcess[] = [];
 
 function start(name: string, file: string, env: Record<string, string>, ready: RegExp): Promise<string> {
-  const p = spawn(process.execPath, ['--import', 'tsx', path.join(root, file)], {
+  const p = spawn(process.execPath, [path.join(root, file)], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -85,3 +85,15 @@ ensure_chromium() {
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium >/dev/null
   [ -x "$bin" ] || { echo "chromium: still no $bin after apt-get install" >&2; exit 1; }
 }
+
+# The container-signal tests (apps/*/test/container-signal.e2e.test.ts) run the images' own command
+# lines, which start with Debian's tini (the images' ENTRYPOINT, /usr/bin/tini -g --).
+ensure_tini() {
+  if [ -x /usr/bin/tini ]; then echo "tini: /usr/bin/tini"; return; fi
+  echo "tini: /usr/bin/tini is missing; installing Debian's tini (the images' ENTRYPOINT)"
+  local sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends tini >/dev/null
+  [ -x /usr/bin/tini ] || { echo "tini: still no /usr/bin/tini after apt-get install" >&2; exit 1; }
+}

@@ -1,5 +1,5 @@
 /**
- * Test harness: the API or a worker as its own OS process (`node --import tsx <entry>`), with its
+ * Test harness: the API or a worker as its own OS process (`node <entry>`, as the images run them), with its
  * output captured, for tests of what a person at the terminal sees: log lines, signals, exit codes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -22,9 +22,20 @@ export const API_ENTRY = 'apps/api/src/main.ts';
 export const WORKER_ENTRY = 'apps/worker/src/main.ts';
 
 export function spawnApp(entry: string, env: Record<string, string>): AppProcess {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, entry)], {
+  return spawnCommand([process.execPath, path.join(repoRoot, entry)], env);
+}
+
+/**
+ * Runs the command line `argv` from the repo root (an image's WORKDIR), with `env` over this
+ * process's environment, and with this process's node first on PATH (so `node` means this one).
+ */
+export function spawnCommand(argv: readonly string[], env: Record<string, string>): AppProcess {
+  const [cmd, ...args] = argv as [string, ...string[]];
+  const entry = argv.join(' ');
+  const PATH = `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}`;
+  const proc = spawn(cmd, args, {
     cwd: repoRoot,
-    env: { ...process.env, ...env },
+    env: { ...process.env, PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

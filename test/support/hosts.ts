@@ -1,11 +1,9 @@
 /**
- * Processes that stand for separate machines: each runs a repo entry point (`node --import tsx <file>`)
+ * Processes that stand for separate machines: each runs a repo entry point (`node <file>`, as the images do)
  * from a working directory of its own, with only the environment it is given on top of PATH and HOME.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { repoRoot } from './stack.ts';
 
 export interface HostProcess {
@@ -16,15 +14,16 @@ export interface HostProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
-/** tsx's loader by absolute URL, so a process whose cwd is not the repo still runs TypeScript. */
-const tsxLoader = pathToFileURL(createRequire(path.join(repoRoot, 'package.json')).resolve('tsx')).href;
-
-/** Starts `file` (relative to the repo) and resolves once its output matches `ready`. */
+/**
+ * Starts `file` (relative to the repo) with this node, or the command line `argv`, and resolves once
+ * its output matches `ready`.
+ */
 export async function startHost(
-  file: string,
+  file: string | readonly string[],
   opts: { cwd: string; env: Record<string, string>; ready: RegExp; timeoutMs?: number },
 ): Promise<HostProcess & { ready: RegExpExecArray }> {
-  const proc = spawn(process.execPath, ['--import', tsxLoader, path.join(repoRoot, file)], {
+  const [cmd, ...args] = typeof file === 'string' ? [process.execPath, path.join(repoRoot, file)] : file;
+  const proc = spawn(cmd!, args, {
     cwd: opts.cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? opts.cwd, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

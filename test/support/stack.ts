@@ -42,9 +42,9 @@ export function uniquePrefix(name: string): string {
   return `test-${name}-${randomUUID().slice(0, 8)}`;
 }
 
-/** Starts a worker as its own OS process (`node --import tsx apps/worker/src/main.ts`). */
+/** Starts a worker as its own OS process (`node apps/worker/src/main.ts`, as the images run it). */
 export async function spawnWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'apps/worker/src/main.ts')], {
+  const proc = spawn(process.execPath, [path.join(repoRoot, 'apps/worker/src/main.ts')], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

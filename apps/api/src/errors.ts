@@ -8,14 +8,20 @@ export class ApiError extends Error {
   override name = 'ApiError';
   /** Sent with the error, e.g. `Retry-After` on a 503. */
   headers: Record<string, string> = {};
+  readonly status: number;
+  readonly code: ErrorCode;
+  readonly details?: FieldIssue[] | Record<string, unknown>;
   constructor(
-    readonly status: number,
-    readonly code: ErrorCode,
+    status: number,
+    code: ErrorCode,
     message: string,
-    readonly details?: FieldIssue[] | Record<string, unknown>,
+    details?: FieldIssue[] | Record<string, unknown>,
   ) {
     // A message quoting a body or file must show what a person cannot see (a BOM, a zero-width space).
     super(showInvisible(message));
+    this.status = status;
+    this.code = code;
+    this.details = details;
   }
 }
 

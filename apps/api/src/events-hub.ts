@@ -32,10 +32,12 @@ export class EventsHub {
   private ping: NodeJS.Timeout | undefined;
   private readonly detach: (() => void)[] = [];
 
-  constructor(
-    private readonly events: Record<JobName, QueueEvents>,
-    private readonly jobs: JobsService,
-  ) {}
+  private readonly events: Record<JobName, QueueEvents>;
+  private readonly jobs: JobsService;
+  constructor(events: Record<JobName, QueueEvents>, jobs: JobsService) {
+    this.events = events;
+    this.jobs = jobs;
+  }
 
   /** Streams every job event (of one type, if given) to `res` until the client goes away. */
   subscribe(res: Response, type: JobName | undefined): void {

@@ -56,11 +56,14 @@ export function bodySha256(body: unknown): string {
 }
 
 export class JobsService {
-  constructor(
-    private readonly queues: Queues,
-    private readonly redis: RedisClient,
-    private readonly keys: RedisKeys,
-  ) {}
+  private readonly queues: Queues;
+  private readonly redis: RedisClient;
+  private readonly keys: RedisKeys;
+  constructor(queues: Queues, redis: RedisClient, keys: RedisKeys) {
+    this.queues = queues;
+    this.redis = redis;
+    this.keys = keys;
+  }
 
   private typesKey = () => this.keys.jobTypes;
   /** The channel on which workers hear cancel requests for jobs they may hold. */

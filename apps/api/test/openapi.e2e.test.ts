@@ -66,7 +66,9 @@ class ResponseChecker {
   readonly seen = new Set<string>();
   readonly problems: string[] = [];
 
-  constructor(private readonly doc: Document) {
+  private readonly doc: Document;
+  constructor(doc: Document) {
+    this.doc = doc;
     // ajv-formats is CommonJS: its plugin is the module's `default` export.
     formats.default(this.ajv);
     this.ajv.addFormat('binary', true);

@@ -9,7 +9,10 @@ import { ServingEvents, type BatchEvent, type RejectedEvent } from '../src/servi
 /** One "thread" that holds up to `depth` batches; `release()` finishes the oldest, doubling each value. */
 class HeldRunner implements BatchRunner {
   readonly held: { rows: number; data: Float32Array; done: (out: Float32Array) => void }[] = [];
-  constructor(private readonly depth: number) {}
+  private readonly depth: number;
+  constructor(depth: number) {
+    this.depth = depth;
+  }
   hasCapacity(): boolean {
     return this.held.length < this.depth;
   }

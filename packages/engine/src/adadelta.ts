@@ -20,12 +20,14 @@ export class KerasAdadelta extends tf.Optimizer {
   static readonly className = 'KerasAdadelta';
   private readonly slots = new Map<string, Slots>();
 
-  constructor(
-    private readonly lr: number,
-    private readonly rho = 0.95,
-    private readonly eps = 1e-7,
-  ) {
+  private readonly lr: number;
+  private readonly rho: number;
+  private readonly eps: number;
+  constructor(lr: number, rho = 0.95, eps = 1e-7) {
     super();
+    this.lr = lr;
+    this.rho = rho;
+    this.eps = eps;
   }
 
   private slotOf(name: string, v: tf.Variable): Slots {

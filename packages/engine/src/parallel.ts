@@ -104,10 +104,11 @@ class Helper {
   private pending: { resolve: (m: FromHelper) => void; reject: (e: Error) => void } | undefined;
   private failure: Error | undefined;
 
-  constructor(
-    readonly backend: string,
-    private readonly onDead: (h: Helper) => void,
-  ) {
+  readonly backend: string;
+  private readonly onDead: (h: Helper) => void;
+  constructor(backend: string, onDead: (h: Helper) => void) {
+    this.backend = backend;
+    this.onDead = onDead;
     const worker = spawnTsThread(workerFile, { backend });
     this.worker = worker;
     this.booted = new Promise<void>((resolve, reject) => {
@@ -241,12 +242,21 @@ function shared(src: Float32Array | Int32Array): SharedArrayBuffer {
 }
 
 export class DataParallelTrainer {
+  private readonly model: tf.LayersModel;
+  private readonly helpers: { helper: Helper; grads: Float32Array }[];
+  private readonly params: Float32Array;
+  private readonly vars: tf.Variable[];
   private constructor(
-    private readonly model: tf.LayersModel,
-    private readonly helpers: { helper: Helper; grads: Float32Array }[],
-    private readonly params: Float32Array,
-    private readonly vars: tf.Variable[],
-  ) {}
+    model: tf.LayersModel,
+    helpers: { helper: Helper; grads: Float32Array }[],
+    params: Float32Array,
+    vars: tf.Variable[],
+  ) {
+    this.model = model;
+    this.helpers = helpers;
+    this.params = params;
+    this.vars = vars;
+  }
 
   /**
    * A trainer over this thread and `threads - 1` helpers for `model` (compiled, with an optimizer) and

@@ -48,7 +48,10 @@ const sameShape = (a: readonly number[], b: readonly number[]) =>
  */
 class Scope {
   private readonly temps: Info[] = [];
-  constructor(readonly backend: BackendWasm) {}
+  readonly backend: BackendWasm;
+  constructor(backend: BackendWasm) {
+    this.backend = backend;
+  }
 
   run(kernelName: string, inputs: tf.NamedTensorInfoMap, attrs: object = {}): Info {
     const config = tf.getKernel(kernelName, 'wasm');

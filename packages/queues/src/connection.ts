@@ -58,11 +58,14 @@ class OutageLog {
   private downSince: number | undefined;
   private lastLine = 0;
 
-  constructor(
-    private readonly target: RedisTarget,
-    private readonly log: (line: string) => void,
-    private readonly everyMs = 10_000,
-  ) {}
+  private readonly target: RedisTarget;
+  private readonly log: (line: string) => void;
+  private readonly everyMs: number;
+  constructor(target: RedisTarget, log: (line: string) => void, everyMs = 10_000) {
+    this.target = target;
+    this.log = log;
+    this.everyMs = everyMs;
+  }
 
   private reason(e: Error): string {
     return (e as { code?: string }).code ?? e.message.split('\n')[0]!.slice(0, 120);

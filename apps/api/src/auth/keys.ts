@@ -59,7 +59,10 @@ function parseEntry(entry: string, index: number): KeyEntry | string {
 
 /** The configured keys; an empty ring means auth is off. */
 export class KeyRing {
-  private constructor(private readonly entries: readonly KeyEntry[]) {}
+  private readonly entries: readonly KeyEntry[];
+  private constructor(entries: readonly KeyEntry[]) {
+    this.entries = entries;
+  }
 
   /** Parses `API_KEYS`; throws an Error listing every bad entry (by position, never by content). */
   static parse(spec: string): KeyRing {

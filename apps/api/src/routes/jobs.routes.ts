@@ -21,8 +21,9 @@ import {
 import { DataError, InputError, NotFoundError } from '@mlq/core/errors';
 import type { DatasetRegistry } from '@mlq/core/datasets';
 import type { ModelRegistry } from '@mlq/core/registry';
-import { loadRunHistory } from '@mlq/core/jobs';
 import { EgressRefusedError, type EgressPolicy } from '@mlq/core/remote';
+// Not @mlq/core/jobs: that loads the processors and tfjs, which the API's main thread never runs.
+import { loadRunHistory } from '@mlq/core/run-history';
 import { parseS3Uri, resolveDataPath, type ArtifactStore } from '@mlq/core/storage';
 import type { QueueEvents } from '@mlq/queues';
 import { pinDatasets } from '../dataset-refs.ts';

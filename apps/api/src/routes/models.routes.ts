@@ -15,7 +15,8 @@ import {
   type modelVersionStatusViewSchema,
 } from '@mlq/contract';
 import { NotFoundError } from '@mlq/core/errors';
-import { loadRunHistory } from '@mlq/core/jobs';
+// Not @mlq/core/jobs: that loads the processors and tfjs, which the API's main thread never runs.
+import { loadRunHistory } from '@mlq/core/run-history';
 import type { ModelRegistry } from '@mlq/core/registry';
 import type { ArtifactStore } from '@mlq/core/storage';
 import { badRequest } from '../errors.ts';

@@ -34,11 +34,10 @@ export interface BatcherOptions {
 /** A model version's queue is full: try again after `retryAfterSeconds`. */
 export class QueueFullError extends Error {
   override name = 'QueueFullError';
-  constructor(
-    message: string,
-    readonly retryAfterSeconds: number,
-  ) {
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number) {
     super(message);
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 
@@ -78,11 +77,14 @@ export class Batcher {
   private timer: NodeJS.Timeout | undefined;
   readonly stats: BatcherStats = { batches: 0, rows: 0 };
 
-  constructor(
-    private readonly runner: BatchRunner,
-    private readonly opts: BatcherOptions,
-    private readonly events: ServingEvents = new ServingEvents(),
-  ) {}
+  private readonly runner: BatchRunner;
+  private readonly opts: BatcherOptions;
+  private readonly events: ServingEvents;
+  constructor(runner: BatchRunner, opts: BatcherOptions, events: ServingEvents = new ServingEvents()) {
+    this.runner = runner;
+    this.opts = opts;
+    this.events = events;
+  }
 
   /** Rows and requests of model `key` waiting for a thread now. */
   queued(key: string): { rows: number; requests: number } {

@@ -27,7 +27,10 @@ const POW10 = Array.from({ length: 23 }, (_, k) => Number(`1e${k}`));
 class Scanner {
   i = 0;
   values = new Float32Array(1024);
-  constructor(readonly s: string) {}
+  readonly s: string;
+  constructor(s: string) {
+    this.s = s;
+  }
 
   space(): void {
     while (this.i < this.s.length && isSpace(this.s.charCodeAt(this.i))) this.i++;

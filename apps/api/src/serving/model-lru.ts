@@ -7,11 +7,18 @@ export class SizedLru<V> {
   private readonly entries = new Map<string, { value: V; bytes: number }>();
   private total = 0;
 
+  private readonly maxEntries: number;
+  private readonly maxBytes: number;
+  private readonly onEvict: (key: string, value: V) => void;
   constructor(
-    private readonly maxEntries: number,
-    private readonly maxBytes: number,
-    private readonly onEvict: (key: string, value: V) => void = () => undefined,
-  ) {}
+    maxEntries: number,
+    maxBytes: number,
+    onEvict: (key: string, value: V) => void = () => undefined,
+  ) {
+    this.maxEntries = maxEntries;
+    this.maxBytes = maxBytes;
+    this.onEvict = onEvict;
+  }
 
   get size(): number {
     return this.entries.size;

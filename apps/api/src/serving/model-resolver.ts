@@ -38,11 +38,11 @@ export class ModelResolver {
   /** Nothing is cached until the subscription is live, or a move could slip by unseen. */
   private live = false;
 
-  constructor(
-    private readonly registry: ModelRegistry,
-    redis: RedisClient,
-    private readonly onLabelMoved: LabelMoved = () => undefined,
-  ) {
+  private readonly registry: ModelRegistry;
+  private readonly onLabelMoved: LabelMoved;
+  constructor(registry: ModelRegistry, redis: RedisClient, onLabelMoved: LabelMoved = () => undefined) {
+    this.registry = registry;
+    this.onLabelMoved = onLabelMoved;
     this.sub = redis.duplicate();
     this.sub.on('message', (channel: string, message: string) => this.onMessage(channel, message));
     this.sub.on('ready', () => {

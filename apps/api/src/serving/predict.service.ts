@@ -71,11 +71,9 @@ export class PredictService {
   /** Why the last load of a version failed, for its status (cleared when a load succeeds). */
   private readonly loadErrors = new SizedLru<string>(1000, Infinity);
 
-  constructor(
-    registry: ModelRegistry,
-    redis: RedisClient,
-    private readonly opts: ServingOptions,
-  ) {
+  private readonly opts: ServingOptions;
+  constructor(registry: ModelRegistry, redis: RedisClient, opts: ServingOptions) {
+    this.opts = opts;
     this.pool = new ThreadPool(
       opts.threads,
       {

@@ -63,11 +63,13 @@ class Packer {
   offset = 0;
   readonly images: ImageInstance[] = [];
 
-  constructor(
-    private readonly info: ModelInfo,
-    private readonly out: Float32Array,
-    private readonly field: string,
-  ) {
+  private readonly info: ModelInfo;
+  private readonly out: Float32Array;
+  private readonly field: string;
+  constructor(info: ModelInfo, out: Float32Array, field: string) {
+    this.info = info;
+    this.out = out;
+    this.field = field;
     this.size = prod(info.inputShape);
     this.integer = info.inputDtype.startsWith('int');
   }

@@ -24,8 +24,10 @@ export class ServingUnavailableError extends Error {
 
 /** An error a thread reported for one request, with the original error's name (e.g. NotFoundError). */
 export class ThreadReportedError extends Error {
-  constructor(readonly remote: ThreadError) {
+  readonly remote: ThreadError;
+  constructor(remote: ThreadError) {
     super(remote.message);
+    this.remote = remote;
     this.name = 'ThreadReportedError';
   }
 }
@@ -100,12 +102,15 @@ export class ThreadPool {
   private nextId = 1;
   private closed = false;
 
+  private readonly size: number;
+  private readonly config: ThreadConfig;
+  private readonly onFree: () => void;
   /** @param onFree called whenever a thread finishes a batch (the batcher then sends the next). */
-  constructor(
-    private readonly size: number,
-    private readonly config: ThreadConfig,
-    private readonly onFree: () => void = () => undefined,
-  ) {}
+  constructor(size: number, config: ThreadConfig, onFree: () => void = () => undefined) {
+    this.size = size;
+    this.config = config;
+    this.onFree = onFree;
+  }
 
   private fill(): void {
     if (this.closed) throw new ServingUnavailableError('the server is shutting down');

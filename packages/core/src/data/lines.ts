@@ -139,7 +139,9 @@ export class LabelCoder {
   private readonly given: Map<string, number> | undefined;
   private readonly seen = new Map<string, number>();
 
-  constructor(private readonly classNames?: readonly string[]) {
+  private readonly classNames?: readonly string[];
+  constructor(classNames?: readonly string[]) {
+    this.classNames = classNames;
     this.given = classNames ? new Map(classNames.map((c, i) => [c, i])) : undefined;
   }
 
@@ -223,11 +225,13 @@ export class Spill {
   /** 4-byte words per record. */
   readonly words: number;
 
-  private constructor(
-    private readonly fh: FileHandle,
-    readonly width: number,
-    readonly labelled: boolean,
-  ) {
+  private readonly fh: FileHandle;
+  readonly width: number;
+  readonly labelled: boolean;
+  private constructor(fh: FileHandle, width: number, labelled: boolean) {
+    this.fh = fh;
+    this.width = width;
+    this.labelled = labelled;
     this.words = width + (labelled ? 1 : 0);
   }
 

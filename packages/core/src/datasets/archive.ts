@@ -58,7 +58,10 @@ class Budget {
   files = 0;
   bytes = 0;
   private readonly names = new Set<string>();
-  constructor(private readonly limits: ArchiveLimits) {}
+  private readonly limits: ArchiveLimits;
+  constructor(limits: ArchiveLimits) {
+    this.limits = limits;
+  }
 
   entry(name: string, size: number, isFile: boolean): void {
     if (++this.entries > this.limits.maxFiles)

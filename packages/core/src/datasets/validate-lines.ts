@@ -26,7 +26,10 @@ export class LineSplitter {
   private line = 0;
   /** The last chunk ended with CR: an LF at the start of the next one belongs to it. */
   private afterCr = false;
-  constructor(private readonly onLine: (buf: Buffer, s: number, e: number, line: number) => void) {}
+  private readonly onLine: (buf: Buffer, s: number, e: number, line: number) => void;
+  constructor(onLine: (buf: Buffer, s: number, e: number, line: number) => void) {
+    this.onLine = onLine;
+  }
 
   push(chunk: Buffer): void {
     let p = 0;

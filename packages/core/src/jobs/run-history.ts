@@ -30,10 +30,12 @@ export class RunHistoryRecorder {
   private lastAt = 0;
   private sinceReport = 0;
 
-  constructor(
-    private readonly epochs: number,
-    private readonly now: () => number = () => performance.now(),
-  ) {}
+  private readonly epochs: number;
+  private readonly now: () => number;
+  constructor(epochs: number, now: () => number = () => performance.now()) {
+    this.epochs = epochs;
+    this.now = now;
+  }
 
   /** Keeps the points saved before a resume that precede where training restarts. */
   resume(saved: RunHistory | undefined, epochsDone: number, partial?: PartialEpoch): void {

@@ -49,11 +49,17 @@ export class ParallelSwitch {
     if (this.steps++ > 0) this.stepMs.push(performance.now() - t0);
     return r;
   }
+  private readonly starting: Promise<DataParallelTrainer> | undefined;
+  private readonly log: ((line: string) => Promise<void>) | undefined;
+  private readonly minSplitStepMs: number;
   constructor(
-    private readonly starting: Promise<DataParallelTrainer> | undefined,
-    private readonly log: ((line: string) => Promise<void>) | undefined,
-    private readonly minSplitStepMs = MIN_SPLIT_STEP_MS,
+    starting: Promise<DataParallelTrainer> | undefined,
+    log: ((line: string) => Promise<void>) | undefined,
+    minSplitStepMs = MIN_SPLIT_STEP_MS,
   ) {
+    this.starting = starting;
+    this.log = log;
+    this.minSplitStepMs = minSplitStepMs;
     this.state = starting ? 'booting' : 'off';
     starting?.then(
       (t) => {

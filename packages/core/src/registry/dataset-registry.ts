@@ -32,11 +32,10 @@ const LOCK_MS = 60_000;
 export class DatasetRegistry {
   private readonly keys: RedisKeys;
 
+  private readonly kv: DatasetKvPort;
   /** @param keys the install's keys (or its QUEUE_PREFIX). */
-  constructor(
-    private readonly kv: DatasetKvPort,
-    keys: RedisKeys | string,
-  ) {
+  constructor(kv: DatasetKvPort, keys: RedisKeys | string) {
+    this.kv = kv;
     this.keys = typeof keys === 'string' ? new RedisKeys(keys) : keys;
   }
 

@@ -49,11 +49,10 @@ return {1, v}
 export class ModelRegistry {
   private readonly keys: RedisKeys;
 
+  private readonly kv: KeyValuePort;
   /** @param keys the install's keys (or its QUEUE_PREFIX). */
-  constructor(
-    private readonly kv: KeyValuePort,
-    keys: RedisKeys | string,
-  ) {
+  constructor(kv: KeyValuePort, keys: RedisKeys | string) {
+    this.kv = kv;
     this.keys = typeof keys === 'string' ? new RedisKeys(keys) : keys;
   }
 

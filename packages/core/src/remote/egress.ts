@@ -63,8 +63,10 @@ export class EgressPolicy {
   private readonly nets: [Address, number][] = [];
   private agent: Agent | undefined;
 
+  readonly options: EgressOptions;
   /** Throws on an allow-list entry that is no host name, address or CIDR. */
-  constructor(readonly options: EgressOptions) {
+  constructor(options: EgressOptions) {
+    this.options = options;
     for (const entry of options.allowHosts) {
       const e = entry.trim().toLowerCase();
       if (e.includes('/')) {

@@ -116,7 +116,10 @@ const describe = (m: Meta) =>
   `${m.etag ? `ETag ${m.etag}` : `sha256 ${m.sha256.slice(0, 12)}`}, ${mb(m.bytes)}`;
 
 export class FetchCache {
-  constructor(readonly options: FetchCacheOptions) {}
+  readonly options: FetchCacheOptions;
+  constructor(options: FetchCacheOptions) {
+    this.options = options;
+  }
 
   private entryDir(id: string): string {
     return path.join(this.options.dir, id);

@@ -51,13 +51,13 @@ class StreamBuffer {
   /** Stream rows admitted so far. */
   admitted = 0;
 
-  constructor(
-    private readonly set: ShardSet,
-    private readonly plan: ShufflePlan,
-    private readonly stream: Uint32Array,
-    epoch: number,
-    capacity: number,
-  ) {
+  private readonly set: ShardSet;
+  private readonly plan: ShufflePlan;
+  private readonly stream: Uint32Array;
+  constructor(set: ShardSet, plan: ShufflePlan, stream: Uint32Array, epoch: number, capacity: number) {
+    this.set = set;
+    this.plan = plan;
+    this.stream = stream;
     const values = capacity * set.width;
     this.slots = set.manifest.dtype === 'uint8' ? new Uint8Array(values) : new Float32Array(values);
     this.labels = new Int32Array(capacity);
@@ -124,10 +124,11 @@ export class ShardBatches implements BatchSource {
   readonly valRows: number;
   readonly plan: ShufflePlan;
 
-  constructor(
-    private readonly set: ShardSet,
-    private readonly opts: StreamOptions,
-  ) {
+  private readonly set: ShardSet;
+  private readonly opts: StreamOptions;
+  constructor(set: ShardSet, opts: StreamOptions) {
+    this.set = set;
+    this.opts = opts;
     const { info } = set;
     this.shape = info.featureShape;
     this.numClasses = info.numClasses;

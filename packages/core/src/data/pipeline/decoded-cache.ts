@@ -53,14 +53,25 @@ async function contentHash(source: DatasetSource): Promise<string> {
  * or finds its embeddings, before anything is decoded.
  */
 export class DecodedCache {
+  private readonly source: DatasetSource;
+  private readonly spec: DatasetSpec;
+  /** `cache/decoded/<id>`: the id hashes the content and the preprocessing. */
+  readonly prefix: string;
+  private found: ShardSet | undefined;
+  private readonly store: ArtifactStore;
   private constructor(
-    private readonly source: DatasetSource,
-    private readonly spec: DatasetSpec,
-    /** `cache/decoded/<id>`: the id hashes the content and the preprocessing. */
-    readonly prefix: string,
-    private found: ShardSet | undefined,
-    private readonly store: ArtifactStore,
-  ) {}
+    source: DatasetSource,
+    spec: DatasetSpec,
+    prefix: string,
+    found: ShardSet | undefined,
+    store: ArtifactStore,
+  ) {
+    this.source = source;
+    this.spec = spec;
+    this.prefix = prefix;
+    this.found = found;
+    this.store = store;
+  }
 
   static async locate(source: DatasetSource, spec: DatasetSpec, store: ArtifactStore): Promise<DecodedCache> {
     const id = createHash('sha256')

@@ -57,11 +57,14 @@ function aligned(buf: Buffer): { ab: ArrayBuffer; at: number } {
 export class ShardSet {
   private memory: Shard | undefined;
 
-  constructor(
-    readonly manifest: ShardManifest,
-    private readonly store: ArtifactStore,
-    readonly prefix: string,
-  ) {}
+  readonly manifest: ShardManifest;
+  private readonly store: ArtifactStore;
+  readonly prefix: string;
+  constructor(manifest: ShardManifest, store: ArtifactStore, prefix: string) {
+    this.manifest = manifest;
+    this.store = store;
+    this.prefix = prefix;
+  }
 
   get info(): DatasetInfo {
     return this.manifest.info;
