@@ -267,6 +267,12 @@ describe.each([
     expect(
       (await stat(path.join(cacheDir, 'datasets', `${imgSha}.d`, 'pets', 'dog', '3.png'))).isFile(),
     ).toBe(true);
+    // A bad row is named by the dataset the user gave (with its version), never the store's path.
+    await ingestDataset(body('a,b,label\n1,hello,cat\n'), up.opts('t-text', 'csv'));
+    const bad = openDataset({ format: 'csv', uri: 'dataset://t-text' }, { dataRoots: [], locate });
+    await expect(bad.info()).rejects.toThrow(
+      /^dataset:\/\/t-text@1, line 2: column "b" is not a number: "hello"$/,
+    );
     await expect(locate('dataset://nope')).rejects.toThrow(/dataset "nope" not found/);
     await expect(locate('s3://b/x.csv')).rejects.toThrow(/workers read file:\/\/ URIs/);
   });

@@ -10,7 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EgressPolicy, EgressRefusedError, FetchLimitError, egressGet } from '../src/remote/egress.ts';
+import { createServer as createTcpServer } from 'node:net';
+import { openDataset } from '../src/data/open.ts';
 import { FetchCache } from '../src/remote/fetch-cache.ts';
+import { uriResolver } from '../src/remote/resolve-uri.ts';
 
 let dir: string;
 let server: Server;
@@ -22,6 +25,7 @@ const bodies: Record<string, { body: Buffer; etag?: string }> = {
   '/b.bin': { body: Buffer.alloc(1000, 2), etag: '"b1"' },
   '/c.bin': { body: Buffer.alloc(1000, 3), etag: '"c1"' },
   '/plain.bin': { body: Buffer.alloc(10, 4) },
+  '/bad.csv': { body: Buffer.from('a,b,label\n1,hello,x\n') },
 };
 /** Entries are ordered by last use as the file system stamps it: a few ms apart, so no two tie. */
 const tick = () => new Promise((r) => setTimeout(r, 15));
@@ -253,5 +257,47 @@ describe('the fetch cache', () => {
     await cache.get(uri('c'), { holder: 'job-c2' });
     left = (await cache.entries()).map((e) => e.uri);
     expect(left).toEqual([uri('a'), uri('c')]);
+  });
+});
+
+describe('what a failed fetch or read says', () => {
+  const cache = () =>
+    new FetchCache({ dir: path.join(dir, `msgs-${Math.random()}`), maxBytes: 1 << 20, policy: policyFor() });
+
+  it('a network error names the URI, its password redacted', async () => {
+    const err = await cache()
+      .get('http://user:secret@127.0.0.1:1/x.csv', { holder: 't' })
+      .catch((e: Error) => e);
+    expect((err as Error).message).toBe(
+      'cannot fetch http://***@127.0.0.1:1/x.csv: connect ECONNREFUSED 127.0.0.1:1',
+    );
+    expect((err as Error).message).not.toContain('secret');
+  });
+
+  it('a port that does not speak HTTP (a Redis, say) is named too', async () => {
+    const sockets = new Set<import('node:net').Socket>();
+    const junk = createTcpServer((s) => {
+      sockets.add(s);
+      s.end('-ERR unknown command\r\n');
+    });
+    await new Promise<void>((r) => junk.listen(0, '127.0.0.1', r));
+    try {
+      const uri = `http://127.0.0.1:${(junk.address() as AddressInfo).port}/`;
+      const err = await cache()
+        .get(uri, { holder: 't' })
+        .catch((e: Error) => e);
+      expect((err as Error).message).toMatch(new RegExp(`^cannot fetch ${uri}: \\S`));
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => junk.close(r));
+    }
+  }, 15_000);
+
+  it('a bad row of a fetched CSV is named by its URL and line, not the cache path', async () => {
+    const locate = uriResolver({ dataRoots: [], fetch: { cache: cache(), holder: 't' } });
+    const src = openDataset({ format: 'csv', uri: `${site}/bad.csv` }, { dataRoots: [], locate });
+    await expect(src.info()).rejects.toThrow(
+      `${site}/bad.csv, line 2: column "b" is not a number: "hello"`,
+    );
   });
 });

@@ -9,7 +9,7 @@ import type { z } from 'zod';
 import type { csvDatasetSchema } from '@mlq/contract';
 import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
-import type { DatasetInfo, DatasetSource, OpenDatasetOptions } from './dataset.ts';
+import { lineAt, type DatasetInfo, type DatasetSource, type OpenDatasetOptions } from './dataset.ts';
 import {
   fileFingerprint,
   grow,
@@ -91,10 +91,8 @@ function parseNumber(buf: Uint8Array, i: number, e: number): number {
   return neg ? -v : v;
 }
 
-/** `file:line`, the place an error names. */
-function at(file: string, line: number): string {
-  return `${file}:${line}`;
-}
+/** The place an error names: `file:line`, or `<uri>, line <n>` (dataset.ts' lineAt). */
+const at = lineAt;
 
 /** Splits one line into field strings (the header, and rows with quoted fields). */
 function splitFields(buf: Buffer, s: number, e: number, file: string, line: number): string[] {
@@ -255,14 +253,16 @@ function nthComma(buf: Buffer, s: number, e: number, n: number): number {
 
 /** The header's layout, from the first line (LineCursor has skipped a UTF-8 byte-order mark). */
 function readHeader(cur: LineCursor, spec: CsvSpec, file: string): Layout {
-  return layoutOf(splitFields(cur.buf, cur.s, cur.e, file, 1), spec, `${file}:1`);
+  return layoutOf(splitFields(cur.buf, cur.s, cur.e, file, 1), spec, at(file, 1));
 }
 
 /** Opens a CSV dataset; the file is read when `info()` or `chunks()` is first called. */
 export function csvSource(spec: CsvSpec, opts: OpenDatasetOptions): DatasetSource {
   /** The first pass: validates every row, decodes it into the spill, hashes, counts, finds classes. */
   const scan = async (): Promise<Scan> => {
-    const file = await resolveDataPath(spec.uri, opts.dataRoots);
+    const local = await resolveDataPath(spec.uri, opts.dataRoots);
+    // Messages name what the user gave (a dataset:// or remote URI), not a cache path.
+    const file = opts.shownAs?.name ?? local;
     const hash = createHash('sha256').update(
       JSON.stringify({ f: 'csv', l: spec.label ?? null, x: spec.features ?? null }),
     );
@@ -276,7 +276,7 @@ export function csvSource(spec: CsvSpec, opts: OpenDatasetOptions): DatasetSourc
     let [f32, i32] = [new Float32Array(0), new Int32Array(0)];
     let n = 0;
     let full = false;
-    for await (const b of readBlocks(file)) {
+    for await (const b of readBlocks(local, file)) {
       cur.reset(b);
       let used = b.end;
       let k = 0;
@@ -326,6 +326,7 @@ export function csvSource(spec: CsvSpec, opts: OpenDatasetOptions): DatasetSourc
       fileFingerprint(
         await resolveDataPath(spec.uri, opts.dataRoots),
         JSON.stringify({ f: 'csv', classNames: opts.classNames ?? null }),
+        opts.shownAs?.name,
       ),
   };
 }

@@ -70,14 +70,26 @@ export function featureWidth(info: Pick<DatasetInfo, 'featureShape'>): number {
   return info.featureShape.reduce((a, b) => a * b, 1);
 }
 
+/** Where a located URI's bytes are on this machine, and how messages name them to the user. */
+export interface Located {
+  /** Absolute path of the local file (csv, jsonl, a model file) or folder (image-folder). */
+  path: string;
+  /**
+   * What the user named: the path itself for `file://`, `dataset://name@version` for an upload, the URI
+   * (userinfo redacted) for `s3://` and `http(s)://`. Errors about the data name this, never the cache path.
+   */
+  name: string;
+  /** For a folder inside an archive: the folder's path inside it ("" or e.g. `photos`), for entry names. */
+  inside?: string | undefined;
+}
+
 /**
- * Makes a dataset or model URI readable on this machine: returns the absolute path of a local file
- * (csv, jsonl, a model file) or folder (image-folder) holding it, e.g. a file inside DATA_ROOTS, a
- * worker-local copy of a `dataset://` upload (datasets/locate.ts) or of an `s3://` or `http(s)://` file
- * (remote/resolve-uri.ts). `format` says what the caller reads (an image folder comes from an archive).
- * Throws the reason when it cannot.
+ * Makes a dataset or model URI readable on this machine: returns where its bytes are (a file inside
+ * DATA_ROOTS, a worker-local copy of a `dataset://` upload (datasets/locate.ts) or of an `s3://` or
+ * `http(s)://` file (remote/resolve-uri.ts)) and the name messages show. `format` says what the caller
+ * reads (an image folder comes from an archive). Throws the reason when it cannot.
  */
-export type UriLocator = (uri: string, format?: 'csv' | 'jsonl' | 'image-folder') => Promise<string>;
+export type UriLocator = (uri: string, format?: 'csv' | 'jsonl' | 'image-folder') => Promise<Located>;
 
 /** How readers open a dataset spec (see open.ts). */
 export interface OpenDatasetOptions {
@@ -93,4 +105,14 @@ export interface OpenDatasetOptions {
    * mapped with these, so index i means the same class as when the model was trained.
    */
   classNames?: readonly string[] | undefined;
+  /**
+   * How messages name the data (set by open.ts from `locate`); without it, the local path. With a URI
+   * name a row's place reads `<name>, line <n>`, with a path `<path>:<n>`.
+   */
+  shownAs?: Pick<Located, 'name' | 'inside'> | undefined;
+}
+
+/** The place of line `line` of the data named `name`: `path:12`, or `dataset://t@1, line 12` for a URI. */
+export function lineAt(name: string, line: number): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(name) ? `${name}, line ${line}` : `${name}:${line}`;
 }

@@ -36,31 +36,49 @@ export function isHiddenEntry(name: string): boolean {
   return name.startsWith('.') || SYSTEM_ENTRIES.has(name.toLowerCase());
 }
 
+/** How messages name a local path under the dataset's root (see `namer`). */
+type Shown = (p: string) => string;
+
+/**
+ * Names paths under `root` for messages: the path itself for a user's own folder; for a located
+ * upload or fetched archive (`opts.shownAs`) its URI, and for a file in it the entry's path inside the
+ * archive: `cat/1.png in dataset://pets@1`.
+ */
+function namer(root: string, opts: OpenDatasetOptions): Shown {
+  const s = opts.shownAs;
+  if (!s) return (p) => p;
+  return (p) => {
+    const rel = path.relative(root, p).split(path.sep).join('/');
+    const entry = path.posix.join(s.inside ?? '', rel);
+    return entry === '.' || entry === '' ? s.name : `${entry} in ${s.name}`;
+  };
+}
+
 /** Reads one image file; a failure is a DataError naming it. */
-async function readImage(file: string): Promise<Buffer> {
+async function readImage(file: string, shown: Shown): Promise<Buffer> {
   try {
     return await readFile(file);
   } catch (e) {
-    throw new DataError(`unreadable image ${file}: ${(e as Error).message}`);
+    throw new DataError(`unreadable image ${shown(file)}: ${(e as Error).message}`);
   }
 }
 
 /** The visible entries of a folder, sorted by name; a DataError naming it if it cannot be read. */
-async function entriesOf(dir: string): Promise<Dirent[]> {
+async function entriesOf(dir: string, shown: Shown): Promise<Dirent[]> {
   try {
     const all = await readdir(dir, { withFileTypes: true });
     return all.filter((d) => !isHiddenEntry(d.name)).sort((a, b) => (a.name < b.name ? -1 : 1));
   } catch (e) {
-    throw new DataError(`cannot read the folder ${dir}: ${(e as Error).message}`);
+    throw new DataError(`cannot read the folder ${shown(dir)}: ${(e as Error).message}`);
   }
 }
 
 /** Files under `dir` at any depth (sorted, depth-first), hidden and system entries left out. */
-async function filesUnder(dir: string): Promise<string[]> {
+async function filesUnder(dir: string, shown: Shown): Promise<string[]> {
   const out: string[] = [];
-  for (const d of await entriesOf(dir)) {
+  for (const d of await entriesOf(dir, shown)) {
     const p = path.join(dir, d.name);
-    if (d.isDirectory()) out.push(...(await filesUnder(p)));
+    if (d.isDirectory()) out.push(...(await filesUnder(p, shown)));
     else if (d.isFile()) out.push(p);
   }
   return out;
@@ -92,21 +110,27 @@ interface Listing {
 }
 
 /** The images of every class folder (at any depth), class-major in sorted order, and the class names. */
-async function listImages(root: string, classNames: readonly string[] | undefined): Promise<Listing> {
+async function listImages(
+  root: string,
+  classNames: readonly string[] | undefined,
+  shown: Shown,
+): Promise<Listing> {
   const isDir = await stat(root).then(
     (s) => s.isDirectory(),
     (e: Error) => {
-      throw new DataError(`cannot read the folder ${root}: ${e.message}`);
+      throw new DataError(`cannot read the folder ${shown(root)}: ${e.message}`);
     },
   );
   if (!isDir)
-    throw new DataError(`${root} is not a folder (an image-folder dataset is a folder of class folders)`);
-  const entries = await entriesOf(root);
+    throw new DataError(
+      `${shown(root)} is not a folder (an image-folder dataset is a folder of class folders)`,
+    );
+  const entries = await entriesOf(root, shown);
   const folders = entries.filter((d) => d.isDirectory()).map((d) => d.name);
   if (folders.length === 0) {
     const loose = entries.filter((d) => d.isFile() && IMAGE_EXT.test(d.name)).length;
     const found = loose > 0 ? `; it holds ${loose} images directly, put them in one folder per class` : '';
-    throw new DataError(`${root} has no class folders (one sub-folder per class)${found}`);
+    throw new DataError(`${shown(root)} has no class folders (one sub-folder per class)${found}`);
   }
   // With the model's class names (evaluate), folder "cat" must mean the class the model calls "cat".
   const names = classNames ? [...classNames] : folders;
@@ -116,14 +140,14 @@ async function listImages(root: string, classNames: readonly string[] | undefine
     const label = names.indexOf(folder);
     if (label < 0)
       throw new DataError(
-        `${path.join(root, folder)}: unknown label "${folder}"; the model's classes are ${names.join(', ')}`,
+        `${shown(path.join(root, folder))}: unknown label "${folder}"; the model's classes are ${names.join(', ')}`,
       );
-    const files = await filesUnder(path.join(root, folder));
+    const files = await filesUnder(path.join(root, folder), shown);
     const images = files.filter((f) => IMAGE_EXT.test(f));
     const others = files.filter((f) => !IMAGE_EXT.test(f));
     if (images.length === 0) {
       const found = others.length > 0 ? `found ${describeOthers(others)}` : 'the folder is empty';
-      throw new DataError(`class ${folder} has no PNG or JPEG images; ${found} (${path.join(root, folder)})`);
+      throw new DataError(`class ${folder} has no PNG or JPEG images; ${found} (${shown(path.join(root, folder))})`);
     }
     if (others.length > 0)
       notes.push(`class ${folder}: skipped ${describeOthers(others)} (only PNG and JPEG are read)`);
@@ -140,10 +164,11 @@ export function imageFolderSource(spec: ImageFolderSpec, opts: OpenDatasetOption
   const [h, w] = spec.imageSize;
   const channels = spec.channels;
   const width = h * w * channels;
-  let pending: Promise<{ info: DatasetInfo; items: Item[] }> | undefined;
+  let pending: Promise<{ info: DatasetInfo; items: Item[]; shown: Shown }> | undefined;
   const scan = async () => {
     const root = await resolveDataPath(spec.uri, opts.dataRoots);
-    const { items: sorted, names, notes } = await listImages(root, opts.classNames);
+    const shown = namer(root, opts);
+    const { items: sorted, names, notes } = await listImages(root, opts.classNames, shown);
     const order = seededPermutation(sorted.length, 0);
     const rows = Math.min(sorted.length, spec.limit ?? Infinity);
     const items = Array.from({ length: rows }, (_, i) => sorted[order[i]!]!);
@@ -155,7 +180,7 @@ export function imageFolderSource(spec: ImageFolderSpec, opts: OpenDatasetOption
     // decoded-example cache is keyed by it). A broken image fails the job when its chunk is decoded,
     // which training does first, into that cache.
     for (const it of items) {
-      hash.update(`${path.relative(root, it.file)}\n${it.label}\n`).update(await readImage(it.file));
+      hash.update(`${path.relative(root, it.file)}\n${it.label}\n`).update(await readImage(it.file, shown));
       classCounts[it.label]!++;
     }
     const info: DatasetInfo = {
@@ -167,20 +192,21 @@ export function imageFolderSource(spec: ImageFolderSpec, opts: OpenDatasetOption
       hash: hash.digest('hex').slice(0, 16),
       ...(notes.length > 0 ? { notes } : {}),
     };
-    return { info, items };
+    return { info, items, shown };
   };
   const get = () => (pending ??= scan());
   return {
     info: async () => (await get()).info,
     async *chunks({ chunkSize, start = 0 }): AsyncIterable<Chunk> {
-      const { items } = await get();
+      const { items, shown } = await get();
       for (let s = start; s < items.length; s += chunkSize) {
         const count = Math.min(chunkSize, items.length - s);
         const x = new Float32Array(count * width);
         const y = new Int32Array(count);
         for (let i = 0; i < count; i++) {
           const it = items[s + i]!;
-          await imageToFeatures(await readImage(it.file), it.file, spec.imageSize, channels, x, i * width);
+          const file = shown(it.file);
+          await imageToFeatures(await readImage(it.file, shown), file, spec.imageSize, channels, x, i * width);
           y[i] = it.label;
         }
         yield { start: s, count, x, y };

@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import type { jsonlDatasetSchema } from '@mlq/contract';
 import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
-import type { DatasetInfo, DatasetSource, OpenDatasetOptions } from './dataset.ts';
+import { lineAt, type DatasetInfo, type DatasetSource, type OpenDatasetOptions } from './dataset.ts';
 import {
   fileFingerprint,
   grow,
@@ -71,7 +71,9 @@ interface Row {
 export function jsonlSource(spec: JsonlSpec, opts: OpenDatasetOptions): DatasetSource {
   /** The first pass: validates every line, decodes it into the spill, hashes, counts, finds classes. */
   const scan = async (): Promise<Scan> => {
-    const file = await resolveDataPath(spec.uri, opts.dataRoots);
+    const local = await resolveDataPath(spec.uri, opts.dataRoots);
+    // Messages name what the user gave (a dataset:// or remote URI), not a cache path.
+    const file = opts.shownAs?.name ?? local;
     const hash = createHash('sha256').update('jsonl\n');
     const coder = new LabelCoder(opts.classNames);
     const limit = spec.limit ?? Infinity;
@@ -84,7 +86,7 @@ export function jsonlSource(spec: JsonlSpec, opts: OpenDatasetOptions): DatasetS
     let [f32, i32] = [new Float32Array(0), new Int32Array(0)];
     let n = 0;
     let full = false;
-    for await (const b of readBlocks(file)) {
+    for await (const b of readBlocks(local, file)) {
       cur.reset(b);
       let used = b.end;
       let k = 0;
@@ -95,7 +97,7 @@ export function jsonlSource(spec: JsonlSpec, opts: OpenDatasetOptions): DatasetS
           [full, used] = [true, cur.s];
           break;
         }
-        const where = `${file}:${cur.line}`;
+        const where = lineAt(file, cur.line);
         let row: Row;
         try {
           row = JSON.parse(text) as Row;
@@ -154,6 +156,7 @@ export function jsonlSource(spec: JsonlSpec, opts: OpenDatasetOptions): DatasetS
       fileFingerprint(
         await resolveDataPath(spec.uri, opts.dataRoots),
         JSON.stringify({ f: 'jsonl', classNames: opts.classNames ?? null }),
+        opts.shownAs?.name,
       ),
   };
 }

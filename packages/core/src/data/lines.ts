@@ -12,7 +12,7 @@ import { open, unlink, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { DataError } from '../util/errors.ts';
-import type { Chunk, DatasetInfo } from './dataset.ts';
+import { lineAt, type Chunk, type DatasetInfo } from './dataset.ts';
 const BLOCK = 1 << 20;
 const MAX_LINE = 64 << 20;
 
@@ -23,13 +23,14 @@ export interface Block {
 }
 
 /**
- * Reads a file in ~1 MiB blocks of whole lines, reusing one buffer: memory stays flat whatever the
- * file's size. A block is valid until the next one is requested.
+ * Reads the file `local` in ~1 MiB blocks of whole lines, reusing one buffer: memory stays flat
+ * whatever the file's size. A block is valid until the next one is requested. Errors name it `file`
+ * (what the user gave, OpenDatasetOptions.shownAs; the path by default).
  */
-export async function* readBlocks(file: string): AsyncGenerator<Block> {
+export async function* readBlocks(local: string, file = local): AsyncGenerator<Block> {
   let fh;
   try {
-    fh = await open(file, 'r');
+    fh = await open(local, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new DataError(
@@ -148,22 +149,22 @@ export class LabelCoder {
   /** Rows per provisional id. */
   private counts: number[] = [];
 
-  /** Records a label and returns its provisional id; errors name `file:line`. */
+  /** Records a label and returns its provisional id; errors name the place (`lineAt(file, line)`). */
   add(label: string, file: string, line: number): number {
     const id = this.seen.get(label);
     if (id !== undefined) {
       this.counts[id]!++;
       return id;
     }
-    if (label === '') throw new DataError(`${file}:${line}: the label is empty`);
+    if (label === '') throw new DataError(`${lineAt(file, line)}: the label is empty`);
     if (this.given && !this.given.has(label) && !(INT.test(label) && Number(label) < this.given.size)) {
       const names = [...this.given.keys()];
       const shown = names.slice(0, 20).join(', ') + (names.length > 20 ? ', ...' : '');
-      throw new DataError(`${file}:${line}: unknown label "${label}"; the model's classes are ${shown}`);
+      throw new DataError(`${lineAt(file, line)}: unknown label "${label}"; the model's classes are ${shown}`);
     }
     if (this.seen.size >= MAX_CLASSES)
       throw new DataError(
-        `${file}:${line}: more than ${MAX_CLASSES} distinct labels; is this the label column?`,
+        `${lineAt(file, line)}: more than ${MAX_CLASSES} distinct labels; is this the label column?`,
       );
     this.seen.set(label, this.seen.size);
     this.counts.push(1);
@@ -325,12 +326,12 @@ export function spilledChunks(scan: () => Promise<Scan>, first: () => Promise<Sc
  * sha256 of `tag` and the file's raw bytes: a content hash that parses nothing, so a decoded-example
  * cache hit skips the reader's first pass (`DatasetSource.fingerprint`).
  */
-export async function fileFingerprint(file: string, tag: string): Promise<string> {
+export async function fileFingerprint(file: string, tag: string, shown = file): Promise<string> {
   const hash = createHash('sha256').update(`${tag}\n`);
   try {
     for await (const b of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(b as Buffer);
   } catch (e) {
-    throw new DataError(`cannot read ${file}: ${(e as Error).message}`);
+    throw new DataError(`cannot read ${shown}: ${(e as Error).message}`);
   }
   return hash.digest('hex').slice(0, 16);
 }

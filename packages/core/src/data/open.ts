@@ -32,9 +32,15 @@ function located(spec: Exclude<DatasetSpec, { format: 'mnist' }>, opts: OpenData
   const get = () =>
     (inner ??= opts.locate!(spec.uri, spec.format).then((local) =>
       // The located path is the only root the reader may read: it is where the bytes were put.
+      // Messages name what the user gave (local.name), not that path.
       openDataset(
-        { ...spec, uri: pathToFileURL(local).href },
-        { ...opts, dataRoots: [local], locate: undefined },
+        { ...spec, uri: pathToFileURL(local.path).href },
+        {
+          ...opts,
+          dataRoots: [local.path],
+          locate: undefined,
+          shownAs: { name: local.name, inside: local.inside },
+        },
       ),
     ));
   return {

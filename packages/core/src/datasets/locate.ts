@@ -112,7 +112,8 @@ async function localPath(v: DatasetVersion, o: DatasetLocatorOptions): Promise<s
 
 /**
  * The worker's `locate` for openDataset: resolves `dataset://name[@version]` with the registry (the
- * same function the API checks submissions with) and returns where its data is on this machine.
+ * same function the API checks submissions with) and returns where its data is on this machine, named
+ * `dataset://<name>@<version>` for messages.
  * Concurrent jobs of one process share one download.
  */
 export function datasetLocator(o: DatasetLocatorOptions): UriLocator {
@@ -128,6 +129,7 @@ export function datasetLocator(o: DatasetLocatorOptions): UriLocator {
       p = localPath(v, o).finally(() => inflight.delete(v.sha256));
       inflight.set(v.sha256, p);
     }
-    return p;
+    // Messages name the upload with its version (`dataset://pets@2`), never the store's path.
+    return { path: await p, name: v.uri, inside: v.archive ? (v.root ?? '') : undefined };
   };
 }

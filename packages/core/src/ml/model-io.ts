@@ -88,7 +88,7 @@ async function readUri(
   const key = store.keyOf(uri);
   if (key !== undefined) return store.get(key);
   // The job's resolver: s3:// and http(s):// through the fetch cache and the egress policy.
-  if (locate) return readFile(await locate(uri));
+  if (locate) return readFile((await locate(uri)).path);
   if (uri.startsWith('file://')) return readFile(await resolveDataPath(uri, dataRoots));
   throw new DataError(
     `cannot read "${uri}" here: this process reads models from its artifact store and file:// URIs inside DATA_ROOTS (workers also read s3:// and http(s)://)`,

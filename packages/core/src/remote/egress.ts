@@ -232,7 +232,30 @@ export function discard(body: Readable): void {
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
-/** An undici error as the job should see it: a refusal or a timeout is permanent, anything else not. */
+/**
+ * A URI as messages and logs may show it: userinfo (`user:pass@`) replaced by `***@`, so a password
+ * written into a dataset URI never reaches a job's error or log. Anything else is kept as given.
+ */
+export function redactUri(uri: string): string {
+  return uri.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@');
+}
+
+/**
+ * A network error naming what was fetched: `cannot fetch <uri>: <reason>` (uri redacted). The error's
+ * `code` is kept and the original is its `cause`; it is not permanent, so the job retries it.
+ */
+export function networkError(e: unknown, uri: string): Error {
+  const err = e as Error & { code?: string };
+  const reason = err instanceof Error ? err.message || err.name : String(e);
+  const out = new Error(`cannot fetch ${redactUri(uri)}: ${reason}`, { cause: e }) as Error & { code?: string };
+  if (err?.code) out.code = err.code;
+  return out;
+}
+
+/**
+ * An undici error as the job should see it: a refusal or a timeout is permanent, anything else (a
+ * refused connection, a reset, an answer that is not HTTP) is a networkError naming `url` and may pass.
+ */
 export function fetchError(e: unknown, url: string, policy: EgressPolicy): Error {
   const err = e as Error & { code?: string; cause?: unknown };
   if (err instanceof EgressRefusedError) return err;
@@ -240,9 +263,10 @@ export function fetchError(e: unknown, url: string, policy: EgressPolicy): Error
   if (err instanceof FetchLimitError) return err;
   if (err?.code && TIMEOUT_CODES.has(err.code))
     return new FetchLimitError(
-      `${url}: no answer within FETCH_TIMEOUT_MS (${policy.options.timeoutMs} ms; ${err.message})`,
+      `${redactUri(url)}: no answer within FETCH_TIMEOUT_MS (${policy.options.timeoutMs} ms; ${err.message})`,
     );
-  return err instanceof Error ? err : new Error(String(e));
+  if (err instanceof Error && err.message.startsWith('cannot fetch ')) return err;
+  return networkError(e, url);
 }
 
 /**

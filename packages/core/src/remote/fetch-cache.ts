@@ -30,7 +30,15 @@ import { ImageFolderCheck, isIgnoredEntry } from '../datasets/image-archive.ts';
 import type { ArtifactStore } from '../storage/artifact-store.ts';
 import { parseS3Uri, s3ObjectOf } from '../storage/s3-store.ts';
 import { DataError, InputError, isPermanentError, NotFoundError } from '../util/errors.ts';
-import { discard, egressGet, fetchError, FetchLimitError, type EgressPolicy } from './egress.ts';
+import {
+  discard,
+  egressGet,
+  fetchError,
+  FetchLimitError,
+  networkError,
+  redactUri,
+  type EgressPolicy,
+} from './egress.ts';
 
 export interface FetchCacheOptions {
   /** `WORKER_CACHE_DIR/fetch`. */
@@ -148,7 +156,7 @@ export class FetchCache {
       // The source cannot be asked now (a network error, a 5xx): the copy this machine has will do.
       if (!prior || isPermanentError(e) || req.signal?.aborted) throw e;
       await req.log?.(
-        `could not revalidate ${uri} (${(e as Error).message}); using the copy fetched at ${prior.meta.fetchedAt}`,
+        `could not revalidate ${redactUri(uri)} (${(e as Error).message}); using the copy fetched at ${prior.meta.fetchedAt}`,
       );
       fresh = { kind: 'current' };
     }
@@ -156,13 +164,13 @@ export class FetchCache {
       const dir = this.entryDir(prior.index.id);
       // Evicted between reading it and holding it: fetch anew.
       if ((await this.hold(dir, req.holder)) && (await exists(path.join(dir, 'meta.json')))) {
-        await req.log?.(`cache hit: ${uri} (${describe(prior.meta)})`);
+        await req.log?.(`cache hit: ${redactUri(uri)} (${describe(prior.meta)})`);
         await this.pin(uri, mode, prior.index.id, req);
         return this.pathOf(dir, prior.meta, req);
       }
       return this.get(uri, req);
     }
-    if (fresh.kind !== 'body') throw new Error(`${uri}: the server answered 304 to an unconditional request`);
+    if (fresh.kind !== 'body') throw new Error(`${redactUri(uri)}: the server answered 304 to an unconditional request`);
     return this.download(uri, mode, fresh, req);
   }
 
@@ -243,7 +251,7 @@ export class FetchCache {
     } catch {
       return undefined;
     }
-    await req.log?.(`cache hit: ${uri} (${describe(meta)}; the copy an earlier attempt of this job read)`);
+    await req.log?.(`cache hit: ${redactUri(uri)} (${describe(meta)}; the copy an earlier attempt of this job read)`);
     return this.pathOf(dir, meta, req);
   }
 
@@ -285,7 +293,7 @@ export class FetchCache {
   ): Promise<Fresh> {
     if (uri.startsWith('s3://')) return this.openS3(uri, prior?.meta);
     if (/^https?:\/\//.test(uri)) return this.openHttp(uri, prior?.meta, signal);
-    throw new InputError(`cannot fetch "${uri}": only s3:// and http(s):// URIs are fetched`);
+    throw new InputError(`cannot fetch "${redactUri(uri)}": only s3:// and http(s):// URIs are fetched`);
   }
 
   private async openHttp(
@@ -305,10 +313,10 @@ export class FetchCache {
     if (s < 200 || s >= 300) {
       discard(res.body);
       const status = `${s} ${STATUS_CODES[s] ?? ''}`.trim();
-      if (s === 404 || s === 410) throw new NotFoundError(`not found: ${uri} (HTTP ${status})`);
+      if (s === 404 || s === 410) throw new NotFoundError(`not found: ${redactUri(uri)} (HTTP ${status})`);
       // Refused (401, 403...): asking again will not help. A server error, 408 or 429 may pass.
-      if (s >= 400 && s < 500 && s !== 408 && s !== 429) throw new DataError(`GET ${uri} answered ${status}`);
-      throw new Error(`GET ${uri} answered ${status}`);
+      if (s >= 400 && s < 500 && s !== 408 && s !== 429) throw new DataError(`GET ${redactUri(uri)} answered ${status}`);
+      throw new Error(`GET ${redactUri(uri)} answered ${status}`);
     }
     const length = Number(header(res.headers['content-length']));
     return {
@@ -324,7 +332,7 @@ export class FetchCache {
     let loc;
     try {
       loc = parseS3Uri(uri);
-      if (!loc.prefix) throw new Error(`invalid S3 URI "${uri}": it names a bucket, not an object`);
+      if (!loc.prefix) throw new Error(`invalid S3 URI "${redactUri(uri)}": it names a bucket, not an object`);
     } catch (e) {
       throw new InputError((e as Error).message);
     }
@@ -338,11 +346,13 @@ export class FetchCache {
       // Refused (403: no access, 400: bad request): asking again will not help; 5xx and network errors may pass.
       const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? 0;
       if (status >= 400 && status < 500 && status !== 408 && status !== 429)
-        throw new DataError(`S3 answered ${status} ${(e as Error).name} for ${uri}`);
-      throw e;
+        throw new DataError(`S3 answered ${status} ${(e as Error).name} for ${redactUri(uri)}`);
+      throw networkError(e, uri);
     }
     if (prior && head.etag && prior.etag === head.etag) return { kind: 'current' };
-    const { body } = await store.getStream(key);
+    const { body } = await store.getStream(key).catch((e: unknown) => {
+      throw networkError(e, uri);
+    });
     return {
       kind: 'body',
       body,
@@ -364,7 +374,7 @@ export class FetchCache {
     const t0 = performance.now();
     const tooLarge = (n: number | string) =>
       new FetchLimitError(
-        `${uri} is larger than FETCH_MAX_MB (${n} bytes > ${limit}); raise FETCH_MAX_MB on the worker to read it`,
+        `${redactUri(uri)} is larger than FETCH_MAX_MB (${n} bytes > ${limit}); raise FETCH_MAX_MB on the worker to read it`,
       );
     if (fresh.length !== undefined && fresh.length > limit) {
       discard(fresh.body);
@@ -373,7 +383,7 @@ export class FetchCache {
     if (fresh.length !== undefined && fresh.length > cacheBytes) {
       discard(fresh.body);
       throw new FetchLimitError(
-        `${uri} is ${fresh.length} bytes, more than the worker's cache holds (WORKER_CACHE_MB: ${cacheBytes} bytes)`,
+        `${redactUri(uri)} is ${fresh.length} bytes, more than the worker's cache holds (WORKER_CACHE_MB: ${cacheBytes} bytes)`,
       );
     }
     const tmp = path.join(this.options.dir, `new-${randomUUID()}.tmp`);
@@ -429,7 +439,7 @@ export class FetchCache {
       await this.pin(uri, mode, id, req);
       const secs = ((performance.now() - t0) / 1000).toFixed(1);
       await req.log?.(
-        `fetched ${uri}: ${mb(bytes)} in ${secs} s${fresh.etag ? ` (ETag ${fresh.etag})` : ''}`,
+        `fetched ${redactUri(uri)}: ${mb(bytes)} in ${secs} s${fresh.etag ? ` (ETag ${fresh.etag})` : ''}`,
       );
       const evicted = await this.evict();
       if (evicted.length)
@@ -451,7 +461,7 @@ export class FetchCache {
     const kind = await archiveKind(file);
     if (!kind)
       throw new DataError(
-        `${uri} is not a .zip or .tar.gz archive: an image-folder dataset from s3:// or http(s):// is an archive with one folder per class`,
+        `${redactUri(uri)} is not a .zip or .tar.gz archive: an image-folder dataset from s3:// or http(s):// is an archive with one folder per class`,
       );
     const limits = {
       maxFiles: this.options.maxArchiveFiles ?? 100_000,
@@ -476,7 +486,7 @@ export class FetchCache {
     const now = new Date();
     await utimes(path.join(dir, 'meta.json'), now, now).catch(() => undefined);
     if (!req.extract) return path.join(dir, 'body');
-    if (meta.root === undefined) throw new DataError(`${meta.uri} was cached as a file, not an archive`);
+    if (meta.root === undefined) throw new DataError(`${redactUri(meta.uri)} was cached as a file, not an archive`);
     return meta.root ? path.join(dir, 'tree', ...meta.root.split('/')) : path.join(dir, 'tree');
   }
 

@@ -5,9 +5,11 @@
  * (fetch-cache.ts, under the egress policy). Dataset opening (data/open.ts) and model loading
  * (ml/model-io.ts) both go through it.
  */
+import path from 'node:path';
 import type { UriLocator } from '../data/dataset.ts';
 import { resolveDataPath } from '../storage/data-uri.ts';
 import { InputError } from '../util/errors.ts';
+import { redactUri } from './egress.ts';
 import type { FetchCache } from './fetch-cache.ts';
 
 export interface UriResolverOptions {
@@ -34,7 +36,11 @@ export interface UriResolverOptions {
  */
 export function uriResolver(o: UriResolverOptions): UriLocator {
   return async (uri, format) => {
-    if (uri.startsWith('file://')) return resolveDataPath(uri, o.dataRoots);
+    if (uri.startsWith('file://')) {
+      // The user's own path: messages may show it.
+      const p = await resolveDataPath(uri, o.dataRoots);
+      return { path: p, name: p };
+    }
     if (uri.startsWith('dataset://')) {
       if (!o.datasets) throw new InputError(`cannot read "${uri}" here: dataset:// URIs are read by workers`);
       return o.datasets(uri, format);
@@ -43,13 +49,14 @@ export function uriResolver(o: UriResolverOptions): UriLocator {
       const f = o.fetch;
       if (!f)
         throw new InputError(`cannot read "${uri}" here: s3:// and http(s):// URIs are read by workers`);
-      return f.cache.get(uri, {
-        holder: f.holder,
-        job: f.job,
-        extract: format === 'image-folder',
-        log: f.log,
-        signal: f.signal,
-      });
+      const extract = format === 'image-folder';
+      const p = await f.cache.get(uri, { holder: f.holder, job: f.job, extract, log: f.log, signal: f.signal });
+      // An extracted archive is `<dir>/<entry id>/tree/<root>` (fetch-cache.ts): `root` is the
+      // class folders' place inside the archive, which entry names start from.
+      const inside = extract
+        ? path.relative(f.cache.options.dir, p).split(path.sep).slice(2).join('/')
+        : undefined;
+      return { path: p, name: redactUri(uri), inside };
     }
     throw new InputError(
       `cannot read "${uri}": supported are file:// (inside DATA_ROOTS), dataset://, s3:// and http(s)://`,
