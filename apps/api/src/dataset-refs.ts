@@ -2,7 +2,7 @@
  * The `dataset://` URIs of a submission (in the fields its job type declares as datasets). Each must
  * name an uploaded version whose format is the one the spec gives; `dataset://name` is pinned to its
  * latest version (the payload is rewritten to `dataset://name@<n>`), so every attempt, resume and tune
- * trial reads the same bytes.
+ * trial reads the same bytes. For a CSV upload, `label` and `features` must name columns of its header.
  */
 import {
   jobType,
@@ -34,6 +34,12 @@ export async function pinDatasets(
         });
         continue;
       }
+      // A CSV upload's columns are known: a label or feature the header lacks cannot be read.
+      const missing = columnIssues(ds, v, field);
+      if (missing.length > 0) {
+        issues.push(...missing);
+        continue;
+      }
       ds.uri = v.uri;
       pinned.push(v);
     } catch (e) {
@@ -42,4 +48,24 @@ export async function pinDatasets(
     }
   }
   return { issues, pinned };
+}
+
+/** `label` / `features` of a CSV spec that name columns the upload `v` does not have. */
+function columnIssues(ds: DatasetSpec, v: DatasetVersion, field: string): FieldIssue[] {
+  if (ds.format !== 'csv' || !v.columns) return [];
+  const have = new Set(v.columns);
+  const cols = v.columns.join(', ');
+  const out: FieldIssue[] = [];
+  if (ds.label !== undefined && !have.has(ds.label))
+    out.push({
+      field: `${field}.label`,
+      message: `${v.uri} has no column "${ds.label}"; its columns are ${cols}`,
+    });
+  const absent = (ds.features ?? []).filter((f) => !have.has(f));
+  if (absent.length > 0)
+    out.push({
+      field: `${field}.features`,
+      message: `${v.uri} has no column${absent.length > 1 ? 's' : ''} ${absent.map((f) => `"${f}"`).join(', ')}; its columns are ${cols}`,
+    });
+  return out;
 }

@@ -58,6 +58,16 @@ export const datasetVersionSchema = z.object({
 });
 export type DatasetVersion = z.infer<typeof datasetVersionSchema>;
 
+/** `POST /v1/datasets/{name}`'s 201 answer: the version, and what a person should know before using it. */
+export const datasetUploadSchema = datasetVersionSchema.extend({
+  warnings: z
+    .array(z.string())
+    .describe(
+      'What may make jobs on this version fail although the upload is valid, e.g. a CSV without a `label` column (`no "label" column: jobs must name one with dataset.label; columns are a, b, c, klass`). Empty when there is nothing to say.',
+    ),
+});
+export type DatasetUpload = z.infer<typeof datasetUploadSchema>;
+
 /** A dataset name with its versions' summary (`GET /v1/datasets`). */
 export const datasetSummarySchema = z.object({
   name: z.string(),

@@ -7,6 +7,7 @@ import {
   datasetListSchema,
   datasetSummarySchema,
   datasetVersionListSchema,
+  datasetUploadSchema,
   datasetVersionSchema,
   modelNameSchema,
   uploadFormats,
@@ -72,7 +73,7 @@ export function registerDatasets(doc: ApiDoc): void {
             schema: { type: 'string' },
           },
         },
-        ...json(datasetVersionSchema),
+        ...json(datasetUploadSchema),
       },
     },
     errors: {

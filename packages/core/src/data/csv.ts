@@ -311,6 +311,7 @@ export function csvSource(spec: CsvSpec, opts: OpenDatasetOptions): DatasetSourc
       featureShape: [lay.width],
       numClasses: labels.numClasses,
       rows: n,
+      columns: lay.names,
       hash: hash.digest('hex').slice(0, 16),
     };
     if (labels.classNames) info.classNames = labels.classNames;

@@ -17,6 +17,8 @@ export interface DatasetInfo {
   notes?: string[];
   /** Rows per class index, when the dataset has labels (a class no row uses counts 0). */
   classCounts?: number[];
+  /** CSV: the header's column names (so a missing label column can be explained). */
+  columns?: string[];
   /** Content hash: the same data and preprocessing give the same hash (lineage, embedding cache). */
   hash: string;
 }

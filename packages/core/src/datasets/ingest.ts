@@ -135,3 +135,16 @@ export async function ingestDataset(body: Readable, o: IngestOptions): Promise<D
     if (!kept) await o.store.delete(staging).catch(() => undefined);
   }
 }
+
+/**
+ * What a person should know about a valid upload before jobs use it (the upload answer's `warnings`):
+ * a CSV without a label column (training then needs `dataset.label`).
+ */
+export function uploadWarnings(v: DatasetVersion): string[] {
+  const out: string[] = [];
+  if (v.format === 'csv' && v.label === undefined)
+    out.push(
+      `no "label" column: jobs must name one with dataset.label; columns are ${(v.columns ?? []).join(', ')}`,
+    );
+  return out;
+}

@@ -3,9 +3,11 @@
  * data/jsonl.ts): lines end at LF, CRLF or a lone CR; a CSV is a header and rows of as many fields
  * (quoted fields may not span lines); a JSONL line is `{"x": <numbers>, "y"?: <label>}` with one shape
  * of `x` and numbers that fit float32. Which CSV columns are features is a job's choice, so their
- * numbers are checked when a job reads them. Errors name the line.
+ * numbers are checked when a job reads them. The bytes must be text: a NUL byte or bytes that are not
+ * UTF-8 are refused (naming the line, and what a binary file looks like, e.g. a zip). Errors name the line.
  * Nothing is kept but counters and the label counts, so memory stays flat.
  */
+import { isUtf8 } from 'node:buffer';
 import { DataError } from '../util/errors.ts';
 import type { ClassCounts, DatasetVersion } from '@mlq/contract';
 
@@ -64,8 +66,46 @@ export class LineSplitter {
 
   private emit(buf: Buffer, s: number, e: number): void {
     this.line++;
+    if (this.line === 1) this.kind = binaryKind(buf.subarray(s, Math.min(e, s + 8)));
+    notText(buf, s, e, this.line, this.kind);
     this.onLine(buf, s, e, this.line);
   }
+
+  /** What the first bytes say the file is when it is not text (a zip...), for the refusal. */
+  private kind: string | undefined;
+}
+
+/** Well-known binary formats by their first bytes: what a person probably sent, and how to send it. */
+const MAGIC: [number[], string][] = [
+  [[0x50, 0x4b, 0x03, 0x04], 'a zip archive: send it as application/zip'],
+  [[0x50, 0x4b, 0x05, 0x06], 'an (empty) zip archive: send it as application/zip'],
+  [[0x1f, 0x8b], 'a gzip file (a .tar.gz?): send a .tar.gz as application/gzip'],
+  [[0x89, 0x50, 0x4e, 0x47], 'a PNG image: send images in a .zip or .tar.gz, one folder per class'],
+  [[0xff, 0xd8, 0xff], 'a JPEG image: send images in a .zip or .tar.gz, one folder per class'],
+  [[0x25, 0x50, 0x44, 0x46], 'a PDF'],
+];
+
+function binaryKind(head: Buffer): string | undefined {
+  return MAGIC.find(([m]) => m.every((b, i) => head[i] === b))?.[1];
+}
+
+/**
+ * Refuses a line that is not text: a NUL byte or bytes that are not UTF-8 (a binary file sent as CSV or
+ * JSONL). Lines end at LF or CR, which are never inside a UTF-8 sequence, so checking line by line is exact.
+ */
+function notText(buf: Buffer, s: number, e: number, line: number, kind: string | undefined): void {
+  const nul = buf.indexOf(0, s);
+  const problem =
+    nul >= 0 && nul < e
+      ? `a NUL byte (byte ${nul - s + 1} of the line)`
+      : isUtf8(buf.subarray(s, e))
+        ? undefined
+        : 'bytes that are not UTF-8';
+  if (!problem) return;
+  const hint = kind
+    ? `this looks like ${kind}`
+    : 'CSV and JSONL uploads are UTF-8 text; save the file as UTF-8, or send an archive as application/zip or application/gzip';
+  throw new DataError(`line ${line}: ${problem}: the body is not text; ${hint}`);
 }
 
 /** The index of the first LF or CR at or after `p`, or -1. */

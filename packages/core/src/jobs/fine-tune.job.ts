@@ -36,6 +36,16 @@ function showCounts(counts: Record<string, number>): string {
   return shown.join(', ') + (all.length > 50 ? `, ... (${all.length} classes)` : '');
 }
 
+/** Why data without labels cannot be trained on, and what to change: for a CSV, its columns and `dataset.label`. */
+function unlabelled(format: string, columns: string[] | undefined): string {
+  if (format === 'csv')
+    return `the dataset has no label column: no column is named "label" and dataset.label names none${
+      columns ? ` (the columns are ${columns.join(', ')})` : ''
+    }; set dataset.label to the column that holds the classes`;
+  if (format === 'jsonl') return 'the dataset has no labels: its lines have no "y"; training needs them';
+  return 'the dataset has no labels; training needs them';
+}
+
 export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<FineTuneResult> {
   const source = openDataset(p.dataset, { dataRoots: ctx.dataRoots, locate: ctx.locate });
   // The cache lookup is cheap: the data's shape and classes are known before anything is decoded.
@@ -43,6 +53,7 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
   const decoded = inMemory ? undefined : await DecodedCache.locate(source, p.dataset, ctx.store);
   const info = inMemory?.info ?? (await decoded!.info());
   if (info.rows === 0) throw new DataError('the dataset has no rows');
+  if (info.numClasses === 0 && !info.classCounts) throw new DataError(unlabelled(p.dataset.format, info.columns));
   const counts = classCounts(info);
   const present = Object.entries(counts).filter(([, n]) => n > 0);
   if (present.length < 2) {
