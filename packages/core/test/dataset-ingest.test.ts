@@ -242,6 +242,25 @@ describe.each([
       /expands to more than/,
     );
     await refused(gzipSync(Buffer.from('not a tar at all')), 'tar.gz', /broken tar\.gz archive/);
+  });
+
+  it('refuses a binary body sent as CSV or JSONL, saying where and what it looks like', async () => {
+    const zip = makeZip([{ name: 'cat/1.png', data: png(1) }]);
+    const z = await refused(zip, 'csv', /this looks like a zip archive: send it as application\/zip$/);
+    expect(z).toBeInstanceOf(DataError);
+    expect(z.message).toMatch(/^line \d+: (a NUL byte|bytes that are not UTF-8)/);
+    // Latin-1 text: the bad byte's line is named, with how to fix it.
+    const latin1 = Buffer.concat([Buffer.from('a,b,label\n1,2,cat\n3,4,'), Buffer.from([0xe9]), Buffer.from('t\n')]);
+    const l = await refused(latin1, 'csv', /^line 3: bytes that are not UTF-8: the body is not text; /);
+    expect(l.message).toContain('save the file as UTF-8');
+    await refused(
+      Buffer.from('{"x":[1],"y":0}\n{"x":[2],"y":\u0000}\n'),
+      'jsonl',
+      /^line 2: a NUL byte \(byte 14 of the line\)/,
+    );
+    // Multi-byte UTF-8 split across the 7-byte chunks of body() is text.
+    const ok = await ingestDataset(body('a,b,label\n1,2,café\n3,4,thé\n'), up.opts('utf8-ok', 'csv'));
+    expect(ok.classes).toEqual({ café: 1, thé: 1 });
     await refused(Buffer.from('not gzip'), 'tar.gz', /broken tar\.gz archive/);
   });
 

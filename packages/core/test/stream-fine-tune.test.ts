@@ -3,7 +3,7 @@
  * a real file artifact store, the model registry on the real Redis, tfjs on the cpu backend.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -19,7 +19,7 @@ import { runFineTune } from '../src/jobs/fine-tune.job.ts';
 import { loadModel } from '../src/ml/model-io.ts';
 import { ModelRegistry } from '../src/registry/registry.ts';
 import { FileArtifactStore } from '../src/storage/file-store.ts';
-import { InputError } from '../src/util/errors.ts';
+import { DataError, InputError } from '../src/util/errors.ts';
 import { writeImageFolder } from './fixtures/image-folder.ts';
 
 const prefix = `test-stream-${randomUUID().slice(0, 8)}`;
@@ -164,5 +164,22 @@ describe('fine-tune on the streaming pipeline', () => {
     );
     // Nothing was decoded.
     expect(await store.list('cache/decoded')).toEqual(before);
+  });
+
+  it('data without a label column fails at once, naming the columns and dataset.label', async () => {
+    await writeFile(path.join(dir, 'nolabel.csv'), 'a,b,c,klass\n1,2,3,x\n4,5,6,y\n');
+    const e: unknown = await runFineTune(
+      fineTunePayloadSchema.parse({
+        model: 'nolabel',
+        architecture: 'mlp',
+        dataset: { format: 'csv', uri: pathToFileURL(path.join(dir, 'nolabel.csv')).href, features: ['a', 'b', 'c'] },
+        epochs: 1,
+      }),
+      context([]),
+    ).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(DataError);
+    expect((e as Error).message).toBe(
+      'the dataset has no label column: no column is named "label" and dataset.label names none (the columns are a, b, c, klass); set dataset.label to the column that holds the classes',
+    );
   });
 });
