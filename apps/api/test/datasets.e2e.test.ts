@@ -69,6 +69,42 @@ describe('datasets over HTTP', () => {
     expect(list.body.datasets).toEqual([
       expect.objectContaining({ name: 'blobs', latestVersion: 1, format: 'csv' }),
     ]);
+    expect(r.body.warnings).toEqual([]);
+    // Without a label column: valid, but the answer says what a training job will need.
+    const nolabel = await upload(stack, 'nolabel', 'a,b,c,klass\n1,2,3,0\n4,5,6,1\n', 'text/csv');
+    expect(nolabel.status).toBe(201);
+    expect(nolabel.body.warnings).toEqual([
+      'no "label" column: jobs must name one with dataset.label; columns are a, b, c, klass',
+    ]);
+    // Its columns are known at submit: a label or feature it lacks is a 400 naming the field.
+    const bad = await http<{ error: { details: { field: string; message: string }[] } }>(
+      `${stack.url}/v1/jobs/fine-tune`,
+      'POST',
+      {
+        model: 'm',
+        architecture: 'mlp',
+        epochs: 1,
+        dataset: { format: 'csv', uri: 'dataset://nolabel', label: 'label', features: ['a', 'zz'] },
+      },
+    );
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details).toEqual([
+      {
+        field: 'dataset.label',
+        message: 'dataset://nolabel@1 has no column "label"; its columns are a, b, c, klass',
+      },
+      {
+        field: 'dataset.features',
+        message: 'dataset://nolabel@1 has no column "zz"; its columns are a, b, c, klass',
+      },
+    ]);
+    // A zip sent as text/csv is refused at upload, saying so.
+    const zip = makeZip([{ name: 'cat/1.png', data: png(1) }]);
+    const asCsv = await upload(stack, 'zipped', zip, 'text/csv');
+    expect(asCsv.status).toBe(400);
+    expect((asCsv.body.error as { message: string }).message).toMatch(
+      /^invalid csv dataset: line 1: a NUL byte .*this looks like a zip archive: send it as application\/zip$/,
+    );
     const one = await http<{ versions: DatasetVersion[] }>(`${stack.url}/v1/datasets/blobs`);
     expect(one.body.versions.map((v) => v.uri)).toEqual(['dataset://blobs@1']);
     expect((await http(`${stack.url}/v1/datasets/blobs/versions/2`)).status).toBe(404);
@@ -100,9 +136,9 @@ describe('datasets over HTTP', () => {
     expect((await upload(stack, 'bad', 'a,b\n1,2\n', 'text/plain', '?format=csv')).status).toBe(201);
     expect((await upload(stack, 'b@d', 'a\n1\n', 'text/csv')).status).toBe(400);
     const keys = await readdirRecursive(path.join(stack.dataDir, 'artifacts', 'datasets'));
-    // Two valid uploads (blobs@1, bad@1): two blobs, no staging leftovers.
+    // Three valid uploads (blobs@1, nolabel@1, bad@1): three blobs, no staging leftovers.
     expect(keys.filter((k) => !k.startsWith('sha256/'))).toEqual([]);
-    expect(keys).toHaveLength(2);
+    expect(keys).toHaveLength(3);
   });
 
   it('trains on dataset://name (pinned at submit), and gives the model back as a zip', async () => {
