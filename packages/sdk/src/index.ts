@@ -12,6 +12,7 @@ export {
   uploadMediaType,
   type ArtifactView,
   type DatasetSummary,
+  type DatasetUpload,
   type DatasetVersion,
   type UploadData,
   type UploadFormat,

@@ -2,11 +2,11 @@
  * Dataset uploads and artifact downloads: the request body is the file itself, streamed (never read
  * whole into memory), with byte progress. Fetch and web streams only, so it runs in Node and browsers.
  */
-import type { ArtifactView, DatasetSummary, DatasetVersion, UploadFormat } from '@mlq/contract';
+import type { ArtifactView, DatasetSummary, DatasetUpload, DatasetVersion, UploadFormat } from '@mlq/contract';
 import { MlqError } from './errors.ts';
 import { seg, type CallOptions, type Transport } from './transport.ts';
 
-export type { ArtifactView, DatasetSummary, DatasetVersion, UploadFormat };
+export type { ArtifactView, DatasetSummary, DatasetUpload, DatasetVersion, UploadFormat };
 
 /**
  * What `uploadDataset` sends: a `Blob` (a browser `File`; in Node `fs.openAsBlob(path)` streams a file
@@ -98,7 +98,7 @@ export async function uploadDataset(
   name: string,
   data: UploadData,
   opts: UploadOptions = {},
-): Promise<DatasetVersion> {
+): Promise<DatasetUpload> {
   const format = formatOf(data, opts.format);
   const isBlob = typeof Blob !== 'undefined' && data instanceof Blob;
   // A Blob or bytes go as they are (with a length) unless progress is wanted; anything else is streamed.
@@ -111,7 +111,7 @@ export async function uploadDataset(
     raw: { body, contentType: uploadMediaType[format] },
     query: { label: opts.label },
   });
-  return (await res.json()) as DatasetVersion;
+  return (await res.json()) as DatasetUpload;
 }
 
 /** `GET /v1/datasets`. */
