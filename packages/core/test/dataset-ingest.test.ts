@@ -250,7 +250,11 @@ describe.each([
     expect(z).toBeInstanceOf(DataError);
     expect(z.message).toMatch(/^line \d+: (a NUL byte|bytes that are not UTF-8)/);
     // Latin-1 text: the bad byte's line is named, with how to fix it.
-    const latin1 = Buffer.concat([Buffer.from('a,b,label\n1,2,cat\n3,4,'), Buffer.from([0xe9]), Buffer.from('t\n')]);
+    const latin1 = Buffer.concat([
+      Buffer.from('a,b,label\n1,2,cat\n3,4,'),
+      Buffer.from([0xe9]),
+      Buffer.from('t\n'),
+    ]);
     const l = await refused(latin1, 'csv', /^line 3: bytes that are not UTF-8: the body is not text; /);
     expect(l.message).toContain('save the file as UTF-8');
     await refused(

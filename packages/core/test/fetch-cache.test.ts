@@ -296,8 +296,6 @@ describe('what a failed fetch or read says', () => {
   it('a bad row of a fetched CSV is named by its URL and line, not the cache path', async () => {
     const locate = uriResolver({ dataRoots: [], fetch: { cache: cache(), holder: 't' } });
     const src = openDataset({ format: 'csv', uri: `${site}/bad.csv` }, { dataRoots: [], locate });
-    await expect(src.info()).rejects.toThrow(
-      `${site}/bad.csv, line 2: column "b" is not a number: "hello"`,
-    );
+    await expect(src.info()).rejects.toThrow(`${site}/bad.csv, line 2: column "b" is not a number: "hello"`);
   });
 });

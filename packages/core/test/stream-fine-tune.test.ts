@@ -172,7 +172,11 @@ describe('fine-tune on the streaming pipeline', () => {
       fineTunePayloadSchema.parse({
         model: 'nolabel',
         architecture: 'mlp',
-        dataset: { format: 'csv', uri: pathToFileURL(path.join(dir, 'nolabel.csv')).href, features: ['a', 'b', 'c'] },
+        dataset: {
+          format: 'csv',
+          uri: pathToFileURL(path.join(dir, 'nolabel.csv')).href,
+          features: ['a', 'b', 'c'],
+        },
         epochs: 1,
       }),
       context([]),

@@ -2,7 +2,13 @@
  * Dataset uploads and artifact downloads: the request body is the file itself, streamed (never read
  * whole into memory), with byte progress. Fetch and web streams only, so it runs in Node and browsers.
  */
-import type { ArtifactView, DatasetSummary, DatasetUpload, DatasetVersion, UploadFormat } from '@mlq/contract';
+import type {
+  ArtifactView,
+  DatasetSummary,
+  DatasetUpload,
+  DatasetVersion,
+  UploadFormat,
+} from '@mlq/contract';
 import { MlqError } from './errors.ts';
 import { seg, type CallOptions, type Transport } from './transport.ts';
 

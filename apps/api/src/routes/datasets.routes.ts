@@ -107,7 +107,10 @@ async function upload(req: Request, res: Response, deps: DatasetRouteDeps): Prom
       maxBytes: deps.maxBytes,
       limits: deps.limits,
     });
-    res.status(201).location(`/v1/datasets/${name}/versions/${v.version}`).json({ ...v, warnings: uploadWarnings(v) });
+    res
+      .status(201)
+      .location(`/v1/datasets/${name}/versions/${v.version}`)
+      .json({ ...v, warnings: uploadWarnings(v) });
   } catch (e) {
     if (e instanceof TooLargeError)
       refuseMidBody(req, res, new ApiError(413, 'payload_too_large', e.message));

@@ -147,7 +147,9 @@ async function listImages(
     const others = files.filter((f) => !IMAGE_EXT.test(f));
     if (images.length === 0) {
       const found = others.length > 0 ? `found ${describeOthers(others)}` : 'the folder is empty';
-      throw new DataError(`class ${folder} has no PNG or JPEG images; ${found} (${shown(path.join(root, folder))})`);
+      throw new DataError(
+        `class ${folder} has no PNG or JPEG images; ${found} (${shown(path.join(root, folder))})`,
+      );
     }
     if (others.length > 0)
       notes.push(`class ${folder}: skipped ${describeOthers(others)} (only PNG and JPEG are read)`);
@@ -206,7 +208,14 @@ export function imageFolderSource(spec: ImageFolderSpec, opts: OpenDatasetOption
         for (let i = 0; i < count; i++) {
           const it = items[s + i]!;
           const file = shown(it.file);
-          await imageToFeatures(await readImage(it.file, shown), file, spec.imageSize, channels, x, i * width);
+          await imageToFeatures(
+            await readImage(it.file, shown),
+            file,
+            spec.imageSize,
+            channels,
+            x,
+            i * width,
+          );
           y[i] = it.label;
         }
         yield { start: s, count, x, y };

@@ -160,7 +160,9 @@ export class LabelCoder {
     if (this.given && !this.given.has(label) && !(INT.test(label) && Number(label) < this.given.size)) {
       const names = [...this.given.keys()];
       const shown = names.slice(0, 20).join(', ') + (names.length > 20 ? ', ...' : '');
-      throw new DataError(`${lineAt(file, line)}: unknown label "${label}"; the model's classes are ${shown}`);
+      throw new DataError(
+        `${lineAt(file, line)}: unknown label "${label}"; the model's classes are ${shown}`,
+      );
     }
     if (this.seen.size >= MAX_CLASSES)
       throw new DataError(

@@ -53,7 +53,8 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
   const decoded = inMemory ? undefined : await DecodedCache.locate(source, p.dataset, ctx.store);
   const info = inMemory?.info ?? (await decoded!.info());
   if (info.rows === 0) throw new DataError('the dataset has no rows');
-  if (info.numClasses === 0 && !info.classCounts) throw new DataError(unlabelled(p.dataset.format, info.columns));
+  if (info.numClasses === 0 && !info.classCounts)
+    throw new DataError(unlabelled(p.dataset.format, info.columns));
   const counts = classCounts(info);
   const present = Object.entries(counts).filter(([, n]) => n > 0);
   if (present.length < 2) {

@@ -247,7 +247,9 @@ export function redactUri(uri: string): string {
 export function networkError(e: unknown, uri: string): Error {
   const err = e as Error & { code?: string };
   const reason = err instanceof Error ? err.message || err.name : String(e);
-  const out = new Error(`cannot fetch ${redactUri(uri)}: ${reason}`, { cause: e }) as Error & { code?: string };
+  const out = new Error(`cannot fetch ${redactUri(uri)}: ${reason}`, { cause: e }) as Error & {
+    code?: string;
+  };
   if (err?.code) out.code = err.code;
   return out;
 }

@@ -170,7 +170,8 @@ export class FetchCache {
       }
       return this.get(uri, req);
     }
-    if (fresh.kind !== 'body') throw new Error(`${redactUri(uri)}: the server answered 304 to an unconditional request`);
+    if (fresh.kind !== 'body')
+      throw new Error(`${redactUri(uri)}: the server answered 304 to an unconditional request`);
     return this.download(uri, mode, fresh, req);
   }
 
@@ -251,7 +252,9 @@ export class FetchCache {
     } catch {
       return undefined;
     }
-    await req.log?.(`cache hit: ${redactUri(uri)} (${describe(meta)}; the copy an earlier attempt of this job read)`);
+    await req.log?.(
+      `cache hit: ${redactUri(uri)} (${describe(meta)}; the copy an earlier attempt of this job read)`,
+    );
     return this.pathOf(dir, meta, req);
   }
 
@@ -315,7 +318,8 @@ export class FetchCache {
       const status = `${s} ${STATUS_CODES[s] ?? ''}`.trim();
       if (s === 404 || s === 410) throw new NotFoundError(`not found: ${redactUri(uri)} (HTTP ${status})`);
       // Refused (401, 403...): asking again will not help. A server error, 408 or 429 may pass.
-      if (s >= 400 && s < 500 && s !== 408 && s !== 429) throw new DataError(`GET ${redactUri(uri)} answered ${status}`);
+      if (s >= 400 && s < 500 && s !== 408 && s !== 429)
+        throw new DataError(`GET ${redactUri(uri)} answered ${status}`);
       throw new Error(`GET ${redactUri(uri)} answered ${status}`);
     }
     const length = Number(header(res.headers['content-length']));
@@ -332,7 +336,8 @@ export class FetchCache {
     let loc;
     try {
       loc = parseS3Uri(uri);
-      if (!loc.prefix) throw new Error(`invalid S3 URI "${redactUri(uri)}": it names a bucket, not an object`);
+      if (!loc.prefix)
+        throw new Error(`invalid S3 URI "${redactUri(uri)}": it names a bucket, not an object`);
     } catch (e) {
       throw new InputError((e as Error).message);
     }
@@ -486,7 +491,8 @@ export class FetchCache {
     const now = new Date();
     await utimes(path.join(dir, 'meta.json'), now, now).catch(() => undefined);
     if (!req.extract) return path.join(dir, 'body');
-    if (meta.root === undefined) throw new DataError(`${redactUri(meta.uri)} was cached as a file, not an archive`);
+    if (meta.root === undefined)
+      throw new DataError(`${redactUri(meta.uri)} was cached as a file, not an archive`);
     return meta.root ? path.join(dir, 'tree', ...meta.root.split('/')) : path.join(dir, 'tree');
   }
 

@@ -50,7 +50,13 @@ export function uriResolver(o: UriResolverOptions): UriLocator {
       if (!f)
         throw new InputError(`cannot read "${uri}" here: s3:// and http(s):// URIs are read by workers`);
       const extract = format === 'image-folder';
-      const p = await f.cache.get(uri, { holder: f.holder, job: f.job, extract, log: f.log, signal: f.signal });
+      const p = await f.cache.get(uri, {
+        holder: f.holder,
+        job: f.job,
+        extract,
+        log: f.log,
+        signal: f.signal,
+      });
       // An extracted archive is `<dir>/<entry id>/tree/<root>` (fetch-cache.ts): `root` is the
       // class folders' place inside the archive, which entry names start from.
       const inside = extract
