@@ -296,6 +296,14 @@ describe.each([
     await expect(bad.info()).rejects.toThrow(
       /^dataset:\/\/t-text@1, line 2: column "b" is not a number: "hello"$/,
     );
+    // Inside an archive, a folder is named by its path in the archive and the upload's URI.
+    const other = openDataset(
+      { format: 'image-folder', uri: 'dataset://pets-img', imageSize: [8, 8], channels: 1 },
+      { dataRoots: [], locate, classNames: ['bird', 'dog'] },
+    );
+    await expect(other.info()).rejects.toThrow(
+      /^pets\/cat in dataset:\/\/pets-img@1: unknown label "cat"; the model's classes are bird, dog$/,
+    );
     await expect(locate('dataset://nope')).rejects.toThrow(/dataset "nope" not found/);
     await expect(locate('s3://b/x.csv')).rejects.toThrow(/workers read file:\/\/ URIs/);
   });
