@@ -51,6 +51,7 @@ describe('datasets and models from s3:// and http(s)://', () => {
       ...Array.from({ length: 6 }, (_, i) => ({ name: `shapes/light/${i}.png`, data: png(240 - i) })),
     ]);
     files.set('/shapes.zip', { body: zip });
+    files.set('/bad.csv', { body: Buffer.from('a,b,label\n1,hello,x\n2,3,y\n') });
     server = createServer((req, res) => {
       const p = req.url!;
       const answer = (status: number, headers: Record<string, string | number> = {}, body?: Buffer) => {
@@ -188,6 +189,18 @@ describe('datasets and models from s3:// and http(s)://', () => {
     const v = await http<{ classNames?: string[] }>(`${stack.url}/v1/models/shapes/versions/1`);
     expect(v.body.classNames).toEqual(['dark', 'light']);
   });
+
+  it("names the URL, not the worker's cache path, when the data is bad or cannot be fetched", async () => {
+    const bad = await fineTune('bad', `${site}/bad.csv`);
+    expect(bad.state).toBe('failed');
+    expect(bad.attempts).toBe(1);
+    expect(bad.error).toBe(`${site}/bad.csv, line 2: column "b" is not a number: "hello"`);
+    // A network error is retried (it may pass), and the last attempt's reason names the URL.
+    const refused = await fineTune('refused', 'http://127.0.0.1:1/x.csv');
+    expect(refused.state).toBe('failed');
+    expect(refused.attempts).toBe(3);
+    expect(refused.error).toBe('cannot fetch http://127.0.0.1:1/x.csv: connect ECONNREFUSED 127.0.0.1:1');
+  }, 60_000);
 
   it('fails a job at once when a redirect leads to the metadata address, or a body passes FETCH_MAX_MB', async () => {
     const moved = await fineTune('moved', `${site}/moved.csv`);
