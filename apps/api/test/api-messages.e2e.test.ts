@@ -92,6 +92,10 @@ describe('messages of the API about mistaken bodies', () => {
     expect(redactUserinfo('a p@ss word: https://u:p@ss@h.example/x?y=a@b, and s3://k:s@bucket/k')).toBe(
       'a p@ss word: https://***@h.example/x?y=a@b, and s3://***@bucket/k',
     );
+    // A dataset version's @ is not a password's.
+    expect(redactUserinfo('dataset://rows@1 and DATASET://rows@2')).toBe(
+      'dataset://rows@1 and DATASET://rows@2',
+    );
   });
 
   it('GET / sends a browser to the console; other clients get what they got before', async () => {

@@ -24,8 +24,9 @@ export function showInvisible(text: string): string {
 /**
  * A URI's userinfo (`user:password@`) before its host, wherever one appears in `text`.
  * Greedy up to the last `@` before the path, as URL parsers read it: `p@ss` in a password is covered.
+ * Not in `dataset://name@3`, whose `@` is the version's.
  */
-const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#"'<>`]*@/gi;
+const USERINFO = /\b(?!dataset:\/\/)([a-z][a-z0-9+.-]*:\/\/)[^\s/?#"'<>`]*@/gi;
 
 /**
  * `text` with the credentials of every URI in it replaced: `http://user:pass@host/x` becomes
