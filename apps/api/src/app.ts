@@ -31,9 +31,10 @@ import { requirementOf } from './auth/policy.ts';
 import { createSession } from './auth/session.ts';
 import type { ApiEnv } from './env.ts';
 import { EventsHub } from './events-hub.ts';
-import { consoleRouter } from './routes/console.routes.ts';
+import { consoleRouter, rootPage } from './routes/console.routes.ts';
 import { eventsRouter } from './routes/events.routes.ts';
 import { errorHandler, sendError } from './errors.ts';
+import { jsonObjectBody } from './json-body.ts';
 import { JobsService } from './jobs.service.ts';
 import { rateLimit } from './limits/rate-limit.ts';
 import { httpLogger, type Logger } from './logger.ts';
@@ -174,6 +175,8 @@ export function createApp(deps: AppDeps): App {
     method === 'POST' && (PREDICT_PATH.test(path) || INFER_PATH.test(path));
   app.use(httpLogger(deps.logger, predictPost));
   app.use(metrics.httpMiddleware());
+  // A browser opening the server's root goes to the console (which asks for sign-in if needed).
+  app.get('/', rootPage);
   // Browser sign-in (/login, /logout) and the session cookie that authenticate() also accepts.
   app.use(session.router);
   app.use(authenticate(env.API_KEYS, session));
@@ -210,7 +213,7 @@ export function createApp(deps: AppDeps): App {
       limits: { maxFiles: env.DATASET_MAX_FILES, maxExpandedBytes: env.DATASET_MAX_EXPANDED_BYTES },
     }),
   );
-  app.use(express.json({ limit: env.BODY_LIMIT }));
+  app.use(jsonObjectBody(env.BODY_LIMIT));
   app.use(opsRouter(redis, queues, keys));
   app.use(eventsRouter(hub));
   // Checked at submit (workers check again, with their own FETCH_* settings, before they fetch).

@@ -1,7 +1,7 @@
 /** One error shape for every HTTP error: `{"error": {"code", "message", "details"?}}`. */
 import type { ErrorRequestHandler, Response } from 'express';
 import type { ErrorCode, FieldIssue } from '@mlq/contract';
-import { InputError, NotFoundError, showInvisible } from '@mlq/core/errors';
+import { forMessage, InputError, NotFoundError } from '@mlq/core/errors';
 import { isConnectionError, RETRY_AFTER_S } from '@mlq/queues';
 
 export class ApiError extends Error {
@@ -17,11 +17,14 @@ export class ApiError extends Error {
     message: string,
     details?: FieldIssue[] | Record<string, unknown>,
   ) {
-    // A message quoting a body or file must show what a person cannot see (a BOM, a zero-width space).
-    super(showInvisible(message));
+    // A message quoting a body or file must show what a person cannot see (a BOM, a zero-width space),
+    // and one quoting a URI must not repeat its credentials (`http://***@host/`): here and per field.
+    super(forMessage(message));
     this.status = status;
     this.code = code;
-    this.details = details;
+    this.details = Array.isArray(details)
+      ? details.map((d) => ({ ...d, message: forMessage(d.message) }))
+      : details;
   }
 }
 
@@ -61,8 +64,13 @@ export function toApiError(err: unknown): ApiError | undefined {
   if (e instanceof InputError) return new ApiError(400, 'invalid_request', e.message);
   if (e?.type === 'entity.parse.failed')
     return new ApiError(400, 'invalid_json', `the body is not valid JSON: ${e.message}`);
-  if (e?.type === 'entity.too.large')
-    return new ApiError(413, 'payload_too_large', 'the body is larger than the limit');
+  if (e?.type === 'entity.too.large') {
+    // body-parser's error carries the limit in bytes; json-body.ts's `limitedBy` adds the setting.
+    const { limit, setting } = e as { limit?: unknown; setting?: unknown };
+    const bytes = typeof limit === 'number' ? ` of ${limit} bytes` : '';
+    const set = typeof setting === 'string' ? ` (${setting}, 1mb = 1048576 bytes)` : '';
+    return new ApiError(413, 'payload_too_large', `the body is larger than the limit${bytes}${set}`);
+  }
   if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500)
     return new ApiError(e.status, 'bad_request', e.message);
   return undefined;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { isJobName, joinIssues, parsePayload } from '@mlq/contract';
 import { redisTargetOf } from '@mlq/contract/env';
 import { datasetLocator, DatasetRegistry } from '@mlq/core/datasets';
-import { CancelledError, isPermanentError, ReleasedError } from '@mlq/core/errors';
+import { CancelledError, isPermanentError, redactUserinfo, ReleasedError } from '@mlq/core/errors';
 import { progressAfterTrial, type JobContext } from '@mlq/core/jobs';
 import { ModelRegistry } from '@mlq/core/registry';
 import { EgressPolicy, FetchCache, uriResolver } from '@mlq/core/remote';
@@ -93,7 +93,12 @@ async function reportToTune(job: Job, result: unknown): Promise<void> {
 function classify(e: unknown): Error {
   if (e instanceof CancelledError) return new UnrecoverableError(`cancelled: ${e.message}`);
   if (isPermanentError(e)) return new UnrecoverableError((e as Error).message);
-  return e instanceof Error ? e : new Error(String(e));
+  // A transient error's message (a socket error naming the URL) is the job's reason too: no credentials.
+  if (e instanceof Error) {
+    e.message = redactUserinfo(e.message);
+    return e;
+  }
+  return new Error(redactUserinfo(String(e)));
 }
 
 export default async function processJob(job: Job, token?: string, signal?: AbortSignal): Promise<unknown> {

@@ -3,7 +3,7 @@
  * `node packages/sdk/src/cli.ts <command> ...`. See `mlq --help`.
  */
 import { loadCliEnv } from './cli/env.ts';
-import { main } from './cli/main.ts';
+import { main, reportUnexpected } from './cli/main.ts';
 import type { Io } from './cli/commands.ts';
 
 const tty = process.stdout.isTTY === true;
@@ -29,10 +29,18 @@ process.once('SIGINT', () => {
   process.exit(130);
 });
 
+// main handles every error of a command; these catch the rest (an error thrown outside it, a stream
+// error nobody listened to) so that nothing ends in a stack trace: one line and exit code 4.
+const crash = (e: unknown) => {
+  io.status('');
+  process.exitCode = reportUnexpected(io, e);
+  process.exit();
+};
+process.on('uncaughtException', crash);
+process.on('unhandledRejection', crash);
+
 try {
   process.exitCode = await main(process.argv.slice(2), io, loadCliEnv());
 } catch (e) {
-  io.status('');
-  console.error(e);
-  process.exitCode = 70; // EX_SOFTWARE: a bug, not a failed job or an API error
+  crash(e);
 }

@@ -3,7 +3,9 @@
  * as its own process against a real API and worker.
  */
 import { spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatUploadBar } from '../src/cli/dataset-commands.ts';
@@ -107,5 +109,60 @@ describe('mlq dataset and download', () => {
     expect(dl.code, dl.stderr).toBe(0);
     const zip = await readFile(out);
     expect(zip.readUInt32LE(0)).toBe(0x04034b50);
+
+    // An -o into a directory that does not exist: one line, exit 2, and no download started.
+    const missingDir = file('no-such-dir/m.zip');
+    const lost = await cli(['download', ft.id, 'model.zip', '-o', missingDir, ...url]);
+    expect(lost.code).toBe(2);
+    expect(lost.stderr).toBe(
+      `mlq download: cannot write ${missingDir}: the directory ${path.dirname(missingDir)} does not exist\n`,
+    );
+    const intoDir = await cli(['download', ft.id, 'model.zip', '-o', stack.dataDir, ...url]);
+    expect(intoDir.code).toBe(2);
+    expect(intoDir.stderr).toBe(`mlq download: cannot write ${stack.dataDir}: it is a directory\n`);
+  });
+
+  it('says in one line, with exit 2, what is wrong with a local file', async () => {
+    const missing = file('missing.csv');
+    const gone = await cli(['dataset', 'upload', 'x', missing, ...url]);
+    expect(gone.code).toBe(2);
+    expect(gone.stderr).toBe(`mlq dataset: cannot read ${missing}: no such file or directory\n`);
+
+    const dir = file('a-dir');
+    await mkdir(dir, { recursive: true });
+    const isDir = await cli(['dataset', 'upload', 'x', dir, '--format', 'zip', ...url]);
+    expect(isDir.code).toBe(2);
+    expect(isDir.stderr).toBe(`mlq dataset: cannot read ${dir}: it is a directory\n`);
+
+    const job = await cli(['submit', 'fine-tune', '--file', dir, ...url]);
+    expect(job.code).toBe(2);
+    expect(job.stderr).toBe(`mlq submit: cannot read ${dir}: it is a directory\n`);
+    const image = await cli(['predict', 'm', '--image', missing, ...url]);
+    expect(image.code).toBe(2);
+    expect(image.stderr).toBe(`mlq predict: cannot read ${missing}: no such file or directory\n`);
+    // None of them reached the API.
+    expect((await new MlqClient({ baseUrl: stack.url }).listDatasets()).map((d) => d.name)).not.toContain(
+      'x',
+    );
+  });
+});
+
+describe('an error nothing expected', () => {
+  it('is one line and exit code 4, not a stack trace', async () => {
+    // An "API" whose 200 answers are JSON null: the CLI's code reads a field of null.
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('null');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const r = await cli(['jobs', '--url', `http://127.0.0.1:${port}`]);
+      expect(r.code).toBe(4);
+      expect(r.stderr).toBe(
+        "mlq jobs: unexpected error: TypeError: Cannot read properties of null (reading 'jobs')\n",
+      );
+    } finally {
+      server.close();
+    }
   });
 });

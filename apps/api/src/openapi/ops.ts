@@ -1,5 +1,6 @@
 /**
- * Operations (routes/ops.routes.ts, metrics.ts, app.ts) and the browser sign-in (auth/session.ts).
+ * Operations (routes/ops.routes.ts, metrics.ts, app.ts), the browser sign-in (auth/session.ts) and
+ * the root's redirect to the console (routes/console.routes.ts).
  * The pages themselves (`/ui`, `/docs`, Bull Board at `/admin/queues`) are not API operations.
  */
 import { z } from 'zod';
@@ -74,6 +75,22 @@ export function registerOps(doc: ApiDoc): void {
       200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } },
     },
     mayBeUnavailable: false,
+  });
+  doc.route({
+    method: 'get',
+    path: '/',
+    operationId: 'getRoot',
+    tag: 'browser',
+    summary: 'A browser (`Accept: text/html`) is sent to the console at `/ui/`',
+    description:
+      'Only a page load (`text/html` in `Accept`) is redirected, with or without auth (the console asks for sign-in). Any other client gets the 404 of a path with no route (a 401 first with auth on and no key).',
+    ok: { 302: redirect('to `/ui/`') },
+    errors: {
+      401: { meaning: 'not a page load, auth on (API_KEYS), and no key', code: 'unauthorized' },
+      404: { meaning: 'not a page load: `no route GET /`', code: 'not_found' },
+    },
+    mayBeUnavailable: false,
+    public: true,
   });
   doc.route({
     method: 'get',

@@ -29,6 +29,16 @@ function swaggerDir(): string {
   return path.dirname(require.resolve('swagger-ui-dist/package.json'));
 }
 
+/**
+ * `GET /`: a browser (a page load: `text/html` in Accept) is sent to the console with a 302 to `/ui/`,
+ * before auth (the console's own route sends a browser without a session on to `/login`). Any other
+ * client goes on as if this did not exist: the 404 `no route GET /` (or 401 with auth on and no key).
+ */
+export const rootPage: express.RequestHandler = (req, res, next) => {
+  if (!/\btext\/html\b/.test(req.get('accept') ?? '')) return next();
+  res.redirect(302, '/ui/');
+};
+
 export function consoleRouter(consoleDir: string): Router {
   const r = Router();
   const index = path.join(consoleDir, 'index.html');

@@ -5,6 +5,7 @@
  * version is a positive integer; `/v2/models/{name}` without one means the latest.
  */
 import { Router, text, type ErrorRequestHandler, type Request, type Response } from 'express';
+import { limitedBy } from '../json-body.ts';
 import type { RedisClient } from '@mlq/queues';
 import type { ModelRegistry } from '@mlq/core/registry';
 import pkg from '../../package.json' with { type: 'json' };
@@ -91,7 +92,7 @@ export function openInferenceRouter(
   r.get('/v2/models/:name/versions/:version/ready', ready);
 
   // The body as text, whatever its content type: the service parses it and words every error.
-  const readText = text({ type: () => true, limit: bodyLimit });
+  const readText = limitedBy(`BODY_LIMIT=${bodyLimit}`, text({ type: () => true, limit: bodyLimit }));
   const infer = async (req: Request, res: Response) => {
     const { version, body } = await service.infer(
       targetOf(req),

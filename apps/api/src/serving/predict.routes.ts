@@ -8,6 +8,7 @@
  * registry's answers at those URLs (routes/models.routes.ts), so each URL serves both.
  */
 import { Router, text, type Request, type Response } from 'express';
+import { limitedBy } from '../json-body.ts';
 import { badRequest } from '../errors.ts';
 import type { ModelTarget } from './model-resolver.ts';
 import type { PredictService } from './predict.service.ts';
@@ -58,7 +59,7 @@ export function sendJson(res: Response, body: unknown): void {
 export function predictRouter(service: PredictService, bodyLimit: string): Router {
   const r = Router();
   // The body as text, whatever its content type (as TF Serving): the service scans it itself.
-  const readText = text({ type: () => true, limit: bodyLimit });
+  const readText = limitedBy(`BODY_LIMIT=${bodyLimit}`, text({ type: () => true, limit: bodyLimit }));
   r.post(PREDICT_PATH, readText, async (req, res) => {
     const target = parsePredictPath(PREDICT_PATH.exec(req.path)!);
     const { version, body } = await service.predict(

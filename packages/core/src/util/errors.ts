@@ -3,17 +3,18 @@
  * once, where it is raised, by throwing a `PermanentError`: the worker fails such a job at once
  * (BullMQ's UnrecoverableError) instead of retrying it; anything else is treated as transient.
  * Messages show invisible characters escaped (`\uFEFF`, `\t`, see util/text.ts): a message quoting
- * a file's text must not hide what is wrong with it.
+ * a file's text must not hide what is wrong with it; and a URI's credentials redacted
+ * (`http://***@host/`): a message quoting a URI must not repeat its password.
  */
-import { showInvisible } from './text.ts';
+import { forMessage } from './text.ts';
 
-export { showInvisible } from './text.ts';
+export { forMessage, redactUserinfo } from './text.ts';
 
 /** A failure that retrying cannot fix: the job fails at once with this message. */
 export class PermanentError extends Error {
   override name = 'PermanentError';
   constructor(message: string) {
-    super(showInvisible(message));
+    super(forMessage(message));
   }
 }
 

@@ -20,3 +20,23 @@ export function showInvisible(text: string): string {
     (c) => NAMED[c] ?? `\\u${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`,
   );
 }
+
+/**
+ * A URI's userinfo (`user:password@`) before its host, wherever one appears in `text`.
+ * Greedy up to the last `@` before the path, as URL parsers read it: `p@ss` in a password is covered.
+ * Not in `dataset://name@3`, whose `@` is the version's.
+ */
+const USERINFO = /\b(?!dataset:\/\/)([a-z][a-z0-9+.-]*:\/\/)[^\s/?#"'<>`]*@/gi;
+
+/**
+ * `text` with the credentials of every URI in it replaced: `http://user:pass@host/x` becomes
+ * `http://***@host/x`, so that an error message that echoes a URI never repeats a password.
+ */
+export function redactUserinfo(text: string): string {
+  return text.replace(USERINFO, '$1***@');
+}
+
+/** What every error message for a person goes through: credentials redacted, invisible characters shown. */
+export function forMessage(text: string): string {
+  return showInvisible(redactUserinfo(text));
+}

@@ -1,6 +1,5 @@
 /** The CLI's commands: each takes parsed arguments and prints through `Io`; errors go up to main. */
 import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { MlqClient } from '../client.ts';
 import { JobFailedError } from '../errors.ts';
 import { imageInstance } from '../refs.ts';
@@ -22,6 +21,7 @@ import {
   formatProgressLine,
   formatTable,
 } from './format.ts';
+import { readableFile } from './local-files.ts';
 
 /** Where the CLI prints. `status` rewrites the current terminal line (TTY only). */
 export interface Io {
@@ -87,9 +87,7 @@ async function readJsonInput(values: Values, cwd: string): Promise<unknown> {
   let from: string;
   if (values.file !== undefined) {
     from = values.file;
-    text = await readFile(path.resolve(cwd, values.file), 'utf8').catch((e: NodeJS.ErrnoException) => {
-      throw new UsageError(`cannot read ${values.file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
-    });
+    text = await readFile(await readableFile(cwd, values.file), 'utf8');
   } else if (values.json !== undefined) {
     from = '--json';
     text = values.json;
@@ -232,15 +230,7 @@ async function label(ctx: Ctx): Promise<number> {
 
 /** `--image a.png --image b.jpg`: the files as `{"b64"}` instances, for an image model. */
 async function imageInstances(files: string[], cwd: string): Promise<PredictInstance[]> {
-  return Promise.all(
-    files.map(async (f) =>
-      imageInstance(
-        await readFile(path.resolve(cwd, f)).catch((e: NodeJS.ErrnoException) => {
-          throw new UsageError(`cannot read ${f}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
-        }),
-      ),
-    ),
-  );
+  return Promise.all(files.map(async (f) => imageInstance(await readFile(await readableFile(cwd, f)))));
 }
 
 async function predict(ctx: Ctx): Promise<number> {

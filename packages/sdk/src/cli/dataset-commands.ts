@@ -2,13 +2,16 @@
  * `mlq dataset upload|list|show|delete` and `mlq artifacts` / `mlq download`: files to and from the API.
  * Uploads stream the file from disk (`fs.openAsBlob`) with a progress bar on a terminal.
  */
-import { createWriteStream, openAsBlob } from 'node:fs';
+import { openAsBlob } from 'node:fs';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import { MlqApiError } from '../errors.ts';
 import { formatFromName, type UploadFormat } from '../upload.ts';
 import { UsageError, type Ctx } from './commands.ts';
+import { errnoCode, fileProblem, LocalFileError, readableFile, writableFile } from './local-files.ts';
 import { formatDuration, formatTable } from './format.ts';
 
 const formats = ['csv', 'jsonl', 'zip', 'tar.gz'];
@@ -45,9 +48,9 @@ async function upload(ctx: Ctx): Promise<number> {
   const format = (ctx.values.format ?? formatFromName(file)) as UploadFormat | undefined;
   if (!format || !formats.includes(format))
     throw new UsageError(`cannot tell the format of ${file}: give --format ${formats.join('|')}`);
-  const blob = await openAsBlob(path.resolve(ctx.cwd, file)).catch((e: NodeJS.ErrnoException) => {
-    throw new UsageError(`cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
-  });
+  // openAsBlob only stats the file (and throws at once, without an errno, when that fails); a
+  // directory or an unreadable file would fail later, mid-request, looking like a network error.
+  const blob = await openAsBlob(await readableFile(ctx.cwd, file));
   const { io } = ctx;
   const t0 = performance.now();
   let last = 0;
@@ -138,12 +141,31 @@ export async function artifacts(ctx: Ctx): Promise<number> {
 export async function download(ctx: Ctx): Promise<number> {
   const [id, name] = [need(ctx, 0, 'id'), need(ctx, 1, 'name')];
   const out = ctx.values.output ?? name;
+  // Checked before asking the API, so a mistyped -o costs no download and leaves no file behind.
+  const outPath = await writableFile(ctx.cwd, out);
   const res = await ctx.client.downloadArtifact(id, name);
   if (!res.body) throw new UsageError(`the API sent no body for ${name}`);
-  await pipeline(
-    Readable.fromWeb(res.body as NodeReadableStream<Uint8Array>),
-    createWriteStream(path.resolve(ctx.cwd, out)),
-  );
+  const fh = await open(outPath, 'w').catch((e: unknown) => {
+    throw new LocalFileError(`cannot write ${out}: ${fileProblem(e)}`);
+  });
+  try {
+    await pipeline(Readable.fromWeb(res.body as NodeReadableStream<Uint8Array>), fh.createWriteStream());
+  } catch (e) {
+    // An errno error is the file's (a full disk); anything else is the answer breaking off.
+    if (errnoCode(e) && (e as { syscall?: unknown }).syscall !== undefined)
+      throw new LocalFileError(`cannot write ${out}: ${fileProblem(e)}`);
+    throw new MlqApiError(
+      0,
+      'network_error',
+      `the download of ${name} broke off: ${fileProblem(e)}`,
+      undefined,
+      {
+        cause: e,
+      },
+    );
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
   ctx.io.out(`saved ${name} of job ${id} to ${out}`);
   return 0;
 }

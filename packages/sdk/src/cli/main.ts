@@ -1,6 +1,8 @@
 /**
  * Argument parsing, dispatch and exit codes of the `mlq` command (`exitCodes`): 0 ok, 1 the job
- * failed or was cancelled, 2 usage, 3 the API refused the request or could not be reached.
+ * failed or was cancelled, 2 usage or a local file that cannot be read or written, 3 the API refused
+ * the request or could not be reached, 4 an unexpected error (a bug). Every error is printed as one
+ * line (plus one per bad field), never as a stack trace.
  */
 import { parseArgs } from 'node:util';
 import { MlqClient } from '../client.ts';
@@ -8,6 +10,7 @@ import { MlqApiError, MlqError } from '../errors.ts';
 import { commands as jobCommands, UsageError, type Ctx, type Io } from './commands.ts';
 import { artifacts, dataset, download } from './dataset-commands.ts';
 import type { CliEnv } from './env.ts';
+import { errnoCode, fileProblem, LocalFileError } from './local-files.ts';
 
 /** The text of `mlq --help`. */
 export const usage = `usage: mlq <command> [options]
@@ -40,11 +43,30 @@ options:
   --key <key>   an API key (default: $MLQ_API_KEY)
 
 exit codes: 0 ok, 1 the job failed or was cancelled (submit --wait, watch, retry --wait),
-  2 usage (bad arguments, unreadable or invalid --file/--json), 3 the API refused the request
-  (the error and each bad field are printed) or could not be reached`;
+  2 usage (bad arguments, invalid --file/--json) or a local file that cannot be read or written
+  (missing, a directory, no permission, -o into a directory that does not exist), 3 the API refused
+  the request (the error and each bad field are printed) or could not be reached, 4 an unexpected
+  error in mlq itself (a bug: its one-line message is printed)`;
 
 /** The CLI's exit codes (also in `usage` and the README). */
-export const exitCodes = { ok: 0, jobFailed: 1, usage: 2, apiError: 3 } as const;
+export const exitCodes = { ok: 0, jobFailed: 1, usage: 2, apiError: 3, internal: 4 } as const;
+
+/**
+ * Prints an error nothing else expected as one line (`mlq: unexpected error: TypeError: ...`) and
+ * returns exit code 4; a Node file error that escaped the commands' checks is a local file problem
+ * (exit 2). cli.ts calls this for anything thrown outside `main` too.
+ */
+export function reportUnexpected(io: Io, e: unknown, command?: string): number {
+  const prefix = command ? `mlq ${command}` : 'mlq';
+  const path = (e as { path?: unknown } | null)?.path;
+  if (errnoCode(e) && (e as { syscall?: unknown }).syscall !== undefined && typeof path === 'string') {
+    io.err(`${prefix}: ${path}: ${fileProblem(e)}`);
+    return exitCodes.usage;
+  }
+  const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  io.err(`${prefix}: unexpected error: ${text.replace(/\s*\n\s*/g, ' ')}`);
+  return exitCodes.internal;
+}
 
 const options = {
   url: { type: 'string' },
@@ -109,10 +131,14 @@ export async function main(argv: string[], io: Io, env: CliEnv): Promise<number>
       io.err(`mlq ${name}: ${e.message} (see mlq --help)`);
       return exitCodes.usage;
     }
+    if (e instanceof LocalFileError) {
+      io.err(`mlq ${name}: ${e.message}`);
+      return exitCodes.usage;
+    }
     if (e instanceof MlqError) {
       printError(io, e);
       return exitCodes.apiError;
     }
-    throw e;
+    return reportUnexpected(io, e, name);
   }
 }

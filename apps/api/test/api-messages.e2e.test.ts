@@ -1,0 +1,114 @@
+/**
+ * What the API says about bodies people send by mistake, through a real API over HTTP: JSON that is
+ * not an object, numbers past a field's bound, a body over BODY_LIMIT, a URI with credentials; and
+ * where a browser opening the server's root is sent.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redactUserinfo } from '@mlq/core/errors';
+import { http, startStack, type Stack } from '../../../test/support/stack.ts';
+
+interface ApiErrorBody {
+  error: { code: string; message: string; details?: { field: string; message: string }[] };
+}
+
+describe('messages of the API about mistaken bodies', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack('api-messages', { workers: 0, apiEnv: { BODY_LIMIT: '1kb' } });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('valid JSON that is not an object is a 400 naming what was sent', async () => {
+    const cases: [string, string][] = [
+      ['null', 'null'],
+      ['[]', 'an array'],
+      ['"x"', 'a string'],
+      ['3', 'a number'],
+      ['true', 'a boolean'],
+    ];
+    for (const [body, what] of cases) {
+      for (const path of ['/v1/jobs/fine-tune', '/v1/models/m/labels/prod']) {
+        const method = path.startsWith('/v1/jobs') ? 'POST' : 'PUT';
+        const r = await http<ApiErrorBody>(`${stack.url}${path}`, method, body);
+        expect(r.status, `${method} ${path} ${body}`).toBe(400);
+        expect(r.body.error).toEqual({
+          code: 'invalid_request',
+          message: `the body must be a JSON object ({...}), not ${what}`,
+          details: [{ field: '(body)', message: `expected a JSON object, got ${what}` }],
+        });
+      }
+    }
+    // Text that is not JSON is still invalid_json.
+    const bad = await http<ApiErrorBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', '{"a":');
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('invalid_json');
+  });
+
+  it('a number past a bound gives one detail per field: the bound the field has', async () => {
+    const r = await http<ApiErrorBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', {
+      model: 'm',
+      architecture: 'mlp',
+      dataset: { format: 'csv', uri: 'file:///nowhere.csv' },
+      epochs: 1e308,
+      batchSize: 1e308,
+    });
+    expect(r.status).toBe(400);
+    const on = (field: string) => r.body.error.details!.filter((d) => d.field === field);
+    expect(on('epochs')).toEqual([{ field: 'epochs', message: 'Too big: expected number to be <=1000' }]);
+    expect(on('batchSize')).toHaveLength(1);
+    expect(on('batchSize')[0]!.message).toMatch(/^Too big: expected number to be <=\d+$/);
+    expect(on('batchSize')[0]!.message).not.toContain('9007199254740991');
+  });
+
+  it('a body over BODY_LIMIT is a 413 that says the limit and its setting', async () => {
+    const big = JSON.stringify({ model: 'm', pad: 'x'.repeat(2000) });
+    const message = 'the body is larger than the limit of 1024 bytes (BODY_LIMIT=1kb, 1mb = 1048576 bytes)';
+    const job = await http<ApiErrorBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', big);
+    expect(job.status).toBe(413);
+    expect(job.body.error).toEqual({ code: 'payload_too_large', message });
+    const predict = await http<ApiErrorBody>(`${stack.url}/v1/models/m:predict`, 'POST', big);
+    expect(predict.status).toBe(413);
+    expect(predict.body.error).toEqual({ code: 'payload_too_large', message });
+    const infer = await http<{ error: string }>(`${stack.url}/v2/models/m/infer`, 'POST', big);
+    expect(infer.status).toBe(413);
+    expect(infer.body.error).toBe(message);
+  });
+
+  it('an error about a URI never repeats its credentials', async () => {
+    const r = await http<ApiErrorBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', {
+      model: 'm',
+      architecture: 'mlp',
+      dataset: { format: 'csv', uri: 'http://user:pass@127.0.0.1:6379/' },
+      epochs: 1,
+    });
+    expect(r.status).toBe(400);
+    const text = JSON.stringify(r.body);
+    expect(text).not.toContain('user');
+    expect(text).not.toContain('pass');
+    expect(r.body.error.message).toContain('http://***@127.0.0.1:6379/');
+    expect(r.body.error.details!.every((d) => !d.message.includes('pass'))).toBe(true);
+    expect(redactUserinfo('a p@ss word: https://u:p@ss@h.example/x?y=a@b, and s3://k:s@bucket/k')).toBe(
+      'a p@ss word: https://***@h.example/x?y=a@b, and s3://***@bucket/k',
+    );
+    // A dataset version's @ is not a password's.
+    expect(redactUserinfo('dataset://rows@1 and DATASET://rows@2')).toBe(
+      'dataset://rows@1 and DATASET://rows@2',
+    );
+  });
+
+  it('GET / sends a browser to the console; other clients get what they got before', async () => {
+    const page = await fetch(`${stack.url}/`, {
+      headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' },
+      redirect: 'manual',
+    });
+    expect(page.status).toBe(302);
+    expect(page.headers.get('location')).toBe('/ui/');
+    for (const accept of ['application/json', '*/*']) {
+      const r = await fetch(`${stack.url}/`, { headers: { accept }, redirect: 'manual' });
+      expect(r.status).toBe(404);
+      expect(await r.json()).toEqual({ error: { code: 'not_found', message: 'no route GET /' } });
+    }
+  });
+});
