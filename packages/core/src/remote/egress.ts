@@ -16,7 +16,7 @@ import { isIP, type LookupFunction } from 'node:net';
 import type { Readable } from 'node:stream';
 import ipaddr from 'ipaddr.js';
 import { Agent, request } from 'undici';
-import { DataError, InputError } from '../util/errors.ts';
+import { DataError, InputError, redactUserinfo } from '../util/errors.ts';
 
 export interface EgressOptions {
   /** FETCH_ALLOW_HOSTS: host names (exact, any case), IP addresses or CIDRs. */
@@ -233,21 +233,13 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 /**
- * A URI as messages and logs may show it: userinfo (`user:pass@`) replaced by `***@`, so a password
- * written into a dataset URI never reaches a job's error or log. Anything else is kept as given.
- */
-export function redactUri(uri: string): string {
-  return uri.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@');
-}
-
-/**
  * A network error naming what was fetched: `cannot fetch <uri>: <reason>` (uri redacted). The error's
  * `code` is kept and the original is its `cause`; it is not permanent, so the job retries it.
  */
 export function networkError(e: unknown, uri: string): Error {
   const err = e as Error & { code?: string };
   const reason = err instanceof Error ? err.message || err.name : String(e);
-  const out = new Error(`cannot fetch ${redactUri(uri)}: ${reason}`, { cause: e }) as Error & {
+  const out = new Error(`cannot fetch ${redactUserinfo(uri)}: ${reason}`, { cause: e }) as Error & {
     code?: string;
   };
   if (err?.code) out.code = err.code;
@@ -265,7 +257,7 @@ export function fetchError(e: unknown, url: string, policy: EgressPolicy): Error
   if (err instanceof FetchLimitError) return err;
   if (err?.code && TIMEOUT_CODES.has(err.code))
     return new FetchLimitError(
-      `${redactUri(url)}: no answer within FETCH_TIMEOUT_MS (${policy.options.timeoutMs} ms; ${err.message})`,
+      `${redactUserinfo(url)}: no answer within FETCH_TIMEOUT_MS (${policy.options.timeoutMs} ms; ${err.message})`,
     );
   if (err instanceof Error && err.message.startsWith('cannot fetch ')) return err;
   return networkError(e, url);

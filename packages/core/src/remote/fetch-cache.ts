@@ -29,14 +29,13 @@ import { walkArchive, type ArchiveKind } from '../datasets/archive.ts';
 import { ImageFolderCheck, isIgnoredEntry } from '../datasets/image-archive.ts';
 import type { ArtifactStore } from '../storage/artifact-store.ts';
 import { parseS3Uri, s3ObjectOf } from '../storage/s3-store.ts';
-import { DataError, InputError, isPermanentError, NotFoundError } from '../util/errors.ts';
+import { DataError, InputError, isPermanentError, NotFoundError, redactUserinfo } from '../util/errors.ts';
 import {
   discard,
   egressGet,
   fetchError,
   FetchLimitError,
   networkError,
-  redactUri,
   type EgressPolicy,
 } from './egress.ts';
 
@@ -156,7 +155,7 @@ export class FetchCache {
       // The source cannot be asked now (a network error, a 5xx): the copy this machine has will do.
       if (!prior || isPermanentError(e) || req.signal?.aborted) throw e;
       await req.log?.(
-        `could not revalidate ${redactUri(uri)} (${(e as Error).message}); using the copy fetched at ${prior.meta.fetchedAt}`,
+        `could not revalidate ${redactUserinfo(uri)} (${(e as Error).message}); using the copy fetched at ${prior.meta.fetchedAt}`,
       );
       fresh = { kind: 'current' };
     }
@@ -164,14 +163,14 @@ export class FetchCache {
       const dir = this.entryDir(prior.index.id);
       // Evicted between reading it and holding it: fetch anew.
       if ((await this.hold(dir, req.holder)) && (await exists(path.join(dir, 'meta.json')))) {
-        await req.log?.(`cache hit: ${redactUri(uri)} (${describe(prior.meta)})`);
+        await req.log?.(`cache hit: ${redactUserinfo(uri)} (${describe(prior.meta)})`);
         await this.pin(uri, mode, prior.index.id, req);
         return this.pathOf(dir, prior.meta, req);
       }
       return this.get(uri, req);
     }
     if (fresh.kind !== 'body')
-      throw new Error(`${redactUri(uri)}: the server answered 304 to an unconditional request`);
+      throw new Error(`${redactUserinfo(uri)}: the server answered 304 to an unconditional request`);
     return this.download(uri, mode, fresh, req);
   }
 
@@ -253,7 +252,7 @@ export class FetchCache {
       return undefined;
     }
     await req.log?.(
-      `cache hit: ${redactUri(uri)} (${describe(meta)}; the copy an earlier attempt of this job read)`,
+      `cache hit: ${redactUserinfo(uri)} (${describe(meta)}; the copy an earlier attempt of this job read)`,
     );
     return this.pathOf(dir, meta, req);
   }
@@ -296,7 +295,7 @@ export class FetchCache {
   ): Promise<Fresh> {
     if (uri.startsWith('s3://')) return this.openS3(uri, prior?.meta);
     if (/^https?:\/\//.test(uri)) return this.openHttp(uri, prior?.meta, signal);
-    throw new InputError(`cannot fetch "${redactUri(uri)}": only s3:// and http(s):// URIs are fetched`);
+    throw new InputError(`cannot fetch "${redactUserinfo(uri)}": only s3:// and http(s):// URIs are fetched`);
   }
 
   private async openHttp(
@@ -316,11 +315,12 @@ export class FetchCache {
     if (s < 200 || s >= 300) {
       discard(res.body);
       const status = `${s} ${STATUS_CODES[s] ?? ''}`.trim();
-      if (s === 404 || s === 410) throw new NotFoundError(`not found: ${redactUri(uri)} (HTTP ${status})`);
+      if (s === 404 || s === 410)
+        throw new NotFoundError(`not found: ${redactUserinfo(uri)} (HTTP ${status})`);
       // Refused (401, 403...): asking again will not help. A server error, 408 or 429 may pass.
       if (s >= 400 && s < 500 && s !== 408 && s !== 429)
-        throw new DataError(`GET ${redactUri(uri)} answered ${status}`);
-      throw new Error(`GET ${redactUri(uri)} answered ${status}`);
+        throw new DataError(`GET ${redactUserinfo(uri)} answered ${status}`);
+      throw new Error(`GET ${redactUserinfo(uri)} answered ${status}`);
     }
     const length = Number(header(res.headers['content-length']));
     return {
@@ -337,7 +337,7 @@ export class FetchCache {
     try {
       loc = parseS3Uri(uri);
       if (!loc.prefix)
-        throw new Error(`invalid S3 URI "${redactUri(uri)}": it names a bucket, not an object`);
+        throw new Error(`invalid S3 URI "${redactUserinfo(uri)}": it names a bucket, not an object`);
     } catch (e) {
       throw new InputError((e as Error).message);
     }
@@ -351,7 +351,7 @@ export class FetchCache {
       // Refused (403: no access, 400: bad request): asking again will not help; 5xx and network errors may pass.
       const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? 0;
       if (status >= 400 && status < 500 && status !== 408 && status !== 429)
-        throw new DataError(`S3 answered ${status} ${(e as Error).name} for ${redactUri(uri)}`);
+        throw new DataError(`S3 answered ${status} ${(e as Error).name} for ${redactUserinfo(uri)}`);
       throw networkError(e, uri);
     }
     if (prior && head.etag && prior.etag === head.etag) return { kind: 'current' };
@@ -379,7 +379,7 @@ export class FetchCache {
     const t0 = performance.now();
     const tooLarge = (n: number | string) =>
       new FetchLimitError(
-        `${redactUri(uri)} is larger than FETCH_MAX_MB (${n} bytes > ${limit}); raise FETCH_MAX_MB on the worker to read it`,
+        `${redactUserinfo(uri)} is larger than FETCH_MAX_MB (${n} bytes > ${limit}); raise FETCH_MAX_MB on the worker to read it`,
       );
     if (fresh.length !== undefined && fresh.length > limit) {
       discard(fresh.body);
@@ -388,7 +388,7 @@ export class FetchCache {
     if (fresh.length !== undefined && fresh.length > cacheBytes) {
       discard(fresh.body);
       throw new FetchLimitError(
-        `${redactUri(uri)} is ${fresh.length} bytes, more than the worker's cache holds (WORKER_CACHE_MB: ${cacheBytes} bytes)`,
+        `${redactUserinfo(uri)} is ${fresh.length} bytes, more than the worker's cache holds (WORKER_CACHE_MB: ${cacheBytes} bytes)`,
       );
     }
     const tmp = path.join(this.options.dir, `new-${randomUUID()}.tmp`);
@@ -444,7 +444,7 @@ export class FetchCache {
       await this.pin(uri, mode, id, req);
       const secs = ((performance.now() - t0) / 1000).toFixed(1);
       await req.log?.(
-        `fetched ${redactUri(uri)}: ${mb(bytes)} in ${secs} s${fresh.etag ? ` (ETag ${fresh.etag})` : ''}`,
+        `fetched ${redactUserinfo(uri)}: ${mb(bytes)} in ${secs} s${fresh.etag ? ` (ETag ${fresh.etag})` : ''}`,
       );
       const evicted = await this.evict();
       if (evicted.length)
@@ -466,7 +466,7 @@ export class FetchCache {
     const kind = await archiveKind(file);
     if (!kind)
       throw new DataError(
-        `${redactUri(uri)} is not a .zip or .tar.gz archive: an image-folder dataset from s3:// or http(s):// is an archive with one folder per class`,
+        `${redactUserinfo(uri)} is not a .zip or .tar.gz archive: an image-folder dataset from s3:// or http(s):// is an archive with one folder per class`,
       );
     const limits = {
       maxFiles: this.options.maxArchiveFiles ?? 100_000,
@@ -492,7 +492,7 @@ export class FetchCache {
     await utimes(path.join(dir, 'meta.json'), now, now).catch(() => undefined);
     if (!req.extract) return path.join(dir, 'body');
     if (meta.root === undefined)
-      throw new DataError(`${redactUri(meta.uri)} was cached as a file, not an archive`);
+      throw new DataError(`${redactUserinfo(meta.uri)} was cached as a file, not an archive`);
     return meta.root ? path.join(dir, 'tree', ...meta.root.split('/')) : path.join(dir, 'tree');
   }
 

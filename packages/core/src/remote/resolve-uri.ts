@@ -8,8 +8,7 @@
 import path from 'node:path';
 import type { UriLocator } from '../data/dataset.ts';
 import { resolveDataPath } from '../storage/data-uri.ts';
-import { InputError } from '../util/errors.ts';
-import { redactUri } from './egress.ts';
+import { InputError, redactUserinfo } from '../util/errors.ts';
 import type { FetchCache } from './fetch-cache.ts';
 
 export interface UriResolverOptions {
@@ -62,7 +61,7 @@ export function uriResolver(o: UriResolverOptions): UriLocator {
       const inside = extract
         ? path.relative(f.cache.options.dir, p).split(path.sep).slice(2).join('/')
         : undefined;
-      return { path: p, name: redactUri(uri), inside };
+      return { path: p, name: redactUserinfo(uri), inside };
     }
     throw new InputError(
       `cannot read "${uri}": supported are file:// (inside DATA_ROOTS), dataset://, s3:// and http(s)://`,
