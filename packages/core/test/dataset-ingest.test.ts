@@ -257,6 +257,9 @@ describe.each([
     ]);
     const l = await refused(latin1, 'csv', /^line 3: bytes that are not UTF-8: the body is not text; /);
     expect(l.message).toContain('save the file as UTF-8');
+    // The same bytes as one chunk (the whole-chunk check fails, then each line is checked).
+    const one = await ingestDataset(Readable.from([latin1]), up.opts('bad', 'csv')).catch((e: Error) => e);
+    expect((one as Error).message).toMatch(/^line 3: bytes that are not UTF-8/);
     await refused(
       Buffer.from('{"x":[1],"y":0}\n{"x":[2],"y":\u0000}\n'),
       'jsonl',

@@ -34,6 +34,10 @@ export class LineSplitter {
   }
 
   push(chunk: Buffer): void {
+    // Lines wholly inside a chunk that is all text need no check of their own (one native pass per
+    // chunk, not a call per line); a chunk that fails (bad bytes, or a UTF-8 sequence cut at its end)
+    // is checked line by line, which names the line.
+    const clean = chunk.indexOf(0) < 0 && isUtf8(chunk);
     let p = 0;
     if (this.afterCr && chunk[0] === 10) p = 1;
     this.afterCr = false;
@@ -43,9 +47,9 @@ export class LineSplitter {
       if (this.carry) {
         const joined = Buffer.concat([this.carry, chunk.subarray(p, end)]);
         this.carry = undefined;
-        this.emit(joined, 0, joined.length);
+        this.emit(joined, 0, joined.length, false);
       } else {
-        this.emit(chunk, p, end);
+        this.emit(chunk, p, end, clean);
       }
       p = end + 1;
       if (chunk[end] === 13) {
@@ -60,14 +64,14 @@ export class LineSplitter {
   }
 
   end(): void {
-    if (this.carry) this.emit(this.carry, 0, this.carry.length);
+    if (this.carry) this.emit(this.carry, 0, this.carry.length, false);
     this.carry = undefined;
   }
 
-  private emit(buf: Buffer, s: number, e: number): void {
+  private emit(buf: Buffer, s: number, e: number, checked: boolean): void {
     this.line++;
     if (this.line === 1) this.kind = binaryKind(buf.subarray(s, Math.min(e, s + 8)));
-    notText(buf, s, e, this.line, this.kind);
+    if (!checked) notText(buf, s, e, this.line, this.kind);
     this.onLine(buf, s, e, this.line);
   }
 
