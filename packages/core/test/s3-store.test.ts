@@ -8,6 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import * as tf from '@tensorflow/tfjs';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -155,6 +156,33 @@ describe('S3ArtifactStore on s3rver', () => {
     expect(back.length).toBe(data.length);
     expect(back.equals(data)).toBe(true);
     await expect(store.putFile('out/none.bin', path.join(tmp, 'none.bin'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('streams in a body of unknown length: one PUT when small, 5 MiB parts when large, nothing on error', async () => {
+    const store = new S3ArtifactStore(`s3://mlq-test/root${query()}`);
+    // Chunks of odd sizes, so parts are filled across chunk boundaries: 12 MiB + 3 bytes = 3 parts.
+    const big = randomBytes(12 * 1024 ** 2 + 3);
+    const chunks = (b: Buffer, size: number) =>
+      Readable.from(
+        (function* () {
+          for (let o = 0; o < b.length; o += size) yield b.subarray(o, o + size);
+        })(),
+      );
+    await store.putStream('up/big.bin', chunks(big, 777_777));
+    expect((await store.get('up/big.bin')).equals(big)).toBe(true);
+    await store.putStream('up/small.txt', chunks(Buffer.from('a,b\n1,2\n'), 3));
+    expect((await store.get('up/small.txt')).toString()).toBe('a,b\n1,2\n');
+    await store.putStream('up/empty.txt', Readable.from([]));
+    expect((await store.get('up/empty.txt')).length).toBe(0);
+    // A stream that fails after two parts: its error surfaces, and no object appears.
+    const failing = Readable.from(
+      (async function* () {
+        yield big.subarray(0, 11 * 1024 ** 2);
+        throw new Error('client went away');
+      })(),
+    );
+    await expect(store.putStream('up/broken.bin', failing)).rejects.toThrow('client went away');
+    expect(await store.exists('up/broken.bin')).toBe(false);
   });
 
   it('saves a tfjs model and loads it back with equal predictions', async () => {
