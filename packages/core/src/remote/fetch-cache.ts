@@ -348,6 +348,8 @@ export class FetchCache {
     try {
       head = await store.head(key);
     } catch (e) {
+      // A missing object is the store's NotFoundError: permanent, passed on as it is.
+      if (isPermanentError(e)) throw e;
       // Refused (403: no access, 400: bad request): asking again will not help; 5xx and network errors may pass.
       const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? 0;
       if (status >= 400 && status < 500 && status !== 408 && status !== 429)
@@ -356,7 +358,7 @@ export class FetchCache {
     }
     if (prior && head.etag && prior.etag === head.etag) return { kind: 'current' };
     const { body } = await store.getStream(key).catch((e: unknown) => {
-      throw networkError(e, uri);
+      throw isPermanentError(e) ? e : networkError(e, uri);
     });
     return {
       kind: 'body',
