@@ -46,7 +46,8 @@ type Shown = (p: string) => string;
  */
 function namer(root: string, opts: OpenDatasetOptions): Shown {
   const s = opts.shownAs;
-  if (!s) return (p) => p;
+  // A user's own folder (file://) is shown as its paths.
+  if (!s || (s.name === root && s.inside === undefined)) return (p) => p;
   return (p) => {
     const rel = path.relative(root, p).split(path.sep).join('/');
     const entry = path.posix.join(s.inside ?? '', rel);
