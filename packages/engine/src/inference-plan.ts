@@ -116,22 +116,21 @@ export function compileInference(model: tf.LayersModel): InferencePlan {
   const owned: tf.Tensor[] = [];
   const folded = { batchNorms: 0, activations: 0 };
   const steps = planSteps(model, owned, folded);
-  const inputIds = model.inputs.map((t) => t.id);
-  const outputIds = model.outputs.map((t) => t.id);
   return {
     folded,
-    predict(x) {
-      return tf.tidy(() => {
-        const values = new Map<number, tf.Tensor>([[inputIds[0]!, x]]);
-        for (const s of steps) values.set(s.output, s.run(s.inputs.map((id) => values.get(id)!)));
-        return values.get(outputIds[0]!)!;
-      });
-    },
+    predict: (x) => tf.tidy(() => runSteps(model, steps, x)),
     dispose() {
       tf.dispose(owned);
       owned.length = 0;
     },
   };
+}
+
+/** Runs a (one-input, one-output) model's steps on `x`: its output. */
+function runSteps(model: tf.LayersModel, steps: Step[], x: tf.Tensor): tf.Tensor {
+  const values = new Map<number, tf.Tensor>([[model.inputs[0]!.id, x]]);
+  for (const s of steps) values.set(s.output, s.run(s.inputs.map((id) => values.get(id)!)));
+  return values.get(model.outputs[0]!.id)!;
 }
 
 /** The model's nodes in the order they run: each layer call whose inputs are all known by then. */
@@ -193,16 +192,7 @@ function planSteps(model: tf.LayersModel, owned: tf.Tensor[], folded: InferenceP
     }
     if (layer instanceof tf.LayersModel && layer.inputs.length === 1 && layer.outputs.length === 1) {
       const inner = planSteps(layer, owned, folded);
-      const ids = [layer.inputs[0]!.id, layer.outputs[0]!.id];
-      steps.push({
-        inputs,
-        output: out.id,
-        run: ([x]) => {
-          const values = new Map<number, tf.Tensor>([[ids[0]!, x!]]);
-          for (const s of inner) values.set(s.output, s.run(s.inputs.map((id) => values.get(id)!)));
-          return values.get(ids[1]!)!;
-        },
-      });
+      steps.push({ inputs, output: out.id, run: ([x]) => runSteps(layer, inner, x!) });
       return;
     }
     if (node.outputTensors.length !== 1)
