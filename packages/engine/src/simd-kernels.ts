@@ -23,6 +23,7 @@ interface Exports {
   conv2d_backprop_filter: Kernel;
   max_pool_grad: Kernel;
   conv2d: Kernel;
+  conv2d_winograd: Kernel;
   matmul: Kernel;
   adadelta: Kernel;
   dropout: Kernel;
@@ -243,9 +244,44 @@ export function conv2dBackpropFilter(
   call(host, 'conv2d_backprop_filter', convParams(info), [x, dy], [out], { extra: [rows] });
 }
 
+/** Whether `conv2d` may take Winograd's F(2x2, 3x3) (tests and benchmarks compare both). */
+let winograd = true;
+
+/** Turns the Winograd path of `conv2d` on or off for this thread (on by default). */
+export function setWinograd(on: boolean): void {
+  winograd = on;
+}
+
+/**
+ * Whether a convolution takes kernels.c's `conv2d_winograd`: 3x3, stride 1, dilation 1, input
+ * channels a multiple of 4 (at least 8: thinner inputs gain little over the transforms' cost) and
+ * output channels a multiple of 8. The MNIST CNN's second convolution and its input gradient
+ * (the same shape, padded) are such.
+ */
+export function winogradApplies(info: backend_util.Conv2DInfo): boolean {
+  return (
+    winograd &&
+    info.filterHeight === 3 &&
+    info.filterWidth === 3 &&
+    info.strideHeight === 1 &&
+    info.strideWidth === 1 &&
+    info.dilationHeight === 1 &&
+    info.dilationWidth === 1 &&
+    info.inChannels >= 8 &&
+    info.inChannels % 4 === 0 &&
+    info.outChannels % 8 === 0
+  );
+}
+
+/** Floats of the Winograd path's transformed tiles (V and M) held at once: 256 KiB, within L2. */
+const WINOGRAD_TILE_FLOATS = 64 * 1024;
+
 /**
  * A 2-D convolution (NHWC, filter [kH, kW, Ci, Co]), any stride, dilation and padding, optionally
- * with a bias ([Co]) and relu applied as each output row completes. Writes into `out`.
+ * with a bias ([Co]) and relu applied as each output row completes. Writes into `out`. 3x3
+ * stride-1 convolutions that `winogradApplies` to run as Winograd's F(2x2, 3x3) (16 multiply-adds
+ * per 2x2 outputs and channel pair instead of 36; see kernels.c); results then differ from the
+ * direct sum by rounding only (relative error ~1e-6).
  */
 export function conv2d(
   x: Float32Array,
@@ -255,6 +291,18 @@ export function conv2d(
   host?: Host,
   { bias = null, relu = false }: { bias?: Float32Array | null; relu?: boolean } = {},
 ): void {
+  if (winogradApplies(info)) {
+    const tiles = Math.ceil(info.outWidth / 2);
+    const tileRows = Math.ceil(info.outHeight / 2);
+    const perRow = 16 * tiles * (info.inChannels + info.outChannels);
+    const rows = Math.min(tileRows, Math.max(1, Math.floor(WINOGRAD_TILE_FLOATS / perRow)));
+    call(host, 'conv2d_winograd', convParams(info), [x, filter, bias], [out], {
+      scratch: 16 * info.inChannels * info.outChannels + rows * perRow,
+      extra: [relu ? 1 : 0, rows],
+      zero: false,
+    });
+    return;
+  }
   call(host, 'conv2d', convParams(info), [x, filter, bias], [out], { extra: [relu ? 1 : 0] });
 }
 

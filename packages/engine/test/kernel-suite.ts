@@ -125,6 +125,13 @@ const CONV_SHAPES: { x: Shape4; w: Shape4 }[] = [
   { x: [2, 5, 6, 12], w: [1, 1, 12, 10] },
   // An image's first conv (< 8 input channels: the thin input-gradient kernel), Co not a multiple of 4.
   { x: [2, 11, 10, 3], w: [3, 3, 3, 6] },
+  // 3x3 at stride 1 from 8 input channels: Winograd's F(2x2, 3x3), forward and (as a padded
+  // convolution) the input gradient; odd output sizes leave half tiles, 9 tiles a row leave a
+  // GEMM tail, and Ci = 12 is not a multiple of 8.
+  { x: [2, 10, 9, 8], w: [3, 3, 8, 16] },
+  { x: [3, 9, 12, 12], w: [3, 3, 12, 8] },
+  // The MNIST CNN's second convolution.
+  { x: [1, 26, 26, 32], w: [3, 3, 32, 32] },
 ];
 const DW_SHAPES: { x: Shape4; w: Shape4 }[] = [
   { x: [2, 9, 10, 1], w: [3, 3, 1, 1] },
@@ -206,6 +213,14 @@ export function kernelSuite(variant: KernelVariant): void {
             const [x, filter] = [rand4([2, 12, 11, 6], 1), rand4([3, 3, 6, 12], 2)];
             const bias = withBias ? tf.tensor1d(values(12, 3)) : undefined;
             return [tf.fused.conv2d({ x, filter, strides: 2, pad: 'same', bias, activation })];
+          });
+        });
+        // Stride 1 from 8 channels: the Winograd path, whose epilogue adds the bias and applies relu.
+        it(`${activation}${withBias ? ' + bias' : ''}, pad same, stride 1 (Winograd)`, async () => {
+          await compare(() => {
+            const [x, filter] = [rand4([2, 11, 10, 8], 1), rand4([3, 3, 8, 16], 2)];
+            const bias = withBias ? tf.tensor1d(values(16, 3)) : undefined;
+            return [tf.fused.conv2d({ x, filter, strides: 1, pad: 'same', bias, activation })];
           });
         });
       }

@@ -55,6 +55,7 @@ describe('kernels.wasm and kernels-relaxed.wasm', () => {
         expect.arrayContaining([
           '__stack_pointer',
           'conv2d',
+          'conv2d_winograd',
           'conv2d_backprop_filter',
           'matmul',
           'max_pool_grad',
@@ -92,28 +93,80 @@ describe('SIMD kernels on arrays of their own (copied into a memory of the modul
     }
   });
 
-  it('conv2d with stride 2 and padding equals the direct sum', () => {
-    const [b, h, w, ci, co, kh, kw] = [2, 7, 6, 5, 9, 3, 3];
-    const x = values(b * h * w * ci, 3);
-    const f = values(kh * kw * ci * co, 4);
-    const info = tf.backend_util.computeConv2DInfo([b, h, w, ci], [kh, kw, ci, co], 2, 1, 'same');
-    const out = new Float32Array(b * info.outHeight * info.outWidth * co);
-    simd.conv2d(x, f, info, out);
+  /** The convolution as a plain sum (NHWC, filter [kh, kw, ci, co]), plus bias and relu. */
+  function directConv(
+    x: Float32Array,
+    f: Float32Array,
+    info: ReturnType<typeof tf.backend_util.computeConv2DInfo>,
+    bias?: Float32Array,
+    relu = false,
+  ): Float32Array {
+    const { batchSize: b, inHeight: h, inWidth: w, inChannels: ci, outChannels: co } = info;
+    const { filterHeight: kh, filterWidth: kw, strideHeight: s } = info;
     const { top, left } = info.padInfo;
+    const out = new Float32Array(b * info.outHeight * info.outWidth * co);
     let o = 0;
     for (let n = 0; n < b; n++)
       for (let oy = 0; oy < info.outHeight; oy++)
         for (let ox = 0; ox < info.outWidth; ox++)
           for (let c = 0; c < co; c++, o++) {
-            let want = 0;
+            let want = bias ? bias[c]! : 0;
             for (let r = 0; r < kh; r++)
               for (let q = 0; q < kw; q++) {
-                const [iy, ix] = [oy * 2 + r - top, ox * 2 + q - left];
+                const [iy, ix] = [oy * s + r - top, ox * s + q - left];
                 if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
                 for (let d = 0; d < ci; d++)
                   want += x[((n * h + iy) * w + ix) * ci + d]! * f[((r * kw + q) * ci + d) * co + c]!;
               }
-            expect(out[o]).toBeCloseTo(want, 4);
+            out[o] = relu && want < 0 ? 0 : want;
           }
+    return out;
+  }
+
+  it('conv2d with stride 2 and padding equals the direct sum', () => {
+    const [b, h, w, ci, co, kh, kw] = [2, 7, 6, 5, 9, 3, 3];
+    const x = values(b * h * w * ci, 3);
+    const f = values(kh * kw * ci * co, 4);
+    const info = tf.backend_util.computeConv2DInfo([b, h, w, ci], [kh, kw, ci, co], 2, 1, 'same');
+    expect(simd.winogradApplies(info)).toBe(false);
+    const out = new Float32Array(b * info.outHeight * info.outWidth * co);
+    simd.conv2d(x, f, info, out);
+    const want = directConv(x, f, info);
+    out.forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 4));
+  });
+
+  // 3x3 stride-1 convolutions from 8 input channels take Winograd's F(2x2, 3x3): transformed
+  // tiles, 16 GEMMs, the inverse transform with bias and relu. Half tiles at odd output sizes,
+  // several chunks of tile rows (the MNIST shape), padding on some sides only.
+  it.each([
+    { shape: [2, 9, 8, 8, 16], pad: 'valid', bias: false, relu: false },
+    { shape: [1, 11, 13, 12, 8], pad: 'same', bias: true, relu: true },
+    { shape: [2, 26, 26, 32, 32], pad: 'valid', bias: true, relu: true },
+    { shape: [1, 24, 24, 32, 32], pad: 2, bias: false, relu: false },
+  ] as const)('conv2d by Winograd equals the direct sum: $shape, pad $pad, bias $bias, relu $relu', (c) => {
+    const [b, h, w, ci, co] = c.shape;
+    const x = values(b * h * w * ci, 5);
+    const f = values(9 * ci * co, 6);
+    const bias = c.bias ? values(co, 7) : undefined;
+    const info = tf.backend_util.computeConv2DInfo([b, h, w, ci], [3, 3, ci, co], 1, 1, c.pad);
+    expect(simd.winogradApplies(info)).toBe(true);
+    const out = new Float32Array(b * info.outHeight * info.outWidth * co);
+    simd.conv2d(x, f, info, out, undefined, { bias: bias ?? null, relu: c.relu });
+    const want = directConv(x, f, info, bias, c.relu);
+    let worst = 0;
+    want.forEach((v, i) => (worst = Math.max(worst, Math.abs(out[i]! - v) / (1 + Math.abs(v)))));
+    expect(worst).toBeLessThan(1e-5);
+    // And the direct kernel, with Winograd off, agrees with it.
+    simd.setWinograd(false);
+    try {
+      expect(simd.winogradApplies(info)).toBe(false);
+      const direct = new Float32Array(out.length);
+      simd.conv2d(x, f, info, direct, undefined, { bias: bias ?? null, relu: c.relu });
+      let gap = 0;
+      direct.forEach((v, i) => (gap = Math.max(gap, Math.abs(out[i]! - v) / (1 + Math.abs(v)))));
+      expect(gap).toBeLessThan(1e-5);
+    } finally {
+      simd.setWinograd(true);
+    }
   });
 });

@@ -725,3 +725,142 @@ void conv2d_backprop_input_thin(const Conv *c, const float *dy, const float *w, 
     }
   }
 }
+
+/*
+ * A 3x3, stride-1, dilation-1 convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray,
+ * "Fast Algorithms for Convolutional Neural Networks", CVPR 2016): each 2x2 block of outputs (a
+ * tile) costs 16 multiply-adds per (ci, co) instead of 36. With d a 4x4 input patch and g a 3x3
+ * filter, Y = A^T [(G g G^T) . (B^T d B)] A, where
+ *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
+ *   A^T = [1 1 1 0; 0 1 -1 -1].
+ * Same geometry struct, padding, bias and relu as `conv2d` (NHWC; Ci a multiple of 4, Co of 8), but
+ * y is written, not accumulated. The 16 products become 16 GEMMs, M[k][t][co] = sum over ci of
+ * V[k][t][ci] * U[k][ci][co], over `rows` tile rows at a time. Scratch: 16*Ci*Co floats for U, then
+ * 16*rows*T*(Ci + Co) for V and M, T = ceil(oW / 2).
+ */
+__attribute__((export_name("conv2d_winograd")))
+void conv2d_winograd(const Conv *c, const float *x, const float *w, const float *bias, float *y,
+                     float *scratch, int relu, int rows) {
+  const int Ci = c->Ci, Co = c->Co, H = c->H, W = c->W, oH = c->oH, oW = c->oW;
+  const int T = (oW + 1) / 2, TH = (oH + 1) / 2;
+  float *U = scratch;
+  float *V = U + 16 * Ci * Co;
+  float *M = V + 16 * rows * T * Ci;
+  const v128_t half = wasm_f32x4_splat(0.5f), zero = wasm_f32x4_splat(0);
+  /* U = G g G^T for every (ci, co), four co at a time. */
+  for (int ci = 0; ci < Ci; ci++) {
+    for (int co = 0; co < Co; co += 4) {
+      v128_t g[3][3], t[4][3];
+      for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) g[i][j] = wasm_v128_load(w + ((i * 3 + j) * Ci + ci) * Co + co);
+      for (int j = 0; j < 3; j++) {
+        t[0][j] = g[0][j];
+        t[1][j] = wasm_f32x4_mul(half, wasm_f32x4_add(wasm_f32x4_add(g[0][j], g[1][j]), g[2][j]));
+        t[2][j] = wasm_f32x4_mul(half, wasm_f32x4_add(wasm_f32x4_sub(g[0][j], g[1][j]), g[2][j]));
+        t[3][j] = g[2][j];
+      }
+      for (int i = 0; i < 4; i++) {
+        const v128_t u[4] = {
+            t[i][0],
+            wasm_f32x4_mul(half, wasm_f32x4_add(wasm_f32x4_add(t[i][0], t[i][1]), t[i][2])),
+            wasm_f32x4_mul(half, wasm_f32x4_add(wasm_f32x4_sub(t[i][0], t[i][1]), t[i][2])),
+            t[i][2],
+        };
+        for (int j = 0; j < 4; j++) wasm_v128_store(U + ((i * 4 + j) * Ci + ci) * Co + co, u[j]);
+      }
+    }
+  }
+  for (int b = 0; b < c->B; b++) {
+    for (int ty0 = 0; ty0 < TH; ty0 += rows) {
+      const int nr = min_i(rows, TH - ty0), nt = nr * T;
+      /* V = B^T d B for every tile of these rows, four ci at a time (zeros outside the image). */
+      for (int r = 0; r < nr; r++) {
+        const int iy0 = 2 * (ty0 + r) - c->pt;
+        for (int tx = 0; tx < T; tx++) {
+          const int ix0 = 2 * tx - c->pl, t = r * T + tx;
+          for (int ci = 0; ci < Ci; ci += 4) {
+            v128_t d[4][4], e[4][4];
+            for (int i = 0; i < 4; i++) {
+              const int iy = iy0 + i;
+              for (int j = 0; j < 4; j++) {
+                const int ix = ix0 + j;
+                d[i][j] = iy >= 0 && iy < H && ix >= 0 && ix < W
+                              ? wasm_v128_load(x + ((b * H + iy) * W + ix) * Ci + ci)
+                              : zero;
+              }
+            }
+            for (int j = 0; j < 4; j++) {
+              e[0][j] = wasm_f32x4_sub(d[0][j], d[2][j]);
+              e[1][j] = wasm_f32x4_add(d[1][j], d[2][j]);
+              e[2][j] = wasm_f32x4_sub(d[2][j], d[1][j]);
+              e[3][j] = wasm_f32x4_sub(d[1][j], d[3][j]);
+            }
+            for (int i = 0; i < 4; i++) {
+              float *v = V + ((i * 4) * nt + t) * Ci + ci;
+              const int step = nt * Ci;
+              wasm_v128_store(v, wasm_f32x4_sub(e[i][0], e[i][2]));
+              wasm_v128_store(v + step, wasm_f32x4_add(e[i][1], e[i][2]));
+              wasm_v128_store(v + 2 * step, wasm_f32x4_sub(e[i][2], e[i][1]));
+              wasm_v128_store(v + 3 * step, wasm_f32x4_sub(e[i][1], e[i][3]));
+            }
+          }
+        }
+      }
+      /* M[k] = V[k] U[k]: 4x8 register tiles over ci, leftover tiles one at a time. */
+      for (int k = 0; k < 16; k++) {
+        const float *Vk = V + k * nt * Ci, *Uk = U + k * Ci * Co;
+        float *Mk = M + k * nt * Co;
+        int t = 0;
+        for (; t + 4 <= nt; t += 4) {
+          for (int co = 0; co < Co; co += 8) {
+            Tile acc;
+            for (int i = 0; i < 8; i++) acc.r[i] = zero;
+            const float *vp = Vk + t * Ci, *up = Uk + co;
+            for (int ci = 0; ci < Ci; ci++, vp++, up += Co) acc = tile_madd(acc, vp, Ci, up);
+            tile_store(Mk + t * Co + co, Co, acc);
+          }
+        }
+        for (; t < nt; t++) {
+          for (int co = 0; co < Co; co += 8) {
+            Row acc = {zero, zero};
+            const float *vp = Vk + t * Ci, *up = Uk + co;
+            for (int ci = 0; ci < Ci; ci++, vp++, up += Co) acc = row_madd(acc, vp, up);
+            row_store(Mk + t * Co + co, acc);
+          }
+        }
+      }
+      /* Y = A^T m A, plus bias and relu, for the outputs inside the image. */
+      for (int r = 0; r < nr; r++) {
+        const int oy0 = 2 * (ty0 + r);
+        for (int tx = 0; tx < T; tx++) {
+          const int ox0 = 2 * tx, t = r * T + tx;
+          for (int co = 0; co < Co; co += 4) {
+            v128_t m[4][4], f[2][4];
+            for (int i = 0; i < 4; i++)
+              for (int j = 0; j < 4; j++) m[i][j] = wasm_v128_load(M + ((i * 4 + j) * nt + t) * Co + co);
+            for (int j = 0; j < 4; j++) {
+              f[0][j] = wasm_f32x4_add(wasm_f32x4_add(m[0][j], m[1][j]), m[2][j]);
+              f[1][j] = wasm_f32x4_sub(wasm_f32x4_sub(m[1][j], m[2][j]), m[3][j]);
+            }
+            const v128_t bv = bias ? wasm_v128_load(bias + co) : zero;
+            for (int i = 0; i < 2; i++) {
+              const int oy = oy0 + i;
+              if (oy >= oH) break;
+              v128_t out[2] = {
+                  wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_add(f[i][0], f[i][1]), f[i][2]), bv),
+                  wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_sub(f[i][1], f[i][2]), f[i][3]), bv),
+              };
+              for (int j = 0; j < 2; j++) {
+                const int ox = ox0 + j;
+                if (ox >= oW) break;
+                v128_t v = out[j];
+                if (relu) v = wasm_f32x4_max(v, zero);
+                wasm_v128_store(y + ((b * oH + oy) * oW + ox) * Co + co, v);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
