@@ -24,6 +24,7 @@ interface Exports {
   max_pool_grad: Kernel;
   conv2d: Kernel;
   conv2d_winograd: Kernel;
+  conv2d_backprop_filter_winograd: Kernel;
   matmul: Kernel;
   adadelta: Kernel;
   dropout: Kernel;
@@ -228,22 +229,6 @@ export function convParams(info: backend_util.Conv2DInfo): number[] {
 /** Floats per L2-sized chunk of dy rows the kernel accumulates over before moving to the next tap. */
 const CHUNK_FLOATS = 64 * 1024;
 
-/**
- * dW = the filter gradient of a 2-D convolution (NHWC, filter [kH, kW, Ci, Co]) for any stride,
- * dilation and padding that `computeConv2DInfo` describes. Writes into `out`.
- */
-export function conv2dBackpropFilter(
-  x: Float32Array,
-  dy: Float32Array,
-  info: backend_util.Conv2DInfo,
-  out: Float32Array,
-  host?: Host,
-): void {
-  const rowFloats = info.outWidth * info.outChannels + info.strideHeight * info.inWidth * info.inChannels;
-  const rows = Math.max(1, Math.floor(CHUNK_FLOATS / rowFloats));
-  call(host, 'conv2d_backprop_filter', convParams(info), [x, dy], [out], { extra: [rows] });
-}
-
 /** Whether `conv2d` may take Winograd's F(2x2, 3x3) (tests and benchmarks compare both). */
 let winograd = true;
 
@@ -273,8 +258,47 @@ export function winogradApplies(info: backend_util.Conv2DInfo): boolean {
   );
 }
 
-/** Floats of the Winograd path's transformed tiles (V and M) held at once: 256 KiB, within L2. */
+/** Floats of the Winograd paths' transformed tiles (V and M, or V and Z) held at once: 256 KiB, within L2. */
 const WINOGRAD_TILE_FLOATS = 64 * 1024;
+
+/**
+ * The tile rows kernels.c's Winograd functions transform at once, and their scratch floats: the
+ * transformed filter (or its gradient), 16 x Ci x Co, then both transformed operands of those rows.
+ */
+function winogradChunk(info: backend_util.Conv2DInfo): { rows: number; scratch: number } {
+  const perRow = 16 * Math.ceil(info.outWidth / 2) * (info.inChannels + info.outChannels);
+  const rows = Math.min(
+    Math.ceil(info.outHeight / 2),
+    Math.max(1, Math.floor(WINOGRAD_TILE_FLOATS / perRow)),
+  );
+  return { rows, scratch: 16 * info.inChannels * info.outChannels + rows * perRow };
+}
+
+/**
+ * dW = the filter gradient of a 2-D convolution (NHWC, filter [kH, kW, Ci, Co]) for any stride,
+ * dilation and padding that `computeConv2DInfo` describes. Writes into `out`. Where
+ * `winogradApplies`, by Winograd's F(3x3, 2x2) (kernels.c: the forward algorithm transposed).
+ */
+export function conv2dBackpropFilter(
+  x: Float32Array,
+  dy: Float32Array,
+  info: backend_util.Conv2DInfo,
+  out: Float32Array,
+  host?: Host,
+): void {
+  if (winogradApplies(info)) {
+    const { rows, scratch } = winogradChunk(info);
+    call(host, 'conv2d_backprop_filter_winograd', convParams(info), [x, dy], [out], {
+      scratch,
+      extra: [rows],
+      zero: false,
+    });
+    return;
+  }
+  const rowFloats = info.outWidth * info.outChannels + info.strideHeight * info.inWidth * info.inChannels;
+  const rows = Math.max(1, Math.floor(CHUNK_FLOATS / rowFloats));
+  call(host, 'conv2d_backprop_filter', convParams(info), [x, dy], [out], { extra: [rows] });
+}
 
 /**
  * A 2-D convolution (NHWC, filter [kH, kW, Ci, Co]), any stride, dilation and padding, optionally
@@ -292,12 +316,9 @@ export function conv2d(
   { bias = null, relu = false }: { bias?: Float32Array | null; relu?: boolean } = {},
 ): void {
   if (winogradApplies(info)) {
-    const tiles = Math.ceil(info.outWidth / 2);
-    const tileRows = Math.ceil(info.outHeight / 2);
-    const perRow = 16 * tiles * (info.inChannels + info.outChannels);
-    const rows = Math.min(tileRows, Math.max(1, Math.floor(WINOGRAD_TILE_FLOATS / perRow)));
+    const { rows, scratch } = winogradChunk(info);
     call(host, 'conv2d_winograd', convParams(info), [x, filter, bias], [out], {
-      scratch: 16 * info.inChannels * info.outChannels + rows * perRow,
+      scratch,
       extra: [relu ? 1 : 0, rows],
       zero: false,
     });

@@ -56,6 +56,7 @@ describe('kernels.wasm and kernels-relaxed.wasm', () => {
           '__stack_pointer',
           'conv2d',
           'conv2d_winograd',
+          'conv2d_backprop_filter_winograd',
           'conv2d_backprop_filter',
           'matmul',
           'max_pool_grad',
@@ -164,6 +165,51 @@ describe('SIMD kernels on arrays of their own (copied into a memory of the modul
       simd.conv2d(x, f, info, direct, undefined, { bias: bias ?? null, relu: c.relu });
       let gap = 0;
       direct.forEach((v, i) => (gap = Math.max(gap, Math.abs(out[i]! - v) / (1 + Math.abs(v)))));
+      expect(gap).toBeLessThan(1e-5);
+    } finally {
+      simd.setWinograd(true);
+    }
+  });
+
+  // The filter gradient of the same convolutions, by F(3x3, 2x2) (several chunks of tile rows
+  // and a half tile at the edges in the MNIST shape), against the plain sum and the direct kernel.
+  it.each([
+    { shape: [2, 9, 8, 8, 16], pad: 'valid' },
+    { shape: [1, 11, 13, 12, 8], pad: 'same' },
+    { shape: [2, 26, 26, 32, 32], pad: 'valid' },
+  ] as const)('the filter gradient by Winograd equals the direct sum: $shape, pad $pad', (c) => {
+    const [b, h, w, ci, co] = c.shape;
+    const info = tf.backend_util.computeConv2DInfo([b, h, w, ci], [3, 3, ci, co], 1, 1, c.pad);
+    expect(simd.winogradApplies(info)).toBe(true);
+    const x = values(b * h * w * ci, 8);
+    const dy = values(b * info.outHeight * info.outWidth * co, 9);
+    const { top, left } = info.padInfo;
+    const want = new Float64Array(9 * ci * co);
+    for (let n = 0; n < b; n++)
+      for (let oy = 0; oy < info.outHeight; oy++)
+        for (let ox = 0; ox < info.outWidth; ox++)
+          for (let r = 0; r < 3; r++)
+            for (let q = 0; q < 3; q++) {
+              const [iy, ix] = [oy + r - top, ox + q - left];
+              if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+              for (let d = 0; d < ci; d++) {
+                const xv = x[((n * h + iy) * w + ix) * ci + d]!;
+                const g = ((n * info.outHeight + oy) * info.outWidth + ox) * co;
+                for (let k = 0; k < co; k++) want[((r * 3 + q) * ci + d) * co + k]! += xv * dy[g + k]!;
+              }
+            }
+    const out = new Float32Array(9 * ci * co);
+    simd.conv2dBackpropFilter(x, dy, info, out);
+    const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    let worst = 0;
+    want.forEach((v, i) => (worst = Math.max(worst, Math.abs(out[i]! - v) / scale)));
+    expect(worst).toBeLessThan(1e-5);
+    simd.setWinograd(false);
+    try {
+      const direct = new Float32Array(out.length);
+      simd.conv2dBackpropFilter(x, dy, info, direct);
+      let gap = 0;
+      direct.forEach((v, i) => (gap = Math.max(gap, Math.abs(out[i]! - v) / scale)));
       expect(gap).toBeLessThan(1e-5);
     } finally {
       simd.setWinograd(true);

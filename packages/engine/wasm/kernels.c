@@ -727,6 +727,46 @@ void conv2d_backprop_input_thin(const Conv *c, const float *dy, const float *w, 
 }
 
 /*
+ * Winograd's input transform (see conv2d_winograd): V[k][t][ci] = (B^T d B)[k] for the 4x4 input
+ * patch d of every tile t of tile rows ty0 .. ty0+nr-1 of image b (T tiles a row), four ci at a time,
+ * zeros outside the image.
+ */
+static void winograd_input(const Conv *c, const float *x, int b, int ty0, int nr, int T, float *V) {
+  const int Ci = c->Ci, H = c->H, W = c->W, nt = nr * T, step = nt * Ci;
+  const v128_t zero = wasm_f32x4_splat(0);
+  for (int r = 0; r < nr; r++) {
+    const int iy0 = 2 * (ty0 + r) - c->pt;
+    for (int tx = 0; tx < T; tx++) {
+      const int ix0 = 2 * tx - c->pl, t = r * T + tx;
+      for (int ci = 0; ci < Ci; ci += 4) {
+        v128_t d[4][4], e[4][4];
+        for (int i = 0; i < 4; i++) {
+          const int iy = iy0 + i;
+          for (int j = 0; j < 4; j++) {
+            const int ix = ix0 + j;
+            d[i][j] = iy >= 0 && iy < H && ix >= 0 && ix < W ? wasm_v128_load(x + ((b * H + iy) * W + ix) * Ci + ci)
+                                                             : zero;
+          }
+        }
+        for (int j = 0; j < 4; j++) {
+          e[0][j] = wasm_f32x4_sub(d[0][j], d[2][j]);
+          e[1][j] = wasm_f32x4_add(d[1][j], d[2][j]);
+          e[2][j] = wasm_f32x4_sub(d[2][j], d[1][j]);
+          e[3][j] = wasm_f32x4_sub(d[1][j], d[3][j]);
+        }
+        for (int i = 0; i < 4; i++) {
+          float *v = V + ((i * 4) * nt + t) * Ci + ci;
+          wasm_v128_store(v, wasm_f32x4_sub(e[i][0], e[i][2]));
+          wasm_v128_store(v + step, wasm_f32x4_add(e[i][1], e[i][2]));
+          wasm_v128_store(v + 2 * step, wasm_f32x4_sub(e[i][2], e[i][1]));
+          wasm_v128_store(v + 3 * step, wasm_f32x4_sub(e[i][1], e[i][3]));
+        }
+      }
+    }
+  }
+}
+
+/*
  * A 3x3, stride-1, dilation-1 convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray,
  * "Fast Algorithms for Convolutional Neural Networks", CVPR 2016): each 2x2 block of outputs (a
  * tile) costs 16 multiply-adds per (ci, co) instead of 36. With d a 4x4 input patch and g a 3x3
@@ -741,7 +781,7 @@ void conv2d_backprop_input_thin(const Conv *c, const float *dy, const float *w, 
 __attribute__((export_name("conv2d_winograd")))
 void conv2d_winograd(const Conv *c, const float *x, const float *w, const float *bias, float *y,
                      float *scratch, int relu, int rows) {
-  const int Ci = c->Ci, Co = c->Co, H = c->H, W = c->W, oH = c->oH, oW = c->oW;
+  const int Ci = c->Ci, Co = c->Co, oH = c->oH, oW = c->oW;
   const int T = (oW + 1) / 2, TH = (oH + 1) / 2;
   float *U = scratch;
   float *V = U + 16 * Ci * Co;
@@ -773,39 +813,7 @@ void conv2d_winograd(const Conv *c, const float *x, const float *w, const float 
   for (int b = 0; b < c->B; b++) {
     for (int ty0 = 0; ty0 < TH; ty0 += rows) {
       const int nr = min_i(rows, TH - ty0), nt = nr * T;
-      /* V = B^T d B for every tile of these rows, four ci at a time (zeros outside the image). */
-      for (int r = 0; r < nr; r++) {
-        const int iy0 = 2 * (ty0 + r) - c->pt;
-        for (int tx = 0; tx < T; tx++) {
-          const int ix0 = 2 * tx - c->pl, t = r * T + tx;
-          for (int ci = 0; ci < Ci; ci += 4) {
-            v128_t d[4][4], e[4][4];
-            for (int i = 0; i < 4; i++) {
-              const int iy = iy0 + i;
-              for (int j = 0; j < 4; j++) {
-                const int ix = ix0 + j;
-                d[i][j] = iy >= 0 && iy < H && ix >= 0 && ix < W
-                              ? wasm_v128_load(x + ((b * H + iy) * W + ix) * Ci + ci)
-                              : zero;
-              }
-            }
-            for (int j = 0; j < 4; j++) {
-              e[0][j] = wasm_f32x4_sub(d[0][j], d[2][j]);
-              e[1][j] = wasm_f32x4_add(d[1][j], d[2][j]);
-              e[2][j] = wasm_f32x4_sub(d[2][j], d[1][j]);
-              e[3][j] = wasm_f32x4_sub(d[1][j], d[3][j]);
-            }
-            for (int i = 0; i < 4; i++) {
-              float *v = V + ((i * 4) * nt + t) * Ci + ci;
-              const int step = nt * Ci;
-              wasm_v128_store(v, wasm_f32x4_sub(e[i][0], e[i][2]));
-              wasm_v128_store(v + step, wasm_f32x4_add(e[i][1], e[i][2]));
-              wasm_v128_store(v + 2 * step, wasm_f32x4_sub(e[i][2], e[i][1]));
-              wasm_v128_store(v + 3 * step, wasm_f32x4_sub(e[i][1], e[i][3]));
-            }
-          }
-        }
-      }
+      winograd_input(c, x, b, ty0, nr, T, V);
       /* M[k] = V[k] U[k]: 4x8 register tiles over ci, leftover tiles one at a time. */
       for (int k = 0; k < 16; k++) {
         const float *Vk = V + k * nt * Ci, *Uk = U + k * Ci * Co;
@@ -860,6 +868,95 @@ void conv2d_winograd(const Conv *c, const float *x, const float *w, const float 
             }
           }
         }
+      }
+    }
+  }
+}
+
+/*
+ * The filter gradient of the convolutions conv2d_winograd runs, by the same algorithm transposed,
+ * F(3x3, 2x2): with Z a 2x2 block of dy and d the 4x4 input patch it reads from,
+ *   dw += G^T [(A Z A^T) . (B^T d B)] G      (A, B, G as in conv2d_winograd),
+ * so the sum over tiles becomes 16 GEMMs, W^[k][ci][co] += sum over t of V[k][t][ci] * Z^[k][t][co],
+ * over `rows` tile rows at a time, and one inverse transform at the end. dw is written. Scratch:
+ * 16*Ci*Co floats for W^, then 16*rows*T*(Ci + Co) for V and Z^, T = ceil(oW / 2).
+ */
+__attribute__((export_name("conv2d_backprop_filter_winograd")))
+void conv2d_backprop_filter_winograd(const Conv *c, const float *x, const float *dy, float *dwt,
+                                     float *scratch, int rows) {
+  const int Ci = c->Ci, Co = c->Co, oH = c->oH, oW = c->oW;
+  const int T = (oW + 1) / 2, TH = (oH + 1) / 2;
+  float *Wh = scratch;
+  float *V = Wh + 16 * Ci * Co;
+  float *Z = V + 16 * rows * T * Ci;
+  const v128_t half = wasm_f32x4_splat(0.5f), zero = wasm_f32x4_splat(0);
+  for (int i = 0; i < 16 * Ci * Co; i += 4) wasm_v128_store(Wh + i, zero);
+  for (int b = 0; b < c->B; b++) {
+    for (int ty0 = 0; ty0 < TH; ty0 += rows) {
+      const int nr = min_i(rows, TH - ty0), nt = nr * T;
+      winograd_input(c, x, b, ty0, nr, T, V);
+      /* Z^ = A Z A^T for every 2x2 block of dy (zeros past its edge), four co at a time. */
+      for (int r = 0; r < nr; r++) {
+        const int oy0 = 2 * (ty0 + r);
+        for (int tx = 0; tx < T; tx++) {
+          const int ox0 = 2 * tx, t = r * T + tx;
+          for (int co = 0; co < Co; co += 4) {
+            v128_t z[2][2], p[4][2];
+            for (int i = 0; i < 2; i++)
+              for (int j = 0; j < 2; j++)
+                z[i][j] = oy0 + i < oH && ox0 + j < oW
+                              ? wasm_v128_load(dy + ((b * oH + oy0 + i) * oW + ox0 + j) * Co + co)
+                              : zero;
+            for (int j = 0; j < 2; j++) {
+              p[0][j] = z[0][j];
+              p[1][j] = wasm_f32x4_add(z[0][j], z[1][j]);
+              p[2][j] = wasm_f32x4_sub(z[0][j], z[1][j]);
+              p[3][j] = wasm_f32x4_neg(z[1][j]);
+            }
+            for (int i = 0; i < 4; i++) {
+              float *zp = Z + ((i * 4) * nt + t) * Co + co;
+              const int step = nt * Co;
+              wasm_v128_store(zp, p[i][0]);
+              wasm_v128_store(zp + step, wasm_f32x4_add(p[i][0], p[i][1]));
+              wasm_v128_store(zp + 2 * step, wasm_f32x4_sub(p[i][0], p[i][1]));
+              wasm_v128_store(zp + 3 * step, wasm_f32x4_neg(p[i][1]));
+            }
+          }
+        }
+      }
+      /* W^[k] += V[k]^T Z^[k]: 4x8 (ci x co) register tiles over the tiles. */
+      for (int k = 0; k < 16; k++) {
+        const float *Vk = V + k * nt * Ci, *Zk = Z + k * nt * Co;
+        float *Wk = Wh + k * Ci * Co;
+        for (int ci = 0; ci < Ci; ci += 4) {
+          for (int co = 0; co < Co; co += 8) {
+            Tile acc = tile_load(Wk + ci * Co + co, Co);
+            const float *vp = Vk + ci, *zp = Zk + co;
+            for (int t = 0; t < nt; t++, vp += Ci, zp += Co) acc = tile_madd(acc, vp, 1, zp);
+            tile_store(Wk + ci * Co + co, Co, acc);
+          }
+        }
+      }
+    }
+  }
+  /* dw = G^T W^ G for every (ci, co), four co at a time. */
+  for (int ci = 0; ci < Ci; ci++) {
+    for (int co = 0; co < Co; co += 4) {
+      v128_t m[4][4], n[3][4];
+      for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) m[i][j] = wasm_v128_load(Wh + ((i * 4 + j) * Ci + ci) * Co + co);
+      for (int j = 0; j < 4; j++) {
+        const v128_t s = wasm_f32x4_mul(half, wasm_f32x4_add(m[1][j], m[2][j]));
+        n[0][j] = wasm_f32x4_add(m[0][j], s);
+        n[1][j] = wasm_f32x4_mul(half, wasm_f32x4_sub(m[1][j], m[2][j]));
+        n[2][j] = wasm_f32x4_add(s, m[3][j]);
+      }
+      for (int i = 0; i < 3; i++) {
+        const v128_t s = wasm_f32x4_mul(half, wasm_f32x4_add(n[i][1], n[i][2]));
+        float *d = dwt + (i * 3 * Ci + ci) * Co + co;
+        wasm_v128_store(d, wasm_f32x4_add(n[i][0], s));
+        wasm_v128_store(d + Ci * Co, wasm_f32x4_mul(half, wasm_f32x4_sub(n[i][1], n[i][2])));
+        wasm_v128_store(d + 2 * Ci * Co, wasm_f32x4_add(s, n[i][3]));
       }
     }
   }
