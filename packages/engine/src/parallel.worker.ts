@@ -62,6 +62,19 @@ async function load(spec: ReplicaSpec): Promise<void> {
     grads: new Float32Array(spec.grads),
     width: spec.shape.reduce((a, b) => a * b, 1),
   };
+  // One untimed pass over the first rows now, while the main thread still trains alone: the first
+  // call of a model's kernels in this thread (operator creation, memory growth, wasm tier-up)
+  // would otherwise stall the first split step, with the main thread waiting for it.
+  const rows = Uint32Array.from({ length: Math.min(replica.y.length, 64) }, (_, i) => i);
+  if (rows.length > 0) {
+    const r = replica;
+    const [xt, yt] = batchTensors(
+      { x: r.x, y: new Int32Array(rows.length), shape: spec.shape, numClasses: spec.numClasses },
+      rows,
+      r.width,
+    );
+    tf.dispose([xt, yt, ...replicaGradients(r.model, r.vars, xt, yt).grads]);
+  }
 }
 
 function step(rows: Uint32Array): FromHelper {
@@ -94,7 +107,9 @@ async function predict(job: PredictSpec): Promise<void> {
     const y = predictBatched(model, rows, job.shape, job.batchSize);
     // Each row's outputs: this range's outputs over its row count.
     new Float32Array(job.out).set(y, job.from * (y.length / (job.to - job.from)));
-    console.error(`helper: build ${(P1 - P0).toFixed(0)} ms, predict ${(performance.now() - P1).toFixed(0)} ms`);
+    console.error(
+      `helper: build ${(P1 - P0).toFixed(0)} ms, predict ${(performance.now() - P1).toFixed(0)} ms`,
+    );
   } finally {
     disposeModels(model);
   }
