@@ -122,6 +122,7 @@ export async function runPlatform(
   adadelta: AdadeltaConstants,
   log: (line: string) => void,
   seeds = 1,
+  allLogs = false,
 ): Promise<PlatformRun> {
   const prefix = `bench-recipe-${randomUUID().slice(0, 8)}`;
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mlq-bench-platform-'));
@@ -194,7 +195,7 @@ export async function runPlatform(
     log(
       `transfer ${warmT.ref}, warm cache: ${warmT.seconds.toFixed(1)} s (fit ${warmT.trainSeconds.toFixed(1)} s)`,
     );
-    for (const l of [...pre.logs, ...cold.logs, ...warmT.logs].filter((x) => /embed|parallel/.test(x)))
+    for (const l of [...pre.logs, ...cold.logs, ...warmT.logs].filter((x) => allLogs || /embed|parallel/.test(x)))
       log(`  job log: ${l}`);
 
     const withAcc = async (j: Omit<JobRun, 'accuracy' | 'testRows'>, digits: number[]): Promise<JobRun> => {

@@ -8,12 +8,15 @@
  * Then the table, accuracy over seeds, and the ratios of issue 17's bar.
  *
  *   npx tsx bench/recipe.ts [--epochs 5] [--torch-threads 2] [--torch-split platform|reference] [--data-dir D]
- *                           [--adadelta torch|keras] [--seeds 5]
+ *                           [--adadelta torch|keras] [--seeds 5] [--job-logs] [--platform-only]
  *
  * --seeds N: PyTorch's and the platform's transfer phase run with seeds 0..N-1 (the same pretrained
  * model; shuffles and dropout change), and the report gives the mean and lowest test accuracy of each:
  * one run's accuracy is decided by luck. The platform's seed 0 is its cold-cache job, seed 1 the warm one.
  *
+ * --job-logs prints every log line of the platform's pretrain and first two transfer jobs (else only the
+ * embedding and data-parallel lines). --platform-only runs part (c) alone (no PyTorch, no plain tfjs,
+ * no ratios): for looking into the platform's own time.
  * --adadelta: the tfjs contestants' Adadelta constants. Default torch (rho 0.9, eps 1e-6), the reference
  * script's, so that all three run the same optimizer; keras (0.95, 1e-7) is the original recipe's.
  * --data-dir keeps X.npy, Y.npy and split.json in D (default: a temp dir, removed at the end), e.g. to
@@ -39,6 +42,8 @@ const TORCH_THREADS = Number(opt('torch-threads', '2'));
 const TORCH_SPLIT = opt('torch-split', 'platform');
 const DATA_DIR = opt('data-dir', '');
 const SEEDS = Number(opt('seeds', '5'));
+const JOB_LOGS = argv.includes('--job-logs');
+const PLATFORM_ONLY = argv.includes('--platform-only');
 // Adadelta's constants for the tfjs contestants: PyTorch's defaults (the reference's) or Keras'.
 const ADADELTA_NAME = opt('adadelta', 'torch');
 if (ADADELTA_NAME !== 'torch' && ADADELTA_NAME !== 'keras') throw new Error('--adadelta is torch or keras');
@@ -261,6 +266,17 @@ async function main(): Promise<void> {
   const loads: string[] = [];
   const dir = DATA_DIR ? path.resolve(DATA_DIR) : await mkdtemp(path.join(os.tmpdir(), 'mlq-bench-recipe-'));
   await mkdir(dir, { recursive: true });
+  if (PLATFORM_ONLY) {
+    console.log(`\n(c) platform alone: API + 1 worker as processes (load ${load1()})`);
+    const p = await runPlatform(EPOCHS, ADADELTA_CONSTANTS, (l) => console.log(`  ${l}`), SEEDS, JOB_LOGS);
+    const line = (name: string, j: PlatformRun['pretrain']) =>
+      console.log(`${name}: ${j.seconds.toFixed(1)} s (fit ${j.trainSeconds.toFixed(1)} s), acc ${j.accuracy.toFixed(4)}`);
+    line('pretrain', p.pretrain);
+    line('transfer, cold cache', p.transfer);
+    line('transfer, warm cache', p.transferWarm);
+    console.log(`load at the end ${load1()}`);
+    return;
+  }
   try {
     ensureTorch();
     await writeData(dir);
@@ -280,7 +296,13 @@ async function main(): Promise<void> {
 
     loads.push(load1());
     console.log(`\n(c) platform: API + 1 worker as processes (load ${loads.at(-1)})`);
-    const platform = await runPlatform(EPOCHS, ADADELTA_CONSTANTS, (l) => console.log(`  ${l}`), SEEDS);
+    const platform = await runPlatform(
+      EPOCHS,
+      ADADELTA_CONSTANTS,
+      (l) => console.log(`  ${l}`),
+      SEEDS,
+      JOB_LOGS,
+    );
     loads.push(load1());
     report(torch, plain, platform, loads);
   } finally {
