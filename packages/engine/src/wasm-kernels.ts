@@ -149,7 +149,8 @@ const conv2DBackpropFilter: tf.KernelFunc = ({ inputs, backend, attrs = {} }) =>
 
 /**
  * Conv2D on our SIMD kernel where it beats XNNPACK's (54 against 63 ms for the MNIST CNN's
- * second conv, which its input gradient also runs through): float32 NHWC with at least 4 input
+ * second conv, which its input gradient also runs through, before that conv went to Winograd's
+ * F(2x2, 3x3): see simd-kernels.ts `winogradApplies`): float32 NHWC with at least 4 input
  * channels; thinner inputs (an image's first conv) stay on XNNPACK.
  */
 const conv2D: tf.KernelFunc = (args) => {
