@@ -410,9 +410,7 @@ export async function predictParallel(
         ? h.call({ type: 'predict', job: { ...spec, x: xs, shape, from, to, batchSize, out } })
         : Promise.resolve({ type: 'predicted' } as FromHelper);
     });
-    const M0 = performance.now();
     const mine = predictBatched(model, x.subarray(0, Math.min(n, share) * width), shape, batchSize);
-    console.error(`main: ${(performance.now() - M0).toFixed(0)} ms`);
     const result = new Float32Array(out);
     result.set(mine, 0);
     await Promise.all(runs);

@@ -98,18 +98,13 @@ function step(rows: Uint32Array): FromHelper {
 }
 
 async function predict(job: PredictSpec): Promise<void> {
-  const P0 = performance.now();
   const model = await build(job);
-  const P1 = performance.now();
   try {
     const width = job.shape.reduce((a, b) => a * b, 1);
     const rows = new Float32Array(job.x).subarray(job.from * width, job.to * width);
     const y = predictBatched(model, rows, job.shape, job.batchSize);
     // Each row's outputs: this range's outputs over its row count.
     new Float32Array(job.out).set(y, job.from * (y.length / (job.to - job.from)));
-    console.error(
-      `helper: build ${(P1 - P0).toFixed(0)} ms, predict ${(performance.now() - P1).toFixed(0)} ms`,
-    );
   } finally {
     disposeModels(model);
   }
