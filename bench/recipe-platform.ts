@@ -195,7 +195,9 @@ export async function runPlatform(
     log(
       `transfer ${warmT.ref}, warm cache: ${warmT.seconds.toFixed(1)} s (fit ${warmT.trainSeconds.toFixed(1)} s)`,
     );
-    for (const l of [...pre.logs, ...cold.logs, ...warmT.logs].filter((x) => allLogs || /embed|parallel/.test(x)))
+    for (const l of [...pre.logs, ...cold.logs, ...warmT.logs].filter(
+      (x) => allLogs || /embed|parallel/.test(x),
+    ))
       log(`  job log: ${l}`);
 
     const withAcc = async (j: Omit<JobRun, 'accuracy' | 'testRows'>, digits: number[]): Promise<JobRun> => {

@@ -270,7 +270,9 @@ async function main(): Promise<void> {
     console.log(`\n(c) platform alone: API + 1 worker as processes (load ${load1()})`);
     const p = await runPlatform(EPOCHS, ADADELTA_CONSTANTS, (l) => console.log(`  ${l}`), SEEDS, JOB_LOGS);
     const line = (name: string, j: PlatformRun['pretrain']) =>
-      console.log(`${name}: ${j.seconds.toFixed(1)} s (fit ${j.trainSeconds.toFixed(1)} s), acc ${j.accuracy.toFixed(4)}`);
+      console.log(
+        `${name}: ${j.seconds.toFixed(1)} s (fit ${j.trainSeconds.toFixed(1)} s), acc ${j.accuracy.toFixed(4)}`,
+      );
     line('pretrain', p.pretrain);
     line('transfer, cold cache', p.transfer);
     line('transfer, warm cache', p.transferWarm);
