@@ -11,6 +11,7 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadAll } from '../src/data/dataset.ts';
 import { openDataset } from '../src/data/open.ts';
 import { ingestDataset, type IngestOptions } from '../src/datasets/ingest.ts';
 import { datasetLocator } from '../src/datasets/locate.ts';
@@ -122,7 +123,7 @@ describe.each([
       /^line 4: ragged row: 1 columns, the header has 2$/,
     );
     expect(err).toBeInstanceOf(DataError);
-    await refused('a,b\n1,"2\n', 'csv', /line 2: a quoted field is not closed/);
+    await refused('a,b\n1,"2\n', 'csv', /^line 2: field 2 \("b"\): a quoted field is not closed/);
     // Lines end at LF, CRLF or a lone CR (old Mac exports), as the reader reads them.
     const cr = await ingestDataset(body('a,label\r1,x\r\n2,y\r3,x\n'), up.opts('cr', 'csv'));
     expect(cr).toMatchObject({ rows: 3, classes: { x: 2, y: 1 } });
@@ -309,6 +310,39 @@ describe.each([
     );
     await expect(locate('dataset://nope')).rejects.toThrow(/dataset "nope" not found/);
     await expect(locate('s3://b/x.csv')).rejects.toThrow(/workers read file:\/\/ URIs/);
+  });
+
+  it('reads a CSV back on a worker as its upload was validated: spaces around quotes, doubled quotes', async () => {
+    const text = 'a, "b" ,label\n1, "2" , "cat, big" \n3,"4","say ""hi"""\n5,6,\t"cat, big"\n';
+    const v = await ingestDataset(body(text), up.opts('quoted', 'csv'));
+    expect(v).toMatchObject({
+      rows: 3,
+      columns: ['a', 'b', 'label'],
+      label: 'label',
+      classes: { 'cat, big': 2, 'say "hi"': 1 },
+    });
+    const locate = datasetLocator({
+      registry: up.registry,
+      store,
+      cacheDir: await mkdtemp(path.join(tmp, 'cache-')),
+    });
+    const d = await loadAll(
+      openDataset({ format: 'csv', uri: 'dataset://quoted' }, { dataRoots: [], locate }),
+    );
+    expect(d.info).toMatchObject({
+      rows: 3,
+      columns: ['a', 'b', 'label'],
+      classNames: ['cat, big', 'say "hi"'],
+      classCounts: [2, 1],
+    });
+    expect(Array.from(d.x)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(Array.from(d.y)).toEqual([0, 1, 0]);
+    // What the reader could not read is refused at upload, naming the line and the field.
+    await refused(
+      'a,label\n1,x\n2,"x" y\n',
+      'csv',
+      /^line 3: field 2 \("label"\): text after the closing quote: "x" y \(a quote inside a quoted field is written twice: ""\)$/,
+    );
   });
 
   it('deletes a version: 409 while a job may use it, and the blob goes with its last version', async () => {

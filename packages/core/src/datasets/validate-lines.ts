@@ -1,21 +1,21 @@
 /**
  * Validation of CSV and JSONL uploads as their bytes stream by, with the readers' rules (data/csv.ts,
- * data/jsonl.ts): lines end at LF, CRLF or a lone CR; a CSV is a header and rows of as many fields
- * (quoted fields may not span lines); a JSONL line is `{"x": <numbers>, "y"?: <label>}` with one shape
- * of `x` and numbers that fit float32. Which CSV columns are features is a job's choice, so their
- * numbers are checked when a job reads them. The bytes must be text: a NUL byte or bytes that are not
- * UTF-8 are refused (naming the line, and what a binary file looks like, e.g. a zip). Errors name the line.
+ * data/jsonl.ts): lines end at LF, CRLF or a lone CR; a CSV is a header and rows of as many fields,
+ * split by the reader's own splitter (data/csv-fields.ts; quoted fields may not span lines); a JSONL
+ * line is `{"x": <numbers>, "y"?: <label>}` with one shape of `x` and numbers that fit float32. Which
+ * CSV columns are features is a job's choice, so their numbers are checked when a job reads them. The
+ * bytes must be text: a NUL byte or bytes that are not UTF-8 are refused (naming the line, and what a
+ * binary file looks like, e.g. a zip). Errors name the line.
  * Nothing is kept but counters and the label counts, so memory stays flat.
  */
 import { isUtf8 } from 'node:buffer';
+import { COMMA, QUOTE, splitFields } from '../data/csv-fields.ts';
 import { DataError } from '../util/errors.ts';
 import type { ClassCounts, DatasetVersion } from '@mlq/contract';
 
 const MAX_LINE = 64 << 20;
 /** Distinct labels beyond which a column is surely not a class label (the readers' limit too). */
 const MAX_CLASSES = 10_000;
-const COMMA = 44;
-const QUOTE = 34;
 
 export type LinesSummary = Pick<
   DatasetVersion,
@@ -133,42 +133,6 @@ class ClassCounter {
   }
 }
 
-/** Splits one line into fields, with quotes (`"a ""b"""`); the slow path, for lines that have quotes. */
-function splitQuoted(buf: Buffer, s: number, e: number, line: number): string[] {
-  const out: string[] = [];
-  let i = s;
-  for (;;) {
-    while (i < e && (buf[i] === 32 || buf[i] === 9)) i++;
-    if (buf[i] === QUOTE) {
-      let v = '';
-      let j = i + 1;
-      for (;;) {
-        const q = buf.indexOf(QUOTE, j);
-        if (q < 0 || q >= e)
-          throw new DataError(`line ${line}: a quoted field is not closed (fields cannot span lines)`);
-        v += buf.toString('utf8', j, q);
-        if (buf[q + 1] === QUOTE) j = q + 2;
-        else {
-          i = q + 1;
-          break;
-        }
-        v += '"';
-      }
-      while (i < e && (buf[i] === 32 || buf[i] === 9)) i++;
-      if (i < e && buf[i] !== COMMA)
-        throw new DataError(`line ${line}: unexpected text after a quoted field`);
-      out.push(v);
-    } else {
-      let j = i;
-      while (j < e && buf[j] !== COMMA) j++;
-      out.push(buf.toString('utf8', i, j).trim());
-      i = j;
-    }
-    if (i >= e) return out;
-    i++;
-  }
-}
-
 /** Validates a CSV upload; `label` names the column to count classes of (default: one named `label`). */
 export function csvLineValidator(label?: string) {
   let columns: string[] | undefined;
@@ -178,7 +142,7 @@ export function csvLineValidator(label?: string) {
   const splitter = new LineSplitter((buf, s, e, line) => {
     if (!columns) {
       if (buf[s] === 0xef && buf[s + 1] === 0xbb && buf[s + 2] === 0xbf) s += 3;
-      columns = splitQuoted(buf, s, e, line);
+      columns = splitFields(buf, s, e, () => `line ${line}`);
       const seen = new Set<string>();
       for (const c of columns) {
         if (seen.has(c)) throw new DataError(`line 1: the header names column "${c}" twice`);
@@ -210,7 +174,7 @@ export function csvLineValidator(label?: string) {
     }
     let value: string | undefined;
     if (quoted) {
-      const fields = splitQuoted(buf, s, e, line);
+      const fields = splitFields(buf, s, e, () => `line ${line}`, columns);
       n = fields.length;
       value = labelAt >= 0 ? fields[labelAt] : undefined;
     } else if (labelAt >= 0) {
