@@ -1,7 +1,8 @@
 /**
  * Datasets over HTTP against the real API and a real worker process: uploads (201 with what validation
- * learned, 400 naming the line or entry, 413, 415), dataset:// jobs pinned at submit, 409 on deleting a
- * version a waiting job uses, and a job's outputs downloaded through the API (model zip, predictions).
+ * learned and warnings, 400 naming the line or entry, 413, 415), dataset:// jobs pinned at submit, 409 on
+ * deleting a version a waiting job uses, and a job's outputs downloaded through the API (model zip,
+ * predictions).
  */
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -261,6 +262,34 @@ describe('datasets over HTTP', () => {
     expect((await http(`${stack.url}/v1/datasets/blobs/versions/1`, 'DELETE')).status).toBe(204);
     await expect(readFile(blob)).rejects.toThrow(/ENOENT/);
     expect((await http(`${stack.url}/v1/datasets/blobs`)).status).toBe(404);
+  });
+
+  it('warns at upload about JSONL lines without "y", as it does about a CSV without a label column', async () => {
+    const unlabelled = await upload(
+      stack,
+      'points',
+      '{"x":[1,2],"label":"a"}\n{"x":[3,4],"label":"b"}\n',
+      'application/x-ndjson',
+    );
+    expect(unlabelled.status).toBe(201);
+    expect(unlabelled.body).toMatchObject({ format: 'jsonl', rows: 2, featureShape: [2] });
+    expect(unlabelled.body.classes).toBeUndefined();
+    expect(unlabelled.body.warnings).toEqual([
+      'no "y" on the lines: training and evaluation need a label ("y": a class index or name) on every line; the first line\'s keys are x, label',
+    ]);
+    // The warning belongs to the upload's answer, not to the version kept.
+    const kept = await http<Record<string, unknown>>(`${stack.url}/v1/datasets/points/versions/1`);
+    expect(kept.body).toMatchObject({ format: 'jsonl', rows: 2 });
+    expect(kept.body.warnings).toBeUndefined();
+    const labelled = await upload(
+      stack,
+      'points',
+      '{"x":[1,2],"y":"a"}\n{"x":[3,4],"y":"b"}\n',
+      'application/x-ndjson',
+    );
+    expect(labelled.status).toBe(201);
+    expect(labelled.body).toMatchObject({ version: 2, classes: { a: 1, b: 1 } });
+    expect(labelled.body.warnings).toEqual([]);
   });
 });
 

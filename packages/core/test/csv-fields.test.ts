@@ -68,6 +68,7 @@ describe('validation and the reader agree', () => {
       columns: ['a', 'b', 'label'],
       label: 'label',
       classes: { 'x, y': 1, z: 2 },
+      warnings: [],
     });
     const r = await read('spaces.csv', text);
     expect(r.columns).toEqual(['a', 'b', 'label']);
@@ -84,6 +85,7 @@ describe('validation and the reader agree', () => {
       columns: ['the "a"', 'label'],
       label: 'label',
       classes: { '"': 1, 'say "hi"': 2, 'x,"y",z': 1 },
+      warnings: [],
     });
     const r = await read('doubled.csv', text);
     expect(r.columns).toEqual(['the "a"', 'label']);

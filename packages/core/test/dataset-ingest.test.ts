@@ -108,6 +108,7 @@ describe.each([
       classes: { cat: 2, dog: 1 },
     });
     expect(a.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(a.warnings).toEqual([]);
     const b = await ingestDataset(body(csv), up.opts('pets', 'csv'));
     expect(b.version).toBe(2);
     expect(b.sha256).toBe(a.sha256);
@@ -143,6 +144,16 @@ describe.each([
       up.opts('grid', 'jsonl'),
     );
     expect(v).toMatchObject({ format: 'jsonl', rows: 2, featureShape: [2, 2], classes: { '0': 1, '1': 1 } });
+    expect(v.warnings).toEqual([]);
+    // Lines without "y" are valid (batch-predict reads them); the upload says what training needs.
+    const bare = await ingestDataset(body('{"x":[1],"id":7}\n{"x":[2],"id":8}\n'), up.opts('bare', 'jsonl'));
+    expect(bare).toMatchObject({ format: 'jsonl', rows: 2, featureShape: [1] });
+    expect(bare.classes).toBeUndefined();
+    expect(bare.warnings).toEqual([
+      'no "y" on the lines: training and evaluation need a label ("y": a class index or name) on every line; the first line\'s keys are x, id',
+    ]);
+    // The warnings are the upload's answer, not part of the version kept.
+    expect(await up.registry.resolve('dataset://bare@1')).not.toHaveProperty('warnings');
     await refused('{"x":[1,2],"y":0}\n{"x":[1],"y":0}\n', 'jsonl', /line 2: "x" has shape \[1\]/);
     await refused('{"x":[1,2],"y":0}\n{"x":[1,2]\n', 'jsonl', /line 2: not JSON/);
     await refused('{"x":[1,2],"y":0}\n{"x":[1,1e39],"y":0}\n', 'jsonl', /line 2: .*fit float32/);

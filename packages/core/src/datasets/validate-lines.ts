@@ -20,7 +20,13 @@ const MAX_CLASSES = 10_000;
 export type LinesSummary = Pick<
   DatasetVersion,
   'format' | 'rows' | 'columns' | 'label' | 'featureShape' | 'classes'
->;
+> & {
+  /**
+   * What may make jobs on a valid upload fail (the upload answer's `warnings`): labels that training
+   * and evaluation need and the file does not have.
+   */
+  warnings: string[];
+};
 
 /** Splits a byte stream into lines (ended by LF, CRLF or a lone CR, as the readers do), numbering them from 1. */
 export class LineSplitter {
@@ -202,6 +208,10 @@ export function csvLineValidator(label?: string) {
         columns,
         ...(labelAt >= 0 ? { label: columns[labelAt]! } : {}),
         ...(counts ? { classes: counts } : {}),
+        warnings:
+          labelAt >= 0
+            ? []
+            : [`no "label" column: jobs must name one with dataset.label; columns are ${columns.join(', ')}`],
       };
     },
   };
@@ -227,6 +237,8 @@ function shapeOfNumbers(v: unknown): number[] | undefined {
 export function jsonlLineValidator() {
   let shape: number[] | undefined;
   let labelled = false;
+  /** The first line's keys, which the warning about missing labels shows (a "label" key is not read). */
+  let keys: string[] = [];
   let rows = 0;
   const classes = new ClassCounter();
   const splitter = new LineSplitter((buf, s, e, line) => {
@@ -246,7 +258,7 @@ export function jsonlLineValidator() {
       throw new DataError(
         `line ${line}: "x" must be a non-empty, rectangular array of numbers that fit float32`,
       );
-    if (!shape) [shape, labelled] = [sh, row.y !== undefined];
+    if (!shape) [shape, labelled, keys] = [sh, row.y !== undefined, Object.keys(row)];
     else if (sh.length !== shape.length || sh.some((d, k) => d !== shape![k]))
       throw new DataError(
         `line ${line}: "x" has shape [${sh.join(', ')}], the first row [${shape.join(', ')}]`,
@@ -267,7 +279,17 @@ export function jsonlLineValidator() {
       splitter.end();
       if (!shape) throw new DataError('the file has no rows');
       const counts = classes.result();
-      return { format: 'jsonl', rows, featureShape: shape, ...(counts ? { classes: counts } : {}) };
+      return {
+        format: 'jsonl',
+        rows,
+        featureShape: shape,
+        ...(counts ? { classes: counts } : {}),
+        warnings: labelled
+          ? []
+          : [
+              `no "y" on the lines: training and evaluation need a label ("y": a class index or name) on every line; the first line's keys are ${keys.join(', ')}`,
+            ],
+      };
     },
   };
 }
