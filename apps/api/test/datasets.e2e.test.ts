@@ -1,7 +1,8 @@
 /**
  * Datasets over HTTP against the real API and a real worker process: uploads (201 with what validation
- * learned, 400 naming the line or entry, 413, 415), dataset:// jobs pinned at submit, 409 on deleting a
- * version a waiting job uses, and a job's outputs downloaded through the API (model zip, predictions).
+ * learned and warnings, 400 naming the line or entry, 413, 415), dataset:// jobs pinned at submit, 409 on
+ * deleting a version a waiting job uses, a job's outputs downloaded through the API (model zip,
+ * predictions), and an upload read by a worker as it was validated.
  */
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -261,6 +262,65 @@ describe('datasets over HTTP', () => {
     expect((await http(`${stack.url}/v1/datasets/blobs/versions/1`, 'DELETE')).status).toBe(204);
     await expect(readFile(blob)).rejects.toThrow(/ENOENT/);
     expect((await http(`${stack.url}/v1/datasets/blobs`)).status).toBe(404);
+  });
+
+  it('warns at upload about JSONL lines without "y", as it does about a CSV without a label column', async () => {
+    const unlabelled = await upload(
+      stack,
+      'points',
+      '{"x":[1,2],"label":"a"}\n{"x":[3,4],"label":"b"}\n',
+      'application/x-ndjson',
+    );
+    expect(unlabelled.status).toBe(201);
+    expect(unlabelled.body).toMatchObject({ format: 'jsonl', rows: 2, featureShape: [2] });
+    expect(unlabelled.body.classes).toBeUndefined();
+    expect(unlabelled.body.warnings).toEqual([
+      'no "y" on the lines: training and evaluation need a label ("y": a class index or name) on every line; the first line\'s keys are x, label',
+    ]);
+    // The warning belongs to the upload's answer, not to the version kept.
+    const kept = await http<Record<string, unknown>>(`${stack.url}/v1/datasets/points/versions/1`);
+    expect(kept.body).toMatchObject({ format: 'jsonl', rows: 2 });
+    expect(kept.body.warnings).toBeUndefined();
+    const labelled = await upload(
+      stack,
+      'points',
+      '{"x":[1,2],"y":"a"}\n{"x":[3,4],"y":"b"}\n',
+      'application/x-ndjson',
+    );
+    expect(labelled.status).toBe(201);
+    expect(labelled.body).toMatchObject({ version: 2, classes: { a: 1, b: 1 } });
+    expect(labelled.body.warnings).toEqual([]);
+  });
+
+  it('a worker reads an uploaded CSV with spaces around quoted fields as its upload was validated', async () => {
+    // Before upload validation and the reader shared one splitter, this validated and then failed the
+    // job: the reader took ` "1.1" ` for the text `"1.1"`, not a number.
+    const csv = 'f1, "f2" ,f3,f4,label\n 1.0, "1.1" ,0.9,"1.2", "yes" \n-1.0,\t"-0.9"\t,-1.1,"-1",no\n';
+    const up = await upload(stack, 'spaced', csv, 'text/csv');
+    expect(up.status).toBe(201);
+    expect(up.body).toMatchObject({
+      rows: 2,
+      columns: ['f1', 'f2', 'f3', 'f4', 'label'],
+      label: 'label',
+      classes: { no: 1, yes: 1 },
+    });
+    const { body } = await http<JobBody>(`${stack.url}/v1/jobs/batch-predict`, 'POST', {
+      model: 'blobs-mlp',
+      input: { format: 'csv', uri: 'dataset://spaced' },
+    });
+    const done = await waitForJob(stack.url, body.id);
+    expect(done.state, done.error).toBe('completed');
+    const arts = await http<{ artifacts: { href: string }[] }>(`${stack.url}/v1/jobs/${body.id}/artifacts`);
+    const lines = (await (await fetch(`${stack.url}${arts.body.artifacts[0]!.href}`)).text())
+      .trim()
+      .split('\n');
+    expect(lines.map((l) => (JSON.parse(l) as { prediction: string }).prediction)).toEqual(['yes', 'no']);
+    // Text after a closing quote is refused at upload, naming the line and the field.
+    const bad = await upload(stack, 'spaced', 'f1,label\n1,"yes"x\n', 'text/csv');
+    expect(bad.status).toBe(400);
+    expect((bad.body.error as { message: string }).message).toBe(
+      'invalid csv dataset: line 2: field 2 ("label"): text after the closing quote: "yes"x (a quote inside a quoted field is written twice: "")',
+    );
   });
 });
 

@@ -407,6 +407,17 @@ describe('real answers match the OpenAPI document', () => {
     const csv = 'a,b,label\n1,2,x\n3,4,y\n';
     const up = await call('post', '/v1/datasets/{name}', '/v1/datasets/tiny', { raw: csv, type: 'text/csv' });
     expect(up.status).toBe(201);
+    // JSONL without "y": a 201 with a warning, checked against the document like every answer.
+    const bare = await call<{ warnings: string[] }>(
+      'post',
+      '/v1/datasets/{name}',
+      '/v1/datasets/tiny-jsonl',
+      { raw: '{"x":[1,2]}\n', type: 'application/x-ndjson' },
+    );
+    expect(bare.status).toBe(201);
+    expect(bare.body.warnings).toEqual([
+      'no "y" on the lines: training and evaluation need a label ("y": a class index or name) on every line; the first line\'s keys are x',
+    ]);
     expect((await call('get', '/v1/datasets', '/v1/datasets')).status).toBe(200);
     expect((await call('get', '/v1/datasets/{name}', '/v1/datasets/tiny')).status).toBe(200);
     expect(

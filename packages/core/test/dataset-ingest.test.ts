@@ -11,6 +11,7 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadAll } from '../src/data/dataset.ts';
 import { openDataset } from '../src/data/open.ts';
 import { ingestDataset, type IngestOptions } from '../src/datasets/ingest.ts';
 import { datasetLocator } from '../src/datasets/locate.ts';
@@ -107,6 +108,7 @@ describe.each([
       classes: { cat: 2, dog: 1 },
     });
     expect(a.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(a.warnings).toEqual([]);
     const b = await ingestDataset(body(csv), up.opts('pets', 'csv'));
     expect(b.version).toBe(2);
     expect(b.sha256).toBe(a.sha256);
@@ -122,7 +124,7 @@ describe.each([
       /^line 4: ragged row: 1 columns, the header has 2$/,
     );
     expect(err).toBeInstanceOf(DataError);
-    await refused('a,b\n1,"2\n', 'csv', /line 2: a quoted field is not closed/);
+    await refused('a,b\n1,"2\n', 'csv', /^line 2: field 2 \("b"\): a quoted field is not closed/);
     // Lines end at LF, CRLF or a lone CR (old Mac exports), as the reader reads them.
     const cr = await ingestDataset(body('a,label\r1,x\r\n2,y\r3,x\n'), up.opts('cr', 'csv'));
     expect(cr).toMatchObject({ rows: 3, classes: { x: 2, y: 1 } });
@@ -142,6 +144,16 @@ describe.each([
       up.opts('grid', 'jsonl'),
     );
     expect(v).toMatchObject({ format: 'jsonl', rows: 2, featureShape: [2, 2], classes: { '0': 1, '1': 1 } });
+    expect(v.warnings).toEqual([]);
+    // Lines without "y" are valid (batch-predict reads them); the upload says what training needs.
+    const bare = await ingestDataset(body('{"x":[1],"id":7}\n{"x":[2],"id":8}\n'), up.opts('bare', 'jsonl'));
+    expect(bare).toMatchObject({ format: 'jsonl', rows: 2, featureShape: [1] });
+    expect(bare.classes).toBeUndefined();
+    expect(bare.warnings).toEqual([
+      'no "y" on the lines: training and evaluation need a label ("y": a class index or name) on every line; the first line\'s keys are x, id',
+    ]);
+    // The warnings are the upload's answer, not part of the version kept.
+    expect(await up.registry.resolve('dataset://bare@1')).not.toHaveProperty('warnings');
     await refused('{"x":[1,2],"y":0}\n{"x":[1],"y":0}\n', 'jsonl', /line 2: "x" has shape \[1\]/);
     await refused('{"x":[1,2],"y":0}\n{"x":[1,2]\n', 'jsonl', /line 2: not JSON/);
     await refused('{"x":[1,2],"y":0}\n{"x":[1,1e39],"y":0}\n', 'jsonl', /line 2: .*fit float32/);
@@ -309,6 +321,39 @@ describe.each([
     );
     await expect(locate('dataset://nope')).rejects.toThrow(/dataset "nope" not found/);
     await expect(locate('s3://b/x.csv')).rejects.toThrow(/workers read file:\/\/ URIs/);
+  });
+
+  it('reads a CSV back on a worker as its upload was validated: spaces around quotes, doubled quotes', async () => {
+    const text = 'a, "b" ,label\n1, "2" , "cat, big" \n3,"4","say ""hi"""\n5,6,\t"cat, big"\n';
+    const v = await ingestDataset(body(text), up.opts('quoted', 'csv'));
+    expect(v).toMatchObject({
+      rows: 3,
+      columns: ['a', 'b', 'label'],
+      label: 'label',
+      classes: { 'cat, big': 2, 'say "hi"': 1 },
+    });
+    const locate = datasetLocator({
+      registry: up.registry,
+      store,
+      cacheDir: await mkdtemp(path.join(tmp, 'cache-')),
+    });
+    const d = await loadAll(
+      openDataset({ format: 'csv', uri: 'dataset://quoted' }, { dataRoots: [], locate }),
+    );
+    expect(d.info).toMatchObject({
+      rows: 3,
+      columns: ['a', 'b', 'label'],
+      classNames: ['cat, big', 'say "hi"'],
+      classCounts: [2, 1],
+    });
+    expect(Array.from(d.x)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(Array.from(d.y)).toEqual([0, 1, 0]);
+    // What the reader could not read is refused at upload, naming the line and the field.
+    await refused(
+      'a,label\n1,x\n2,"x" y\n',
+      'csv',
+      /^line 3: field 2 \("label"\): text after the closing quote: "x" y \(a quote inside a quoted field is written twice: ""\)$/,
+    );
   });
 
   it('deletes a version: 409 while a job may use it, and the blob goes with its last version', async () => {

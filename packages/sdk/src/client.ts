@@ -186,7 +186,8 @@ export class MlqClient {
   /**
    * `POST /v1/datasets/{name}`: uploads a CSV, JSONL or image-folder archive (zip, tar.gz) as the next
    * version of `name`, streamed. Returns the version: its `uri` (`dataset://name@3`) is what a job's
-   * dataset `uri` takes, and `warnings` (e.g. a CSV without a label column). In Node, `fs.openAsBlob(path)` gives a file as a Blob without reading it.
+   * dataset `uri` takes, and `warnings` (e.g. a CSV without a label column, JSONL lines without `y`).
+   * In Node, `fs.openAsBlob(path)` gives a file as a Blob without reading it.
    */
   uploadDataset(name: string, data: UploadData, opts?: UploadOptions): Promise<DatasetUpload> {
     return uploadDataset(this.transport, name, data, opts);

@@ -6,7 +6,7 @@
  */
 import { Router, type Request, type Response } from 'express';
 import { modelNameSchema, type UploadFormat } from '@mlq/contract';
-import { ingestDataset, uploadWarnings, type ArchiveLimits, type DatasetRegistry } from '@mlq/core/datasets';
+import { ingestDataset, type ArchiveLimits, type DatasetRegistry } from '@mlq/core/datasets';
 import { ConflictError, DataError, TooLargeError } from '@mlq/core/errors';
 import { datasetBlobKey, type ArtifactStore } from '@mlq/core/storage';
 import { ApiError, badRequest, conflict } from '../errors.ts';
@@ -107,10 +107,7 @@ async function upload(req: Request, res: Response, deps: DatasetRouteDeps): Prom
       maxBytes: deps.maxBytes,
       limits: deps.limits,
     });
-    res
-      .status(201)
-      .location(`/v1/datasets/${name}/versions/${v.version}`)
-      .json({ ...v, warnings: uploadWarnings(v) });
+    res.status(201).location(`/v1/datasets/${name}/versions/${v.version}`).json(v);
   } catch (e) {
     if (e instanceof TooLargeError)
       refuseMidBody(req, res, new ApiError(413, 'payload_too_large', e.message));

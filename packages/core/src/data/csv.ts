@@ -2,13 +2,16 @@
  * The `{"format": "csv"}` dataset: a header row, numeric feature columns and an optional label column.
  * Rows are parsed straight from the bytes of a file read in blocks: a 1,000,000-row file is never held
  * in memory, and no per-field strings are made for numbers (csv-parse + Number() is several times slower,
- * and parsing is most of a batch prediction's cost for a small model).
+ * and parsing is most of a batch prediction's cost for a small model). Fields are split as upload
+ * validation splits them (csv-fields.ts: quoted fields, spaces around them), so an upload that validates
+ * reads the same way.
  */
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import type { csvDatasetSchema } from '@mlq/contract';
 import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
+import { COMMA, QUOTE, readQuoted, skipBlanks, splitFields } from './csv-fields.ts';
 import { lineAt, type DatasetInfo, type DatasetSource, type OpenDatasetOptions } from './dataset.ts';
 import {
   fileFingerprint,
@@ -24,10 +27,6 @@ import { float32Problem, isFloat32 } from './values.ts';
 
 export type CsvSpec = z.infer<typeof csvDatasetSchema>;
 
-const COMMA = 44;
-const QUOTE = 34;
-const SPACE = 32;
-const TAB = 9;
 /** Exact powers of ten (a double holds 10^0..10^22 exactly), for the fast number path. */
 const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
 
@@ -94,41 +93,6 @@ function parseNumber(buf: Uint8Array, i: number, e: number): number {
 /** The place an error names: `file:line`, or `<uri>, line <n>` (dataset.ts' lineAt). */
 const at = lineAt;
 
-/** Splits one line into field strings (the header, and rows with quoted fields). */
-function splitFields(buf: Buffer, s: number, e: number, file: string, line: number): string[] {
-  const out: string[] = [];
-  let i = s;
-  for (;;) {
-    if (buf[i] === QUOTE) {
-      let v = '';
-      let j = i + 1;
-      for (;;) {
-        const q = buf.indexOf(QUOTE, j);
-        if (q < 0 || q >= e)
-          throw new DataError(`${at(file, line)}: a quoted field is not closed (fields cannot span lines)`);
-        v += buf.toString('utf8', j, q);
-        if (buf[q + 1] === QUOTE) {
-          v += '"';
-          j = q + 2;
-        } else {
-          i = q + 1;
-          break;
-        }
-      }
-      out.push(v);
-      if (i < e && buf[i] !== COMMA)
-        throw new DataError(`${at(file, line)}: unexpected text after a quoted field`);
-    } else {
-      let j = i;
-      while (j < e && buf[j] !== COMMA) j++;
-      out.push(buf.toString('utf8', i, j).trim());
-      i = j;
-    }
-    if (i >= e) return out;
-    i++;
-  }
-}
-
 /** Column layout resolved from the header and the spec. */
 interface Layout {
   roles: Int32Array;
@@ -172,7 +136,8 @@ function parseRow(
   file: string,
   line: number,
 ): string | undefined {
-  // Messages name the place through at(): a closure made per row would cost more than parsing it.
+  // Messages name the place through at() when they are thrown: a closure or a string made per row
+  // would cost more than parsing it (a quoted field, the rare path, makes its `where` closure).
   const { roles } = lay;
   const ncols = roles.length;
   let label: string | undefined;
@@ -182,27 +147,16 @@ function parseRow(
     if (col >= ncols)
       throw new DataError(`${at(file, line)}: ragged row: more than the header's ${ncols} columns`);
     const role = roles[col]!;
-    while (buf[i] === SPACE || buf[i] === TAB) i++;
-    if (buf[i] === QUOTE) {
-      // Rare: a quoted field. Find where the row's fields are and take this one's text.
-      const fields = splitFields(buf, s, e, file, line);
-      if (fields.length !== ncols)
-        throw new DataError(
-          `${at(file, line)}: ragged row: ${fields.length} columns, the header has ${ncols}`,
-        );
-      const v = fields[col]!;
-      if (role === LABEL) label = v;
-      else if (role >= 0) x[base + role] = toNumber(v, lay.names[col]!, file, line);
-      col++;
-      if (col === ncols) return label;
-      // Skip to the next field in the bytes: continue the fast path from there.
-      i = nthComma(buf, s, e, col);
-      continue;
-    }
-    if (role >= 0) {
+    i = skipBlanks(buf, i, e);
+    if (i < e && buf[i] === QUOTE) {
+      // Rare: a quoted field, read by the splitter upload validation uses (csv-fields.ts).
+      const f = readQuoted(buf, i, e, () => at(file, line), col + 1, lay.names);
+      if (role === LABEL) label = f.text;
+      else if (role >= 0) x[base + role] = toNumber(f.text, lay.names[col]!, file, line);
+      i = f.end;
+    } else if (role >= 0) {
       const v = parseNumber(buf, i, e);
-      let j = numEnd;
-      while (buf[j] === SPACE || buf[j] === TAB) j++;
+      const j = skipBlanks(buf, numEnd, e);
       if (Number.isNaN(v) || (j < e && buf[j] !== COMMA)) {
         let k = i;
         while (k < e && buf[k] !== COMMA) k++;
@@ -241,19 +195,13 @@ function outOfRange(text: string, v: number, column: string, file: string, line:
   throw new DataError(`${at(file, line)}: column "${column}" ${float32Problem(text, v)}`);
 }
 
-/** Position just after the n-th comma outside quotes (the start of field n). */
-function nthComma(buf: Buffer, s: number, e: number, n: number): number {
-  let quoted = false;
-  for (let i = s; i < e; i++) {
-    if (buf[i] === QUOTE) quoted = !quoted;
-    else if (buf[i] === COMMA && !quoted && --n === 0) return i + 1;
-  }
-  return e;
-}
-
 /** The header's layout, from the first line (LineCursor has skipped a UTF-8 byte-order mark). */
 function readHeader(cur: LineCursor, spec: CsvSpec, file: string): Layout {
-  return layoutOf(splitFields(cur.buf, cur.s, cur.e, file, 1), spec, at(file, 1));
+  return layoutOf(
+    splitFields(cur.buf, cur.s, cur.e, () => at(file, 1)),
+    spec,
+    at(file, 1),
+  );
 }
 
 /** Opens a CSV dataset; the file is read when `info()` or `chunks()` is first called. */

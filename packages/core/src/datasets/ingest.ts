@@ -21,7 +21,7 @@ import { DataError, TooLargeError } from '../util/errors.ts';
 import { walkArchive, type ArchiveKind, type ArchiveLimits } from './archive.ts';
 import { ImageFolderCheck } from './image-archive.ts';
 import { csvLineValidator, jsonlLineValidator } from './validate-lines.ts';
-import type { DatasetVersion, UploadFormat } from '@mlq/contract';
+import type { DatasetUpload, UploadFormat } from '@mlq/contract';
 
 export interface IngestOptions {
   /** The dataset's name (checked by the caller: letters, digits, `_`, `.`, `-`). */
@@ -38,7 +38,8 @@ export interface IngestOptions {
   tmpDir?: string | undefined;
 }
 
-type Summary = Omit<NewDatasetVersion, 'name' | 'sha256' | 'bytes'>;
+/** What validation learned, and what a person should know before jobs use it (not kept with the version). */
+type Summary = Omit<NewDatasetVersion, 'name' | 'sha256' | 'bytes'> & { warnings: string[] };
 
 interface Validator {
   write(chunk: Buffer): void | Promise<void>;
@@ -58,7 +59,7 @@ function archiveValidator(kind: ArchiveKind, o: IngestOptions): Validator {
       await finished(out.end());
       const check = new ImageFolderCheck();
       const totals = await walkArchive(tmp, kind, o.limits, check.onFile);
-      return { format: 'image-folder', archive: kind, ...check.finish(), ...totals };
+      return { format: 'image-folder', archive: kind, ...check.finish(), ...totals, warnings: [] };
     },
     async cleanup() {
       out.destroy();
@@ -74,10 +75,12 @@ function validatorFor(o: IngestOptions): Validator {
 }
 
 /**
- * Streams `body` into the store as the next version of `o.name`. Throws DataError (the bytes are not a
- * valid dataset of that format: the message names the line or archive entry) or TooLargeError.
+ * Streams `body` into the store as the next version of `o.name`, and returns it with the upload's
+ * `warnings`: what may make jobs on it fail although it is valid (a CSV without a label column, JSONL
+ * lines without "y"). Throws DataError (the bytes are not a valid dataset of that format: the message
+ * names the line or archive entry) or TooLargeError.
  */
-export async function ingestDataset(body: Readable, o: IngestOptions): Promise<DatasetVersion> {
+export async function ingestDataset(body: Readable, o: IngestOptions): Promise<DatasetUpload> {
   const staging = datasetStagingKey(randomUUID());
   const validator = validatorFor(o);
   const hash = createHash('sha256');
@@ -122,29 +125,16 @@ export async function ingestDataset(body: Readable, o: IngestOptions): Promise<D
       throw failure ?? e;
     });
     if (failure) throw failure;
-    const summary = await validator.finish();
+    const { warnings, ...summary } = await validator.finish();
     const sha256 = hash.digest('hex');
     const version = await o.registry.add({ name: o.name, sha256, bytes, ...summary }, async (exists) => {
       if (exists && (await o.store.exists(blobKey(sha256)))) return;
       await o.store.move(staging, blobKey(sha256));
       kept = true;
     });
-    return version;
+    return { ...version, warnings };
   } finally {
     await validator.cleanup();
     if (!kept) await o.store.delete(staging).catch(() => undefined);
   }
-}
-
-/**
- * What a person should know about a valid upload before jobs use it (the upload answer's `warnings`):
- * a CSV without a label column (training then needs `dataset.label`).
- */
-export function uploadWarnings(v: DatasetVersion): string[] {
-  const out: string[] = [];
-  if (v.format === 'csv' && v.label === undefined)
-    out.push(
-      `no "label" column: jobs must name one with dataset.label; columns are ${(v.columns ?? []).join(', ')}`,
-    );
-  return out;
 }

@@ -1,26 +1,32 @@
 /**
  * Validation of CSV and JSONL uploads as their bytes stream by, with the readers' rules (data/csv.ts,
- * data/jsonl.ts): lines end at LF, CRLF or a lone CR; a CSV is a header and rows of as many fields
- * (quoted fields may not span lines); a JSONL line is `{"x": <numbers>, "y"?: <label>}` with one shape
- * of `x` and numbers that fit float32. Which CSV columns are features is a job's choice, so their
- * numbers are checked when a job reads them. The bytes must be text: a NUL byte or bytes that are not
- * UTF-8 are refused (naming the line, and what a binary file looks like, e.g. a zip). Errors name the line.
+ * data/jsonl.ts): lines end at LF, CRLF or a lone CR; a CSV is a header and rows of as many fields,
+ * split by the reader's own splitter (data/csv-fields.ts; quoted fields may not span lines); a JSONL
+ * line is `{"x": <numbers>, "y"?: <label>}` with one shape of `x` and numbers that fit float32. Which
+ * CSV columns are features is a job's choice, so their numbers are checked when a job reads them. The
+ * bytes must be text: a NUL byte or bytes that are not UTF-8 are refused (naming the line, and what a
+ * binary file looks like, e.g. a zip). Errors name the line.
  * Nothing is kept but counters and the label counts, so memory stays flat.
  */
 import { isUtf8 } from 'node:buffer';
+import { COMMA, QUOTE, splitFields } from '../data/csv-fields.ts';
 import { DataError } from '../util/errors.ts';
 import type { ClassCounts, DatasetVersion } from '@mlq/contract';
 
 const MAX_LINE = 64 << 20;
 /** Distinct labels beyond which a column is surely not a class label (the readers' limit too). */
 const MAX_CLASSES = 10_000;
-const COMMA = 44;
-const QUOTE = 34;
 
 export type LinesSummary = Pick<
   DatasetVersion,
   'format' | 'rows' | 'columns' | 'label' | 'featureShape' | 'classes'
->;
+> & {
+  /**
+   * What may make jobs on a valid upload fail (the upload answer's `warnings`): labels that training
+   * and evaluation need and the file does not have.
+   */
+  warnings: string[];
+};
 
 /** Splits a byte stream into lines (ended by LF, CRLF or a lone CR, as the readers do), numbering them from 1. */
 export class LineSplitter {
@@ -133,42 +139,6 @@ class ClassCounter {
   }
 }
 
-/** Splits one line into fields, with quotes (`"a ""b"""`); the slow path, for lines that have quotes. */
-function splitQuoted(buf: Buffer, s: number, e: number, line: number): string[] {
-  const out: string[] = [];
-  let i = s;
-  for (;;) {
-    while (i < e && (buf[i] === 32 || buf[i] === 9)) i++;
-    if (buf[i] === QUOTE) {
-      let v = '';
-      let j = i + 1;
-      for (;;) {
-        const q = buf.indexOf(QUOTE, j);
-        if (q < 0 || q >= e)
-          throw new DataError(`line ${line}: a quoted field is not closed (fields cannot span lines)`);
-        v += buf.toString('utf8', j, q);
-        if (buf[q + 1] === QUOTE) j = q + 2;
-        else {
-          i = q + 1;
-          break;
-        }
-        v += '"';
-      }
-      while (i < e && (buf[i] === 32 || buf[i] === 9)) i++;
-      if (i < e && buf[i] !== COMMA)
-        throw new DataError(`line ${line}: unexpected text after a quoted field`);
-      out.push(v);
-    } else {
-      let j = i;
-      while (j < e && buf[j] !== COMMA) j++;
-      out.push(buf.toString('utf8', i, j).trim());
-      i = j;
-    }
-    if (i >= e) return out;
-    i++;
-  }
-}
-
 /** Validates a CSV upload; `label` names the column to count classes of (default: one named `label`). */
 export function csvLineValidator(label?: string) {
   let columns: string[] | undefined;
@@ -178,7 +148,7 @@ export function csvLineValidator(label?: string) {
   const splitter = new LineSplitter((buf, s, e, line) => {
     if (!columns) {
       if (buf[s] === 0xef && buf[s + 1] === 0xbb && buf[s + 2] === 0xbf) s += 3;
-      columns = splitQuoted(buf, s, e, line);
+      columns = splitFields(buf, s, e, () => `line ${line}`);
       const seen = new Set<string>();
       for (const c of columns) {
         if (seen.has(c)) throw new DataError(`line 1: the header names column "${c}" twice`);
@@ -210,7 +180,7 @@ export function csvLineValidator(label?: string) {
     }
     let value: string | undefined;
     if (quoted) {
-      const fields = splitQuoted(buf, s, e, line);
+      const fields = splitFields(buf, s, e, () => `line ${line}`, columns);
       n = fields.length;
       value = labelAt >= 0 ? fields[labelAt] : undefined;
     } else if (labelAt >= 0) {
@@ -238,6 +208,10 @@ export function csvLineValidator(label?: string) {
         columns,
         ...(labelAt >= 0 ? { label: columns[labelAt]! } : {}),
         ...(counts ? { classes: counts } : {}),
+        warnings:
+          labelAt >= 0
+            ? []
+            : [`no "label" column: jobs must name one with dataset.label; columns are ${columns.join(', ')}`],
       };
     },
   };
@@ -263,6 +237,8 @@ function shapeOfNumbers(v: unknown): number[] | undefined {
 export function jsonlLineValidator() {
   let shape: number[] | undefined;
   let labelled = false;
+  /** The first line's keys, which the warning about missing labels shows (a "label" key is not read). */
+  let keys: string[] = [];
   let rows = 0;
   const classes = new ClassCounter();
   const splitter = new LineSplitter((buf, s, e, line) => {
@@ -282,7 +258,7 @@ export function jsonlLineValidator() {
       throw new DataError(
         `line ${line}: "x" must be a non-empty, rectangular array of numbers that fit float32`,
       );
-    if (!shape) [shape, labelled] = [sh, row.y !== undefined];
+    if (!shape) [shape, labelled, keys] = [sh, row.y !== undefined, Object.keys(row)];
     else if (sh.length !== shape.length || sh.some((d, k) => d !== shape![k]))
       throw new DataError(
         `line ${line}: "x" has shape [${sh.join(', ')}], the first row [${shape.join(', ')}]`,
@@ -303,7 +279,17 @@ export function jsonlLineValidator() {
       splitter.end();
       if (!shape) throw new DataError('the file has no rows');
       const counts = classes.result();
-      return { format: 'jsonl', rows, featureShape: shape, ...(counts ? { classes: counts } : {}) };
+      return {
+        format: 'jsonl',
+        rows,
+        featureShape: shape,
+        ...(counts ? { classes: counts } : {}),
+        warnings: labelled
+          ? []
+          : [
+              `no "y" on the lines: training and evaluation need a label ("y": a class index or name) on every line; the first line's keys are ${keys.join(', ')}`,
+            ],
+      };
     },
   };
 }
