@@ -30,18 +30,22 @@ export function predictRows(
 
 /**
  * Runs a model over rows (`shape` = one row's shape) in batches and returns its outputs as one
- * Float32Array, compiling it for inference once for all the batches.
+ * Float32Array (`into`, when given: rows x the output's width floats, e.g. a view of shared
+ * memory), compiling it for inference once for all the batches.
  */
 export function predictBatched(
   model: tf.LayersModel,
   x: Float32Array,
   shape: number[],
   batchSize = 512,
+  into?: Float32Array,
 ): Float32Array {
   const width = shape.reduce((a, b) => a * b, 1);
   const n = x.length / width;
   const outDim = (model.outputs[0]!.shape.slice(1) as number[]).reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n * outDim);
+  if (into && into.length !== n * outDim)
+    throw new Error(`predictBatched: into holds ${into.length} floats, the outputs ${n * outDim}`);
+  const out = into ?? new Float32Array(n * outDim);
   const plan = compileInference(model);
   try {
     for (let s = 0; s < n; s += batchSize) {

@@ -381,7 +381,8 @@ export class DataParallelTrainer {
 /**
  * Runs `model` over `x` (rows of `shape`) in batches, splitting the rows between this thread and the
  * helpers that are already booted (waiting for a boot would cost more than it saves; the boot starts
- * anyway, for later jobs). With no helper ready it is predictBatched on this thread.
+ * anyway, for later jobs); the outputs then come back in shared memory. With no helper ready it is
+ * predictBatched on this thread.
  */
 export async function predictParallel(
   model: tf.LayersModel,
@@ -410,11 +411,12 @@ export async function predictParallel(
         ? h.call({ type: 'predict', job: { ...spec, x: xs, shape, from, to, batchSize, out } })
         : Promise.resolve({ type: 'predicted' } as FromHelper);
     });
-    const mine = predictBatched(model, x.subarray(0, Math.min(n, share) * width), shape, batchSize);
+    // Every thread writes its rows' outputs into the shared result, which is handed back as it is.
     const result = new Float32Array(out);
-    result.set(mine, 0);
+    const mine = Math.min(n, share);
+    predictBatched(model, x.subarray(0, mine * width), shape, batchSize, result.subarray(0, mine * outWidth));
     await Promise.all(runs);
-    return { out: Float32Array.from(result), threads: helpers.length + 1 };
+    return { out: result, threads: helpers.length + 1 };
   } finally {
     giveBack(helpers);
   }

@@ -102,9 +102,15 @@ async function predict(job: PredictSpec): Promise<void> {
   try {
     const width = job.shape.reduce((a, b) => a * b, 1);
     const rows = new Float32Array(job.x).subarray(job.from * width, job.to * width);
-    const y = predictBatched(model, rows, job.shape, job.batchSize);
-    // Each row's outputs: this range's outputs over its row count.
-    new Float32Array(job.out).set(y, job.from * (y.length / (job.to - job.from)));
+    const out = new Float32Array(job.out);
+    const outWidth = out.length / (job.x.byteLength / 4 / width);
+    predictBatched(
+      model,
+      rows,
+      job.shape,
+      job.batchSize,
+      out.subarray(job.from * outWidth, job.to * outWidth),
+    );
   } finally {
     disposeModels(model);
   }
