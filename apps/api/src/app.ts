@@ -255,7 +255,7 @@ export function createApp(deps: AppDeps): App {
   );
   app.use(artifactsRouter(jobs, { store: deps.store, dataRoots: env.DATA_ROOTS }));
   app.use(modelsRouter(registry, deps.store, (v) => serving.state(v)));
-  app.use(consoleRouter(env.CONSOLE_DIR));
+  app.use(consoleRouter(env.CONSOLE_DIR, { auth: env.API_KEYS.enabled }));
   app.use((req, res) => sendError(res, 404, 'not_found', `no route ${req.method} ${req.path}`));
   app.use(errorHandler);
 

@@ -3,8 +3,8 @@
  * Redis and a worker process, with auth on: sign in, load /ui, submit a job from the page and watch
  * its curve grow while it trains, move a label with its confirmation, draw a digit and get a
  * prediction with its class name, see an evaluation and a tune, open /docs and Bull Board (which asks
- * no other host for anything). Then with auth off. Screenshots go to docs/console/*.png (the README
- * shows one).
+ * no other host for anything), sign out. Then with auth off: no sign-out offered. Screenshots go to
+ * docs/console/*.png (the README shows one).
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -100,6 +100,9 @@ describe('the web console in chromium', { timeout: 300_000 }, () => {
     expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
     expect(cookie.value).not.toContain(KEY);
     await page.waitForSelector('text=No jobs.');
+    // Signed in with a key, so the page offers to sign out.
+    expect(await page.isVisible('[data-testid=sign-out] button')).toBe(true);
+    expect(await page.textContent('[data-testid=sign-out]')).toBe('Sign out');
     // Time to first paint of /ui, in a fresh tab (the assets are cached from the load above).
     const tab = await browser.context.newPage();
     await tab.goto(`${stack.url}/ui/jobs`);
@@ -274,6 +277,15 @@ describe('the web console in chromium', { timeout: 300_000 }, () => {
     expect(await page.textContent('[data-testid=workers-table]')).toMatch(/ago/);
   });
 
+  it('signs out: the session ends, and the console asks for a key again', async () => {
+    await page.goto(`${stack.url}/ui/models`);
+    await page.click('[data-testid=sign-out] button');
+    await page.waitForURL(`${stack.url}/login`);
+    expect((await browser.context.cookies()).some((c) => c.name === 'mlq_session')).toBe(false);
+    await page.goto(`${stack.url}/ui/jobs`);
+    expect(new URL(page.url()).pathname).toBe('/login');
+  });
+
   it('ran every page without a script error or a Content-Security-Policy refusal', () => {
     // The login page's wrong key answers 401 on purpose. Nothing else may fail.
     const ours = pageErrors.filter((e) => !/status of 401/.test(e));
@@ -299,6 +311,20 @@ describe('the web console in chromium, with auth off', { timeout: 120_000 }, () 
   afterAll(async () => {
     await browser?.close();
     await stack?.stop();
+  });
+
+  it('offers no sign-out: there is no session to end', async () => {
+    await page.goto(`${stack.url}/ui/jobs`);
+    expect(new URL(page.url()).pathname).toBe('/ui/jobs');
+    await page.waitForSelector('text=No jobs.');
+    expect(await page.textContent('header nav')).toContain('Jobs');
+    expect(await page.locator('[data-testid=sign-out]').count()).toBe(0);
+    expect(await page.locator('text=Sign out').count()).toBe(0);
+    // Every way to the page says auth is off, /ui/index.html by its name too.
+    for (const p of ['/ui/', '/ui/models/x', '/ui/index.html'])
+      expect(await (await fetch(`${stack.url}${p}`)).text()).toContain(
+        '<meta name="mlq-auth" content="off">',
+      );
   });
 
   it('serves Bull Board without a request to any other host', async () => {
