@@ -176,7 +176,8 @@ async function main() {
     Array.from(held.x.subarray(i * 784, (i + 1) * 784)),
   );
   const pred = await client.predict({ name: 'digits-5-9', label: 'production' }, instances);
-  const guessed = pred.predictions.map((p) => 5 + p.indexOf(Math.max(...p)));
+  // A classifier's prediction is its vector of class scores.
+  const guessed = (pred.predictions as number[][]).map((p) => 5 + p.indexOf(Math.max(...p)));
   console.log(
     `\npredict digits-5-9@production (TF Serving REST, via the SDK): true ${Array.from(held.y, (y) => y + 5).join(' ')} → predicted ${guessed.join(' ')}`,
   );

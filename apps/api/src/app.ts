@@ -76,6 +76,24 @@ export interface App {
   close(): Promise<void>;
 }
 
+/**
+ * Bull Board's page (@bull-board/ui's index.ejs) links its typeface, IBM Plex, from Google Fonts: offline
+ * the page waits on it, and online every visit is told to a third party. bull-board has no option to
+ * drop it, so the rendered page loses that `<link>` (its stylesheets fall back to system fonts).
+ */
+const WEB_FONT_LINK = /<link\b[^>]*\bhref="https:\/\/fonts\.(?:googleapis|gstatic)\.com\/[^"]*"[^>]*>\s*/g;
+
+function withoutWebFonts(html: string): string {
+  return html.replace(WEB_FONT_LINK, '');
+}
+
+/** Makes a page bull-board renders (`res.render`) go through withoutWebFonts before it is sent. */
+function renderWithoutWebFonts(res: express.Response, next: express.NextFunction): void {
+  const render = res.render.bind(res);
+  res.render = (view: string, options?: object) =>
+    render(view, options ?? {}, (err, html) => (err ? next(err) : void res.send(withoutWebFonts(html))));
+}
+
 /** Bull Board twice over the same queues: full for `admin` keys, read-only (bull-board's readOnlyMode) for the rest. */
 function bullBoard(queues: Queues): RequestHandler {
   const board = (readOnlyMode: boolean) => {
@@ -89,7 +107,10 @@ function bullBoard(queues: Queues): RequestHandler {
   };
   const full = board(false);
   const readOnly = board(true);
-  return (req, res, next) => (hasScope(principalOf(res), 'admin') ? full : readOnly)(req, res, next);
+  return (req, res, next) => {
+    renderWithoutWebFonts(res, next);
+    (hasScope(principalOf(res), 'admin') ? full : readOnly)(req, res, next);
+  };
 }
 
 /** CORS only for the configured origins (`*`: any); otherwise no CORS headers at all. */
@@ -162,10 +183,17 @@ export function createApp(deps: AppDeps): App {
   // helmet's defaults, but no upgrade-insecure-requests: on a plain-http install (a LAN address) it
   // would send the browser to https:// for Bull Board's own scripts.
   // img-src blob: for the console's image playground (a preview of the picked file).
+  // Fonts and stylesheets from this server only (helmet allows any https: host): no page makes the
+  // browser ask another host for anything.
   app.use(
     helmet({
       contentSecurityPolicy: {
-        directives: { upgradeInsecureRequests: null, imgSrc: ["'self'", 'data:', 'blob:'] },
+        directives: {
+          upgradeInsecureRequests: null,
+          imgSrc: ["'self'", 'data:', 'blob:'],
+          fontSrc: ["'self'", 'data:'],
+          styleSrc: ["'self'", "'unsafe-inline'"],
+        },
       },
     }),
   );
@@ -227,7 +255,7 @@ export function createApp(deps: AppDeps): App {
   );
   app.use(artifactsRouter(jobs, { store: deps.store, dataRoots: env.DATA_ROOTS }));
   app.use(modelsRouter(registry, deps.store, (v) => serving.state(v)));
-  app.use(consoleRouter(env.CONSOLE_DIR));
+  app.use(consoleRouter(env.CONSOLE_DIR, { auth: env.API_KEYS.enabled }));
   app.use((req, res) => sendError(res, 404, 'not_found', `no route ${req.method} ${req.path}`));
   app.use(errorHandler);
 

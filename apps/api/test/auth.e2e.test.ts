@@ -160,6 +160,10 @@ describe('scoped API keys', () => {
     expect(csp).toContain("default-src 'self'");
     // Plain-http installs keep loading Bull Board's scripts over http.
     expect(csp).not.toContain('upgrade-insecure-requests');
+    // Fonts and stylesheets from this server only: helmet's default also allows any https: host.
+    expect(csp).toContain("font-src 'self' data:");
+    expect(csp).toContain("style-src 'self' 'unsafe-inline'");
+    expect(csp).not.toContain('https:');
     expect(res.headers.get('strict-transport-security')).toMatch(/max-age=/);
     expect(res.headers.get('access-control-allow-origin')).toBe('https://console.example');
     const other = await fetch(`${url}/healthz`, { headers: { origin: 'https://evil.example' } });

@@ -9,6 +9,13 @@ import { VersionPage } from './pages/version-page.tsx';
 import { WorkersPage } from './pages/workers-page.tsx';
 import './styles.css';
 
+/**
+ * Whether the API has auth on: it says so in the page it serves (`<meta name="mlq-auth">`). With auth
+ * off there is no session, so nothing to sign out of. A page without the tag (Vite's dev server) is
+ * taken as auth on.
+ */
+const authOn = document.querySelector<HTMLMetaElement>('meta[name="mlq-auth"]')?.content !== 'off';
+
 function Nav() {
   return (
     <header>
@@ -20,11 +27,13 @@ function Nav() {
         <a href="/docs">API docs</a>
         <a href="/admin/queues">Queues</a>
       </nav>
-      <form method="post" action="/logout" class="logout">
-        <button type="submit" class="secondary small">
-          Sign out
-        </button>
-      </form>
+      {authOn && (
+        <form method="post" action="/logout" class="logout" data-testid="sign-out">
+          <button type="submit" class="secondary small">
+            Sign out
+          </button>
+        </form>
+      )}
     </header>
   );
 }

@@ -2,15 +2,42 @@
  * The web console in a real browser (Debian's chromium via playwright-core), against the real API,
  * Redis and a worker process, with auth on: sign in, load /ui, submit a job from the page and watch
  * its curve grow while it trains, move a label with its confirmation, draw a digit and get a
- * prediction with its class name, see an evaluation and a tune, open /docs. Screenshots go to
+ * prediction with its class name, see an evaluation and a tune, open /docs and Bull Board (which asks
+ * no other host for anything), sign out. Then with auth off: no sign-out offered. Screenshots go to
  * docs/console/*.png (the README shows one).
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Page } from 'playwright-core';
+import type { Page, Request } from 'playwright-core';
 import { http, repoRoot, startStack, type JobBody, type Stack } from '../../../test/support/stack.ts';
 import { launchBrowser, type Browser } from './browser.ts';
+
+/**
+ * Opens Bull Board and waits until it lists the queues and the network is quiet; returns the requests
+ * the page made to any host but the API's (`offHost`: none may leave the machine) and whether it made
+ * any to the API's at all.
+ */
+async function boardRequests(page: Page, apiUrl: string) {
+  const { origin } = new URL(apiUrl);
+  const urls: string[] = [];
+  const onRequest = (r: Request) => void urls.push(r.url());
+  page.on('request', onRequest);
+  try {
+    const board = await page.goto(`${apiUrl}/admin/queues`);
+    expect(board?.status()).toBe(200);
+    // The queues' names are in the page once its scripts ran and asked the board's API.
+    await page.waitForSelector('text=batch-predict', { timeout: 30_000 });
+    await page.waitForLoadState('networkidle');
+  } finally {
+    page.off('request', onRequest);
+  }
+  const network = urls.filter((u) => !/^(data|blob):/.test(u));
+  return {
+    offHost: network.filter((u) => new URL(u).origin !== origin),
+    sameHost: network.some((u) => new URL(u).pathname.startsWith('/admin/queues/api/')),
+  };
+}
 
 const KEY = 'console-test-key-0123456789';
 const auth = { authorization: `Bearer ${KEY}` };
@@ -73,6 +100,9 @@ describe('the web console in chromium', { timeout: 300_000 }, () => {
     expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
     expect(cookie.value).not.toContain(KEY);
     await page.waitForSelector('text=No jobs.');
+    // Signed in with a key, so the page offers to sign out.
+    expect(await page.isVisible('[data-testid=sign-out] button')).toBe(true);
+    expect(await page.textContent('[data-testid=sign-out]')).toBe('Sign out');
     // Time to first paint of /ui, in a fresh tab (the assets are cached from the load above).
     const tab = await browser.context.newPage();
     await tab.goto(`${stack.url}/ui/jobs`);
@@ -241,17 +271,68 @@ describe('the web console in chromium', { timeout: 300_000 }, () => {
     await page.waitForSelector('.swagger-ui .info .title', { timeout: 30_000 });
     expect(await page.textContent('.swagger-ui .info .title')).toContain('mlq');
     await shot('docs');
-    const board = await page.goto(`${stack.url}/admin/queues`);
-    expect(board?.status()).toBe(200);
+    expect(await boardRequests(page, stack.url)).toEqual({ offHost: [], sameHost: true });
     await page.goto(`${stack.url}/ui/workers`);
     await page.waitForSelector('[data-testid=workers-table] tbody tr');
     expect(await page.textContent('[data-testid=workers-table]')).toMatch(/ago/);
   });
 
+  it('signs out: the session ends, and the console asks for a key again', async () => {
+    await page.goto(`${stack.url}/ui/models`);
+    await page.click('[data-testid=sign-out] button');
+    await page.waitForURL(`${stack.url}/login`);
+    expect((await browser.context.cookies()).some((c) => c.name === 'mlq_session')).toBe(false);
+    await page.goto(`${stack.url}/ui/jobs`);
+    expect(new URL(page.url()).pathname).toBe('/login');
+  });
+
   it('ran every page without a script error or a Content-Security-Policy refusal', () => {
-    // The login page's wrong key answers 401 on purpose. Bull Board's own page asks Google Fonts for
-    // its typeface (not ours; this machine has no route to it). Nothing else may fail.
-    const ours = pageErrors.filter((e) => !/status of 401|fonts\.googleapis\.com/.test(e));
+    // The login page's wrong key answers 401 on purpose. Nothing else may fail.
+    const ours = pageErrors.filter((e) => !/status of 401/.test(e));
     expect(ours).toEqual([]);
+  });
+});
+
+describe('the web console in chromium, with auth off', { timeout: 120_000 }, () => {
+  let stack: Stack;
+  let browser: Browser;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    stack = await startStack('console-open', { workers: 0 });
+    browser = await launchBrowser();
+    page = await browser.context.newPage();
+    page.on('console', (m) => {
+      if (m.type() === 'error') pageErrors.push(`${m.text()} (${m.location().url})`);
+    });
+    page.on('pageerror', (e) => void pageErrors.push(e.message));
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  it('offers no sign-out: there is no session to end', async () => {
+    await page.goto(`${stack.url}/ui/jobs`);
+    expect(new URL(page.url()).pathname).toBe('/ui/jobs');
+    await page.waitForSelector('text=No jobs.');
+    expect(await page.textContent('header nav')).toContain('Jobs');
+    expect(await page.locator('[data-testid=sign-out]').count()).toBe(0);
+    expect(await page.locator('text=Sign out').count()).toBe(0);
+    // Every way to the page says auth is off, /ui/index.html by its name too.
+    for (const p of ['/ui/', '/ui/models/x', '/ui/index.html'])
+      expect(await (await fetch(`${stack.url}${p}`)).text()).toContain(
+        '<meta name="mlq-auth" content="off">',
+      );
+  });
+
+  it('serves Bull Board without a request to any other host', async () => {
+    expect(await boardRequests(page, stack.url)).toEqual({ offHost: [], sameHost: true });
+    // The page itself names no other host (bull-board's own links to its docs and releases aside).
+    const html = await (await fetch(`${stack.url}/admin/queues`)).text();
+    expect(html).not.toMatch(/fonts\.(googleapis|gstatic)\.com/);
+    expect(html).not.toMatch(/\b(src|href)="(https?:)?\/\//);
+    expect(pageErrors).toEqual([]);
   });
 });

@@ -13,16 +13,17 @@ const _backendNames: readonly BackendPreference[] = tfjsBackends;
 export const workerEnvSchema = z.object({
   ...sharedEnvShape,
   /**
-   * This machine's cache of fetched data: datasets uploaded through the API (`datasets/`, keyed by
-   * content hash), and files of `s3://` and `http(s)://` URIs (`fetch/`, keyed by URI and ETag).
+   * This machine's cache of fetched data (`fetch/`): datasets uploaded through the API (keyed by
+   * content hash), and files of `s3://` and `http(s)://` URIs (keyed by URI and ETag).
    */
   WORKER_CACHE_DIR: z
     .string()
     .default(path.join(repoRoot, '.data/cache'))
     .transform((p) => path.resolve(p)),
   /**
-   * Size bound of `WORKER_CACHE_DIR/fetch/`, in MiB: past it the least recently used entries that no
-   * running job holds are removed. Archives count with their extracted files.
+   * Size bound of `WORKER_CACHE_DIR/fetch/`, uploads and fetched files together, in MiB: past it the
+   * least recently used entries that no running job holds are removed. Archives count with their
+   * extracted files.
    */
   WORKER_CACHE_MB: z.coerce.number().positive().default(10_240),
   WORKER_QUEUES: z

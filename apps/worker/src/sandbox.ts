@@ -48,12 +48,6 @@ const target = redisTargetOf(env);
 const keys = redisKeysFor(env.QUEUE_PREFIX, target);
 const redis = connect(target, { name: `mlq-sandbox-${hostname()}-${process.pid}` });
 const registry = new ModelRegistry(redis, keys);
-// dataset:// URIs: the registry says which bytes, the store has them, this machine's cache keeps a copy.
-const datasets = datasetLocator({
-  registry: new DatasetRegistry(redis, keys),
-  store,
-  cacheDir: env.WORKER_CACHE_DIR,
-});
 // s3:// and http(s):// URIs: fetched under the egress policy into this machine's bounded cache.
 const policy = new EgressPolicy({
   allowHosts: env.FETCH_ALLOW_HOSTS,
@@ -66,6 +60,9 @@ const fetchCache = new FetchCache({
   policy,
   store,
 });
+// dataset:// URIs: the registry says which bytes, the store has them, and the same bounded cache keeps
+// a copy (or the extracted archive).
+const datasets = datasetLocator({ registry: new DatasetRegistry(redis, keys), store, cache: fetchCache });
 // Tell GET /v1/workers which backend this worker's jobs really run on.
 if (env.WORKER_ID) {
   const workerId = env.WORKER_ID;
@@ -113,7 +110,7 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
   if (await redis.exists(keys.cancelMark(job.id!))) {
     throw new UnrecoverableError('cancelled: cancelled by user');
   }
-  // What this job fetches stays in the cache (never evicted) until the job ends, whatever its outcome.
+  // What this job fetches or copies stays in the cache (never evicted) until the job ends, whatever its outcome.
   const holder = `${process.pid}-${job.id!.replace(/[^\w.-]/g, '_')}`;
   const jobLog = async (line: string) => {
     log.info(line);
@@ -133,7 +130,7 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
     dataRoots: env.DATA_ROOTS,
     locate: uriResolver({
       dataRoots: env.DATA_ROOTS,
-      datasets,
+      datasets: datasets({ holder, log: jobLog, signal }),
       fetch: { cache: fetchCache, holder, job: job.id!, log: jobLog, signal },
     }),
     backend: await backend,

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { openAsBlob } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -142,9 +142,17 @@ describe('many hosts sharing only Redis and an S3 store', () => {
     const done = await mlq.waitForJob(job, { timeoutMs: 300_000 });
     const result = done.result as ResultOf<'fine-tune'>;
     expect(result.history!.map((h) => h.epoch)).toEqual([1, 2, 3]);
-    // The survivor read the upload from the store into its own cache; its working directory stayed empty.
+    // The survivor read the upload from the store into its own cache (an entry of its bounded cache,
+    // keyed by the bytes' hash); its working directory stayed empty.
     const otherDir = workers.get(other)!.dir;
-    expect(await readdir(path.join(otherDir, 'cache', 'datasets'))).toEqual([`${v.sha256}.blob`]);
+    const cached = path.join(otherDir, 'cache', 'fetch');
+    const entries = (await readdir(cached)).filter((n) => /^[0-9a-f]{64}$/.test(n));
+    const metas = await Promise.all(
+      entries.map(
+        async (n) => JSON.parse(await readFile(path.join(cached, n, 'meta.json'), 'utf8')) as object,
+      ),
+    );
+    expect(metas).toEqual([expect.objectContaining({ uri: v.uri, sha256: v.sha256, size: v.bytes })]);
     expect((await readdir(otherDir)).sort()).toEqual(['cache', 'data']);
     expect(await readdir(path.join(otherDir, 'data'))).toEqual([]);
 

@@ -15,6 +15,7 @@ export const jobPageSchema = z.object({
   limit: z.number().int(),
   offset: z.number().int(),
 });
+export type JobPage = z.infer<typeof jobPageSchema>;
 
 /** `DELETE /v1/jobs/{id}`: a waiting job is removed, a running one is asked to stop. */
 export const cancelResultSchema = z.object({ id: z.string(), state: z.enum(['removed', 'cancelling']) });
@@ -22,6 +23,7 @@ export type CancelResult = z.infer<typeof cancelResultSchema>;
 
 /** `GET /v1/jobs/{id}/logs`: the job's log lines, oldest first. */
 export const jobLogsSchema = z.object({ id: z.string(), logs: z.array(z.string()) });
+export type JobLogs = z.infer<typeof jobLogsSchema>;
 
 /** `GET /v1/jobs/{id}/artifacts`: a completed job's outputs (none before it completes). */
 export const artifactListSchema = z.object({
@@ -29,21 +31,26 @@ export const artifactListSchema = z.object({
   state: jobStateSchema,
   artifacts: z.array(artifactViewSchema),
 });
+export type ArtifactList = z.infer<typeof artifactListSchema>;
 
 /** `GET /v1/workers`. */
 export const workerListSchema = z.object({ workers: z.array(workerInfoSchema) });
+export type WorkerList = z.infer<typeof workerListSchema>;
 
 /** `GET /v1/datasets`. */
 export const datasetListSchema = z.object({ datasets: z.array(datasetSummarySchema) });
+export type DatasetList = z.infer<typeof datasetListSchema>;
 
 /** `GET /v1/datasets/{name}`: its versions, oldest first. */
 export const datasetVersionListSchema = z.object({
   name: z.string(),
   versions: z.array(datasetVersionSchema),
 });
+export type DatasetVersionList = z.infer<typeof datasetVersionListSchema>;
 
 /** `GET /v1/models`. */
 export const modelListSchema = z.object({ models: z.array(modelSummarySchema) });
+export type ModelList = z.infer<typeof modelListSchema>;
 
 /** TF Serving's status of one version (`GetModelStatus` as its REST API prints it). */
 export const modelVersionStatusSchema = z.object({
@@ -65,17 +72,20 @@ export const modelDetailSchema = z.object({
   versions: z.array(modelVersionSchema),
   ...servingStatus,
 });
+export type ModelDetail = z.infer<typeof modelDetailSchema>;
 
 /** `GET /v1/models/{name}/versions/{version}` and `/labels/{label}`: the version with TF Serving's status. */
 export const modelVersionStatusViewSchema = modelVersionSchema.extend(servingStatus);
 
 /** `PUT /v1/models/{name}/labels/{label}`. */
 export const labelBodySchema = z.object({ version: z.number().int().min(1) });
+export type LabelBody = z.input<typeof labelBodySchema>;
 export const labelResultSchema = z.object({
   name: z.string(),
   label: z.string(),
   version: z.number().int(),
 });
+export type LabelResult = z.infer<typeof labelResultSchema>;
 
 /** A number or nested arrays of numbers: one instance's tensor. */
 const tensorLike = z.union([z.number(), z.array(z.unknown())]);
@@ -187,6 +197,7 @@ export const inferRequestSchema = z
       inputs: [{ name: 'dense_Dense1_input', shape: [1, 4], datatype: 'FP32', data: [0.1, 0.9, 0.4, 0.7] }],
     },
   });
+export type InferRequest = z.input<typeof inferRequestSchema>;
 
 /** The Open Inference Protocol's inference response: the model's one output, `data` flat in row-major order. */
 export const inferResponseSchema = z.object({
@@ -205,9 +216,11 @@ export const inferErrorSchema = z.object({ error: z.string() });
 
 /** `GET /healthz`. */
 export const healthSchema = z.object({ status: z.literal('ok') });
+export type Health = z.infer<typeof healthSchema>;
 
 /** `GET /readyz`: `ready`/`ok`, or (503) `not ready` and why. */
 export const readinessSchema = z.object({ status: z.enum(['ready', 'not ready']), redis: z.string() });
+export type Readiness = z.infer<typeof readinessSchema>;
 
 /** `GET /v2/health/live` and `/v2/health/ready`. */
 export const inferLiveSchema = z.object({ live: z.boolean() });

@@ -4,7 +4,7 @@
  * identical bytes are kept once, and a worker-side locate reads the version back.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -15,6 +15,8 @@ import { loadAll } from '../src/data/dataset.ts';
 import { openDataset } from '../src/data/open.ts';
 import { ingestDataset, type IngestOptions } from '../src/datasets/ingest.ts';
 import { datasetLocator } from '../src/datasets/locate.ts';
+import { EgressPolicy } from '../src/remote/egress.ts';
+import { FetchCache } from '../src/remote/fetch-cache.ts';
 import type { UploadFormat } from '@mlq/contract';
 import { DatasetRegistry } from '../src/registry/dataset-registry.ts';
 import { datasetBlobKey as blobKey } from '../src/storage/layout.ts';
@@ -284,8 +286,12 @@ describe.each([
   });
 
   it('reads a version back on a worker, from an empty cache', async () => {
-    const cacheDir = await mkdtemp(path.join(tmp, 'cache-'));
-    const locate = datasetLocator({ registry: up.registry, store, cacheDir });
+    const cache = new FetchCache({
+      dir: await mkdtemp(path.join(tmp, 'cache-')),
+      maxBytes: 1 << 20,
+      policy: new EgressPolicy({ allowHosts: [], timeoutMs: 5000, maxBytes: 1 << 20 }),
+    });
+    const locate = datasetLocator({ registry: up.registry, store, cache })({ holder: 'reader' });
     const t = openDataset({ format: 'csv', uri: 'dataset://pets@1' }, { dataRoots: [], locate });
     expect(await t.info()).toMatchObject({ rows: 3, featureShape: [2], classNames: ['cat', 'dog'] });
     const img = openDataset(
@@ -294,17 +300,14 @@ describe.each([
     );
     const info = await img.info();
     expect(info).toMatchObject({ rows: 3, classNames: ['cat', 'dog'], featureShape: [8, 8, 1] });
-    const cached = (await readdir(path.join(cacheDir, 'datasets'))).sort();
-    const imgSha = (await up.registry.resolve('dataset://pets-img')).sha256;
+    const cached = (await cache.entries()).map((e) => e.uri).sort();
     // A file store is read in place; an S3 store's bytes are copied, and archives kept only extracted.
-    if (store instanceof FileArtifactStore) expect(cached).toEqual([`${imgSha}.d`]);
-    else
-      expect(cached).toEqual(
-        [`${(await up.registry.resolve('dataset://pets@1')).sha256}.blob`, `${imgSha}.d`].sort(),
-      );
-    expect(
-      (await stat(path.join(cacheDir, 'datasets', `${imgSha}.d`, 'pets', 'dog', '3.png'))).isFile(),
-    ).toBe(true);
+    if (store instanceof FileArtifactStore) expect(cached).toEqual(['dataset://pets-img@1']);
+    else expect(cached).toEqual(['dataset://pets-img@1', 'dataset://pets@1']);
+    const tree = await locate('dataset://pets-img');
+    expect(tree.inside).toBe('pets');
+    expect((await stat(path.join(tree.path, 'dog', '3.png'))).isFile()).toBe(true);
+    expect(path.relative(cache.options.dir, tree.path).split(path.sep).slice(1)).toEqual(['tree', 'pets']);
     // A bad row is named by the dataset the user gave (with its version), never the store's path.
     await ingestDataset(body('a,b,label\n1,hello,cat\n'), up.opts('t-text', 'csv'));
     const bad = openDataset({ format: 'csv', uri: 'dataset://t-text' }, { dataRoots: [], locate });

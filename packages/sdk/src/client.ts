@@ -1,4 +1,5 @@
 /** `MlqClient`: one typed method per route of the public API (docs/api.md). */
+import type { DatasetVersionList, JobLogs, LabelBody, ModelList, WorkerList } from '@mlq/contract';
 import { parseRef, predictPath } from './refs.ts';
 import { seg, Transport, type CallOptions, type FetchLike } from './transport.ts';
 import type {
@@ -131,7 +132,7 @@ export class MlqClient {
 
   /** `GET /v1/jobs/{id}/logs`: the job's log lines. */
   async jobLogs(id: string, opts: CallOptions = {}): Promise<string[]> {
-    return (await this.transport.json<{ logs: string[] }>('GET', `/v1/jobs/${seg(id)}/logs`, opts)).logs;
+    return (await this.transport.json<JobLogs>('GET', `/v1/jobs/${seg(id)}/logs`, opts)).logs;
   }
 
   /** `DELETE /v1/jobs/{id}`: removes a waiting job, or asks a running one to stop after its current batch. */
@@ -201,7 +202,7 @@ export class MlqClient {
   /** `GET /v1/datasets/{name}`: a dataset's versions, oldest first. */
   async getDataset(name: string, opts: CallOptions = {}): Promise<DatasetVersion[]> {
     const path = `/v1/datasets/${seg(name)}`;
-    return (await this.transport.json<{ versions: DatasetVersion[] }>('GET', path, opts)).versions;
+    return (await this.transport.json<DatasetVersionList>('GET', path, opts)).versions;
   }
 
   /** `DELETE /v1/datasets/{name}/versions/{v}`; a 409 while a waiting or running job uses it. */
@@ -227,7 +228,7 @@ export class MlqClient {
 
   /** `GET /v1/models`: every model with its latest version and labels. */
   async listModels(opts: CallOptions = {}): Promise<ModelSummary[]> {
-    return (await this.transport.json<{ models: ModelSummary[] }>('GET', '/v1/models', opts)).models;
+    return (await this.transport.json<ModelList>('GET', '/v1/models', opts)).models;
   }
 
   /** `GET /v1/models/{name}`: the model's versions (metrics, params, lineage) and labels. */
@@ -253,7 +254,7 @@ export class MlqClient {
   setLabel(name: string, label: string, version: number, opts: CallOptions = {}): Promise<LabelResult> {
     return this.transport.json<LabelResult>('PUT', `/v1/models/${seg(name)}/labels/${seg(label)}`, {
       ...opts,
-      body: { version },
+      body: { version } satisfies LabelBody,
     });
   }
 
@@ -328,7 +329,7 @@ export class MlqClient {
 
   /** `GET /v1/workers`: the live worker processes. */
   async workers(opts: CallOptions = {}): Promise<WorkerInfo[]> {
-    return (await this.transport.json<{ workers: WorkerInfo[] }>('GET', '/v1/workers', opts)).workers;
+    return (await this.transport.json<WorkerList>('GET', '/v1/workers', opts)).workers;
   }
 
   /** `GET /healthz`: the API process is up (no key needed). */

@@ -1,22 +1,36 @@
 /**
- * The shapes the API sends and takes. Job payloads and results come from the contract's job catalog
- * (`@mlq/contract`, zod only, no tfjs or AWS SDK), so the SDK cannot drift from what the API
- * validates, and stays usable in browsers.
+ * The shapes the API sends and takes. Job payloads and results come from the contract's job catalog,
+ * and the other request and response bodies from its HTTP schemas (`@mlq/contract`, zod only, no
+ * tfjs or AWS SDK; the API's routes send those shapes and its OpenAPI document is generated from
+ * them), so the SDK cannot drift from what the API validates and answers, and stays usable in
+ * browsers. They are re-exported here under the SDK's names.
  */
 import {
   jobNames,
   type BatchPoint,
+  type CancelResult,
   type DatasetSpecInput,
   type EpochProgress,
   type FieldIssue,
+  type Health,
+  type inferDatatypes,
+  type InferModelMetadata,
+  type InferRequest as InferRequestBody,
+  type InferResponse,
   type JobInputOf,
   type JobName,
   type JobOf,
+  type JobPage as JobPageBody,
   type JobProgress,
   type JobState,
   type JobView,
+  type LabelResult,
+  type ModelDetail,
   type ModelSummary,
   type ModelVersion,
+  type ModelVersionStatus,
+  type PredictResponse as PredictBody,
+  type Readiness,
   type ResultOf,
   type RunHistory,
   type WorkerInfo,
@@ -38,6 +52,14 @@ export type {
   ModelSummary,
   ModelVersion,
   ResultOf,
+  // HTTP bodies (packages/contract/src/http.ts).
+  CancelResult,
+  Health,
+  InferResponse,
+  LabelResult,
+  ModelDetail,
+  ModelVersionStatus,
+  Readiness,
 };
 
 /** Every job type, in the catalog's order. */
@@ -98,34 +120,8 @@ export interface ListJobsQuery<N extends JobName = JobName> {
   offset?: number;
 }
 
-/** A page of jobs, newest first. */
-export interface JobPage<J = AnyJob> {
-  jobs: J[];
-  limit: number;
-  offset: number;
-}
-
-/** The answer to `DELETE /v1/jobs/{id}`: a waiting job is removed, a running one is asked to stop. */
-export interface CancelResult {
-  id: string;
-  state: 'removed' | 'cancelling';
-}
-
-/** `GET /v1/models/{name}`: every version, oldest first, and the labels. */
-export interface ModelDetail {
-  name: string;
-  labels: Record<string, number>;
-  versions: ModelVersion[];
-  /** TF Serving's status of each version. */
-  model_version_status?: ModelVersionStatus[];
-}
-
-/** The answer to `PUT /v1/models/{name}/labels/{label}`. */
-export interface LabelResult {
-  name: string;
-  label: string;
-  version: number;
-}
+/** A page of jobs, newest first (`GET /v1/jobs`); `J` is the jobs' type when the query names one. */
+export type JobPage<J = AnyJob> = Omit<JobPageBody, 'jobs'> & { jobs: J[] };
 
 /**
  * Which model version to call: the latest, a version number or a label. A string is read like the
@@ -151,90 +147,39 @@ export interface ImageInstance {
 /** One instance: a tensor, an encoded image, or either under the model's input name. */
 export type PredictInstance = TensorLike | ImageInstance | Record<string, TensorLike | ImageInstance>;
 
-/** `{"instances": [...]}` → `{"predictions": [...]}`, each prediction the model's output vector. */
-export interface PredictResponse {
-  predictions: number[][];
-}
+/**
+ * `{"instances": [...]}` → `{"predictions": [...]}`: one prediction per instance, of the model's
+ * output shape (a class-score vector for a classifier, `number[]`; narrow it, e.g. `p as number[]`).
+ */
+export type PredictResponse = Extract<PredictBody, { predictions: unknown }>;
 
 /** `{"inputs": ...}` → `{"outputs": ...}` (TF Serving's columnar format). */
-export interface PredictColumnarResponse {
-  outputs: TensorLike | Record<string, TensorLike>;
-}
-
-/** TF Serving's model status, added to the answers of `GET /v1/models/{name}[/versions/{v}|/labels/{l}]`. */
-export interface ModelVersionStatus {
-  version: string;
-  /** `AVAILABLE`: served (loaded, or loaded on first use); `END`: its last load failed. */
-  state: 'AVAILABLE' | 'END';
-  status: { error_code: string; error_message: string };
-}
+export type PredictColumnarResponse = Extract<PredictBody, { outputs: unknown }>;
 
 /** The Open Inference Protocol's datatypes a request may carry (values are converted to the model's dtype). */
-export type InferDatatype = 'FP32' | 'FP64' | 'INT32' | 'INT64' | 'UINT8';
-
-/** A tensor's name, datatype and shape (-1: any size, as the batch dimension). */
-export interface TensorMetadata {
-  name: string;
-  datatype: string;
-  shape: number[];
-}
+export type InferDatatype = (typeof inferDatatypes)[number];
 
 /** `GET /v2/models/{name}[/versions/{v}]` (Open Inference Protocol model metadata). */
-export interface ModelMetadata {
-  name: string;
-  /** Every version that may be asked for. */
-  versions: string[];
-  /** `tfjs_layers_model`. */
-  platform: string;
-  inputs: TensorMetadata[];
-  outputs: TensorMetadata[];
-}
+export type ModelMetadata = InferModelMetadata;
 
-/** One input tensor of an inference request; `data` flat in row-major order or nested to `shape`. */
-export interface InferInputTensor {
-  name: string;
-  /** The whole batch's shape: `[n, ...the model's input shape]`. */
-  shape: number[];
-  datatype: InferDatatype;
-  data: TensorLike[] | ArrayLike<number>;
-}
+/** A tensor's name, datatype and shape (-1: any size, as the batch dimension). */
+export type TensorMetadata = InferModelMetadata['inputs'][number];
+
+type InferInputBody = InferRequestBody['inputs'][number];
+
+/**
+ * One input tensor of an inference request; `data` flat in row-major order or nested to `shape`. The
+ * SDK also takes a typed array (a `Float32Array`...), which it sends as a JSON array.
+ */
+export type InferInputTensor = Omit<InferInputBody, 'data'> & {
+  data: InferInputBody['data'] | ArrayLike<number>;
+};
 
 /** `POST /v2/models/{name}[/versions/{v}]/infer` (Open Inference Protocol inference request). */
-export interface InferRequest {
-  /** Echoed in the response. */
-  id?: string;
-  parameters?: Record<string, string | number | boolean>;
-  inputs: InferInputTensor[];
-  /** Outputs to return (all when absent). */
-  outputs?: { name: string }[];
-}
+export type InferRequest = Omit<InferRequestBody, 'inputs'> & { inputs: InferInputTensor[] };
 
-/** One output tensor: `data` flat in row-major order. */
-export interface InferOutputTensor {
-  name: string;
-  shape: number[];
-  datatype: string;
-  data: number[];
-}
-
-/** The inference response. */
-export interface InferResponse {
-  model_name: string;
-  model_version: string;
-  id?: string;
-  outputs: InferOutputTensor[];
-}
-
-/** `GET /healthz`. */
-export interface Health {
-  status: 'ok';
-}
-
-/** `GET /readyz`. */
-export interface Readiness {
-  status: string;
-  redis: string;
-}
+/** One output tensor of the inference response: `data` flat in row-major order. */
+export type InferOutputTensor = InferResponse['outputs'][number];
 
 /** One server-sent event of `GET /v1/events`: any job's progress or state change. */
 export type JobsEvent =

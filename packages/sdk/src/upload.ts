@@ -3,7 +3,9 @@
  * whole into memory), with byte progress. Fetch and web streams only, so it runs in Node and browsers.
  */
 import type {
+  ArtifactList,
   ArtifactView,
+  DatasetList,
   DatasetSummary,
   DatasetUpload,
   DatasetVersion,
@@ -122,7 +124,7 @@ export async function uploadDataset(
 
 /** `GET /v1/datasets`. */
 export async function listDatasets(t: Transport, opts: CallOptions = {}): Promise<DatasetSummary[]> {
-  return (await t.json<{ datasets: DatasetSummary[] }>('GET', '/v1/datasets', opts)).datasets;
+  return (await t.json<DatasetList>('GET', '/v1/datasets', opts)).datasets;
 }
 
 /** `GET /v1/jobs/{id}/artifacts`. */
@@ -131,6 +133,5 @@ export async function listArtifacts(
   jobId: string,
   opts: CallOptions = {},
 ): Promise<ArtifactView[]> {
-  return (await t.json<{ artifacts: ArtifactView[] }>('GET', `/v1/jobs/${seg(jobId)}/artifacts`, opts))
-    .artifacts;
+  return (await t.json<ArtifactList>('GET', `/v1/jobs/${seg(jobId)}/artifacts`, opts)).artifacts;
 }

@@ -52,7 +52,8 @@ describe('MlqClient.predict against a real API', () => {
       'sdk-serve@1',
       { name: 'sdk-serve' },
     ] as const) {
-      const { predictions } = await mlq.predict(ref, instances);
+      // A classifier: each prediction is a vector of class scores.
+      const predictions = (await mlq.predict(ref, instances)).predictions as number[][];
       expect(predictions).toHaveLength(20);
       for (const p of predictions) {
         expect(p).toHaveLength(2);
@@ -111,7 +112,8 @@ describe('MlqClient.predict against a real API', () => {
       });
       expect(r).toMatchObject({ model_name: 'sdk-serve', model_version: String(version), id: 'a-1' });
       const { predictions } = await mlq.predict({ name: 'sdk-serve', version }, instances);
-      r.outputs[0]!.data.forEach((s, i) => expect(s).toBeCloseTo(predictions.flat()[i]!, 5));
+      const scores = (predictions as number[][]).flat();
+      r.outputs[0]!.data.forEach((s, i) => expect(s).toBeCloseTo(scores[i]!, 5));
     }
     const bad = await mlq
       .infer('sdk-serve', {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { modelDetailSchema, readinessSchema } from '@mlq/contract';
 import { apiEnvSchema, startApi } from '../../../apps/api/src/index.ts';
 import { startStack, type Stack } from '../../../test/support/stack.ts';
 import {
@@ -243,6 +244,11 @@ describe('MlqClient against a real API and worker', () => {
         ]),
       );
       const m = await mlq.getModel('sdk-digits');
+      // The answer is the contract's ModelDetail (the SDK's own copy had TF Serving's status optional).
+      expect(modelDetailSchema.safeParse(m).error).toBeUndefined();
+      expect(m.model_version_status).toEqual([
+        { version: '1', state: 'AVAILABLE', status: { error_code: 'OK', error_message: '' } },
+      ]);
       expect(m.versions).toHaveLength(1);
       expect(m.versions[0]).toMatchObject({
         version: 1,
@@ -268,7 +274,9 @@ describe('MlqClient against a real API and worker', () => {
 
     it('answers health, readiness, workers, metrics and the OpenAPI document', async () => {
       expect(await mlq.health()).toEqual({ status: 'ok' });
-      expect(await mlq.ready()).toMatchObject({ status: 'ready' });
+      const ready = await mlq.ready();
+      expect(ready).toEqual({ status: 'ready', redis: 'ok' });
+      expect(readinessSchema.safeParse(ready).error).toBeUndefined();
       const workers = await mlq.workers();
       expect(workers[0]).toMatchObject({
         pid: stack.workers[0]!.proc.pid,

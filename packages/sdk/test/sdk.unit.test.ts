@@ -1,12 +1,14 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import type * as contract from '@mlq/contract';
 import { loadCliEnv } from '../src/cli/env.ts';
 import { formatDuration, formatFinalLine, formatProgressBar, formatTable } from '../src/cli/format.ts';
 import { progressFraction } from '../src/types.ts';
 import { errorFromResponse } from '../src/errors.ts';
 import { imageInstance, parseRef, parseSse, type AnyJob, type SseMessage } from '../src/index.ts';
+import type * as sdk from '../src/index.ts';
 
 const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src');
 
@@ -235,5 +237,34 @@ describe('browser safety', () => {
       for (const m of text.matchAll(/from ['"](\.\/cli(?:\/|\.ts)[^'"]*)['"]/g))
         expect.fail(`${f} imports the CLI (${m[1]})`);
     }
+  });
+});
+
+describe("the SDK's request and response bodies", () => {
+  it("are the contract's types (packages/contract/src/http.ts), under the SDK's names", () => {
+    // Checked by the type checker (pnpm typecheck covers the tests): a copy that drifts fails it.
+    expectTypeOf<sdk.CancelResult>().toEqualTypeOf<contract.CancelResult>();
+    expectTypeOf<sdk.ModelDetail>().toEqualTypeOf<contract.ModelDetail>();
+    expectTypeOf<sdk.LabelResult>().toEqualTypeOf<contract.LabelResult>();
+    expectTypeOf<sdk.ModelVersionStatus>().toEqualTypeOf<contract.ModelVersionStatus>();
+    expectTypeOf<sdk.Health>().toEqualTypeOf<contract.Health>();
+    expectTypeOf<sdk.Readiness>().toEqualTypeOf<contract.Readiness>();
+    expectTypeOf<sdk.ModelMetadata>().toEqualTypeOf<contract.InferModelMetadata>();
+    expectTypeOf<sdk.InferResponse>().toEqualTypeOf<contract.InferResponse>();
+    expectTypeOf<
+      sdk.PredictResponse | sdk.PredictColumnarResponse
+    >().toEqualTypeOf<contract.PredictResponse>();
+    expectTypeOf<sdk.JobPage['limit']>().toEqualTypeOf<contract.JobPage['limit']>();
+    expectTypeOf<sdk.InferDatatype>().toEqualTypeOf<(typeof contract.inferDatatypes)[number]>();
+    // What the SDK adds to a request: typed arrays as an infer input's data (sent as JSON arrays).
+    expectTypeOf<contract.InferRequest>().toExtend<sdk.InferRequest>();
+    expectTypeOf<{
+      name: 'x';
+      shape: [1];
+      datatype: 'FP32';
+      data: Float32Array;
+    }>().toExtend<sdk.InferInputTensor>();
+    // The Readiness answer is the contract's: one of its two states, not any string.
+    expectTypeOf<'starting'>().not.toExtend<sdk.Readiness['status']>();
   });
 });

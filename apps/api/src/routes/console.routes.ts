@@ -3,9 +3,12 @@
  * client-side route (`/ui/jobs/{id}`...) answered by its index.html so a reload or a pasted link
  * works; and the API reference at `/docs`: Swagger UI from the swagger-ui-dist package, served from
  * this server (no CDN) and reading `/openapi.json`. No inline scripts anywhere, so a strict
- * Content-Security-Policy (`script-src 'self'`) allows both.
+ * Content-Security-Policy (`script-src 'self'`) allows both. The console's page carries
+ * `<meta name="mlq-auth" content="on|off">`: with auth off it has no session to end, so it offers no
+ * sign-out.
  */
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import express, { Router } from 'express';
@@ -39,14 +42,19 @@ export const rootPage: express.RequestHandler = (req, res, next) => {
   res.redirect(302, '/ui/');
 };
 
-export function consoleRouter(consoleDir: string): Router {
+export interface ConsoleOptions {
+  /** API_KEYS is set: the console's users signed in, and it offers to sign out. */
+  auth: boolean;
+}
+
+export function consoleRouter(consoleDir: string, opts: ConsoleOptions): Router {
   const r = Router();
   const index = path.join(consoleDir, 'index.html');
+  const authMeta = `<meta name="mlq-auth" content="${opts.auth ? 'on' : 'off'}">`;
 
   // Hashed asset names never change content: cache them for a year. index.html: always revalidate.
   r.use('/ui/assets', express.static(path.join(consoleDir, 'assets'), { immutable: true, maxAge: '365d' }));
-  r.use('/ui', express.static(consoleDir, { index: false }));
-  const app: express.RequestHandler = (_req, res) => {
+  const app: express.RequestHandler = async (_req, res) => {
     if (!existsSync(index)) {
       return sendError(
         res,
@@ -55,8 +63,12 @@ export function consoleRouter(consoleDir: string): Router {
         `the console is not built (${index} is missing): run "pnpm --filter @mlq/console build"`,
       );
     }
-    res.set('Cache-Control', 'no-cache').sendFile(index);
+    const html = (await readFile(index, 'utf8')).replace('</head>', `${authMeta}\n</head>`);
+    res.set('Cache-Control', 'no-cache').type('html').send(html);
   };
+  // Before the static files: index.html by its own name gets the meta too.
+  r.get('/ui/index.html', app);
+  r.use('/ui', express.static(consoleDir, { index: false }));
   r.get('/ui', app);
   r.get('/ui/{*rest}', app);
 

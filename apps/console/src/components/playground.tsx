@@ -60,7 +60,8 @@ export function Playground({ version }: { version: ModelVersion }) {
     setError(undefined);
     try {
       const r = await api.predict({ name: version.name, version: version.version }, [instance]);
-      setScores(r.predictions[0]);
+      // The console's models are classifiers: a prediction is a vector of class scores.
+      setScores(r.predictions[0] as number[] | undefined);
     } catch (e) {
       setError(errorText(e));
     }

@@ -1,6 +1,9 @@
 /**
  * The worker-local cache of files fetched from `s3://` and `http(s)://` URIs (`WORKER_CACHE_DIR/fetch/`),
- * so that a retried or resumed job, or the next job on the same data, does not download it again.
+ * so that a retried or resumed job, or the next job on the same data, does not download it again; and
+ * of uploaded datasets (`dataset://`, datasets/locate.ts), copied from the artifact store or extracted,
+ * as entries keyed by the bytes' SHA-256 (`getContent`), which never go stale. Both kinds share the
+ * one bound and the same eviction.
  *
  * Layout: `<dir>/<id>/` per entry, `id` = SHA-256 of the URI and its validator (the ETag, else the
  * content's SHA-256), holding `meta.json` (written last: an entry without it is incomplete), `body` (the
@@ -13,7 +16,7 @@
  * the source, so it trains on the same bytes. Any other job revalidates a URI seen before: http(s) with a
  * conditional GET (If-None-Match / If-Modified-Since; `304` is a cache hit, no body is sent), s3 with a
  * HEAD whose ETag is compared. The cache is bounded by
- * `maxBytes` (WORKER_CACHE_MB): after each download the least recently used entries are removed until
+ * `maxBytes` (WORKER_CACHE_MB): after each new entry the least recently used entries are removed until
  * it fits, except entries a running job holds (a hold names the job and its process; a hold whose
  * process is gone does not count). Several worker processes may share the folder: entries are built
  * in a temp folder and renamed into place.
@@ -25,7 +28,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } f
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
-import { walkArchive, type ArchiveKind } from '../datasets/archive.ts';
+import { walkArchive, type ArchiveKind, type ArchiveLimits } from '../datasets/archive.ts';
 import { ImageFolderCheck, isIgnoredEntry } from '../datasets/image-archive.ts';
 import type { ArtifactStore } from '../storage/artifact-store.ts';
 import { parseS3Uri, s3ObjectOf } from '../storage/s3-store.ts';
@@ -67,7 +70,30 @@ export interface FetchRequest {
   signal?: AbortSignal | undefined;
 }
 
+/**
+ * Bytes known by their SHA-256 (an uploaded dataset's blob in the artifact store): cached under that
+ * hash, so never revalidated, and checked against it when copied.
+ */
+export interface ContentSource {
+  /** The bytes' SHA-256, hex. */
+  sha256: string;
+  /** How the job log and `entries()` name it: `dataset://pets@2`. */
+  name: string;
+  /** Their size. */
+  bytes: number;
+  /** A local file with the bytes (a file store's blob): read in place, so only an extraction is cached. */
+  file?: string | undefined;
+  /** Streams the bytes (when there is no `file`). */
+  open(): Promise<Readable>;
+  /**
+   * An image-folder archive, checked at upload: extracted (its files held to the bytes the upload
+   * counted), and the folder of its class folders (`root` inside the archive) returned.
+   */
+  archive?: { kind: ArchiveKind; root: string; expandedBytes?: number | undefined } | undefined;
+}
+
 interface Meta {
+  /** The URI fetched, or a content entry's name (ContentSource.name). */
   uri: string;
   etag?: string | undefined;
   lastModified?: string | undefined;
@@ -172,6 +198,74 @@ export class FetchCache {
     if (fresh.kind !== 'body')
       throw new Error(`${redactUserinfo(uri)}: the server answered 304 to an unconditional request`);
     return this.download(uri, mode, fresh, req);
+  }
+
+  /**
+   * The local path of content-addressed bytes (see ContentSource): the file, or the folder of an
+   * archive's classes. A copy this machine has is used as it is; otherwise the bytes are copied (or a
+   * local file extracted) into a new entry, which counts toward `maxBytes` like a fetched one. Holds
+   * the entry for `req.holder` until `release`. Throws FetchLimitError when it could never fit in the
+   * cache, DataError when the bytes do not have their SHA-256.
+   */
+  async getContent(src: ContentSource, req: FetchRequest): Promise<string> {
+    const extract = src.archive !== undefined;
+    if (src.file !== undefined && !extract) return src.file;
+    const at = { ...req, extract };
+    const id = sha256(`sha256:${src.sha256}\n${extract ? 'tree' : 'body'}`);
+    const dir = this.entryDir(id);
+    if (await this.hold(dir, req.holder)) {
+      const meta = await readFile(path.join(dir, 'meta.json'), 'utf8').then(
+        (t) => JSON.parse(t) as Meta,
+        () => undefined,
+      );
+      if (meta) {
+        await req.log?.(`cache hit: ${src.name} (${describe(meta)})`);
+        return this.pathOf(dir, meta, at);
+      }
+      // Incomplete, or evicted between the two: built anew below.
+    }
+    const { maxBytes } = this.options;
+    const size = src.archive ? (src.archive.expandedBytes ?? 0) : src.bytes;
+    if (size > maxBytes)
+      throw new FetchLimitError(
+        `${src.name} is ${size} bytes${extract ? ' once extracted' : ''}, more than the worker's cache holds (WORKER_CACHE_MB: ${maxBytes} bytes); raise WORKER_CACHE_MB on the worker to read it`,
+      );
+    const t0 = performance.now();
+    const tmp = path.join(this.options.dir, `new-${randomUUID()}.tmp`);
+    await mkdir(tmp, { recursive: true });
+    try {
+      const meta: Meta = {
+        uri: src.name,
+        sha256: src.sha256,
+        bytes: src.bytes,
+        size: src.bytes,
+        fetchedAt: new Date().toISOString(),
+      };
+      let file = src.file;
+      if (file === undefined) {
+        file = path.join(tmp, 'body');
+        await copyChecked(src, file);
+      }
+      if (src.archive) {
+        const { kind, expandedBytes } = src.archive;
+        // The same bytes the upload checked (the hash says so): its counts are the limits.
+        const limits = {
+          maxFiles: Number.MAX_SAFE_INTEGER,
+          maxExpandedBytes: Math.min(expandedBytes ?? maxBytes, maxBytes),
+        };
+        meta.size = await extractTree(file, kind, limits, path.join(tmp, 'tree'));
+        meta.root = src.archive.root;
+        await rm(path.join(tmp, 'body'), { force: true });
+      }
+      await this.place(tmp, id, meta, req.holder);
+      const secs = ((performance.now() - t0) / 1000).toFixed(1);
+      const how = src.file === undefined ? 'copied from the artifact store' : 'extracted';
+      await req.log?.(`${how}: ${src.name} (${describe(meta)}) in ${secs} s`);
+      await this.fit(req);
+      return this.pathOf(dir, meta, at);
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
   }
 
   /** Removes the holds of `holder` (its job ended). */
@@ -430,14 +524,7 @@ export class FetchCache {
       }
       const id = sha256(`${uri}\n${fresh.etag ?? `sha256:${digest}`}\n${mode}`);
       const dir = this.entryDir(id);
-      await this.hold(tmp, req.holder);
-      await writeFile(path.join(tmp, 'meta.json'), JSON.stringify(meta));
-      try {
-        await rename(tmp, dir);
-      } catch (e) {
-        // Another process of this machine stored the same entry first: use that one.
-        if (!(await exists(path.join(dir, 'meta.json'))) || !(await this.hold(dir, req.holder))) throw e;
-      }
+      await this.place(tmp, id, meta, req.holder);
       const index = this.indexFile(uri, mode);
       await mkdir(path.dirname(index), { recursive: true });
       const indexTmp = `${index}.${randomUUID()}.tmp`;
@@ -448,15 +535,33 @@ export class FetchCache {
       await req.log?.(
         `fetched ${redactUserinfo(uri)}: ${mb(bytes)} in ${secs} s${fresh.etag ? ` (ETag ${fresh.etag})` : ''}`,
       );
-      const evicted = await this.evict();
-      if (evicted.length)
-        await req.log?.(
-          `cache: removed ${evicted.length} least recently used entr${evicted.length === 1 ? 'y' : 'ies'} to stay within WORKER_CACHE_MB`,
-        );
+      await this.fit(req);
       return this.pathOf(dir, meta, req);
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
+  }
+
+  /** Moves a built entry (`tmp`, its files complete) into place as `id`, held for `holder`. */
+  private async place(tmp: string, id: string, meta: Meta, holder: string): Promise<void> {
+    const dir = this.entryDir(id);
+    await this.hold(tmp, holder);
+    await writeFile(path.join(tmp, 'meta.json'), JSON.stringify(meta));
+    try {
+      await rename(tmp, dir);
+    } catch (e) {
+      // Another process of this machine stored the same entry first: use that one.
+      if (!(await exists(path.join(dir, 'meta.json'))) || !(await this.hold(dir, holder))) throw e;
+    }
+  }
+
+  /** After a new entry: evicts until the cache fits, and says so in the job log. */
+  private async fit(req: FetchRequest): Promise<void> {
+    const evicted = await this.evict();
+    if (evicted.length)
+      await req.log?.(
+        `cache: removed ${evicted.length} least recently used entr${evicted.length === 1 ? 'y' : 'ies'} to stay within WORKER_CACHE_MB`,
+      );
   }
 
   /** Checks an image-folder archive (as an upload is checked) and extracts it into `tree`. */
@@ -477,15 +582,7 @@ export class FetchCache {
     const check = new ImageFolderCheck();
     await walkArchive(file, kind, limits, check.onFile);
     const { root } = check.finish();
-    let expandedBytes = 0;
-    await walkArchive(file, kind, limits, async (f, body) => {
-      if (isIgnoredEntry(f.name)) return void (await finished(body.resume()));
-      const dest = path.join(tree, ...f.name.split('/'));
-      await mkdir(path.dirname(dest), { recursive: true });
-      await pipeline(body, createWriteStream(dest));
-      expandedBytes += f.size;
-    });
-    return { root, expandedBytes };
+    return { root, expandedBytes: await extractTree(file, kind, limits, tree) };
   }
 
   /** Touches the entry (its last use, for LRU) and gives the path the caller asked for. */
@@ -526,6 +623,42 @@ export class FetchCache {
     }
     return any;
   }
+}
+
+/** Extracts an archive's files (not the ignored ones: `.DS_Store`...) into `tree`; returns their bytes. */
+async function extractTree(
+  file: string,
+  kind: ArchiveKind,
+  limits: ArchiveLimits,
+  tree: string,
+): Promise<number> {
+  let expandedBytes = 0;
+  await mkdir(tree, { recursive: true });
+  await walkArchive(file, kind, limits, async (f, body) => {
+    if (isIgnoredEntry(f.name)) return void (await finished(body.resume()));
+    const dest = path.join(tree, ...f.name.split('/'));
+    await mkdir(path.dirname(dest), { recursive: true });
+    await pipeline(body, createWriteStream(dest));
+    expandedBytes += f.size;
+  });
+  return expandedBytes;
+}
+
+/** Streams a content source's bytes into `dest`, checking them against its SHA-256. */
+async function copyChecked(src: ContentSource, dest: string): Promise<void> {
+  const hash = createHash('sha256');
+  const tap = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      hash.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  await pipeline(await src.open(), tap, createWriteStream(dest));
+  const got = hash.digest('hex');
+  if (got !== src.sha256)
+    throw new DataError(
+      `the stored bytes of ${src.name} have SHA-256 ${got}, not ${src.sha256}: the store copy is damaged`,
+    );
 }
 
 /** `zip` or `tar.gz` by the file's first bytes (`PK\3\4`, gzip's 1f 8b), or undefined. */
