@@ -335,11 +335,12 @@ describe.each([
       label: 'label',
       classes: { 'cat, big': 2, 'say "hi"': 1 },
     });
-    const locate = datasetLocator({
-      registry: up.registry,
-      store,
-      cacheDir: await mkdtemp(path.join(tmp, 'cache-')),
+    const cache = new FetchCache({
+      dir: await mkdtemp(path.join(tmp, 'cache-')),
+      maxBytes: 1 << 20,
+      policy: new EgressPolicy({ allowHosts: [], timeoutMs: 5000, maxBytes: 1 << 20 }),
     });
+    const locate = datasetLocator({ registry: up.registry, store, cache })({ holder: 'reader' });
     const d = await loadAll(
       openDataset({ format: 'csv', uri: 'dataset://quoted' }, { dataRoots: [], locate }),
     );
