@@ -28,18 +28,19 @@ import {
   type Queues,
 } from '@mlq/queues';
 import { jobMemoryMb, loadWorkerEnv, trainThreads } from './env.ts';
-import { createLogger } from './logger.ts';
+import { createSandboxLogger } from './logger.ts';
+import { exitWhenOrphaned } from './orphan.ts';
 import { processors } from './processors.ts';
+
+// First, before anything can keep this process alive without its worker (see orphan.ts).
+exitWhenOrphaned();
 
 const env = loadWorkerEnv();
 /** The worker set LOG_FORMAT to what it resolved (sandboxEnv); each job gets a child of this. */
-const rootLog = createLogger('sandbox', { level: env.LOG_LEVEL, format: env.LOG_FORMAT }).child({
+const rootLog = createSandboxLogger({ level: env.LOG_LEVEL, format: env.LOG_FORMAT }).child({
   workerId: env.WORKER_ID,
   pid: process.pid,
 });
-// If the worker that forked us dies (kill -9), stop too: its job will be resumed elsewhere from the
-// checkpoint, and an orphan still training would race the new attempt for the same checkpoint.
-process.on('disconnect', () => process.exit(1));
 const backend = initBackend(env.TFJS_BACKEND);
 const store = openArtifactStore(env.ARTIFACT_STORE);
 // The worker that forked us reports Redis outages; here commands just wait for Redis to return.
