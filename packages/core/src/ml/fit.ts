@@ -16,7 +16,7 @@ import {
 } from '../util/errors.ts';
 import { arrayBatches, batchToTensors, checkLabels, type Batch, type BatchSource } from './batches.ts';
 import { nonFiniteWeight } from './model-io.ts';
-import { ParallelSwitch } from './parallel-switch.ts';
+import { ParallelSwitch, type ParallelMode } from './parallel-switch.ts';
 
 export type { TrainData } from '@mlq/engine';
 
@@ -54,6 +54,11 @@ export interface FitOptions {
   log?: ((line: string) => Promise<void>) | undefined;
   /** Single-thread steps shorter than this (ms) are not split; default 60 (MIN_SPLIT_STEP_MS). */
   minSplitStepMs?: number | undefined;
+  /**
+   * `auto` (default): probe one thread against all and keep the faster (see parallel-switch.ts).
+   * `always`: split every step over `threads` threads, with no probe (tests, benchmarks).
+   */
+  parallel?: ParallelMode | undefined;
   /** Rows per validation batch (bounds the layer outputs held at once); default 256. */
   evalBatchSize?: number | undefined;
 }
@@ -161,6 +166,7 @@ export async function fitModel(
     window ? DataParallelTrainer.start(model, window, threads, opts.backend ?? tf.getBackend()) : undefined,
     opts.log,
     opts.minSplitStepMs,
+    opts.parallel,
   );
   const single = async (b: Batch): Promise<[number, number]> => {
     const [xb, yb] = batchToTensors(b, shape, numClasses);

@@ -29,6 +29,14 @@ const EARLY_PAIRS = 3;
 const EARLY_KEEP = 0.75;
 
 /**
+ * `auto` (the default): probe, and keep whichever way is faster. `always`: no probe, every step is
+ * split over all the threads, the first one waiting for the helpers to boot, and helpers that cannot
+ * start fail the fit instead of it falling back to one thread. For tests and benchmarks that must run
+ * the data-parallel path on every step, whatever the timings.
+ */
+export type ParallelMode = 'auto' | 'always';
+
+/**
  * Data-parallel training only where it pays. Helper threads boot in the background while this
  * thread trains alone; once they are ready, steps alternate between one thread and all threads
  * (timed per row; the first parallel step warms the helpers up and is not counted), and the faster
@@ -59,14 +67,17 @@ export class ParallelSwitch {
   private readonly starting: Promise<DataParallelTrainer> | undefined;
   private readonly log: ((line: string) => Promise<void>) | undefined;
   private readonly minSplitStepMs: number;
+  private readonly mode: ParallelMode;
   constructor(
     starting: Promise<DataParallelTrainer> | undefined,
     log: ((line: string) => Promise<void>) | undefined,
     minSplitStepMs = MIN_SPLIT_STEP_MS,
+    mode: ParallelMode = 'auto',
   ) {
     this.starting = starting;
     this.log = log;
     this.minSplitStepMs = minSplitStepMs;
+    this.mode = mode;
     this.state = starting ? 'booting' : 'off';
     starting?.then(
       (t) => {
@@ -75,6 +86,8 @@ export class ParallelSwitch {
       },
       (e: unknown) => {
         this.state = 'off';
+        // Forced: the step that awaits `starting` fails the fit with this error instead.
+        if (mode === 'always') return;
         void this.log?.(
           `data-parallel training unavailable, training on one thread: ${e instanceof Error ? e.message : String(e)}`,
         );
@@ -88,6 +101,11 @@ export class ParallelSwitch {
     single: () => Promise<[number, number]>,
     parallel: (t: DataParallelTrainer) => Promise<[number, number]>,
   ): Promise<[number, number]> {
+    if (this.mode === 'always' && this.starting && this.state !== 'on' && !this.disposed) {
+      // Forced: wait for the helpers (a failed start rejects here and fails the fit).
+      this.trainer = await this.starting;
+      this.state = 'on';
+    }
     if (this.state === 'on') return parallel(this.trainer!);
     if (this.state === 'booting') return this.timedSingle(single);
     if (this.state !== 'probing') return single();
