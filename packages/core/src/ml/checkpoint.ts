@@ -31,8 +31,31 @@ export function toArrayBuffer(buf: Uint8Array): ArrayBuffer {
   return out;
 }
 
-async function saveOptimizer(opt: tf.Optimizer, store: ArtifactStore, dir: string) {
-  const weights = await opt.getWeights();
+/**
+ * The model's variables by the names this process gave them (`conv1/kernel_1`) and by their own
+ * (`conv1/kernel`). Optimizer state is named after the variables (KerasAdadelta finds its slots by
+ * those names), and tfjs makes them unique per process: a model whose layer names were used before
+ * in the process gets suffixes, as in a sandbox child that has run a job already. So a checkpoint
+ * names the state by the weights' own names, as the saved model does, and a restore maps them back
+ * to the variables of the model it restores into.
+ */
+function variableNames(model: tf.LayersModel) {
+  return {
+    own: new Map(model.weights.map((w) => [w.name, w.originalName])),
+    live: new Map(model.weights.map((w) => [w.originalName, w.name])),
+  };
+}
+
+/** `<variable>/<slot>` with the variable renamed through `names`; other names as they are. */
+function renameSlot(name: string, names: Map<string, string>): string {
+  const i = name.lastIndexOf('/');
+  const variable = i > 0 ? names.get(name.slice(0, i)) : undefined;
+  return variable === undefined ? name : variable + name.slice(i);
+}
+
+async function saveOptimizer(opt: tf.Optimizer, model: tf.LayersModel, store: ArtifactStore, dir: string) {
+  const { own } = variableNames(model);
+  const weights = (await opt.getWeights()).map((w) => ({ ...w, name: renameSlot(w.name, own) }));
   if (weights.length === 0) return undefined;
   const { data, specs } = await tf.io.encodeWeights(weights);
   await store.put(`${dir}/optimizer.bin`, new Uint8Array(tf.io.CompositeArrayBuffer.join(data)));
@@ -58,7 +81,7 @@ export async function saveCheckpoint(
     ? `${run}/epoch-${state.epoch}-batch-${state.partial.batches}`
     : `${run}/epoch-${state.epoch}`;
   await saveModel(model, store, dir, meta);
-  const optimizerState = await saveOptimizer(optimizer, store, dir).catch(() => undefined);
+  const optimizerState = await saveOptimizer(optimizer, model, store, dir).catch(() => undefined);
   const cp: CheckpointState = {
     ...state,
     dir,
@@ -99,6 +122,10 @@ export async function restoreCheckpoint(
   if (cp.optimizer) {
     const buf = await store.get(`${cp.dir}/optimizer.bin`);
     const named = tf.io.decodeWeights(toArrayBuffer(buf), cp.optimizer.specs);
-    await optimizer.setWeights(Object.entries(named).map(([name, tensor]) => ({ name, tensor })));
+    // Names that are no weight's own (checkpoints written before these names) are passed as they are.
+    const { live } = variableNames(model);
+    await optimizer.setWeights(
+      Object.entries(named).map(([name, tensor]) => ({ name: renameSlot(name, live), tensor })),
+    );
   }
 }
