@@ -41,8 +41,8 @@ export function createLogger(
     const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
     return pino(base, pretty({ colorize: true, sync: true }));
   }
-  // The pino-pretty transport (a worker thread, loaded by name: knip.json knows) only when a person
-  // reads the terminal.
+  // The pino-pretty transport (a worker thread, loading the package by name) only when a person reads
+  // the terminal.
   if (resolveLogFormat(opts.format) === 'pretty')
     return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true } } });
   return pino(base);
