@@ -119,7 +119,9 @@ describe('data-parallel training on 2 threads, deterministically (wasm)', () => 
           `2 threads against 1: loss ${r2.history[0]!.loss.toFixed(6)} / ${r1.history[0]!.loss.toFixed(6)}, weights differ by ${diff.toExponential(2)}`,
       );
       expect(moved).toBeGreaterThan(5e-4);
-      expect(diff).toBeLessThan(1e-5);
+      // Adam's first step is about lr * sign(g): where g is ~0 the rounding of a sum taken in another
+      // order shows (seen up to 2e-6); the optimizer state below still compares the gradients' scale.
+      expect(diff).toBeLessThan(optimizer === 'adam' ? 1e-4 : 1e-5);
       expect(r2.history[0]!.loss).toBeCloseTo(r1.history[0]!.loss, 5);
       expect(maxDiff(await optimizerState(two.opt), await optimizerState(one.opt))).toBeLessThan(1e-5);
       [one, two].forEach(({ model, opt }) => (model.dispose(), opt.dispose()));
