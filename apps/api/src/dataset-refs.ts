@@ -34,8 +34,9 @@ export async function pinDatasets(
         });
         continue;
       }
-      // A CSV upload's columns are known: a label or feature the header lacks cannot be read.
-      const missing = columnIssues(ds, v, field);
+      // A CSV upload's columns are known: a label or feature the header lacks cannot be read, and
+      // a job that trains or evaluates cannot run on rows without labels.
+      const missing = columnIssues(ds, v, field, jobType(type).refs.labelled.includes(field));
       if (missing.length > 0) {
         issues.push(...missing);
         continue;
@@ -50,12 +51,20 @@ export async function pinDatasets(
   return { issues, pinned };
 }
 
-/** `label` / `features` of a CSV spec that name columns the upload `v` does not have. */
-function columnIssues(ds: DatasetSpec, v: DatasetVersion, field: string): FieldIssue[] {
+/**
+ * `label` / `features` of a CSV spec that name columns the upload `v` does not have, and, where the
+ * job needs labels, no label at all (no `label` given and no column named `label`, the default).
+ */
+function columnIssues(ds: DatasetSpec, v: DatasetVersion, field: string, labelled: boolean): FieldIssue[] {
   if (ds.format !== 'csv' || !v.columns) return [];
   const have = new Set(v.columns);
   const cols = v.columns.join(', ');
   const out: FieldIssue[] = [];
+  if (labelled && ds.label === undefined && !have.has('label'))
+    out.push({
+      field: `${field}.label`,
+      message: `${v.uri} has no column named "label" (the default label) and this job needs labels: set ${field}.label to the column that holds them; its columns are ${cols}`,
+    });
   if (ds.label !== undefined && !have.has(ds.label))
     out.push({
       field: `${field}.label`,

@@ -99,6 +99,33 @@ describe('datasets over HTTP', () => {
         message: 'dataset://nolabel@1 has no column "zz"; its columns are a, b, c, klass',
       },
     ]);
+    // Without any label: a job that trains or evaluates on it is refused at submit; batch predict,
+    // which needs none, is accepted.
+    const unlabelled = { format: 'csv', uri: 'dataset://nolabel' } as const;
+    for (const [type, body] of [
+      ['fine-tune', { model: 'm', architecture: 'mlp', epochs: 1, dataset: unlabelled }],
+      ['evaluate', { model: 'm', dataset: unlabelled }],
+    ] as const) {
+      const r = await http<{ error: { details: { field: string; message: string }[] } }>(
+        `${stack.url}/v1/jobs/${type}`,
+        'POST',
+        body,
+      );
+      expect(r.status, type).toBe(400);
+      // (evaluate also says that model "m" does not exist)
+      expect(r.body.error.details, type).toContainEqual({
+        field: 'dataset.label',
+        message:
+          'dataset://nolabel@1 has no column named "label" (the default label) and this job needs labels: set dataset.label to the column that holds them; its columns are a, b, c, klass',
+      });
+    }
+    const named = await http(`${stack.url}/v1/jobs/fine-tune`, 'POST', {
+      model: 'm',
+      architecture: 'mlp',
+      epochs: 1,
+      dataset: { ...unlabelled, label: 'klass' },
+    });
+    expect(named.status).toBe(202);
     // A zip sent as text/csv is refused at upload, saying so.
     const zip = makeZip([{ name: 'cat/1.png', data: png(1) }]);
     const asCsv = await upload(stack, 'zipped', zip, 'text/csv');

@@ -15,7 +15,10 @@ export const mnistDatasetSchema = z.strictObject({
   limit: z.number().int().positive().optional(),
 });
 
-/** A CSV file with a header row: numeric feature columns and a label column (default: the last). */
+/**
+ * A CSV file with a header row: numeric feature columns and a label column (default: the column named
+ * `label` if there is one, else the rows are unlabelled).
+ */
 export const csvDatasetSchema = z.strictObject({
   format: z.literal('csv'),
   uri: datasetUriSchema,

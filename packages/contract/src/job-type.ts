@@ -23,6 +23,8 @@ export interface PayloadRefs {
   models: readonly string[];
   /** Dataset specs the job reads. */
   datasets: readonly string[];
+  /** Those of `datasets` whose rows must carry labels (training and evaluation; not batch predict). */
+  labelled: readonly string[];
   /** URIs the job writes to. */
   outputs: readonly string[];
 }
