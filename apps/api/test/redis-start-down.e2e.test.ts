@@ -85,6 +85,13 @@ describe.skipIf(missing)('starting with Redis unreachable', { timeout: 360_000 }
     const ready = await timed(`${url}/readyz`);
     expect(ready.status).toBe(503);
     expect(ready.ms).toBeLessThan(1000);
+    // The Open Inference Protocol's probe says why in its own words, not the Redis client's.
+    const v2 = await timed(`${url}/v2/health/ready`);
+    expect(v2.status).toBe(503);
+    expect(Number(v2.retryAfter)).toBeGreaterThan(0);
+    expect(JSON.parse(v2.body)).toEqual({
+      error: expect.stringMatching(/^not ready: the registry \(Redis\) is not reachable \(\w+\)$/),
+    });
     const tiny = {
       model: 'tiny',
       architecture: 'mlp',

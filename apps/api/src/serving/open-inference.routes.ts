@@ -6,7 +6,7 @@
  */
 import { Router, text, type ErrorRequestHandler, type Request, type Response } from 'express';
 import { limitedBy } from '../json-body.ts';
-import type { RedisClient } from '@mlq/queues';
+import { isReady, RETRY_AFTER_S, type RedisClient } from '@mlq/queues';
 import type { ModelRegistry } from '@mlq/core/registry';
 import pkg from '../../package.json' with { type: 'json' };
 import { toApiError } from '../errors.ts';
@@ -53,11 +53,18 @@ export function openInferenceHealthRouter(redis: RedisClient): Router {
   const r = Router();
   r.get('/v2/health/live', (_req, res) => void res.json({ live: true }));
   r.get('/v2/health/ready', async (_req, res) => {
+    const notReady = (why: string) =>
+      void res
+        .status(503)
+        .set('Retry-After', String(RETRY_AFTER_S))
+        .json({ error: `not ready: ${why}` });
+    // Not connected: say so, not what the Redis client says about its offline queue.
+    if (!isReady(redis)) return notReady(`the registry (Redis) is not reachable (${redis.status})`);
     try {
       await within(redis.ping(), 1000, 'Redis');
       res.json({ ready: true });
     } catch (e) {
-      res.status(503).json({ error: `not ready: ${(e as Error).message}` });
+      notReady((e as Error).message);
     }
   });
   return r;
