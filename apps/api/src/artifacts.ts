@@ -99,10 +99,13 @@ async function modelZip(uri: string, store: ArtifactStore): Promise<ArtifactBody
   const json = await store.get(key);
   let manifest: { paths: string[] }[] | undefined;
   try {
-    manifest = (JSON.parse(json.toString('utf8')) as { weightsManifest?: { paths: string[] }[] }).weightsManifest;
+    manifest = (JSON.parse(json.toString('utf8')) as { weightsManifest?: { paths: string[] }[] })
+      .weightsManifest;
   } catch (e) {
     // E.g. overwritten by something else: the stored model cannot be packed, which no retry changes.
-    throw conflict(`the stored model ${uri} is unreadable: its model.json is not JSON (${(e as Error).message})`);
+    throw conflict(
+      `the stored model ${uri} is unreadable: its model.json is not JSON (${(e as Error).message})`,
+    );
   }
   if (manifest !== undefined && !Array.isArray(manifest)) {
     throw conflict(`the stored model ${uri} is unreadable: its model.json's weightsManifest is not a list`);

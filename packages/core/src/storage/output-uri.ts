@@ -60,7 +60,9 @@ export async function checkOutputUri(
   }
   const s = await stat(dest).catch(() => undefined);
   if (s?.isDirectory()) {
-    throw new InputError(`"${uri}" is an existing directory: an output must name a file (e.g. …/predictions.jsonl)`);
+    throw new InputError(
+      `"${uri}" is an existing directory: an output must name a file (e.g. …/predictions.jsonl)`,
+    );
   }
   if (s && !s.isFile()) throw new InputError(`"${uri}" exists and is not a regular file`);
   const blocker = await fileAncestor(dest);
