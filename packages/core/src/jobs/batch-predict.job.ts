@@ -61,12 +61,12 @@ const WRITE_ERRNOS: Record<string, string> = {
  * Runs a file-system step of writing the output; a failure retrying cannot fix becomes a DataError
  * naming the user's URI (not the errno text of an internal path).
  */
-async function writing<T>(uri: string, step: () => Promise<T>): Promise<T> {
+async function writing<T>(uri: string, step: () => Promise<T>, file?: string): Promise<T> {
   try {
     return await step();
   } catch (e) {
     const why = WRITE_ERRNOS[(e as NodeJS.ErrnoException).code ?? ''];
-    if (why) throw new DataError(`cannot write output.uri "${uri}": ${why}`);
+    if (why) throw new DataError(`cannot write output.uri "${uri}": ${file ? `${file}: ` : ''}${why}`);
     throw e;
   }
 }
@@ -215,7 +215,11 @@ export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): 
     if (same && same.rows > 0 && start === 0) {
       await ctx.log('the part file of the last run is missing or short: starting over');
     }
-    const fh = await writing(outUri, () => open(target.part, start > 0 ? 'r+' : 'w'));
+    const fh = await writing(
+      outUri,
+      () => open(target.part, start > 0 ? 'r+' : 'w'),
+      `its part file ${target.part}`,
+    );
     let closed = false;
     try {
       await fh.truncate(bytes);
@@ -275,7 +279,8 @@ export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): 
       if (e instanceof DataError || e instanceof InputError) {
         if (!closed) await fh.close().catch(() => undefined);
         closed = true;
-        await rm(target.part, { force: true });
+        // Never masks the error being reported (e.g. a part path that is a directory).
+        await rm(target.part, { force: true }).catch(() => undefined);
       }
       throw e;
     } finally {
