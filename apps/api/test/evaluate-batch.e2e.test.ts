@@ -331,6 +331,29 @@ describe('evaluate and batch-predict over HTTP', () => {
     expect((await readdir(path.dirname(stack.dataDir))).filter((f) => f.includes(id))).toEqual([]);
   });
 
+  it('fails a write the file system refuses at once, naming the URI, with no retry and nothing left behind', async () => {
+    const worker = stack.workers.at(-1)!;
+    const children = await childPids(worker.proc.pid!);
+    worker.kill('SIGKILL');
+    killAll(children);
+    await worker.exited;
+    const out = uri('blocked/out.jsonl');
+    const id = await submit('batch-predict', {
+      model: 'blobs',
+      input: { format: 'csv', uri: uri('predict.csv') },
+      output: { uri: out },
+    });
+    // The output passes every check, but its part file's path is taken by a directory: open() fails (EISDIR).
+    const part = path.join(stack.dataDir, 'blocked', `.out.jsonl.${id}.part`);
+    await mkdir(part, { recursive: true });
+    await stack.spawnWorker();
+    const j = await waitForJob(stack.url, id, ['completed', 'failed'], 90_000);
+    expect(j.state, JSON.stringify(j)).toBe('failed');
+    expect(j.attempts).toBe(1);
+    expect(j.error).toBe(`cannot write output.uri "${out}": its part file ${part}: it is a directory`);
+    expect(await readdir(path.join(stack.dataDir, 'blocked'))).toEqual([path.basename(part)]);
+  });
+
   it('answers model.zip of a model whose model.json is not JSON with a 409 naming it, not a 500', async () => {
     const modelJson = path.join(stack.dataDir, 'artifacts', 'runs', trained.pair, 'model', 'model.json');
     await writeFile(modelJson, '{"index":0,"prediction":"no"}\n{"index":1}\n');
