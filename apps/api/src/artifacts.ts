@@ -11,6 +11,7 @@ import yazl from 'yazl';
 import type { ArtifactView, JobView } from '@mlq/contract';
 import { DataError, InputError, NotFoundError } from '@mlq/core/errors';
 import { resolveDataPath, type ArtifactStore } from '@mlq/core/storage';
+import { conflict } from './errors.ts';
 
 export interface ArtifactSources {
   store: ArtifactStore;
@@ -96,8 +97,19 @@ async function modelZip(uri: string, store: ArtifactStore): Promise<ArtifactBody
   const key = store.keyOf(uri);
   if (key === undefined) throw new NotFoundError(`the model ${uri} is not in the artifact store`);
   const json = await store.get(key);
-  const manifest = (JSON.parse(json.toString('utf8')) as { weightsManifest?: { paths: string[] }[] })
-    .weightsManifest;
+  let manifest: { paths: string[] }[] | undefined;
+  try {
+    manifest = (JSON.parse(json.toString('utf8')) as { weightsManifest?: { paths: string[] }[] })
+      .weightsManifest;
+  } catch (e) {
+    // E.g. overwritten by something else: the stored model cannot be packed, which no retry changes.
+    throw conflict(
+      `the stored model ${uri} is unreadable: its model.json is not JSON (${(e as Error).message})`,
+    );
+  }
+  if (manifest !== undefined && !Array.isArray(manifest)) {
+    throw conflict(`the stored model ${uri} is unreadable: its model.json's weightsManifest is not a list`);
+  }
   const dir = path.posix.dirname(key);
   const zip = new yazl.ZipFile();
   zip.addBuffer(json, 'model.json');

@@ -3,7 +3,7 @@
  * classes), with real Redis, real worker processes and real tfjs: an mlp is trained, evaluated,
  * run over files to JSONL and CSV, fails on a ragged file, and resumes after its worker is killed.
  */
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -62,6 +62,8 @@ function killAll(pids: number[]): void {
 
 describe('evaluate and batch-predict over HTTP', () => {
   let stack: Stack;
+  /** The fine-tune jobs of blobs and pair (their models are at runs/<id>/model in the store). */
+  let trained: { blobs: string; pair: string };
   const sandboxes: number[] = [];
   const uri = (name: string) => pathToFileURL(path.join(stack.dataDir, name)).href;
   const write = async (name: string, text: string) => (
@@ -103,6 +105,7 @@ describe('evaluate and batch-predict over HTTP', () => {
     ]);
     expect(a.state, JSON.stringify(a)).toBe('completed');
     expect(b.state, JSON.stringify(b)).toBe('completed');
+    trained = { blobs: a.id, pair: b.id };
   });
   afterAll(async () => {
     for (const w of stack?.workers ?? []) if (w.proc.pid) sandboxes.push(...(await childPids(w.proc.pid)));
@@ -190,8 +193,9 @@ describe('evaluate and batch-predict over HTTP', () => {
     expect(await readdir(path.join(stack.dataDir, 'out'))).toEqual(['predictions.jsonl']);
   });
 
-  it('batch-predicts to CSV inside the artifact store, with one score column per class name', async () => {
-    const out = `${stack.storeUri}/outputs/predictions.csv`;
+  it('batch-predicts to CSV, with one score column per class name, replacing an earlier output', async () => {
+    const out = uri('out/predictions.csv');
+    await writeFile(fileURLToPath(out), 'an earlier output of the same user\n');
     const j = await run('batch-predict', {
       model: 'blobs@1',
       input: { format: 'csv', uri: uri('predict.csv') },
@@ -204,6 +208,40 @@ describe('evaluate and batch-predict over HTTP', () => {
     const cells = lines.slice(1).map((l) => l.split(','));
     expect(cells.map((c) => Number(c[0]))).toEqual(Array.from({ length: 500 }, (_, i) => i));
     expect(cells.map((c) => c[1])).toEqual(jsonlPredictions);
+    expect((await readdir(path.join(stack.dataDir, 'out'))).sort()).toEqual([
+      'predictions.csv',
+      'predictions.jsonl',
+    ]);
+  });
+
+  it('refuses at submit an output.uri inside the artifact store, on a directory or below a file', async () => {
+    const modelJson = path.join(stack.dataDir, 'artifacts', 'runs', trained.blobs, 'model', 'model.json');
+    const before = await readFile(modelJson, 'utf8');
+    await writeFile(path.join(stack.dataDir, 'plain.txt'), 'a file');
+    const cases: [string, RegExp][] = [
+      [pathToFileURL(modelJson).href, /is inside the artifact store/],
+      [`${stack.storeUri}/datasets/sha256/${'a'.repeat(64)}`, /is inside the artifact store/],
+      [`${stack.storeUri}/outputs/predictions.csv`, /is inside the artifact store/],
+      [pathToFileURL(stack.dataDir).href, /is an existing directory|is inside the artifact store/],
+      [stack.storeUri, /is inside the artifact store/],
+      [uri('out'), /is an existing directory/],
+      [uri('plain.txt/x.jsonl'), /plain\.txt is a file, not a directory/],
+    ];
+    for (const [out, why] of cases) {
+      const r = await http<{
+        error: { code: string; message: string; details: { field: string; message: string }[] };
+      }>(`${stack.url}/v1/jobs/batch-predict`, 'POST', {
+        model: 'blobs',
+        input: { format: 'csv', uri: uri('predict.csv') },
+        output: { uri: out },
+      });
+      expect(r.status, `${out}: ${JSON.stringify(r.body)}`).toBe(400);
+      expect(r.body.error.message).toMatch(/output\.uri: /);
+      expect(r.body.error.details).toHaveLength(1);
+      expect(r.body.error.details[0]!.field).toBe('output.uri');
+      expect(r.body.error.details[0]!.message, out).toMatch(why);
+    }
+    expect(await readFile(modelJson, 'utf8')).toBe(before);
   });
 
   it('fails a job over a ragged CSV at once, naming the file and line, and writes nothing', async () => {
@@ -264,5 +302,69 @@ describe('evaluate and batch-predict over HTTP', () => {
       if (!l.startsWith(`{"index":${i},"prediction":"`)) throw new Error(`line ${i + 1} is ${l}`);
     });
     expect(() => outLines.forEach((l) => JSON.parse(l) as unknown)).not.toThrow();
+  });
+
+  it('refuses in the worker an output that became a directory after submit: one attempt, no part file', async () => {
+    // Stop the worker so the job waits; the API sees nothing wrong with a path that does not exist yet.
+    const worker = stack.workers.at(-1)!;
+    const children = await childPids(worker.proc.pid!);
+    worker.kill('SIGKILL');
+    killAll(children);
+    await worker.exited;
+    const out = uri('late/out.jsonl');
+    const id = await submit('batch-predict', {
+      model: 'blobs',
+      input: { format: 'csv', uri: uri('predict.csv') },
+      output: { uri: out },
+    });
+    await mkdir(fileURLToPath(out), { recursive: true });
+    await stack.spawnWorker();
+    const j = await waitForJob(stack.url, id, ['completed', 'failed'], 90_000);
+    expect(j.state, JSON.stringify(j)).toBe('failed');
+    expect(j.attempts).toBe(1);
+    expect(j.error).toBe(
+      `output.uri: "${out}" is an existing directory: an output must name a file (e.g. …/predictions.jsonl)`,
+    );
+    const parts = async (dir: string) =>
+      (await readdir(dir, { recursive: true })).filter((f) => f.endsWith('.part'));
+    expect(await parts(stack.dataDir)).toEqual([]);
+    expect((await readdir(path.dirname(stack.dataDir))).filter((f) => f.includes(id))).toEqual([]);
+  });
+
+  it('fails a write the file system refuses at once, naming the URI, with no retry and nothing left behind', async () => {
+    const worker = stack.workers.at(-1)!;
+    const children = await childPids(worker.proc.pid!);
+    worker.kill('SIGKILL');
+    killAll(children);
+    await worker.exited;
+    const out = uri('blocked/out.jsonl');
+    const id = await submit('batch-predict', {
+      model: 'blobs',
+      input: { format: 'csv', uri: uri('predict.csv') },
+      output: { uri: out },
+    });
+    // The output passes every check, but its part file's path is taken by a directory: open() fails (EISDIR).
+    const part = path.join(stack.dataDir, 'blocked', `.out.jsonl.${id}.part`);
+    await mkdir(part, { recursive: true });
+    await stack.spawnWorker();
+    const j = await waitForJob(stack.url, id, ['completed', 'failed'], 90_000);
+    expect(j.state, JSON.stringify(j)).toBe('failed');
+    expect(j.attempts).toBe(1);
+    expect(j.error).toBe(`cannot write output.uri "${out}": its part file ${part}: it is a directory`);
+    expect(await readdir(path.join(stack.dataDir, 'blocked'))).toEqual([path.basename(part)]);
+  });
+
+  it('answers model.zip of a model whose model.json is not JSON with a 409 naming it, not a 500', async () => {
+    const modelJson = path.join(stack.dataDir, 'artifacts', 'runs', trained.pair, 'model', 'model.json');
+    await writeFile(modelJson, '{"index":0,"prediction":"no"}\n{"index":1}\n');
+    const r = await http<{ error: { code: string; message: string } }>(
+      `${stack.url}/v1/jobs/${trained.pair}/artifacts/model.zip`,
+    );
+    expect(r.status, JSON.stringify(r.body)).toBe(409);
+    expect(r.body.error.code).toBe('conflict');
+    expect(r.body.error.message).toMatch(
+      /the stored model .*model\.json is unreadable: its model\.json is not JSON/,
+    );
+    expect(r.body.error.message).not.toMatch(/\n\s+at /);
   });
 });

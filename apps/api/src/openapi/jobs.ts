@@ -111,7 +111,7 @@ export function registerJobs(doc: ApiDoc): void {
         },
       },
       errors: {
-        400: 'the body is not a valid job of this type, or names a model, file or dataset that is not there; `details` lists each bad field',
+        400: 'the body is not a valid job of this type, names a model, file or dataset that is not there, or an output that may not be written (outside DATA_ROOTS, inside the artifact store, a directory); `details` lists each bad field',
         413: '',
         422: {
           meaning: 'the Idempotency-Key was used for another body or job type (`idempotency_key_reused`)',
@@ -236,6 +236,9 @@ export function registerJobs(doc: ApiDoc): void {
         ),
       },
     },
-    errors: { 404: 'no such job or output' },
+    errors: {
+      404: 'no such job or output',
+      409: 'the stored model cannot be packed: its model.json is not readable JSON',
+    },
   });
 }

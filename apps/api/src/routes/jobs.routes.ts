@@ -24,7 +24,7 @@ import type { ModelRegistry } from '@mlq/core/registry';
 import { EgressRefusedError, type EgressPolicy } from '@mlq/core/remote';
 // Not @mlq/core/jobs: that loads the processors and tfjs, which the API's main thread never runs.
 import { loadRunHistory } from '@mlq/core/run-history';
-import { parseS3Uri, resolveDataPath, type ArtifactStore } from '@mlq/core/storage';
+import { checkOutputUri, parseS3Uri, resolveDataPath, type ArtifactStore } from '@mlq/core/storage';
 import type { QueueEvents } from '@mlq/queues';
 import { pinDatasets } from '../dataset-refs.ts';
 import { badRequest, notFound } from '../errors.ts';
@@ -64,7 +64,8 @@ async function remoteIssue(uri: string, egress: EgressPolicy): Promise<string | 
 
 /**
  * Checks what the schema cannot, for the fields the job type declares as references: registry
- * models exist, file URIs stay inside DATA_ROOTS, http(s) URIs pass the egress policy.
+ * models exist, file URIs stay inside DATA_ROOTS, http(s) URIs pass the egress policy, outputs stay
+ * out of the artifact store and name a file.
  */
 async function checkReferences(type: JobName, payload: unknown, deps: JobsRouteDeps): Promise<FieldIssue[]> {
   const issues: FieldIssue[] = [];
@@ -98,12 +99,16 @@ async function checkReferences(type: JobName, payload: unknown, deps: JobsRouteD
       else throw e;
     }
   }
+  // Outputs: inside DATA_ROOTS, outside the artifact store, not a directory (the worker checks again).
   for (const field of refs.outputs) {
     const out = valueAt(payload, field);
-    if (typeof out !== 'string' || !out.startsWith('file://')) continue;
-    await resolveDataPath(out, deps.dataRoots, { mustExist: false }).catch((e: Error) =>
-      issues.push({ field, message: e.message }),
-    );
+    if (typeof out !== 'string') continue;
+    try {
+      await checkOutputUri(out, { dataRoots: deps.dataRoots, store: deps.store });
+    } catch (e) {
+      if (e instanceof InputError || e instanceof DataError) issues.push({ field, message: e.message });
+      else throw e;
+    }
   }
   return issues;
 }

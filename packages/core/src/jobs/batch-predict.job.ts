@@ -18,7 +18,7 @@ import { checkFiniteScores } from '../ml/fit.ts';
 import { acceptsShape, type ModelMeta } from '../ml/model-io.ts';
 import { defaultOutputKey, runPrefix } from '../storage/layout.ts';
 import { resolveAndLoad } from '../ml/resolve.ts';
-import { resolveDataPath } from '../storage/data-uri.ts';
+import { checkOutputUri } from '../storage/output-uri.ts';
 import { CancelledError, DataError, InputError, ReleasedError, SHUTDOWN_REASON } from '../util/errors.ts';
 import type { BatchPredictPayload, BatchPredictResult } from '@mlq/contract';
 import { compileInference, disposeModels, predictRows } from '@mlq/engine';
@@ -42,13 +42,43 @@ interface OutputTarget {
   commit(): Promise<void>;
 }
 
+/** Errno codes of a write that retrying will not fix (the path, its permissions, the disk). */
+const WRITE_ERRNOS: Record<string, string> = {
+  EISDIR: 'it is a directory',
+  ENOTDIR: 'a part of its path is a file, not a directory',
+  EEXIST: 'a part of its path exists and is not a directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'the disk quota is exceeded',
+  ENAMETOOLONG: 'the name is too long',
+  ELOOP: 'too many symbolic links',
+  EXDEV: 'the part file and the output are on different file systems',
+};
+
 /**
- * Where the part file lives: beside a file:// target (same file system, so the final rename is
- * atomic), in the run's area of a file store, or in a local temp file uploaded at the end.
+ * Runs a file-system step of writing the output; a failure retrying cannot fix becomes a DataError
+ * naming the user's URI (not the errno text of an internal path).
  */
-async function openTarget(uri: string, ctx: JobContext): Promise<OutputTarget> {
+async function writing<T>(uri: string, step: () => Promise<T>, file?: string): Promise<T> {
+  try {
+    return await step();
+  } catch (e) {
+    const why = WRITE_ERRNOS[(e as NodeJS.ErrnoException).code ?? ''];
+    if (why) throw new DataError(`cannot write output.uri "${uri}": ${file ? `${file}: ` : ''}${why}`);
+    throw e;
+  }
+}
+
+/**
+ * Where the part file lives: beside a file:// target (same directory, so the final rename is
+ * atomic), in the run's area of a file store, or in a local temp file uploaded at the end. A
+ * user-given URI is checked again here (see storage/output-uri.ts): the API may not see this machine.
+ */
+async function openTarget(uri: string, userGiven: boolean, ctx: JobContext): Promise<OutputTarget> {
   const store = ctx.store;
-  const key = store.keyOf(uri);
+  const key = userGiven ? undefined : store.keyOf(uri);
   if (key !== undefined) {
     const localPart = store.localPath(`${runPrefix(ctx.jobId)}/batch-predict.part`);
     const dest = store.localPath(key);
@@ -66,17 +96,16 @@ async function openTarget(uri: string, ctx: JobContext): Promise<OutputTarget> {
     const tmp = path.join(os.tmpdir(), `mlq-${ctx.jobId}-batch-predict.part`);
     return { part: tmp, commit: async () => (await store.putFile(key, tmp), await rm(tmp, { force: true })) };
   }
-  if (!uri.startsWith('file://')) {
-    throw new InputError(
-      `output.uri must be a file:// URI inside the data roots or a URI inside the artifact store ${store.uri}, got "${uri}"`,
-    );
-  }
-  let dest = await resolveDataPath(uri, ctx.dataRoots, { mustExist: false });
-  await mkdir(path.dirname(dest), { recursive: true });
+  const check = () =>
+    checkOutputUri(uri, { dataRoots: ctx.dataRoots, store }).catch((e: unknown) => {
+      throw e instanceof InputError ? new InputError(`output.uri: ${e.message}`) : e;
+    });
+  let dest = await check();
+  await writing(uri, () => mkdir(path.dirname(dest), { recursive: true }));
   // Check again now that the folders exist: symlinks among them could not be resolved before.
-  dest = await resolveDataPath(uri, ctx.dataRoots, { mustExist: false });
+  dest = await check();
   const part = path.join(path.dirname(dest), `.${path.basename(dest)}.${ctx.jobId}.part`);
-  return { part, commit: () => rename(part, dest) };
+  return { part, commit: () => writing(uri, () => rename(part, dest)) };
 }
 
 const csvField = (s: string) => (/[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
@@ -179,18 +208,22 @@ export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): 
       return { outputUri: outUri, rows: info.rows };
     }
 
-    const target = await openTarget(outUri, ctx);
+    const target = await openTarget(outUri, p.output.uri !== undefined, ctx);
     const from = await resumePoint(same, target.part);
     const start = from.start;
     let bytes = from.bytes;
     if (same && same.rows > 0 && start === 0) {
       await ctx.log('the part file of the last run is missing or short: starting over');
     }
-    const fh = await open(target.part, start > 0 ? 'r+' : 'w');
+    const fh = await writing(
+      outUri,
+      () => open(target.part, start > 0 ? 'r+' : 'w'),
+      `its part file ${target.part}`,
+    );
     let closed = false;
     try {
       await fh.truncate(bytes);
-      if (start === 0 && header) bytes += (await fh.write(header, 0)).bytesWritten;
+      if (start === 0 && header) bytes += (await writing(outUri, () => fh.write(header, 0))).bytesWritten;
       await ctx.log(
         start > 0
           ? `resuming at row ${start} of ${info.rows} (attempt ${ctx.attempt})`
@@ -210,7 +243,7 @@ export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): 
           const rows = c.start + c.count;
           await pending;
           pending = (async () => {
-            await fh.write(buf, 0, buf.length, bytes);
+            await writing(outUri, () => fh.write(buf, 0, buf.length, bytes));
             bytes += buf.length;
             done = rows;
             // Progress before the record: in a sandbox whose worker died this call fails, so an
@@ -227,7 +260,7 @@ export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): 
       }
       await pending;
       if (done !== info.rows) throw new DataError(`the input gave ${done} rows, expected ${info.rows}`);
-      await fh.sync();
+      await writing(outUri, () => fh.sync());
       await fh.close();
       closed = true;
       await target.commit();
@@ -241,8 +274,14 @@ export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): 
       );
       return { outputUri: outUri, rows: info.rows };
     } catch (e) {
-      // Bad data will not get better: drop the part file. Anything else keeps it for the next run.
-      if (e instanceof DataError || e instanceof InputError) await rm(target.part, { force: true });
+      // Bad data or an unwritable output will not get better: drop the part file. Anything else
+      // keeps it for the next run.
+      if (e instanceof DataError || e instanceof InputError) {
+        if (!closed) await fh.close().catch(() => undefined);
+        closed = true;
+        // Never masks the error being reported (e.g. a part path that is a directory).
+        await rm(target.part, { force: true }).catch(() => undefined);
+      }
       throw e;
     } finally {
       if (!closed) await fh.close().catch(() => undefined);

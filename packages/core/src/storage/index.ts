@@ -4,3 +4,4 @@ export * from './data-uri.ts';
 export * from './file-store.ts';
 export * from './layout.ts';
 export * from './s3-store.ts';
+export * from './output-uri.ts';
