@@ -120,6 +120,9 @@ function retire(reason: string): void {
   afterFailedResultSent(() => setImmediate(() => process.exit(0)));
 }
 
+/** The most of a failure's stack BullMQ stores (its message line and some 20 frames). */
+const MAX_STACK = 6000;
+
 /** A failure's message and stack as BullMQ stores them (failedReason, stacktrace): at most a few KB. */
 function capped(e: Error): Error {
   const message = capMessage(e.message);
@@ -127,7 +130,8 @@ function capped(e: Error): Error {
     const frames = (e.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l));
     e.message = message;
     e.stack = [`${e.name}: ${message}`, ...frames.slice(0, 20)].join('\n');
-  } else if (e.stack && e.stack.length > 2 * 4000) e.stack = capMessage(e.stack, 4000);
+  }
+  if (e.stack && e.stack.length > MAX_STACK) e.stack = capMessage(e.stack, MAX_STACK);
   return e;
 }
 
