@@ -125,4 +125,18 @@ describe('wasm heap', () => {
     const { logs } = (await http<{ logs: string[] }>(`${stack.url}/v1/jobs/${job.id}/logs`)).body;
     expect(Math.max(...logs.map((l) => l.length))).toBeLessThan(3_000);
   }, 240_000);
+
+  it('a transient error with a 3 MB message is stored cut to 2,000 characters, on every attempt', async () => {
+    const job = await run(stack, small('huge-error'), 180_000);
+    expect(job.state).toBe('failed');
+    expect(job.attempts).toBe(3);
+    expect(job.error).toMatch(/^socket closed: z{1985}…\(\d+ more characters\)$/);
+    const hash = await stack.redis.hgetall(`${stack.prefix}:fine-tune:${job.id}`);
+    expect(hash.failedReason!.length).toBeLessThan(2_100);
+    const stacks = JSON.parse(hash.stacktrace!) as string[];
+    expect(stacks).toHaveLength(3);
+    for (const s of stacks) expect(s.length).toBeLessThan(6_100);
+    const { logs } = (await http<{ logs: string[] }>(`${stack.url}/v1/jobs/${job.id}/logs`)).body;
+    expect(Math.max(...logs.map((l) => l.length))).toBeLessThan(3_000);
+  }, 240_000);
 });
