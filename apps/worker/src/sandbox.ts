@@ -165,7 +165,9 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
   const log = rootLog.child({ queue: name, jobId: job.id, attempt: job.attemptsMade + 1 });
   // A job given to this process after a wasm abort, before it could exit: back to the queue with its
   // attempts, for a fresh process (this one exits once the worker has the answer).
-  if (aborted !== undefined && token) {
+  if (aborted !== undefined) {
+    if (!token)
+      throw new Error(`this sandbox process is exiting after a wasm abort (${aborted}); retried elsewhere`);
     await job.moveToWait(token);
     throw new WaitingError();
   }
