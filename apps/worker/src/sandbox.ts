@@ -8,13 +8,20 @@ import path from 'node:path';
 import { isJobName, joinIssues, parsePayload } from '@mlq/contract';
 import { redisTargetOf } from '@mlq/contract/env';
 import { datasetLocator, DatasetRegistry } from '@mlq/core/datasets';
-import { CancelledError, isPermanentError, redactUserinfo, ReleasedError } from '@mlq/core/errors';
+import {
+  CancelledError,
+  capMessage,
+  isPermanentError,
+  redactUserinfo,
+  ReleasedError,
+} from '@mlq/core/errors';
 import { progressAfterTrial, type JobContext } from '@mlq/core/jobs';
 import { ModelRegistry } from '@mlq/core/registry';
 import { EgressPolicy, FetchCache, uriResolver } from '@mlq/core/remote';
 import { openArtifactStore } from '@mlq/core/storage';
 import { initBackend } from '@mlq/engine';
 import {
+  afterFailedResultSent,
   connect,
   createQueues,
   parentJob,
@@ -87,10 +94,63 @@ async function reportToTune(job: Job, result: unknown): Promise<void> {
   if (progress) await tune.progress(progress);
 }
 
+/**
+ * What a WebAssembly instance throws when a kernel ran past its heap or aborted (`memory access out
+ * of bounds`, `Aborted(...)`, `unreachable`): its memory may be corrupt, and tfjs's wasm backend keeps
+ * failing every later job in this process at once.
+ */
+function isWasmAbort(e: unknown): boolean {
+  if (e instanceof WebAssembly.RuntimeError) return true;
+  const m = e instanceof Error ? e.message : String(e);
+  return /^(memory access out of bounds|unreachable( executed)?|Aborted\(.*)$/s.test(m);
+}
+
+/** Set once a wasm abort hit this process: it runs no further job (see retire). */
+let aborted: string | undefined;
+
+/**
+ * After a wasm abort this process must not run another job: it exits as soon as BullMQ has handed
+ * the failed result to the worker, which then drops it from its pool and forks a fresh child for
+ * the next job.
+ */
+function retire(reason: string): void {
+  if (aborted !== undefined) return;
+  aborted = reason;
+  rootLog.error({ reason }, 'the tfjs wasm instance aborted: this sandbox exits after reporting the job');
+  afterFailedResultSent(() => setImmediate(() => process.exit(0)));
+}
+
+/** The most of a failure's stack BullMQ stores (its message line and some 20 frames). */
+const MAX_STACK = 6000;
+
+/** A failure's message and stack as BullMQ stores them (failedReason, stacktrace): at most a few KB. */
+function capped(e: Error): Error {
+  const message = capMessage(e.message);
+  if (message !== e.message) {
+    const frames = (e.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l));
+    e.message = message;
+    e.stack = [`${e.name}: ${message}`, ...frames.slice(0, 20)].join('\n');
+  }
+  if (e.stack && e.stack.length > MAX_STACK) e.stack = capMessage(e.stack, MAX_STACK);
+  return e;
+}
+
 /** Errors that retrying cannot fix fail the job at once, with the message a person should read. */
 function classify(e: unknown): Error {
   if (e instanceof CancelledError) return new UnrecoverableError(`cancelled: ${e.message}`);
   if (isPermanentError(e)) return new UnrecoverableError((e as Error).message);
+  if (isWasmAbort(e)) {
+    const what = capMessage(redactUserinfo(e instanceof Error ? e.message : String(e)), 200);
+    retire(what);
+    // This job is the one that broke the instance: it ran on a fresh one (a process that aborted
+    // runs nothing more), so it would do the same again on any wasm worker.
+    return new UnrecoverableError(
+      `the tfjs wasm backend aborted while running this job (${what}): most likely the job needed more ` +
+        `memory than the WebAssembly heap holds (at most 4 GiB for all of a process's tensors). Not retried: ` +
+        `it would abort again. Use a smaller model (architectureOptions.units, alpha), a smaller batchSize, or a ` +
+        `worker on the tensorflow backend. The sandbox process that ran it exits; the next job runs in a fresh one.`,
+    );
+  }
   // A transient error's message (a socket error naming the URL) is the job's reason too: no credentials.
   if (e instanceof Error) {
     e.message = redactUserinfo(e.message);
@@ -103,6 +163,14 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
   const name = job.name;
   // Every line about this job carries its id and attempt.
   const log = rootLog.child({ queue: name, jobId: job.id, attempt: job.attemptsMade + 1 });
+  // A job given to this process after a wasm abort, before it could exit: back to the queue with its
+  // attempts, for a fresh process (this one exits once the worker has the answer).
+  if (aborted !== undefined) {
+    if (!token)
+      throw new Error(`this sandbox process is exiting after a wasm abort (${aborted}); retried elsewhere`);
+    await job.moveToWait(token);
+    throw new WaitingError();
+  }
   if (!isJobName(name)) throw new UnrecoverableError(`unknown job type "${name}"`);
   const parsed = parsePayload(name, job.data);
   if (!parsed.ok) {
@@ -113,7 +181,8 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
   }
   // What this job fetches or copies stays in the cache (never evicted) until the job ends, whatever its outcome.
   const holder = `${process.pid}-${job.id!.replace(/[^\w.-]/g, '_')}`;
-  const jobLog = async (line: string) => {
+  const jobLog = async (text: string) => {
+    const line = capMessage(text);
     log.info(line);
     await job.log(`${new Date().toISOString()} ${line}`).catch(() => undefined);
   };
@@ -156,7 +225,7 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
       throw new WaitingError();
     }
     // The worker logs the failed attempt (it also sees crashes of this process).
-    throw classify(e);
+    throw capped(classify(e));
   } finally {
     await fetchCache.release(holder).catch(() => undefined);
   }

@@ -56,6 +56,16 @@ describe('numbers beyond float32', () => {
     expect(await failure({ format: 'csv', uri: long.uri })).toMatch(
       /long\.csv:3: column "a" is 9{40}, beyond/,
     );
+    // A 30 MB number is quoted by its first 40 digits and its length: the message stays short.
+    const huge = await write('huge.csv', `x,label\n${'1'.repeat(30 * 2 ** 20)},y\n`);
+    const m = await failure({ format: 'csv', uri: huge.uri });
+    expect(m).toBe(
+      `${huge.file}:2: column "x" is ${'1'.repeat(40)}…(${30 * 2 ** 20} characters), beyond the float32 range (±3.4e38)`,
+    );
+    const text = await write('text.csv', `x,label\n1,y\n${'ab'.repeat(2 ** 20)},z\n`);
+    expect(await failure({ format: 'csv', uri: text.uri })).toBe(
+      `${text.file}:3: column "x" is not a number: "${'ab'.repeat(20)}…(${2 ** 21} characters)"`,
+    );
     // The largest float32 itself is fine.
     const edge = await write('edge.csv', 'a,label\n3.4028234e38,x\n-3.4e38,y\n');
     const d = await loadAll(open({ format: 'csv', uri: edge.uri }));

@@ -25,6 +25,7 @@ import {
 import type { RedisClient } from './connection.ts';
 
 export * from './connection.ts';
+export { afterFailedResultSent } from './sandbox-child.ts';
 export { Job, Queue, QueueEvents, UnrecoverableError, WaitingChildrenError, WaitingError, Worker };
 export type { JobsOptions };
 

@@ -12,7 +12,7 @@
  * Error messages name the place through `where`, called only to throw: the reader's rows build no
  * strings for a message they do not need.
  */
-import { DataError } from '../util/errors.ts';
+import { clip, DataError } from '../util/errors.ts';
 
 /** The place a message names (`dataset://t@1, line 12`, `data.csv:12`, `line 12`); called only on an error. */
 export type Where = () => string;
@@ -39,7 +39,7 @@ export interface QuotedField {
 /** `field 2 ("b")`, or `field 2` when the columns are not known (the header). */
 function fieldName(n: number, names: readonly string[] | undefined): string {
   const name = names?.[n - 1];
-  return name === undefined ? `field ${n}` : `field ${n} ("${name}")`;
+  return name === undefined ? `field ${n}` : `field ${n} ("${clip(name, 80)}")`;
 }
 
 /**
@@ -73,7 +73,7 @@ export function readQuoted(
       let stop = end;
       while (stop < e && buf[stop] !== COMMA) stop++;
       const raw = buf.toString('utf8', q, stop);
-      const shown = raw.length > SHOWN ? `${raw.slice(0, SHOWN)}...` : raw;
+      const shown = clip(raw, SHOWN);
       throw new DataError(
         `${where()}: ${fieldName(n, names)}: text after the closing quote: ${shown} ` +
           '(a quote inside a quoted field is written twice: "")',

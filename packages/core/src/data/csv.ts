@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import type { csvDatasetSchema } from '@mlq/contract';
 import { resolveDataPath } from '../storage/data-uri.ts';
-import { DataError } from '../util/errors.ts';
+import { clip, DataError } from '../util/errors.ts';
 import { COMMA, QUOTE, readQuoted, skipBlanks, splitFields } from './csv-fields.ts';
 import { lineAt, type DatasetInfo, type DatasetSource, type OpenDatasetOptions } from './dataset.ts';
 import {
@@ -104,7 +104,7 @@ interface Layout {
 function layoutOf(header: string[], spec: CsvSpec, where: string): Layout {
   const seen = new Set<string>();
   for (const h of header) {
-    if (seen.has(h)) throw new DataError(`${where}: the header names column "${h}" twice`);
+    if (seen.has(h)) throw new DataError(`${where}: the header names column "${clip(h, 80)}" twice`);
     seen.add(h);
   }
   const cols = header.join(', ');
@@ -162,7 +162,7 @@ function parseRow(
         while (k < e && buf[k] !== COMMA) k++;
         const text = buf.toString('utf8', i, k);
         throw new DataError(
-          `${at(file, line)}: column "${lay.names[col]}" is ${text.trim() ? `not a number: "${text}"` : 'empty'}`,
+          `${at(file, line)}: column "${clip(lay.names[col]!, 80)}" is ${text.trim() ? `not a number: "${clip(text)}"` : 'empty'}`,
         );
       }
       if (!isFloat32(v)) outOfRange(buf.toString('utf8', i, numEnd), v, lay.names[col]!, file, line);
@@ -185,14 +185,15 @@ function parseRow(
 
 function toNumber(v: string, column: string, file: string, line: number): number {
   const n = v.trim() === '' ? Number.NaN : Number(v);
-  if (Number.isNaN(n)) throw new DataError(`${at(file, line)}: column "${column}" is not a number: "${v}"`);
+  if (Number.isNaN(n))
+    throw new DataError(`${at(file, line)}: column "${clip(column, 80)}" is not a number: "${clip(v)}"`);
   if (!isFloat32(n)) outOfRange(v.trim(), n, column, file, line);
   return n;
 }
 
 /** A number that float32 cannot hold (1e39, Infinity): the place and the value. */
 function outOfRange(text: string, v: number, column: string, file: string, line: number): never {
-  throw new DataError(`${at(file, line)}: column "${column}" ${float32Problem(text, v)}`);
+  throw new DataError(`${at(file, line)}: column "${clip(column, 80)}" ${float32Problem(text, v)}`);
 }
 
 /** The header's layout, from the first line (LineCursor has skipped a UTF-8 byte-order mark). */

@@ -4,6 +4,8 @@
  * NaN. So every reader refuses such a number where it reads it, naming the place.
  */
 
+import { clip } from '../util/text.ts';
+
 /** The largest finite float32, 3.4028234663852886e38 (IEEE 754 binary32: (2 − 2^−23) × 2^127). */
 export const FLOAT32_MAX = 3.4028234663852886e38;
 
@@ -12,8 +14,11 @@ export function isFloat32(v: number): boolean {
   return Number.isFinite(Math.fround(v));
 }
 
-/** Why `text` (a value read as `v`) cannot be a feature: "is 1e39, beyond the float32 range (±3.4e38)". */
+/**
+ * Why `text` (a value read as `v`) cannot be a feature: "is 1e39, beyond the float32 range (±3.4e38)";
+ * a long `text` quoted by its first 40 characters and its length.
+ */
 export function float32Problem(text: string, v: number): string {
-  if (Number.isNaN(v)) return `is ${text}, not a number`;
-  return `is ${text}, beyond the float32 range (±3.4e38)`;
+  if (Number.isNaN(v)) return `is ${clip(text)}, not a number`;
+  return `is ${clip(text)}, beyond the float32 range (±3.4e38)`;
 }

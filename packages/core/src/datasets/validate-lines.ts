@@ -10,7 +10,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { COMMA, QUOTE, splitFields } from '../data/csv-fields.ts';
-import { DataError } from '../util/errors.ts';
+import { clip, DataError } from '../util/errors.ts';
 import type { ClassCounts, DatasetVersion } from '@mlq/contract';
 
 const MAX_LINE = 64 << 20;
@@ -151,7 +151,7 @@ export function csvLineValidator(label?: string) {
       columns = splitFields(buf, s, e, () => `line ${line}`);
       const seen = new Set<string>();
       for (const c of columns) {
-        if (seen.has(c)) throw new DataError(`line 1: the header names column "${c}" twice`);
+        if (seen.has(c)) throw new DataError(`line 1: the header names column "${clip(c, 80)}" twice`);
         seen.add(c);
       }
       const want = label ?? (seen.has('label') ? 'label' : undefined);
@@ -190,7 +190,8 @@ export function csvLineValidator(label?: string) {
     if (n !== columns.length)
       throw new DataError(`line ${line}: ragged row: ${n} columns, the header has ${columns.length}`);
     if (value !== undefined) {
-      if (value === '') throw new DataError(`line ${line}: the label ("${columns[labelAt]}") is empty`);
+      if (value === '')
+        throw new DataError(`line ${line}: the label ("${clip(columns[labelAt]!, 80)}") is empty`);
       classes.add(value);
     }
     rows++;

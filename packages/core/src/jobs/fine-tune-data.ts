@@ -7,8 +7,13 @@ import { augmenter } from '../data/pipeline/augment.ts';
 import { ShardBatches } from '../data/pipeline/batch-stream.ts';
 import type { DecodedCache } from '../data/pipeline/decoded-cache.ts';
 import { embeddedSet } from '../data/pipeline/embedding-cache.ts';
-import { planBuffers, trainingMemory, type BufferBudget } from '../data/pipeline/memory-budget.ts';
-import type * as tf from '@tensorflow/tfjs';
+import {
+  checkBackendMemory,
+  planBuffers,
+  trainingMemory,
+  type BufferBudget,
+} from '../data/pipeline/memory-budget.ts';
+import * as tf from '@tensorflow/tfjs';
 import type { TransferModel } from '../ml/transfer.ts';
 import type { FineTunePayload } from '@mlq/contract';
 import type { JobContext } from './context.ts';
@@ -21,7 +26,8 @@ export function jobBudgetMb(ctx: JobContext): number {
 }
 
 /**
- * Checks that training `trained` fits the job's budget (an InputError with the numbers if not) and
+ * Checks that training `trained` fits the backend's memory (the wasm heap) and the job's budget (an
+ * InputError with the numbers if not) and
  * shares the rest between the pipeline's buffers.
  */
 export async function checkMemory(
@@ -31,6 +37,8 @@ export async function checkMemory(
 ): Promise<BufferBudget> {
   const budget = jobBudgetMb(ctx);
   const need = trainingMemory(trained, p.batchSize, p.optimizer, ctx.trainThreads ?? 1);
+  // First the backend's own ceiling (the wasm heap): no budget, however large, lifts it.
+  checkBackendMemory(ctx.backend, tf.memory().numBytes, need, p.batchSize);
   const used = process.memoryUsage().rss;
   const buffers = planBuffers(budget, used, need, p.batchSize);
   await ctx.log(

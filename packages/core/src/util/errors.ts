@@ -8,7 +8,7 @@
  */
 import { forMessage } from './text.ts';
 
-export { forMessage, redactUserinfo } from './text.ts';
+export { capMessage, clip, forMessage, MAX_MESSAGE, redactUserinfo } from './text.ts';
 
 /** A failure that retrying cannot fix: the job fails at once with this message. */
 export class PermanentError extends Error {

@@ -36,7 +36,26 @@ export function redactUserinfo(text: string): string {
   return text.replace(USERINFO, '$1***@');
 }
 
-/** What every error message for a person goes through: credentials redacted, invisible characters shown. */
+/**
+ * What every error message for a person goes through: credentials redacted, invisible characters
+ * shown, and at most MAX_MESSAGE characters kept.
+ */
 export function forMessage(text: string): string {
-  return showInvisible(redactUserinfo(text));
+  return capMessage(showInvisible(redactUserinfo(text)));
+}
+
+/**
+ * A value quoted in a message: whole when short, else its first `max` characters and how long it
+ * was (`1111…(31457280 characters)`), so that a 30 MB field cannot make a 30 MB error.
+ */
+export function clip(text: string, max = 40): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…(${text.length} characters)`;
+}
+
+/** The longest message a job's failure or log line keeps (Redis stores it, the API and console show it). */
+export const MAX_MESSAGE = 2000;
+
+/** `text` cut to MAX_MESSAGE characters (a last guard: the messages themselves quote values clipped). */
+export function capMessage(text: string, max = MAX_MESSAGE): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…(${text.length - max} more characters)`;
 }

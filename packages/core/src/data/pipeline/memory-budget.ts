@@ -76,6 +76,42 @@ export function trainingMemory(
   };
 }
 
+/**
+ * The WebAssembly heap of the wasm backend: 32-bit addresses, so at most 4 GiB, which every tensor of
+ * the process (weights, gradients, optimizer state, a batch's activations, data uploaded for a step)
+ * shares with tfjs's own allocations and the allocator's fragmentation. Training is planned to fit in
+ * 3 GiB of it: past the heap's end a kernel aborts the whole instance ("memory access out of bounds",
+ * "Aborted()"), and that instance cannot run anything again.
+ */
+export const WASM_HEAP_BYTES = 4 * 1024 * MB;
+export const WASM_TRAINING_BYTES = 3 * 1024 * MB;
+
+/**
+ * Checks that training fits the backend's own memory, whatever the machine has: on wasm the tensors
+ * already on the backend (`heldBytes`: the model's weights, a base) plus `need` (without the helper
+ * threads' replicas, which live in their own instances) must stay within WASM_TRAINING_BYTES; an
+ * InputError naming the limit and what to change otherwise. Other backends keep tensors in the
+ * process's own memory, which the budget (planBuffers) bounds.
+ */
+export function checkBackendMemory(
+  backend: string,
+  heldBytes: number,
+  need: TrainingMemory,
+  batchSize: number,
+): void {
+  if (backend !== 'wasm') return;
+  const heap = heldBytes + need.total - need.replicas;
+  if (heap <= WASM_TRAINING_BYTES) return;
+  throw new InputError(
+    `the model does not fit in the wasm backend's memory: training needs about ${fmt(heap)} of its WebAssembly heap ` +
+      `(weights and tensors already loaded ${fmt(heldBytes)}, activations of a batch of ${batchSize}: ${fmt(need.activations)}, ` +
+      `gradients ${fmt(need.gradients)}, optimizer state ${fmt(need.optimizer)}), and that heap holds at most ${fmt(WASM_HEAP_BYTES)}, ` +
+      `of which training may plan on ${fmt(WASM_TRAINING_BYTES)} whatever memory the machine has; ` +
+      `use a smaller model (fewer or smaller architectureOptions.units, a smaller alpha), a smaller batchSize, ` +
+      `an optimizer with less state (sgd), or a worker on the tensorflow backend`,
+  );
+}
+
 /** Bytes left for the input pipeline: what the checks below found and how it is shared out. */
 export interface BufferBudget {
   /** Bytes the data may take in memory (decoded rows or features held whole). */
