@@ -16,7 +16,9 @@ import { fileURLToPath } from 'node:url';
 import { spawnCommand, type AppProcess } from '../../../test/support/app-process.ts';
 import { healthcheckArgv } from '../../../test/support/compose.ts';
 import { imageConfig, type ImageConfig } from '../../../test/support/dockerfile.ts';
+import { childrenOf } from '../../../test/support/processes.ts';
 import { http, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
+import { waitFor } from '../../../test/support/wait.ts';
 
 /** An mlp on 8,000 digits: a few seconds per epoch, long enough to stop mid-training. */
 const longJob = {
@@ -53,20 +55,6 @@ function processGroup(pgid: number): number[] {
     }
   }
   return pids;
-}
-
-/** The children of process `pid`. */
-const childrenOf = (pid: number): number[] =>
-  readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describe("the worker image's command line", () => {
@@ -123,10 +111,14 @@ describe("the worker image's command line", () => {
     expect(await health()).toMatchObject({ code: 0, output: expect.stringMatching(/^healthy: worker /) });
 
     const { body } = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', longJob);
-    await waitFor('a finished epoch', async () => {
-      const job = (await http<JobBody>(`${stack.url}/v1/jobs/${body.id}`)).body;
-      return epochsDone(job.progress as Progress) >= 1 || undefined;
-    });
+    await waitFor(
+      'a finished epoch',
+      async () => {
+        const job = (await http<JobBody>(`${stack.url}/v1/jobs/${body.id}`)).body;
+        return epochsDone(job.progress as Progress) >= 1 || undefined;
+      },
+      120_000,
+    );
     // tini's child is node (the worker), the leader of the group tini -g signals; its sandbox is in it.
     const [worker] = childrenOf(a.proc.pid!);
     expect(worker).toBeDefined();
@@ -136,8 +128,10 @@ describe("the worker image's command line", () => {
     console.log(`SIGTERM to tini → worker exited ${code} in ${(ms / 1000).toFixed(1)} s`);
     expect(code).toBe(0);
     expect(ms).toBeLessThan(30_000);
-    await waitFor('the worker process group to be gone', async () =>
-      processGroup(worker!).length === 0 ? true : undefined,
+    await waitFor(
+      'the worker process group to be gone',
+      async () => (processGroup(worker!).length === 0 ? true : undefined),
+      120_000,
     );
 
     // Handed back: waiting again (no worker is running), with its mid-training checkpoint in the store.

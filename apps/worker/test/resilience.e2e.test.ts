@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QueueEvents } from '@mlq/queues';
+import { waitFor } from '../../../test/support/wait.ts';
 import {
   http,
   REDIS_URL,
@@ -39,16 +40,6 @@ interface Progress {
 
 /** Epochs finished (and checkpointed) by the time of a progress report. */
 const epochsDone = (p: Progress): number => (p.epoch ?? 0) - (p.batch === undefined ? 0 : 1);
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const getJob = async (stack: Stack, id: string) => (await http<JobBody>(`${stack.url}/v1/jobs/${id}`)).body;
 const logsOf = async (stack: Stack, id: string) =>

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allGone, childrenOf, killLeftovers, startTime } from '../../../test/support/processes.ts';
+import { waitFor } from '../../../test/support/wait.ts';
 import {
   http,
   startStack,
@@ -28,16 +29,6 @@ const job = (model: string, epochs: number, limit?: number) => ({
 interface Progress {
   epoch?: number;
   batch?: number;
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('a sandbox child whose worker is killed (kill -9)', () => {
@@ -64,10 +55,15 @@ describe('a sandbox child whose worker is killed (kill -9)', () => {
 
   /** The worker's sandbox children, once it has one. */
   async function sandboxOf(w: WorkerProcess) {
-    const pids = await waitFor('the sandbox child', async () => {
-      const c = childrenOf(w.proc.pid!);
-      return c.length > 0 ? c : undefined;
-    });
+    const pids = await waitFor(
+      'the sandbox child',
+      async () => {
+        const c = childrenOf(w.proc.pid!);
+        return c.length > 0 ? c : undefined;
+      },
+      120_000,
+      50,
+    );
     const procs = pids.map((pid) => ({ pid, started: startTime(pid) }));
     children.push(...procs);
     return procs;
@@ -93,7 +89,12 @@ describe('a sandbox child whose worker is killed (kill -9)', () => {
     // Mid-training: the next worker resumes the job; it is killed once batches are reported.
     const b = await stack.spawnWorker();
     const inB = await sandboxOf(b);
-    await waitFor('training', async () => ((await progressOf(body.id))?.batch ? true : undefined));
+    await waitFor(
+      'training',
+      async () => ((await progressOf(body.id))?.batch ? true : undefined),
+      120_000,
+      50,
+    );
     const midTraining = await killAndCheck(b, inB);
 
     // Idle: a child that ran a job waits in its worker's pool for the next one.
