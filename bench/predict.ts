@@ -1,7 +1,7 @@
 /**
  * Online predict benchmark (issue 5's bar): the Keras mnist_transfer_cnn model served by the API.
  *
- *   npx tsx bench/predict.ts [--seconds=10] [--requests=1000] [--clients=64] [--rounds=3]
+ *   npx tsx bench/predict.ts [--seconds=10] [--requests=1000] [--clients=64] [--rounds=3] [--client=raw|undici]
  *
  * Starts a worker and the API as their own processes (the load generator must not share the API's
  * event loop) on a fresh Redis prefix, trains the model the cheap way (mnist-cnn base on a few hundred
@@ -14,8 +14,9 @@
  *     called back to back on batches of SERVING_MAX_BATCH (64) rows while the API is idle
  *     (issue 17's bar: served rows/s ≥ 0.8× the ceiling). Rounds alternate between the three, and
  *     which server goes first alternates from round to round.
- * The load generator shares the machine's cores with the API: its clients are undici's (see
- * serving-support.ts), the cheapest keep-alive client at hand, so that it takes as little of them as it can.
+ * The load generator shares the machine's cores with the API, so it should take as little of them as
+ * it can: its clients are bare keep-alive sockets (`rawPoster` in serving-support.ts, as wrk's are),
+ * or undici's with `--client=undici`. Its CPU per request is printed next to the API's.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -34,6 +35,7 @@ import {
   median,
   pct,
   poster,
+  rawPoster,
   startApiProcess,
   trainTransferModel,
   type ApiProcess,
@@ -45,13 +47,16 @@ const SECONDS = arg('seconds', 10);
 const REQUESTS = arg('requests', 1000);
 const CLIENTS = arg('clients', 64);
 const ROUNDS = arg('rounds', 3);
+const CLIENT = process.argv.find((a) => a.startsWith('--client='))?.split('=')[1] ?? 'raw';
+if (CLIENT !== 'raw' && CLIENT !== 'undici') throw new Error(`--client: raw or undici, not ${CLIENT}`);
+const connect = CLIENT === 'raw' ? rawPoster : poster;
 
 async function latency(
   url: string,
   bodies: string[],
   n: number,
 ): Promise<{ p50: number; p95: number; mean: number }> {
-  const post = poster(url);
+  const post = connect(url);
   for (let i = 0; i < 50; i++) await post(bodies[i % bodies.length]!); // warm: model load, JIT, sockets
   const ms: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -92,14 +97,21 @@ async function throughput(
   bodies: string[],
   clients: number,
   seconds: number,
-): Promise<{ rps: number; cpuPerRequest: number; loopCpuPerRequest: number; p50: number; p99: number }> {
+): Promise<{
+  rps: number;
+  cpuPerRequest: number;
+  loopCpuPerRequest: number;
+  clientCpuPerRequest: number;
+  p50: number;
+  p99: number;
+}> {
   const url = `${api.url}${path}`;
   const run = async (ms: number) => {
     const until = performance.now() + ms;
     const times: number[] = [];
     await Promise.all(
       Array.from({ length: clients }, async (_, c) => {
-        const post = poster(url);
+        const post = connect(url);
         for (let i = c; performance.now() < until; i++) {
           const t0 = performance.now();
           await post(bodies[i % bodies.length]!);
@@ -112,13 +124,16 @@ async function throughput(
   await run(2000); // warm-up at full concurrency
   const t = performance.now();
   const cpu = await cpuMs(api.proc.pid);
+  const client = process.cpuUsage();
   const times = await run(seconds * 1000);
+  const clientUs = process.cpuUsage(client);
   const after = await cpuMs(api.proc.pid);
   const done = times.length;
   return {
     rps: done / ((performance.now() - t) / 1000),
     cpuPerRequest: (after.all - cpu.all) / done,
     loopCpuPerRequest: (after.loop - cpu.loop) / done,
+    clientCpuPerRequest: (clientUs.user + clientUs.system) / 1000 / done,
     p50: pct(times, 50),
     p99: pct(times, 99),
   };
@@ -150,6 +165,7 @@ interface Round {
   rps: number;
   cpuPerRequest: number;
   loopCpuPerRequest: number;
+  clientCpuPerRequest: number;
   p50: number;
   p99: number;
 }
@@ -232,13 +248,14 @@ async function main(): Promise<void> {
           `mean ${f(med(mode, (r) => r.latency.mean))} ms`,
       );
     }
-    console.log(`throughput, ${CLIENTS} concurrent clients, 1 instance/request, ${SECONDS} s:`);
+    console.log(`throughput, ${CLIENTS} concurrent clients (${CLIENT}), 1 instance/request, ${SECONDS} s:`);
     for (const mode of ['on', 'off'] as const) {
       const cpu = med(mode, (r) => r.cpuPerRequest);
       const loop = med(mode, (r) => r.loopCpuPerRequest);
       console.log(
         `  batching ${mode.padEnd(3)}: ${med(mode, (r) => r.rps).toFixed(0)} req/s, API CPU ${f(cpu)} ms/request ` +
-          `(event loop ${f(loop)}, predict threads and the rest ${f(cpu - loop)})`,
+          `(event loop ${f(loop)}, predict threads and the rest ${f(cpu - loop)}); ` +
+          `load generator (${CLIENT}) ${f(med(mode, (r) => r.clientCpuPerRequest))} ms/request`,
       );
     }
     const ceil = median(ceilings);
