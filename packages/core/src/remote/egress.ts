@@ -1,9 +1,11 @@
 /**
- * The egress policy for `http(s)://` URIs that users give (datasets, model files): a defence against
- * server-side request forgery. The API checks a submitted URI with `check` (scheme, a literal address,
- * and the addresses its host resolves to); the worker fetches with `egressGet`, whose connections go
- * only to addresses checked at connect time (the lookup of the connection itself is checked, so a DNS
- * answer cannot change between the check and the connect) and which checks every redirect again.
+ * The egress policy for `http(s)://` URIs that users give (datasets, model files), and for the
+ * endpoint an `s3://…?endpoint=` URI names: a defence against server-side request forgery. The API
+ * checks a submitted URI (or endpoint) with `check` (scheme, a literal address, and the addresses its
+ * host resolves to); the worker fetches with `egressGet`, whose connections go only to addresses
+ * checked at connect time (the lookup of the connection itself is checked, so a DNS answer cannot
+ * change between the check and the connect) and which checks every redirect again. The S3 client of
+ * a URI's own endpoint connects through the same `lookup` (fetch-cache.ts, storage/s3-store.ts).
  *
  * Refused unless FETCH_ALLOW_HOSTS lists the host (by name, address or CIDR): every address that is
  * not public unicast (ipaddr.js' `range()` is not `unicast`): loopback, link-local (169.254.0.0/16,
@@ -90,7 +92,7 @@ export class EgressPolicy {
   get dispatcher(): Agent {
     const t = this.options.timeoutMs;
     return (this.agent ??= new Agent({
-      connect: { lookup: this.checkedLookup, timeout: t },
+      connect: { lookup: this.lookup, timeout: t },
       headersTimeout: t,
       bodyTimeout: t,
     }));
@@ -172,10 +174,14 @@ export class EgressPolicy {
   }
 
   /**
-   * The lookup of every connection the dispatcher opens: resolves, drops the addresses the policy
-   * refuses, and fails when none is left. Node calls it with `all: true` (happy eyeballs) or without.
+   * The checking DNS lookup (node:net's LookupFunction) of every connection made under the policy: the
+   * dispatcher's (egressGet) and the S3 client of an endpoint a URI names itself (fetch-cache.ts via
+   * s3ObjectOf). Resolves, drops the addresses the policy refuses, and fails with an
+   * EgressRefusedError (`<host> is refused: it resolves to <address>, a loopback address; …`) when none
+   * is left, so the address checked is the address connected to. Node calls it with `all: true` (happy
+   * eyeballs) or without; it is not called for a literal address (checkStatic judges those).
    */
-  private readonly checkedLookup: LookupFunction = (hostname, options, callback) => {
+  readonly lookup: LookupFunction = (hostname, options, callback) => {
     dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
       if (err) return callback(err, []);
       const ok = addresses.filter((a) => !this.addressRefusal(a.address, hostname));

@@ -47,7 +47,10 @@ export interface FetchCacheOptions {
   dir: string;
   /** WORKER_CACHE_MB in bytes. */
   maxBytes: number;
-  /** Checks every http(s) URL, redirect and connection; its maxBytes bounds each download. */
+  /**
+   * Checks every http(s) URL, redirect and connection, and the connections to an endpoint an s3:// URI
+   * names itself; its maxBytes bounds each download.
+   */
   policy: EgressPolicy;
   /** The artifact store: an `s3://` URI without a query of its own is read over its connection. */
   store?: ArtifactStore | undefined;
@@ -435,9 +438,13 @@ export class FetchCache {
     } catch (e) {
       throw new InputError((e as Error).message);
     }
-    // An endpoint named in the URI itself is a host the worker connects to: the policy decides.
-    if (loc.endpoint) await this.options.policy.check(loc.endpoint);
-    const { store, key } = s3ObjectOf(uri, this.options.store);
+    // An endpoint named in the URI itself is a host the worker connects to: the policy decides, on the
+    // scheme and a literal address now, and on the address each connection resolves to as it is made
+    // (its lookup is the policy's, as egressGet's is), so no DNS answer can change in between. The
+    // store's own connection and the SDK's defaults are the operator's: they keep the system's lookup.
+    const { policy } = this.options;
+    if (loc.endpoint) policy.checkStatic(loc.endpoint);
+    const { store, key } = s3ObjectOf(uri, this.options.store, { endpointLookup: policy.lookup });
     let head;
     try {
       head = await store.head(key);

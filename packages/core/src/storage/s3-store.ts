@@ -2,10 +2,14 @@
  * `s3://bucket/prefix` artifact store over the AWS SDK, for AWS S3 and S3-compatible servers (MinIO, s3rver).
  * Credentials and region come from the SDK's standard chain (env, ~/.aws, instance roles); the endpoint of
  * an S3-compatible server from `?endpoint=` on the URI or the SDK's own `AWS_ENDPOINT_URL_S3` /
- * `AWS_ENDPOINT_URL` variables.
+ * `AWS_ENDPOINT_URL` variables. Connections resolve hosts with the system's DNS, or through the lookup a
+ * store is given (`lookup`: the egress policy's, for an endpoint a user's URI names; see `s3ObjectOf`).
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { LookupFunction } from 'node:net';
 import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -84,8 +88,10 @@ export function parseS3Uri(uri: string): S3Location {
 
 /** Clients are shared by connection, so per-URI stores (model-io's foreign URIs) reuse sockets and credentials. */
 const clients = new Map<string, S3Client>();
+/** Clients that connect through a lookup of their own, shared by lookup and connection. */
+const clientsByLookup = new WeakMap<LookupFunction, Map<string, S3Client>>();
 
-function clientFor(c: S3Connection): S3Client {
+function clientFor(c: S3Connection, lookup?: LookupFunction): S3Client {
   // The SDK resolves AWS_ENDPOINT_URL(_S3) itself; we look only to know a non-AWS server is meant: those
   // rarely resolve virtual-hosted `bucket.host` names, and some do not decode the aws-chunked bodies that the
   // SDK's default checksums send with streams, and store the framing as data (s3rver does).
@@ -102,12 +108,32 @@ function clientFor(c: S3Connection): S3Client {
     responseChecksumValidation: checksums,
   };
   const id = JSON.stringify(config);
-  let client = clients.get(id);
+  let shared = clients;
+  if (lookup) {
+    shared = clientsByLookup.get(lookup) ?? new Map<string, S3Client>();
+    clientsByLookup.set(lookup, shared);
+  }
+  let client = shared.get(id);
   if (!client) {
-    client = new S3Client(config);
-    clients.set(id, client);
+    client = new S3Client(lookup ? { ...config, requestHandler: lookupHandler(lookup) } : config);
+    shared.set(id, client);
   }
   return client;
+}
+
+/**
+ * The SDK's Node handler with agents whose every connection resolves its host through `lookup`, as
+ * its defaults would be otherwise (keep-alive, 50 sockets). Agents, not agent options: the handler
+ * swaps agent options for a fresh default agent on `Expect: 100-continue` requests (large PUTs), and
+ * keeps an agent given. Node's http does not follow redirects, nor does the SDK (its region redirects
+ * are off by default and only change the signing region), so every request goes to the endpoint's
+ * host (or `bucket.host` when not path-style), through `lookup`.
+ */
+function lookupHandler(lookup: LookupFunction): NonNullable<S3ClientConfig['requestHandler']> {
+  return {
+    httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 50, lookup }),
+    httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 50, lookup }),
+  };
 }
 
 function isNotFound(e: unknown): boolean {
@@ -117,11 +143,17 @@ function isNotFound(e: unknown): boolean {
   );
 }
 
-/** Options mostly for tests: page size of list and batch delete calls (S3's maximum is 1000). */
 export interface S3StoreOptions {
+  /** Mostly for tests: page size of list and batch delete calls (S3's maximum is 1000). */
   pageSize?: number;
   /** Connection settings used when the URI has no query of its own. */
   connection?: S3Connection;
+  /**
+   * The DNS lookup of every connection the client opens (e.g. the egress policy's checking lookup,
+   * whose error then fails the request); default the system's (`dns.lookup`). Not called for an
+   * endpoint that is a literal address.
+   */
+  lookup?: LookupFunction | undefined;
 }
 
 /** Artifact store in an S3 bucket under a key prefix. Each PUT is atomic per object, as the interface needs. */
@@ -144,7 +176,7 @@ export class S3ArtifactStore implements ArtifactStore {
     const { endpoint, region, forcePathStyle } = loc;
     this.connection = loc.hasQuery ? { endpoint, region, forcePathStyle } : (opts.connection ?? {});
     this.uri = uri.replace(/\/+(?=\?|$)/, '');
-    this.client = clientFor(this.connection);
+    this.client = clientFor(this.connection, opts.lookup);
     this.pageSize = Math.min(Math.max(1, opts.pageSize ?? 1000), 1000);
   }
 
@@ -362,13 +394,25 @@ export class S3ArtifactStore implements ArtifactStore {
  * The store (over the object's own folder) and key through which any `s3://bucket/key` object is read,
  * e.g. a user-given base model or dataset. Without a query of its own the URI is read over `like`'s
  * connection when that is an S3 store (its bucket or another on the same server, e.g. MinIO); else over
- * the SDK's defaults (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS).
+ * the SDK's defaults (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS). Those are the operator's and
+ * connect with the system's lookup. An endpoint the URI names itself (`?endpoint=`) is the user's: its
+ * connections resolve through `opts.endpointLookup` when given (the egress policy's `lookup`; the
+ * caller checks the endpoint's scheme and a literal address, which no lookup sees, with `checkStatic`).
+ * Throws on a malformed URI (parseS3Uri).
  */
-export function s3ObjectOf(uri: string, like?: ArtifactStore): { store: S3ArtifactStore; key: string } {
+export function s3ObjectOf(
+  uri: string,
+  like?: ArtifactStore,
+  opts: { endpointLookup?: LookupFunction | undefined } = {},
+): { store: S3ArtifactStore; key: string } {
   const loc = parseS3Uri(uri);
   const slash = loc.prefix.lastIndexOf('/');
   const dir = `s3://${loc.bucket}${slash > 0 ? `/${loc.prefix.slice(0, slash)}` : ''}`;
   const query = uri.includes('?') ? uri.slice(uri.indexOf('?')) : '';
   const connection = like instanceof S3ArtifactStore ? like.connection : undefined;
-  return { store: new S3ArtifactStore(dir + query, { connection }), key: loc.prefix.slice(slash + 1) };
+  const lookup = loc.endpoint ? opts.endpointLookup : undefined;
+  return {
+    store: new S3ArtifactStore(dir + query, { connection, lookup }),
+    key: loc.prefix.slice(slash + 1),
+  };
 }
