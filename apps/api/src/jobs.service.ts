@@ -238,13 +238,26 @@ export class JobsService {
     );
   }
 
+  /**
+   * Runs a failed (or cancelled) job again, as a new run of the same job: its attempts count from 0,
+   * so the run gets its type's attempts (`attemptsAllowed`) with their backoff, and `attempts` never
+   * exceeds `attemptsAllowed`. BullMQ's retry keeps `attemptsMade` unless told otherwise: a job that
+   * had used its 3 attempts then got a single one more, shown as "4 of 3". The log keeps the earlier
+   * runs' failed attempts, and gets a line saying where the count started again. 409 unless failed.
+   */
   async retry(id: string): Promise<JobView> {
     const job = await this.get(id);
     const state = await job.getState();
     if (state !== 'failed') throw conflict(`job "${id}" is ${state}: only failed jobs can be retried`);
     // A cancelled tune leaves a mark that would end its next run as cancelled again.
     await this.redis.del(this.keys.cancelMark(id));
-    await job.retry('failed');
+    const allowed = job.opts.attempts ?? 1;
+    await job.log(
+      `${new Date().toISOString()} retried after ${job.attemptsMade} attempt${job.attemptsMade === 1 ? '' : 's'}: ` +
+        `this run has ${allowed} attempt${allowed === 1 ? '' : 's'}, counted from 0`,
+    );
+    // attemptsStarted (how often the job became active) too: both count this run only.
+    await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
     return this.view(job);
   }
 }

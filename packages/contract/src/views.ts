@@ -35,7 +35,9 @@ export interface JobView<N extends JobName = JobName> {
   result?: ResultOf<N>;
   /** Why the job failed (or was cancelled). */
   error?: string;
+  /** Attempts made in the current run (since submit, or the last retry), a cancelled one included. */
   attempts: number;
+  /** Attempts a run may make (the type's policy). */
   attemptsAllowed: number;
   createdAt: string;
   startedAt?: string;
@@ -57,8 +59,13 @@ function buildJobViewSchema(name: JobName) {
     params: def.payload,
     result: def.result.optional().describe('Present once the job completed.'),
     error: z.string().optional().describe('Why the job failed (or was cancelled).'),
-    attempts: z.number().int().describe('Attempts made so far.'),
-    attemptsAllowed: z.number().int(),
+    attempts: z
+      .number()
+      .int()
+      .describe(
+        "Attempts made in the job's current run (since it was submitted, or last retried: a retry counts from 0 again); a cancelled attempt counts.",
+      ),
+    attemptsAllowed: z.number().int().describe("Attempts a run of the job may make (its type's policy)."),
     createdAt: z.iso.datetime(),
     startedAt: z.iso.datetime().optional(),
     finishedAt: z.iso.datetime().optional(),
