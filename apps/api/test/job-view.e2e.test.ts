@@ -1,11 +1,22 @@
 /**
- * The job view's counters over a job's whole life, through the real API and a real worker process: a
- * retried job counts the attempts of its new run against its allowance (never "4 of 3").
+ * The job view's counters and times over a job's whole life, through the real API and a real worker
+ * process: a retried job counts the attempts of its new run against its allowance (never "4 of 3"),
+ * and a tune's `startedAt` is when it first started, not when it last resumed from waiting for its
+ * trials.
  */
+import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { http, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
+import type { TuneResult } from '@mlq/contract';
+import {
+  http,
+  repoRoot,
+  startStack,
+  waitForJob,
+  type JobBody,
+  type Stack,
+} from '../../../test/support/stack.ts';
 
 interface View extends JobBody {
   attemptsAllowed: number;
@@ -22,6 +33,21 @@ function csv(): string {
     rows.push(`${(c * 2 + (i % 5) * 0.1).toFixed(2)},${(1 - c + (i % 3) * 0.1).toFixed(2)},${c}`);
   }
   return `${rows.join('\n')}\n`;
+}
+
+const ms = (iso: string | undefined) => Date.parse(iso ?? 'missing');
+
+/** Runs a command in the repository, as a user would, to its end. */
+function run(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { cwd: repoRoot, env: { ...process.env, MLQ_API_KEY: '' } });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }
 
 describe('the job view over retries and resumes', () => {
@@ -68,19 +94,25 @@ describe('the job view over retries and resumes', () => {
       return r.body;
     };
     // The data server is down: every attempt fails (after 2 s, then 4 s of backoff) and the job fails 3 of 3.
-    expect(await waitForJob(stack.url, id, ['failed'], 60_000)).toMatchObject({
-      attempts: 3,
-      attemptsAllowed: 3,
-    });
-    // Retried while it is still down: the new run has its 3 attempts, each one retried as before.
-    expect(await retry()).toMatchObject({ attempts: 0, attemptsAllowed: 3 });
-    expect(await waitForJob(stack.url, id, ['failed'], 60_000)).toMatchObject({
-      attempts: 3,
-      attemptsAllowed: 3,
-    });
+    // Its times span the run: from the first attempt's start, past both backoffs, to the last one's end.
+    const first = (await waitForJob(stack.url, id, ['failed'], 60_000)) as View;
+    expect(first).toMatchObject({ attempts: 3, attemptsAllowed: 3 });
+    expect(ms(first.finishedAt) - ms(first.startedAt)).toBeGreaterThanOrEqual(6000);
+    // Retried while it is still down: the new run has its 3 attempts, each one retried as before, and
+    // its own times.
+    const retriedAt = Date.now();
+    const queued = await retry();
+    expect(queued).toMatchObject({ attempts: 0, attemptsAllowed: 3 });
+    expect(queued).not.toHaveProperty('startedAt');
+    expect(queued).not.toHaveProperty('finishedAt');
+    const second = (await waitForJob(stack.url, id, ['failed'], 60_000)) as View;
+    expect(second).toMatchObject({ attempts: 3, attemptsAllowed: 3 });
+    expect(ms(second.startedAt)).toBeGreaterThanOrEqual(retriedAt);
+    expect(ms(second.finishedAt) - ms(second.startedAt)).toBeGreaterThanOrEqual(6000);
 
     // Retried once it is back, and cancelled while it trains: one attempt of this run, of 3.
     serving = true;
+    const retriedAgainAt = Date.now();
     await retry();
     const until = Date.now() + 60_000;
     while (typeof (await view(id)).progress !== 'object') {
@@ -92,6 +124,7 @@ describe('the job view over retries and resumes', () => {
     expect(del.body.state).toBe('cancelling');
     const cancelled = await waitForJob(stack.url, id, ['cancelled', 'completed', 'failed'], 60_000);
     expect(cancelled).toMatchObject({ state: 'cancelled', attempts: 1, attemptsAllowed: 3 });
+    expect(ms((cancelled as View).startedAt)).toBeGreaterThanOrEqual(retriedAgainAt);
 
     // The log keeps every run's failed attempts, and says where each retry started counting again.
     const { logs } = (await http<{ logs: string[] }>(`${stack.url}/v1/jobs/${id}/logs`)).body;
@@ -111,4 +144,40 @@ describe('the job view over retries and resumes', () => {
       'attempt 1 of 3 failed: cancelled: cancelled by user',
     ]);
   }, 120_000);
+
+  it("reports a tune's first start, so its duration covers its trials", async () => {
+    const submitted = await http<View>(`${stack.url}/v1/jobs/tune`, 'POST', {
+      model: 'timed-tune',
+      architecture: 'mlp',
+      architectureOptions: { units: [4] },
+      dataset: { format: 'mnist', digits: [0, 1], limit: 40 },
+      epochs: 1,
+      search: { strategy: 'grid', space: { learningRate: [0.01, 0.001] } },
+    });
+    expect(submitted.status).toBe(202);
+    const tune = (await waitForJob(stack.url, submitted.body.id, undefined, 60_000)) as View;
+    expect(tune.state, JSON.stringify(tune)).toBe('completed');
+    const trials = await Promise.all((tune.result as unknown as TuneResult).trials.map((t) => view(t.jobId)));
+    expect(trials.map((t) => t.state)).toEqual(['completed', 'completed']);
+    // The tune ran first and added its trials; it resumed once the last of them had finished.
+    const firstTrialCreated = Math.min(...trials.map((t) => ms(t.createdAt)));
+    const lastTrialFinished = Math.max(...trials.map((t) => ms(t.finishedAt)));
+    expect(ms(tune.startedAt)).toBeLessThanOrEqual(firstTrialCreated);
+    expect(ms(tune.finishedAt)).toBeGreaterThanOrEqual(lastTrialFinished);
+    const trialsSpan = lastTrialFinished - firstTrialCreated;
+    expect(ms(tune.finishedAt) - ms(tune.startedAt)).toBeGreaterThanOrEqual(trialsSpan);
+
+    // The CLI's "completed tune <id> in <s> s" is that duration too (to a tenth of a second).
+    const cli = await run(process.execPath, [
+      'packages/sdk/src/cli.ts',
+      'watch',
+      tune.id,
+      '--url',
+      stack.url,
+    ]);
+    expect(cli.code, cli.stderr).toBe(0);
+    const seconds = new RegExp(`^completed tune ${tune.id} in (\\d+\\.\\d) s:`, 'm').exec(cli.stdout)?.[1];
+    expect(seconds, cli.stdout).toBeDefined();
+    expect(Number(seconds) * 1000).toBeGreaterThanOrEqual(trialsSpan - 50);
+  }, 90_000);
 });

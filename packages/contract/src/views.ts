@@ -39,8 +39,14 @@ export interface JobView<N extends JobName = JobName> {
   attempts: number;
   /** Attempts a run may make (the type's policy). */
   attemptsAllowed: number;
+  /** When the job was submitted (ISO). */
   createdAt: string;
+  /**
+   * When the job's current run (since submit, or the last retry) first became active (ISO): a tune
+   * resuming after its trials, a later attempt, a resume on another worker keep it.
+   */
   startedAt?: string;
+  /** When the job completed or failed (ISO); `finishedAt - startedAt` is the whole run. */
   finishedAt?: string;
   links: { self: string; events: string; logs: string };
 }
@@ -66,9 +72,19 @@ function buildJobViewSchema(name: JobName) {
         "Attempts made in the job's current run (since it was submitted, or last retried: a retry counts from 0 again); a cancelled attempt counts.",
       ),
     attemptsAllowed: z.number().int().describe("Attempts a run of the job may make (its type's policy)."),
-    createdAt: z.iso.datetime(),
-    startedAt: z.iso.datetime().optional(),
-    finishedAt: z.iso.datetime().optional(),
+    createdAt: z.iso.datetime().describe('When the job was submitted.'),
+    startedAt: z.iso
+      .datetime()
+      .optional()
+      .describe(
+        "When the job's current run (since it was submitted, or last retried) first became active; a tune resuming after its trials, a later attempt after a failed one and a resume on another worker keep it. Absent until then.",
+      ),
+    finishedAt: z.iso
+      .datetime()
+      .optional()
+      .describe(
+        'When the job completed or failed (or was cancelled): finishedAt - startedAt is the whole run.',
+      ),
     links: jobLinksSchema,
   });
 }
