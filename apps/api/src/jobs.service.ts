@@ -12,7 +12,7 @@ import {
   type JobView,
   type RedisKeys,
 } from '@mlq/contract';
-import { jobOptions, type Job, type Queues, type RedisClient } from '@mlq/queues';
+import { firstStartOf, jobOptions, type Job, type Queues, type RedisClient } from '@mlq/queues';
 import { ApiError, conflict, notFound } from './errors.ts';
 
 const IDEMPOTENCY_TTL_S = 24 * 3600;
@@ -137,6 +137,7 @@ export class JobsService {
       job = (await this.queues[type].getJob(fetched.id!)) ?? fetched;
     }
     const cancelled = s === 'failed' && /^cancelled/.test(job.failedReason ?? '');
+    const startedOn = await firstStartOf(this.redis, job);
     return {
       id: job.id!,
       type,
@@ -151,7 +152,9 @@ export class JobsService {
       attempts: job.attemptsMade,
       attemptsAllowed: job.opts.attempts ?? 1,
       createdAt: new Date(job.timestamp).toISOString(),
-      ...(job.processedOn ? { startedAt: new Date(job.processedOn).toISOString() } : {}),
+      // The run's first start, not BullMQ's processedOn (its last activation: a tune's is when it
+      // resumed after its trials), so finishedAt - startedAt is the whole run.
+      ...(startedOn ? { startedAt: new Date(startedOn).toISOString() } : {}),
       ...(job.finishedOn ? { finishedAt: new Date(job.finishedOn).toISOString() } : {}),
       links: {
         self: `/v1/jobs/${job.id}`,
@@ -238,13 +241,27 @@ export class JobsService {
     );
   }
 
+  /**
+   * Runs a failed (or cancelled) job again, as a new run of the same job: its attempts count from 0,
+   * so the run gets its type's attempts (`attemptsAllowed`) with their backoff, and `attempts` never
+   * exceeds `attemptsAllowed`. BullMQ's retry keeps `attemptsMade` unless told otherwise: a job that
+   * had used its 3 attempts then got a single one more, shown as "4 of 3". The log keeps the earlier
+   * runs' failed attempts, and gets a line saying where the count started again. 409 unless failed.
+   */
   async retry(id: string): Promise<JobView> {
     const job = await this.get(id);
     const state = await job.getState();
     if (state !== 'failed') throw conflict(`job "${id}" is ${state}: only failed jobs can be retried`);
     // A cancelled tune leaves a mark that would end its next run as cancelled again.
     await this.redis.del(this.keys.cancelMark(id));
-    await job.retry('failed');
+    const allowed = job.opts.attempts ?? 1;
+    await job.log(
+      `${new Date().toISOString()} retried after ${job.attemptsMade} attempt${job.attemptsMade === 1 ? '' : 's'}: ` +
+        `this run has ${allowed} attempt${allowed === 1 ? '' : 's'}, counted from 0`,
+    );
+    // attemptsStarted (how often the job became active) too: both count this run only, and its first
+    // activation records the run's startedAt (packages/queues/src/first-start.ts).
+    await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
     return this.view(job);
   }
 }

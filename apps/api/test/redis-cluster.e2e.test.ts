@@ -87,9 +87,18 @@ describe.skipIf(missing)('on a 3-master Redis Cluster', { timeout: 360_000 }, ()
     expect(r.status, JSON.stringify(r.body)).toBe(202);
     const tune = await waitForJob(stack.url, r.body.id, undefined, 180_000);
     expect(tune.state, JSON.stringify(tune)).toBe('completed');
-    const result = tune.result as { trials: { state: string }[]; best: { model: { version: number } } };
+    const result = tune.result as {
+      trials: { state: string; jobId: string }[];
+      best: { model: { version: number } };
+    };
     expect(result.trials.map((t) => t.state)).toEqual(['completed', 'completed']);
     expect(result.best.model.version).toBe(1);
+    // The tune's first start, which the worker recorded in the job's hash there: before its trials.
+    const started = Date.parse((tune as { startedAt?: string }).startedAt ?? 'missing');
+    for (const t of result.trials) {
+      const trial = (await http<{ createdAt: string }>(`${stack.url}/v1/jobs/${t.jobId}`)).body;
+      expect(started).toBeLessThanOrEqual(Date.parse(trial.createdAt));
+    }
   });
 
   it('cancels a running job over pub/sub and keeps idempotency keys and heartbeats', async () => {

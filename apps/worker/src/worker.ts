@@ -15,6 +15,7 @@ import {
   createWorker,
   isConnectionError,
   isReady,
+  recordFirstStart,
   redisKeysFor,
   reportErrors,
   type Job,
@@ -116,6 +117,8 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger } = {}
     w.on('active', (job) => {
       current.set(job.id!, q);
       jobLog(job).info('job started');
+      // The job view's startedAt: BullMQ's processedOn moves on at every later activation.
+      void recordFirstStart(connection, job).catch(() => undefined);
     });
     w.on('progress', (job, progress) => metrics.progress(q, job.id!, progress));
     w.on('completed', (job) => {

@@ -35,10 +35,18 @@ export interface JobView<N extends JobName = JobName> {
   result?: ResultOf<N>;
   /** Why the job failed (or was cancelled). */
   error?: string;
+  /** Attempts made in the current run (since submit, or the last retry), a cancelled one included. */
   attempts: number;
+  /** Attempts a run may make (the type's policy). */
   attemptsAllowed: number;
+  /** When the job was submitted (ISO). */
   createdAt: string;
+  /**
+   * When the job's current run (since submit, or the last retry) first became active (ISO): a tune
+   * resuming after its trials, a later attempt, a resume on another worker keep it.
+   */
   startedAt?: string;
+  /** When the job completed or failed (ISO); `finishedAt - startedAt` is the whole run. */
   finishedAt?: string;
   links: { self: string; events: string; logs: string };
 }
@@ -57,11 +65,26 @@ function buildJobViewSchema(name: JobName) {
     params: def.payload,
     result: def.result.optional().describe('Present once the job completed.'),
     error: z.string().optional().describe('Why the job failed (or was cancelled).'),
-    attempts: z.number().int().describe('Attempts made so far.'),
-    attemptsAllowed: z.number().int(),
-    createdAt: z.iso.datetime(),
-    startedAt: z.iso.datetime().optional(),
-    finishedAt: z.iso.datetime().optional(),
+    attempts: z
+      .number()
+      .int()
+      .describe(
+        "Attempts made in the job's current run (since it was submitted, or last retried: a retry counts from 0 again); a cancelled attempt counts.",
+      ),
+    attemptsAllowed: z.number().int().describe("Attempts a run of the job may make (its type's policy)."),
+    createdAt: z.iso.datetime().describe('When the job was submitted.'),
+    startedAt: z.iso
+      .datetime()
+      .optional()
+      .describe(
+        "When the job's current run (since it was submitted, or last retried) first became active; a tune resuming after its trials, a later attempt after a failed one and a resume on another worker keep it. Absent until then.",
+      ),
+    finishedAt: z.iso
+      .datetime()
+      .optional()
+      .describe(
+        'When the job completed or failed (or was cancelled): finishedAt - startedAt is the whole run.',
+      ),
     links: jobLinksSchema,
   });
 }

@@ -153,6 +153,9 @@ export function registerJobs(doc: ApiDoc): void {
     path: '/v1/jobs/{id}/retry',
     tag: 'jobs',
     summary: 'Retry a failed (or cancelled) job',
+    description:
+      'Queues the job again as a new run: `attempts` counts from 0, so the run gets all its `attemptsAllowed`. ' +
+      "The earlier runs' failed attempts stay in its log.",
     params: idParam,
     ok: { 202: { description: 'queued again', ...json(anyJobViewSchema) } },
     errors: { 404: 'no such job', 409: 'the job has not failed' },
