@@ -46,7 +46,7 @@ describe('ParallelSwitch', () => {
     const { lines, before, counts } = await probe(80, 10);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(
-      /^data-parallel training on 2 threads: \d+ samples\/s against \d+ on one; keeping it$/,
+      /^data-parallel training on 2 threads: \d+ samples\/s against \d+ on one \(\d+\.\d\dx, at least the 1\.11x it takes\); keeping it$/,
     );
     // The first split step warms the helpers up and is not timed: 4 split and 3 or 4 single steps.
     expect(before.split).toBe(4);
@@ -57,7 +57,7 @@ describe('ParallelSwitch', () => {
 
   it('ends early the other way when every split step is slower, and trains on one thread', async () => {
     const { lines, before, counts } = await probe(10, 60);
-    expect(lines[0]).toMatch(/; back to one thread$/);
+    expect(lines[0]).toMatch(/ \(\d+\.\d\dx, under the 1\.11x it takes\); back to one thread$/);
     expect(before.split).toBe(4);
     expect(counts.split).toBe(before.split);
   });
