@@ -152,9 +152,12 @@ describe('bad inputs fail at once with a reason, and odd but valid ones work', (
 
   it('predict never answers 200 with null scores', async () => {
     const registry = new ModelRegistry(stack.redis, stack.prefix);
-    const plant = async (name: string, w: number, poison: boolean) => {
+    const plant = async (name: string, w: number, poison: boolean, mixedSigns = false) => {
       const m = keras3Model({ features: 16, hidden: 8, classes: 2, w });
       if (poison) m.weights[0] = Number.NaN;
+      // The hidden kernel [16, 8] at +2 for even inputs and -2 for odd ones: each hidden unit's sum
+      // of 3e38s meets +inf and -inf, a NaN before its relu.
+      if (mixedSigns) for (let i = 0; i < 16 * 8; i++) m.weights[i] = Math.floor(i / 8) % 2 ? -2 : 2;
       const u = await writeModelFiles(file(name), m);
       await registry.register({
         name,
@@ -186,6 +189,14 @@ describe('bad inputs fail at once with a reason, and odd but valid ones work', (
     expect(big.status).toBe(422);
     expect(big.body.error).toMatchObject({ code: 'non_finite_prediction' });
     expect(big.body.error.message).toMatch(/^instances\[1\]: the model's output for this instance is NaN/);
+    // A NaN inside the model, before a relu: the wasm backend's fused clamp once turned it into 0
+    // and answered finite scores (wasm-kernels.ts, fusedMatMul).
+    await plant('hidden-nan', 0.5, false, true);
+    const hidden = await http<ApiErrorBody>(`${stack.url}/v1/models/hidden-nan:predict`, 'POST', {
+      instances: [new Array(16).fill(3e38)],
+    });
+    expect(hidden.status, JSON.stringify(hidden.body)).toBe(422);
+    expect(hidden.body.error).toMatchObject({ code: 'non_finite_prediction' });
     // Beyond float32 in the body: 400, naming the value.
     const huge = await http<ApiErrorBody>(`${stack.url}/v1/models/overflow:predict`, 'POST', {
       instances: [[1e39, ...new Array(15).fill(1)]],

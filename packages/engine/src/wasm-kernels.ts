@@ -62,6 +62,12 @@ class Scope {
     return out;
   }
 
+  /** Takes `x` (made outside `run`, e.g. by an original kernel) into the scope's care. */
+  adopt(x: Info): Info {
+    this.temps.push(x);
+    return x;
+  }
+
   /** The wasm Reshape shares the buffer and bumps its refCount, so views dispose safely. */
   reshape = (x: Info, shape: number[]) =>
     sameShape(x.shape, shape) ? x : this.run('Reshape', { x }, { shape });
@@ -277,6 +283,28 @@ const batchMatMul: tf.KernelFunc = (args) => {
 };
 
 /**
+ * _FusedMatMul (every Dense layer's forward pass) with a relu or relu6 activation: the product and
+ * bias on the backend's kernel, then the activation as Maximum(x, 0) (and Minimum(·, 6) for relu6),
+ * which keep NaN as TensorFlow's kernels do. The backend's fused activation, its Relu and its Relu6
+ * turn the NaN an overflow makes (inf - inf: sign bit set) into 0, so a NaN inside a model (extreme
+ * inputs, or weights gone NaN) came out as finite, wrong scores that the serving NaN guard could not
+ * see, where the cpu backend reported NaN. Maximum(0, x), with the operands swapped, zeroes it too:
+ * the order matters (wasm-kernels.test.ts pins it). One more pass over the layer's outputs, small
+ * next to its weights. Other activations as they were.
+ */
+const fusedMatMul: tf.KernelFunc = (args) => {
+  const attrs = (args.attrs ?? {}) as unknown as tf._FusedMatMulAttrs;
+  const fused = original(tf._FusedMatMul);
+  if (attrs.activation !== 'relu' && attrs.activation !== 'relu6') return fused(args);
+  return scoped(args.backend, (s) => {
+    const scalar = (value: number) => s.run('Fill', {}, { shape: [], value, dtype: 'float32' });
+    const linear = s.adopt(fused({ ...args, attrs: { ...args.attrs, activation: 'linear' } }) as Info);
+    const relu = s.run('Maximum', { a: linear, b: scalar(0) });
+    return attrs.activation === 'relu' ? relu : s.run('Minimum', { a: relu, b: scalar(6) });
+  });
+};
+
+/**
  * MaxPoolGrad as our SIMD kernel (simd-kernels.ts). The backend's kernel starts its running max
  * at FLT_MIN (the smallest positive float), not -inf, so windows whose maximum is <= 0 lose their
  * gradient, and it gives ties to the last element; tfjs-cpu and TF use the first maximum.
@@ -404,6 +432,7 @@ const KERNELS: Record<string, tf.KernelFunc> = {
   Conv2D: conv2D,
   FusedConv2D: fusedConv2D,
   BatchMatMul: batchMatMul,
+  [tf._FusedMatMul]: fusedMatMul,
   FusedBatchNorm: bn.fusedBatchNorm,
   MaxPoolGrad: maxPoolGrad,
   Tile: tile,

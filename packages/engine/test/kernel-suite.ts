@@ -417,6 +417,36 @@ export function kernelSuite(variant: KernelVariant): void {
       });
     });
 
+    it('fused MatMul with relu and relu6 (Dense layers) matches tfjs-cpu, and keeps NaN as it does', async () => {
+      const dense = (activation: 'relu' | 'relu6', a: tf.Tensor2D) =>
+        tf.fused.matMul({
+          a,
+          b: tf.tensor2d(values(40 * 9, 2), [40, 9]),
+          bias: tf.tensor1d(values(9, 3)),
+          activation,
+        });
+      // Finite: values scaled so that relu6 clips some outputs at 6.
+      await compare(() => {
+        const a = tf.tensor2d(values(6 * 40, 1), [6, 40]).mul(8) as tf.Tensor2D;
+        return [dense('relu', a), dense('relu6', a)];
+      });
+      // inf - inf inside the product: a NaN with its sign bit set, which the backend's own fused
+      // clamp, Relu and Relu6 turn into 0. Row 0 holds +inf (NaN in every output), row 1 is finite.
+      const nans = async (backend: 'cpu' | 'wasm') =>
+        (
+          await on(backend, () => {
+            const a = tf.tensor2d([...new Array<number>(40).fill(Infinity), ...values(40, 4)], [2, 40]);
+            return [dense('relu', a), dense('relu6', a), tf.maximum(tf.sub(a, a), 0)];
+          })
+        ).map((o) => Array.from(o.data, (v) => (Number.isNaN(v) ? 'NaN' : 'finite')));
+      const [cpu, wasm] = [await nans('cpu'), await nans('wasm')];
+      expect(wasm).toEqual(cpu);
+      expect(wasm[0]!.slice(0, 9)).toEqual(new Array(9).fill('NaN'));
+      expect(wasm[0]!.slice(9)).toEqual(new Array(9).fill('finite'));
+      // The operand order the kernel relies on: Maximum(x, 0) keeps a negative NaN.
+      expect(wasm[2]!.slice(0, 40)).toEqual(new Array(40).fill('NaN'));
+    });
+
     it('MaxPoolGrad routes to the first maximum, also for windows <= 0', async () => {
       for (const [k, s, pad] of [
         [2, 2, 'valid'],
