@@ -31,7 +31,7 @@ import { finished, pipeline } from 'node:stream/promises';
 import { walkArchive, type ArchiveKind, type ArchiveLimits } from '../datasets/archive.ts';
 import { ImageFolderCheck, isIgnoredEntry } from '../datasets/image-archive.ts';
 import type { ArtifactStore } from '../storage/artifact-store.ts';
-import { parseS3Uri, s3ObjectOf } from '../storage/s3-store.ts';
+import { isS3ConnectTimeout, isS3Timeout, parseS3Uri, s3ObjectOf } from '../storage/s3-store.ts';
 import { DataError, InputError, isPermanentError, NotFoundError, redactUserinfo } from '../util/errors.ts';
 import {
   discard,
@@ -442,15 +442,22 @@ export class FetchCache {
     // scheme and a literal address now, and on the address each connection resolves to as it is made
     // (its lookup is the policy's, as egressGet's is), so no DNS answer can change in between. The
     // store's own connection and the SDK's defaults are the operator's: they keep the system's lookup.
+    // FETCH_TIMEOUT_MS bounds each wait over any of them, as egressGet's dispatcher does for http(s):
+    // an endpoint that stalls holds the job as long whoever configured it. The operator's store keeps
+    // its own client, unbounded, for everything else it does (s3ObjectOf).
     const { policy } = this.options;
     if (loc.endpoint) policy.checkStatic(loc.endpoint);
-    const { store, key } = s3ObjectOf(uri, this.options.store, { endpointLookup: policy.lookup });
+    const { store, key } = s3ObjectOf(uri, this.options.store, {
+      endpointLookup: policy.lookup,
+      timeoutMs: policy.options.timeoutMs,
+    });
     let head;
     try {
       head = await store.head(key);
     } catch (e) {
       // A missing object is the store's NotFoundError: permanent, passed on as it is.
       if (isPermanentError(e)) throw e;
+      if (isS3Timeout(e)) throw this.s3Timeout(e, uri, 'S3 sent no answer to the HEAD request');
       // Refused (403: no access, 400: bad request): asking again will not help; 5xx and network errors may pass.
       const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? 0;
       if (status >= 400 && status < 500 && status !== 408 && status !== 429)
@@ -459,6 +466,7 @@ export class FetchCache {
     }
     if (prior && head.etag && prior.etag === head.etag) return { kind: 'current' };
     const { body } = await store.getStream(key).catch((e: unknown) => {
+      if (isS3Timeout(e)) throw this.s3Timeout(e, uri, 'S3 sent no answer to the GET request');
       throw isPermanentError(e) ? e : networkError(e, uri);
     });
     return {
@@ -468,6 +476,18 @@ export class FetchCache {
       etag: head.etag,
       lastModified: head.lastModified?.toUTCString(),
     };
+  }
+
+  /**
+   * An S3 request or body past FETCH_TIMEOUT_MS (`isS3Timeout`), worded as egressGet's timeouts are:
+   * `<uri>: no answer within FETCH_TIMEOUT_MS (<n> ms; <what>)`, where `what` says which wait ran out
+   * (`waiting`, unless the connection itself was not made). A FetchLimitError: the job fails at once.
+   */
+  private s3Timeout(e: unknown, uri: string, waiting: string): FetchLimitError {
+    const what = isS3ConnectTimeout(e) ? 'the S3 endpoint did not accept a connection' : waiting;
+    return new FetchLimitError(
+      `${redactUserinfo(uri)}: no answer within FETCH_TIMEOUT_MS (${this.options.policy.options.timeoutMs} ms; ${what})`,
+    );
   }
 
   /** Streams a body into a new entry (extracting an archive when asked), holds it, and evicts to fit. */
@@ -511,6 +531,8 @@ export class FetchCache {
       try {
         await pipeline(fresh.body, meter, createWriteStream(bodyFile));
       } catch (e) {
+        if (uri.startsWith('s3://') && isS3Timeout(e))
+          throw this.s3Timeout(e, uri, `the body stopped after ${bytes} of ${fresh.length ?? '?'} bytes`);
         throw fetchError(e, uri, policy);
       }
       const digest = hash.digest('hex');

@@ -4,6 +4,8 @@
  * an S3-compatible server from `?endpoint=` on the URI or the SDK's own `AWS_ENDPOINT_URL_S3` /
  * `AWS_ENDPOINT_URL` variables. Connections resolve hosts with the system's DNS, or through the lookup a
  * store is given (`lookup`: the egress policy's, for an endpoint a user's URI names; see `s3ObjectOf`).
+ * Requests wait as long as the SDK lets them (no bound), or as long as a store's `timeoutMs` (the fetch
+ * cache's reads: FETCH_TIMEOUT_MS; see `s3ObjectOf`).
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -86,12 +88,15 @@ export function parseS3Uri(uri: string): S3Location {
   };
 }
 
-/** Clients are shared by connection, so per-URI stores (model-io's foreign URIs) reuse sockets and credentials. */
+/**
+ * Clients are shared by connection (and bound on waits), so per-URI stores (model-io's foreign URIs)
+ * reuse sockets and credentials.
+ */
 const clients = new Map<string, S3Client>();
-/** Clients that connect through a lookup of their own, shared by lookup and connection. */
+/** Clients that connect through a lookup of their own, shared by lookup, connection and bound. */
 const clientsByLookup = new WeakMap<LookupFunction, Map<string, S3Client>>();
 
-function clientFor(c: S3Connection, lookup?: LookupFunction): S3Client {
+function clientFor(c: S3Connection, lookup?: LookupFunction, timeoutMs?: number): S3Client {
   // The SDK resolves AWS_ENDPOINT_URL(_S3) itself; we look only to know a non-AWS server is meant: those
   // rarely resolve virtual-hosted `bucket.host` names, and some do not decode the aws-chunked bodies that the
   // SDK's default checksums send with streams, and store the framing as data (s3rver does).
@@ -107,7 +112,7 @@ function clientFor(c: S3Connection, lookup?: LookupFunction): S3Client {
     requestChecksumCalculation: checksums,
     responseChecksumValidation: checksums,
   };
-  const id = JSON.stringify(config);
+  const id = JSON.stringify({ ...config, timeoutMs });
   let shared = clients;
   if (lookup) {
     shared = clientsByLookup.get(lookup) ?? new Map<string, S3Client>();
@@ -115,25 +120,59 @@ function clientFor(c: S3Connection, lookup?: LookupFunction): S3Client {
   }
   let client = shared.get(id);
   if (!client) {
-    client = new S3Client(lookup ? { ...config, requestHandler: lookupHandler(lookup) } : config);
+    const requestHandler = handlerFor(lookup, timeoutMs);
+    client = new S3Client(requestHandler ? { ...config, requestHandler } : config);
     shared.set(id, client);
   }
   return client;
 }
 
 /**
- * The SDK's Node handler with agents whose every connection resolves its host through `lookup`, as
- * its defaults would be otherwise (keep-alive, 50 sockets). Agents, not agent options: the handler
- * swaps agent options for a fresh default agent on `Expect: 100-continue` requests (large PUTs), and
- * keeps an agent given. Node's http does not follow redirects, nor does the SDK (its region redirects
- * are off by default and only change the signing region), so every request goes to the endpoint's
- * host (or `bucket.host` when not path-style), through `lookup`.
+ * The SDK's Node handler (undefined: its default) with agents whose every connection resolves its host
+ * through `lookup` (else the system's), as its defaults would be otherwise (keep-alive, 50 sockets).
+ * Agents, not agent options: the handler swaps agent options for a fresh default agent on
+ * `Expect: 100-continue` requests (large PUTs), and keeps an agent given. Node's http does not follow
+ * redirects, nor does the SDK (its region redirects are off by default and only change the signing
+ * region), so every request goes to the endpoint's host (or `bucket.host` when not path-style), through
+ * `lookup`.
+ *
+ * `timeoutMs` bounds each wait with @smithy/node-http-handler's own timers: `connectionTimeout` the
+ * connect (DNS lookup included), `socketTimeout` any silence of the socket after it (the answer's
+ * headers, each pause in the body; the SDK destroys the body with its error). Not `requestTimeout`:
+ * there it bounds the whole request until its headers, never a pause in the body, and without
+ * `throwOnRequestTimeout` only logs a warning (packages/core/test/s3-timeout.test.ts stalls each wait).
+ * At 6 s and more the SDK arms the idle timer 3 s after the request starts, so the first wait may last
+ * up to 3 s longer. Either timer fails the request with a TimeoutError (see isS3Timeout).
  */
-function lookupHandler(lookup: LookupFunction): NonNullable<S3ClientConfig['requestHandler']> {
+function handlerFor(
+  lookup: LookupFunction | undefined,
+  timeoutMs: number | undefined,
+): S3ClientConfig['requestHandler'] {
+  if (!lookup && timeoutMs === undefined) return undefined;
+  const agent = { keepAlive: true, maxSockets: 50, ...(lookup && { lookup }) };
   return {
-    httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 50, lookup }),
-    httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 50, lookup }),
+    httpAgent: new HttpAgent(agent),
+    httpsAgent: new HttpsAgent(agent),
+    ...(timeoutMs !== undefined && { connectionTimeout: timeoutMs, socketTimeout: timeoutMs }),
   };
+}
+
+/**
+ * True when an S3 request failed on a store's `timeoutMs` (the connect or a silence, see handlerFor):
+ * the SDK's TimeoutError without a code, or ETIMEDOUT. Not the ECONNRESET and EPIPE errors the SDK
+ * renames TimeoutError too: a connection the server drops is no wait that ran out.
+ */
+export function isS3Timeout(e: unknown): boolean {
+  const err = e as { name?: unknown; code?: unknown } | null | undefined;
+  return err?.name === 'TimeoutError' && (err.code === undefined || err.code === 'ETIMEDOUT');
+}
+
+/**
+ * True when `isS3Timeout(e)` is a connect that did not finish (else a silence after it), as the SDK's
+ * message says ("did not establish a connection"); a message worded otherwise reads as a silence.
+ */
+export function isS3ConnectTimeout(e: unknown): boolean {
+  return isS3Timeout(e) && /establish a connection/.test((e as Error).message);
 }
 
 function isNotFound(e: unknown): boolean {
@@ -154,6 +193,13 @@ export interface S3StoreOptions {
    * endpoint that is a literal address.
    */
   lookup?: LookupFunction | undefined;
+  /**
+   * The longest wait of every request, in ms: the connect, then any silence of the connection (for the
+   * answer's headers, in the body); past it the request, or its body stream, fails with the SDK's
+   * TimeoutError (`isS3Timeout`). The SDK's own retries (3 attempts in all) try a request again, not
+   * a body. Default: none (the SDK's). Reads through the fetch cache have FETCH_TIMEOUT_MS (s3ObjectOf).
+   */
+  timeoutMs?: number | undefined;
 }
 
 /** Artifact store in an S3 bucket under a key prefix. Each PUT is atomic per object, as the interface needs. */
@@ -176,7 +222,7 @@ export class S3ArtifactStore implements ArtifactStore {
     const { endpoint, region, forcePathStyle } = loc;
     this.connection = loc.hasQuery ? { endpoint, region, forcePathStyle } : (opts.connection ?? {});
     this.uri = uri.replace(/\/+(?=\?|$)/, '');
-    this.client = clientFor(this.connection, opts.lookup);
+    this.client = clientFor(this.connection, opts.lookup, opts.timeoutMs);
     this.pageSize = Math.min(Math.max(1, opts.pageSize ?? 1000), 1000);
   }
 
@@ -398,12 +444,15 @@ export class S3ArtifactStore implements ArtifactStore {
  * connect with the system's lookup. An endpoint the URI names itself (`?endpoint=`) is the user's: its
  * connections resolve through `opts.endpointLookup` when given (the egress policy's `lookup`; the
  * caller checks the endpoint's scheme and a literal address, which no lookup sees, with `checkStatic`).
- * Throws on a malformed URI (parseS3Uri).
+ * `opts.timeoutMs` bounds each wait of the store's requests (S3StoreOptions.timeoutMs), whichever
+ * connection it reads over: the operator's too, since a stalled endpoint holds a job as long whoever
+ * configured it; its client is then not `like`'s own, whose requests (uploads of the job's artifacts,
+ * reads of models) keep the SDK's defaults. Throws on a malformed URI (parseS3Uri).
  */
 export function s3ObjectOf(
   uri: string,
   like?: ArtifactStore,
-  opts: { endpointLookup?: LookupFunction | undefined } = {},
+  opts: { endpointLookup?: LookupFunction | undefined; timeoutMs?: number | undefined } = {},
 ): { store: S3ArtifactStore; key: string } {
   const loc = parseS3Uri(uri);
   const slash = loc.prefix.lastIndexOf('/');
@@ -412,7 +461,7 @@ export function s3ObjectOf(
   const connection = like instanceof S3ArtifactStore ? like.connection : undefined;
   const lookup = loc.endpoint ? opts.endpointLookup : undefined;
   return {
-    store: new S3ArtifactStore(dir + query, { connection, lookup }),
+    store: new S3ArtifactStore(dir + query, { connection, lookup, timeoutMs: opts.timeoutMs }),
     key: loc.prefix.slice(slash + 1),
   };
 }
