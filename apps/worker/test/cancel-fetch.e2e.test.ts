@@ -1,7 +1,7 @@
 /**
  * A cancel or a shutdown that comes while a job waits on a download, through the real API, Redis and
- * real worker processes. The test's server sends a response's headers and the start of its body,
- * then stalls. `DELETE /v1/jobs/{id}` ends such a job
+ * real worker processes. The test's servers (plain http, and one that answers as S3 does) send a
+ * response's headers and the start of its body, then stall. `DELETE /v1/jobs/{id}` ends such a job
  * `cancelled` at once, as a cancel during training does: one attempt, no retry, no further request,
  * no partial download left in WORKER_CACHE_DIR/fetch. A worker stopped with SIGTERM hands the job
  * back instead, without costing it an attempt, and another worker runs it to the end.
@@ -60,8 +60,10 @@ describe('a cancel or shutdown while a job downloads', () => {
   let stack: Stack;
   let tmp: string;
   let site: Server;
+  let s3: Server;
   let siteUrl: string;
   const seen: Seen[] = [];
+  const seenS3: Seen[] = [];
   /** Requests of /once.csv answered so far: the first stalls, the later ones get the file. */
   let onceServed = 0;
 
@@ -74,18 +76,32 @@ describe('a cancel or shutdown while a job downloads', () => {
       if (p === '/once.csv') return void res.writeHead(200).end(csv());
       res.writeHead(404).end();
     }));
+    // An S3 endpoint (path-style, as the SDK addresses a custom one) whose object's body stalls.
+    let s3Url: string;
+    ({ server: s3, url: s3Url } = await serve(seenS3, (req, res, p) => {
+      if (p !== '/data/stall.csv') return void res.writeHead(404).end();
+      const headers = { etag: '"stall-v1"', 'last-modified': new Date(0).toUTCString() };
+      if (req.method === 'HEAD')
+        return void res.writeHead(200, { 'content-length': String(PROMISED), ...headers }).end();
+      stall(res, headers);
+    }));
     const fetchEnv = { FETCH_ALLOW_HOSTS: '127.0.0.1', FETCH_TIMEOUT_MS: '30000' };
     stack = await startStack('cancel-fetch', {
       apiEnv: fetchEnv,
       workerEnv: {
         ...fetchEnv,
         WORKER_CACHE_DIR: path.join(tmp, 'cache'),
+        // The worker's S3 client finds the endpoint and a key pair the SDK's way.
+        AWS_ENDPOINT_URL_S3: s3Url,
+        AWS_ACCESS_KEY_ID: 'test',
+        AWS_SECRET_ACCESS_KEY: 'test',
+        AWS_REGION: 'us-east-1',
       },
     });
   });
   afterAll(async () => {
     await stack?.stop();
-    for (const server of [site]) {
+    for (const server of [site, s3]) {
       server?.closeAllConnections();
       await new Promise((r) => server?.close(r));
     }
@@ -96,7 +112,7 @@ describe('a cancel or shutdown while a job downloads', () => {
   const submitted: string[] = [];
   afterEach(async () => {
     // Ends any stalled response, so a job still waiting on one moves on (and out of the worker's way).
-    for (const server of [site]) server.closeAllConnections();
+    for (const server of [site, s3]) server.closeAllConnections();
     for (const id of submitted.splice(0)) {
       const state = () => http<JobBody>(`${stack.url}/v1/jobs/${id}`).then((r) => r.body.state);
       await waitFor(
@@ -183,6 +199,13 @@ describe('a cancel or shutdown while a job downloads', () => {
   it('cancels a job while it downloads its dataset over http', async () => {
     const id = await submit('fine-tune', fineTune('stalled-http', `${siteUrl}/stall.csv`));
     await cancelWhileDownloading(id, () => seen.filter((s) => s.path === '/stall.csv'));
+  });
+
+  it('cancels a job while it reads its dataset from s3://', async () => {
+    const id = await submit('fine-tune', fineTune('stalled-s3', 's3://data/stall.csv'));
+    // Its HEAD, then the GET whose body stalls.
+    await cancelWhileDownloading(id, () => seenS3.filter((s) => s.path === '/data/stall.csv').slice(1));
+    expect(seenS3.filter((s) => s.path === '/data/stall.csv')).toHaveLength(2);
   });
 
   it('cancels a job while it downloads its base model over http', async () => {

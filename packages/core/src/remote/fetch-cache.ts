@@ -70,6 +70,11 @@ export interface FetchRequest {
   extract?: boolean | undefined;
   /** Where "cache hit" and "fetched" lines go (the job's log). */
   log?: ((line: string) => unknown) | undefined;
+  /**
+   * Aborting it stops an http(s) request, and any body being downloaded (its partial file is removed;
+   * an S3 HEAD or GET still waits for its answer first). The fetch then fails with what the transfer
+   * did, mostly a network error: the caller knows why it aborted (remote/resolve-uri.ts).
+   */
   signal?: AbortSignal | undefined;
 }
 
@@ -529,7 +534,8 @@ export class FetchCache {
       });
       const bodyFile = path.join(tmp, 'body');
       try {
-        await pipeline(fresh.body, meter, createWriteStream(bodyFile));
+        // The signal stops the body too: an S3 body has no signal of its own (http's has egressGet's).
+        await pipeline(fresh.body, meter, createWriteStream(bodyFile), { signal: req.signal });
       } catch (e) {
         if (uri.startsWith('s3://') && isS3Timeout(e))
           throw this.s3Timeout(e, uri, `the body stopped after ${bytes} of ${fresh.length ?? '?'} bytes`);
