@@ -1,7 +1,8 @@
 /**
  * A cancel or a shutdown that comes while a job waits on a download, through the real API, Redis and
  * real worker processes. The test's servers (plain http, and one that answers as S3 does) send a
- * response's headers and the start of its body, then stall. `DELETE /v1/jobs/{id}` ends such a job
+ * response's headers and the start of its body, then stall (or, for one S3 HEAD, send nothing at
+ * all). `DELETE /v1/jobs/{id}` ends such a job
  * `cancelled` at once, as a cancel during training does: one attempt, no retry, no further request,
  * no partial download left in WORKER_CACHE_DIR/fetch. A worker stopped with SIGTERM hands the job
  * back instead, without costing it an attempt, and another worker runs it to the end.
@@ -28,6 +29,9 @@ function csv(): string {
 /** What a stalled response promises: more than it sends, and well under FETCH_MAX_MB. */
 const PROMISED = 50_000;
 
+/** While set (between tests), the servers answer every request 404: nothing stalls a job any longer. */
+let closing = false;
+
 /** A request one of the test's servers saw, and whether the client has closed its connection since. */
 interface Seen {
   path: string;
@@ -44,6 +48,7 @@ async function serve(
     const s: Seen = { path: p, closed: false };
     seen.push(s);
     res.on('close', () => (s.closed = true));
+    if (closing) return void res.writeHead(404).end();
     answer(req, res, p);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -79,6 +84,8 @@ describe('a cancel or shutdown while a job downloads', () => {
     // An S3 endpoint (path-style, as the SDK addresses a custom one) whose object's body stalls.
     let s3Url: string;
     ({ server: s3, url: s3Url } = await serve(seenS3, (req, res, p) => {
+      // Not even the HEAD's answer comes.
+      if (p === '/data/silent.csv') return;
       if (p !== '/data/stall.csv') return void res.writeHead(404).end();
       const headers = { etag: '"stall-v1"', 'last-modified': new Date(0).toUTCString() };
       if (req.method === 'HEAD')
@@ -111,17 +118,19 @@ describe('a cancel or shutdown while a job downloads', () => {
   /** The jobs a test submitted: whatever state a failing test left them in, none outlives it. */
   const submitted: string[] = [];
   afterEach(async () => {
-    // Ends any stalled response, so a job still waiting on one moves on (and out of the worker's way).
+    // Ends any stalled response, and answers any request again with a 404, so a job still waiting on
+    // one fails at once (and leaves the worker to the next test).
+    closing = true;
     for (const server of [site, s3]) server.closeAllConnections();
-    for (const id of submitted.splice(0)) {
-      const state = () => http<JobBody>(`${stack.url}/v1/jobs/${id}`).then((r) => r.body.state);
-      await waitFor(
-        `job ${id} to stop`,
-        async () => ((await state()) === 'active' ? undefined : true),
-        30_000,
-      );
-      if (['waiting', 'delayed', 'prioritized'].includes(await state()))
-        await http(`${stack.url}/v1/jobs/${id}`, 'DELETE');
+    try {
+      for (const id of submitted.splice(0)) {
+        const state = () => http<JobBody>(`${stack.url}/v1/jobs/${id}`).then((r) => r.body.state);
+        await waitFor(`job ${id} to stop`, async () => ((await state()) === 'active' ? undefined : true));
+        if (['waiting', 'delayed', 'prioritized'].includes(await state()))
+          await http(`${stack.url}/v1/jobs/${id}`, 'DELETE');
+      }
+    } finally {
+      closing = false;
     }
   });
 
@@ -174,6 +183,11 @@ describe('a cancel or shutdown while a job downloads', () => {
    */
   async function cancelWhileDownloading(id: string, requests: () => Seen[]): Promise<void> {
     await downloading();
+    await cancelled(id, requests);
+  }
+
+  /** Cancels job `id` while its one request (of `requests()`) is open, and checks as above. */
+  async function cancelled(id: string, requests: () => Seen[]): Promise<void> {
     expect(requests()).toHaveLength(1);
     const t0 = Date.now();
     const del = await http<{ state: string }>(`${stack.url}/v1/jobs/${id}`, 'DELETE');
@@ -206,6 +220,13 @@ describe('a cancel or shutdown while a job downloads', () => {
     // Its HEAD, then the GET whose body stalls.
     await cancelWhileDownloading(id, () => seenS3.filter((s) => s.path === '/data/stall.csv').slice(1));
     expect(seenS3.filter((s) => s.path === '/data/stall.csv')).toHaveLength(2);
+  });
+
+  it('cancels a job while S3 has not answered its HEAD', async () => {
+    const id = await submit('fine-tune', fineTune('silent-s3', 's3://data/silent.csv'));
+    const requests = () => seenS3.filter((s) => s.path === '/data/silent.csv');
+    await waitFor('the HEAD request', async () => (requests().length > 0 ? true : undefined));
+    await cancelled(id, requests);
   });
 
   it('cancels a job while it downloads its base model over http', async () => {

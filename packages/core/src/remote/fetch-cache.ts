@@ -71,9 +71,9 @@ export interface FetchRequest {
   /** Where "cache hit" and "fetched" lines go (the job's log). */
   log?: ((line: string) => unknown) | undefined;
   /**
-   * Aborting it stops an http(s) request, and any body being downloaded (its partial file is removed;
-   * an S3 HEAD or GET still waits for its answer first). The fetch then fails with what the transfer
-   * did, mostly a network error: the caller knows why it aborted (remote/resolve-uri.ts).
+   * Aborting it stops the request under way (http(s), or S3's HEAD or GET) or the body being
+   * downloaded (its partial file is removed). The fetch then fails with what the transfer did, mostly
+   * a network error: the caller knows why it aborted (remote/resolve-uri.ts).
    */
   signal?: AbortSignal | undefined;
 }
@@ -395,7 +395,7 @@ export class FetchCache {
     prior: { meta: Meta } | undefined,
     signal: AbortSignal | undefined,
   ): Promise<Fresh> {
-    if (uri.startsWith('s3://')) return this.openS3(uri, prior?.meta);
+    if (uri.startsWith('s3://')) return this.openS3(uri, prior?.meta, signal);
     if (/^https?:\/\//.test(uri)) return this.openHttp(uri, prior?.meta, signal);
     throw new InputError(`cannot fetch "${redactUserinfo(uri)}": only s3:// and http(s):// URIs are fetched`);
   }
@@ -434,7 +434,11 @@ export class FetchCache {
     };
   }
 
-  private async openS3(uri: string, prior: Meta | undefined): Promise<Fresh> {
+  private async openS3(
+    uri: string,
+    prior: Meta | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<Fresh> {
     let loc;
     try {
       loc = parseS3Uri(uri);
@@ -458,7 +462,7 @@ export class FetchCache {
     });
     let head;
     try {
-      head = await store.head(key);
+      head = await store.head(key, { signal });
     } catch (e) {
       // A missing object is the store's NotFoundError: permanent, passed on as it is.
       if (isPermanentError(e)) throw e;
@@ -470,7 +474,7 @@ export class FetchCache {
       throw networkError(e, uri);
     }
     if (prior && head.etag && prior.etag === head.etag) return { kind: 'current' };
-    const { body } = await store.getStream(key).catch((e: unknown) => {
+    const { body } = await store.getStream(key, { signal }).catch((e: unknown) => {
       if (isS3Timeout(e)) throw this.s3Timeout(e, uri, 'S3 sent no answer to the GET request');
       throw isPermanentError(e) ? e : networkError(e, uri);
     });
