@@ -19,7 +19,7 @@ import { runFineTune } from '../src/jobs/fine-tune.job.ts';
 import { loadModel } from '../src/ml/model-io.ts';
 import { ModelRegistry } from '../src/registry/registry.ts';
 import { FileArtifactStore } from '../src/storage/file-store.ts';
-import { DataError, InputError } from '../src/util/errors.ts';
+import { CancelledError, DataError, InputError, ReleasedError, SHUTDOWN_REASON } from '../src/util/errors.ts';
 import { writeImageFolder } from './fixtures/image-folder.ts';
 
 const prefix = `test-stream-${randomUUID().slice(0, 8)}`;
@@ -142,6 +142,22 @@ describe('fine-tune on the streaming pipeline', () => {
     expect((await evaluate()).metrics).toEqual((await evaluate()).metrics);
     tf.dispose([x, y, predictions]);
     model.dispose();
+  });
+
+  it('stops an evaluate whose signal aborted: cancelled with the reason, handed back on a shutdown', async () => {
+    const stopped = (reason: string) => {
+      const ac = new AbortController();
+      ac.abort(reason);
+      return runEvaluate(
+        { model: 'augmented@1', dataset: fineTunePayloadSchema.shape.dataset.parse(images) },
+        context([], { signal: ac.signal }),
+      ).catch((e: unknown) => e);
+    };
+    const cancelled = await stopped('cancelled by user');
+    expect(cancelled).toBeInstanceOf(CancelledError);
+    expect((cancelled as Error).message).toBe('cancelled by user');
+    // Not a CancelledError, which the worker would fail the job with as "cancelled: cancelled".
+    expect(await stopped(SHUTDOWN_REASON)).toBeInstanceOf(ReleasedError);
   });
 
   it('fails at once, with the numbers, when the model cannot fit the memory budget', async () => {

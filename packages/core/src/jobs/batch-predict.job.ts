@@ -19,7 +19,7 @@ import { acceptsShape, type ModelMeta } from '../ml/model-io.ts';
 import { defaultOutputKey, runPrefix } from '../storage/layout.ts';
 import { resolveAndLoad } from '../ml/resolve.ts';
 import { checkOutputUri } from '../storage/output-uri.ts';
-import { CancelledError, DataError, InputError, ReleasedError, SHUTDOWN_REASON } from '../util/errors.ts';
+import { DataError, InputError, throwIfAborted } from '../util/errors.ts';
 import type { BatchPredictPayload, BatchPredictResult } from '@mlq/contract';
 import { compileInference, disposeModels, predictRows } from '@mlq/engine';
 import type { JobContext } from './context.ts';
@@ -166,14 +166,6 @@ async function resumePoint(
   return size >= state.bytes ? { start: state.rows, bytes: state.bytes } : { start: 0, bytes: 0 };
 }
 
-function checkSignal(signal: AbortSignal | undefined): void {
-  if (!signal?.aborted) return;
-  const reason = String(signal.reason ?? 'cancelled');
-  // A shutting-down worker hands the job back; the recorded progress lets the next owner continue.
-  if (reason === SHUTDOWN_REASON) throw new ReleasedError();
-  throw new CancelledError(reason);
-}
-
 /** Runs a batch-predict job; see the module comment for how output and resume work. */
 export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): Promise<BatchPredictResult> {
   const m = await resolveAndLoad(p.model, ctx.registry, ctx.store, ctx.dataRoots, { locate: ctx.locate });
@@ -236,7 +228,8 @@ export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): 
       let pending: Promise<void> = Promise.resolve();
       try {
         for await (const c of source.chunks({ chunkSize: p.chunkSize, start })) {
-          checkSignal(ctx.signal);
+          // A shutting-down worker hands the job back; the recorded progress lets the next owner continue.
+          throwIfAborted(ctx.signal);
           const scores = predictRows(plan, c.x, [c.count, ...info.featureShape]);
           checkFiniteScores(scores, k, c.start);
           const buf = Buffer.from(formatRows(fmt, c.start, scores, k, labels));

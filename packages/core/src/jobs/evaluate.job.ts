@@ -5,7 +5,7 @@ import { checkFiniteScores } from '../ml/fit.ts';
 import { classificationMetrics } from '../ml/metrics.ts';
 import { acceptsShape } from '../ml/model-io.ts';
 import { resolveAndLoad } from '../ml/resolve.ts';
-import { CancelledError, DataError, InputError } from '../util/errors.ts';
+import { DataError, InputError, throwIfAborted } from '../util/errors.ts';
 import type { EvaluatePayload, EvaluateResult } from '@mlq/contract';
 import { compileInference, disposeModels, predictRows } from '@mlq/engine';
 import type { JobContext } from './context.ts';
@@ -36,7 +36,8 @@ export async function runEvaluate(p: EvaluatePayload, ctx: JobContext): Promise<
     // MNIST digits, 16 images of 160 px through MobileNetV2): memory stays flat whatever the rows.
     const chunkSize = Math.min(1024, inferenceBatch(model, 128 << 20));
     for await (const c of source.chunks({ chunkSize })) {
-      if (ctx.signal?.aborted) throw new CancelledError();
+      // A cancel fails the job with its reason; a shutdown hands it back (it starts again elsewhere).
+      throwIfAborted(ctx.signal);
       const scores = predictRows(plan, c.x, [c.count, ...info.featureShape]);
       checkFiniteScores(scores, k, c.start);
       probs.set(scores, c.start * k);

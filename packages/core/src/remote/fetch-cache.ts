@@ -70,6 +70,11 @@ export interface FetchRequest {
   extract?: boolean | undefined;
   /** Where "cache hit" and "fetched" lines go (the job's log). */
   log?: ((line: string) => unknown) | undefined;
+  /**
+   * Aborting it stops the request under way (http(s), or S3's HEAD or GET) or the body being
+   * downloaded (its partial file is removed). The fetch then fails with what the transfer did, mostly
+   * a network error: the caller knows why it aborted (remote/resolve-uri.ts).
+   */
   signal?: AbortSignal | undefined;
 }
 
@@ -390,7 +395,7 @@ export class FetchCache {
     prior: { meta: Meta } | undefined,
     signal: AbortSignal | undefined,
   ): Promise<Fresh> {
-    if (uri.startsWith('s3://')) return this.openS3(uri, prior?.meta);
+    if (uri.startsWith('s3://')) return this.openS3(uri, prior?.meta, signal);
     if (/^https?:\/\//.test(uri)) return this.openHttp(uri, prior?.meta, signal);
     throw new InputError(`cannot fetch "${redactUserinfo(uri)}": only s3:// and http(s):// URIs are fetched`);
   }
@@ -429,7 +434,11 @@ export class FetchCache {
     };
   }
 
-  private async openS3(uri: string, prior: Meta | undefined): Promise<Fresh> {
+  private async openS3(
+    uri: string,
+    prior: Meta | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<Fresh> {
     let loc;
     try {
       loc = parseS3Uri(uri);
@@ -453,7 +462,7 @@ export class FetchCache {
     });
     let head;
     try {
-      head = await store.head(key);
+      head = await store.head(key, { signal });
     } catch (e) {
       // A missing object is the store's NotFoundError: permanent, passed on as it is.
       if (isPermanentError(e)) throw e;
@@ -465,7 +474,7 @@ export class FetchCache {
       throw networkError(e, uri);
     }
     if (prior && head.etag && prior.etag === head.etag) return { kind: 'current' };
-    const { body } = await store.getStream(key).catch((e: unknown) => {
+    const { body } = await store.getStream(key, { signal }).catch((e: unknown) => {
       if (isS3Timeout(e)) throw this.s3Timeout(e, uri, 'S3 sent no answer to the GET request');
       throw isPermanentError(e) ? e : networkError(e, uri);
     });
@@ -529,7 +538,8 @@ export class FetchCache {
       });
       const bodyFile = path.join(tmp, 'body');
       try {
-        await pipeline(fresh.body, meter, createWriteStream(bodyFile));
+        // The signal stops the body too: an S3 body has no signal of its own (http's has egressGet's).
+        await pipeline(fresh.body, meter, createWriteStream(bodyFile), { signal: req.signal });
       } catch (e) {
         if (uri.startsWith('s3://') && isS3Timeout(e))
           throw this.s3Timeout(e, uri, `the body stopped after ${bytes} of ${fresh.length ?? '?'} bytes`);

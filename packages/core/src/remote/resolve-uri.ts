@@ -8,7 +8,7 @@
 import path from 'node:path';
 import type { UriLocator } from '../data/dataset.ts';
 import { resolveDataPath } from '../storage/data-uri.ts';
-import { InputError, redactUserinfo } from '../util/errors.ts';
+import { abortError, InputError, redactUserinfo } from '../util/errors.ts';
 import type { FetchCache } from './fetch-cache.ts';
 
 export interface UriResolverOptions {
@@ -24,6 +24,10 @@ export interface UriResolverOptions {
         /** The job's id: its later attempts read what its first read (see FetchRequest.job). */
         job?: string | undefined;
         log?: ((line: string) => unknown) | undefined;
+        /**
+         * The job's signal: aborting it stops a download (its partial file is removed), and the URI
+         * then fails with `abortError(signal)` (util/errors.ts), whatever the transfer failed with.
+         */
         signal?: AbortSignal | undefined;
       }
     | undefined;
@@ -32,6 +36,8 @@ export interface UriResolverOptions {
 /**
  * A UriLocator over every scheme a job may name. With `format` `image-folder`, a fetched URI must be a
  * `.zip` or `.tar.gz` archive and the folder of its classes is returned; otherwise a file's path.
+ * Throws what the scheme's reader throws (see FetchCache.get), except that a fetch that fails once
+ * `fetch.signal` has aborted throws CancelledError (the abort's reason), or ReleasedError on a shutdown.
  */
 export function uriResolver(o: UriResolverOptions): UriLocator {
   return async (uri, format) => {
@@ -49,13 +55,16 @@ export function uriResolver(o: UriResolverOptions): UriLocator {
       if (!f)
         throw new InputError(`cannot read "${uri}" here: s3:// and http(s):// URIs are read by workers`);
       const extract = format === 'image-folder';
-      const p = await f.cache.get(uri, {
-        holder: f.holder,
-        job: f.job,
-        extract,
-        log: f.log,
-        signal: f.signal,
-      });
+      let p: string;
+      try {
+        p = await f.cache.get(uri, { holder: f.holder, job: f.job, extract, log: f.log, signal: f.signal });
+      } catch (e) {
+        // The signal stops a download by aborting its connection, which the fetch reports as the
+        // network error it then is ("cannot fetch …: cancelled by user"), retried as one. The job
+        // stops as its signal says instead: cancelled at once, or handed back on a shutdown.
+        if (f.signal?.aborted) throw abortError(f.signal);
+        throw e;
+      }
       // An extracted archive is `<dir>/<entry id>/tree/<root>` (fetch-cache.ts): `root` is the
       // class folders' place inside the archive, which entry names start from.
       const inside = extract

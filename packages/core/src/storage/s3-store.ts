@@ -303,10 +303,18 @@ export class S3ArtifactStore implements ArtifactStore {
     }
   }
 
-  async getStream(key: string): Promise<{ body: Readable; bytes: number }> {
+  /**
+   * The object's body, as a stream, and its size. `opts.signal` stops the request until its answer
+   * comes (the SDK's AbortError, not retried); the body is then the caller's to stop.
+   */
+  async getStream(
+    key: string,
+    opts: { signal?: AbortSignal | undefined } = {},
+  ): Promise<{ body: Readable; bytes: number }> {
     try {
       const res = await this.client.send(
         new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }),
+        { abortSignal: opts.signal },
       );
       // In Node the SDK's body is an http.IncomingMessage: a Readable.
       if (!(res.Body instanceof Readable)) throw new Error(`GET ${this.uriOf(key)} gave no stream`);
@@ -347,13 +355,18 @@ export class S3ArtifactStore implements ArtifactStore {
     }
   }
 
-  /** The object's ETag (quotes kept, as S3 gives it), size and last change; NotFoundError when absent. */
+  /**
+   * The object's ETag (quotes kept, as S3 gives it), size and last change; NotFoundError when absent.
+   * `opts.signal` stops the request (the SDK's AbortError, not retried).
+   */
   async head(
     key: string,
+    opts: { signal?: AbortSignal | undefined } = {},
   ): Promise<{ etag?: string | undefined; bytes: number; lastModified?: Date | undefined }> {
     try {
       const res = await this.client.send(
         new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }),
+        { abortSignal: opts.signal },
       );
       return { etag: res.ETag, bytes: res.ContentLength ?? 0, lastModified: res.LastModified };
     } catch (e) {

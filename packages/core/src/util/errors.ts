@@ -79,6 +79,21 @@ export class ReleasedError extends Error {
 /** The abort reason a worker uses when it shuts down (anything else means a user cancelled). */
 export const SHUTDOWN_REASON = 'shutdown';
 
+/**
+ * What a job stopped by its abort signal throws: ReleasedError when the reason is SHUTDOWN_REASON (the
+ * worker is shutting down: the job goes back to the queue, costing no attempt), else a CancelledError
+ * whose message is the reason (`cancelled by user`: the job fails at once, not retried).
+ */
+export function abortError(signal: AbortSignal): CancelledError | ReleasedError {
+  const reason = String(signal.reason ?? 'cancelled');
+  return reason === SHUTDOWN_REASON ? new ReleasedError() : new CancelledError(reason);
+}
+
+/** Throws `abortError(signal)` once `signal` has aborted; nothing without a signal. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortError(signal);
+}
+
 /** True for errors that retrying cannot fix. */
 export function isPermanentError(e: unknown): e is PermanentError {
   return e instanceof PermanentError;

@@ -8,20 +8,12 @@ import { createHash } from 'node:crypto';
 import type { DatasetSpec } from '@mlq/contract';
 import type { ArtifactStore } from '../../storage/artifact-store.ts';
 import { cachePrefix } from '../../storage/layout.ts';
-import { CancelledError, DataError, ReleasedError, SHUTDOWN_REASON } from '../../util/errors.ts';
+import { DataError, throwIfAborted } from '../../util/errors.ts';
 import { featureWidth, type DatasetInfo, type DatasetSource } from '../dataset.ts';
 import { bytesPerValue, ShardSet, writeShardSet, type ElementType, type RowsIn } from './shard-set.ts';
 
 /** Floats of source rows decoded at once while a cache is built. */
 const BUILD_CHUNK_BYTES = 16 << 20;
-
-/** Stops work between chunks when the job's signal aborts (a shutdown hands the job back). */
-export function checkSignal(signal: AbortSignal | undefined): void {
-  if (!signal?.aborted) return;
-  const reason = String(signal.reason ?? 'cancelled');
-  if (reason === SHUTDOWN_REASON) throw new ReleasedError();
-  throw new CancelledError(reason);
-}
 
 /** The spec's fields that change what decoding gives (everything but where the data is). */
 export function preprocessingOf(spec: DatasetSpec): string {
@@ -118,7 +110,8 @@ export class DecodedCache {
     const source = this.source;
     async function* rows(): AsyncIterable<RowsIn> {
       for await (const c of source.chunks({ chunkSize })) {
-        checkSignal(opts.signal);
+        // Between chunks: a cancel ends the job, a shutdown hands it back.
+        throwIfAborted(opts.signal);
         yield c;
       }
     }

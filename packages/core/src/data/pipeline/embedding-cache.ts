@@ -10,7 +10,8 @@ import type * as tf from '@tensorflow/tfjs';
 import { predictParallel } from '@mlq/engine';
 import type { ArtifactStore } from '../../storage/artifact-store.ts';
 import { cachePrefix } from '../../storage/layout.ts';
-import { checkSignal, mb, type DecodedCache } from './decoded-cache.ts';
+import { throwIfAborted } from '../../util/errors.ts';
+import { mb, type DecodedCache } from './decoded-cache.ts';
 import { inferenceBatch } from './memory-budget.ts';
 import { ShardSet, writeShardSet, type RowsIn } from './shard-set.ts';
 
@@ -64,7 +65,7 @@ export async function embeddedSet(
       const shard = await set.shard(k);
       readMs += performance.now() - r0;
       for (let s = 0; s < shard.rows; s += chunkRows) {
-        checkSignal(opts.signal);
+        throwIfAborted(opts.signal);
         const e = Math.min(shard.rows, s + chunkRows);
         const part = shard.x.subarray(s * set.width, e * set.width);
         const x = part instanceof Float32Array ? part : Float32Array.from(part, (v) => v / 255);
