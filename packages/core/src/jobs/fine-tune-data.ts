@@ -29,10 +29,12 @@ export function jobBudgetMb(ctx: JobContext): number {
 
 /**
  * Before the model is built: checks that training a model of `trained`'s size (transfer.ts's
- * planTransferModel; sizes in float32 values) fits the backend's memory (the wasm heap) and the job's
- * budget, counting the `newWeights` float32 values that building it will allocate as already held.
- * The same InputErrors as checkMemory, but thrown before a giant model's weights take the memory: on
- * wasm the heap they grow never shrinks, and the sandbox process would keep it for later jobs.
+ * planTransferModel; sizes in float32 values) fits the backend's memory (the wasm heap: the tensors
+ * held now plus the `newWeights` float32 values building it allocates) and the job's budget (those
+ * new weights alone: a lower bound of what the process will hold, as a reused process's RSS may
+ * already have room for them). The same InputErrors as checkMemory, thrown before a giant model's
+ * weights take the memory (on wasm the heap they grow never shrinks, and the sandbox process would
+ * keep it for later jobs); what passes here may still be refused by checkMemory once built.
  */
 export function checkPlannedMemory(
   trained: ModelSize,
@@ -43,7 +45,7 @@ export function checkPlannedMemory(
   const need = trainingMemoryOf(trained, p.batchSize, p.optimizer, ctx.trainThreads ?? 1);
   const weights = newWeights * 4;
   checkBackendMemory(ctx.backend, tf.memory().numBytes + weights, need, p.batchSize);
-  planBuffers(jobBudgetMb(ctx), process.memoryUsage.rss() + weights, need, p.batchSize);
+  planBuffers(jobBudgetMb(ctx), weights, need, p.batchSize);
 }
 
 /**
