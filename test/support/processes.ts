@@ -60,3 +60,21 @@ export function killLeftovers(procs: { pid: number; started: string | undefined 
   }
   return left;
 }
+
+/**
+ * Memory of process `pid` from /proc/<pid>/status, in bytes: `rss` its resident set now (VmRSS),
+ * `peak` the most it has ever had resident (VmHWM); undefined once it has exited.
+ */
+export function memoryOf(pid: number): { rss: number; peak: number } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const kb = (field: string) =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
+  const rss = kb('VmRSS');
+  const peak = kb('VmHWM');
+  return Number.isNaN(rss) || Number.isNaN(peak) ? undefined : { rss, peak };
+}

@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { isJobName, joinIssues, parsePayload } from '@mlq/contract';
+import { isJobName, joinIssues, parsePayload, type JobName } from '@mlq/contract';
 import { redisTargetOf } from '@mlq/contract/env';
 import { datasetLocator, DatasetRegistry } from '@mlq/core/datasets';
 import {
@@ -15,7 +15,7 @@ import {
   redactUserinfo,
   ReleasedError,
 } from '@mlq/core/errors';
-import { progressAfterTrial, type JobContext } from '@mlq/core/jobs';
+import { progressAfterTrial, resumeNote, type JobContext } from '@mlq/core/jobs';
 import { ModelRegistry } from '@mlq/core/registry';
 import { EgressPolicy, FetchCache, uriResolver } from '@mlq/core/remote';
 import { openArtifactStore } from '@mlq/core/storage';
@@ -24,6 +24,7 @@ import {
   afterFailedResultSent,
   connect,
   createQueues,
+  MAX_STALLED_COUNT,
   parentJob,
   redisKeysFor,
   reportErrors,
@@ -38,6 +39,7 @@ import { jobMemoryMb, loadWorkerEnv, trainThreads } from './env.ts';
 import { createSandboxLogger } from './logger.ts';
 import { exitWhenOrphaned } from './orphan.ts';
 import { processors } from './processors.ts';
+import { takeHolder, takeoverLine } from './takeover.ts';
 
 // First, before anything can keep this process alive without its worker (see orphan.ts).
 exitWhenOrphaned();
@@ -120,6 +122,25 @@ function retire(reason: string): void {
   afterFailedResultSent(() => setImmediate(() => process.exit(0)));
 }
 
+/**
+ * Records this process's worker as the holder of `job` (takeover.ts); when the job stalled since the
+ * last take (its worker stopped answering and its lock expired), says so in the job's log through
+ * `say`, with where the job resumes, before anything else of this run.
+ */
+async function noteTake(job: Job, name: JobName, say: (line: string) => Promise<void>): Promise<void> {
+  const me = {
+    worker: env.WORKER_ID ?? `${hostname()}-${process.pid}`,
+    stalls: job.stalledCounter ?? 0,
+    lockMs: env.WORKER_LOCK_DURATION_MS,
+  };
+  const previous = await takeHolder(redis, keys, job.id!, me);
+  if (me.stalls <= (previous?.stalls ?? 0)) return;
+  const resume = await resumeNote(name, job.id!, store).catch(
+    (e: Error) => `resumes from what its last run saved (${capMessage(redactUserinfo(e.message), 200)})`,
+  );
+  await say(takeoverLine(previous, me, me.stalls, MAX_STALLED_COUNT, resume));
+}
+
 /** The most of a failure's stack BullMQ stores (its message line and some 20 frames). */
 const MAX_STACK = 6000;
 
@@ -186,6 +207,10 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
     log.info(line);
     await job.log(`${new Date().toISOString()} ${line}`).catch(() => undefined);
   };
+  // A job taken over from a worker that stopped answering says so first.
+  await noteTake(job, name, jobLog).catch((e: Error) =>
+    log.warn({ err: e.message }, 'could not record this worker as the holder of the job'),
+  );
   const ctx: JobContext = {
     jobId: job.id!,
     attempt: job.attemptsMade + 1,

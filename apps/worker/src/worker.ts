@@ -15,10 +15,11 @@ import {
   createWorker,
   isConnectionError,
   isReady,
+  Job,
+  MAX_STALLED_COUNT,
   recordFirstStart,
   redisKeysFor,
   reportErrors,
-  type Job,
   type RedisClient,
   type Worker,
 } from '@mlq/queues';
@@ -28,6 +29,7 @@ import { watchLockLoss } from './lock-loss.ts';
 import { createLogger, resolveLogFormat, type Logger } from './logger.ts';
 import { WorkerMetrics } from './metrics.ts';
 import { checkProcessors } from './processors.ts';
+import { forgetHolder, readHolder, stalledLine } from './takeover.ts';
 
 const sandboxFile = path.join(path.dirname(fileURLToPath(import.meta.url)), 'sandbox.ts');
 
@@ -128,6 +130,7 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger } = {}
       metrics.finished(q, job.id!, 'completed');
       // attemptsMade already counts this attempt once it has ended.
       log.child({ queue: q, jobId: job.id, attempt: job.attemptsMade }).info('job completed');
+      void forgetHolder(connection, keys, job.id!).catch(() => undefined);
     });
     w.on('failed', (job, err) => {
       if (!job) return log.error({ queue: q, err: err.message }, 'a job failed before it was read');
@@ -139,6 +142,26 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger } = {}
       // Every failed attempt goes into the job's log, crashes of its sandbox included: a job that
       // completes on a later attempt shows no error, and this is where the earlier ones stay visible.
       void job.log(attemptFailedLine(job, err)).catch(() => undefined);
+    });
+    // This worker's stalled-job check found a job whose lock expired and put it back in the wait
+    // list (BullMQ tells exactly one worker): its log says so now, not only once a worker takes it.
+    w.on('stalled', (jobId) => {
+      void (async () => {
+        const job = await Job.fromId(w, jobId);
+        if (!job) return;
+        const previous = await readHolder(connection, keys, jobId);
+        // Taken over already, and said so by the worker that took it.
+        if (previous && previous.stalls >= job.stalledCounter) return;
+        const line = stalledLine(
+          previous,
+          id,
+          job.stalledCounter,
+          MAX_STALLED_COUNT,
+          env.WORKER_LOCK_DURATION_MS,
+        );
+        log.warn({ queue: q, jobId }, line);
+        await job.log(`${new Date().toISOString()} ${line}`);
+      })().catch((e: Error) => log.warn({ queue: q, jobId, err: e.message }, 'could not log a stalled job'));
     });
     const lockLost = watchLockLoss(
       w,

@@ -2,7 +2,8 @@
  * Many hosts: the API and two workers as three processes that share only Redis and an S3-compatible
  * store (s3rver, started here). Each worker has its own empty working directory, DATA_ROOTS and cache;
  * none points at the API's files. A CSV uploaded through the SDK trains; the worker holding the job is
- * killed with kill -9 mid-training and the other resumes from the checkpoint in the store; a
+ * killed with kill -9 mid-training, the job's log says so once the other worker finds its lock expired,
+ * and that worker resumes it from the checkpoint in the store, saying from which epoch; a
  * batch-predict writes its output to the store and the SDK downloads it through the API.
  */
 import { randomUUID } from 'node:crypto';
@@ -132,13 +133,40 @@ describe('many hosts sharing only Redis and an S3 store', () => {
     workers.get(holder)!.kill('SIGKILL');
     await workers.get(holder)!.exited;
 
+    // The survivor's stalled-job check finds the lock gone and says so in the job's log at once...
+    const stalled = await until('the stall in the job log', async () =>
+      (await mlq.jobLogs(job.id)).find((l) => l.includes(' stopped answering: ')),
+    );
+    expect(stalled).toMatch(
+      new RegExp(
+        `^\\S+Z worker ${holder} stopped answering: its lock on this job expired \\(not renewed for 3 s: the worker was ` +
+          `killed, hung or cut off from Redis\\), and the stalled-job check of worker ${other} put the job back in the ` +
+          `queue for the next free worker \\(stall 1 of the 5 allowed\\)$`,
+      ),
+    );
     const resumed = await until('resume', async () =>
       (await mlq.jobLogs(job.id)).find((l) => l.includes('resuming from the checkpoint')),
     );
     const seconds = (Date.parse(resumed.slice(0, 24)) - killedAt) / 1000;
+    const stallSeconds = (Date.parse(stalled.slice(0, 24)) - killedAt) / 1000;
     console.log(
-      `kill -9 of ${holder} → training resumed on ${other} in ${seconds.toFixed(1)} s (lock 3 s, stalled check 1 s)`,
+      `kill -9 of ${holder} → the job's log said so after ${stallSeconds.toFixed(1)} s, training resumed on ${other} ` +
+        `in ${seconds.toFixed(1)} s (lock 3 s, stalled check 1 s)`,
     );
+    // ... and the worker taking it over says from where, before the job's own lines.
+    const logs = await mlq.jobLogs(job.id);
+    const takeover = logs.find((l) => l.includes(' takes the job over: '));
+    expect(takeover).toMatch(
+      new RegExp(
+        `^\\S+Z worker ${holder} stopped answering \\(its lock on this job expired after 3 s without renewal: killed, hung ` +
+          `or cut off from Redis\\), so worker ${other} takes the job over: it resumes from the checkpoint at the end ` +
+          `of epoch (\\d+) \\(stall 1 of the 5 allowed\\)$`,
+      ),
+    );
+    const epoch = /at the end of epoch (\d+)/.exec(takeover!)![1];
+    expect(resumed).toContain(`resuming from the checkpoint at the end of epoch ${epoch} `);
+    expect(logs.indexOf(stalled)).toBeLessThan(logs.indexOf(takeover!));
+    expect(logs.indexOf(takeover!)).toBeLessThan(logs.indexOf(resumed));
     const done = await mlq.waitForJob(job, { timeoutMs: 300_000 });
     const result = done.result as ResultOf<'fine-tune'>;
     expect(result.history!.map((h) => h.epoch)).toEqual([1, 2, 3]);

@@ -1,6 +1,7 @@
 /**
- * Crashes, cancels, shutdowns and scale-out, with real worker processes: kill -9, SIGTERM, DELETE
- * over HTTP, and three workers draining 300 jobs.
+ * Crashes, cancels, shutdowns and scale-out, with real worker processes: kill -9 (and the job-log
+ * lines that explain the wait for a takeover), SIGTERM, DELETE over HTTP, and three workers draining
+ * 300 jobs.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
@@ -8,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QueueEvents } from '@mlq/queues';
 import { waitFor } from '../../../test/support/wait.ts';
+import type { WorkerInfo } from '@mlq/contract';
 import {
   http,
   REDIS_URL,
@@ -15,6 +17,7 @@ import {
   waitForJob,
   type JobBody,
   type Stack,
+  type WorkerProcess,
 } from '../../../test/support/stack.ts';
 
 // Short locks so a killed worker's job is taken over in seconds, not the production 45 s.
@@ -46,6 +49,32 @@ const logsOf = async (stack: Stack, id: string) =>
   (await http<{ logs: string[] }>(`${stack.url}/v1/jobs/${id}/logs`)).body.logs;
 const epochLines = (logs: string[]) => logs.filter((l) => / epoch \d+\/\d+ loss /.test(l));
 
+/** The id of the worker holding job `id`, from its heartbeat (GET /v1/workers). */
+const holderOf = (stack: Stack, id: string) =>
+  waitFor('the holding worker', async () => {
+    const { workers } = (await http<{ workers: WorkerInfo[] }>(`${stack.url}/v1/workers`)).body;
+    return workers.find((w) => w.currentJobs.some((j) => j.id === id))?.id;
+  });
+
+/** The id a worker process printed when it started serving. */
+const idOf = (w: WorkerProcess) => /worker (\S+) serving /.exec(w.output())![1]!;
+
+/** `s` with the characters a RegExp gives meaning to escaped. */
+const literal = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * The two lines a job's log gets when worker `lost` stops answering (3 s locks) and `taker` finds it
+ * stalled and takes the job over, the second ending in how it resumes (`resume`, a RegExp source).
+ */
+const stallLines = (lost: string, taker: string, resume: string) => ({
+  stalled: new RegExp(
+    `^\\S+Z ${literal(`worker ${lost} stopped answering: its lock on this job expired (not renewed for 3 s: the worker was killed, hung or cut off from Redis), and the stalled-job check of worker ${taker} put the job back in the queue for the next free worker (stall 1 of the 5 allowed)`)}$`,
+  ),
+  takeover: new RegExp(
+    `^\\S+Z ${literal(`worker ${lost} stopped answering (its lock on this job expired after 3 s without renewal: killed, hung or cut off from Redis), so worker ${taker} takes the job over: it `)}${resume}${literal(' (stall 1 of the 5 allowed)')}$`,
+  ),
+});
+
 describe('jobs survive crashes, cancels and shutdowns', () => {
   let stack: Stack;
   beforeAll(async () => {
@@ -67,16 +96,29 @@ describe('jobs survive crashes, cancels and shutdowns', () => {
       'epoch 1',
       async () => epochsDone((await getJob(stack, body.id)).progress as Progress) >= 1 || undefined,
     );
+    const lost = await holderOf(stack, body.id);
+    expect(lost).toBe(idOf(a));
     // kill -9 the worker; its sandbox child sees the IPC channel close and exits too.
     const killedAt = Date.now();
     a.kill('SIGKILL');
     await a.exited;
-    await stack.spawnWorker();
+    const taker = idOf(await stack.spawnWorker());
     const resumedLine = await waitFor('resume', async () =>
       (await logsOf(stack, body.id)).find((l) => l.includes('resuming from')),
     );
     const resumeSeconds = (Date.parse(resumedLine.slice(0, 24)) - killedAt) / 1000;
     console.log(`kill -9 → training resumed in ${resumeSeconds.toFixed(1)} s (lockDuration 3 s)`);
+    // The log says why nothing happened meanwhile, and from where the new worker resumes, before the
+    // job's own line.
+    const expected = stallLines(lost, taker, 'resumes from the checkpoint at the end of epoch (\\d+)');
+    const logs = await logsOf(stack, body.id);
+    const stalled = logs.findIndex((l) => expected.stalled.test(l));
+    const takeover = logs.findIndex((l) => expected.takeover.test(l));
+    expect(stalled, logs.join('\n')).toBeGreaterThanOrEqual(0);
+    expect(takeover, logs.join('\n')).toBeGreaterThan(stalled);
+    expect(logs.indexOf(resumedLine)).toBeGreaterThan(takeover);
+    const epoch = expected.takeover.exec(logs[takeover]!)![1];
+    expect(resumedLine).toContain(`resuming from the checkpoint at the end of epoch ${epoch} `);
 
     const done = await waitForJob(stack.url, body.id, undefined, 180_000);
     expect(done.state).toBe('completed');
@@ -86,6 +128,35 @@ describe('jobs survive crashes, cancels and shutdowns', () => {
     // At most the interrupted epoch is redone: 4 epochs, at most 5 epoch runs in all.
     expect(epochLines(await logsOf(stack, body.id)).length).toBeLessThanOrEqual(5);
   }, 300_000);
+
+  it('says a job taken over after kill -9 before its first checkpoint starts over', async () => {
+    for (const w of stack.workers.splice(0)) {
+      w.kill('SIGKILL');
+      await w.exited;
+    }
+    const a = await stack.spawnWorker();
+    // Batches of 4: epoch 1 takes long enough to be interrupted well before its end.
+    const { body } = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', {
+      ...longJob('no-checkpoint', 1),
+      batchSize: 4,
+    });
+    await waitFor('a report within epoch 1', async () => {
+      const p = (await getJob(stack, body.id)).progress as Progress;
+      return p.epoch === 1 && p.batch !== undefined ? p : undefined;
+    });
+    const lost = await holderOf(stack, body.id);
+    a.kill('SIGKILL');
+    await a.exited;
+    const taker = idOf(await stack.spawnWorker());
+    const expected = stallLines(lost, taker, literal('starts over, as no checkpoint was saved'));
+    const logs = await waitFor('the takeover line', async () => {
+      const l = await logsOf(stack, body.id);
+      return l.some((x) => expected.takeover.test(x)) ? l : undefined;
+    });
+    expect(logs.some((l) => expected.stalled.test(l))).toBe(true);
+    await http(`${stack.url}/v1/jobs/${body.id}`, 'DELETE');
+    await waitForJob(stack.url, body.id, ['cancelled', 'failed', 'completed'], 60_000);
+  }, 180_000);
 
   it('cancels a running job within 10 s and keeps its checkpoint', async () => {
     const { body } = await http<JobBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', longJob('cancel', 20));
@@ -140,6 +211,8 @@ describe('jobs survive crashes, cancels and shutdowns', () => {
     const logs = await logsOf(stack, body.id);
     expect(logs.some((l) => l.includes('shutdown: saved a checkpoint'))).toBe(true);
     expect(logs.some((l) => /resuming from the checkpoint at epoch \d+, batch \d+/.test(l))).toBe(true);
+    // Handed back, not lost: nothing about a worker that stopped answering.
+    expect(logs.filter((l) => l.includes('stopped answering'))).toEqual([]);
     expect((done.result as { history: Progress[] }).history.map((h) => h.epoch)).toEqual([1, 2, 3]);
     expect(done.attempts).toBe(1);
   }, 300_000);

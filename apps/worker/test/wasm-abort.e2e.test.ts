@@ -1,6 +1,7 @@
 /**
  * A fine-tune too large for the wasm backend's heap fails at once, with one attempt and a message
- * naming the limit, and the worker runs the next job. A job that still aborts the wasm instance fails
+ * naming the limit, and the worker runs the next job; one whose weights alone are too large is refused
+ * before they are allocated, so its sandbox process (read from /proc) does not grow. A job that still aborts the wasm instance fails
  * with a reason a person can read and without retries, and its sandbox process exits once the worker
  * has the result: the next job runs in a fresh process. And a 30 MB value in a CSV makes a short error.
  */
@@ -8,7 +9,10 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { memoryOf } from '../../../test/support/processes.ts';
 import { http, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
+
+const MB = 1 << 20;
 
 const fault = pathToFileURL(path.join(import.meta.dirname, 'fixtures/wasm-fault.mjs')).href;
 
@@ -82,6 +86,45 @@ describe('wasm heap', () => {
     const next = await run(stack, small('after-big'));
     expect(next.state).toBe('completed');
     expect(next.attempts).toBe(1);
+  }, 240_000);
+
+  it('a model whose weights alone overflow the heap is refused before they exist: its process never grows', async () => {
+    const warm = await run(stack, small('before-giant'));
+    expect(warm.state).toBe('completed');
+    const [pid] = pidsOf(stack, warm.id);
+    expect(pid).toBeDefined();
+    const before = memoryOf(pid!)!;
+    // Eight dense layers of 8,192 units (the most the API takes) on MNIST's 784 pixels: 476 million
+    // weights, 1.9 GB of float32 before a single gradient, and with Adam's two moments 7.6 GB.
+    const t0 = Date.now();
+    const giant = await run(stack, {
+      model: 'giant',
+      architecture: 'mlp',
+      architectureOptions: { units: Array<number>(8).fill(8192) },
+      dataset: { format: 'mnist', digits: [0, 1], limit: 200 },
+      epochs: 1,
+      batchSize: 32,
+    });
+    const seconds = (Date.now() - t0) / 1000;
+    expect(giant.state).toBe('failed');
+    expect(giant.attempts).toBe(1);
+    expect(giant.error).toMatch(
+      /^the model does not fit in the wasm backend's memory: training needs about \d+ MB of its WebAssembly heap .*gradients 1817 MB, optimizer state 3634 MB.*holds at most 4096 MB/,
+    );
+    // The same sandbox process ran it (children are reused), and its peak resident memory (VmHWM)
+    // is what it was after the small job: the weights were never allocated.
+    expect(pidsOf(stack, giant.id)).toEqual([pid]);
+    const after = memoryOf(pid!)!;
+    console.log(
+      `giant mlp refused in ${seconds.toFixed(1)} s; sandbox ${pid}: VmRSS ${Math.round(before.rss / MB)} → ${Math.round(after.rss / MB)} MB, ` +
+        `VmHWM ${Math.round(before.peak / MB)} → ${Math.round(after.peak / MB)} MB`,
+    );
+    expect(after.peak - before.peak).toBeLessThan(200 * MB);
+    expect(after.rss - before.rss).toBeLessThan(200 * MB);
+
+    const next = await run(stack, small('after-giant'));
+    expect(next.state).toBe('completed');
+    expect(pidsOf(stack, next.id)).toEqual([pid]);
   }, 240_000);
 
   it('a job that aborts the wasm instance fails once, with a readable reason; the next job runs in a fresh process', async () => {

@@ -39,6 +39,16 @@ export class RedisKeys {
     return this.k('cancel-requested', jobId);
   }
 
+  /**
+   * Hash: the worker that last took job `jobId` (`worker`), BullMQ's stalled count of the job when it
+   * did (`stalls`) and that worker's lock duration in ms (`lockMs`). Whoever finds the job stalled or
+   * takes it over reads it to tell the job's log which worker stopped answering
+   * (apps/worker/src/takeover.ts). Expires 30 days after the last take; deleted when the job completes.
+   */
+  jobHolder(jobId: string): string {
+    return this.k('job-holder', jobId);
+  }
+
   /** Channel: `{"id", "reason"}` cancel requests, heard by every worker (the holder aborts the job). */
   get cancelChannel(): string {
     return this.k('cancel');

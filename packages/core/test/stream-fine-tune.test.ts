@@ -20,6 +20,7 @@ import { loadModel } from '../src/ml/model-io.ts';
 import { ModelRegistry } from '../src/registry/registry.ts';
 import { FileArtifactStore } from '../src/storage/file-store.ts';
 import { CancelledError, DataError, InputError, ReleasedError, SHUTDOWN_REASON } from '../src/util/errors.ts';
+import { memoryOf } from '../../../test/support/processes.ts';
 import { writeImageFolder } from './fixtures/image-folder.ts';
 
 const prefix = `test-stream-${randomUUID().slice(0, 8)}`;
@@ -180,6 +181,33 @@ describe('fine-tune on the streaming pipeline', () => {
     );
     // Nothing was decoded.
     expect(await store.list('cache/decoded')).toEqual(before);
+  });
+
+  it('refuses a model too large for the wasm heap or the budget before building it: its weights never exist', async () => {
+    // Four dense layers of 8,192 units: 205 million weights (820 MB), 3.3 GB with Adam's state.
+    const giant = {
+      model: 'giant',
+      architecture: 'mlp',
+      architectureOptions: { units: [8192, 8192, 8192, 8192] },
+    };
+    const cases: [Partial<JobContext>, RegExp][] = [
+      [
+        { backend: 'wasm' },
+        /^the model does not fit in the wasm backend's memory: training needs about 3\d{3} MB /,
+      ],
+      [
+        { memoryBudgetMb: 1024 },
+        /^the model does not fit in the job's memory budget: training needs about \d+ MB /,
+      ],
+    ];
+    for (const [extra, message] of cases) {
+      // This process's peak resident memory (VmHWM): building the weights would raise it by 820 MB.
+      const before = memoryOf(process.pid)!;
+      const e: unknown = await fineTune(giant, [], extra).catch((err: unknown) => err);
+      expect(e).toBeInstanceOf(InputError);
+      expect((e as Error).message).toMatch(message);
+      expect(memoryOf(process.pid)!.peak - before.peak).toBeLessThan(200 << 20);
+    }
   });
 
   it('data without a label column fails at once, naming the columns and dataset.label', async () => {

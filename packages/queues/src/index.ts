@@ -104,7 +104,8 @@ export function jobOptions(name: JobName, jobId: string): JobsOptions {
  * maxStalledCount: a job may lose its worker (kill -9, OOM, power) 5 times and still resume from its
  * checkpoint; the 6th time it fails, so a job that crashes its worker cannot take every worker down forever.
  */
-const stallSettings = { maxStalledCount: 5 } as const;
+export const MAX_STALLED_COUNT = 5;
+const stallSettings = { maxStalledCount: MAX_STALLED_COUNT } as const;
 
 /** A worker of queue `name` under the install's key root (`keys.root`). */
 export function createWorker(

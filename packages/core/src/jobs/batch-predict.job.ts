@@ -16,6 +16,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { openDataset } from '../data/open.ts';
 import { checkFiniteScores } from '../ml/fit.ts';
 import { acceptsShape, type ModelMeta } from '../ml/model-io.ts';
+import type { ArtifactStore } from '../storage/artifact-store.ts';
 import { defaultOutputKey, runPrefix } from '../storage/layout.ts';
 import { resolveAndLoad } from '../ml/resolve.ts';
 import { checkOutputUri } from '../storage/output-uri.ts';
@@ -25,7 +26,7 @@ import { compileInference, disposeModels, predictRows } from '@mlq/engine';
 import type { JobContext } from './context.ts';
 
 /** What a run leaves for the next run of the same job. */
-interface BatchState {
+export interface BatchState {
   /** Hash of everything the output depends on: a record of other inputs is ignored. */
   fingerprint: string;
   /** Rows (from row 0) whose output lines are in the part file. */
@@ -152,6 +153,19 @@ function outputLayout(model: tf.LayersModel, meta: ModelMeta, fmt: 'jsonl' | 'cs
   return { k, labels, header: fmt === 'csv' ? `index,prediction,${scoreColumns.join(',')}\n` : '' };
 }
 
+/** Where a run of job `jobId` records its progress in the artifact store. */
+const stateKeyOf = (jobId: string) => `${runPrefix(jobId)}/batch-predict.json`;
+
+/** What the last run of job `jobId` recorded, if it recorded anything. */
+export async function recordedBatchState(
+  jobId: string,
+  store: ArtifactStore,
+): Promise<BatchState | undefined> {
+  const key = stateKeyOf(jobId);
+  if (!(await store.exists(key))) return undefined;
+  return JSON.parse((await store.get(key)).toString('utf8')) as BatchState;
+}
+
 /** Where to continue: the recorded rows and bytes, when the part file still holds them all. */
 async function resumePoint(
   state: BatchState | undefined,
@@ -186,14 +200,12 @@ export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): 
     const { k, labels, header } = outputLayout(model, meta, fmt);
     const outUri = p.output.uri ?? ctx.store.uriOf(defaultOutputKey(ctx.jobId, fmt));
 
-    const stateKey = `${runPrefix(ctx.jobId)}/batch-predict.json`;
+    const stateKey = stateKeyOf(ctx.jobId);
     const fingerprint = createHash('sha256')
       .update(JSON.stringify([m.uri, p.input, p.output, p.chunkSize, info.hash]))
       .digest('hex')
       .slice(0, 16);
-    const prior = (await ctx.store.exists(stateKey))
-      ? (JSON.parse((await ctx.store.get(stateKey)).toString('utf8')) as BatchState)
-      : undefined;
+    const prior = await recordedBatchState(ctx.jobId, ctx.store);
     const same = prior?.fingerprint === fingerprint ? prior : undefined;
     if (same?.done) {
       await ctx.log(`already done: ${info.rows} rows at ${outUri}`);

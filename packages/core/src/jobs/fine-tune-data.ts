@@ -11,9 +11,11 @@ import {
   checkBackendMemory,
   planBuffers,
   trainingMemory,
+  trainingMemoryOf,
   type BufferBudget,
 } from '../data/pipeline/memory-budget.ts';
 import * as tf from '@tensorflow/tfjs';
+import type { ModelSize } from '../ml/model-plan.ts';
 import type { TransferModel } from '../ml/transfer.ts';
 import type { FineTunePayload } from '@mlq/contract';
 import type { JobContext } from './context.ts';
@@ -26,9 +28,31 @@ export function jobBudgetMb(ctx: JobContext): number {
 }
 
 /**
- * Checks that training `trained` fits the backend's memory (the wasm heap) and the job's budget (an
- * InputError with the numbers if not) and
- * shares the rest between the pipeline's buffers.
+ * Before the model is built: checks that training a model of `trained`'s size (transfer.ts's
+ * planTransferModel; sizes in float32 values) fits the backend's memory (the wasm heap: the tensors
+ * held now plus the `newWeights` float32 values building it allocates) and the job's budget (those
+ * new weights alone: a lower bound of what the process will hold, as a reused process's RSS may
+ * already have room for them). The same InputErrors as checkMemory, thrown before a giant model's
+ * weights take the memory (on wasm the heap they grow never shrinks, and the sandbox process would
+ * keep it for later jobs); what passes here may still be refused by checkMemory once built.
+ */
+export function checkPlannedMemory(
+  trained: ModelSize,
+  newWeights: number,
+  p: FineTunePayload,
+  ctx: JobContext,
+): void {
+  const need = trainingMemoryOf(trained, p.batchSize, p.optimizer, ctx.trainThreads ?? 1);
+  const weights = newWeights * 4;
+  checkBackendMemory(ctx.backend, tf.memory().numBytes + weights, need, p.batchSize);
+  planBuffers(jobBudgetMb(ctx), weights, need, p.batchSize);
+}
+
+/**
+ * Checks that training the built model `trained` fits the backend's memory (the wasm heap) and the
+ * job's budget (an InputError with the numbers if not), as checkPlannedMemory did from its plan (this
+ * is the backstop, with what the process really holds), and shares the rest between the pipeline's
+ * buffers.
  */
 export async function checkMemory(
   trained: tf.LayersModel,

@@ -14,12 +14,19 @@ import { fitModel } from '../ml/fit.ts';
 import type { TrainData } from '@mlq/engine';
 import { saveModel } from '../ml/model-io.ts';
 import { resolveAndLoad } from '../ml/resolve.ts';
-import { buildTransferModel, compile, makeOptimizer } from '../ml/transfer.ts';
+import { PlanError } from '../ml/model-plan.ts';
+import {
+  buildTransferModel,
+  compile,
+  makeOptimizer,
+  planTransferModel,
+  type TransferSpec,
+} from '../ml/transfer.ts';
 import { DataError } from '../util/errors.ts';
 import type { FineTunePayload, FineTuneResult } from '@mlq/contract';
 import { disposeModels } from '@mlq/engine';
 import type { JobContext } from './context.ts';
-import { checkMemory, streamedBatches } from './fine-tune-data.ts';
+import { checkMemory, checkPlannedMemory, streamedBatches } from './fine-tune-data.ts';
 import { inMemoryTrainData } from './fine-tune-in-memory.ts';
 import { loadRunHistory, RunHistoryRecorder } from './run-history.ts';
 
@@ -75,7 +82,7 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
       })
     : undefined;
   if (base) await ctx.log(`base ${p.base} → ${base.uri}`);
-  const tm = buildTransferModel({
+  const spec: TransferSpec = {
     architecture: p.architecture,
     architectureOptions: p.architectureOptions,
     base: base ? { ref: p.base!, loaded: base.loaded } : undefined,
@@ -85,17 +92,33 @@ export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<
     inputShape: info.featureShape,
     numClasses: info.numClasses,
     classNames: info.classNames,
-  });
+  };
+  // With a frozen base only the head trains, on cached base outputs (below); augmented images change
+  // on every pass, so their base outputs cannot be cached.
+  const trainsHeadOnly = (frozenBase: boolean) => frozenBase && base !== undefined && !p.augment;
+  try {
+    // Sized before it is built: a model too large is refused before its weights exist.
+    const plan = planTransferModel(spec);
+    const trained = trainsHeadOnly(plan.frozenBase) && plan.head ? plan.head : plan.model;
+    checkPlannedMemory(trained, plan.newWeights, p, ctx);
+  } catch (e) {
+    if (!(e instanceof PlanError)) {
+      disposeModels(base?.loaded.model);
+      throw e;
+    }
+    // The build and checkMemory below still refuse what does not fit, once it is built.
+    await ctx.log(`memory: the model could not be sized before it is built (${e.message})`);
+  }
+  const tm = buildTransferModel(spec);
   const optimizer = makeOptimizer(p.optimizer, p.learningRate, p.optimizerOptions);
   try {
-    // With a frozen base only the head trains, on cached base outputs; the saved model is still base
-    // + head. Augmented images change on every pass, so their base outputs cannot be cached.
+    // The saved model is still base + head when only the head trains.
     const frozenBaseUri = tm.frozenBase && base ? base.uri : undefined;
     if (frozenBaseUri !== undefined && p.augment)
       await ctx.log(
         'augmentation is on: the embedding cache does not apply, the frozen base runs on every augmented batch',
       );
-    const headOnly = frozenBaseUri !== undefined && !p.augment;
+    const headOnly = trainsHeadOnly(tm.frozenBase);
     const trained = headOnly ? tm.head : tm.model;
     compile(trained, optimizer);
     const buffers = await checkMemory(trained, p, ctx);

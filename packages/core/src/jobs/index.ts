@@ -5,3 +5,4 @@ export * from './run-history.ts';
 export * from './evaluate.job.ts';
 export * from './batch-predict.job.ts';
 export * from './tune.job.ts';
+export * from './resume-note.ts';

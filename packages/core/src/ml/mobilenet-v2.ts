@@ -4,31 +4,37 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../util/errors.ts';
-import type { ArchitectureOptions, Features } from './features.ts';
+import type { ArchitectureOptions, FeatureGraph, Wiring } from './features.ts';
 
 function makeDivisible(v: number, divisor = 8): number {
   const n = Math.max(divisor, Math.floor((v + divisor / 2) / divisor) * divisor);
   return n < 0.9 * v ? n + divisor : n;
 }
 
-type T = tf.SymbolicTensor;
-
-function convBn(x: T, filters: number, kernel: number, stride: number, name: string, relu = true): T {
-  let y = tf.layers
-    .conv2d({
-      filters,
-      kernelSize: kernel,
-      strides: stride,
-      padding: 'same',
-      useBias: false,
-      name: `${name}_conv`,
-    })
-    .apply(x) as T;
-  y = tf.layers.batchNormalization({ momentum: 0.999, epsilon: 1e-3, name: `${name}_bn` }).apply(y) as T;
-  return relu ? (tf.layers.reLU({ maxValue: 6, name: `${name}_relu` }).apply(y) as T) : y;
+function convBn<T>(
+  w: Wiring<T>,
+  x: T,
+  filters: number,
+  kernel: number,
+  stride: number,
+  name: string,
+  relu = true,
+): T {
+  const conv = tf.layers.conv2d({
+    filters,
+    kernelSize: kernel,
+    strides: stride,
+    padding: 'same',
+    useBias: false,
+    name: `${name}_conv`,
+  });
+  let y = w.apply(conv, x);
+  y = w.apply(tf.layers.batchNormalization({ momentum: 0.999, epsilon: 1e-3, name: `${name}_bn` }), y);
+  return relu ? w.apply(tf.layers.reLU({ maxValue: 6, name: `${name}_relu` }), y) : y;
 }
 
-function invertedResidual(
+function invertedResidual<T>(
+  w: Wiring<T>,
   x: T,
   inC: number,
   outC: number,
@@ -37,14 +43,19 @@ function invertedResidual(
   name: string,
 ): T {
   let y = x;
-  if (expansion !== 1) y = convBn(y, inC * expansion, 1, 1, `${name}_expand`);
-  y = tf.layers
-    .depthwiseConv2d({ kernelSize: 3, strides: stride, padding: 'same', useBias: false, name: `${name}_dw` })
-    .apply(y) as T;
-  y = tf.layers.batchNormalization({ momentum: 0.999, epsilon: 1e-3, name: `${name}_dw_bn` }).apply(y) as T;
-  y = tf.layers.reLU({ maxValue: 6, name: `${name}_dw_relu` }).apply(y) as T;
-  y = convBn(y, outC, 1, 1, `${name}_project`, false);
-  return stride === 1 && inC === outC ? (tf.layers.add({ name: `${name}_add` }).apply([x, y]) as T) : y;
+  if (expansion !== 1) y = convBn(w, y, inC * expansion, 1, 1, `${name}_expand`);
+  const dw = tf.layers.depthwiseConv2d({
+    kernelSize: 3,
+    strides: stride,
+    padding: 'same',
+    useBias: false,
+    name: `${name}_dw`,
+  });
+  y = w.apply(dw, y);
+  y = w.apply(tf.layers.batchNormalization({ momentum: 0.999, epsilon: 1e-3, name: `${name}_dw_bn` }), y);
+  y = w.apply(tf.layers.reLU({ maxValue: 6, name: `${name}_dw_relu` }), y);
+  y = convBn(w, y, outC, 1, 1, `${name}_project`, false);
+  return stride === 1 && inC === outC ? w.apply(tf.layers.add({ name: `${name}_add` }), [x, y]) : y;
 }
 
 /** [expansion t, channels c, repeats n, first stride s], as in the paper's Table 2. */
@@ -58,28 +69,30 @@ const BLOCKS: [number, number, number, number][] = [
   [6, 320, 1, 1],
 ];
 
-export function buildMobileNetV2Features(inputShape: number[], opts: ArchitectureOptions): Features {
+/** MobileNetV2's feature extractor for `inputShape` ([h, w, c]), wired by `w` (see features.ts). */
+export function wireMobileNetV2Features<T>(
+  w: Wiring<T>,
+  inputShape: number[],
+  opts: ArchitectureOptions,
+): FeatureGraph<T> {
   const alpha = opts.alpha ?? 1;
   if (inputShape.length !== 3) {
     throw new InputError(
       `architecture "mobilenet-v2" needs image input [h, w, c]; got [${inputShape.join(', ')}]`,
     );
   }
-  const input = tf.input({ shape: inputShape, name: 'image' });
+  const input = w.input(inputShape, 'image');
   let c = makeDivisible(32 * alpha);
-  let x = convBn(input, c, 3, 2, 'stem');
+  let x = convBn(w, input, c, 3, 2, 'stem');
   let block = 0;
   for (const [t, ch, n, s] of BLOCKS) {
     const out = makeDivisible(ch * alpha);
     for (let i = 0; i < n; i++) {
-      x = invertedResidual(x, c, out, i === 0 ? s : 1, t, `block${block++}`);
+      x = invertedResidual(w, x, c, out, i === 0 ? s : 1, t, `block${block++}`);
       c = out;
     }
   }
-  x = convBn(x, alpha > 1 ? makeDivisible(1280 * alpha) : 1280, 1, 1, 'top');
-  x = tf.layers.globalAveragePooling2d({ name: 'features' }).apply(x) as T;
-  return {
-    model: tf.model({ inputs: input, outputs: x, name: `mobilenet_v2_${alpha}` }),
-    defaultHead: { units: [], dropout: 0.2 },
-  };
+  x = convBn(w, x, alpha > 1 ? makeDivisible(1280 * alpha) : 1280, 1, 1, 'top');
+  x = w.apply(tf.layers.globalAveragePooling2d({ name: 'features' }), x);
+  return { input, output: x, name: `mobilenet_v2_${alpha}`, defaultHead: { units: [], dropout: 0.2 } };
 }

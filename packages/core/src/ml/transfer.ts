@@ -6,8 +6,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { OptimizerOptions } from '@mlq/contract';
 import { FeatureDropout, KerasAdadelta, trailingDropoutRate } from '@mlq/engine';
 import { InputError } from '../util/errors.ts';
-import { buildFeatures, type ArchitectureOptions } from './architectures.ts';
+import { buildFeatures, wireFeatures, type ArchitectureOptions } from './architectures.ts';
 import { acceptsShape, type LoadedModel, type ModelMeta } from './model-io.ts';
+import { ShapePlan, type ModelSize, type Planned } from './model-plan.ts';
 
 export interface HeadSpec {
   units: number[];
@@ -70,26 +71,56 @@ function freeze(features: tf.LayersModel, trainableLayers: number): boolean {
   return trainableLayers === 0;
 }
 
-/** A layer-name prefix no layer of the base uses, so heads stacked over generations never clash. */
-function headPrefix(features: tf.LayersModel): string {
-  const names = features.layers.map((l) => l.name);
+/** A layer-name prefix none of `names` uses, so heads stacked over generations never clash. */
+function headPrefix(names: string[]): string {
   let k = 1;
   while (names.some((n) => n.startsWith(`head${k}_`))) k++;
   return `head${k}_`;
 }
 
+/** The head a base gets when the job names none. */
+const BASE_HEAD: HeadSpec = { units: [128], dropout: 0.5 };
+
+/**
+ * The base's feature extractor for `spec`: checked against the data's shape, cut at its feature layer
+ * and frozen but for its top `trainableLayers` (which sets the base's layers' `trainable`).
+ */
+function baseFeatures(
+  spec: TransferSpec,
+  base: NonNullable<TransferSpec['base']>,
+): { features: tf.LayersModel; frozenBase: boolean } {
+  const baseShape = base.loaded.meta.inputShape;
+  if (!acceptsShape(baseShape, spec.inputShape)) {
+    throw new InputError(
+      `base "${base.ref}" takes input [${baseShape.join(', ')}] but the dataset has [${spec.inputShape.join(', ')}]`,
+    );
+  }
+  const features = cutAtFeatures(base.loaded);
+  return { features, frozenBase: freeze(features, spec.trainableLayers) };
+}
+
+/** The head's layers in order: the base's own (reuseBaseHead), else fresh ones as `spec.head` says. */
+function headLayers(
+  spec: TransferSpec,
+  features: tf.LayersModel | undefined,
+  defaultHead: HeadSpec,
+  prefix: string,
+): tf.layers.Layer[] {
+  const layers =
+    spec.reuseBaseHead && spec.base && features
+      ? baseHeadLayers(spec.base.loaded, features, spec.numClasses, prefix)
+      : [];
+  if (layers.length === 0) newHead(layers, spec.head ?? defaultHead, prefix, spec.numClasses);
+  return layers;
+}
+
 export function buildTransferModel(spec: TransferSpec): TransferModel {
   let features: tf.LayersModel;
   let defaultHead: HeadSpec;
+  let frozenBase = false;
   if (spec.base) {
-    const baseShape = spec.base.loaded.meta.inputShape;
-    if (!acceptsShape(baseShape, spec.inputShape)) {
-      throw new InputError(
-        `base "${spec.base.ref}" takes input [${baseShape.join(', ')}] but the dataset has [${spec.inputShape.join(', ')}]`,
-      );
-    }
-    features = cutAtFeatures(spec.base.loaded);
-    defaultHead = { units: [128], dropout: 0.5 };
+    ({ features, frozenBase } = baseFeatures(spec, spec.base));
+    defaultHead = BASE_HEAD;
   } else if (spec.architecture) {
     const built = buildFeatures(spec.architecture, spec.inputShape, spec.architectureOptions);
     features = built.model;
@@ -97,14 +128,8 @@ export function buildTransferModel(spec: TransferSpec): TransferModel {
   } else {
     throw new InputError('give "base" or "architecture"');
   }
-  const frozenBase = spec.base ? freeze(features, spec.trainableLayers) : false;
-  const head = spec.head ?? defaultHead;
-  const prefix = headPrefix(features);
-  const layers: tf.layers.Layer[] =
-    spec.reuseBaseHead && spec.base
-      ? baseHeadLayers(spec.base.loaded, features, spec.numClasses, prefix)
-      : [];
-  if (layers.length === 0) newHead(layers, head, prefix, spec.numClasses);
+  const prefix = headPrefix(features.layers.map((l) => l.name));
+  const layers = headLayers(spec, features, defaultHead, prefix);
   const apply = (x: tf.SymbolicTensor) => layers.reduce((t, l) => l.apply(t) as tf.SymbolicTensor, x);
   const featOut = features.outputs[0]!;
   const model = tf.model({ inputs: features.inputs, outputs: apply(featOut), name: 'model' });
@@ -125,6 +150,59 @@ export function buildTransferModel(spec: TransferSpec): TransferModel {
     ...(spec.base ? { base: spec.base.ref } : {}),
   };
   return { model, features, head: headModel, frozenBase, meta };
+}
+
+/** What building the transfer model of a spec would take, found without building it. */
+export interface TransferPlan {
+  /** Float32 values of the weights that building it allocates: all but a loaded base's. */
+  newWeights: number;
+  /** Base + head, as TransferModel.model. */
+  model: ModelSize;
+  /** With a base: the head alone, as TransferModel.head (what trains on a frozen base's cached outputs). */
+  head?: ModelSize;
+  /** As TransferModel.frozenBase. */
+  frozenBase: boolean;
+}
+
+/**
+ * The size of the model buildTransferModel(`spec`) builds, from the architecture and input shape (or
+ * the loaded base's layers) and the head, allocating no weight (model-plan.ts). The same InputErrors
+ * as buildTransferModel for a spec it refuses; PlanError for a model it cannot size. Like
+ * buildTransferModel, it freezes a base's layers as `trainableLayers` says.
+ */
+export function planTransferModel(spec: TransferSpec): TransferPlan {
+  const plan = new ShapePlan();
+  let featOut: Planned;
+  let defaultHead: HeadSpec;
+  let base: ReturnType<typeof baseFeatures> | undefined;
+  if (spec.base) {
+    base = baseFeatures(spec, spec.base);
+    featOut = plan.adopt(base.features);
+    defaultHead = BASE_HEAD;
+  } else if (spec.architecture) {
+    const wired = wireFeatures(plan, spec.architecture, spec.inputShape, spec.architectureOptions);
+    featOut = wired.output;
+    defaultHead = wired.defaultHead;
+  } else {
+    throw new InputError('give "base" or "architecture"');
+  }
+  const layers = headLayers(spec, base?.features, defaultHead, headPrefix(plan.names));
+  layers.reduce((x, l) => plan.apply(l, x), featOut);
+  let head: ModelSize | undefined;
+  if (base) {
+    const alone = new ShapePlan();
+    let x = alone.input(featOut.shape);
+    const rate = trailingDropoutRate(base.features);
+    if (rate > 0) x = alone.apply(new FeatureDropout({ rate, name: 'plan_feature_dropout' }), x);
+    layers.reduce((t, l) => alone.apply(l, t), x);
+    head = alone.size;
+  }
+  return {
+    newWeights: plan.newWeights,
+    model: plan.size,
+    ...(head ? { head } : {}),
+    frozenBase: base?.frozenBase ?? false,
+  };
 }
 
 /** Dense layers (+ dropout) and a softmax layer, freshly initialised. */

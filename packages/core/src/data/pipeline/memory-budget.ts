@@ -4,6 +4,7 @@
  * anything else, and what is left bounds the input pipeline's buffers.
  */
 import type * as tf from '@tensorflow/tfjs';
+import { modelSize, type ModelSize } from '../../ml/model-plan.ts';
 import { InputError } from '../../util/errors.ts';
 
 const MB = 1 << 20;
@@ -24,17 +25,6 @@ export interface TrainingMemory {
 
 const elements = (shape: (number | null)[]) => shape.reduce<number>((a, d) => a * (d ?? 1), 1);
 
-/** Floats of the layers' outputs for one example. */
-function activationFloats(model: tf.LayersModel): number {
-  let n = 0;
-  for (const l of model.layers) {
-    const out = l.outputShape;
-    const shapes = (Array.isArray(out[0]) ? out : [out]) as (number | null)[][];
-    for (const s of shapes) n += elements(s.slice(1));
-  }
-  return n;
-}
-
 /** The largest layer output of one example, in floats (what bounds an inference batch). */
 export function largestActivation(model: tf.LayersModel): number {
   let n = 0;
@@ -54,19 +44,21 @@ export function inferenceBatch(model: tf.LayersModel, bytes: number): number {
   return Math.max(1, Math.min(512, Math.floor(bytes / (3 * 4 * largestActivation(model)))));
 }
 
-/** An estimate of what training `model` with batches of `batchSize` takes beyond its weights. */
-export function trainingMemory(
-  model: tf.LayersModel,
+/**
+ * An estimate of what training a model of `size` (float32 values: model-plan.ts's ModelSize, of a built
+ * model or of one planned before it is built) with batches of `batchSize` takes beyond its weights, in
+ * bytes; `threads` data-parallel threads each hold a replica of the weights.
+ */
+export function trainingMemoryOf(
+  size: ModelSize,
   batchSize: number,
   optimizer: string,
   threads = 1,
 ): TrainingMemory {
-  const count = (ws: tf.LayerVariable[]) => ws.reduce((a, w) => a + elements(w.shape), 0);
-  const trainable = count(model.trainableWeights);
-  const gradients = trainable * 4;
-  const optimizerBytes = trainable * 4 * (OPTIMIZER_SLOTS[optimizer] ?? 2);
-  const activations = 2 * batchSize * activationFloats(model) * 4;
-  const replicas = (threads - 1) * count(model.weights) * 4;
+  const gradients = size.trainable * 4;
+  const optimizerBytes = size.trainable * 4 * (OPTIMIZER_SLOTS[optimizer] ?? 2);
+  const activations = 2 * batchSize * size.activations * 4;
+  const replicas = (threads - 1) * size.weights * 4;
   return {
     gradients,
     optimizer: optimizerBytes,
@@ -74,6 +66,16 @@ export function trainingMemory(
     replicas,
     total: gradients + optimizerBytes + activations + replicas,
   };
+}
+
+/** An estimate of what training the built `model` with batches of `batchSize` takes beyond its weights. */
+export function trainingMemory(
+  model: tf.LayersModel,
+  batchSize: number,
+  optimizer: string,
+  threads = 1,
+): TrainingMemory {
+  return trainingMemoryOf(modelSize(model), batchSize, optimizer, threads);
 }
 
 /**
@@ -88,9 +90,9 @@ export const WASM_TRAINING_BYTES = 3 * 1024 * MB;
 
 /**
  * Checks that training fits the backend's own memory, whatever the machine has: on wasm the tensors
- * already on the backend (`heldBytes`: the model's weights, a base) plus `need` (without the helper
- * threads' replicas, which live in their own instances) must stay within WASM_TRAINING_BYTES; an
- * InputError naming the limit and what to change otherwise. Other backends keep tensors in the
+ * on the backend (`heldBytes`: a base's weights and the model's, built or about to be) plus `need`
+ * (without the helper threads' replicas, which live in their own instances) must stay within
+ * WASM_TRAINING_BYTES; an InputError naming the limit and what to change otherwise. Other backends keep tensors in the
  * process's own memory, which the budget (planBuffers) bounds.
  */
 export function checkBackendMemory(
@@ -104,7 +106,7 @@ export function checkBackendMemory(
   if (heap <= WASM_TRAINING_BYTES) return;
   throw new InputError(
     `the model does not fit in the wasm backend's memory: training needs about ${fmt(heap)} of its WebAssembly heap ` +
-      `(weights and tensors already loaded ${fmt(heldBytes)}, activations of a batch of ${batchSize}: ${fmt(need.activations)}, ` +
+      `(weights and other tensors ${fmt(heldBytes)}, activations of a batch of ${batchSize}: ${fmt(need.activations)}, ` +
       `gradients ${fmt(need.gradients)}, optimizer state ${fmt(need.optimizer)}), and that heap holds at most ${fmt(WASM_HEAP_BYTES)}, ` +
       `of which training may plan on ${fmt(WASM_TRAINING_BYTES)} whatever memory the machine has; ` +
       `use a smaller model (fewer or smaller architectureOptions.units, a smaller alpha), a smaller batchSize, ` +
