@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_IMAGE_MAX_PIXELS } from '@mlq/contract/env';
 import { imageToFeatures, loadAll, mnistSource } from '@mlq/core/data';
 import { writeImageFolder } from '../../../test/support/images.ts';
 import { http, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
@@ -93,7 +94,7 @@ describe('image instances through predict', () => {
     const pixels = await Promise.all(
       probes.map(async (p) => {
         const out = new Float32Array(784);
-        await imageToFeatures(p.bytes, p.file, [28, 28], 1, out, 0);
+        await imageToFeatures(p.bytes, p.file, [28, 28], 1, out, 0, DEFAULT_IMAGE_MAX_PIXELS);
         return Array.from(out);
       }),
     );

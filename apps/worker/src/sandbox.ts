@@ -207,6 +207,7 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
     // Native backends use every core themselves; on wasm and cpu one thread uses one core.
     trainThreads: ['wasm', 'cpu'].includes(await backend) ? trainThreads(env) : 1,
     memoryBudgetMb: jobMemoryMb(env),
+    imageMaxPixels: env.IMAGE_MAX_PIXELS,
     inputPipeline: env.WORKER_INPUT_PIPELINE,
   };
   const flow = name === 'tune' ? { children: trialsOf(job.id!, token) } : {};

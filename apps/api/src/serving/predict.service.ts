@@ -35,6 +35,11 @@ export interface ServingOptions {
   dataRoots: string[];
   /** tfjs backend of the predict threads: `wasm` (default), `cpu`, `tensorflow` or `auto` (TFJS_BACKEND). */
   backend?: string;
+  /**
+   * Most pixels (width × height) an image instance may have (IMAGE_MAX_PIXELS): a predict thread
+   * reads it from the image's header and refuses a larger one (a 400 naming it) before decoding.
+   */
+  imageMaxPixels: number;
   /** Told of each successful prediction and each batch (metrics.ts). */
   observer?: ServingObserver;
 }
@@ -82,6 +87,7 @@ export class PredictService {
         cacheModels: opts.cacheModels,
         cacheBytes: opts.cacheBytes,
         backend: opts.backend ?? 'wasm',
+        imageMaxPixels: opts.imageMaxPixels,
       },
       () => this.batcher.pump(),
     );
