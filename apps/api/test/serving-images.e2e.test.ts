@@ -125,6 +125,10 @@ describe('image instances through predict', () => {
     expect(notImage.body.error.details?.[0]?.field).toBe('instances[1].b64');
     const truncated = await predict<ApiErrorBody>({ instances: [b64(probes[0]!.bytes.subarray(0, 60))] });
     expect(truncated.status).toBe(400);
-    expect(truncated.body.error.message).toMatch(/unreadable image instances\[0\]/);
+    // The PNG library's own words ("read requests waiting on finished stream") are no help to a person.
+    expect(truncated.body.error.message).toBe(
+      'unreadable image instances[0]: the PNG is truncated: it ends before its IEND chunk',
+    );
+    expect(truncated.body.error.details?.[0]?.field).toBe('instances[0].b64');
   });
 });

@@ -134,4 +134,13 @@ describe('image sizes from headers', () => {
       'image two.jpg: the JPEG has a frame of more than the 50000000 pixels IMAGE_MAX_PIXELS allows',
     );
   });
+
+  it('says a truncated PNG is truncated, not what the PNG library says about its streams', () => {
+    const png = pngOf(picture);
+    for (const n of [40, png.length - 12, png.length - 1]) {
+      expect(() => decodeImage(png.subarray(0, n), 'cut.png', 1e6), `${n} bytes`).toThrow(
+        'unreadable image cut.png: the PNG is truncated: it ends before its IEND chunk',
+      );
+    }
+  });
 });

@@ -39,10 +39,22 @@ export function checkImagePixels(buf: Uint8Array, file: string, maxPixels: numbe
   return size;
 }
 
+/** True when a PNG's chunks run past the end of `buf` before its IEND chunk: the file was cut short. */
+function pngTruncated(buf: Buffer): boolean {
+  let at = 8;
+  while (at + 8 <= buf.length) {
+    const end = at + 12 + buf.readUInt32BE(at);
+    if (end > buf.length) return true;
+    if (buf.toString('latin1', at + 4, at + 8) === 'IEND') return false;
+    at = end;
+  }
+  return true;
+}
+
 /**
  * Decodes a PNG or JPEG (told apart by their first bytes) of at most `maxPixels` pixels (width ×
  * height, read from the header before decoding). Throws a DataError naming `file`: over `maxPixels`
- * (see checkImagePixels), not a PNG or JPEG, or otherwise unreadable.
+ * (see checkImagePixels), not a PNG or JPEG, truncated, or otherwise unreadable.
  */
 export function decodeImage(buf: Buffer, file: string, maxPixels: number): Rgba {
   checkImagePixels(buf, file, maxPixels);
@@ -69,6 +81,8 @@ export function decodeImage(buf: Buffer, file: string, maxPixels: number): Rgba 
     }
   } catch (e) {
     const message = (e as Error).message;
+    if (isPng && pngTruncated(buf))
+      throw new DataError(`unreadable image ${file}: the PNG is truncated: it ends before its IEND chunk`);
     if (isJpeg && message.startsWith('maxResolutionInMP limit exceeded'))
       throw new DataError(
         `image ${file}: the JPEG has a frame of more than the ${maxPixels} pixels IMAGE_MAX_PIXELS allows`,
