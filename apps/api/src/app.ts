@@ -240,6 +240,7 @@ export function createApp(deps: AppDeps): App {
       jobs,
       maxBytes: env.DATASET_MAX_BYTES,
       limits: { maxFiles: env.DATASET_MAX_FILES, maxExpandedBytes: env.DATASET_MAX_EXPANDED_BYTES },
+      imageMaxPixels: env.IMAGE_MAX_PIXELS,
     }),
   );
   app.use(jsonObjectBody(env.BODY_LIMIT));

@@ -67,6 +67,7 @@ const fetchCache = new FetchCache({
   maxBytes: Math.floor(env.WORKER_CACHE_MB * 2 ** 20),
   policy,
   store,
+  imageMaxPixels: env.IMAGE_MAX_PIXELS,
 });
 // dataset:// URIs: the registry says which bytes, the store has them, and the same bounded cache keeps
 // a copy (or the extracted archive).

@@ -82,8 +82,8 @@ export const sharedEnvShape = {
   FETCH_MAX_MB: z.coerce.number().positive().default(4096),
   /**
    * Most pixels (width × height) a PNG or JPEG may have, read from its header before anything is
-   * decoded: above it predict's `{"b64": ...}` instance is a 400 naming it, and a job reading an
-   * image-folder dataset fails at once naming the file.
+   * decoded: above it predict's `{"b64": ...}` instance and an uploaded image-folder archive's entry
+   * are a 400 naming them, and a job reading an image-folder dataset fails at once naming the file.
    */
   IMAGE_MAX_PIXELS: z.coerce.number().int().min(1).default(DEFAULT_IMAGE_MAX_PIXELS),
 };

@@ -2,7 +2,8 @@
  * An image's size as its header declares it, read before anything is decoded: a PNG of zeros that
  * claims 30000x30000 pixels is under 1 MB of deflate, yet decoding it takes 3.6 GB of RGBA and most of
  * a minute. Every image this platform decodes (predict's `{"b64": ...}`, an image-folder dataset read
- * by a worker) is measured here first and refused above IMAGE_MAX_PIXELS (packages/contract/src/env.ts).
+ * by a worker, an uploaded or fetched archive of one) is measured here first and refused above
+ * IMAGE_MAX_PIXELS (packages/contract/src/env.ts).
  *
  * - PNG: the IHDR chunk, which the format puts first (bytes 16-23: width, height). pngjs decodes only
  *   the default image, so an APNG's other frames cost nothing.
@@ -162,7 +163,8 @@ export function imageSize(buf: Uint8Array): ImageSize | undefined {
   return r.end();
 }
 
-const mp = (n: number) => (n / 1e6).toFixed(1);
+/** ` (900.0 megapixels)` for a count of 0.1 megapixels or more; nothing for fewer. */
+const mp = (n: number) => (n >= 1e5 ? ` (${(n / 1e6).toFixed(1)} megapixels)` : '');
 
 /**
  * Why `size` may not be decoded: `the PNG is 30000x30000 pixels (900.0 megapixels), more than the
@@ -173,7 +175,7 @@ export function tooManyPixels(size: ImageSize, maxPixels: number): string | unde
   const n = size.width * size.height;
   if (n <= maxPixels) return undefined;
   return (
-    `the ${size.format} is ${size.width}x${size.height} pixels (${mp(n)} megapixels), more than the ` +
-    `${maxPixels} (${mp(maxPixels)} megapixels) IMAGE_MAX_PIXELS allows`
+    `the ${size.format} is ${size.width}x${size.height} pixels${mp(n)}, more than the ` +
+    `${maxPixels}${mp(maxPixels)} IMAGE_MAX_PIXELS allows`
   );
 }
