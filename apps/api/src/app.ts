@@ -164,6 +164,7 @@ export function createApp(deps: AppDeps): App {
     storeUri: deps.store.uri,
     dataRoots: env.DATA_ROOTS,
     backend: env.TFJS_BACKEND,
+    imageMaxPixels: env.IMAGE_MAX_PIXELS,
     observer: {
       predicted: (model, seconds) => metrics.predictDuration.observe({ model }, seconds),
       batched: (rows) => metrics.predictBatchSize.observe(rows),
@@ -239,6 +240,7 @@ export function createApp(deps: AppDeps): App {
       jobs,
       maxBytes: env.DATASET_MAX_BYTES,
       limits: { maxFiles: env.DATASET_MAX_FILES, maxExpandedBytes: env.DATASET_MAX_EXPANDED_BYTES },
+      imageMaxPixels: env.IMAGE_MAX_PIXELS,
     }),
   );
   app.use(jsonObjectBody(env.BODY_LIMIT));

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_IMAGE_MAX_PIXELS } from '@mlq/contract/env';
 import { imageToFeatures, loadAll, mnistSource } from '@mlq/core/data';
 import { writeImageFolder } from '../../../test/support/images.ts';
 import { http, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
@@ -93,7 +94,7 @@ describe('image instances through predict', () => {
     const pixels = await Promise.all(
       probes.map(async (p) => {
         const out = new Float32Array(784);
-        await imageToFeatures(p.bytes, p.file, [28, 28], 1, out, 0);
+        await imageToFeatures(p.bytes, p.file, [28, 28], 1, out, 0, DEFAULT_IMAGE_MAX_PIXELS);
         return Array.from(out);
       }),
     );
@@ -124,6 +125,10 @@ describe('image instances through predict', () => {
     expect(notImage.body.error.details?.[0]?.field).toBe('instances[1].b64');
     const truncated = await predict<ApiErrorBody>({ instances: [b64(probes[0]!.bytes.subarray(0, 60))] });
     expect(truncated.status).toBe(400);
-    expect(truncated.body.error.message).toMatch(/unreadable image instances\[0\]/);
+    // The PNG library's own words ("read requests waiting on finished stream") are no help to a person.
+    expect(truncated.body.error.message).toBe(
+      'unreadable image instances[0]: the PNG is truncated: it ends before its IEND chunk',
+    );
+    expect(truncated.body.error.details?.[0]?.field).toBe('instances[0].b64');
   });
 });

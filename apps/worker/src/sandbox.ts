@@ -69,6 +69,7 @@ const fetchCache = new FetchCache({
   maxBytes: Math.floor(env.WORKER_CACHE_MB * 2 ** 20),
   policy,
   store,
+  imageMaxPixels: env.IMAGE_MAX_PIXELS,
 });
 // dataset:// URIs: the registry says which bytes, the store has them, and the same bounded cache keeps
 // a copy (or the extracted archive).
@@ -232,6 +233,7 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
     // Native backends use every core themselves; on wasm and cpu one thread uses one core.
     trainThreads: ['wasm', 'cpu'].includes(await backend) ? trainThreads(env) : 1,
     memoryBudgetMb: jobMemoryMb(env),
+    imageMaxPixels: env.IMAGE_MAX_PIXELS,
     inputPipeline: env.WORKER_INPUT_PIPELINE,
   };
   const flow = name === 'tune' ? { children: trialsOf(job.id!, token) } : {};

@@ -25,6 +25,13 @@ export const commaList = (s: string): string[] =>
 export const tfjsBackends = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 export type TfjsBackend = (typeof tfjsBackends)[number];
 
+/**
+ * The default of IMAGE_MAX_PIXELS: 50 megapixels, so a 48 or 50 MP phone's full-size photo is read
+ * (8160x6120 is 49.9 MP). Decoding one that large takes 200 MB of RGBA (a JPEG up to 24 bytes a pixel
+ * while it decodes) and seconds of a core.
+ */
+export const DEFAULT_IMAGE_MAX_PIXELS = 50_000_000;
+
 /** Every process: where Redis, the store and the data are, and the tfjs backend it computes on. */
 export const sharedEnvShape = {
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
@@ -73,6 +80,12 @@ export const sharedEnvShape = {
   FETCH_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   /** Largest file fetched from an `http(s)://` or `s3://` URI, in MiB (fractions allowed). */
   FETCH_MAX_MB: z.coerce.number().positive().default(4096),
+  /**
+   * Most pixels (width × height) a PNG or JPEG may have, read from its header before anything is
+   * decoded: above it predict's `{"b64": ...}` instance and an uploaded image-folder archive's entry
+   * are a 400 naming them, and a job reading an image-folder dataset fails at once naming the file.
+   */
+  IMAGE_MAX_PIXELS: z.coerce.number().int().min(1).default(DEFAULT_IMAGE_MAX_PIXELS),
 };
 
 /** `example.com`, `10.0.0.5`, `fd00::1`, `10.0.0.0/8` or `fc00::/7`: an entry of FETCH_ALLOW_HOSTS. */

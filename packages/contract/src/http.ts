@@ -92,8 +92,9 @@ const tensorLike = z.union([z.number(), z.array(z.unknown())]);
 
 /**
  * TF Serving's predict request: the row format (`instances`, one entry per instance) or the columnar
- * one (`inputs`). An instance may be `{"b64": "<base64 of a PNG or JPEG>"}` for an image model, or an
- * object keyed by the model's input name.
+ * one (`inputs`). An instance may be `{"b64": "<base64 of a PNG or JPEG>"}` for an image model (of at
+ * most IMAGE_MAX_PIXELS pixels, width × height, or a 400 names it), or an object keyed by the model's
+ * input name.
  */
 export const predictRequestSchema = z
   .object({

@@ -326,6 +326,39 @@ describe.each([
     await expect(locate('s3://b/x.csv')).rejects.toThrow(/workers read file:\/\/ URIs/);
   });
 
+  it('refuses an image over IMAGE_MAX_PIXELS from its header: at upload, and on a worker reading an older upload', async () => {
+    const zip = makeZip([
+      { name: 'cat/1.png', data: png(1) },
+      { name: 'dog/big.png', data: png(1, 40, 30), deflate: true },
+    ]);
+    const tooBig = (entry: string) =>
+      `archive entry "${entry}": the PNG is 40x30 pixels, more than the 1000 IMAGE_MAX_PIXELS allows`;
+    await refused(zip, 'zip', new RegExp(`^${tooBig('dog/big.png')}$`), { imageMaxPixels: 1000 });
+    const tgz = await makeTarGz([
+      { name: 'cat/1.png', data: png(1) },
+      { name: 'cat/big.png', data: png(1, 40, 30) },
+    ]);
+    await refused(tgz, 'tar.gz', new RegExp(`^${tooBig('cat/big.png')}$`), { imageMaxPixels: 1000 });
+    // Uploaded under a larger limit (or before there was one): the worker's reader refuses it when it
+    // lists the dataset, naming the image inside the upload, before decoding anything.
+    await ingestDataset(body(zip), up.opts('big-img', 'zip'));
+    const cache = new FetchCache({
+      dir: await mkdtemp(path.join(tmp, 'cache-')),
+      maxBytes: 1 << 20,
+      policy: new EgressPolicy({ allowHosts: [], timeoutMs: 5000, maxBytes: 1 << 20 }),
+    });
+    const locate = datasetLocator({ registry: up.registry, store, cache })({ holder: 'reader' });
+    const d = openDataset(
+      { format: 'image-folder', uri: 'dataset://big-img', imageSize: [8, 8], channels: 1 },
+      { dataRoots: [], locate, imageMaxPixels: 1000 },
+    );
+    const err = await d.info().catch((e: Error) => e);
+    expect(err).toBeInstanceOf(DataError);
+    expect((err as Error).message).toBe(
+      'image dog/big.png in dataset://big-img@1: the PNG is 40x30 pixels, more than the 1000 IMAGE_MAX_PIXELS allows',
+    );
+  });
+
   it('reads a CSV back on a worker as its upload was validated: spaces around quotes, doubled quotes', async () => {
     const text = 'a, "b" ,label\n1, "2" , "cat, big" \n3,"4","say ""hi"""\n5,6,\t"cat, big"\n';
     const v = await ingestDataset(body(text), up.opts('quoted', 'csv'));

@@ -14,6 +14,8 @@ import { createServer as createTcpServer } from 'node:net';
 import { openDataset } from '../src/data/open.ts';
 import { FetchCache } from '../src/remote/fetch-cache.ts';
 import { uriResolver } from '../src/remote/resolve-uri.ts';
+import { DataError } from '../src/util/errors.ts';
+import { makeZip, png } from './fixtures/archives.ts';
 
 let dir: string;
 let server: Server;
@@ -26,6 +28,12 @@ const bodies: Record<string, { body: Buffer; etag?: string }> = {
   '/c.bin': { body: Buffer.alloc(1000, 3), etag: '"c1"' },
   '/plain.bin': { body: Buffer.alloc(10, 4) },
   '/bad.csv': { body: Buffer.from('a,b,label\n1,hello,x\n') },
+  '/big-image.zip': {
+    body: makeZip([
+      { name: 'cat/1.png', data: png(1) },
+      { name: 'dog/big.png', data: png(1, 40, 30), deflate: true },
+    ]),
+  },
 };
 /** Entries are ordered by last use as the file system stamps it: a few ms apart, so no two tie. */
 const tick = () => new Promise((r) => setTimeout(r, 15));
@@ -292,6 +300,21 @@ describe('what a failed fetch or read says', () => {
       await new Promise((r) => junk.close(r));
     }
   }, 15_000);
+
+  it('an archive with an image over IMAGE_MAX_PIXELS is refused before it is extracted, naming the entry', async () => {
+    const c = new FetchCache({
+      dir: path.join(dir, 'pixels'),
+      maxBytes: 1 << 20,
+      policy: policyFor(),
+      imageMaxPixels: 1000,
+    });
+    const err = await c.get(`${site}/big-image.zip`, { holder: 't', extract: true }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(DataError);
+    expect((err as Error).message).toBe(
+      'archive entry "dog/big.png": the PNG is 40x30 pixels, more than the 1000 IMAGE_MAX_PIXELS allows',
+    );
+    expect(await c.entries()).toEqual([]);
+  });
 
   it('a bad row of a fetched CSV is named by its URL and line, not the cache path', async () => {
     const locate = uriResolver({ dataRoots: [], fetch: { cache: cache(), holder: 't' } });

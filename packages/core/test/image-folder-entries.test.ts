@@ -12,6 +12,7 @@ import { loadAll } from '../src/data/dataset.ts';
 import { exifOrientation, imageToFeatures } from '../src/data/image-decode.ts';
 import { openDataset } from '../src/data/open.ts';
 import { datasetSchema } from '@mlq/contract';
+import { DEFAULT_IMAGE_MAX_PIXELS } from '@mlq/contract/env';
 import { DataError } from '../src/util/errors.ts';
 import { drawQuadrants, jpegOf, orientAs, pngOf, withOrientation, type Image } from './images.ts';
 
@@ -113,7 +114,7 @@ describe('EXIF orientation', () => {
       const buf = withOrientation(jpegOf(orientAs(upright, o)), o);
       expect(await exifOrientation(buf), `orientation ${o}`).toBe(o);
       const out = new Float32Array(16 * 32 * 3);
-      const img = await imageToFeatures(buf, `o${o}.jpg`, [16, 32], 3, out, 0);
+      const img = await imageToFeatures(buf, `o${o}.jpg`, [16, 32], 3, out, 0, DEFAULT_IMAGE_MAX_PIXELS);
       expect([img.width, img.height], `orientation ${o}`).toEqual([32, 16]);
       expect(quadrants(out, 32, 16), `orientation ${o}`).toEqual(want);
     }
@@ -134,7 +135,7 @@ describe('EXIF orientation', () => {
     broken.writeUInt32BE(0xfff0, broken.indexOf('MM') + 4); // IFD0 past the end of the block
     expect(await exifOrientation(broken)).toBe(1);
     const out = new Float32Array(16 * 32 * 3);
-    await imageToFeatures(broken, 'broken.jpg', [16, 32], 3, out, 0);
+    await imageToFeatures(broken, 'broken.jpg', [16, 32], 3, out, 0, DEFAULT_IMAGE_MAX_PIXELS);
     expect(quadrants(out, 32, 16)).toEqual(want);
   });
 });

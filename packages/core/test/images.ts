@@ -1,7 +1,9 @@
 /**
  * Test images: drawn RGBA pictures as PNG or JPEG (pngjs, jpeg-js), stored turned as a camera stores
- * them, and an EXIF APP1 segment with an Orientation tag written into a JPEG by hand.
+ * them, an EXIF APP1 segment with an Orientation tag written into a JPEG by hand, and decompression
+ * bombs: complete, valid PNG and JPEG files of any size, all black or grey, that take little space.
  */
+import { constants, crc32, deflateRawSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 
@@ -85,4 +87,94 @@ export function withOrientation(jpegBytes: Buffer, o: number): Buffer {
   marker.writeUInt16BE(0xffe1, 0);
   marker.writeUInt16BE(payload.length + 2, 2);
   return Buffer.concat([jpegBytes.subarray(0, 2), marker, payload, jpegBytes.subarray(2)]);
+}
+
+/** A PNG chunk: length, type, data, CRC-32 of type and data. */
+function pngChunk(type: string, data: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(data.length, 0);
+  head.write(type, 4, 'latin1');
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
+  return Buffer.concat([head, data, crc]);
+}
+
+/**
+ * Raw deflate of `n` zero bytes that ends byte-aligned and refers to nothing before it (a full
+ * flush), not final: copies of it can follow one another in one stream.
+ */
+const zeroRun = (n: number) =>
+  deflateRawSync(Buffer.alloc(n), { level: 9, finishFlush: constants.Z_FULL_FLUSH });
+
+/**
+ * A complete, valid 8-bit greyscale PNG of `width` × `height` black pixels: each row is filter type
+ * 0 and `width` zero bytes, deflated ~1000:1 (30000x30000 is 875 KB). The zlib stream is copies of
+ * one deflated run of rows, a final empty block and the Adler-32 of all those zeros, so making even a
+ * 900-megapixel one takes milliseconds and no memory to speak of.
+ */
+export function blackPng(width: number, height: number): Buffer {
+  const rowBytes = 1 + width;
+  const rowsPerRun = Math.max(1, Math.floor(2 ** 22 / rowBytes));
+  const full = zeroRun(rowsPerRun * rowBytes);
+  const runs: Buffer[] = new Array<Buffer>(Math.floor(height / rowsPerRun)).fill(full);
+  if (height % rowsPerRun) runs.push(zeroRun((height % rowsPerRun) * rowBytes));
+  // Adler-32 of n zero bytes: a = 1, b = n (mod 65521).
+  const adler = Buffer.alloc(4);
+  adler.writeUInt32BE((((height * rowBytes) % 65521) * 65536 + 1) >>> 0, 0);
+  const zlib = Buffer.concat([Buffer.from([0x78, 0xda]), ...runs, Buffer.from([0x03, 0x00]), adler]);
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 0, 0, 0, 0], 8); // 8 bits, greyscale, deflate, adaptive filters, no interlace
+  const idat: Buffer[] = [];
+  for (let at = 0; at < zlib.length; at += 1 << 16)
+    idat.push(pngChunk('IDAT', zlib.subarray(at, at + (1 << 16))));
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', ihdr),
+    ...idat,
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/** A JPEG marker segment: 0xFF, `marker`, its length (2 + body) and body. */
+function jpegSegment(marker: number, body: Buffer): Buffer {
+  const head = Buffer.from([0xff, marker, 0, 0]);
+  head.writeUInt16BE(body.length + 2, 2);
+  return Buffer.concat([head, body]);
+}
+
+/**
+ * A complete, valid baseline greyscale JPEG of `width` × `height` mid-grey (128) pixels in 2 bits per
+ * 8x8 block: its Huffman tables have one 1-bit code each, DC difference 0 and AC end-of-block, so the
+ * scan is all zero bits (9000x9000 is 316 KB).
+ */
+export function greyJpeg(width: number, height: number): Buffer {
+  const dqt = Buffer.concat([Buffer.from([0]), Buffer.alloc(64, 1)]);
+  const sof = Buffer.alloc(9);
+  sof[0] = 8; // bits per sample
+  sof.writeUInt16BE(height, 1);
+  sof.writeUInt16BE(width, 3);
+  sof.set([1, 1, 0x11, 0], 5); // one component: id 1, 1x1 sampling, quantization table 0
+  const dht = (tableClass: number) => {
+    const b = Buffer.alloc(18);
+    b[0] = tableClass << 4; // table 0 of class 0 (DC) or 1 (AC)
+    b[1] = 1; // one code of length 1; its symbol (b[17]) is 0: DC category 0, or AC end of block
+    return b;
+  };
+  const sos = Buffer.from([1, 1, 0x00, 0, 63, 0]);
+  const bits = Math.ceil(width / 8) * Math.ceil(height / 8) * 2;
+  const scan = Buffer.alloc(Math.ceil(bits / 8));
+  const spare = scan.length * 8 - bits;
+  if (spare) scan[scan.length - 1] = (1 << spare) - 1; // padded with 1 bits
+  return Buffer.concat([
+    Buffer.from([0xff, 0xd8]),
+    jpegSegment(0xdb, dqt),
+    jpegSegment(0xc0, sof),
+    jpegSegment(0xc4, dht(0)),
+    jpegSegment(0xc4, dht(1)),
+    jpegSegment(0xda, sos),
+    scan,
+    Buffer.from([0xff, 0xd9]),
+  ]);
 }

@@ -79,7 +79,7 @@ export function registerDatasets(doc: ApiDoc): void {
     errors: {
       400: {
         meaning:
-          'the file is not a valid dataset of its format (`invalid_dataset`: the message names the line or archive entry), or a bad name or format (`invalid_request`)',
+          'the file is not a valid dataset of its format (`invalid_dataset`: the message names the line or archive entry, e.g. an image whose header gives it more than IMAGE_MAX_PIXELS pixels), or a bad name or format (`invalid_request`)',
         code: 'invalid_dataset',
       },
       413: 'the upload is over DATASET_MAX_BYTES',

@@ -145,7 +145,7 @@ export function registerModels(doc: ApiDoc): void {
         },
       },
       errors: {
-        400: 'a bad body (`invalid_json`, `invalid_request`) or version; `details` names the instance',
+        400: 'a bad body (`invalid_json`, `invalid_request`) or version; `details` names the instance: also a `{"b64"}` image that is no readable PNG or JPEG, or whose header gives it more than IMAGE_MAX_PIXELS pixels (refused without decoding it)',
         404: 'no such model, version or label, or its artifact is missing',
         413: 'the body is over BODY_LIMIT, or has more than SERVING_MAX_INSTANCES instances (`too_many_instances`)',
         422: 'the model cannot be served (`unservable_model`), or its output for an instance is not finite (`non_finite_prediction`)',

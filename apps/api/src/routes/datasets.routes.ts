@@ -19,6 +19,8 @@ export interface DatasetRouteDeps {
   /** DATASET_MAX_BYTES. */
   maxBytes: number;
   limits: ArchiveLimits;
+  /** IMAGE_MAX_PIXELS: an archive's image over it is a 400 naming the entry. */
+  imageMaxPixels: number;
 }
 
 /** Media types of each upload format (the first is the one to send). */
@@ -106,6 +108,7 @@ async function upload(req: Request, res: Response, deps: DatasetRouteDeps): Prom
       registry: deps.datasets,
       maxBytes: deps.maxBytes,
       limits: deps.limits,
+      imageMaxPixels: deps.imageMaxPixels,
     });
     res.status(201).location(`/v1/datasets/${name}/versions/${v.version}`).json(v);
   } catch (e) {

@@ -5,6 +5,8 @@
  * share the batcher (with its bounded queues) and the threads.
  */
 import type { ModelVersion } from '@mlq/contract';
+import { checkImagePixels } from '@mlq/core/data';
+import { DataError } from '@mlq/core/errors';
 import type { ModelRegistry } from '@mlq/core/registry';
 import type { RedisClient } from '@mlq/queues';
 import { ApiError, toApiError as httpError } from '../errors.ts';
@@ -35,6 +37,11 @@ export interface ServingOptions {
   dataRoots: string[];
   /** tfjs backend of the predict threads: `wasm` (default), `cpu`, `tensorflow` or `auto` (TFJS_BACKEND). */
   backend?: string;
+  /**
+   * Most pixels (width × height) an image instance may have (IMAGE_MAX_PIXELS): read from its header
+   * on the event loop, a larger one is a 400 naming it and never reaches a predict thread.
+   */
+  imageMaxPixels: number;
   /** Told of each successful prediction and each batch (metrics.ts). */
   observer?: ServingObserver;
 }
@@ -82,6 +89,7 @@ export class PredictService {
         cacheModels: opts.cacheModels,
         cacheBytes: opts.cacheBytes,
         backend: opts.backend ?? 'wasm',
+        imageMaxPixels: opts.imageMaxPixels,
       },
       () => this.batcher.pump(),
     );
@@ -155,10 +163,24 @@ export class PredictService {
     return { version, info };
   }
 
-  /** Decodes the request's images on a thread into their rows of `data`; a bad file is a 400 naming its field. */
+  /**
+   * Decodes the request's images on a thread into their rows of `data`; a bad file is a 400 naming
+   * its field. Each image's declared size is checked here first (a few bytes of its header), so an
+   * image over IMAGE_MAX_PIXELS is refused at once and never holds up a predict thread.
+   */
   private async decodeInto(images: ImageInstance[], info: ModelInfo, data: Float32Array): Promise<void> {
     const { height, width, channels } = imageShape(info)!;
     const size = height * width * channels;
+    for (const img of images) {
+      try {
+        checkImagePixels(img.bytes, img.field, this.opts.imageMaxPixels);
+      } catch (e) {
+        if (!(e instanceof DataError)) throw e;
+        throw new ApiError(400, 'invalid_request', e.message, [
+          { field: `${img.field}.b64`, message: e.message },
+        ]);
+      }
+    }
     try {
       const fields = images.map((i) => i.field);
       const pixels = await this.pool.decode(

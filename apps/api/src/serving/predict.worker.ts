@@ -114,7 +114,15 @@ async function decode(m: DecodeRequest): Promise<Float32Array> {
   const out = new Float32Array(m.images.length * size);
   for (const [i, bytes] of m.images.entries()) {
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    await imageToFeatures(buf, m.names[i]!, [m.height, m.width], m.channels, out, i * size);
+    await imageToFeatures(
+      buf,
+      m.names[i]!,
+      [m.height, m.width],
+      m.channels,
+      out,
+      i * size,
+      config.imageMaxPixels,
+    );
   }
   return out;
 }

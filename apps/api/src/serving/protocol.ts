@@ -27,6 +27,8 @@ export interface ThreadConfig {
   cacheBytes: number;
   /** tfjs backend preference of the thread (TFJS_BACKEND): `wasm`, `cpu`, `tensorflow` or `auto`. */
   backend: string;
+  /** IMAGE_MAX_PIXELS: a decode refuses a larger image (width × height, from its header) before decoding it. */
+  imageMaxPixels: number;
 }
 
 /**

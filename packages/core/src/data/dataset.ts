@@ -112,6 +112,13 @@ export interface OpenDatasetOptions {
    * name a row's place reads `<name>, line <n>`, with a path `<path>:<n>`.
    */
   shownAs?: Pick<Located, 'name' | 'inside'> | undefined;
+  /**
+   * Most pixels (width × height) an image of an image-folder dataset may have (IMAGE_MAX_PIXELS;
+   * default DEFAULT_IMAGE_MAX_PIXELS of packages/contract/src/env.ts): read from each file's header
+   * when the dataset is first listed, so a larger one fails the job (a DataError naming the file)
+   * before any image is decoded.
+   */
+  imageMaxPixels?: number | undefined;
 }
 
 /** The place of line `line` of the data named `name`: `path:12`, or `dataset://t@1, line 12` for a URI. */

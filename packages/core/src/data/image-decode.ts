@@ -9,11 +9,15 @@
  * binary can be downloaded (the same reason tfjs-node is optional). Decoding is a small share of a
  * job's time next to the model, so the pure-JS decoders cost little. EXIF is read with exifr (the
  * most used EXIF reader for JavaScript; it finds the Orientation tag in JPEG APP1 and PNG eXIf alike).
+ *
+ * Neither decoder bounds what a header may claim, so each file's declared size is read first
+ * (image-header.ts) and one over `maxPixels` (IMAGE_MAX_PIXELS) is refused before a byte is decoded.
  */
 import exifr from 'exifr';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { DataError } from '../util/errors.ts';
+import { imageSize, tooManyPixels, type ImageSize } from './image-header.ts';
 
 /** An image decoded to 8-bit RGBA. */
 export interface Rgba {
@@ -22,8 +26,38 @@ export interface Rgba {
   data: Uint8Array;
 }
 
-/** Decodes a PNG or JPEG (told apart by their first bytes); a DataError names the file otherwise. */
-export function decodeImage(buf: Buffer, file: string): Rgba {
+/**
+ * Checks an image file's declared size (PNG IHDR, JPEG SOF) against `maxPixels` without decoding it:
+ * a DataError `image <file>: the PNG is 30000x30000 pixels (...), more than ... IMAGE_MAX_PIXELS
+ * allows` above it. Returns the size, or undefined when the header cannot be read (the decoder then
+ * says why the file is unreadable).
+ */
+export function checkImagePixels(buf: Uint8Array, file: string, maxPixels: number): ImageSize | undefined {
+  const size = imageSize(buf);
+  const why = size && tooManyPixels(size, maxPixels);
+  if (why) throw new DataError(`image ${file}: ${why}`);
+  return size;
+}
+
+/** True when a PNG's chunks run past the end of `buf` before its IEND chunk: the file was cut short. */
+function pngTruncated(buf: Buffer): boolean {
+  let at = 8;
+  while (at + 8 <= buf.length) {
+    const end = at + 12 + buf.readUInt32BE(at);
+    if (end > buf.length) return true;
+    if (buf.toString('latin1', at + 4, at + 8) === 'IEND') return false;
+    at = end;
+  }
+  return true;
+}
+
+/**
+ * Decodes a PNG or JPEG (told apart by their first bytes) of at most `maxPixels` pixels (width ×
+ * height, read from the header before decoding). Throws a DataError naming `file`: over `maxPixels`
+ * (see checkImagePixels), not a PNG or JPEG, truncated, or otherwise unreadable.
+ */
+export function decodeImage(buf: Buffer, file: string, maxPixels: number): Rgba {
+  checkImagePixels(buf, file, maxPixels);
   const isPng = buf.length > 8 && buf.readUInt32BE(0) === 0x89504e47;
   const isJpeg = buf.length > 3 && buf[0] === 0xff && buf[1] === 0xd8 && buf[2] === 0xff;
   try {
@@ -32,17 +66,28 @@ export function decodeImage(buf: Buffer, file: string): Rgba {
       return { width: png.width, height: png.height, data: png.data };
     }
     if (isJpeg) {
-      // tolerantDecoding would turn a truncated file into a grey picture: fail instead.
+      // tolerantDecoding would turn a truncated file into a grey picture: fail instead. The header
+      // was checked above; jpeg-js checks every frame it meets against the same limit, and its
+      // memory bound is what a frame of maxPixels may need (4 components as 32-bit blocks, their
+      // 8-bit lines, the RGBA output: 24 bytes a pixel).
       const img = jpeg.decode(buf, {
         useTArray: true,
         formatAsRGBA: true,
         tolerantDecoding: false,
-        maxMemoryUsageInMB: 1024,
+        maxResolutionInMP: maxPixels / 1e6,
+        maxMemoryUsageInMB: Math.max(1024, Math.ceil((maxPixels * 24) / 2 ** 20)),
       });
       return { width: img.width, height: img.height, data: img.data };
     }
   } catch (e) {
-    throw new DataError(`unreadable image ${file}: ${(e as Error).message}`);
+    const message = (e as Error).message;
+    if (isPng && pngTruncated(buf))
+      throw new DataError(`unreadable image ${file}: the PNG is truncated: it ends before its IEND chunk`);
+    if (isJpeg && message.startsWith('maxResolutionInMP limit exceeded'))
+      throw new DataError(
+        `image ${file}: the JPEG has a frame of more than the ${maxPixels} pixels IMAGE_MAX_PIXELS allows`,
+      );
+    throw new DataError(`unreadable image ${file}: ${message}`);
   }
   throw new DataError(`unreadable image ${file}: not a PNG or JPEG file`);
 }
@@ -149,15 +194,20 @@ const ORIENTATION: Record<number, (w: number, h: number) => Affine> = {
   8: (w) => [0, -1, w - 1, 1, 0, 0],
 };
 
-/** Decodes an image file's bytes and turns it upright (EXIF orientation); DataError naming `file` otherwise. */
-export async function decodeUpright(buf: Buffer, file: string): Promise<Rgba> {
-  const img = decodeImage(buf, file);
+/**
+ * Decodes an image file's bytes (at most `maxPixels` pixels, see decodeImage) and turns it upright
+ * (EXIF orientation); DataError naming `file` otherwise.
+ */
+export async function decodeUpright(buf: Buffer, file: string, maxPixels: number): Promise<Rgba> {
+  const img = decodeImage(buf, file, maxPixels);
   return applyOrientation(img, await exifOrientation(buf));
 }
 
 /**
  * An image file's bytes as model input: decoded, upright, resized to `h × w × channels` floats in
  * 0..1 written at `out[at ..]`. Returns the upright image (its size and pixels go into dataset hashes).
+ * A file of more than `maxPixels` pixels (width × height; IMAGE_MAX_PIXELS) is refused before it is
+ * decoded; that and any unreadable file is a DataError naming `file`.
  */
 export async function imageToFeatures(
   buf: Buffer,
@@ -166,8 +216,9 @@ export async function imageToFeatures(
   channels: 1 | 3,
   out: Float32Array,
   at: number,
+  maxPixels: number,
 ): Promise<Rgba> {
-  const img = await decodeUpright(buf, file);
+  const img = await decodeUpright(buf, file, maxPixels);
   resizeInto(img, h, w, channels, out, at);
   return img;
 }

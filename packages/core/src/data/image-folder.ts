@@ -10,10 +10,11 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { z } from 'zod';
 import { seededPermutation, type imageFolderDatasetSchema } from '@mlq/contract';
+import { DEFAULT_IMAGE_MAX_PIXELS } from '@mlq/contract/env';
 import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
 import type { Chunk, DatasetInfo, DatasetSource, OpenDatasetOptions } from './dataset.ts';
-import { imageToFeatures } from './image-decode.ts';
+import { checkImagePixels, imageToFeatures } from './image-decode.ts';
 
 export type ImageFolderSpec = z.infer<typeof imageFolderDatasetSchema>;
 
@@ -162,10 +163,13 @@ async function listImages(
 /**
  * Opens an image-folder dataset. Rows come in one fixed shuffled order (seed 0) of the sorted file
  * list, so classes are mixed: a validation split (the last rows) and `limit` see every class.
+ * Listing it reads every file once (for the hash) and checks its declared size against
+ * `opts.imageMaxPixels`: a larger image is a DataError naming it before anything is decoded.
  */
 export function imageFolderSource(spec: ImageFolderSpec, opts: OpenDatasetOptions): DatasetSource {
   const [h, w] = spec.imageSize;
   const channels = spec.channels;
+  const maxPixels = opts.imageMaxPixels ?? DEFAULT_IMAGE_MAX_PIXELS;
   const width = h * w * channels;
   let pending: Promise<{ info: DatasetInfo; items: Item[]; shown: Shown }> | undefined;
   const scan = async () => {
@@ -180,10 +184,13 @@ export function imageFolderSource(spec: ImageFolderSpec, opts: OpenDatasetOption
     );
     const classCounts = new Array<number>(names.length).fill(0);
     // The hash covers each file's raw bytes and decodes nothing, so info() stays cheap (the
-    // decoded-example cache is keyed by it). A broken image fails the job when its chunk is decoded,
-    // which training does first, into that cache.
+    // decoded-example cache is keyed by it). Only the headers are read, for the size: an image over
+    // the limit fails the job here, before any decoding. A broken image fails the job when its chunk
+    // is decoded, which training does first, into that cache.
     for (const it of items) {
-      hash.update(`${path.relative(root, it.file)}\n${it.label}\n`).update(await readImage(it.file, shown));
+      const bytes = await readImage(it.file, shown);
+      checkImagePixels(bytes, shown(it.file), maxPixels);
+      hash.update(`${path.relative(root, it.file)}\n${it.label}\n`).update(bytes);
       classCounts[it.label]!++;
     }
     const info: DatasetInfo = {
@@ -216,6 +223,7 @@ export function imageFolderSource(spec: ImageFolderSpec, opts: OpenDatasetOption
             channels,
             x,
             i * width,
+            maxPixels,
           );
           y[i] = it.label;
         }

@@ -6,6 +6,7 @@
  */
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { ImageSizeReader, tooManyPixels } from '../data/image-header.ts';
 import { isHiddenEntry } from '../data/image-folder.ts';
 import { DataError } from '../util/errors.ts';
 import type { ClassCounts } from '@mlq/contract';
@@ -17,17 +18,12 @@ export function isIgnoredEntry(name: string): boolean {
   return name.split('/').some(isHiddenEntry);
 }
 
-/** Reads a stream to its end, keeping its first `n` bytes. */
-async function headOf(body: Readable, n: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let have = 0;
-  for await (const c of body as AsyncIterable<Buffer>) {
-    if (have < n) {
-      parts.push(c.subarray(0, n - have));
-      have += Math.min(c.length, n - have);
-    }
-  }
-  return Buffer.concat(parts);
+/** Reads an image entry to its end, keeping only what its header needs (image-header.ts). */
+async function headerOf(body: Readable): Promise<ImageSizeReader> {
+  const reader = new ImageSizeReader();
+  for await (const c of body as AsyncIterable<Buffer>) reader.push(c);
+  reader.end();
+  return reader;
 }
 
 /** What an image-folder archive holds, for the upload's answer. */
@@ -37,24 +33,33 @@ export interface ImageFolderSummary {
   root: string;
 }
 
-/** Collects the files of an archive walk and checks they make an image folder. */
+/**
+ * Collects the files of an archive walk and checks they make an image folder, and that each image
+ * is the PNG or JPEG its extension says of at most `maxPixels` pixels (width × height, from its
+ * header: nothing is decoded).
+ */
 export class ImageFolderCheck {
   private readonly images: string[] = [];
   private readonly others: string[] = [];
+  private readonly maxPixels: number;
+  /** `maxPixels`: IMAGE_MAX_PIXELS. */
+  constructor(maxPixels: number) {
+    this.maxPixels = maxPixels;
+  }
 
-  /** The walk's onFile: checks that an image's bytes are what its extension says. */
+  /** The walk's onFile: a DataError naming the entry for an image that is not what its extension says, or too large. */
   readonly onFile = async (f: { name: string }, body: Readable): Promise<void> => {
     if (isIgnoredEntry(f.name) || !IMAGE_EXT.test(f.name)) {
       if (!isIgnoredEntry(f.name)) this.others.push(f.name);
       await finished(body.resume());
       return;
     }
-    const head = await headOf(body, 8);
-    const png = head.length >= 8 && head.readUInt32BE(0) === 0x89504e47;
-    const jpeg = head.length >= 3 && head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff;
-    const isPng = /\.png$/i.test(f.name);
-    if (isPng ? !png : !jpeg)
-      throw new DataError(`archive entry "${f.name}": not a ${isPng ? 'PNG' : 'JPEG'} image`);
+    const header = await headerOf(body);
+    const format = /\.png$/i.test(f.name) ? 'PNG' : 'JPEG';
+    if (header.format !== format) throw new DataError(`archive entry "${f.name}": not a ${format} image`);
+    // A header this reader cannot follow is left to the decoder, which checks the size again.
+    const why = header.size && tooManyPixels(header.size, this.maxPixels);
+    if (why) throw new DataError(`archive entry "${f.name}": ${why}`);
     this.images.push(f.name);
   };
 

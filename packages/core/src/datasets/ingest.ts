@@ -22,6 +22,7 @@ import { walkArchive, type ArchiveKind, type ArchiveLimits } from './archive.ts'
 import { ImageFolderCheck } from './image-archive.ts';
 import { csvLineValidator, jsonlLineValidator } from './validate-lines.ts';
 import type { DatasetUpload, UploadFormat } from '@mlq/contract';
+import { DEFAULT_IMAGE_MAX_PIXELS } from '@mlq/contract/env';
 
 export interface IngestOptions {
   /** The dataset's name (checked by the caller: letters, digits, `_`, `.`, `-`). */
@@ -32,6 +33,12 @@ export interface IngestOptions {
   /** Largest upload in bytes; past it the upload fails with TooLargeError. */
   maxBytes: number;
   limits: ArchiveLimits;
+  /**
+   * Archives: most pixels (width × height, from each image's header) an image may have
+   * (IMAGE_MAX_PIXELS); past it the upload fails with a DataError naming the entry. Default
+   * DEFAULT_IMAGE_MAX_PIXELS of packages/contract/src/env.ts.
+   */
+  imageMaxPixels?: number | undefined;
   /** CSV: the column whose values are counted as classes (default: a column named `label`). */
   label?: string | undefined;
   /** Where archives are spooled (default: the OS temp dir). */
@@ -57,7 +64,7 @@ function archiveValidator(kind: ArchiveKind, o: IngestOptions): Validator {
     },
     async finish() {
       await finished(out.end());
-      const check = new ImageFolderCheck();
+      const check = new ImageFolderCheck(o.imageMaxPixels ?? DEFAULT_IMAGE_MAX_PIXELS);
       const totals = await walkArchive(tmp, kind, o.limits, check.onFile);
       return { format: 'image-folder', archive: kind, ...check.finish(), ...totals, warnings: [] };
     },

@@ -188,7 +188,11 @@ export async function runBatchPredict(p: BatchPredictPayload, ctx: JobContext): 
   const plan = compileInference(model);
   try {
     // Labels of the input are not used: open it without the model's classes, so unknown ones are fine.
-    const source = openDataset(p.input, { dataRoots: ctx.dataRoots, locate: ctx.locate });
+    const source = openDataset(p.input, {
+      dataRoots: ctx.dataRoots,
+      locate: ctx.locate,
+      imageMaxPixels: ctx.imageMaxPixels,
+    });
     const info = await source.info();
     const want = meta.inputShape;
     if (!acceptsShape(want, info.featureShape)) {

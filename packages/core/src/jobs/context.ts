@@ -19,6 +19,12 @@ export interface JobContext {
    * (remote/resolve-uri.ts); datasets are opened and models loaded through it.
    */
   locate?: UriLocator | undefined;
+  /**
+   * Most pixels (width × height) an image of an image-folder dataset may have (IMAGE_MAX_PIXELS;
+   * default DEFAULT_IMAGE_MAX_PIXELS of packages/contract/src/env.ts): a larger one fails the job at
+   * once, naming the file, before anything is decoded.
+   */
+  imageMaxPixels?: number | undefined;
   /** The tfjs backend this process runs on. */
   backend: string;
   /** Threads a training job may split its batches over (data-parallel, CPU backends); default 1. */

@@ -20,6 +20,7 @@ export async function runEvaluate(p: EvaluatePayload, ctx: JobContext): Promise<
       dataRoots: ctx.dataRoots,
       locate: ctx.locate,
       classNames: meta.classNames,
+      imageMaxPixels: ctx.imageMaxPixels,
     });
     const info = await source.info();
     if (!acceptsShape(meta.inputShape, info.featureShape)) {

@@ -54,7 +54,11 @@ function unlabelled(format: string, columns: string[] | undefined): string {
 }
 
 export async function runFineTune(p: FineTunePayload, ctx: JobContext): Promise<FineTuneResult> {
-  const source = openDataset(p.dataset, { dataRoots: ctx.dataRoots, locate: ctx.locate });
+  const source = openDataset(p.dataset, {
+    dataRoots: ctx.dataRoots,
+    locate: ctx.locate,
+    imageMaxPixels: ctx.imageMaxPixels,
+  });
   // The cache lookup is cheap: the data's shape and classes are known before anything is decoded.
   const inMemory = ctx.inputPipeline === 'in-memory' ? await loadAll(source) : undefined;
   const decoded = inMemory ? undefined : await DecodedCache.locate(source, p.dataset, ctx.store);

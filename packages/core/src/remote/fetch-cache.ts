@@ -28,6 +28,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } f
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
+import { DEFAULT_IMAGE_MAX_PIXELS } from '@mlq/contract/env';
 import { walkArchive, type ArchiveKind, type ArchiveLimits } from '../datasets/archive.ts';
 import { ImageFolderCheck, isIgnoredEntry } from '../datasets/image-archive.ts';
 import type { ArtifactStore } from '../storage/artifact-store.ts';
@@ -56,6 +57,12 @@ export interface FetchCacheOptions {
   store?: ArtifactStore | undefined;
   /** Most entries an archive may hold (default 100,000). */
   maxArchiveFiles?: number | undefined;
+  /**
+   * Most pixels (width × height, from each image's header) an image of an archive may have
+   * (IMAGE_MAX_PIXELS; default DEFAULT_IMAGE_MAX_PIXELS of packages/contract/src/env.ts): past it the
+   * archive is refused, naming the entry, before it is extracted.
+   */
+  imageMaxPixels?: number | undefined;
 }
 
 export interface FetchRequest {
@@ -618,7 +625,7 @@ export class FetchCache {
       maxFiles: this.options.maxArchiveFiles ?? 100_000,
       maxExpandedBytes: this.options.maxBytes,
     };
-    const check = new ImageFolderCheck();
+    const check = new ImageFolderCheck(this.options.imageMaxPixels ?? DEFAULT_IMAGE_MAX_PIXELS);
     await walkArchive(file, kind, limits, check.onFile);
     const { root } = check.finish();
     return { root, expandedBytes: await extractTree(file, kind, limits, tree) };
