@@ -22,6 +22,7 @@ import { openArtifactStore } from '@mlq/core/storage';
 import { initBackend } from '@mlq/engine';
 import {
   afterFailedResultSent,
+  announceRetirement,
   connect,
   createQueues,
   MAX_STALLED_COUNT,
@@ -120,6 +121,7 @@ function retire(reason: string): void {
   if (aborted !== undefined) return;
   aborted = reason;
   rootLog.error({ reason }, 'the tfjs wasm instance aborted: this sandbox exits after reporting the job');
+  announceRetirement();
   afterFailedResultSent(() => setImmediate(() => process.exit(0)));
 }
 

@@ -23,9 +23,10 @@ import {
   type RedisKeys,
 } from '@mlq/contract';
 import type { RedisClient } from './connection.ts';
+import { retireAnnouncedChildren } from './sandbox-child.ts';
 
 export * from './connection.ts';
-export { afterFailedResultSent } from './sandbox-child.ts';
+export { afterFailedResultSent, announceRetirement } from './sandbox-child.ts';
 export { firstStartOf, recordFirstStart } from './first-start.ts';
 export { Job, Queue, QueueEvents, UnrecoverableError, WaitingChildrenError, WaitingError, Worker };
 export type { JobsOptions };
@@ -115,6 +116,7 @@ export function createWorker(
   keys: RedisKeys,
   opts: Omit<WorkerOptions, 'connection' | 'prefix'>,
 ): Worker {
+  retireAnnouncedChildren();
   return new Worker(name, processorFile, {
     ...stallSettings,
     ...opts,

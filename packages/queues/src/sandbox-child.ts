@@ -1,8 +1,65 @@
 /**
- * Hooks into BullMQ's sandbox child (bullmq's child-processor.js): the child sends the job's result
- * to the worker over IPC (`process.send`), and only then goes idle and may be given the next job.
+ * Hooks into BullMQ's sandbox children (bullmq's child-processor.js and child-pool.js): the child sends
+ * the job's result to the worker over IPC (`process.send`), and the worker then puts the child back in
+ * its pool's free list, from which the next job may take it at once.
  */
-import { ParentCommand } from 'bullmq';
+import { ChildPool, ParentCommand } from 'bullmq';
+
+/** The message a child sends its worker before the result of its last job: do not reuse me. */
+const RETIRE = 'mlq:retire';
+const retiring = Symbol('mlq:retiring');
+const watched = Symbol('mlq:watched');
+
+/**
+ * In a sandbox child: tells the worker that this child exits after the job it runs now, so that the
+ * worker never hands it another job (see `retireAnnouncedChildren`). Sent before the job's result,
+ * over the same channel, so the worker reads it first.
+ */
+export function announceRetirement(): void {
+  process.send?.({ cmd: RETIRE });
+}
+
+type PoolChild = {
+  on(event: 'message', listener: (m: unknown) => void): unknown;
+  [retiring]?: boolean;
+  [watched]?: boolean;
+};
+
+let installed = false;
+
+/**
+ * In the worker (once, before its first job): a pool child that sent `announceRetirement` is dropped
+ * from the pool when its job ends instead of joining the free list. BullMQ releases a child whose
+ * process has not exited yet when the result arrives; a child that exits right after its result was
+ * otherwise sometimes handed the next job first, which then failed an attempt with "Unexpected exit
+ * code: 0". Patches `ChildPool.prototype.retain` and `release` (bullmq's child-pool.js).
+ */
+export function retireAnnouncedChildren(): void {
+  if (installed) return;
+  installed = true;
+  interface Pool {
+    retain(this: Pool, file: string): Promise<PoolChild>;
+    release(this: Pool, child: PoolChild): void;
+    remove(this: Pool, child: PoolChild): void;
+  }
+  const proto = ChildPool.prototype as unknown as Pool;
+  const { retain, release } = proto;
+  proto.retain = async function (file) {
+    const child = await retain.call(this, file);
+    if (!child[watched]) {
+      child[watched] = true;
+      child.on('message', (m) => {
+        if ((m as { cmd?: unknown } | null)?.cmd === RETIRE) child[retiring] = true;
+      });
+    }
+    return child;
+  };
+  proto.release = function (child) {
+    // Out of the pool: its own exit (right after the result it sent) ends the process.
+    if (child[retiring]) this.remove(child);
+    else release.call(this, child);
+  };
+}
 
 /**
  * In a sandbox child: calls `then` once the failed result of the job it runs has been handed to the
