@@ -12,7 +12,7 @@ import {
   type JobView,
   type RedisKeys,
 } from '@mlq/contract';
-import { firstStartOf, jobOptions, type Job, type Queues, type RedisClient } from '@mlq/queues';
+import { firstStartOf, jobOptions, parentJob, type Job, type Queues, type RedisClient } from '@mlq/queues';
 import { ApiError, conflict, notFound } from './errors.ts';
 
 const IDEMPOTENCY_TTL_S = 24 * 3600;
@@ -254,6 +254,7 @@ export class JobsService {
     if (state !== 'failed') throw conflict(`job "${id}" is ${state}: only failed jobs can be retried`);
     // A cancelled tune leaves a mark that would end its next run as cancelled again.
     await this.redis.del(this.keys.cancelMark(id));
+    if (job.name === 'tune') await this.retryTrials(job);
     const allowed = job.opts.attempts ?? 1;
     await job.log(
       `${new Date().toISOString()} retried after ${job.attemptsMade} attempt${job.attemptsMade === 1 ? '' : 's'}: ` +
@@ -263,5 +264,22 @@ export class JobsService {
     // activation records the run's startedAt (packages/queues/src/first-start.ts).
     await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
     return this.view(job);
+  }
+
+  /**
+   * A tune's trials ended before it did (failed, cancelled, or removed while waiting): retrying the tune
+   * alone would collect the same outcomes and fail again. Its failed trials are retried in place (their
+   * attempts from 0, resuming from their checkpoints) and count as pending again; the mark tells the
+   * tune's next run to add back the trials that no longer exist (packages/core/src/jobs/tune.job.ts).
+   * Completed trials are kept: their models are registered already.
+   */
+  private async retryTrials(job: Job): Promise<void> {
+    const trials = parentJob(this.queues, this.redis, this.keys, { queue: 'tune', id: job.id! }, 'fine-tune');
+    const retried = await trials.retryFailed();
+    await this.redis.set(this.keys.rerunMark(job.id!), '1', 'EX', 30 * 24 * 3600);
+    await job.log(
+      `${new Date().toISOString()} retried ${retried.length} failed trial${retried.length === 1 ? '' : 's'}` +
+        `${retried.length ? ` (${retried.join(', ')})` : ''}; this run adds back any trial removed before it ended`,
+    );
   }
 }
