@@ -55,6 +55,9 @@ export function bodySha256(body: unknown): string {
   return createHash('sha256').update(canonicalJson(body)).digest('hex');
 }
 
+/** A failed job whose reason says it was cancelled (the worker's `cancelled: …`): shown as `cancelled`. */
+const isCancelled = (job: Job): boolean => /^cancelled/.test(job.failedReason ?? '');
+
 export class JobsService {
   private readonly queues: Queues;
   private readonly redis: RedisClient;
@@ -136,7 +139,7 @@ export class JobsService {
     if ((s === 'completed' && job.returnvalue == null) || (s === 'failed' && !job.failedReason)) {
       job = (await this.queues[type].getJob(fetched.id!)) ?? fetched;
     }
-    const cancelled = s === 'failed' && /^cancelled/.test(job.failedReason ?? '');
+    const cancelled = s === 'failed' && isCancelled(job);
     const startedOn = await firstStartOf(this.redis, job);
     return {
       id: job.id!,
@@ -164,9 +167,12 @@ export class JobsService {
     };
   }
 
-  /** A page of jobs, newest first; `cancelled` pages are full whenever enough cancelled jobs exist. */
+  /**
+   * A page of jobs, newest first. `cancelled` and `failed` are one BullMQ state told apart by the reason
+   * (isCancelled): each filter returns only its own, and its pages are full whenever enough such jobs exist.
+   */
   async list(opts: ListOptions): Promise<JobView[]> {
-    if (opts.state === 'cancelled') return this.listCancelled(opts);
+    if (opts.state === 'cancelled' || opts.state === 'failed') return this.listFailed(opts, opts.state);
     const types = opts.type ? [opts.type] : jobNames;
     const states = opts.state
       ? [opts.state]
@@ -181,17 +187,17 @@ export class JobsService {
   }
 
   /**
-   * Cancelled jobs are failed jobs whose reason starts with "cancelled": each queue's failed set is read
-   * in chunks, newest first, until it has given offset + limit cancelled jobs or has none left.
+   * Failed jobs that were cancelled (`state: "cancelled"`) or not (`"failed"`): each queue's failed set
+   * is read in chunks, newest first, until it has given offset + limit of them or has none left.
    */
-  private async listCancelled(opts: ListOptions): Promise<JobView[]> {
+  private async listFailed(opts: ListOptions, state: 'cancelled' | 'failed'): Promise<JobView[]> {
     const want = opts.offset + opts.limit;
     const chunk = Math.max(200, want);
     const perType = async (t: JobName): Promise<Job[]> => {
       const found: Job[] = [];
       for (let start = 0; found.length < want; start += chunk) {
         const jobs = await this.queues[t].getJobs(['failed'], start, start + chunk - 1, false);
-        found.push(...jobs.filter((j) => /^cancelled/.test(j.failedReason ?? '')));
+        found.push(...jobs.filter((j) => isCancelled(j) === (state === 'cancelled')));
         if (jobs.length < chunk) break;
       }
       return found.slice(0, want);
