@@ -4,7 +4,9 @@
  * where a browser opening the server's root is sent.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisKeys } from '@mlq/contract';
 import { redactUserinfo } from '@mlq/core/errors';
+import { ModelRegistry } from '@mlq/core/registry';
 import { http, startStack, type Stack } from '../../../test/support/stack.ts';
 
 interface ApiErrorBody {
@@ -44,6 +46,42 @@ describe('messages of the API about mistaken bodies', () => {
     const bad = await http<ApiErrorBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', '{"a":');
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe('invalid_json');
+  });
+
+  it('refuses a label named "latest" (any case) with a 400 naming label: <name>@latest is the newest version', async () => {
+    const registry = new ModelRegistry(stack.redis, new RedisKeys(stack.prefix));
+    const version = (jobId: string) => ({
+      name: 'points',
+      uri: 'file:///nowhere/model.json',
+      jobId,
+      metrics: {},
+      params: {},
+      inputShape: [2],
+      numClasses: 2,
+    });
+    await registry.register(version('job-1'));
+    await registry.register(version('job-2'));
+    for (const label of ['latest', 'LATEST', 'Latest']) {
+      const r = await http<ApiErrorBody>(`${stack.url}/v1/models/points/labels/${label}`, 'PUT', {
+        version: 1,
+      });
+      expect(r.status, label).toBe(400);
+      expect(r.body.error.code).toBe('invalid_request');
+      expect(r.body.error.message).toContain(`"${label}" is reserved`);
+      expect(r.body.error.details).toEqual([
+        { field: 'label', message: expect.stringMatching(/newest version/) },
+      ]);
+    }
+    // A number reads as a version: refused by name too.
+    const number = await http<ApiErrorBody>(`${stack.url}/v1/models/points/labels/3`, 'PUT', { version: 1 });
+    expect(number.status).toBe(400);
+    expect(number.body.error.details![0]!.field).toBe('label');
+    expect(await registry.labels('points')).toEqual({});
+    await expect(registry.setLabel('points', 'latest', 1)).rejects.toThrow(/reserved/);
+    // So "@latest" is always the newest version.
+    expect((await registry.resolve('points@latest')).version).toBe(2);
+    const ok = await http(`${stack.url}/v1/models/points/labels/latest-good`, 'PUT', { version: 1 });
+    expect(ok.status).toBe(200);
   });
 
   it('a number past a bound gives one detail per field: the bound the field has', async () => {
