@@ -3,7 +3,7 @@
  * JSON but not an object (`null`, `[]`, `"x"`, `3`: a 400 naming what was sent), and a body over
  * `BODY_LIMIT` (a 413 saying the limit and the setting, see `toApiError` in errors.ts).
  */
-import express, { type RequestHandler } from 'express';
+import express, { type Request, type RequestHandler } from 'express';
 import { ApiError } from './errors.ts';
 
 /** What a parsed JSON value is, in words: `null`, `an array`, `a string`, `a number`, `a boolean`. */
@@ -46,4 +46,22 @@ export function jsonObjectBody(limit: string): RequestHandler[] {
       );
     },
   ];
+}
+
+/**
+ * The body of a JSON route (POST /v1/jobs/{type}, PUT …/labels/{label}) as an object. jsonObjectBody
+ * parses only `application/json` bodies: any other (a form, text, none) leaves no body, and is a 400
+ * `invalid_request` that names the Content-Type received, with a detail on field `Content-Type`.
+ */
+export function jsonObjectOf(req: Request): Record<string, unknown> {
+  const b: unknown = req.body;
+  if (typeof b === 'object' && b !== null && !Array.isArray(b)) return b as Record<string, unknown>;
+  const type = req.get('content-type');
+  const got = type ? `Content-Type: ${type}` : 'no Content-Type';
+  throw new ApiError(
+    400,
+    'invalid_request',
+    `the body must be a JSON object sent with Content-Type: application/json; this request has ${got}`,
+    [{ field: 'Content-Type', message: `expected application/json, got ${type ?? 'none'}` }],
+  );
 }

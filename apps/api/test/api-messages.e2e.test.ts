@@ -84,6 +84,30 @@ describe('messages of the API about mistaken bodies', () => {
     expect(ok.status).toBe(200);
   });
 
+  it('a JSON route given a body of another Content-Type (curl -d: a form) is a 400 naming the Content-Type', async () => {
+    for (const [path, method] of [
+      ['/v1/models/points/labels/staging', 'PUT'],
+      ['/v1/jobs/fine-tune', 'POST'],
+    ] as const) {
+      for (const type of ['application/x-www-form-urlencoded', 'text/plain']) {
+        const r = await http<ApiErrorBody>(`${stack.url}${path}`, method, '{"version":1}', {
+          'content-type': type,
+        });
+        expect(r.status, `${method} ${path} ${type}`).toBe(400);
+        expect(r.body.error).toEqual({
+          code: 'invalid_request',
+          message: `the body must be a JSON object sent with Content-Type: application/json; this request has Content-Type: ${type}`,
+          details: [{ field: 'Content-Type', message: `expected application/json, got ${type}` }],
+        });
+      }
+      const none = await fetch(`${stack.url}${path}`, { method });
+      expect(none.status).toBe(400);
+      expect(((await none.json()) as ApiErrorBody).error.message).toMatch(
+        /this request has no Content-Type$/,
+      );
+    }
+  });
+
   it('a number past a bound gives one detail per field: the bound the field has', async () => {
     const r = await http<ApiErrorBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', {
       model: 'm',

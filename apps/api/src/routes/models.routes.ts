@@ -21,6 +21,7 @@ import { loadRunHistory } from '@mlq/core/run-history';
 import type { ModelRegistry } from '@mlq/core/registry';
 import type { ArtifactStore } from '@mlq/core/storage';
 import { badRequest } from '../errors.ts';
+import { jsonObjectOf } from '../json-body.ts';
 import { modelVersionStatus, type VersionState } from '../serving/tf-serving.ts';
 
 function versionParam(raw: unknown): number {
@@ -85,7 +86,7 @@ export function modelsRouter(
     const label = String(req.params.label);
     const issue = labelNameIssue(label);
     if (issue) throw badRequest(`invalid label "${label}": ${issue}`, [{ field: 'label', message: issue }]);
-    const body = labelBodySchema.safeParse(req.body);
+    const body = labelBodySchema.safeParse(jsonObjectOf(req));
     if (!body.success) throw badRequest('body must be {"version": <n>}', describeIssues(body.error));
     await registry.setLabel(String(req.params.name), label, body.data.version);
     res.json({
