@@ -3,6 +3,7 @@
  * not an object, numbers past a field's bound, a body over BODY_LIMIT, a URI with credentials; and
  * where a browser opening the server's root is sent.
  */
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisKeys } from '@mlq/contract';
 import { redactUserinfo } from '@mlq/core/errors';
@@ -104,6 +105,47 @@ describe('messages of the API about mistaken bodies', () => {
       expect(none.status).toBe(400);
       expect(((await none.json()) as ApiErrorBody).error.message).toMatch(
         /this request has no Content-Type$/,
+      );
+    }
+  });
+
+  it('a body that is not what its Content-Encoding says is a 400 bad_encoding; an unknown encoding a 415', async () => {
+    const send = (path: string, encoding: string, body: Buffer | string) =>
+      fetch(`${stack.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+        body: typeof body === 'string' ? body : new Uint8Array(body),
+      });
+    for (const path of ['/v1/jobs/fine-tune', '/v1/models/m:predict']) {
+      for (const encoding of ['gzip', 'br', 'deflate']) {
+        const r = await send(path, encoding, '{"model": "m"}');
+        expect(r.status, `${path} ${encoding}`).toBe(400);
+        const { error } = (await r.json()) as ApiErrorBody;
+        expect(error.code).toBe('bad_encoding');
+        expect(error.message).toMatch(
+          new RegExp(`^the body is not valid ${encoding} \\(Content-Encoding: ${encoding}\\)`),
+        );
+        expect(error.details).toEqual([
+          { field: 'Content-Encoding', message: `the body is not valid ${encoding}` },
+        ]);
+      }
+      const compress = await send(path, 'compress', '{"model": "m"}');
+      expect(compress.status).toBe(415);
+      const { error } = (await compress.json()) as ApiErrorBody;
+      expect(error.code).toBe('unsupported_encoding');
+      expect(error.message).toMatch(
+        /^Content-Encoding "compress" is not supported: .* one of gzip, deflate, br/,
+      );
+    }
+    // Bodies that are what they say are read: the decoded body is JSON that is not an object.
+    for (const [encoding, body] of [
+      ['gzip', gzipSync('[]')],
+      ['br', brotliCompressSync('[]')],
+    ] as const) {
+      const r = await send('/v1/jobs/fine-tune', encoding, body);
+      expect(r.status, encoding).toBe(400);
+      expect(((await r.json()) as ApiErrorBody).error.message).toBe(
+        'the body must be a JSON object ({...}), not an array',
       );
     }
   });
