@@ -75,7 +75,7 @@ describe('browser sign-in and the console routes', () => {
     const ok = await login(stack.url, KEY);
     expect(ok.status).toBe(303);
     expect(ok.setCookie).toMatch(
-      /^mlq_session=s%3Av1\.[0-9a-f]{12}\.\d+\.[^;]+; Max-Age=43200; Path=\/; Expires=.+; HttpOnly; SameSite=Strict$/,
+      /^mlq_session=s%3Av2\.[0-9a-f]{12}\.\d+\.[0-9a-f]{32}\.[^;]+; Max-Age=43200; Path=\/; Expires=.+; HttpOnly; SameSite=Strict$/,
     );
     expect(ok.setCookie).not.toContain(KEY);
     for (const p of ['/ui/jobs/abc', '/docs', '/admin/queues', '/v1/jobs']) {
@@ -114,6 +114,29 @@ describe('browser sign-in and the console routes', () => {
       body: `key=${KEY}`,
     });
     expect(cross.status).toBe(403);
+  });
+
+  it('logout ends the session on the server: a copy of the cookie kept from before gets 401', async () => {
+    const { cookie } = await login(stack.url, KEY);
+    const other = await login(stack.url, KEY);
+    expect((await req(`${stack.url}/v1/jobs`, { cookie })).status).toBe(200);
+    const out = await req(`${stack.url}/logout`, { method: 'POST', cookie, headers: { origin: stack.url } });
+    expect(out.status).toBe(303);
+    expect(out.headers.get('location')).toBe('/login');
+    expect(out.headers.get('set-cookie')).toMatch(/^mlq_session=;/);
+    // The browser dropped it; a copy saved before is refused, on the API and on the pages.
+    expect((await req(`${stack.url}/v1/jobs`, { cookie })).status).toBe(401);
+    const page = await req(`${stack.url}/ui/jobs`, { cookie, headers: { accept: 'text/html' } });
+    expect(page.status).toBe(303);
+    expect(page.headers.get('location')).toBe('/login?next=%2Fui%2Fjobs');
+    // Only that session: another sign-in of the same key goes on.
+    expect((await req(`${stack.url}/v1/jobs`, { cookie: other.cookie })).status).toBe(200);
+    // The revocation lasts as long as the cookie would have (SESSION_TTL_HOURS 12), then goes.
+    const revoked = await stack.redis.keys(`${stack.prefix}:session-revoked:*`);
+    expect(revoked).toHaveLength(1);
+    const ttl = await stack.redis.pttl(revoked[0]!);
+    expect(ttl).toBeGreaterThan(12 * 3600_000 - 60_000);
+    expect(ttl).toBeLessThanOrEqual(12 * 3600_000);
   });
 
   it('ends sessions whose key was removed, and expired ones', async () => {

@@ -47,6 +47,11 @@ export class RedisKeys {
     return this.k('rerun-requested', jobId);
   }
 
+  /** Set by POST /logout: the browser session `sid` is ended, until its cookie would have expired. */
+  sessionRevoked(sid: string): string {
+    return this.k('session-revoked', sid);
+  }
+
   /** Channel: `{"id", "reason"}` cancel requests, heard by every worker (the holder aborts the job). */
   get cancelChannel(): string {
     return this.k('cancel');

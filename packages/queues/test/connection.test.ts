@@ -10,6 +10,7 @@ describe('keys', () => {
       k.jobTypes,
       k.cancelMark('j1'),
       k.rerunMark('j1'),
+      k.sessionRevoked('s1'),
       k.idempotency('key-id', 'key'),
       k.rateLimit,
       k.cancelChannel,
