@@ -1,7 +1,8 @@
 /**
  * Browser sign-in and what the console needs from the API, over real HTTP with auth on: the session
  * cookie (signed, HttpOnly, SameSite=Strict, expiring, ended by removing its key), cross-site
- * refusals, case-insensitive Bearer, the /ui history fallback, /docs, /v1/events and the history routes.
+ * refusals, logout ending the session on the server, case-insensitive Bearer, the /ui history fallback
+ * (and 404 for missing files), /docs, /v1/events and the history routes.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -177,6 +178,17 @@ describe('browser sign-in and the console routes', () => {
     }
     const asset = await req(`${stack.url}/ui/assets/app-1234.js`, { headers: auth });
     expect(asset.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    // A file the build does not have is a 404, never the app page (a browser would run it as a script).
+    for (const p of ['/ui/assets/nope.js', '/ui/assets/nope', '/ui/assets/sub/x.css', '/ui/favicon.ico']) {
+      const r = await req(`${stack.url}${p}`, { headers: auth });
+      expect([r.status, r.headers.get('content-type')], p).toEqual([404, 'application/json; charset=utf-8']);
+      expect(JSON.parse(r.text)).toEqual({
+        error: { code: 'not_found', message: `no file ${p} in the console` },
+      });
+    }
+    // Deeper paths are client routes even with a dot: a model may be named so.
+    const dotted = await req(`${stack.url}/ui/models/digits.v2`, { headers: auth });
+    expect([dotted.status, dotted.text.includes('<div id="app">')]).toEqual([200, true]);
     const docs = await req(`${stack.url}/docs`, { headers: auth });
     expect(docs.text).toContain('src="/docs/swagger-ui-bundle.js"');
     expect(docs.text).not.toMatch(/<script>|https?:\/\//);
