@@ -45,7 +45,7 @@ import { jobsRouter } from './routes/jobs.routes.ts';
 import { modelsRouter } from './routes/models.routes.ts';
 import { openApiDocument } from './openapi/document.ts';
 import { opsRouter, readyz } from './routes/ops.routes.ts';
-import { redisGate } from './redis-gate.middleware.ts';
+import { redisGate, redisUnavailable } from './redis-gate.middleware.ts';
 import { PredictService } from './serving/predict.service.ts';
 import { PREDICT_PATH, predictRouter } from './serving/predict.routes.ts';
 import {
@@ -176,6 +176,17 @@ export function createApp(deps: AppDeps): App {
     keys: env.API_KEYS,
     secret: env.SESSION_SECRET,
     ttlHours: env.SESSION_TTL_HOURS,
+    // Fail-fast like the Redis gate: while Redis is away a session cannot be checked (503).
+    revocations: {
+      async revoke(sid, ttlMs) {
+        if (!isReady(redis)) throw redisUnavailable();
+        await redis.set(keys.sessionRevoked(sid), '1', 'PX', ttlMs);
+      },
+      async isRevoked(sid) {
+        if (!isReady(redis)) throw redisUnavailable();
+        return (await redis.exists(keys.sessionRevoked(sid))) === 1;
+      },
+    },
   });
 
   const app = express();

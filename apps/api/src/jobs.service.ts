@@ -12,7 +12,7 @@ import {
   type JobView,
   type RedisKeys,
 } from '@mlq/contract';
-import { firstStartOf, jobOptions, type Job, type Queues, type RedisClient } from '@mlq/queues';
+import { firstStartOf, jobOptions, parentJob, type Job, type Queues, type RedisClient } from '@mlq/queues';
 import { ApiError, conflict, notFound } from './errors.ts';
 
 const IDEMPOTENCY_TTL_S = 24 * 3600;
@@ -54,6 +54,9 @@ function canonicalJson(v: unknown): string {
 export function bodySha256(body: unknown): string {
   return createHash('sha256').update(canonicalJson(body)).digest('hex');
 }
+
+/** A failed job whose reason says it was cancelled (the worker's `cancelled: …`): shown as `cancelled`. */
+const isCancelled = (job: Job): boolean => /^cancelled/.test(job.failedReason ?? '');
 
 export class JobsService {
   private readonly queues: Queues;
@@ -136,7 +139,7 @@ export class JobsService {
     if ((s === 'completed' && job.returnvalue == null) || (s === 'failed' && !job.failedReason)) {
       job = (await this.queues[type].getJob(fetched.id!)) ?? fetched;
     }
-    const cancelled = s === 'failed' && /^cancelled/.test(job.failedReason ?? '');
+    const cancelled = s === 'failed' && isCancelled(job);
     const startedOn = await firstStartOf(this.redis, job);
     return {
       id: job.id!,
@@ -164,9 +167,12 @@ export class JobsService {
     };
   }
 
-  /** A page of jobs, newest first; `cancelled` pages are full whenever enough cancelled jobs exist. */
+  /**
+   * A page of jobs, newest first. `cancelled` and `failed` are one BullMQ state told apart by the reason
+   * (isCancelled): each filter returns only its own, and its pages are full whenever enough such jobs exist.
+   */
   async list(opts: ListOptions): Promise<JobView[]> {
-    if (opts.state === 'cancelled') return this.listCancelled(opts);
+    if (opts.state === 'cancelled' || opts.state === 'failed') return this.listFailed(opts, opts.state);
     const types = opts.type ? [opts.type] : jobNames;
     const states = opts.state
       ? [opts.state]
@@ -181,17 +187,17 @@ export class JobsService {
   }
 
   /**
-   * Cancelled jobs are failed jobs whose reason starts with "cancelled": each queue's failed set is read
-   * in chunks, newest first, until it has given offset + limit cancelled jobs or has none left.
+   * Failed jobs that were cancelled (`state: "cancelled"`) or not (`"failed"`): each queue's failed set
+   * is read in chunks, newest first, until it has given offset + limit of them or has none left.
    */
-  private async listCancelled(opts: ListOptions): Promise<JobView[]> {
+  private async listFailed(opts: ListOptions, state: 'cancelled' | 'failed'): Promise<JobView[]> {
     const want = opts.offset + opts.limit;
     const chunk = Math.max(200, want);
     const perType = async (t: JobName): Promise<Job[]> => {
       const found: Job[] = [];
       for (let start = 0; found.length < want; start += chunk) {
         const jobs = await this.queues[t].getJobs(['failed'], start, start + chunk - 1, false);
-        found.push(...jobs.filter((j) => /^cancelled/.test(j.failedReason ?? '')));
+        found.push(...jobs.filter((j) => isCancelled(j) === (state === 'cancelled')));
         if (jobs.length < chunk) break;
       }
       return found.slice(0, want);
@@ -254,6 +260,7 @@ export class JobsService {
     if (state !== 'failed') throw conflict(`job "${id}" is ${state}: only failed jobs can be retried`);
     // A cancelled tune leaves a mark that would end its next run as cancelled again.
     await this.redis.del(this.keys.cancelMark(id));
+    if (job.name === 'tune') await this.retryTrials(job);
     const allowed = job.opts.attempts ?? 1;
     await job.log(
       `${new Date().toISOString()} retried after ${job.attemptsMade} attempt${job.attemptsMade === 1 ? '' : 's'}: ` +
@@ -263,5 +270,22 @@ export class JobsService {
     // activation records the run's startedAt (packages/queues/src/first-start.ts).
     await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
     return this.view(job);
+  }
+
+  /**
+   * A tune's trials ended before it did (failed, cancelled, or removed while waiting): retrying the tune
+   * alone would collect the same outcomes and fail again. Its failed trials are retried in place (their
+   * attempts from 0, resuming from their checkpoints) and count as pending again; the mark tells the
+   * tune's next run to add back the trials that no longer exist (packages/core/src/jobs/tune.job.ts).
+   * Completed trials are kept: their models are registered already.
+   */
+  private async retryTrials(job: Job): Promise<void> {
+    const trials = parentJob(this.queues, this.redis, this.keys, { queue: 'tune', id: job.id! }, 'fine-tune');
+    const retried = await trials.retryFailed();
+    await this.redis.set(this.keys.rerunMark(job.id!), '1', 'EX', 30 * 24 * 3600);
+    await job.log(
+      `${new Date().toISOString()} retried ${retried.length} failed trial${retried.length === 1 ? '' : 's'}` +
+        `${retried.length ? ` (${retried.join(', ')})` : ''}; this run adds back any trial removed before it ended`,
+    );
   }
 }

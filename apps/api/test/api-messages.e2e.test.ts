@@ -3,8 +3,11 @@
  * not an object, numbers past a field's bound, a body over BODY_LIMIT, a URI with credentials; and
  * where a browser opening the server's root is sent.
  */
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisKeys } from '@mlq/contract';
 import { redactUserinfo } from '@mlq/core/errors';
+import { ModelRegistry } from '@mlq/core/registry';
 import { http, startStack, type Stack } from '../../../test/support/stack.ts';
 
 interface ApiErrorBody {
@@ -44,6 +47,107 @@ describe('messages of the API about mistaken bodies', () => {
     const bad = await http<ApiErrorBody>(`${stack.url}/v1/jobs/fine-tune`, 'POST', '{"a":');
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe('invalid_json');
+  });
+
+  it('refuses a label named "latest" (any case) with a 400 naming label: <name>@latest is the newest version', async () => {
+    const registry = new ModelRegistry(stack.redis, new RedisKeys(stack.prefix));
+    const version = (jobId: string) => ({
+      name: 'points',
+      uri: 'file:///nowhere/model.json',
+      jobId,
+      metrics: {},
+      params: {},
+      inputShape: [2],
+      numClasses: 2,
+    });
+    await registry.register(version('job-1'));
+    await registry.register(version('job-2'));
+    for (const label of ['latest', 'LATEST', 'Latest']) {
+      const r = await http<ApiErrorBody>(`${stack.url}/v1/models/points/labels/${label}`, 'PUT', {
+        version: 1,
+      });
+      expect(r.status, label).toBe(400);
+      expect(r.body.error.code).toBe('invalid_request');
+      expect(r.body.error.message).toContain(`"${label}" is reserved`);
+      expect(r.body.error.details).toEqual([
+        { field: 'label', message: expect.stringMatching(/newest version/) },
+      ]);
+    }
+    // A number reads as a version: refused by name too.
+    const number = await http<ApiErrorBody>(`${stack.url}/v1/models/points/labels/3`, 'PUT', { version: 1 });
+    expect(number.status).toBe(400);
+    expect(number.body.error.details![0]!.field).toBe('label');
+    expect(await registry.labels('points')).toEqual({});
+    await expect(registry.setLabel('points', 'latest', 1)).rejects.toThrow(/reserved/);
+    // So "@latest" is always the newest version.
+    expect((await registry.resolve('points@latest')).version).toBe(2);
+    const ok = await http(`${stack.url}/v1/models/points/labels/latest-good`, 'PUT', { version: 1 });
+    expect(ok.status).toBe(200);
+  });
+
+  it('a JSON route given a body of another Content-Type (curl -d: a form) is a 400 naming the Content-Type', async () => {
+    for (const [path, method] of [
+      ['/v1/models/points/labels/staging', 'PUT'],
+      ['/v1/jobs/fine-tune', 'POST'],
+    ] as const) {
+      for (const type of ['application/x-www-form-urlencoded', 'text/plain']) {
+        const r = await http<ApiErrorBody>(`${stack.url}${path}`, method, '{"version":1}', {
+          'content-type': type,
+        });
+        expect(r.status, `${method} ${path} ${type}`).toBe(400);
+        expect(r.body.error).toEqual({
+          code: 'invalid_request',
+          message: `the body must be a JSON object sent with Content-Type: application/json; this request has Content-Type: ${type}`,
+          details: [{ field: 'Content-Type', message: `expected application/json, got ${type}` }],
+        });
+      }
+      const none = await fetch(`${stack.url}${path}`, { method });
+      expect(none.status).toBe(400);
+      expect(((await none.json()) as ApiErrorBody).error.message).toMatch(
+        /this request has no Content-Type$/,
+      );
+    }
+  });
+
+  it('a body that is not what its Content-Encoding says is a 400 bad_encoding; an unknown encoding a 415', async () => {
+    const send = (path: string, encoding: string, body: Buffer | string) =>
+      fetch(`${stack.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+        body: typeof body === 'string' ? body : new Uint8Array(body),
+      });
+    for (const path of ['/v1/jobs/fine-tune', '/v1/models/m:predict']) {
+      for (const encoding of ['gzip', 'br', 'deflate']) {
+        const r = await send(path, encoding, '{"model": "m"}');
+        expect(r.status, `${path} ${encoding}`).toBe(400);
+        const { error } = (await r.json()) as ApiErrorBody;
+        expect(error.code).toBe('bad_encoding');
+        expect(error.message).toMatch(
+          new RegExp(`^the body is not valid ${encoding} \\(Content-Encoding: ${encoding}\\)`),
+        );
+        expect(error.details).toEqual([
+          { field: 'Content-Encoding', message: `the body is not valid ${encoding}` },
+        ]);
+      }
+      const compress = await send(path, 'compress', '{"model": "m"}');
+      expect(compress.status).toBe(415);
+      const { error } = (await compress.json()) as ApiErrorBody;
+      expect(error.code).toBe('unsupported_encoding');
+      expect(error.message).toMatch(
+        /^Content-Encoding "compress" is not supported: .* one of gzip, deflate, br/,
+      );
+    }
+    // Bodies that are what they say are read: the decoded body is JSON that is not an object.
+    for (const [encoding, body] of [
+      ['gzip', gzipSync('[]')],
+      ['br', brotliCompressSync('[]')],
+    ] as const) {
+      const r = await send('/v1/jobs/fine-tune', encoding, body);
+      expect(r.status, encoding).toBe(400);
+      expect(((await r.json()) as ApiErrorBody).error.message).toBe(
+        'the body must be a JSON object ({...}), not an array',
+      );
+    }
   });
 
   it('a number past a bound gives one detail per field: the bound the field has', async () => {

@@ -1,5 +1,5 @@
 /**
- * Operations fixes: `?state=cancelled` pages are full, QUEUE_GLOBAL_CONCURRENCY is the whole truth at
+ * Operations fixes: `?state=cancelled` pages are full and `?state=failed` holds no cancelled job, QUEUE_GLOBAL_CONCURRENCY is the whole truth at
  * start, and `architectureOptions.inputSize` is refused by name.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,6 +58,15 @@ describe('job listing and queue settings', () => {
     expect(next.body.jobs.map((j) => j.id)).toEqual(['job-000']);
     const failed = await http<Page>(`${stack.url}/v1/jobs?state=failed&limit=3&type=evaluate`);
     expect(failed.body.jobs).toHaveLength(3);
+    // ?state=failed is the other side: no cancelled job, on any page (the last one holds 2 of 250).
+    const last = await http<Page>(`${stack.url}/v1/jobs?state=failed&limit=5&offset=248`);
+    expect(last.body.jobs.map((j) => [j.id, j.state])).toEqual([
+      ['job-004', 'failed'],
+      ['job-003', 'failed'],
+    ]);
+    const all = await http<Page>(`${stack.url}/v1/jobs?state=failed&limit=500`);
+    expect(all.body.jobs).toHaveLength(250);
+    expect(all.body.jobs.every((j) => j.state === 'failed')).toBe(true);
   });
 
   it('sets QUEUE_GLOBAL_CONCURRENCY at start and clears limits it no longer names', async () => {

@@ -1,7 +1,8 @@
 /**
  * Browser sign-in and what the console needs from the API, over real HTTP with auth on: the session
  * cookie (signed, HttpOnly, SameSite=Strict, expiring, ended by removing its key), cross-site
- * refusals, case-insensitive Bearer, the /ui history fallback, /docs, /v1/events and the history routes.
+ * refusals, logout ending the session on the server, case-insensitive Bearer, the /ui history fallback
+ * (and 404 for missing files), /docs, /v1/events and the history routes.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -75,7 +76,7 @@ describe('browser sign-in and the console routes', () => {
     const ok = await login(stack.url, KEY);
     expect(ok.status).toBe(303);
     expect(ok.setCookie).toMatch(
-      /^mlq_session=s%3Av1\.[0-9a-f]{12}\.\d+\.[^;]+; Max-Age=43200; Path=\/; Expires=.+; HttpOnly; SameSite=Strict$/,
+      /^mlq_session=s%3Av2\.[0-9a-f]{12}\.\d+\.[0-9a-f]{32}\.[^;]+; Max-Age=43200; Path=\/; Expires=.+; HttpOnly; SameSite=Strict$/,
     );
     expect(ok.setCookie).not.toContain(KEY);
     for (const p of ['/ui/jobs/abc', '/docs', '/admin/queues', '/v1/jobs']) {
@@ -116,6 +117,29 @@ describe('browser sign-in and the console routes', () => {
     expect(cross.status).toBe(403);
   });
 
+  it('logout ends the session on the server: a copy of the cookie kept from before gets 401', async () => {
+    const { cookie } = await login(stack.url, KEY);
+    const other = await login(stack.url, KEY);
+    expect((await req(`${stack.url}/v1/jobs`, { cookie })).status).toBe(200);
+    const out = await req(`${stack.url}/logout`, { method: 'POST', cookie, headers: { origin: stack.url } });
+    expect(out.status).toBe(303);
+    expect(out.headers.get('location')).toBe('/login');
+    expect(out.headers.get('set-cookie')).toMatch(/^mlq_session=;/);
+    // The browser dropped it; a copy saved before is refused, on the API and on the pages.
+    expect((await req(`${stack.url}/v1/jobs`, { cookie })).status).toBe(401);
+    const page = await req(`${stack.url}/ui/jobs`, { cookie, headers: { accept: 'text/html' } });
+    expect(page.status).toBe(303);
+    expect(page.headers.get('location')).toBe('/login?next=%2Fui%2Fjobs');
+    // Only that session: another sign-in of the same key goes on.
+    expect((await req(`${stack.url}/v1/jobs`, { cookie: other.cookie })).status).toBe(200);
+    // The revocation lasts as long as the cookie would have (SESSION_TTL_HOURS 12), then goes.
+    const revoked = await stack.redis.keys(`${stack.prefix}:session-revoked:*`);
+    expect(revoked).toHaveLength(1);
+    const ttl = await stack.redis.pttl(revoked[0]!);
+    expect(ttl).toBeGreaterThan(12 * 3600_000 - 60_000);
+    expect(ttl).toBeLessThanOrEqual(12 * 3600_000);
+  });
+
   it('ends sessions whose key was removed, and expired ones', async () => {
     const { cookie } = await login(stack.url, KEY);
     const base = {
@@ -154,6 +178,17 @@ describe('browser sign-in and the console routes', () => {
     }
     const asset = await req(`${stack.url}/ui/assets/app-1234.js`, { headers: auth });
     expect(asset.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    // A file the build does not have is a 404, never the app page (a browser would run it as a script).
+    for (const p of ['/ui/assets/nope.js', '/ui/assets/nope', '/ui/assets/sub/x.css', '/ui/favicon.ico']) {
+      const r = await req(`${stack.url}${p}`, { headers: auth });
+      expect([r.status, r.headers.get('content-type')], p).toEqual([404, 'application/json; charset=utf-8']);
+      expect(JSON.parse(r.text)).toEqual({
+        error: { code: 'not_found', message: `no file ${p} in the console` },
+      });
+    }
+    // Deeper paths are client routes even with a dot: a model may be named so.
+    const dotted = await req(`${stack.url}/ui/models/digits.v2`, { headers: auth });
+    expect([dotted.status, dotted.text.includes('<div id="app">')]).toEqual([200, true]);
     const docs = await req(`${stack.url}/docs`, { headers: auth });
     expect(docs.text).toContain('src="/docs/swagger-ui-bundle.js"');
     expect(docs.text).not.toMatch(/<script>|https?:\/\//);

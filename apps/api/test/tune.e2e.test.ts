@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import type { TuneProgress, TuneResult } from '@mlq/contract';
@@ -22,6 +24,16 @@ interface VersionView {
 }
 
 const mnist01 = { format: 'mnist', digits: [0, 1], limit: 200 };
+
+/** 40 rows, two classes a line apart: an epoch of 10 batches of 4 takes a few milliseconds. */
+function csv(): string {
+  const rows = ['a,b,label'];
+  for (let i = 0; i < 40; i++) {
+    const c = i % 2;
+    rows.push(`${(c * 2 + (i % 5) * 0.1).toFixed(2)},${(1 - c + (i % 3) * 0.1).toFixed(2)},${c}`);
+  }
+  return `${rows.join('\n')}\n`;
+}
 
 /** Reads a job's server-sent events until the server ends the stream (the job ended). */
 async function readEvents(url: string): Promise<{ event: string; data: unknown }[]> {
@@ -281,5 +293,57 @@ describe('tune over HTTP', () => {
       const t = await http<JobBody>(`${stack.url}/v1/jobs/${id}`);
       expect(t.body.state).toBe('cancelled');
     }
+  });
+
+  it('runs a cancelled tune again on retry: its cancelled trials are retried, its removed ones added back', async () => {
+    const file = path.join(stack.dataDir, 'retry.csv');
+    await writeFile(file, csv());
+    const r = await submit({
+      model: 'tune-retried',
+      architecture: 'mlp',
+      architectureOptions: { units: [8] },
+      dataset: { format: 'csv', uri: `file://${file}`, label: 'label' },
+      // A few seconds a trial: long enough to cancel the tune while one trains.
+      epochs: 120,
+      batchSize: 4,
+      search: { strategy: 'grid', space: { learningRate: [0.01, 0.02, 0.03] } },
+    });
+    expect(r.status).toBe(202);
+    const id = r.body.id;
+    const until = Date.now() + 60_000;
+    for (;;) {
+      const jobs = (await http<{ jobs: JobView[] }>(`${stack.url}/v1/jobs?type=fine-tune&state=active`)).body
+        .jobs;
+      if (jobs.some((j) => j.id.startsWith(`${id}-trial-`))) break;
+      if (Date.now() > until) throw new Error('no trial became active');
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect((await http(`${stack.url}/v1/jobs/${id}`, 'DELETE')).status).toBe(202);
+    const cancelled = await waitForJob(stack.url, id, ['completed', 'failed', 'cancelled'], 60_000);
+    expect(cancelled.state).toBe('cancelled');
+    // Cancelled while training, or removed while waiting (with two workers, one or two train at once).
+    const before = await Promise.all(
+      [1, 2, 3].map(async (n) => (await http<JobBody>(`${stack.url}/v1/jobs/${id}-trial-${n}`)).body.state),
+    );
+    expect(before).toContain('cancelled');
+    expect(before.some((s) => s === 'cancelled' || s === undefined)).toBe(true);
+
+    const retry = await http<JobBody>(`${stack.url}/v1/jobs/${id}/retry`, 'POST');
+    expect(retry.status).toBe(202);
+    const tune = await waitForJob(stack.url, id, ['completed', 'failed', 'cancelled'], 120_000);
+    expect(tune.state, JSON.stringify(tune)).toBe('completed');
+    const result = tune.result as unknown as TuneResult;
+    expect(result.trials.map((t) => t.state)).toEqual(['completed', 'completed', 'completed']);
+    for (const t of result.trials) {
+      const j = (await http<JobBody>(`${stack.url}/v1/jobs/${t.jobId}`)).body;
+      expect(j.state).toBe('completed');
+    }
+    expect(
+      (await http<{ versions: VersionView[] }>(`${stack.url}/v1/models/tune-retried`)).body.versions,
+    ).toHaveLength(1);
+    const logs = (await logsOf(id)).join('\n');
+    expect(logs).toMatch(/retried \d+ failed trials?/);
+    if (before.includes(undefined as never))
+      expect(logs).toMatch(/added again \d+ of the 3 fine-tune trials/);
   });
 });

@@ -12,6 +12,8 @@ export const errorCodes = [
   'conflict',
   'payload_too_large',
   'unsupported_media_type',
+  'unsupported_encoding',
+  'bad_encoding',
   'rate_limited',
   'too_many_instances',
   'unavailable',

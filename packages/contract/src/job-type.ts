@@ -74,10 +74,19 @@ export interface ChildOutcomes {
 
 /** What a job that fans out into child jobs needs from the queue (the worker implements it). */
 export interface ChildJobs {
-  /** How many children the job has, pending or finished: 0 before its first run added them. */
-  count(): Promise<number>;
-  /** Adds children atomically; a child whose id exists already is not added again. */
+  /** The ids of the job's children, pending or ended: empty before its first run added them. */
+  ids(): Promise<Set<string>>;
+  /** A child's payload (its job data); undefined when no such child exists. */
+  dataOf(id: string): Promise<unknown>;
+  /** Adds children atomically; pass only ids that `ids()` does not hold (an existing id is not added again). */
   add(children: { id: string; data: object }[]): Promise<void>;
+  /**
+   * True from a retry of the job (POST /v1/jobs/{id}/retry, which also retried its failed children)
+   * until `rerunHandled()`: this run should add again the children it lacks.
+   */
+  rerunRequested(): Promise<boolean>;
+  /** Clears what `rerunRequested()` reads, once the missing children are added. */
+  rerunHandled(): Promise<void>;
   /**
    * Returns when no child is pending. Otherwise parks the job until they all end, and throws the
    * queue's signal for that: let it through, the job runs again when the last child ends.

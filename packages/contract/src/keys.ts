@@ -49,6 +49,19 @@ export class RedisKeys {
     return this.k('job-holder', jobId);
   }
 
+  /**
+   * Set by POST /v1/jobs/{id}/retry of a tune: its next run adds again the trials it lacks (removed
+   * while waiting, e.g. by a cancel), then clears the mark (packages/core/src/jobs/tune.job.ts).
+   */
+  rerunMark(jobId: string): string {
+    return this.k('rerun-requested', jobId);
+  }
+
+  /** Set by POST /logout: the browser session `sid` is ended, until its cookie would have expired. */
+  sessionRevoked(sid: string): string {
+    return this.k('session-revoked', sid);
+  }
+
   /** Channel: `{"id", "reason"}` cancel requests, heard by every worker (the holder aborts the job). */
   get cancelChannel(): string {
     return this.k('cancel');

@@ -6,6 +6,22 @@ export function isUri(s: string): boolean {
   return /^(file|https?|s3):\/\//.test(s);
 }
 
+/** The tag of `<name>@latest`: the newest version, as `<name>` alone. No label may take it. */
+export const LATEST_TAG = 'latest';
+
+/**
+ * Why `label` cannot be a label name, or undefined when it can: a letter, then at most 63 letters,
+ * digits, `_`, `.` or `-` (so never a version number), and not a tag the reference grammar gives a
+ * meaning of its own (`latest`, in any case: `<name>@latest` is the newest version).
+ */
+export function labelNameIssue(label: string): string | undefined {
+  if (!/^[a-zA-Z][\w.-]{0,63}$/.test(label))
+    return 'a label starts with a letter and has at most 64 letters, digits, "_", "." or "-"';
+  if (label.toLowerCase() === LATEST_TAG)
+    return `"${label}" is reserved: "<name>@${LATEST_TAG}" means the newest version, so no label may be named so`;
+  return undefined;
+}
+
 /** `<name>`, `<name>@<version>`, `<name>@<label>`, or a URI of a tfjs LayersModel model.json. */
 export const modelRefSchema = z
   .string()
@@ -16,7 +32,7 @@ export const modelRefSchema = z
       'expected "<name>", "<name>@<version>", "<name>@<label>" or a file://, http(s):// or s3:// model.json URI',
   })
   .describe(
-    'A registry model ("<name>", "<name>@<version>", "<name>@<label>") or the URI of a tfjs model.json (its weight files are read from beside it): file:// inside DATA_ROOTS, s3://bucket/key, or https:// (http:// only to FETCH_ALLOW_HOSTS; private, loopback and link-local addresses are refused unless FETCH_ALLOW_HOSTS lists them: 400 at submit)',
+    'A registry model ("<name>" or "<name>@latest": its newest version; "<name>@<version>", "<name>@<label>") or the URI of a tfjs model.json (its weight files are read from beside it): file:// inside DATA_ROOTS, s3://bucket/key, or https:// (http:// only to FETCH_ALLOW_HOSTS; private, loopback and link-local addresses are refused unless FETCH_ALLOW_HOSTS lists them: 400 at submit)',
   );
 
 /** A registry model name: what a fine-tune or tune job registers its result under. */

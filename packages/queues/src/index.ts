@@ -137,6 +137,12 @@ export interface JobRef {
 export interface ParentJob extends ChildJobs {
   data(): Promise<unknown>;
   progress(p: object): Promise<void>;
+  /**
+   * For a retry of the parent (call it before the parent's own): every failed child is retried in
+   * place, its attempts from 0, and counts as pending again; a failed child whose job is gone is
+   * forgotten, so the parent's rerun adds it again. Returns the ids of the children retried.
+   */
+  retryFailed(): Promise<string[]>;
 }
 
 /**
@@ -164,9 +170,46 @@ export function parentJob(
   const byId = (values: Record<string, unknown> = {}) =>
     Object.fromEntries(Object.entries(values).map(([key, v]) => [key.slice(key.lastIndexOf(':') + 1), v]));
   return {
-    async count() {
-      const c = await (await load()).getDependenciesCount();
-      return (c.processed ?? 0) + (c.unprocessed ?? 0) + (c.ignored ?? 0) + (c.failed ?? 0);
+    async ids() {
+      const d = await (await load()).getDependencies();
+      const all = [
+        ...Object.keys(d.processed ?? {}),
+        ...(d.unprocessed ?? []),
+        ...Object.keys(d.ignored ?? {}),
+        ...(d.failed ?? []),
+      ];
+      return new Set(all.map((key) => key.slice(key.lastIndexOf(':') + 1)));
+    },
+    async dataOf(id) {
+      return (await Job.fromId(children, id))?.data as unknown;
+    },
+    async rerunRequested() {
+      return (await connection.exists(keys.rerunMark(parent.id))) === 1;
+    },
+    async rerunHandled() {
+      await connection.del(keys.rerunMark(parent.id));
+    },
+    async retryFailed() {
+      const job = await load();
+      const failed = Object.keys(await job.getIgnoredChildrenFailures());
+      const retried: string[] = [];
+      for (const key of failed) {
+        const id = key.slice(key.lastIndexOf(':') + 1);
+        const child = await Job.fromId(children, id);
+        if (child && (await child.getState()) === 'failed') {
+          await child.log(
+            `${new Date().toISOString()} retried with its parent ${parent.id}: this run has ` +
+              `${child.opts.attempts ?? 1} attempt(s), counted from 0`,
+          );
+          // BullMQ moves a retried child back into its parent's pending dependencies.
+          await child.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+          retried.push(id);
+        } else {
+          // Gone (removeOnFail): forget its failure, so the parent's rerun adds it again.
+          await connection.hdel(`${own.qualifiedName}:${parent.id}:failed`, key);
+        }
+      }
+      return retried;
     },
     async add(list) {
       if (!list.length) return;

@@ -9,6 +9,8 @@ describe('keys', () => {
       k.all,
       k.jobTypes,
       k.cancelMark('j1'),
+      k.rerunMark('j1'),
+      k.sessionRevoked('s1'),
       k.idempotency('key-id', 'key'),
       k.rateLimit,
       k.cancelChannel,

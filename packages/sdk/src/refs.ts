@@ -15,7 +15,8 @@ export function parseRef(ref: ModelRef): { name: string; version?: number; label
   const m = /^([^@/]+)(?:@([^@/]+))?$/.exec(ref);
   if (!m)
     throw new MlqError('invalid_ref', `"${ref}" is not "<name>", "<name>@<version>" or "<name>@<label>"`);
-  const tag = m[2];
+  // `name@latest` is the newest version, as `name` alone (no label may be named `latest`).
+  const tag = m[2]?.toLowerCase() === 'latest' ? undefined : m[2];
   return {
     name: m[1]!,
     ...(tag === undefined ? {} : /^\d+$/.test(tag) ? { version: Number(tag) } : { label: tag }),

@@ -125,7 +125,7 @@ export type JobPage<J = AnyJob> = Omit<JobPageBody, 'jobs'> & { jobs: J[] };
 
 /**
  * Which model version to call: the latest, a version number or a label. A string is read like the
- * API's model references: `"name"`, `"name@3"`, `"name@production"`.
+ * API's model references: `"name"` or `"name@latest"`, `"name@3"`, `"name@production"`.
  */
 export type ModelRef =
   | string

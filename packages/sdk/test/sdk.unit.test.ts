@@ -119,6 +119,7 @@ describe('model references and image instances', () => {
   it('parses references and encodes images as base64 (in chunks, for large files)', () => {
     expect(parseRef('m@3')).toEqual({ name: 'm', version: 3 });
     expect(parseRef('m@prod')).toEqual({ name: 'm', label: 'prod' });
+    expect(parseRef('m@latest')).toEqual({ name: 'm' }); // the newest version, never a label
     expect(parseRef({ name: 'm', label: 'prod' })).toEqual({ name: 'm', label: 'prod' });
     const bytes = Uint8Array.from({ length: 100_003 }, (_, i) => (i * 7919) % 256);
     expect(imageInstance(bytes)).toEqual({ b64: Buffer.from(bytes).toString('base64') });

@@ -35,11 +35,19 @@ export function hasScope(principal: Principal | undefined, scope: Scope): boolea
 }
 
 export function authenticate(keys: KeyRing, session?: Session): RequestHandler {
-  return (req, res, next) => {
+  return async (req, res, next) => {
     const need = requirementOf(req.method, req.path);
     const bearer = presentedKey(req);
     let principal = keys.resolve(bearer);
-    const fromCookie = !principal && bearer === undefined ? session?.principalOf(req) : undefined;
+    // A session's revocation is in Redis: while Redis is away a cookie is not trusted (the error, a
+    // 503, goes to the error handler), except on public routes, which need no principal.
+    const fromCookie =
+      !principal && bearer === undefined
+        ? await session?.principalOf(req).catch((e: unknown) => {
+            if (need === 'public') return undefined;
+            throw e;
+          })
+        : undefined;
     if (fromCookie) {
       const why = session!.crossSite(req);
       if (why)

@@ -5,12 +5,16 @@
  *
  * The cookie (`mlq_session`) is HttpOnly, `SameSite=Strict`, `Secure` over HTTPS, signed
  * (HMAC-SHA256 by cookie-parser/cookie-signature) and holds only the key's id (a prefix of its
- * SHA-256, keys.ts) and an expiry: it is checked against the current API_KEYS on every request, so
- * removing a key ends its sessions, and the session has that key's scopes.
+ * SHA-256, keys.ts), an expiry and a random session id: `v2.<keyId>.<expiry ms>.<sid>`. It is checked
+ * against the current API_KEYS on every request, so removing a key ends its sessions, and the session
+ * has that key's scopes. `POST /logout` ends the session on the server too: its id is revoked in Redis
+ * (`keys.sessionRevoked`) until the cookie would have expired, so a copy of the cookie kept from before
+ * is refused. Cookies without a session id (`v1.…`, from before revocation) are not accepted.
  * Unsafe methods sent with the cookie must also come from this origin (`Sec-Fetch-Site: same-origin`,
  * or an `Origin` equal to the request's own), which stops cross-site request forgery even in
  * browsers without SameSite (see the OWASP CSRF Prevention Cheat Sheet, "Fetch Metadata").
  */
+import { randomBytes } from 'node:crypto';
 import cookieParser from 'cookie-parser';
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { KeyRing, Principal } from './keys.ts';
@@ -28,13 +32,25 @@ export interface SessionOptions {
   secret: string;
   /** How long a session lasts, in hours. */
   ttlHours: number;
+  /** Where ended sessions are kept until they would have expired (Redis, see app.ts). */
+  revocations: SessionRevocations;
+}
+
+/** Ended sessions, by session id: kept for `ttlMs` (the time the cookie had left), then forgotten. */
+export interface SessionRevocations {
+  revoke(sid: string, ttlMs: number): Promise<void>;
+  /** Rejects when it cannot tell (Redis away): the session is then not trusted. */
+  isRevoked(sid: string): Promise<boolean>;
 }
 
 export interface Session {
   /** Parses cookies (cookie-parser) and serves `GET/POST /login` and `POST /logout`. */
   router: Router;
-  /** The principal (key) of the request's session cookie, if it has a valid, unexpired one. */
-  principalOf(req: Request): Principal | undefined;
+  /**
+   * The principal (key) of the request's session cookie, if it has a valid, unexpired, not revoked
+   * one. Rejects when revocations cannot be read (Redis away).
+   */
+  principalOf(req: Request): Promise<Principal | undefined>;
   /** Why an unsafe request sent with a cookie looks cross-site (undefined when it is fine). */
   crossSite(req: Request): string | undefined;
   /** Sends a browser that loads a page (Accept: text/html) without a session to the login page; false otherwise. */
@@ -50,12 +66,20 @@ export function createSession(opts: SessionOptions): Session {
   const secret = opts.secret || opts.keys.fingerprint;
   const ttlMs = opts.ttlHours * 3600_000;
 
-  const principalOf = (req: Request): Principal | undefined => {
+  /** The signed cookie's parts, when it is a well-formed, unexpired session of a current key. */
+  const cookieOf = (req: Request): { who: Principal; sid: string; expires: number } | undefined => {
     const raw = (req.signedCookies as Record<string, unknown> | undefined)?.[SESSION_COOKIE];
     if (typeof raw !== 'string') return undefined;
-    const m = /^v1\.([0-9a-f]{12})\.(\d+)$/.exec(raw);
+    const m = /^v2\.([0-9a-f]{12})\.(\d+)\.([0-9a-f]{32})$/.exec(raw);
     if (!m || Number(m[2]) < Date.now()) return undefined;
-    return opts.keys.byKeyId(m[1]!);
+    const who = opts.keys.byKeyId(m[1]!);
+    return who ? { who, sid: m[3]!, expires: Number(m[2]) } : undefined;
+  };
+
+  const principalOf = async (req: Request): Promise<Principal | undefined> => {
+    const c = cookieOf(req);
+    if (!c) return undefined;
+    return (await opts.revocations.isRevoked(c.sid)) ? undefined : c.who;
   };
 
   const crossSite = (req: Request): string | undefined => {
@@ -70,7 +94,7 @@ export function createSession(opts: SessionOptions): Session {
   };
 
   const setCookie = (req: Request, res: Response, who: Principal) =>
-    res.cookie(SESSION_COOKIE, `v1.${who.keyId}.${Date.now() + ttlMs}`, {
+    res.cookie(SESSION_COOKIE, `v2.${who.keyId}.${Date.now() + ttlMs}.${randomBytes(16).toString('hex')}`, {
       signed: true,
       httpOnly: true,
       sameSite: 'strict',
@@ -81,9 +105,11 @@ export function createSession(opts: SessionOptions): Session {
 
   const router = Router();
   router.use(cookieParser(secret) as RequestHandler);
-  router.get('/login', (req, res) => {
+  router.get('/login', async (req, res) => {
     const next = localPath(req.query.next);
-    if (!opts.keys.enabled || principalOf(req)) return res.redirect(303, next);
+    // Redis away: show the form rather than an error (signing in does not need Redis).
+    const signedIn = await principalOf(req).catch(() => undefined);
+    if (!opts.keys.enabled || signedIn) return res.redirect(303, next);
     res.type('html').send(loginPage({ next }));
   });
   router.post('/login', express.urlencoded({ extended: false, limit: '8kb' }), (req, res) => {
@@ -107,8 +133,12 @@ export function createSession(opts: SessionOptions): Session {
     setCookie(req, res, who);
     res.redirect(303, next);
   });
-  router.post('/logout', (req, res) => {
+  router.post('/logout', async (req, res) => {
     if (crossSite(req)) return void res.status(403).end();
+    // Revoked until the cookie would have expired; a failure (Redis away) is the request's error: the
+    // person must not believe a session ended that did not.
+    const c = cookieOf(req);
+    if (c) await opts.revocations.revoke(c.sid, Math.max(1, c.expires - Date.now()));
     res.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'strict', secure: req.secure });
     res.redirect(303, '/login');
   });

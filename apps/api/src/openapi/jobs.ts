@@ -155,7 +155,8 @@ export function registerJobs(doc: ApiDoc): void {
     summary: 'Retry a failed (or cancelled) job',
     description:
       'Queues the job again as a new run: `attempts` counts from 0, so the run gets all its `attemptsAllowed`. ' +
-      "The earlier runs' failed attempts stay in its log.",
+      "The earlier runs' failed attempts stay in its log. A tune retries its failed or cancelled trials with it, " +
+      'adds back those removed while waiting, and keeps the completed ones.',
     params: idParam,
     ok: { 202: { description: 'queued again', ...json(anyJobViewSchema) } },
     errors: { 404: 'no such job', 409: 'the job has not failed' },

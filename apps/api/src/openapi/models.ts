@@ -93,7 +93,7 @@ export function registerModels(doc: ApiDoc): void {
     body: { required: true, ...json(labelBodySchema) },
     ok: { 200: { description: 'the label now points at the version', ...json(labelResultSchema) } },
     errors: {
-      400: 'a bad label (a letter, then at most 63 letters, digits, "_", "." or "-") or body',
+      400: 'a bad label (a letter, then at most 63 letters, digits, "_", "." or "-"; not `latest`, which `<name>@latest` gives the newest version) or body',
       404: 'no such model or version',
     },
   });

@@ -1,7 +1,7 @@
 /**
  * The pages a browser opens: the web console (apps/console, built by Vite) at `/ui`, with every
  * client-side route (`/ui/jobs/{id}`...) answered by its index.html so a reload or a pasted link
- * works; and the API reference at `/docs`: Swagger UI from the swagger-ui-dist package, served from
+ * works, and a missing file (`/ui/assets/x.js`, `/ui/favicon.ico`: isFilePath) a 404; and the API reference at `/docs`: Swagger UI from the swagger-ui-dist package, served from
  * this server (no CDN) and reading `/openapi.json`. No inline scripts anywhere, so a strict
  * Content-Security-Policy (`script-src 'self'`) allows both. The console's page carries
  * `<meta name="mlq-auth" content="on|off">`: with auth off it has no session to end, so it offers no
@@ -42,6 +42,16 @@ export const rootPage: express.RequestHandler = (req, res, next) => {
   res.redirect(302, '/ui/');
 };
 
+/**
+ * Paths that name a file of the console's build, never a client-side route: anything under
+ * `/ui/assets/` (Vite's hashed files), and `/ui/<name>.<ext>` at the top (`favicon.ico`, `robots.txt`).
+ * Deeper paths are routes even with a dot: `/ui/models/{name}`, and a model's name may have one
+ * (`digits.v2`).
+ */
+export function isFilePath(p: string): boolean {
+  return /^\/ui\/assets(\/|$)/.test(p) || /^\/ui\/[^/]*\.[^/]*$/.test(p);
+}
+
 export interface ConsoleOptions {
   /** API_KEYS is set: the console's users signed in, and it offers to sign out. */
   auth: boolean;
@@ -54,7 +64,9 @@ export function consoleRouter(consoleDir: string, opts: ConsoleOptions): Router 
 
   // Hashed asset names never change content: cache them for a year. index.html: always revalidate.
   r.use('/ui/assets', express.static(path.join(consoleDir, 'assets'), { immutable: true, maxAge: '365d' }));
-  const app: express.RequestHandler = async (_req, res) => {
+  const app: express.RequestHandler = async (req, res) => {
+    // A file the build does not have is a 404, not the app page (a browser would run HTML as a script).
+    if (isFilePath(req.path)) return sendError(res, 404, 'not_found', `no file ${req.path} in the console`);
     if (!existsSync(index)) {
       return sendError(
         res,

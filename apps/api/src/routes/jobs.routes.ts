@@ -27,6 +27,7 @@ import { loadRunHistory } from '@mlq/core/run-history';
 import { checkOutputUri, parseS3Uri, resolveDataPath, type ArtifactStore } from '@mlq/core/storage';
 import type { QueueEvents } from '@mlq/queues';
 import { pinDatasets } from '../dataset-refs.ts';
+import { jsonObjectOf } from '../json-body.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { principalOf } from '../auth/authenticate.ts';
 import { bodySha256, type JobsService } from '../jobs.service.ts';
@@ -138,10 +139,8 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
 
   r.post('/v1/jobs/:type', async (req, res) => {
     const type = typeParam(req);
-    if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) {
-      throw badRequest('the body must be a JSON object (Content-Type: application/json)');
-    }
-    const parsed = parsePayload(type, req.body);
+    const body = jsonObjectOf(req);
+    const parsed = parsePayload(type, body);
     if (!parsed.ok) throw badRequest(`invalid ${type} job: ${joinIssues(parsed.issues)}`, parsed.issues);
     const pins = await pinDatasets(type, parsed.value, deps.datasets);
     const refIssues = [...(await checkReferences(type, parsed.value, deps)), ...pins.issues];
@@ -155,7 +154,7 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
     const idempotency =
       key === undefined
         ? undefined
-        : { key, keyId: principalOf(res)?.keyId ?? 'anonymous', bodySha256: bodySha256(req.body) };
+        : { key, keyId: principalOf(res)?.keyId ?? 'anonymous', bodySha256: bodySha256(body) };
     const { view, created } = await deps.jobs.submit(type, parsed.value, idempotency);
     // DELETE of a dataset version is refused while this job may still read it.
     for (const v of pins.pinned) await deps.datasets.markUse(v, view.id);

@@ -8,6 +8,7 @@ import type { z } from 'zod';
 import {
   describeIssues,
   labelBodySchema,
+  labelNameIssue,
   type labelResultSchema,
   type modelDetailSchema,
   type modelListSchema,
@@ -20,9 +21,8 @@ import { loadRunHistory } from '@mlq/core/run-history';
 import type { ModelRegistry } from '@mlq/core/registry';
 import type { ArtifactStore } from '@mlq/core/storage';
 import { badRequest } from '../errors.ts';
+import { jsonObjectOf } from '../json-body.ts';
 import { modelVersionStatus, type VersionState } from '../serving/tf-serving.ts';
-
-const labelName = /^[a-zA-Z][\w.-]{0,63}$/;
 
 function versionParam(raw: unknown): number {
   const v = Number(raw);
@@ -84,12 +84,9 @@ export function modelsRouter(
   });
   r.put('/v1/models/:name/labels/:label', async (req, res) => {
     const label = String(req.params.label);
-    if (!labelName.test(label)) {
-      throw badRequest('a label starts with a letter and has at most 64 letters, digits, "_", "." or "-"', [
-        { field: 'label', message: 'invalid label' },
-      ]);
-    }
-    const body = labelBodySchema.safeParse(req.body);
+    const issue = labelNameIssue(label);
+    if (issue) throw badRequest(`invalid label "${label}": ${issue}`, [{ field: 'label', message: issue }]);
+    const body = labelBodySchema.safeParse(jsonObjectOf(req));
     if (!body.success) throw badRequest('body must be {"version": <n>}', describeIssues(body.error));
     await registry.setLabel(String(req.params.name), label, body.data.version);
     res.json({

@@ -7,7 +7,8 @@
  * the results, picks the best by the objective and registers that trial's model as the next version
  * of `<model>` (copied, not retrained). Which run it is comes from the queue itself (does the job have
  * children yet?), so a crash or a stall anywhere is harmless: trial ids are fixed, a re-run adds
- * nothing twice, and it parks again while any trial is pending.
+ * nothing twice, and it parks again while any trial is pending. A retried tune (POST /v1/jobs/{id}/retry)
+ * runs its failed trials again and adds back the ones removed, keeping those that completed.
  */
 import {
   fineTuneResultSchema,
@@ -106,18 +107,33 @@ async function pinnedBase(p: TunePayload, ctx: JobContext): Promise<string | und
   return `${v.name}@${v.version}`;
 }
 
-/** Step 1: the trials as child jobs. */
-async function addTrials(p: TunePayload, plan: TrialPlan[], ctx: TuneContext): Promise<void> {
-  const base = await pinnedBase(p, ctx);
+/**
+ * Step 1: the trials as child jobs, those of `plan` that have no job (`existing`): all of them on the
+ * first run; on a retried tune's rerun, those removed while waiting. Added ones train on the base the
+ * others were pinned to, where one of them is left to say which.
+ */
+async function addTrials(
+  p: TunePayload,
+  plan: TrialPlan[],
+  existing: Set<string>,
+  ctx: TuneContext,
+): Promise<void> {
+  const missing = plan.filter((t) => !existing.has(trialJobId(ctx.jobId, t.n)));
+  if (!missing.length) return;
+  const sibling = existing.size
+    ? ((await ctx.children.dataOf(existing.values().next().value!)) as { base?: unknown } | undefined)
+    : undefined;
+  const base = typeof sibling?.base === 'string' ? sibling.base : await pinnedBase(p, ctx);
   const pinned = { ...p, ...(base !== undefined ? { base } : {}) };
   await ctx.children.add(
-    plan.map((t) => ({ id: trialJobId(ctx.jobId, t.n), data: trialPayload(pinned, t) })),
+    missing.map((t) => ({ id: trialJobId(ctx.jobId, t.n), data: trialPayload(pinned, t) })),
   );
   const where = base !== p.base ? ` on ${base}` : '';
   await ctx.log(
-    `added ${plan.length} fine-tune trials (${p.search.strategy} over ${spaceSize(p)} combinations)${where}`,
+    existing.size
+      ? `added again ${missing.length} of the ${plan.length} fine-tune trials (removed before they ended)${where}`
+      : `added ${plan.length} fine-tune trials (${p.search.strategy} over ${spaceSize(p)} combinations)${where}`,
   );
-  await ctx.progress(progressOf(collectTrials(ctx.jobId, plan, { done: {}, failed: {} }), p.objective));
 }
 
 /**
@@ -190,7 +206,15 @@ export async function runTune(p: TunePayload, ctx: JobContext): Promise<TuneResu
     throw new InputError(`invalid tune search: ${issues.map((i) => `${i.field}: ${i.message}`).join('; ')}`);
   const plan = planTrials(p);
 
-  if ((await children.count()) === 0) await addTrials(p, plan, tctx);
+  // The first run adds the trials. A retried tune (its failed trials were retried with it) adds
+  // again those that were removed; a later run only collects, so a trial removed then stays removed.
+  const rerun = await children.rerunRequested();
+  const existing = await children.ids();
+  if (existing.size === 0 || rerun) {
+    await addTrials(p, plan, existing, tctx);
+    await ctx.progress(progressOf(collectTrials(ctx.jobId, plan, await children.outcomes()), p.objective));
+  }
+  if (rerun) await children.rerunHandled();
   await children.waitForAll();
 
   const trials = collectTrials(ctx.jobId, plan, await children.outcomes()).map((t): TuneTrial =>

@@ -5,6 +5,8 @@
 import { InputError, NotFoundError } from '../util/errors.ts';
 import {
   isUri,
+  labelNameIssue,
+  LATEST_TAG,
   RedisKeys,
   runHistorySchema,
   type ModelSummary,
@@ -148,9 +150,13 @@ export class ModelRegistry {
     return vs[vs.length - 1]!;
   }
 
-  /** Points `label` at `version` (which must exist) and announces the move. */
+  /**
+   * Points `label` at `version` (which must exist) and announces the move. InputError for a name no
+   * label may have (labelNameIssue: a number, `latest`...), NotFoundError for a missing version.
+   */
   async setLabel(name: string, label: string, version: number): Promise<void> {
-    if (/^\d+$/.test(label)) throw new InputError('a label cannot be a number: it would read as a version');
+    const issue = labelNameIssue(label);
+    if (issue) throw new InputError(issue);
     await this.get(name, version);
     await this.kv.hset(this.keys.model(name, 'labels'), label, String(version));
     await this.kv.publish(this.labelChannel, JSON.stringify({ name, label, version }));
@@ -181,13 +187,14 @@ export class ModelRegistry {
     );
   }
 
-  /** Resolves `name`, `name@3` or `name@label` to a version. */
+  /** Resolves `name` or `name@latest` (the newest version), `name@3` or `name@label` to a version. */
   async resolve(ref: string): Promise<ModelVersion> {
     if (isUri(ref)) throw new InputError(`"${ref}" is a URI, not a registry reference`);
     const at = ref.indexOf('@');
     if (at < 0) return this.latest(ref);
     const name = ref.slice(0, at);
     const tag = ref.slice(at + 1);
+    if (tag.toLowerCase() === LATEST_TAG) return this.latest(name);
     if (/^\d+$/.test(tag)) return this.get(name, Number(tag));
     const labels = await this.labels(name);
     const v = labels[tag];
