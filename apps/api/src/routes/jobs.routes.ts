@@ -18,8 +18,9 @@ import {
   type JobState,
   type RunHistory,
 } from '@mlq/contract';
-import { DataError, InputError, NotFoundError } from '@mlq/core/errors';
+import { DataError, InputError, ModelFormatError, NotFoundError } from '@mlq/core/errors';
 import type { DatasetRegistry } from '@mlq/core/datasets';
+import { checkModelFileUri } from '@mlq/core/model-files';
 import type { ModelRegistry } from '@mlq/core/registry';
 import { EgressRefusedError, type EgressPolicy } from '@mlq/core/remote';
 // Not @mlq/core/jobs: that loads the processors and tfjs, which the API's main thread never runs.
@@ -64,8 +65,9 @@ async function remoteIssue(uri: string, egress: EgressPolicy): Promise<string | 
 
 /**
  * Checks what the schema cannot, for the fields the job type declares as references: registry
- * models exist, file URIs stay inside DATA_ROOTS, http(s) URIs pass the egress policy, outputs stay
- * out of the artifact store and name a file.
+ * models exist, a file:// model is a layers-model model.json inside DATA_ROOTS with its weights beside
+ * it, file URIs stay inside DATA_ROOTS, http(s) URIs pass the egress policy, outputs stay out of the
+ * artifact store and name a file.
  */
 async function checkReferences(type: JobName, payload: unknown, deps: JobsRouteDeps): Promise<FieldIssue[]> {
   const issues: FieldIssue[] = [];
@@ -73,6 +75,24 @@ async function checkReferences(type: JobName, payload: unknown, deps: JobsRouteD
   for (const field of refs.models) {
     const ref = valueAt(payload, field);
     if (typeof ref !== 'string') continue;
+    const storeKey = ref.startsWith('file://') ? deps.store.keyOf(ref) : undefined;
+    if (storeKey !== undefined) {
+      // A registered model's own URI: read from the artifact store, wherever DATA_ROOTS are.
+      if (!(await deps.store.exists(storeKey)))
+        issues.push({ field, message: `${ref} is not in the artifact store` });
+      continue;
+    }
+    if (ref.startsWith('file://')) {
+      // As the worker will read it: inside DATA_ROOTS, a file, a layers-model model.json with its weights.
+      try {
+        await checkModelFileUri(ref, deps.dataRoots);
+      } catch (e) {
+        if (e instanceof InputError || e instanceof DataError || e instanceof ModelFormatError)
+          issues.push({ field, message: e.message });
+        else throw e;
+      }
+      continue;
+    }
     if (isUri(ref)) {
       const why = await remoteIssue(ref, deps.egress);
       if (why) issues.push({ field, message: why });

@@ -1,0 +1,73 @@
+/**
+ * What the API can know at submit, it says at submit: a 400 naming the field, never a 202 for a job
+ * that cannot succeed. Real Redis, the real API over HTTP; no worker (a job that got through would
+ * wait, so every case here is decided by the answer to the POST). Also what uploads refuse or warn
+ * about so that jobs on them do not fail later: labels too large for a class index, one class only.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { http, startStack, type Stack } from '../../../test/support/stack.ts';
+import { keras3Model, writeModelFiles } from '../../../test/support/model-files.ts';
+
+interface Refusal {
+  error: { code: string; message: string; details?: { field: string; message: string }[] };
+}
+
+describe('submit-time checks', () => {
+  let stack: Stack;
+  const file = (name: string) => path.join(stack.dataDir, name);
+  const uri = (name: string) => pathToFileURL(file(name)).href;
+  /** POSTs a job and expects a 400 whose details name exactly `fields`; returns the details' messages. */
+  const refused = async (type: string, body: unknown, fields: string[]): Promise<string[]> => {
+    const r = await http<Refusal>(`${stack.url}/v1/jobs/${type}`, 'POST', body);
+    expect(r.status, JSON.stringify(r.body)).toBe(400);
+    expect(r.body.error.details?.map((d) => d.field)).toEqual(fields);
+    return r.body.error.details!.map((d) => d.message);
+  };
+  const csv = 'a,b,label\n1,2,x\n3,4,y\n5,6,x\n7,8,y\n';
+
+  beforeAll(async () => {
+    stack = await startStack('submit-checks', { workers: 0 });
+    await writeFile(file('t.csv'), csv);
+    await mkdir(file('dir.csv'));
+    await mkdir(file('dir.jsonl'));
+    await writeFile(file('notes.txt'), 'not a model\n');
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  const fineTune = (over: Record<string, unknown>) => ({
+    model: 'm',
+    architecture: 'mlp',
+    dataset: { format: 'csv', uri: uri('t.csv') },
+    epochs: 1,
+    ...over,
+  });
+
+  it('a file:// base or model outside DATA_ROOTS, missing, a directory or not a model.json: 400 naming it', async () => {
+    const [outside] = await refused('fine-tune', fineTune({ base: 'file:///etc/passwd' }), ['base']);
+    expect(outside).toMatch(/outside the allowed data roots/);
+    const [missing] = await refused('fine-tune', fineTune({ base: uri('none/model.json') }), ['base']);
+    expect(missing).toMatch(/not found/);
+    const [dir] = await refused('fine-tune', fineTune({ base: uri('') }), ['base']);
+    expect(dir).toMatch(/is a directory; a model is the URI of its model\.json/);
+    const [text] = await refused('fine-tune', fineTune({ base: uri('notes.txt') }), ['base']);
+    expect(text).toMatch(/notes\.txt is not JSON/);
+    await refused(
+      'evaluate',
+      { model: 'file:///etc/passwd', dataset: { format: 'csv', uri: uri('t.csv') } },
+      ['model'],
+    );
+    // A real model.json inside DATA_ROOTS gets through (the job waits: no worker here).
+    await writeModelFiles(file('good'), keras3Model({ features: 2, hidden: 3, classes: 2 }));
+    const ok = await http(
+      `${stack.url}/v1/jobs/fine-tune`,
+      'POST',
+      fineTune({ base: uri('good/model.json') }),
+    );
+    expect(ok.status, JSON.stringify(ok.body)).toBe(202);
+  });
+});
