@@ -70,4 +70,18 @@ describe('submit-time checks', () => {
     );
     expect(ok.status, JSON.stringify(ok.body)).toBe(202);
   });
+
+  it('a file:// csv or jsonl dataset that is a directory: 400 naming dataset.uri', async () => {
+    const [c] = await refused('fine-tune', fineTune({ dataset: { format: 'csv', uri: uri('dir.csv') } }), [
+      'dataset.uri',
+    ]);
+    expect(c).toBe(`${uri('dir.csv')} is a directory; a csv dataset is one file`);
+    // (No model "m" is registered: that is said too, each field on its own.)
+    const [, j] = await refused(
+      'batch-predict',
+      { model: 'm', input: { format: 'jsonl', uri: uri('dir.jsonl') } },
+      ['model', 'input.uri'],
+    );
+    expect(j).toBe(`${uri('dir.jsonl')} is a directory; a jsonl dataset is one file`);
+  });
 });

@@ -172,6 +172,18 @@ describe('csv', () => {
     expect(e.message).toMatch(/not found/);
   });
 
+  it('fails on a directory, saying so (not EISDIR), whether rows or the fingerprint are read first', async () => {
+    await mkdir(file('folder.csv'), { recursive: true });
+    for (const format of ['csv', 'jsonl'] as const) {
+      const spec = { format, uri: uri('folder.csv') };
+      const said = `${file('folder.csv')} is a directory; a ${format} dataset is one file`;
+      expect((await failure(spec)).message).toBe(said);
+      const fp: unknown = await open(spec).fingerprint!().catch((e: unknown) => e);
+      expect(fp).toBeInstanceOf(DataError);
+      expect((fp as Error).message).toBe(said);
+    }
+  });
+
   it('fails on a ragged row, naming the file and line', async () => {
     const u = await write('ragged.csv', 'a,b,label\n1,2,0\n3,4,1\n5,1\n');
     expect((await failure({ format: 'csv', uri: u })).message).toBe(

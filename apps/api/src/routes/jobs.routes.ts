@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { Router, type Request } from 'express';
 import { z } from 'zod';
 import {
@@ -112,7 +113,13 @@ async function checkReferences(type: JobName, payload: unknown, deps: JobsRouteD
     if (why) issues.push({ field: `${field}.uri`, message: why });
     if (!ds.uri.startsWith('file://')) continue;
     try {
-      await resolveDataPath(ds.uri, deps.dataRoots);
+      const local = await resolveDataPath(ds.uri, deps.dataRoots);
+      // A csv or jsonl dataset is read as one file (the worker says the same: data/lines.ts' lineFile).
+      if ((ds.format === 'csv' || ds.format === 'jsonl') && (await stat(local)).isDirectory())
+        issues.push({
+          field: `${field}.uri`,
+          message: `${ds.uri} is a directory; a ${ds.format} dataset is one file`,
+        });
     } catch (e) {
       if (e instanceof InputError || e instanceof DataError)
         issues.push({ field: `${field}.uri`, message: e.message });

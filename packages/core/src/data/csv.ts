@@ -9,7 +9,6 @@
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import type { csvDatasetSchema } from '@mlq/contract';
-import { resolveDataPath } from '../storage/data-uri.ts';
 import { clip, DataError } from '../util/errors.ts';
 import { COMMA, QUOTE, readQuoted, skipBlanks, splitFields } from './csv-fields.ts';
 import { lineAt, type DatasetInfo, type DatasetSource, type OpenDatasetOptions } from './dataset.ts';
@@ -18,6 +17,7 @@ import {
   grow,
   LabelCoder,
   LineCursor,
+  lineFile,
   readBlocks,
   Spill,
   spilledChunks,
@@ -209,7 +209,7 @@ function readHeader(cur: LineCursor, spec: CsvSpec, file: string): Layout {
 export function csvSource(spec: CsvSpec, opts: OpenDatasetOptions): DatasetSource {
   /** The first pass: validates every row, decodes it into the spill, hashes, counts, finds classes. */
   const scan = async (): Promise<Scan> => {
-    const local = await resolveDataPath(spec.uri, opts.dataRoots);
+    const local = await lineFile(spec.uri, opts.dataRoots, 'csv', opts.shownAs?.name);
     // Messages name what the user gave (a dataset:// or remote URI), not a cache path.
     const file = opts.shownAs?.name ?? local;
     const hash = createHash('sha256').update(
@@ -274,7 +274,7 @@ export function csvSource(spec: CsvSpec, opts: OpenDatasetOptions): DatasetSourc
     chunks: spilledChunks(scan, get),
     fingerprint: async () =>
       fileFingerprint(
-        await resolveDataPath(spec.uri, opts.dataRoots),
+        await lineFile(spec.uri, opts.dataRoots, 'csv', opts.shownAs?.name),
         JSON.stringify({ f: 'csv', classNames: opts.classNames ?? null }),
         opts.shownAs?.name,
       ),

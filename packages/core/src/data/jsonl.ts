@@ -6,7 +6,6 @@
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import type { jsonlDatasetSchema } from '@mlq/contract';
-import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
 import { lineAt, type DatasetInfo, type DatasetSource, type OpenDatasetOptions } from './dataset.ts';
 import {
@@ -14,6 +13,7 @@ import {
   grow,
   LabelCoder,
   LineCursor,
+  lineFile,
   readBlocks,
   Spill,
   spilledChunks,
@@ -71,7 +71,7 @@ interface Row {
 export function jsonlSource(spec: JsonlSpec, opts: OpenDatasetOptions): DatasetSource {
   /** The first pass: validates every line, decodes it into the spill, hashes, counts, finds classes. */
   const scan = async (): Promise<Scan> => {
-    const local = await resolveDataPath(spec.uri, opts.dataRoots);
+    const local = await lineFile(spec.uri, opts.dataRoots, 'jsonl', opts.shownAs?.name);
     // Messages name what the user gave (a dataset:// or remote URI), not a cache path.
     const file = opts.shownAs?.name ?? local;
     const hash = createHash('sha256').update('jsonl\n');
@@ -154,7 +154,7 @@ export function jsonlSource(spec: JsonlSpec, opts: OpenDatasetOptions): DatasetS
     chunks: spilledChunks(scan, get),
     fingerprint: async () =>
       fileFingerprint(
-        await resolveDataPath(spec.uri, opts.dataRoots),
+        await lineFile(spec.uri, opts.dataRoots, 'jsonl', opts.shownAs?.name),
         JSON.stringify({ f: 'jsonl', classNames: opts.classNames ?? null }),
         opts.shownAs?.name,
       ),

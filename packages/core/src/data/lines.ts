@@ -8,13 +8,32 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
 import { lineAt, type Chunk, type DatasetInfo } from './dataset.ts';
 const BLOCK = 1 << 20;
 const MAX_LINE = 64 << 20;
+
+/**
+ * The local path of a csv or jsonl dataset's `uri` (inside `dataRoots`, storage/data-uri.ts), refused
+ * when it is a directory: `<shown> is a directory; a csv dataset is one file`, not the EISDIR that
+ * reading it would give. `shown` is how messages name it (OpenDatasetOptions.shownAs; the path by default).
+ */
+export async function lineFile(
+  uri: string,
+  dataRoots: readonly string[],
+  format: 'csv' | 'jsonl',
+  shown?: string,
+): Promise<string> {
+  const local = await resolveDataPath(uri, dataRoots);
+  const st = await stat(local).catch(() => undefined);
+  if (st?.isDirectory())
+    throw new DataError(`${shown ?? local} is a directory; a ${format} dataset is one file`);
+  return local;
+}
 
 /** `buf[0 .. end)` holds whole lines (the last block of a file may end without a newline). */
 export interface Block {
