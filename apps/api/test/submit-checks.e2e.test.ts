@@ -84,4 +84,9 @@ describe('submit-time checks', () => {
     );
     expect(j).toBe(`${uri('dir.jsonl')} is a directory; a jsonl dataset is one file`);
   });
+
+  it('reuseBaseHead without base: 400 naming reuseBaseHead', async () => {
+    const [m] = await refused('fine-tune', fineTune({ reuseBaseHead: true }), ['reuseBaseHead']);
+    expect(m).toMatch(/needs "base"/);
+  });
 });

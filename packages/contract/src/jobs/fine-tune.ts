@@ -6,6 +6,7 @@ import { modelVersionRefSchema } from '../model-refs.ts';
 import {
   baseOrArchitectureIssue,
   checkOptimizerOptions,
+  checkReuseBaseHead,
   epochProgressSchema,
   needsBaseOrArchitecture,
   trainingFields,
@@ -16,6 +17,7 @@ export const fineTunePayloadSchema = z
   .strictObject(trainingFields)
   .refine(needsBaseOrArchitecture, baseOrArchitectureIssue)
   .superRefine(checkOptimizerOptions)
+  .superRefine(checkReuseBaseHead)
   .superRefine(checkAugment);
 export type FineTunePayload = z.infer<typeof fineTunePayloadSchema>;
 
