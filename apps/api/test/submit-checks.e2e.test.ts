@@ -26,6 +26,14 @@ describe('submit-time checks', () => {
     expect(r.body.error.details?.map((d) => d.field)).toEqual(fields);
     return r.body.error.details!.map((d) => d.message);
   };
+  const upload = async (name: string, body: string | Buffer, type: string) => {
+    const res = await fetch(`${stack.url}/v1/datasets/${name}`, {
+      method: 'POST',
+      headers: { 'content-type': type },
+      body: typeof body === 'string' ? body : new Uint8Array(body),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> & Refusal };
+  };
   const csv = 'a,b,label\n1,2,x\n3,4,y\n5,6,x\n7,8,y\n';
 
   beforeAll(async () => {
@@ -88,5 +96,37 @@ describe('submit-time checks', () => {
   it('reuseBaseHead without base: 400 naming reuseBaseHead', async () => {
     const [m] = await refused('fine-tune', fineTune({ reuseBaseHead: true }), ['reuseBaseHead']);
     expect(m).toMatch(/needs "base"/);
+  });
+
+  it('features that include the label column: 400 naming dataset.features (given, default, upload)', async () => {
+    // The label given in the spec: the schema sees it, whatever the URI.
+    const [given] = await refused(
+      'fine-tune',
+      fineTune({ dataset: { format: 'csv', uri: uri('t.csv'), label: 'b', features: ['a', 'b'] } }),
+      ['dataset.features'],
+    );
+    expect(given).toMatch(/"b" is the label column/);
+    // The default label (a column named "label"): the API reads a file:// CSV's header...
+    const [header] = await refused(
+      'fine-tune',
+      fineTune({ dataset: { format: 'csv', uri: uri('t.csv'), features: ['a', 'label'] } }),
+      ['dataset.features'],
+    );
+    expect(header).toMatch(/"label" is the label column/);
+    // ...and knows an upload's columns.
+    expect((await upload('cols', csv, 'text/csv')).status).toBe(201);
+    await refused(
+      'fine-tune',
+      fineTune({ dataset: { format: 'csv', uri: 'dataset://cols', features: ['label', 'a'] } }),
+      ['dataset.features'],
+    );
+    // A file:// CSV's header is checked as an upload's is: a column it lacks, no label for training.
+    await refused('fine-tune', fineTune({ dataset: { format: 'csv', uri: uri('t.csv'), features: ['z'] } }), [
+      'dataset.features',
+    ]);
+    await writeFile(file('nolabel.csv'), 'a,b\n1,2\n');
+    await refused('fine-tune', fineTune({ dataset: { format: 'csv', uri: uri('nolabel.csv') } }), [
+      'dataset.label',
+    ]);
   });
 });

@@ -224,8 +224,14 @@ describe('csv', () => {
     expect((await failure({ format: 'csv', uri: u, features: ['a', 'z'] })).message).toMatch(
       /cols\.csv:1: no feature column "z"/,
     );
-    expect((await failure({ format: 'csv', uri: u, label: 'a', features: ['a', 'b'] })).message).toMatch(
-      /cols\.csv:1: "features" must name distinct columns other than the label/,
+    // A label given in the spec among the features: the schema refuses it (the API's 400)...
+    expect(datasetSchema.safeParse({ format: 'csv', uri: u, label: 'a', features: ['a', 'b'] }).success).toBe(
+      false,
+    );
+    // ...and the default label (a column named "label") the reader, as for a payload from elsewhere.
+    const dflt = await write('cols-label.csv', 'a,label\n1,2\n');
+    expect((await failure({ format: 'csv', uri: dflt, features: ['a', 'label'] })).message).toMatch(
+      /cols-label\.csv:1: "features" must name distinct columns other than the label/,
     );
     expect((await failure({ format: 'csv', uri: await write('void.csv', '') })).message).toMatch(
       /void\.csv: the file is empty/,

@@ -19,6 +19,7 @@ import {
   type JobState,
   type RunHistory,
 } from '@mlq/contract';
+import { csvColumns } from '@mlq/core/data';
 import { DataError, InputError, ModelFormatError, NotFoundError } from '@mlq/core/errors';
 import type { DatasetRegistry } from '@mlq/core/datasets';
 import { checkModelFileUri } from '@mlq/core/model-files';
@@ -28,7 +29,7 @@ import { EgressRefusedError, type EgressPolicy } from '@mlq/core/remote';
 import { loadRunHistory } from '@mlq/core/run-history';
 import { checkOutputUri, parseS3Uri, resolveDataPath, type ArtifactStore } from '@mlq/core/storage';
 import type { QueueEvents } from '@mlq/queues';
-import { pinDatasets } from '../dataset-refs.ts';
+import { columnIssues, pinDatasets } from '../dataset-refs.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { principalOf } from '../auth/authenticate.ts';
 import { bodySha256, type JobsService } from '../jobs.service.ts';
@@ -115,11 +116,18 @@ async function checkReferences(type: JobName, payload: unknown, deps: JobsRouteD
     try {
       const local = await resolveDataPath(ds.uri, deps.dataRoots);
       // A csv or jsonl dataset is read as one file (the worker says the same: data/lines.ts' lineFile).
-      if ((ds.format === 'csv' || ds.format === 'jsonl') && (await stat(local)).isDirectory())
+      if ((ds.format === 'csv' || ds.format === 'jsonl') && (await stat(local)).isDirectory()) {
         issues.push({
           field: `${field}.uri`,
           message: `${ds.uri} is a directory; a ${ds.format} dataset is one file`,
         });
+        continue;
+      }
+      // A CSV's header is one line: read it, and check label and features as for an upload.
+      if (ds.format === 'csv')
+        issues.push(
+          ...columnIssues(ds, await csvColumns(local, ds.uri), ds.uri, field, refs.labelled.includes(field)),
+        );
     } catch (e) {
       if (e instanceof InputError || e instanceof DataError)
         issues.push({ field: `${field}.uri`, message: e.message });

@@ -205,6 +205,21 @@ function readHeader(cur: LineCursor, spec: CsvSpec, file: string): Layout {
   );
 }
 
+/**
+ * The header's column names of the CSV file `local` (its first line, split as rows are; a UTF-8
+ * byte-order mark skipped), reading no further than that line: the API checks a `file://` spec's
+ * `label` and `features` against them at submit. Errors (DataError) name the file as `shown`: an
+ * empty file, a header that cannot be split, a directory.
+ */
+export async function csvColumns(local: string, shown = local): Promise<string[]> {
+  const cur = new LineCursor();
+  for await (const b of readBlocks(local, shown)) {
+    cur.reset(b);
+    if (cur.next()) return splitFields(cur.buf, cur.s, cur.e, () => at(shown, 1));
+  }
+  throw new DataError(`${shown}: the file is empty (a CSV needs a header row)`);
+}
+
 /** Opens a CSV dataset; the file is read when `info()` or `chunks()` is first called. */
 export function csvSource(spec: CsvSpec, opts: OpenDatasetOptions): DatasetSource {
   /** The first pass: validates every row, decodes it into the spill, hashes, counts, finds classes. */
