@@ -129,4 +129,17 @@ describe('submit-time checks', () => {
       'dataset.label',
     ]);
   });
+
+  it('jsonl labels that are negative or decimal are class names, as in csv', async () => {
+    const j = await upload(
+      'signs',
+      '{"x":[1],"y":-1}\n{"x":[2],"y":0.5}\n{"x":[3],"y":1}\n',
+      'application/x-ndjson',
+    );
+    expect(j.status, JSON.stringify(j.body)).toBe(201);
+    expect(j.body.classes).toEqual({ '-1': 1, '0.5': 1, '1': 1 });
+    const bad = await upload('signs', '{"x":[1],"y":true}\n', 'application/x-ndjson');
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toMatch(/line 1: "y" must be a number or a class name/);
+  });
 });

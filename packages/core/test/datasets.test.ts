@@ -284,6 +284,18 @@ describe('jsonl', () => {
     });
   });
 
+  it('reads a negative or decimal y as a class name, as csv reads such a label', async () => {
+    const j = await write('signs.jsonl', '{"x":[1],"y":-1}\n{"x":[2],"y":0.5}\n{"x":[3],"y":1}\n');
+    const c = await write('signs.csv', 'a,label\n1,-1\n2,0.5\n3,1\n');
+    const want = { numClasses: 3, classNames: ['-1', '0.5', '1'], classCounts: [1, 1, 1] };
+    expect(await open({ format: 'jsonl', uri: j }).info()).toMatchObject(want);
+    expect(await open({ format: 'csv', uri: c }).info()).toMatchObject(want);
+    const yes = await write('bool.jsonl', '{"x":[1],"y":true}\n');
+    expect((await failure({ format: 'jsonl', uri: yes })).message).toMatch(
+      /bool\.jsonl:1: "y" must be a number or a class name \(a string\), got true/,
+    );
+  });
+
   it('fails on a ragged row, a non-numeric value, bad JSON and an unknown label, naming the line', async () => {
     const ragged = await write('ragged.jsonl', '{"x":[1,2],"y":0}\n{"x":[1,2,3],"y":1}\n');
     expect((await failure({ format: 'jsonl', uri: ragged })).message).toMatch(

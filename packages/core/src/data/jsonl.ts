@@ -161,11 +161,15 @@ export function jsonlSource(spec: JsonlSpec, opts: OpenDatasetOptions): DatasetS
   };
 }
 
-/** A label as text: a class name, or a class index. */
-function labelText(y: unknown, where: string): string {
+/**
+ * A label as text, as a CSV's label column would hold it: a string as it is, a number as JavaScript
+ * writes it (`3`, `-1`, `0.5`). LabelCoder (lines.ts) then makes non-negative integers class indices
+ * and anything else class names, the same for both formats. Other JSON values are refused.
+ */
+export function labelText(y: unknown, where: string): string {
   if (typeof y === 'string') return y;
-  if (typeof y === 'number' && Number.isInteger(y) && y >= 0) return String(y);
+  if (typeof y === 'number' && Number.isFinite(y)) return String(y);
   throw new DataError(
-    `${where}: "y" must be a class index (an integer >= 0) or a class name, got ${JSON.stringify(y)}`,
+    `${where}: "y" must be a number or a class name (a string), got ${JSON.stringify(y)?.slice(0, 40)}`,
   );
 }

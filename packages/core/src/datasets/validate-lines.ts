@@ -10,6 +10,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { COMMA, QUOTE, splitFields } from '../data/csv-fields.ts';
+import { labelText } from '../data/jsonl.ts';
 import { clip, DataError } from '../util/errors.ts';
 import type { ClassCounts, DatasetVersion } from '@mlq/contract';
 
@@ -267,10 +268,10 @@ export function jsonlLineValidator() {
     if ((row.y !== undefined) !== labelled)
       throw new DataError(`line ${line}: "y" must be given on every line or on none`);
     if (labelled) {
-      const y = row.y;
-      if (typeof y === 'string' && y !== '') classes.add(y);
-      else if (typeof y === 'number' && Number.isInteger(y) && y >= 0) classes.add(String(y));
-      else throw new DataError(`line ${line}: "y" must be a class index (an integer >= 0) or a class name`);
+      // As the reader takes it (data/jsonl.ts' labelText): -1 and 0.5 are class names, as in a CSV.
+      const y = labelText(row.y, `line ${line}`);
+      if (y === '') throw new DataError(`line ${line}: "y" is empty`);
+      classes.add(y);
     }
     rows++;
   });
