@@ -130,6 +130,19 @@ describe('submit-time checks', () => {
     ]);
   });
 
+  it('an integer label beyond a class index is refused at upload, naming the line (csv and jsonl)', async () => {
+    const j = await upload('big', '{"x":[1],"y":0}\n{"x":[2],"y":1000000}\n', 'application/x-ndjson');
+    expect(j.status, JSON.stringify(j.body)).toBe(400);
+    expect(j.body.error.message).toMatch(/line 2: label 1000000 is too large for a class index \(0-9999\)/);
+    const c = await upload('big', 'a,label\n1,0\n2,12000\n', 'text/csv');
+    expect(c.status, JSON.stringify(c.body)).toBe(400);
+    expect(c.body.error.message).toMatch(/line 3: label 12000 is too large for a class index \(0-9999\)/);
+    // Among names, a large number is a name like any other.
+    const named = await upload('big', 'a,label\n1,cat\n2,12000\n', 'text/csv');
+    expect(named.status).toBe(201);
+    expect(named.body.classes).toEqual({ 12000: 1, cat: 1 });
+  });
+
   it('jsonl labels that are negative or decimal are class names, as in csv', async () => {
     const j = await upload(
       'signs',

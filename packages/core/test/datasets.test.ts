@@ -284,6 +284,19 @@ describe('jsonl', () => {
     });
   });
 
+  it('fails on an integer label too large for a class index, naming its line; among names it is a name', async () => {
+    const j = await write('huge.jsonl', '{"x":[1],"y":0}\n{"x":[2],"y":1000000}\n{"x":[3],"y":20000}\n');
+    expect((await failure({ format: 'jsonl', uri: j })).message).toMatch(
+      /huge\.jsonl:2: label 1000000 is too large for a class index \(0-9999\)/,
+    );
+    const c = await write('huge.csv', 'a,label\n1,9999\n2,10000\n');
+    expect((await failure({ format: 'csv', uri: c })).message).toMatch(
+      /huge\.csv:3: label 10000 is too large for a class index \(0-9999\): .* name the classes instead/,
+    );
+    const named = await write('huge-named.csv', 'a,label\n1,cat\n2,10000\n');
+    expect(await open({ format: 'csv', uri: named }).info()).toMatchObject({ classNames: ['10000', 'cat'] });
+  });
+
   it('reads a negative or decimal y as a class name, as csv reads such a label', async () => {
     const j = await write('signs.jsonl', '{"x":[1],"y":-1}\n{"x":[2],"y":0.5}\n{"x":[3],"y":1}\n');
     const c = await write('signs.csv', 'a,label\n1,-1\n2,0.5\n3,1\n');

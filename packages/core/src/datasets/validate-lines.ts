@@ -11,12 +11,11 @@
 import { isUtf8 } from 'node:buffer';
 import { COMMA, QUOTE, splitFields } from '../data/csv-fields.ts';
 import { labelText } from '../data/jsonl.ts';
+import { INT, MAX_CLASSES, tooLargeLabel } from '../data/lines.ts';
 import { clip, DataError } from '../util/errors.ts';
 import type { ClassCounts, DatasetVersion } from '@mlq/contract';
 
 const MAX_LINE = 64 << 20;
-/** Distinct labels beyond which a column is surely not a class label (the readers' limit too). */
-const MAX_CLASSES = 10_000;
 
 export type LinesSummary = Pick<
   DatasetVersion,
@@ -126,15 +125,26 @@ function lineEnd(buf: Buffer, p: number): number {
   return lf < 0 ? cr : cr < 0 ? lf : Math.min(lf, cr);
 }
 
-/** Counts labels per class, giving up (no classes reported) past MAX_CLASSES distinct ones. */
+/**
+ * Counts labels per class, giving up (no classes reported) past MAX_CLASSES distinct ones, and refuses
+ * at `finish` what every job on the file would fail on, as the readers' LabelCoder (data/lines.ts) does:
+ * labels that are all integers, one of them too large for a class index (naming its line).
+ */
 class ClassCounter {
   private counts: Map<string, number> | undefined = new Map();
-  add(label: string): void {
+  private allInts = true;
+  private tooLarge: { label: string; line: number } | undefined;
+  add(label: string, line: number): void {
+    if (INT.test(label)) {
+      if (!this.tooLarge && Number(label) >= MAX_CLASSES) this.tooLarge = { label, line };
+    } else this.allInts = false;
     if (!this.counts) return;
     this.counts.set(label, (this.counts.get(label) ?? 0) + 1);
     if (this.counts.size > MAX_CLASSES) this.counts = undefined;
   }
   result(): ClassCounts | undefined {
+    if (this.allInts && this.tooLarge)
+      throw new DataError(`line ${this.tooLarge.line}: ${tooLargeLabel(this.tooLarge.label)}`);
     if (!this.counts || this.counts.size === 0) return undefined;
     return Object.fromEntries([...this.counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }
@@ -193,7 +203,7 @@ export function csvLineValidator(label?: string) {
     if (value !== undefined) {
       if (value === '')
         throw new DataError(`line ${line}: the label ("${clip(columns[labelAt]!, 80)}") is empty`);
-      classes.add(value);
+      classes.add(value, line);
     }
     rows++;
   });
@@ -271,7 +281,7 @@ export function jsonlLineValidator() {
       // As the reader takes it (data/jsonl.ts' labelText): -1 and 0.5 are class names, as in a CSV.
       const y = labelText(row.y, `line ${line}`);
       if (y === '') throw new DataError(`line ${line}: "y" is empty`);
-      classes.add(y);
+      classes.add(y, line);
     }
     rows++;
   });
