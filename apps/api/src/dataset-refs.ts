@@ -4,6 +4,7 @@
  * latest version (the payload is rewritten to `dataset://name@<n>`), so every attempt, resume and tune
  * trial reads the same bytes. For a CSV upload, `label` and `features` must name columns of its header,
  * and no feature may be the label column (`columnIssues`, which the API applies to a `file://` CSV's header too).
+ * A job that trains (`refs.trained`) needs an upload of at least two classes, when its class counts are known.
  */
 import {
   jobType,
@@ -42,6 +43,11 @@ export async function pinDatasets(
         : [];
       if (missing.length > 0) {
         issues.push(...missing);
+        continue;
+      }
+      const one = jobType(type).refs.trained.includes(field) ? oneClassIssue(ds, v, field) : undefined;
+      if (one) {
+        issues.push(one);
         continue;
       }
       ds.uri = v.uri;
@@ -95,4 +101,24 @@ export function columnIssues(
       message: `"label" is the label column of ${shown} (a column named "label" is the label unless ${field}.label names another): features must be other columns`,
     });
   return out;
+}
+
+/**
+ * A training job on an upload whose labels (as counted at upload) are of one class: it would fail, so
+ * it is a 400 naming `<field>.uri`. A CSV's counts apply only when the spec's label column is the one
+ * counted (`v.label`); a `limit` keeps fewer rows, which cannot add a class.
+ */
+function oneClassIssue(ds: DatasetSpec, v: DatasetVersion, field: string): FieldIssue | undefined {
+  const names = Object.keys(v.classes ?? {});
+  if (names.length !== 1) return undefined;
+  if (ds.format === 'csv') {
+    const label = ds.label ?? (v.columns?.includes('label') ? 'label' : undefined);
+    if (label === undefined || label !== v.label) return undefined;
+  }
+  const n = v.classes![names[0]!]!;
+  const unit = v.format === 'image-folder' ? 'image' : 'row';
+  return {
+    field: `${field}.uri`,
+    message: `${v.uri} has one class only (${JSON.stringify(names[0])}, ${n} ${unit}${n === 1 ? '' : 's'}): training needs rows of at least two classes`,
+  };
 }

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http, startStack, type Stack } from '../../../test/support/stack.ts';
+import { makeZip, png } from '../../../packages/core/test/fixtures/archives.ts';
 import { keras3Model, writeModelFiles } from '../../../test/support/model-files.ts';
 
 interface Refusal {
@@ -154,5 +155,39 @@ describe('submit-time checks', () => {
     const bad = await upload('signs', '{"x":[1],"y":true}\n', 'application/x-ndjson');
     expect(bad.status).toBe(400);
     expect(bad.body.error.message).toMatch(/line 1: "y" must be a number or a class name/);
+  });
+
+  it('a one-class upload warns, and a fine-tune or tune on it is a 400', async () => {
+    const one = await upload('one', 'a,label\n1,x\n2,x\n3,x\n', 'text/csv');
+    expect(one.status).toBe(201);
+    expect(one.body.warnings).toEqual(['only one class ("x", 3 rows): a classifier needs at least two']);
+    const zip = makeZip([
+      { name: 'cat/1.png', data: png(1) },
+      { name: 'cat/2.png', data: png(2) },
+    ]);
+    const z = await upload('onepic', zip, 'application/zip');
+    expect(z.status).toBe(201);
+    expect(z.body.warnings).toEqual(['only one class ("cat", 2 images): a classifier needs at least two']);
+    const [m] = await refused('fine-tune', fineTune({ dataset: { format: 'csv', uri: 'dataset://one' } }), [
+      'dataset.uri',
+    ]);
+    expect(m).toBe(
+      'dataset://one@1 has one class only ("x", 3 rows): training needs rows of at least two classes',
+    );
+    await refused(
+      'tune',
+      {
+        ...fineTune({ dataset: { format: 'image-folder', uri: 'dataset://onepic', imageSize: [8, 8] } }),
+        search: { space: { learningRate: [0.01, 0.1] } },
+      },
+      ['dataset.uri'],
+    );
+    // Evaluating on one class is fine: the job is taken.
+    const ev = await http(`${stack.url}/v1/jobs/evaluate`, 'POST', {
+      model: 'm',
+      dataset: { format: 'csv', uri: 'dataset://one' },
+    });
+    expect([202, 400]).toContain(ev.status);
+    if (ev.status === 400) expect((ev.body as Refusal).error.details?.map((d) => d.field)).toEqual(['model']);
   });
 });

@@ -42,5 +42,5 @@ export const fineTuneJob = defineJobType({
   // Training is costly: a few retries (each resumes from its checkpoint), not many.
   policy: { attempts: 3, backoffMs: 2000 },
   // "model" is the name to register, not a model to read.
-  refs: { models: ['base'], datasets: ['dataset'], labelled: ['dataset'], outputs: [] },
+  refs: { models: ['base'], datasets: ['dataset'], labelled: ['dataset'], trained: ['dataset'], outputs: [] },
 });

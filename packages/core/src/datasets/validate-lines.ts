@@ -150,6 +150,19 @@ class ClassCounter {
   }
 }
 
+/**
+ * The warning for labels of one class only (`only one class ("x", 3 rows): a classifier needs at least
+ * two`), or none: training on such a file always fails (the API refuses a fine-tune or tune on it).
+ */
+export function oneClassWarning(classes: ClassCounts | undefined, unit = 'rows'): string[] {
+  const names = Object.keys(classes ?? {});
+  if (names.length !== 1) return [];
+  const n = classes![names[0]!]!;
+  return [
+    `only one class (${JSON.stringify(names[0])}, ${n} ${n === 1 ? unit.replace(/s$/, '') : unit}): a classifier needs at least two`,
+  ];
+}
+
 /** Validates a CSV upload; `label` names the column to count classes of (default: one named `label`). */
 export function csvLineValidator(label?: string) {
   let columns: string[] | undefined;
@@ -222,7 +235,7 @@ export function csvLineValidator(label?: string) {
         ...(counts ? { classes: counts } : {}),
         warnings:
           labelAt >= 0
-            ? []
+            ? oneClassWarning(counts)
             : [`no "label" column: jobs must name one with dataset.label; columns are ${columns.join(', ')}`],
       };
     },
@@ -297,7 +310,7 @@ export function jsonlLineValidator() {
         featureShape: shape,
         ...(counts ? { classes: counts } : {}),
         warnings: labelled
-          ? []
+          ? oneClassWarning(counts)
           : [
               `no "y" on the lines: training and evaluation need a label ("y": a class index or name) on every line; the first line's keys are ${keys.join(', ')}`,
             ],
