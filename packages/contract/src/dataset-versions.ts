@@ -63,7 +63,7 @@ export const datasetUploadSchema = datasetVersionSchema.extend({
   warnings: z
     .array(z.string())
     .describe(
-      'What may make jobs on this version fail although the upload is valid: a CSV without a `label` column (`no "label" column: jobs must name one with dataset.label; columns are a, b, c, klass`), JSONL whose lines have no `"y"` (`no "y" on the lines: training and evaluation need a label ("y": a class index or name) on every line; the first line\'s keys are x, label`). Empty when there is nothing to say.',
+      'What may make jobs on this version fail although the upload is valid: a CSV without a `label` column (`no "label" column: jobs must name one with dataset.label; columns are a, b, c, klass`), JSONL whose lines have no `"y"` (`no "y" on the lines: training and evaluation need a label ("y": a class index or name) on every line; the first line\'s keys are x, label`), labels or class folders of one class only (`only one class ("x", 3 rows): a classifier needs at least two`; a fine-tune or tune on such a version is a 400). Empty when there is nothing to say.',
     ),
 });
 export type DatasetUpload = z.infer<typeof datasetUploadSchema>;

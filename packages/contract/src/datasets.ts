@@ -19,13 +19,35 @@ export const mnistDatasetSchema = z.strictObject({
  * A CSV file with a header row: numeric feature columns and a label column (default: the column named
  * `label` if there is one, else the rows are unlabelled).
  */
-export const csvDatasetSchema = z.strictObject({
-  format: z.literal('csv'),
-  uri: datasetUriSchema,
-  label: z.string().min(1).optional(),
-  features: z.array(z.string().min(1)).min(1).optional(),
-  limit: z.number().int().positive().optional(),
-});
+export const csvDatasetSchema = z
+  .strictObject({
+    format: z.literal('csv'),
+    uri: datasetUriSchema,
+    label: z.string().min(1).optional(),
+    features: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe(
+        'Feature columns, distinct and other than the label column (default: every column but the label)',
+      ),
+    limit: z.number().int().positive().optional(),
+  })
+  .superRefine((d, ctx) => {
+    // What the reader refuses (data/csv.ts' layoutOf), said at submit. A label left to its default
+    // (a column named "label") needs the header: the API checks that (apps/api/src/dataset-refs.ts).
+    // A Set, not indexOf per feature: a CSV may have 200,000 columns.
+    const once = new Set<string>();
+    const twice = d.features?.find((f) => once.size === once.add(f).size);
+    if (twice !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['features'], message: `names "${twice}" twice` });
+    if (d.label !== undefined && d.features?.includes(d.label))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['features'],
+        message: `"${d.label}" is the label column (label): features must be other columns`,
+      });
+  });
 
 /** JSON lines `{"x": [...], "y": <label>}`. */
 export const jsonlDatasetSchema = z.strictObject({

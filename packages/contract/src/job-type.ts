@@ -25,6 +25,8 @@ export interface PayloadRefs {
   datasets: readonly string[];
   /** Those of `datasets` whose rows must carry labels (training and evaluation; not batch predict). */
   labelled: readonly string[];
+  /** Those of `labelled` a classifier is trained on: their rows must hold at least two classes. */
+  trained: readonly string[];
   /** URIs the job writes to. */
   outputs: readonly string[];
 }

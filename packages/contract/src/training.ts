@@ -56,7 +56,12 @@ export const trainingFields = {
   trainableLayers: z.number().int().min(0).default(0),
   head: headSchema.optional(),
   /** Keep training the base's own head layers instead of a new head (the Keras transfer recipe). */
-  reuseBaseHead: z.boolean().default(false),
+  reuseBaseHead: z
+    .boolean()
+    .default(false)
+    .describe(
+      "Keep training the base's own head layers instead of a new head (the last layer is replaced if the class count differs; `head` is then ignored). Needs `base`: true without one is a 400 naming reuseBaseHead.",
+    ),
   epochs: z.number().int().min(1).max(1000),
   batchSize: z.number().int().min(1).max(8192).default(32),
   optimizer: z.enum(optimizers).default('adam'),
@@ -80,6 +85,20 @@ export function needsBaseOrArchitecture(p: {
   return p.base !== undefined || p.architecture !== undefined;
 }
 export const baseOrArchitectureIssue = { message: 'give "base" or "architecture"', path: ['architecture'] };
+
+/** Refinement: `reuseBaseHead` keeps training the base's own head, so it needs a `base`. */
+export function checkReuseBaseHead(
+  p: { base?: string | undefined; reuseBaseHead: boolean },
+  ctx: z.RefinementCtx,
+): void {
+  if (p.reuseBaseHead && p.base === undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['reuseBaseHead'],
+      message:
+        'reuseBaseHead needs "base": it keeps training the head layers of the base model; without a base, leave it out (a new head is built)',
+    });
+}
 
 /** Refinement: options the chosen optimizer does not take (unless a tune searches over optimizers). */
 export function checkOptimizerOptions(

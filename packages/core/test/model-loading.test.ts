@@ -136,13 +136,19 @@ describe('model files tfjs cannot load fail permanently, saying what was found a
     expect(e!.message).toMatch(/cannot be used: weight dense\/bias has 1 NaN and 1 infinite of 3 values$/);
   });
 
-  it('missing files and HTTP answers: 404 not found, 403 refused, a 503 may pass on a retry', async () => {
+  it('missing files, a directory, and HTTP answers: 404 not found, 403 refused, a 503 may pass on a retry', async () => {
     const uri = await writeModelFiles(
       path.join(dir, 'noweights'),
       keras3Model({ features: 2, hidden: 2, classes: 2 }),
     );
     await rm(path.join(fileURLToPath(uri), '..', 'weights.bin'));
     expect(await failure(uri)).toBeInstanceOf(DataError);
+    // The folder of a model instead of its model.json: said so, and permanent (not a raw EISDIR).
+    const folder = await failure(`file://${path.join(dir, 'noweights')}`);
+    expect(folder).toBeInstanceOf(DataError);
+    expect(folder!.message).toBe(
+      `file://${path.join(dir, 'noweights')} is a directory; a model is the URI of its model.json file`,
+    );
     const e404 = await failure(`${base}/404/model.json`);
     expect(e404).toBeInstanceOf(NotFoundError);
     expect(e404!.message).toBe(`not found: ${base}/404/model.json (HTTP 404 Not Found)`);

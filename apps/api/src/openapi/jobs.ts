@@ -90,7 +90,7 @@ export function registerJobs(doc: ApiDoc): void {
       path: `/v1/jobs/${name}`,
       tag: 'jobs',
       summary: `Submit a ${name} job`,
-      description: `${jobCatalog[name].summary}. The body is checked against the schema and the references in it (registry models exist, file:// URIs are inside DATA_ROOTS, uploaded datasets exist) before the job is queued.`,
+      description: `${jobCatalog[name].summary}. The body is checked against the schema and the references in it (registry models exist, a file:// model is a layers-model model.json inside DATA_ROOTS with its weights, file:// URIs are inside DATA_ROOTS, uploaded datasets exist) before the job is queued.`,
       headers: z.object({
         'Idempotency-Key': z
           .string()
@@ -111,7 +111,7 @@ export function registerJobs(doc: ApiDoc): void {
         },
       },
       errors: {
-        400: 'the body is not a valid job of this type, names a model, file or dataset that is not there, or an output that may not be written (outside DATA_ROOTS, inside the artifact store, a directory); `details` lists each bad field',
+        400: 'the body is not a valid job of this type, names a model, file or dataset that is not there (or a file:// model that is not a layers-model model.json), or an output that may not be written (outside DATA_ROOTS, inside the artifact store, a directory); `details` lists each bad field',
         413: '',
         422: {
           meaning: 'the Idempotency-Key was used for another body or job type (`idempotency_key_reused`)',

@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { Router, type Request } from 'express';
 import { z } from 'zod';
 import {
@@ -18,15 +19,17 @@ import {
   type JobState,
   type RunHistory,
 } from '@mlq/contract';
-import { DataError, InputError, NotFoundError } from '@mlq/core/errors';
+import { csvColumns } from '@mlq/core/data';
+import { DataError, InputError, ModelFormatError, NotFoundError } from '@mlq/core/errors';
 import type { DatasetRegistry } from '@mlq/core/datasets';
+import { checkModelFileUri } from '@mlq/core/model-files';
 import type { ModelRegistry } from '@mlq/core/registry';
 import { EgressRefusedError, type EgressPolicy } from '@mlq/core/remote';
 // Not @mlq/core/jobs: that loads the processors and tfjs, which the API's main thread never runs.
 import { loadRunHistory } from '@mlq/core/run-history';
 import { checkOutputUri, parseS3Uri, resolveDataPath, type ArtifactStore } from '@mlq/core/storage';
 import type { QueueEvents } from '@mlq/queues';
-import { pinDatasets } from '../dataset-refs.ts';
+import { columnIssues, pinDatasets } from '../dataset-refs.ts';
 import { jsonObjectOf } from '../json-body.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { principalOf } from '../auth/authenticate.ts';
@@ -65,8 +68,9 @@ async function remoteIssue(uri: string, egress: EgressPolicy): Promise<string | 
 
 /**
  * Checks what the schema cannot, for the fields the job type declares as references: registry
- * models exist, file URIs stay inside DATA_ROOTS, http(s) URIs pass the egress policy, outputs stay
- * out of the artifact store and name a file.
+ * models exist, a file:// model is a layers-model model.json inside DATA_ROOTS with its weights beside
+ * it, file URIs stay inside DATA_ROOTS, http(s) URIs pass the egress policy, outputs stay out of the
+ * artifact store and name a file.
  */
 async function checkReferences(type: JobName, payload: unknown, deps: JobsRouteDeps): Promise<FieldIssue[]> {
   const issues: FieldIssue[] = [];
@@ -74,6 +78,24 @@ async function checkReferences(type: JobName, payload: unknown, deps: JobsRouteD
   for (const field of refs.models) {
     const ref = valueAt(payload, field);
     if (typeof ref !== 'string') continue;
+    const storeKey = ref.startsWith('file://') ? deps.store.keyOf(ref) : undefined;
+    if (storeKey !== undefined) {
+      // A registered model's own URI: read from the artifact store, wherever DATA_ROOTS are.
+      if (!(await deps.store.exists(storeKey)))
+        issues.push({ field, message: `${ref} is not in the artifact store` });
+      continue;
+    }
+    if (ref.startsWith('file://')) {
+      // As the worker will read it: inside DATA_ROOTS, a file, a layers-model model.json with its weights.
+      try {
+        await checkModelFileUri(ref, deps.dataRoots);
+      } catch (e) {
+        if (e instanceof InputError || e instanceof DataError || e instanceof ModelFormatError)
+          issues.push({ field, message: e.message });
+        else throw e;
+      }
+      continue;
+    }
     if (isUri(ref)) {
       const why = await remoteIssue(ref, deps.egress);
       if (why) issues.push({ field, message: why });
@@ -93,7 +115,20 @@ async function checkReferences(type: JobName, payload: unknown, deps: JobsRouteD
     if (why) issues.push({ field: `${field}.uri`, message: why });
     if (!ds.uri.startsWith('file://')) continue;
     try {
-      await resolveDataPath(ds.uri, deps.dataRoots);
+      const local = await resolveDataPath(ds.uri, deps.dataRoots);
+      // A csv or jsonl dataset is read as one file (the worker says the same: data/lines.ts' lineFile).
+      if ((ds.format === 'csv' || ds.format === 'jsonl') && (await stat(local)).isDirectory()) {
+        issues.push({
+          field: `${field}.uri`,
+          message: `${ds.uri} is a directory; a ${ds.format} dataset is one file`,
+        });
+        continue;
+      }
+      // A CSV's header is one line: read it, and check label and features as for an upload.
+      if (ds.format === 'csv')
+        issues.push(
+          ...columnIssues(ds, await csvColumns(local, ds.uri), ds.uri, field, refs.labelled.includes(field)),
+        );
     } catch (e) {
       if (e instanceof InputError || e instanceof DataError)
         issues.push({ field: `${field}.uri`, message: e.message });

@@ -26,5 +26,5 @@ export const batchPredictJob = defineJobType({
   result: batchPredictResultSchema,
   progress: rowsProgressSchema,
   policy: { attempts: 5, backoffMs: 2000 },
-  refs: { models: ['model'], datasets: ['input'], labelled: [], outputs: ['output.uri'] },
+  refs: { models: ['model'], datasets: ['input'], labelled: [], trained: [], outputs: ['output.uri'] },
 });

@@ -44,5 +44,5 @@ export const evaluateJob = defineJobType({
   result: evaluateResultSchema,
   progress: rowsProgressSchema,
   policy: { attempts: 5, backoffMs: 2000 },
-  refs: { models: ['model'], datasets: ['dataset'], labelled: ['dataset'], outputs: [] },
+  refs: { models: ['model'], datasets: ['dataset'], labelled: ['dataset'], trained: [], outputs: [] },
 });

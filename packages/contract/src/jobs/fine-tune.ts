@@ -6,6 +6,7 @@ import { modelVersionRefSchema } from '../model-refs.ts';
 import {
   baseOrArchitectureIssue,
   checkOptimizerOptions,
+  checkReuseBaseHead,
   epochProgressSchema,
   needsBaseOrArchitecture,
   trainingFields,
@@ -16,6 +17,7 @@ export const fineTunePayloadSchema = z
   .strictObject(trainingFields)
   .refine(needsBaseOrArchitecture, baseOrArchitectureIssue)
   .superRefine(checkOptimizerOptions)
+  .superRefine(checkReuseBaseHead)
   .superRefine(checkAugment);
 export type FineTunePayload = z.infer<typeof fineTunePayloadSchema>;
 
@@ -40,5 +42,5 @@ export const fineTuneJob = defineJobType({
   // Training is costly: a few retries (each resumes from its checkpoint), not many.
   policy: { attempts: 3, backoffMs: 2000 },
   // "model" is the name to register, not a model to read.
-  refs: { models: ['base'], datasets: ['dataset'], labelled: ['dataset'], outputs: [] },
+  refs: { models: ['base'], datasets: ['dataset'], labelled: ['dataset'], trained: ['dataset'], outputs: [] },
 });

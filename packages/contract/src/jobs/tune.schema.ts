@@ -5,6 +5,7 @@ import { modelVersionRefSchema } from '../model-refs.ts';
 import {
   baseOrArchitectureIssue,
   checkOptimizerOptions,
+  checkReuseBaseHead,
   needsBaseOrArchitecture,
   trainingFields,
   trainingMetricsSchema,
@@ -44,6 +45,7 @@ export const tunePayloadSchema = z
   })
   .refine(needsBaseOrArchitecture, baseOrArchitectureIssue)
   .superRefine(checkOptimizerOptions)
+  .superRefine(checkReuseBaseHead)
   .superRefine(checkAugment);
 export type TunePayload = z.infer<typeof tunePayloadSchema>;
 

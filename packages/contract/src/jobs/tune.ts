@@ -15,6 +15,6 @@ export const tuneJob = defineJobType({
   result: tuneResultSchema,
   progress: tuneProgressSchema,
   policy: { attempts: 3, backoffMs: 2000 },
-  refs: { models: ['base'], datasets: ['dataset'], labelled: ['dataset'], outputs: [] },
+  refs: { models: ['base'], datasets: ['dataset'], labelled: ['dataset'], trained: ['dataset'], outputs: [] },
   check: tuneSpaceIssues,
 });

@@ -3,3 +3,4 @@ export * from './dataset.ts';
 export * from './open.ts';
 export * from './mnist.ts';
 export * from './image-decode.ts';
+export { csvColumns } from './csv.ts';

@@ -6,7 +6,6 @@
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import type { jsonlDatasetSchema } from '@mlq/contract';
-import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
 import { lineAt, type DatasetInfo, type DatasetSource, type OpenDatasetOptions } from './dataset.ts';
 import {
@@ -14,6 +13,7 @@ import {
   grow,
   LabelCoder,
   LineCursor,
+  lineFile,
   readBlocks,
   Spill,
   spilledChunks,
@@ -71,7 +71,7 @@ interface Row {
 export function jsonlSource(spec: JsonlSpec, opts: OpenDatasetOptions): DatasetSource {
   /** The first pass: validates every line, decodes it into the spill, hashes, counts, finds classes. */
   const scan = async (): Promise<Scan> => {
-    const local = await resolveDataPath(spec.uri, opts.dataRoots);
+    const local = await lineFile(spec.uri, opts.dataRoots, 'jsonl', opts.shownAs?.name);
     // Messages name what the user gave (a dataset:// or remote URI), not a cache path.
     const file = opts.shownAs?.name ?? local;
     const hash = createHash('sha256').update('jsonl\n');
@@ -154,18 +154,22 @@ export function jsonlSource(spec: JsonlSpec, opts: OpenDatasetOptions): DatasetS
     chunks: spilledChunks(scan, get),
     fingerprint: async () =>
       fileFingerprint(
-        await resolveDataPath(spec.uri, opts.dataRoots),
+        await lineFile(spec.uri, opts.dataRoots, 'jsonl', opts.shownAs?.name),
         JSON.stringify({ f: 'jsonl', classNames: opts.classNames ?? null }),
         opts.shownAs?.name,
       ),
   };
 }
 
-/** A label as text: a class name, or a class index. */
-function labelText(y: unknown, where: string): string {
+/**
+ * A label as text, as a CSV's label column would hold it: a string as it is, a number as JavaScript
+ * writes it (`3`, `-1`, `0.5`). LabelCoder (lines.ts) then makes non-negative integers class indices
+ * and anything else class names, the same for both formats. Other JSON values are refused.
+ */
+export function labelText(y: unknown, where: string): string {
   if (typeof y === 'string') return y;
-  if (typeof y === 'number' && Number.isInteger(y) && y >= 0) return String(y);
+  if (typeof y === 'number' && Number.isFinite(y)) return String(y);
   throw new DataError(
-    `${where}: "y" must be a class index (an integer >= 0) or a class name, got ${JSON.stringify(y)}`,
+    `${where}: "y" must be a number or a class name (a string), got ${JSON.stringify(y)?.slice(0, 40)}`,
   );
 }

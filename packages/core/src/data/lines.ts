@@ -8,13 +8,32 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError } from '../util/errors.ts';
 import { lineAt, type Chunk, type DatasetInfo } from './dataset.ts';
 const BLOCK = 1 << 20;
 const MAX_LINE = 64 << 20;
+
+/**
+ * The local path of a csv or jsonl dataset's `uri` (inside `dataRoots`, storage/data-uri.ts), refused
+ * when it is a directory: `<shown> is a directory; a csv dataset is one file`, not the EISDIR that
+ * reading it would give. `shown` is how messages name it (OpenDatasetOptions.shownAs; the path by default).
+ */
+export async function lineFile(
+  uri: string,
+  dataRoots: readonly string[],
+  format: 'csv' | 'jsonl',
+  shown?: string,
+): Promise<string> {
+  const local = await resolveDataPath(uri, dataRoots);
+  const st = await stat(local).catch(() => undefined);
+  if (st?.isDirectory())
+    throw new DataError(`${shown ?? local} is a directory; a ${format} dataset is one file`);
+  return local;
+}
 
 /** `buf[0 .. end)` holds whole lines (the last block of a file may end without a newline). */
 export interface Block {
@@ -126,9 +145,18 @@ function findByte(buf: Buffer, byte: number, from: number, end: number): number 
   return i < 0 || i >= end ? end : i;
 }
 
-/** Distinct label values beyond which the column is surely not a class label. */
-const MAX_CLASSES = 10_000;
-const INT = /^\d+$/;
+/** Distinct label values beyond which the column is surely not a class label; also the class index limit. */
+export const MAX_CLASSES = 10_000;
+/** A label that is a class index when every label of the dataset is one (LabelCoder). */
+export const INT = /^\d+$/;
+
+/**
+ * Why integer label `label` (>= MAX_CLASSES) cannot be a class index: upload validation and the
+ * readers say it alike, after the place (`line 3`, `data.csv:3`).
+ */
+export function tooLargeLabel(label: string): string {
+  return `label ${label} is too large for a class index (0-${MAX_CLASSES - 1}): when every label is a non-negative integer, each is its class's index; name the classes instead (e.g. "c${label}") to use larger numbers`;
+}
 
 /**
  * Turns label text into class indices. With the model's class names (evaluate) a label is looked up
@@ -148,6 +176,8 @@ export class LabelCoder {
 
   /** Rows per provisional id. */
   private counts: number[] = [];
+  /** Where the first integer label too large for a class index was (an error if all labels are integers). */
+  private tooLarge: { label: string; at: string } | undefined;
 
   /** Records a label and returns its provisional id; errors name the place (`lineAt(file, line)`). */
   add(label: string, file: string, line: number): number {
@@ -168,6 +198,8 @@ export class LabelCoder {
       throw new DataError(
         `${lineAt(file, line)}: more than ${MAX_CLASSES} distinct labels; is this the label column?`,
       );
+    if (!this.tooLarge && INT.test(label) && Number(label) >= MAX_CLASSES)
+      this.tooLarge = { label, at: lineAt(file, line) };
     this.seen.set(label, this.seen.size);
     this.counts.push(1);
     return this.seen.size - 1;
@@ -192,10 +224,8 @@ export class LabelCoder {
       return index((l) => this.given!.get(l) ?? Number(l));
     }
     if (labels.every((l) => INT.test(l))) {
-      const max = labels.reduce((m, l) => Math.max(m, Number(l)), -1);
-      if (max >= MAX_CLASSES)
-        throw new DataError(`label ${max} is too large for a class index (the limit is ${MAX_CLASSES - 1})`);
-      numClasses = max + 1;
+      if (this.tooLarge) throw new DataError(`${this.tooLarge.at}: ${tooLargeLabel(this.tooLarge.label)}`);
+      numClasses = labels.reduce((m, l) => Math.max(m, Number(l)), -1) + 1;
       return index(Number);
     }
     classNames = [...labels].sort();

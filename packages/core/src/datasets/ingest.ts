@@ -20,7 +20,7 @@ import { datasetBlobKey as blobKey, datasetStagingKey } from '../storage/layout.
 import { DataError, TooLargeError } from '../util/errors.ts';
 import { walkArchive, type ArchiveKind, type ArchiveLimits } from './archive.ts';
 import { ImageFolderCheck } from './image-archive.ts';
-import { csvLineValidator, jsonlLineValidator } from './validate-lines.ts';
+import { csvLineValidator, jsonlLineValidator, oneClassWarning } from './validate-lines.ts';
 import type { DatasetUpload, UploadFormat } from '@mlq/contract';
 import { DEFAULT_IMAGE_MAX_PIXELS } from '@mlq/contract/env';
 
@@ -66,7 +66,9 @@ function archiveValidator(kind: ArchiveKind, o: IngestOptions): Validator {
       await finished(out.end());
       const check = new ImageFolderCheck(o.imageMaxPixels ?? DEFAULT_IMAGE_MAX_PIXELS);
       const totals = await walkArchive(tmp, kind, o.limits, check.onFile);
-      return { format: 'image-folder', archive: kind, ...check.finish(), ...totals, warnings: [] };
+      const folder = check.finish();
+      const warnings = oneClassWarning(folder.classes, 'images');
+      return { format: 'image-folder', archive: kind, ...folder, ...totals, warnings };
     },
     async cleanup() {
       out.destroy();
@@ -84,7 +86,7 @@ function validatorFor(o: IngestOptions): Validator {
 /**
  * Streams `body` into the store as the next version of `o.name`, and returns it with the upload's
  * `warnings`: what may make jobs on it fail although it is valid (a CSV without a label column, JSONL
- * lines without "y"). Throws DataError (the bytes are not a valid dataset of that format: the message
+ * lines without "y", labels or class folders of one class only). Throws DataError (the bytes are not a valid dataset of that format: the message
  * names the line or archive entry) or TooLargeError.
  */
 export async function ingestDataset(body: Readable, o: IngestOptions): Promise<DatasetUpload> {

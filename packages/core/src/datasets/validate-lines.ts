@@ -10,12 +10,12 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { COMMA, QUOTE, splitFields } from '../data/csv-fields.ts';
+import { labelText } from '../data/jsonl.ts';
+import { INT, MAX_CLASSES, tooLargeLabel } from '../data/lines.ts';
 import { clip, DataError } from '../util/errors.ts';
 import type { ClassCounts, DatasetVersion } from '@mlq/contract';
 
 const MAX_LINE = 64 << 20;
-/** Distinct labels beyond which a column is surely not a class label (the readers' limit too). */
-const MAX_CLASSES = 10_000;
 
 export type LinesSummary = Pick<
   DatasetVersion,
@@ -125,18 +125,42 @@ function lineEnd(buf: Buffer, p: number): number {
   return lf < 0 ? cr : cr < 0 ? lf : Math.min(lf, cr);
 }
 
-/** Counts labels per class, giving up (no classes reported) past MAX_CLASSES distinct ones. */
+/**
+ * Counts labels per class, giving up (no classes reported) past MAX_CLASSES distinct ones, and refuses
+ * at `finish` what every job on the file would fail on, as the readers' LabelCoder (data/lines.ts) does:
+ * labels that are all integers, one of them too large for a class index (naming its line).
+ */
 class ClassCounter {
   private counts: Map<string, number> | undefined = new Map();
-  add(label: string): void {
+  private allInts = true;
+  private tooLarge: { label: string; line: number } | undefined;
+  add(label: string, line: number): void {
+    if (INT.test(label)) {
+      if (!this.tooLarge && Number(label) >= MAX_CLASSES) this.tooLarge = { label, line };
+    } else this.allInts = false;
     if (!this.counts) return;
     this.counts.set(label, (this.counts.get(label) ?? 0) + 1);
     if (this.counts.size > MAX_CLASSES) this.counts = undefined;
   }
   result(): ClassCounts | undefined {
+    if (this.allInts && this.tooLarge)
+      throw new DataError(`line ${this.tooLarge.line}: ${tooLargeLabel(this.tooLarge.label)}`);
     if (!this.counts || this.counts.size === 0) return undefined;
     return Object.fromEntries([...this.counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }
+}
+
+/**
+ * The warning for labels of one class only (`only one class ("x", 3 rows): a classifier needs at least
+ * two`), or none: training on such a file always fails (the API refuses a fine-tune or tune on it).
+ */
+export function oneClassWarning(classes: ClassCounts | undefined, unit = 'rows'): string[] {
+  const names = Object.keys(classes ?? {});
+  if (names.length !== 1) return [];
+  const n = classes![names[0]!]!;
+  return [
+    `only one class (${JSON.stringify(names[0])}, ${n} ${n === 1 ? unit.replace(/s$/, '') : unit}): a classifier needs at least two`,
+  ];
 }
 
 /** Validates a CSV upload; `label` names the column to count classes of (default: one named `label`). */
@@ -192,7 +216,7 @@ export function csvLineValidator(label?: string) {
     if (value !== undefined) {
       if (value === '')
         throw new DataError(`line ${line}: the label ("${clip(columns[labelAt]!, 80)}") is empty`);
-      classes.add(value);
+      classes.add(value, line);
     }
     rows++;
   });
@@ -211,7 +235,7 @@ export function csvLineValidator(label?: string) {
         ...(counts ? { classes: counts } : {}),
         warnings:
           labelAt >= 0
-            ? []
+            ? oneClassWarning(counts)
             : [`no "label" column: jobs must name one with dataset.label; columns are ${columns.join(', ')}`],
       };
     },
@@ -267,10 +291,10 @@ export function jsonlLineValidator() {
     if ((row.y !== undefined) !== labelled)
       throw new DataError(`line ${line}: "y" must be given on every line or on none`);
     if (labelled) {
-      const y = row.y;
-      if (typeof y === 'string' && y !== '') classes.add(y);
-      else if (typeof y === 'number' && Number.isInteger(y) && y >= 0) classes.add(String(y));
-      else throw new DataError(`line ${line}: "y" must be a class index (an integer >= 0) or a class name`);
+      // As the reader takes it (data/jsonl.ts' labelText): -1 and 0.5 are class names, as in a CSV.
+      const y = labelText(row.y, `line ${line}`);
+      if (y === '') throw new DataError(`line ${line}: "y" is empty`);
+      classes.add(y, line);
     }
     rows++;
   });
@@ -286,7 +310,7 @@ export function jsonlLineValidator() {
         featureShape: shape,
         ...(counts ? { classes: counts } : {}),
         warnings: labelled
-          ? []
+          ? oneClassWarning(counts)
           : [
               `no "y" on the lines: training and evaluation need a label ("y": a class index or name) on every line; the first line's keys are ${keys.join(', ')}`,
             ],

@@ -12,6 +12,7 @@ import { resolveDataPath } from '../storage/data-uri.ts';
 import { DataError, ModelFormatError, TrainingDivergedError } from '../util/errors.ts';
 import { disposeModels, installKerasBatchNormRule } from '@mlq/engine';
 import { fixUnknownInputDims, kerasToTfjsTopology } from './keras-compat.ts';
+import { parseModelJson, SUPPORTED, type ModelJson } from './model-json.ts';
 
 // Every model loaded or built in this thread follows Keras' rule: frozen BatchNormalization layers
 // run in inference mode (see @mlq/engine's batch-norm.ts).
@@ -27,15 +28,6 @@ export interface ModelMeta {
   classNames?: string[];
   architecture?: string;
   base?: string;
-}
-
-interface ModelJson {
-  modelTopology: object;
-  format?: string;
-  generatedBy?: string;
-  convertedBy?: string | null;
-  weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
-  userDefinedMetadata?: { mlq?: ModelMeta };
 }
 
 function joinWeights(data: tf.io.WeightData | undefined): Uint8Array {
@@ -79,6 +71,17 @@ export interface LoadedModel {
   bytes: number;
 }
 
+/** Reads a model file; a directory (`file:///models/base`, not its model.json) is a DataError naming `uri`. */
+async function readLocal(file: string, uri: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EISDIR')
+      throw new DataError(`${uri} is a directory; a model is the URI of its model.json file`);
+    throw e;
+  }
+}
+
 async function readUri(
   uri: string,
   store: ArtifactStore,
@@ -88,40 +91,11 @@ async function readUri(
   const key = store.keyOf(uri);
   if (key !== undefined) return store.get(key);
   // The job's resolver: s3:// and http(s):// through the fetch cache and the egress policy.
-  if (locate) return readFile((await locate(uri)).path);
-  if (uri.startsWith('file://')) return readFile(await resolveDataPath(uri, dataRoots));
+  if (locate) return readLocal((await locate(uri)).path, uri);
+  if (uri.startsWith('file://')) return readLocal(await resolveDataPath(uri, dataRoots), uri);
   throw new DataError(
     `cannot read "${uri}" here: this process reads models from its artifact store and file:// URIs inside DATA_ROOTS (workers also read s3:// and http(s)://)`,
   );
-}
-
-/** What mlq loads, said in every ModelFormatError. */
-const SUPPORTED =
-  'mlq loads TensorFlow.js layers models (model.json with "format": "layers-model", as written by tfjs ' +
-  'model.save or tensorflowjs_converter --output_format=tfjs_layers_model from a Keras 2 or 3 model)';
-
-/** The parsed model.json, refused with a reason when it is not a layers model. */
-function parseModelJson(uri: string, text: Buffer): ModelJson {
-  let json: ModelJson;
-  try {
-    json = JSON.parse(text.toString('utf8')) as ModelJson;
-  } catch (e) {
-    throw new ModelFormatError(`${uri} is not JSON (${(e as Error).message}); ${SUPPORTED}`);
-  }
-  if (typeof json !== 'object' || json === null)
-    throw new ModelFormatError(`${uri} is not a model.json; ${SUPPORTED}`);
-  const topology = json.modelTopology as { node?: unknown } | undefined;
-  if (json.format === 'graph-model' || Array.isArray(topology?.node))
-    throw new ModelFormatError(
-      `${uri} is a TensorFlow.js graph model (format "graph-model", converted from a SavedModel or frozen graph), which cannot be fine-tuned or evaluated layer by layer; ${SUPPORTED}`,
-    );
-  if (json.format !== undefined && json.format !== 'layers-model')
-    throw new ModelFormatError(`${uri} has format "${json.format}"; ${SUPPORTED}`);
-  if (!json.modelTopology || !Array.isArray(json.weightsManifest))
-    throw new ModelFormatError(
-      `${uri} is not a tfjs model.json (it has no modelTopology and weightsManifest); ${SUPPORTED}`,
-    );
-  return json;
 }
 
 export interface LoadModelOptions {
@@ -183,7 +157,7 @@ export async function loadModel(
   }
   const inputShape = (model.inputs[0]?.shape ?? []).slice(1).map((d) => d ?? -1);
   const outShape = model.outputs[0]?.shape ?? [];
-  const meta: ModelMeta = json.userDefinedMetadata?.mlq ?? {
+  const meta: ModelMeta = (json.userDefinedMetadata?.mlq as ModelMeta | undefined) ?? {
     inputShape,
     numClasses: outShape[outShape.length - 1] ?? 0,
   };
