@@ -27,6 +27,7 @@ import type { RedisClient } from './connection.ts';
 export * from './connection.ts';
 export { afterFailedResultSent } from './sandbox-child.ts';
 export { firstStartOf, recordFirstStart } from './first-start.ts';
+export { installIdRecord } from './install.ts';
 export { Job, Queue, QueueEvents, UnrecoverableError, WaitingChildrenError, WaitingError, Worker };
 export type { JobsOptions };
 
