@@ -1,3 +1,4 @@
+import { openAsBlob } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,7 +8,15 @@ import { loadCliEnv } from '../src/cli/env.ts';
 import { formatDuration, formatFinalLine, formatProgressBar, formatTable } from '../src/cli/format.ts';
 import { progressFraction } from '../src/types.ts';
 import { errorFromResponse } from '../src/errors.ts';
-import { imageInstance, parseRef, parseSse, type AnyJob, type SseMessage } from '../src/index.ts';
+import {
+  imageInstance,
+  MlqClient,
+  MlqError,
+  parseRef,
+  parseSse,
+  type AnyJob,
+  type SseMessage,
+} from '../src/index.ts';
 import type * as sdk from '../src/index.ts';
 
 const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src');
@@ -266,5 +275,35 @@ describe("the SDK's request and response bodies", () => {
     }>().toExtend<sdk.InferInputTensor>();
     // The Readiness answer is the contract's: one of its two states, not any string.
     expectTypeOf<'starting'>().not.toExtend<sdk.Readiness['status']>();
+  });
+});
+
+describe('uploadDataset', () => {
+  const points = fileURLToPath(new URL('../../../examples/points.csv', import.meta.url));
+  /** A client whose fetch records the upload's media type and answers a version. */
+  function recording() {
+    const sent: string[] = [];
+    const fetch = async (_url: string | URL | Request, init?: RequestInit) => {
+      sent.push(new Headers(init?.headers).get('content-type') ?? '');
+      await new Response(init?.body).arrayBuffer();
+      return Response.json({ uri: 'dataset://points@1' }, { status: 201 });
+    };
+    return { sent, mlq: new MlqClient({ baseUrl: 'http://127.0.0.1:9', fetch }) };
+  }
+
+  it("takes the format from a File's name, and asks for it with a nameless Blob (fs.openAsBlob)", async () => {
+    const { sent, mlq } = recording();
+    const blob = await openAsBlob(points);
+    const err = await mlq.uploadDataset('points', blob).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MlqError);
+    expect((err as MlqError).message).toMatch(/give the upload format: .*fs\.openAsBlob\(path\) has neither/);
+    expect(sent).toEqual([]);
+    // The README's line (README.md, "6. Your own data").
+    const progress: number[] = [];
+    await mlq.uploadDataset('points', blob, { format: 'csv', onProgress: (n) => progress.push(n) });
+    await mlq.uploadDataset('points', new File([blob], 'points.csv'));
+    await mlq.uploadDataset('points', await openAsBlob(points, { type: 'text/csv' }));
+    expect(sent).toEqual(['text/csv', 'text/csv', 'text/csv']);
+    expect(progress.at(-1)).toBe(blob.size);
   });
 });
