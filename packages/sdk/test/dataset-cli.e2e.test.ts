@@ -78,6 +78,25 @@ describe('mlq dataset and download', () => {
     expect((await cli(['dataset', 'show', 'rows', ...url])).code).toBe(3);
   });
 
+  it("prints the API's warnings on stderr, one `warning:` line each, and still exits 0", async () => {
+    await writeFile(file('semi.csv'), 'a;b;label\n1;2;x\n3;4;y\n');
+    const semi = await cli(['dataset', 'upload', 'semi', file('semi.csv'), ...url]);
+    expect(semi.code, semi.stderr).toBe(0);
+    expect(semi.stdout).toMatch(/^uploaded semi\.csv as dataset:\/\/semi@1 /m);
+    expect(semi.stderr).toBe(
+      'warning: no "label" column: jobs must name one with dataset.label; columns are a;b;label\n',
+    );
+    await writeFile(file('noy.jsonl'), '{"x":[1,2]}\n{"x":[3,4]}\n');
+    const noY = await cli(['dataset', 'upload', 'noy', file('noy.jsonl'), ...url]);
+    expect(noY.code, noY.stderr).toBe(0);
+    expect(noY.stderr).toMatch(/^warning: .*"y"/);
+    expect(noY.stderr.trim().split('\n')).toHaveLength(1);
+    await writeFile(file('clean.csv'), 'a,b,label\n1,2,x\n3,4,y\n');
+    const clean = await cli(['dataset', 'upload', 'clean', file('clean.csv'), ...url]);
+    expect(clean.code, clean.stderr).toBe(0);
+    expect(clean.stderr).toBe('');
+  });
+
   it('streams a Node stream through the SDK, and downloads a job output with the CLI', async () => {
     const mlq = new MlqClient({ baseUrl: stack.url });
     async function* lines() {

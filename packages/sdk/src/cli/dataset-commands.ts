@@ -78,6 +78,8 @@ async function upload(ctx: Ctx): Promise<number> {
         .map(([c, n]) => `${c}=${n}`)
         .join(' ')}`,
     );
+  // Valid uploads the API thinks jobs may trip on (no label column, JSONL without "y"): stderr, still exit 0.
+  for (const w of v.warnings ?? []) io.err(`warning: ${w}`);
   return 0;
 }
 
