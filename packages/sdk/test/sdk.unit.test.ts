@@ -5,7 +5,13 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type * as contract from '@mlq/contract';
 import { loadCliEnv } from '../src/cli/env.ts';
-import { formatDuration, formatFinalLine, formatProgressBar, formatTable } from '../src/cli/format.ts';
+import {
+  formatDuration,
+  formatFinalLine,
+  formatProgressBar,
+  formatTable,
+  PlainProgressLines,
+} from '../src/cli/format.ts';
 import { progressFraction } from '../src/types.ts';
 import { errorFromResponse } from '../src/errors.ts';
 import {
@@ -202,6 +208,33 @@ describe('CLI formatting', () => {
     );
     const failed = { ...base, type: 'evaluate', state: 'failed', error: 'model "x" not found' } as AnyJob;
     expect(formatFinalLine(failed)).toBe('failed evaluate j1 in 2.5 s: model "x" not found');
+  });
+
+  it('prints a pipe one line per epoch, and rows or trials by tenths, every 5 s at most apart', () => {
+    let now = 0;
+    const plain = new PlainProgressLines(5000, () => now);
+    // A batch-predict of 7,996 one-row chunks, 1 ms apart: a dozen lines, the last one 100%.
+    const printed: string[] = [];
+    for (let i = 1; i <= 7996; i++, now++) {
+      const line = plain.line({ rows: i, total: 7996 });
+      if (line !== undefined) printed.push(line);
+    }
+    expect(printed.length).toBeLessThanOrEqual(12);
+    expect(printed[0]).toBe('rows 1/7996');
+    expect(printed.at(-1)).toBe('rows 7996/7996');
+    // Slow rows: one line per 5 s although the tenth has not moved.
+    const slow = new PlainProgressLines(5000, () => now);
+    expect(slow.line({ rows: 1, total: 1000 })).toBe('rows 1/1000');
+    now += 4000;
+    expect(slow.line({ rows: 2, total: 1000 })).toBeUndefined();
+    now += 1000;
+    expect(slow.line({ rows: 3, total: 1000 })).toBe('rows 3/1000');
+    // Epochs: every epoch's end, nothing from within an epoch.
+    const epochs = new PlainProgressLines(5000, () => now);
+    const epoch = { epoch: 1, epochs: 2, loss: 1, acc: 0.5, samplesPerSec: 10, etaSeconds: 1 };
+    expect(epochs.line({ ...epoch, batch: 3, batches: 10 })).toBeUndefined();
+    expect(epochs.line(epoch)).toMatch(/^epoch 1\/2 {2}loss/);
+    expect(epochs.line({ ...epoch, epoch: 2 })).toMatch(/^epoch 2\/2 {2}loss/);
   });
 
   it('aligns table columns', () => {

@@ -4,7 +4,6 @@ import type { MlqClient } from '../client.ts';
 import { JobFailedError } from '../errors.ts';
 import { imageInstance } from '../refs.ts';
 import {
-  isEpochProgress,
   isFinalState,
   isJobType,
   jobTypes,
@@ -18,8 +17,8 @@ import {
   formatLabels,
   formatProgressBar,
   formatProgressCell,
-  formatProgressLine,
   formatTable,
+  PlainProgressLines,
 } from './format.ts';
 import { readableFile } from './local-files.ts';
 
@@ -109,10 +108,13 @@ async function follow(ctx: Ctx, id: string): Promise<number> {
     if (io.isTTY) io.status(`${s}…`);
     else io.out(`state ${s}`);
   };
-  // A pipe gets one line per epoch; the bar on a terminal also moves within epochs.
+  // A pipe gets one line per epoch, or per tenth of the rows or trials; the bar on a terminal moves
+  // within epochs too.
+  const plain = new PlainProgressLines();
   const onProgress = (p: unknown) => {
     if (io.isTTY) return io.status(formatProgressBar(p, io.columns));
-    if (!(isEpochProgress(p) && p.batch !== undefined)) io.out(formatProgressLine(p));
+    const line = plain.line(p);
+    if (line !== undefined) io.out(line);
   };
   let job: AnyJob;
   try {
