@@ -1,5 +1,6 @@
 /** The CLI's commands: each takes parsed arguments and prints through `Io`; errors go up to main. */
 import { readFile } from 'node:fs/promises';
+import { text as streamText } from 'node:stream/consumers';
 import type { MlqClient } from '../client.ts';
 import { JobFailedError } from '../errors.ts';
 import { imageInstance } from '../refs.ts';
@@ -78,13 +79,22 @@ function intOption(v: string | undefined, name: string): number | undefined {
   return Number(v);
 }
 
-/** The JSON of `--file <path>` (relative to `cwd`) or `--json '<text>'`. */
+/** This process's standard input, whole, as UTF-8 (`--file -`). */
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new UsageError('--file - reads standard input: pipe the JSON in');
+  return streamText(process.stdin);
+}
+
+/** The JSON of `--file <path>` (relative to `cwd`; `-`: standard input) or `--json '<text>'`. */
 async function readJsonInput(values: Values, cwd: string): Promise<unknown> {
   if (values.file !== undefined && values.json !== undefined)
     throw new UsageError('give --file or --json, not both');
   let text: string;
   let from: string;
-  if (values.file !== undefined) {
+  if (values.file === '-') {
+    from = 'stdin';
+    text = await readStdin();
+  } else if (values.file !== undefined) {
     from = values.file;
     text = await readFile(await readableFile(cwd, values.file), 'utf8');
   } else if (values.json !== undefined) {
