@@ -200,7 +200,8 @@ main()
     process.exit(0);
   })
   .catch((e: unknown) => {
-    console.error(e);
+    // A child that exited (a bad environment, a store of another install: exit 78) said why itself.
+    console.error(e instanceof Error && / exited with \d+:\n/.test(e.message) ? e.message : e);
     stopAll();
     process.exit(1);
   });

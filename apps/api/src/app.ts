@@ -64,6 +64,11 @@ export interface AppDeps {
   queues: Queues;
   store: ArtifactStore;
   logger: Logger;
+  /**
+   * False until the store is claimed for this install (server.ts): routes behind the Redis gate answer
+   * 503 until then. Absent: claimed.
+   */
+  storeClaimed?: () => boolean;
 }
 
 export interface App {
@@ -241,7 +246,7 @@ export function createApp(deps: AppDeps): App {
   app.use(openInferenceRouter(serving, registry, env.BODY_LIMIT));
   app.use(predictRouter(serving, env.BODY_LIMIT));
   app.get('/readyz', readyz(redis));
-  app.use(redisGate(redis));
+  app.use(redisGate(redis, deps.storeClaimed));
   app.use('/admin/queues', bullBoard(queues));
   // Also before express.json: an upload's body is the file, streamed to the store (DATASET_MAX_BYTES).
   app.use(

@@ -1,4 +1,5 @@
 /** `pnpm start:api`: the HTTP API, configured by the environment (docs/api.md lists every variable). */
+import { StoreClaimError } from '@mlq/core/storage';
 import { setRedisLog } from '@mlq/queues';
 import { listenHost, loadApiEnv } from './env.ts';
 import { createLogger } from './logger.ts';
@@ -23,7 +24,18 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
 }
 
 const { warning } = listenHost(env);
-const api = (running.api = await startApi(env, { logger }));
+// An artifact store another install owns is a configuration error: said once, exit 78 as for the env,
+// whether Redis answered at start or only later.
+const refuse = (e: StoreClaimError): never => {
+  console.error(`api: ${e.message}`);
+  process.exit(78);
+};
+const api = (running.api = await startApi(env, { logger, onStoreClaimError: refuse }).catch(
+  (e: unknown): never => {
+    if (e instanceof StoreClaimError) refuse(e);
+    throw e;
+  },
+));
 const bound = api.host === '0.0.0.0' || api.host === '::' ? `${api.host}, every interface` : api.host;
 logger.info(
   { url: api.url, host: api.host, keys: env.API_KEYS.size },

@@ -11,7 +11,10 @@ import { ApiError } from './errors.ts';
 export const redisUnavailable = (): ApiError =>
   new ApiError(503, 'unavailable', 'Redis (jobs and model registry) is not reachable; retry shortly');
 
-/** Answers 503 for every request that passes it while the connection is not ready. */
-export function redisGate(redis: RedisClient): RequestHandler {
-  return (_req, _res, next) => next(isReady(redis) ? undefined : redisUnavailable());
+/**
+ * Answers 503 for every request that passes it while the connection is not ready, or while `claimed`
+ * says the artifact store is not yet claimed for this install (apps/api/src/server.ts).
+ */
+export function redisGate(redis: RedisClient, claimed: () => boolean = () => true): RequestHandler {
+  return (_req, _res, next) => next(isReady(redis) && claimed() ? undefined : redisUnavailable());
 }

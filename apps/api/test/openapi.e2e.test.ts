@@ -9,10 +9,22 @@
 import { createConfig, lintFromString } from '@redocly/openapi-core';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import formats from 'ajv-formats';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobNames } from '@mlq/contract';
 import { apiEnvSchema, startApi, type RunningApi } from '../src/index.ts';
-import { startStack, uniquePrefix, waitForJob, REDIS_URL, type Stack } from '../../../test/support/stack.ts';
+import { closeClient, connect } from '@mlq/queues';
+import {
+  deletePrefix,
+  startStack,
+  uniquePrefix,
+  waitForJob,
+  REDIS_URL,
+  type Stack,
+} from '../../../test/support/stack.ts';
 
 interface Layer {
   route?: { path: string | RegExp; methods: Record<string, boolean> };
@@ -150,13 +162,19 @@ describe('the OpenAPI document', () => {
     () => api.url,
     () => checker,
   );
+  let dataDir = '';
+  const prefix = uniquePrefix('openapi');
   beforeAll(async () => {
+    // Its own store: the checkout's default one belongs to whichever install claimed it first.
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'mlq-openapi-'));
     api = await startApi(
       apiEnvSchema.parse({
         REDIS_URL,
         PORT: '0',
         HOST: '127.0.0.1',
-        QUEUE_PREFIX: uniquePrefix('openapi'),
+        ARTIFACT_STORE: pathToFileURL(path.join(dataDir, 'artifacts')).href,
+        DATA_ROOTS: dataDir,
+        QUEUE_PREFIX: prefix,
         LOG_LEVEL: 'warn',
         API_KEYS: 'openapi-read-key-123:read',
       }),
@@ -166,6 +184,10 @@ describe('the OpenAPI document', () => {
   });
   afterAll(async () => {
     await api?.stop();
+    const redis = connect({ kind: 'single', url: REDIS_URL }, { name: 'mlq-test-openapi' });
+    await deletePrefix(redis, prefix);
+    await closeClient(redis);
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
   it("is valid by Redocly's recommended rules, with no warnings but the ones named here", async () => {

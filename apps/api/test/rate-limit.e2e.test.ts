@@ -6,12 +6,14 @@
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import express from 'express';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiEnvSchema, startApi, type RunningApi } from '../src/index.ts';
 import { rateLimit } from '../src/limits/rate-limit.ts';
-import { startStack, type Stack } from '../../../test/support/stack.ts';
+import { deletePrefix, startStack, type Stack } from '../../../test/support/stack.ts';
 
 const KEY = 'rl-secret-7c1d9e0a52';
 const OTHER = 'rl-secret-2b8f6d3e91';
@@ -21,13 +23,18 @@ const get = (url: string, key: string) => fetch(url, { headers: { authorization:
 describe('rate limit', () => {
   let stack: Stack;
   const apis: RunningApi[] = [];
+  const prefixes: string[] = [];
   const start = async (extra: Record<string, string>) => {
+    // Another QUEUE_PREFIX is another install: it gets its own artifact store (install-claim.ts).
+    const own = extra.QUEUE_PREFIX;
+    if (own) prefixes.push(own);
     const env = apiEnvSchema.parse({
       ...stack.env,
       PORT: '0',
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
       API_KEYS: `${KEY}:read,${OTHER}`,
+      ...(own ? { ARTIFACT_STORE: pathToFileURL(path.join(stack.dataDir, `artifacts-${own}`)).href } : {}),
       ...extra,
     });
     const api = await startApi(env);
@@ -40,6 +47,7 @@ describe('rate limit', () => {
   });
   afterAll(async () => {
     for (const a of apis) await a.stop();
+    for (const p of prefixes) await deletePrefix(stack.redis, p);
     await stack?.stop();
   });
 

@@ -174,7 +174,8 @@ describe.skipIf(missing)('starting with Redis unreachable', { timeout: 360_000 }
     const env = {
       REDIS_URL: frozen.url,
       QUEUE_PREFIX: uniquePrefix('frozen'),
-      ARTIFACT_STORE: pathToFileURL(path.join(dataDir, 'artifacts')).href,
+      // Another install (another Redis) than the first test's: its own store.
+      ARTIFACT_STORE: pathToFileURL(path.join(dataDir, 'artifacts-frozen')).href,
       DATA_ROOTS: dataDir,
       PORT: '0',
       SERVING_THREADS: '1',

@@ -1,4 +1,5 @@
 /** `pnpm start:worker`: a worker process, configured by the environment (docs/api.md lists every variable). */
+import { StoreClaimError } from '@mlq/core/storage';
 import { setRedisLog } from '@mlq/queues';
 import { loadWorkerEnv } from './env.ts';
 import { createLogger, resolveLogFormat } from './logger.ts';
@@ -26,4 +27,9 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 
-running.worker = await startWorker(env, { logger });
+// An artifact store another install owns is a configuration error: said once, exit 78 as for the env.
+running.worker = await startWorker(env, { logger }).catch((e: unknown) => {
+  if (!(e instanceof StoreClaimError)) throw e;
+  console.error(`worker: ${e.message}`);
+  process.exit(78);
+});

@@ -9,10 +9,13 @@ import { fileURLToPath } from 'node:url';
 import type { WorkerInfo } from '@mlq/contract';
 import { redisTargetOf } from '@mlq/contract/env';
 import { SHUTDOWN_REASON } from '@mlq/core/errors';
+import { claimArtifactStore, openArtifactStore } from '@mlq/core/storage';
 import {
   closeClient,
   connect,
   createWorker,
+  describeTarget,
+  installIdRecord,
   isConnectionError,
   isReady,
   Job,
@@ -71,6 +74,7 @@ function attemptFailedLine(job: Job, err: Error): string {
   return `${new Date().toISOString()} attempt ${job.attemptsMade} of ${allowed} failed: ${err.message}${again ? '; it will be retried' : ''}`;
 }
 
+/** Starts a worker; rejects with StoreClaimError when ARTIFACT_STORE belongs to another install. */
 export async function startWorker(env: WorkerEnv, opts: { logger?: Logger } = {}): Promise<RunningWorker> {
   checkProcessors();
   const id = env.WORKER_NAME ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
@@ -94,6 +98,18 @@ export async function startWorker(env: WorkerEnv, opts: { logger?: Logger } = {}
   const redisDown = reportErrors(target);
   // Commands wait for Redis while it is away (BullMQ's workers need that); one line per outage.
   const connection = connect(target, { name: `mlq-worker-${id}` });
+  // Before taking any job: the store must be this install's (waits for Redis; StoreClaimError if not).
+  const claim = await claimArtifactStore(
+    openArtifactStore(env.ARTIFACT_STORE),
+    { queuePrefix: env.QUEUE_PREFIX, redis: describeTarget(target) },
+    installIdRecord(connection, keys),
+  ).catch(async (e: unknown) => {
+    metricsServer?.close();
+    await closeClient(connection, 100);
+    throw e;
+  });
+  if (claim.how !== 'own')
+    log.info({ store: env.ARTIFACT_STORE, install: claim.id }, `artifact store claimed (${claim.how})`);
   const current = new Map<string, string>();
   const info: WorkerInfo = {
     id,

@@ -29,6 +29,14 @@ export class RedisKeys {
     return this.k('*');
   }
 
+  /**
+   * String: the install's id (a UUID), the name its artifact store's `install.json` gives its owner
+   * (packages/core/src/storage/install-claim.ts).
+   */
+  get install(): string {
+    return this.k('install');
+  }
+
   /** Hash: job id → job type, through which the API finds a job by its id alone. */
   get jobTypes(): string {
     return this.k('job-types');

@@ -28,6 +28,7 @@ import { retireAnnouncedChildren } from './sandbox-child.ts';
 export * from './connection.ts';
 export { afterFailedResultSent, announceRetirement } from './sandbox-child.ts';
 export { firstStartOf, recordFirstStart } from './first-start.ts';
+export { installIdRecord } from './install.ts';
 export { Job, Queue, QueueEvents, UnrecoverableError, WaitingChildrenError, WaitingError, Worker };
 export type { JobsOptions };
 

@@ -58,9 +58,11 @@ function formatOf(data: UploadData, given: UploadFormat | undefined): UploadForm
     );
     if (byName ?? byType) return (byName ?? byType)!;
   }
+  // fs.openAsBlob(path) gives a Blob with neither: the caller knows the format, this cannot.
   throw new MlqError(
     'invalid_format',
-    'give the upload format: { format: "csv" | "jsonl" | "zip" | "tar.gz" }',
+    'give the upload format: { format: "csv" | "jsonl" | "zip" | "tar.gz" } (it is read from a File\'s ' +
+      "name or a Blob's type; a Blob from fs.openAsBlob(path) has neither, and a stream or bytes never do)",
   );
 }
 

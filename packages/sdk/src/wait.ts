@@ -199,8 +199,9 @@ export async function waitForJob<N extends JobName = JobName>(
   /** Reports a job as seen; returns it if it has ended. */
   const seen = (job: AnyJob): AnyJob | undefined => {
     last = job;
-    progress(job.progress);
+    // The state first: `mlq watch` says `state active` before that state's first epoch line.
     state(job.state);
+    progress(job.progress);
     return isFinalState(job.state) ? job : undefined;
   };
   const settle = (job: AnyJob): Job<N> => {

@@ -93,6 +93,43 @@ describe('the mlq CLI against a real API and worker', () => {
     expect(l.stdout).toMatch(/epoch 2\/2 loss/);
   });
 
+  it("watch says `state active` before that state's first epoch line", async () => {
+    const job = {
+      model: 'cli-watch',
+      architecture: 'mlp',
+      dataset: { format: 'mnist', digits: [0, 1], limit: 1000 },
+      epochs: 8,
+    };
+    const sub = await cli(['submit', 'fine-tune', '--json', JSON.stringify(job), ...url]);
+    const id = /job ([\w-]+)/.exec(sub.stdout)![1]!;
+    // Watch a job already past its first epoch: its first view carries both the state and an epoch.
+    for (let t = Date.now(); ;) {
+      const view = (await (await fetch(`${stack.url}/v1/jobs/${id}`)).json()) as { progress?: unknown };
+      if (typeof view.progress === 'object' && view.progress !== null && 'epoch' in view.progress) break;
+      if (Date.now() - t > 120_000) throw new Error(`no epoch reported: ${JSON.stringify(view)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const w = await cli(['watch', id, ...url]);
+    expect(w.code, w.stderr).toBe(0);
+    const lines = w.stdout.trim().split('\n');
+    expect(lines[0], w.stdout).toBe('state active');
+    expect(lines[1], w.stdout).toMatch(/^epoch \d\/8 {2}loss/);
+  });
+
+  it('prints a batch-predict of one-row chunks in tenths, not a line per chunk, when not on a terminal', async () => {
+    const job = {
+      model: 'cli-digits@1',
+      input: { format: 'mnist', digits: [0, 1], split: 'test', limit: 300 },
+      chunkSize: 1,
+    };
+    const r = await cli(['submit', 'batch-predict', '--json', JSON.stringify(job), '--wait', ...url]);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = r.stdout.split('\n').filter((l) => l.startsWith('rows '));
+    expect(rows.length, r.stdout).toBeLessThanOrEqual(12);
+    expect(rows.at(-1)).toBe('rows 300/300');
+    expect(r.stdout.trim().split('\n').at(-1)).toMatch(/^completed batch-predict [\w-]+ .*300 rows → /);
+  });
+
   it('lists models (taking the URL from MLQ_URL), shows one, and sets and deletes a label', async () => {
     const env = { MLQ_URL: stack.url };
     const models = await cli(['models'], env);

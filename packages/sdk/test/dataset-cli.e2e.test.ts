@@ -10,18 +10,24 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatUploadBar } from '../src/cli/dataset-commands.ts';
 import { MlqClient } from '../src/index.ts';
+import { apiEnvSchema, startApi } from '../../../apps/api/src/index.ts';
 import { repoRoot, startStack, type Stack } from '../../../test/support/stack.ts';
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs the CLI as its own process; `input`, when given, is piped to its standard input. */
+function cli(
+  args: string[],
+  input?: string | Buffer,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, ['packages/sdk/src/cli.ts', ...args], {
       cwd: repoRoot,
       env: { ...process.env, MLQ_URL: '', MLQ_API_KEY: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
+    if (input !== undefined) p.stdin!.end(input);
     let [stdout, stderr] = ['', ''];
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     p.on('error', reject);
     p.on('close', (code) => resolve({ code, stdout, stderr }));
   });
@@ -68,7 +74,10 @@ describe('mlq dataset and download', () => {
     await writeFile(file('bad.csv'), 'a,b\n1,2\n3\n');
     const bad = await cli(['dataset', 'upload', 'bad', file('bad.csv'), ...url]);
     expect(bad.code).toBe(3);
-    expect(bad.stderr).toContain('error (400 invalid_dataset): invalid csv dataset: line 3: ragged row');
+    // The message once: no `body:` line repeating it.
+    expect(bad.stderr).toMatch(
+      /^error \(400 invalid_dataset\): invalid csv dataset: line 3: ragged row[^\n]*\n$/,
+    );
     const odd = await cli(['dataset', 'upload', 'x', file('job.txt'), ...url]);
     expect(odd.code).toBe(2);
     expect(odd.stderr).toMatch(/give --format csv\|jsonl\|zip\|tar\.gz/);
@@ -76,6 +85,64 @@ describe('mlq dataset and download', () => {
     const del = await cli(['dataset', 'delete', 'rows', '1', ...url]);
     expect(del.stdout.trim()).toBe('deleted dataset://rows@1');
     expect((await cli(['dataset', 'show', 'rows', ...url])).code).toBe(3);
+  });
+
+  it('reads standard input for `-`: a job file, and an upload with --format', async () => {
+    const job = { model: 'stdin-x', architecture: 'mlp', dataset: { format: 'mnist', limit: 10 }, epochs: 1 };
+    const sub = await cli(['submit', 'fine-tune', '--file', '-', ...url], JSON.stringify(job));
+    expect(sub.code, sub.stderr).toBe(0);
+    expect(sub.stdout).toMatch(/^submitted fine-tune job [\w-]+ \(waiting\)$/m);
+    const notJson = await cli(['submit', 'fine-tune', '--file', '-', ...url], 'nope');
+    expect(notJson.code).toBe(2);
+    expect(notJson.stderr).toMatch(/^mlq submit: stdin is not valid JSON: /);
+
+    const csv = 'a,b,label\n1,2,x\n3,4,y\n';
+    const up = await cli(['dataset', 'upload', 'piped', '-', '--format', 'csv', ...url], csv);
+    expect(up.code, up.stderr).toBe(0);
+    expect(up.stdout).toMatch(/^uploaded stdin as dataset:\/\/piped@1 \(csv, 2 rows, /m);
+    const noFormat = await cli(['dataset', 'upload', 'piped', '-', ...url], csv);
+    expect(noFormat.code).toBe(2);
+    expect(noFormat.stderr).toMatch(/cannot tell the format of standard input: give --format/);
+  });
+
+  it('says nothing of 100% before the API has refused an upload too large (413)', async () => {
+    const small = await startApi(
+      apiEnvSchema.parse({
+        ...stack.env,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'warn',
+        DATASET_MAX_BYTES: '100000',
+      }),
+    );
+    try {
+      await writeFile(file('big.csv'), `a,b,label\n${'1,2,x\n'.repeat(50_000)}`);
+      const r = await cli(['dataset', 'upload', 'big', file('big.csv'), '--url', small.url]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/^error \(413 payload_too_large\): /);
+      expect(r.stdout).not.toMatch(/100%/);
+    } finally {
+      await small.stop();
+    }
+  });
+
+  it("prints the API's warnings on stderr, one `warning:` line each, and still exits 0", async () => {
+    await writeFile(file('semi.csv'), 'a;b;label\n1;2;x\n3;4;y\n');
+    const semi = await cli(['dataset', 'upload', 'semi', file('semi.csv'), ...url]);
+    expect(semi.code, semi.stderr).toBe(0);
+    expect(semi.stdout).toMatch(/^uploaded semi\.csv as dataset:\/\/semi@1 /m);
+    expect(semi.stderr).toBe(
+      'warning: no "label" column: jobs must name one with dataset.label; columns are a;b;label\n',
+    );
+    await writeFile(file('noy.jsonl'), '{"x":[1,2]}\n{"x":[3,4]}\n');
+    const noY = await cli(['dataset', 'upload', 'noy', file('noy.jsonl'), ...url]);
+    expect(noY.code, noY.stderr).toBe(0);
+    expect(noY.stderr).toMatch(/^warning: .*"y"/);
+    expect(noY.stderr.trim().split('\n')).toHaveLength(1);
+    await writeFile(file('clean.csv'), 'a,b,label\n1,2,x\n3,4,y\n');
+    const clean = await cli(['dataset', 'upload', 'clean', file('clean.csv'), ...url]);
+    expect(clean.code, clean.stderr).toBe(0);
+    expect(clean.stderr).toBe('');
   });
 
   it('streams a Node stream through the SDK, and downloads a job output with the CLI', async () => {
@@ -130,9 +197,16 @@ describe('mlq dataset and download', () => {
 
     const dir = file('a-dir');
     await mkdir(dir, { recursive: true });
-    const isDir = await cli(['dataset', 'upload', 'x', dir, '--format', 'zip', ...url]);
-    expect(isDir.code).toBe(2);
-    expect(isDir.stderr).toBe(`mlq dataset: cannot read ${dir}: it is a directory\n`);
+    // A directory, with or without --format: what to do with it, not "cannot tell the format".
+    for (const format of [[], ['--format', 'zip']]) {
+      const isDir = await cli(['dataset', 'upload', 'x', dir, ...format, ...url]);
+      expect(isDir.code).toBe(2);
+      expect(isDir.stderr).toBe(
+        `mlq dataset: cannot upload ${dir}: it is a directory; upload an archive of it (one folder per class: ` +
+          `zip -r a-dir.zip ${dir}, or tar czf a-dir.tar.gz ${dir}), or, where the API and workers can read it, ` +
+          `name it in a job in place: {"format": "image-folder", "uri": "file://${dir}"}\n`,
+      );
+    }
 
     const job = await cli(['submit', 'fine-tune', '--file', dir, ...url]);
     expect(job.code).toBe(2);

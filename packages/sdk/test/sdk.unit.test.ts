@@ -1,13 +1,28 @@
+import { openAsBlob } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type * as contract from '@mlq/contract';
 import { loadCliEnv } from '../src/cli/env.ts';
-import { formatDuration, formatFinalLine, formatProgressBar, formatTable } from '../src/cli/format.ts';
+import {
+  formatDuration,
+  formatFinalLine,
+  formatProgressBar,
+  formatTable,
+  PlainProgressLines,
+} from '../src/cli/format.ts';
 import { progressFraction } from '../src/types.ts';
 import { errorFromResponse } from '../src/errors.ts';
-import { imageInstance, parseRef, parseSse, type AnyJob, type SseMessage } from '../src/index.ts';
+import {
+  imageInstance,
+  MlqClient,
+  MlqError,
+  parseRef,
+  parseSse,
+  type AnyJob,
+  type SseMessage,
+} from '../src/index.ts';
 import type * as sdk from '../src/index.ts';
 
 const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src');
@@ -196,6 +211,33 @@ describe('CLI formatting', () => {
     expect(formatFinalLine(failed)).toBe('failed evaluate j1 in 2.5 s: model "x" not found');
   });
 
+  it('prints a pipe one line per epoch, and rows or trials by tenths, every 5 s at most apart', () => {
+    let now = 0;
+    const plain = new PlainProgressLines(5000, () => now);
+    // A batch-predict of 7,996 one-row chunks, 1 ms apart: a dozen lines, the last one 100%.
+    const printed: string[] = [];
+    for (let i = 1; i <= 7996; i++, now++) {
+      const line = plain.line({ rows: i, total: 7996 });
+      if (line !== undefined) printed.push(line);
+    }
+    expect(printed.length).toBeLessThanOrEqual(12);
+    expect(printed[0]).toBe('rows 1/7996');
+    expect(printed.at(-1)).toBe('rows 7996/7996');
+    // Slow rows: one line per 5 s although the tenth has not moved.
+    const slow = new PlainProgressLines(5000, () => now);
+    expect(slow.line({ rows: 1, total: 1000 })).toBe('rows 1/1000');
+    now += 4000;
+    expect(slow.line({ rows: 2, total: 1000 })).toBeUndefined();
+    now += 1000;
+    expect(slow.line({ rows: 3, total: 1000 })).toBe('rows 3/1000');
+    // Epochs: every epoch's end, nothing from within an epoch.
+    const epochs = new PlainProgressLines(5000, () => now);
+    const epoch = { epoch: 1, epochs: 2, loss: 1, acc: 0.5, samplesPerSec: 10, etaSeconds: 1 };
+    expect(epochs.line({ ...epoch, batch: 3, batches: 10 })).toBeUndefined();
+    expect(epochs.line(epoch)).toMatch(/^epoch 1\/2 {2}loss/);
+    expect(epochs.line({ ...epoch, epoch: 2 })).toMatch(/^epoch 2\/2 {2}loss/);
+  });
+
   it('aligns table columns', () => {
     expect(
       formatTable(
@@ -267,5 +309,35 @@ describe("the SDK's request and response bodies", () => {
     }>().toExtend<sdk.InferInputTensor>();
     // The Readiness answer is the contract's: one of its two states, not any string.
     expectTypeOf<'starting'>().not.toExtend<sdk.Readiness['status']>();
+  });
+});
+
+describe('uploadDataset', () => {
+  const points = fileURLToPath(new URL('../../../examples/points.csv', import.meta.url));
+  /** A client whose fetch records the upload's media type and answers a version. */
+  function recording() {
+    const sent: string[] = [];
+    const fetch = async (_url: string | URL | Request, init?: RequestInit) => {
+      sent.push(new Headers(init?.headers).get('content-type') ?? '');
+      await new Response(init?.body).arrayBuffer();
+      return Response.json({ uri: 'dataset://points@1' }, { status: 201 });
+    };
+    return { sent, mlq: new MlqClient({ baseUrl: 'http://127.0.0.1:9', fetch }) };
+  }
+
+  it("takes the format from a File's name, and asks for it with a nameless Blob (fs.openAsBlob)", async () => {
+    const { sent, mlq } = recording();
+    const blob = await openAsBlob(points);
+    const err = await mlq.uploadDataset('points', blob).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MlqError);
+    expect((err as MlqError).message).toMatch(/give the upload format: .*fs\.openAsBlob\(path\) has neither/);
+    expect(sent).toEqual([]);
+    // The README's line (README.md, "6. Your own data").
+    const progress: number[] = [];
+    await mlq.uploadDataset('points', blob, { format: 'csv', onProgress: (n) => progress.push(n) });
+    await mlq.uploadDataset('points', new File([blob], 'points.csv'));
+    await mlq.uploadDataset('points', await openAsBlob(points, { type: 'text/csv' }));
+    expect(sent).toEqual(['text/csv', 'text/csv', 'text/csv']);
+    expect(progress.at(-1)).toBe(blob.size);
   });
 });

@@ -1,10 +1,10 @@
 /** The CLI's commands: each takes parsed arguments and prints through `Io`; errors go up to main. */
 import { readFile } from 'node:fs/promises';
+import { text as streamText } from 'node:stream/consumers';
 import type { MlqClient } from '../client.ts';
 import { JobFailedError } from '../errors.ts';
 import { imageInstance } from '../refs.ts';
 import {
-  isEpochProgress,
   isFinalState,
   isJobType,
   jobTypes,
@@ -18,8 +18,8 @@ import {
   formatLabels,
   formatProgressBar,
   formatProgressCell,
-  formatProgressLine,
   formatTable,
+  PlainProgressLines,
 } from './format.ts';
 import { readableFile } from './local-files.ts';
 
@@ -79,13 +79,22 @@ function intOption(v: string | undefined, name: string): number | undefined {
   return Number(v);
 }
 
-/** The JSON of `--file <path>` (relative to `cwd`) or `--json '<text>'`. */
+/** This process's standard input, whole, as UTF-8 (`--file -`). */
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new UsageError('--file - reads standard input: pipe the JSON in');
+  return streamText(process.stdin);
+}
+
+/** The JSON of `--file <path>` (relative to `cwd`; `-`: standard input) or `--json '<text>'`. */
 async function readJsonInput(values: Values, cwd: string): Promise<unknown> {
   if (values.file !== undefined && values.json !== undefined)
     throw new UsageError('give --file or --json, not both');
   let text: string;
   let from: string;
-  if (values.file !== undefined) {
+  if (values.file === '-') {
+    from = 'stdin';
+    text = await readStdin();
+  } else if (values.file !== undefined) {
     from = values.file;
     text = await readFile(await readableFile(cwd, values.file), 'utf8');
   } else if (values.json !== undefined) {
@@ -109,10 +118,13 @@ async function follow(ctx: Ctx, id: string): Promise<number> {
     if (io.isTTY) io.status(`${s}…`);
     else io.out(`state ${s}`);
   };
-  // A pipe gets one line per epoch; the bar on a terminal also moves within epochs.
+  // A pipe gets one line per epoch, or per tenth of the rows or trials; the bar on a terminal moves
+  // within epochs too.
+  const plain = new PlainProgressLines();
   const onProgress = (p: unknown) => {
     if (io.isTTY) return io.status(formatProgressBar(p, io.columns));
-    if (!(isEpochProgress(p) && p.batch !== undefined)) io.out(formatProgressLine(p));
+    const line = plain.line(p);
+    if (line !== undefined) io.out(line);
   };
   let job: AnyJob;
   try {

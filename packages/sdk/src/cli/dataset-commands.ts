@@ -3,10 +3,11 @@
  * Uploads stream the file from disk (`fs.openAsBlob`) with a progress bar on a terminal.
  */
 import { openAsBlob } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { pathToFileURL } from 'node:url';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { MlqApiError } from '../errors.ts';
 import { formatFromName, type UploadFormat } from '../upload.ts';
@@ -43,31 +44,56 @@ function need(ctx: Ctx, i: number, name: string): string {
   return v;
 }
 
+/** A directory cannot be uploaded as it is: say what to do with it instead. */
+async function refuseDirectory(cwd: string, file: string): Promise<void> {
+  const abs = path.resolve(cwd, file);
+  if (!(await stat(abs).catch(() => undefined))?.isDirectory()) return;
+  throw new LocalFileError(
+    `cannot upload ${file}: it is a directory; upload an archive of it (one folder per class: ` +
+      `zip -r ${path.basename(abs)}.zip ${file}, or tar czf ${path.basename(abs)}.tar.gz ${file}), or, where ` +
+      `the API and workers can read it, name it in a job in place: {"format": "image-folder", "uri": "${pathToFileURL(abs).href}"}`,
+  );
+}
+
 async function upload(ctx: Ctx): Promise<number> {
   const [name, file] = [need(ctx, 1, 'name'), need(ctx, 2, 'file')];
-  const format = (ctx.values.format ?? formatFromName(file)) as UploadFormat | undefined;
+  const stdin = file === '-';
+  if (!stdin) await refuseDirectory(ctx.cwd, file);
+  const format = (ctx.values.format ?? (stdin ? undefined : formatFromName(file))) as
+    UploadFormat | undefined;
   if (!format || !formats.includes(format))
-    throw new UsageError(`cannot tell the format of ${file}: give --format ${formats.join('|')}`);
+    throw new UsageError(
+      `cannot tell the format of ${stdin ? 'standard input' : file}: give --format ${formats.join('|')}`,
+    );
+  if (stdin && process.stdin.isTTY)
+    throw new UsageError('- reads the file from standard input: pipe it in (mlq dataset upload x - < file)');
   // openAsBlob only stats the file (and throws at once, without an errno, when that fails); a
   // directory or an unreadable file would fail later, mid-request, looking like a network error.
-  const blob = await openAsBlob(await readableFile(ctx.cwd, file));
+  const data = stdin ? process.stdin : await openAsBlob(await readableFile(ctx.cwd, file));
   const { io } = ctx;
   const t0 = performance.now();
   let last = 0;
-  const label = path.basename(file);
+  const label = stdin ? 'stdin' : path.basename(file);
   const onProgress = (sent: number, total: number | undefined) => {
     const now = performance.now();
-    // A terminal redraws at most 10 times a second; a pipe gets a line per 10%.
+    // A terminal redraws at most 10 times a second; a pipe gets a line per 10%, the last one (100%)
+    // once the API has taken the file: bytes sent are not an upload accepted (a 413 comes after them).
     if (io.isTTY && (now - last > 100 || sent === total)) {
       last = now;
       io.status(formatUploadBar(label, sent, total, (now - t0) / 1000, io.columns));
-    } else if (!io.isTTY && total && Math.floor((sent / total) * 10) > Math.floor((last / total) * 10)) {
+    } else if (
+      !io.isTTY &&
+      total &&
+      sent < total &&
+      Math.floor((sent / total) * 10) > Math.floor((last / total) * 10)
+    ) {
       last = sent;
       io.out(`uploaded ${Math.round((sent / total) * 100)}% (${mb(sent)} MB)`);
     }
   };
-  const v = await ctx.client.uploadDataset(name, blob, { format, label: ctx.values.label, onProgress });
+  const v = await ctx.client.uploadDataset(name, data, { format, label: ctx.values.label, onProgress });
   if (io.isTTY) io.status('');
+  else if (!stdin) io.out(`uploaded 100% (${mb(v.bytes)} MB)`);
   const secs = (performance.now() - t0) / 1000;
   io.out(
     `uploaded ${label} as ${v.uri} (${v.format}, ${v.rows} rows, ${mb(v.bytes)} MB in ${secs.toFixed(1)} s)`,
@@ -78,6 +104,8 @@ async function upload(ctx: Ctx): Promise<number> {
         .map(([c, n]) => `${c}=${n}`)
         .join(' ')}`,
     );
+  // Valid uploads the API thinks jobs may trip on (no label column, JSONL without "y"): stderr, still exit 0.
+  for (const w of v.warnings ?? []) io.err(`warning: ${w}`);
   return 0;
 }
 

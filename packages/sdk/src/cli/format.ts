@@ -45,6 +45,37 @@ export function formatProgressLine(p: unknown): string {
 }
 
 /**
+ * The progress lines a pipe or a log file gets (a terminal gets the bar): one per epoch (reports within
+ * an epoch are skipped), and for anything else (rows of evaluate and batch-predict, trials of a tune)
+ * one per tenth of the total or per `everyMs`, whichever comes first, and the last one (100%). A
+ * batch-predict of 8,000 single-row chunks then prints about a dozen lines instead of 8,000.
+ */
+export class PlainProgressLines {
+  private lastAt = Number.NEGATIVE_INFINITY;
+  private lastTenth = -1;
+  private readonly everyMs: number;
+  private readonly now: () => number;
+
+  /** `everyMs`: the longest silence while a job moves; `now`: a clock in ms (tests give their own). */
+  constructor(everyMs = 5000, now: () => number = () => performance.now()) {
+    this.everyMs = everyMs;
+    this.now = now;
+  }
+
+  /** The line to print for report `p`, or undefined to print nothing for it. */
+  line(p: unknown): string | undefined {
+    if (isEpochProgress(p)) return p.batch === undefined ? formatProgressLine(p) : undefined;
+    const frac = progressFraction(p);
+    const tenth = frac === undefined ? -1 : Math.floor(frac * 10);
+    const t = this.now();
+    if (frac !== 1 && tenth <= this.lastTenth && t - this.lastAt < this.everyMs) return undefined;
+    this.lastAt = t;
+    this.lastTenth = Math.max(this.lastTenth, tenth);
+    return formatProgressLine(p);
+  }
+}
+
+/**
  * A progress bar that fits in `columns`: `epoch 3/10 [██████░░░░░░] 30%  loss … ETA 0:42`. It moves
  * within an epoch (`epoch 3/10 batch 12/40`), and over rows (evaluate, batch-predict) and trials (tune).
  */

@@ -17,7 +17,8 @@ export const usage = `usage: mlq <command> [options]
 
 commands:
   submit <type> --file job.json [--wait]   queue a job (fine-tune, evaluate, batch-predict, tune);
-                                           --json '<payload>' instead of --file; --idempotency-key <k>
+                                           --json '<payload>' instead of --file (--file - reads
+                                           standard input); --idempotency-key <k>
   jobs [--type <t>] [--state <s>]          list jobs, newest first (--limit, --offset)
   watch <id>                               follow a job with a progress bar until it ends
   logs <id>                                print a job's log lines
@@ -32,7 +33,8 @@ commands:
   workers                                  list live workers
   dataset upload <name> <file>             upload a CSV, JSONL, .zip or .tar.gz as the next version of
                                            <name>, with a progress bar (--format csv|jsonl|zip|tar.gz
-                                           if the extension does not say; --label <column> for CSV)
+                                           if the extension does not say; --label <column> for CSV);
+                                           <file> - reads standard input (give --format)
   dataset list | show <name>               list datasets / a dataset's versions
   dataset delete <name> <version>          delete a version (refused while a job uses it)
   artifacts <id>                           list a job's outputs
@@ -99,6 +101,9 @@ const commands: Record<string, (ctx: Ctx) => Promise<number>> = {
 function printError(io: Io, e: MlqError): void {
   const status = e instanceof MlqApiError && e.status > 0 ? ` (${e.status} ${e.code})` : '';
   io.err(`error${status}: ${e.message}`);
+  // A lone field whose words end the message already (an upload's `body: line 3: …`) is not repeated.
+  const [only, ...more] = e.fields;
+  if (only && !more.length && (e.message === only.message || e.message.endsWith(`: ${only.message}`))) return;
   for (const f of e.fields) io.err(`  ${f.field}: ${f.message}`);
 }
 
