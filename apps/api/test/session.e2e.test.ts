@@ -207,13 +207,20 @@ describe('browser sign-in and the console routes', () => {
     const until = async (re: RegExp) => {
       while (!re.test(text)) text += new TextDecoder().decode((await reader.read()).value);
     };
-    const submitted = await fetch(`${stack.url}/v1/jobs/evaluate`, {
+    // Accepted (a file:// model that does not exist is now a 400 at submit); no worker runs it here.
+    const submitted = await fetch(`${stack.url}/v1/jobs/fine-tune`, {
       method: 'POST',
       headers: { ...auth, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'file:///nowhere/model.json', dataset: { format: 'mnist' } }),
+      body: JSON.stringify({
+        model: 'events-probe',
+        architecture: 'mlp',
+        dataset: { format: 'mnist' },
+        epochs: 1,
+      }),
     });
+    expect(submitted.status, await submitted.clone().text()).toBe(202);
     const { id } = (await submitted.json()) as { id: string };
-    await until(new RegExp(`event: state\\ndata: \\{"id":"${id}","type":"evaluate","state":"waiting"\\}`));
+    await until(new RegExp(`event: state\\ndata: \\{"id":"${id}","type":"fine-tune","state":"waiting"\\}`));
     const job = await stack.api.jobs.get(id);
     await job.updateProgress({ rows: 10, total: 100 });
     await until(/event: progress\ndata: .*"rows":10,"total":100/);

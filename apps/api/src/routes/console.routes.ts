@@ -66,7 +66,8 @@ export function consoleRouter(consoleDir: string, opts: ConsoleOptions): Router 
   r.use('/ui/assets', express.static(path.join(consoleDir, 'assets'), { immutable: true, maxAge: '365d' }));
   const app: express.RequestHandler = async (req, res) => {
     // A file the build does not have is a 404, not the app page (a browser would run HTML as a script).
-    if (isFilePath(req.path)) return sendError(res, 404, 'not_found', `no file ${req.path} in the console`);
+    if (isFilePath(req.path) && req.path !== '/ui/index.html')
+      return sendError(res, 404, 'not_found', `no file ${req.path} in the console`);
     if (!existsSync(index)) {
       return sendError(
         res,
