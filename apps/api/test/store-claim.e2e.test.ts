@@ -96,10 +96,21 @@ describe.skipIf(missing)('an artifact store belongs to one install', { timeout: 
     await workerA.waitFor(/ serving /);
     await workerA.stop();
 
-    // A's Redis comes back empty (no persistence): same QUEUE_PREFIX, same Redis address, so A again.
+    // A's Redis comes back empty (no persistence). The same Redis by another address (localhost) is
+    // refused, saying how the owner takes its id back, and writes nothing: it must not make this
+    // Redis another install's. Then the marker's own address: A again.
     await apiA.stop();
     await redis.stop();
     await redis.start();
+    expect(await idIn(a)).toBeUndefined();
+    const byName = spawn(WORKER_ENTRY, {
+      ...base,
+      QUEUE_PREFIX: a,
+      REDIS_URL: redis.url.replace('127.0.0.1', 'localhost'),
+    });
+    expect(await byName.exited, byName.output()).toBe(78);
+    expect(byName.output()).toContain('whose Redis holds no install id');
+    expect(byName.output()).toContain(`start once with REDIS_URL=${redis.url}`);
     expect(await idIn(a)).toBeUndefined();
     const again = spawn(API_ENTRY, { ...base, QUEUE_PREFIX: a });
     await again.waitFor(LISTENING);
@@ -119,5 +130,11 @@ describe.skipIf(missing)('an artifact store belongs to one install', { timeout: 
     servers.push(other);
     await expectRefused(spawn(API_ENTRY, { ...base, REDIS_URL: other.url, QUEUE_PREFIX: a }), 'api', a, a);
     expect(JSON.parse(await readFile(markerFile, 'utf8'))).toEqual(marker);
+    const otherId = connect({ kind: 'single', url: other.url }, { name: 'mlq-test-claim' });
+    try {
+      expect(await otherId.get(`${a}:install`), 'a refused process wrote an install id').toBeNull();
+    } finally {
+      await closeClient(otherId);
+    }
   });
 });

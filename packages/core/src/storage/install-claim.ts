@@ -82,6 +82,9 @@ export async function claimArtifactStore(
   let adopted = false;
   if (!id) {
     const same = marker?.queuePrefix === self.queuePrefix && marker.redis === self.redis;
+    // Refused before anything is written: an id set here would make this Redis another install's,
+    // and lock the store's own install out of it once it starts again.
+    if (marker && !same) throw othersStore(store, marker, self, undefined);
     await record.setIfAbsent(same ? marker!.install : randomUUID());
     id = await record.get();
     if (!id) throw new Error(`the install id just set in Redis (${self.redis}) cannot be read back`);
@@ -95,15 +98,33 @@ export async function claimArtifactStore(
     if (marker?.install === id) return { id, how: 'new' };
   }
   if (marker?.install === id) return { id, how: adopted ? 'adopted' : 'own' };
-  const other = marker!;
-  throw new StoreClaimError(
+  throw othersStore(store, marker!, self, id);
+}
+
+/** The StoreClaimError for a store whose marker names another install; `id`: this install's, if any. */
+function othersStore(
+  store: ArtifactStore,
+  other: InstallMarker,
+  self: { queuePrefix: string; redis: string },
+  id: string | undefined,
+): StoreClaimError {
+  const marker = store.uriOf(INSTALL_MARKER_KEY);
+  // Same QUEUE_PREFIX, and this Redis holds no id: maybe the owner itself, after its Redis lost its
+  // data, reached by another address (localhost for 127.0.0.1, a service name for an IP).
+  const maybeOwner =
+    id === undefined && other.queuePrefix === self.queuePrefix
+      ? ` If ${self.redis} is the same Redis as ${other.redis} and it lost its data, start once with ` +
+        `REDIS_URL=${other.redis}: the install then takes its id back.`
+      : '';
+  return new StoreClaimError(
     `ARTIFACT_STORE ${store.uri} belongs to another mlq install: its ${INSTALL_MARKER_KEY} names ` +
       `QUEUE_PREFIX "${other.queuePrefix}" on ${other.redis} (install ${other.install}, since ${other.claimedAt}); ` +
-      `this is QUEUE_PREFIX "${self.queuePrefix}" on ${self.redis} (install ${id}). Installs sharing a store ` +
+      `this is QUEUE_PREFIX "${self.queuePrefix}" on ${self.redis} ` +
+      `(${id ? `install ${id}` : 'whose Redis holds no install id'}). Installs sharing a store ` +
       "delete each other's dataset and model bytes (each counts its references in its own Redis). " +
       'Give this install its own ARTIFACT_STORE (another directory, or another s3:// prefix). ' +
-      'To share the store on purpose, run both as one install: the same REDIS_URL and QUEUE_PREFIX. ' +
-      `If that install is gone for good, delete ${store.uriOf(INSTALL_MARKER_KEY)} and start again: ` +
-      'this install then claims the store.',
+      'To share the store on purpose, run both as one install: the same REDIS_URL and QUEUE_PREFIX.' +
+      maybeOwner +
+      ` If that install is gone for good, delete ${marker} and start again: this install then claims the store.`,
   );
 }
