@@ -22,6 +22,7 @@ import { openArtifactStore } from '@mlq/core/storage';
 import { initBackend } from '@mlq/engine';
 import {
   afterFailedResultSent,
+  afterResultSent,
   announceRetirement,
   connect,
   createQueues,
@@ -112,6 +113,30 @@ function isWasmAbort(e: unknown): boolean {
 /** Set once a wasm abort hit this process: it runs no further job (see retire). */
 let aborted: string | undefined;
 
+/** Set when this process retires after its current job because the job left it too large (see retireIfSwollen). */
+let swollen: string | undefined;
+
+/**
+ * A job can leave this process holding far more memory than it started with: the wasm heap never
+ * shrinks, and V8 gives freed pages back slowly. Past half the job memory budget, the next job's
+ * memory check would count it and refuse even a tiny job ("… on top of the 8399 MB this process
+ * holds"), so the process retires after reporting this job, as after a wasm abort, and the next job
+ * starts in a fresh one (about a second to start: only after such jobs).
+ */
+function retireIfSwollen(log: { info(o: object, msg: string): void }): void {
+  if (aborted !== undefined || swollen !== undefined) return;
+  const rssMb = Math.round(process.memoryUsage.rss() / (1 << 20));
+  const limitMb = Math.round(jobMemoryMb(env) / 2);
+  if (rssMb <= limitMb) return;
+  swollen = `it holds ${rssMb} MB after its last job, over half the job memory budget (${limitMb} MB)`;
+  log.info(
+    { rssMb, limitMb },
+    `this sandbox holds ${rssMb} MB after the job, over half the job memory budget: it exits after reporting the job, and the next job starts in a fresh process`,
+  );
+  announceRetirement();
+  afterResultSent(() => setImmediate(() => process.exit(0)));
+}
+
 /**
  * After a wasm abort this process must not run another job: it exits as soon as BullMQ has handed
  * the failed result to the worker, which then drops it from its pool and forks a fresh child for
@@ -189,9 +214,9 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
   const log = rootLog.child({ queue: name, jobId: job.id, attempt: job.attemptsMade + 1 });
   // A job given to this process after a wasm abort, before it could exit: back to the queue with its
   // attempts, for a fresh process (this one exits once the worker has the answer).
-  if (aborted !== undefined) {
-    if (!token)
-      throw new Error(`this sandbox process is exiting after a wasm abort (${aborted}); retried elsewhere`);
+  if (aborted !== undefined || swollen !== undefined) {
+    const why = aborted !== undefined ? `after a wasm abort (${aborted})` : `(${swollen})`;
+    if (!token) throw new Error(`this sandbox process is exiting ${why}; retried elsewhere`);
     await job.moveToWait(token);
     throw new WaitingError();
   }
@@ -257,5 +282,6 @@ export default async function processJob(job: Job, token?: string, signal?: Abor
     throw capped(classify(e));
   } finally {
     await fetchCache.release(holder).catch(() => undefined);
+    retireIfSwollen(log);
   }
 }

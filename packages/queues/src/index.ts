@@ -26,7 +26,7 @@ import type { RedisClient } from './connection.ts';
 import { retireAnnouncedChildren } from './sandbox-child.ts';
 
 export * from './connection.ts';
-export { afterFailedResultSent, announceRetirement } from './sandbox-child.ts';
+export { afterFailedResultSent, afterResultSent, announceRetirement } from './sandbox-child.ts';
 export { firstStartOf, recordFirstStart } from './first-start.ts';
 export { installIdRecord } from './install.ts';
 export { Job, Queue, QueueEvents, UnrecoverableError, WaitingChildrenError, WaitingError, Worker };

@@ -62,18 +62,22 @@ export function retireAnnouncedChildren(): void {
 }
 
 /**
- * In a sandbox child: calls `then` once the failed result of the job it runs has been handed to the
- * IPC channel (the send's callback ran), that is, after the worker has its reason and before the child
- * could start another job. Exiting there is safe: the worker has the result, drops the exited child
- * from its pool and forks a fresh one for its next job.
+ * In a sandbox child: calls `then` once the result of the job it runs (completed, or with
+ * `failedOnly` failed) has been handed to the IPC channel (the send's callback ran), that is, after
+ * the worker has it and before the child could start another job. Exiting there is safe: the worker
+ * has the result, drops the exited child from its pool (see `announceRetirement`) and forks a fresh
+ * one for its next job.
  */
-export function afterFailedResultSent(then: () => void): void {
+export function afterResultSent(then: () => void, opts: { failedOnly?: boolean } = {}): void {
   const send = process.send?.bind(process);
   if (!send) return;
+  const results: unknown[] = opts.failedOnly
+    ? [ParentCommand.Failed]
+    : [ParentCommand.Failed, ParentCommand.Completed];
   process.send = ((message: unknown, ...rest: unknown[]) => {
-    const failed = (message as { cmd?: unknown } | null)?.cmd === ParentCommand.Failed;
+    const result = results.includes((message as { cmd?: unknown } | null)?.cmd);
     const i = rest.findIndex((a) => typeof a === 'function');
-    if (!failed) return send(message, ...(rest as []));
+    if (!result) return send(message, ...(rest as []));
     const callback = i >= 0 ? (rest[i] as (e: Error | null) => void) : undefined;
     const args = i >= 0 ? rest.slice(0, i) : rest;
     return send(message, ...(args as []), (e: Error | null) => {
@@ -82,3 +86,6 @@ export function afterFailedResultSent(then: () => void): void {
     });
   }) as typeof process.send;
 }
+
+/** `afterResultSent` for a failed result only. */
+export const afterFailedResultSent = (then: () => void): void => afterResultSent(then, { failedOnly: true });
