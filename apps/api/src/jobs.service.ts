@@ -77,12 +77,14 @@ export class JobsService {
   /**
    * Adds a job. With an Idempotency-Key, the first request (per API key) creates the job and later
    * ones with the same key and the same body get that job back (`created: false`); the same key with
-   * another body or job type is a 422, as draft-ietf-httpapi-idempotency-key-header says.
+   * another body or job type is a 422, as draft-ietf-httpapi-idempotency-key-header says. `notes`
+   * (what submit pinned, e.g. `base bb → bb@1 (pinned at submit)`) go to a new job's log.
    */
   async submit<N extends JobName>(
     type: N,
     payload: JobOf<N>,
     idempotency?: IdempotencyRequest,
+    notes: readonly string[] = [],
   ): Promise<{ view: JobView; created: boolean }> {
     const id = randomUUID();
     if (idempotency) {
@@ -91,6 +93,7 @@ export class JobsService {
     }
     await this.redis.hset(this.typesKey(), id, type);
     const job = await this.queues[type].add(type, payload, jobOptions(type, id));
+    for (const note of notes) await job.log(`${new Date().toISOString()} ${note}`);
     return { view: await this.view(job, type), created: true };
   }
 

@@ -31,6 +31,7 @@ import { checkOutputUri, parseS3Uri, resolveDataPath, type ArtifactStore } from 
 import type { QueueEvents } from '@mlq/queues';
 import { columnIssues, pinDatasets } from '../dataset-refs.ts';
 import { jsonObjectOf } from '../json-body.ts';
+import { pinModels } from '../model-refs.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { principalOf } from '../auth/authenticate.ts';
 import { bodySha256, type JobsService } from '../jobs.service.ts';
@@ -178,6 +179,7 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
     const parsed = parsePayload(type, body);
     if (!parsed.ok) throw badRequest(`invalid ${type} job: ${joinIssues(parsed.issues)}`, parsed.issues);
     const pins = await pinDatasets(type, parsed.value, deps.datasets);
+    const modelPins = await pinModels(type, parsed.value, deps.registry);
     const refIssues = [...(await checkReferences(type, parsed.value, deps)), ...pins.issues];
     if (refIssues.length) throw badRequest(`invalid ${type} job: ${joinIssues(refIssues)}`, refIssues);
     const key = req.get('Idempotency-Key');
@@ -190,7 +192,7 @@ export function jobsRouter(deps: JobsRouteDeps): Router {
       key === undefined
         ? undefined
         : { key, keyId: principalOf(res)?.keyId ?? 'anonymous', bodySha256: bodySha256(body) };
-    const { view, created } = await deps.jobs.submit(type, parsed.value, idempotency);
+    const { view, created } = await deps.jobs.submit(type, parsed.value, idempotency, modelPins);
     // DELETE of a dataset version is refused while this job may still read it.
     for (const v of pins.pinned) await deps.datasets.markUse(v, view.id);
     res
