@@ -129,7 +129,7 @@ export function createSession(opts: SessionOptions): Session {
   router.use(cookieParser(secret) as RequestHandler);
   router.get('/login', async (req, res) => {
     const next = localPath(req.query.next);
-    // Redis away: show the form rather than an error (signing in does not need Redis).
+    // Redis away: show the form rather than an error (POST /login then answers 503 until it is back).
     const signedIn = await principalOf(req).catch(() => undefined);
     if (!opts.keys.enabled || signedIn) return res.redirect(303, next);
     res.type('html').send(loginPage({ next }));
