@@ -4,6 +4,7 @@
  * request metrics, authentication and scopes (auth/), the rate limit (limits/), then the routes,
  * Bull Board at /admin/queues (read-only without the `admin` scope), one error shape for everything.
  */
+import { randomBytes } from 'node:crypto';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
@@ -182,7 +183,19 @@ export function createApp(deps: AppDeps): App {
     secret: env.SESSION_SECRET,
     ttlHours: env.SESSION_TTL_HOURS,
     // Fail-fast like the Redis gate: while Redis is away a session cannot be checked (503).
-    revocations: {
+    // The epoch is created with SET NX and read back, so API processes sharing this Redis agree on it.
+    store: {
+      async epoch() {
+        if (!isReady(redis)) throw redisUnavailable();
+        const replies = await redis
+          .pipeline()
+          .set(keys.sessionEpoch, randomBytes(8).toString('hex'), 'NX')
+          .get(keys.sessionEpoch)
+          .exec();
+        const [err, epoch] = replies?.[1] ?? [new Error('no reply')];
+        if (err || typeof epoch !== 'string') throw err ?? new Error('no session epoch in Redis');
+        return epoch;
+      },
       async revoke(sid, ttlMs) {
         if (!isReady(redis)) throw redisUnavailable();
         await redis.set(keys.sessionRevoked(sid), '1', 'PX', ttlMs);

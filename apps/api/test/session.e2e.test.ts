@@ -1,15 +1,22 @@
 /**
  * Browser sign-in and what the console needs from the API, over real HTTP with auth on: the session
  * cookie (signed, HttpOnly, SameSite=Strict, expiring, ended by removing its key), cross-site
- * refusals, logout ending the session on the server, case-insensitive Bearer, the /ui history fallback
+ * refusals, logout ending the session on the server (and staying ended when Redis loses its data),
+ * case-insensitive Bearer, the /ui history fallback
  * (and 404 for missing files), /docs, /v1/events and the history routes.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiEnvSchema, startApi, type RunningApi } from '../src/index.ts';
-import { startStack, type Stack } from '../../../test/support/stack.ts';
+import { startStack, uniquePrefix, type Stack } from '../../../test/support/stack.ts';
+import {
+  redisServerMissing,
+  startRedisServer,
+  type RedisServer,
+} from '../../../test/support/redis-server.ts';
 
 const KEY = 'session-test-key-abcdefghijklmnop';
 const SECRET = 'a-session-secret-of-at-least-32-characters';
@@ -76,7 +83,7 @@ describe('browser sign-in and the console routes', () => {
     const ok = await login(stack.url, KEY);
     expect(ok.status).toBe(303);
     expect(ok.setCookie).toMatch(
-      /^mlq_session=s%3Av2\.[0-9a-f]{12}\.\d+\.[0-9a-f]{32}\.[^;]+; Max-Age=43200; Path=\/; Expires=.+; HttpOnly; SameSite=Strict$/,
+      /^mlq_session=s%3Av3\.[0-9a-f]{12}\.\d+\.[0-9a-f]{16}\.[0-9a-f]{32}\.[^;]+; Max-Age=43200; Path=\/; Expires=.+; HttpOnly; SameSite=Strict$/,
     );
     expect(ok.setCookie).not.toContain(KEY);
     for (const p of ['/ui/jobs/abc', '/docs', '/admin/queues', '/v1/jobs']) {
@@ -235,5 +242,72 @@ describe('browser sign-in and the console routes', () => {
         .status,
     ).toBe(404);
     expect((await req(`${stack.url}/v1/events?type=nope`, { headers: auth })).status).toBe(400);
+  });
+});
+
+const noRedisServer = redisServerMissing();
+if (noRedisServer && process.env.CI)
+  throw new Error(`these tests need the local redis-server: ${noRedisServer}`);
+
+describe.skipIf(noRedisServer)('sessions when Redis loses its data', { timeout: 60_000 }, () => {
+  let redis: RedisServer;
+  let dataDir: string;
+  const apis: RunningApi[] = [];
+  beforeAll(async () => {
+    // A Redis of the test's own, without persistence (like the demo's): a restart empties it.
+    redis = await startRedisServer(['--appendonly', 'no']);
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'mlq-session-epoch-'));
+    const env = apiEnvSchema.parse({
+      REDIS_URL: redis.url,
+      QUEUE_PREFIX: uniquePrefix('session-epoch'),
+      ARTIFACT_STORE: pathToFileURL(path.join(dataDir, 'artifacts')).href,
+      DATA_ROOTS: dataDir,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      API_KEYS: KEY,
+      SESSION_SECRET: SECRET,
+    });
+    // Two API processes on one Redis, as behind a load balancer: they must agree on the epoch.
+    apis.push(await startApi(env), await startApi(env));
+  });
+  afterAll(async () => {
+    await Promise.all(apis.map((a) => a.stop()));
+    await redis?.remove();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('refuses every cookie issued before the loss, revoked or not; a new sign-in works', async () => {
+    const [a, b] = apis.map((x) => x.url) as [string, string];
+    const out = await login(a, KEY);
+    const kept = await login(b, KEY);
+    // Either process accepts a cookie the other issued.
+    expect((await req(`${b}/v1/jobs`, { cookie: out.cookie })).status).toBe(200);
+    expect((await req(`${a}/v1/jobs`, { cookie: kept.cookie })).status).toBe(200);
+    const bye = await req(`${a}/logout`, { method: 'POST', cookie: out.cookie, headers: { origin: a } });
+    expect(bye.status).toBe(303);
+    expect((await req(`${a}/v1/jobs`, { cookie: out.cookie })).status).toBe(401);
+
+    // Redis restarts empty: the revocation is gone.
+    await redis.stop('SIGKILL');
+    await redis.start();
+    for (const url of [a, b]) {
+      const until = Date.now() + 20_000;
+      while ((await req(`${url}/v1/jobs`, { headers: { authorization: `Bearer ${KEY}` } })).status !== 200) {
+        if (Date.now() > until) throw new Error(`${url} did not reconnect to Redis`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    for (const url of [a, b]) {
+      // The logged-out cookie stays refused, and so does the one never logged out: sign in again.
+      expect((await req(`${url}/v1/jobs`, { cookie: out.cookie })).status, url).toBe(401);
+      expect((await req(`${url}/v1/jobs`, { cookie: kept.cookie })).status, url).toBe(401);
+      const page = await req(`${url}/ui/jobs`, { cookie: out.cookie, headers: { accept: 'text/html' } });
+      expect([page.status, page.headers.get('location')]).toEqual([303, '/login?next=%2Fui%2Fjobs']);
+    }
+    const again = await login(a, KEY);
+    expect(again.status).toBe(303);
+    expect((await req(`${a}/v1/jobs`, { cookie: again.cookie })).status).toBe(200);
+    expect((await req(`${b}/v1/jobs`, { cookie: again.cookie })).status).toBe(200);
   });
 });

@@ -65,6 +65,15 @@ export class RedisKeys {
     return this.k('rerun-requested', jobId);
   }
 
+  /**
+   * String: the session epoch (random hex), part of every browser session cookie; created with SET NX
+   * when missing, never expires. When Redis loses its data (and with it the session revocations) a new
+   * one is made, which ends every earlier session (apps/api/src/auth/session.ts).
+   */
+  get sessionEpoch(): string {
+    return this.k('session-epoch');
+  }
+
   /** Set by POST /logout: the browser session `sid` is ended, until its cookie would have expired. */
   sessionRevoked(sid: string): string {
     return this.k('session-revoked', sid);

@@ -11,6 +11,7 @@ describe('keys', () => {
       k.cancelMark('j1'),
       k.rerunMark('j1'),
       k.sessionRevoked('s1'),
+      k.sessionEpoch,
       k.idempotency('key-id', 'key'),
       k.rateLimit,
       k.cancelChannel,

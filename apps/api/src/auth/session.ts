@@ -5,11 +5,17 @@
  *
  * The cookie (`mlq_session`) is HttpOnly, `SameSite=Strict`, `Secure` over HTTPS, signed
  * (HMAC-SHA256 by cookie-parser/cookie-signature) and holds only the key's id (a prefix of its
- * SHA-256, keys.ts), an expiry and a random session id: `v2.<keyId>.<expiry ms>.<sid>`. It is checked
- * against the current API_KEYS on every request, so removing a key ends its sessions, and the session
- * has that key's scopes. `POST /logout` ends the session on the server too: its id is revoked in Redis
- * (`keys.sessionRevoked`) until the cookie would have expired, so a copy of the cookie kept from before
- * is refused. Cookies without a session id (`v1.…`, from before revocation) are not accepted.
+ * SHA-256, keys.ts), an expiry, the session epoch and a random session id:
+ * `v3.<keyId>.<expiry ms>.<epoch>.<sid>`. It is checked against the current API_KEYS on every request,
+ * so removing a key ends its sessions, and the session has that key's scopes. `POST /logout` ends the
+ * session on the server too: its id is revoked in Redis (`keys.sessionRevoked`) until the cookie would
+ * have expired, so a copy of the cookie kept from before is refused.
+ * Revocations live in Redis, so a Redis that loses its data (no persistence, a restart without saving,
+ * FLUSHALL) would forget them and bring logged-out cookies back. So every cookie also names the session
+ * epoch (`keys.sessionEpoch`): a random value kept in Redis, created (SET NX) when missing and read on
+ * every request. After Redis lost its data a new epoch is made, and every earlier cookie, revoked or not,
+ * is refused until its holder signs in again. Older cookies (`v1.…`, `v2.…`, without an epoch) are not
+ * accepted.
  * Unsafe methods sent with the cookie must also come from this origin (`Sec-Fetch-Site: same-origin`,
  * or an `Origin` equal to the request's own), which stops cross-site request forgery even in
  * browsers without SameSite (see the OWASP CSRF Prevention Cheat Sheet, "Fetch Metadata").
@@ -32,14 +38,22 @@ export interface SessionOptions {
   secret: string;
   /** How long a session lasts, in hours. */
   ttlHours: number;
-  /** Where ended sessions are kept until they would have expired (Redis, see app.ts). */
-  revocations: SessionRevocations;
+  /** The session epoch and the ended sessions (Redis, see app.ts). */
+  store: SessionStore;
 }
 
-/** Ended sessions, by session id: kept for `ttlMs` (the time the cookie had left), then forgotten. */
-export interface SessionRevocations {
+/**
+ * Server-side session state. Every method rejects when it cannot tell (Redis away): the session is then
+ * not trusted.
+ */
+export interface SessionStore {
+  /**
+   * The current session epoch (lowercase hex), the same for every API process of the install: created
+   * when missing (SET NX, then read back), so a store that lost its data gets a new one.
+   */
+  epoch(): Promise<string>;
+  /** Ends session `sid`: kept for `ttlMs` (the time the cookie had left), then forgotten. */
   revoke(sid: string, ttlMs: number): Promise<void>;
-  /** Rejects when it cannot tell (Redis away): the session is then not trusted. */
   isRevoked(sid: string): Promise<boolean>;
 }
 
@@ -48,7 +62,7 @@ export interface Session {
   router: Router;
   /**
    * The principal (key) of the request's session cookie, if it has a valid, unexpired, not revoked
-   * one. Rejects when revocations cannot be read (Redis away).
+   * one of the current epoch. Rejects when the store cannot be read (Redis away).
    */
   principalOf(req: Request): Promise<Principal | undefined>;
   /** Why an unsafe request sent with a cookie looks cross-site (undefined when it is fine). */
@@ -67,19 +81,23 @@ export function createSession(opts: SessionOptions): Session {
   const ttlMs = opts.ttlHours * 3600_000;
 
   /** The signed cookie's parts, when it is a well-formed, unexpired session of a current key. */
-  const cookieOf = (req: Request): { who: Principal; sid: string; expires: number } | undefined => {
+  const cookieOf = (
+    req: Request,
+  ): { who: Principal; sid: string; epoch: string; expires: number } | undefined => {
     const raw = (req.signedCookies as Record<string, unknown> | undefined)?.[SESSION_COOKIE];
     if (typeof raw !== 'string') return undefined;
-    const m = /^v2\.([0-9a-f]{12})\.(\d+)\.([0-9a-f]{32})$/.exec(raw);
+    const m = /^v3\.([0-9a-f]{12})\.(\d+)\.([0-9a-f]{1,64})\.([0-9a-f]{32})$/.exec(raw);
     if (!m || Number(m[2]) < Date.now()) return undefined;
     const who = opts.keys.byKeyId(m[1]!);
-    return who ? { who, sid: m[3]!, expires: Number(m[2]) } : undefined;
+    return who ? { who, epoch: m[3]!, sid: m[4]!, expires: Number(m[2]) } : undefined;
   };
 
   const principalOf = async (req: Request): Promise<Principal | undefined> => {
     const c = cookieOf(req);
     if (!c) return undefined;
-    return (await opts.revocations.isRevoked(c.sid)) ? undefined : c.who;
+    // Sent together: one round trip. Not cached, so an epoch renewed by a data loss counts at once.
+    const [epoch, revoked] = await Promise.all([opts.store.epoch(), opts.store.isRevoked(c.sid)]);
+    return epoch !== c.epoch || revoked ? undefined : c.who;
   };
 
   const crossSite = (req: Request): string | undefined => {
@@ -93,26 +111,30 @@ export function createSession(opts: SessionOptions): Session {
     return origin === own ? undefined : `Origin ${origin} is not ${own}`;
   };
 
-  const setCookie = (req: Request, res: Response, who: Principal) =>
-    res.cookie(SESSION_COOKIE, `v2.${who.keyId}.${Date.now() + ttlMs}.${randomBytes(16).toString('hex')}`, {
-      signed: true,
-      httpOnly: true,
-      sameSite: 'strict',
-      secure: req.secure,
-      path: '/',
-      maxAge: ttlMs,
-    });
+  const setCookie = (req: Request, res: Response, who: Principal, epoch: string) =>
+    res.cookie(
+      SESSION_COOKIE,
+      `v3.${who.keyId}.${Date.now() + ttlMs}.${epoch}.${randomBytes(16).toString('hex')}`,
+      {
+        signed: true,
+        httpOnly: true,
+        sameSite: 'strict',
+        secure: req.secure,
+        path: '/',
+        maxAge: ttlMs,
+      },
+    );
 
   const router = Router();
   router.use(cookieParser(secret) as RequestHandler);
   router.get('/login', async (req, res) => {
     const next = localPath(req.query.next);
-    // Redis away: show the form rather than an error (signing in does not need Redis).
+    // Redis away: show the form rather than an error (POST /login then answers 503 until it is back).
     const signedIn = await principalOf(req).catch(() => undefined);
     if (!opts.keys.enabled || signedIn) return res.redirect(303, next);
     res.type('html').send(loginPage({ next }));
   });
-  router.post('/login', express.urlencoded({ extended: false, limit: '8kb' }), (req, res) => {
+  router.post('/login', express.urlencoded({ extended: false, limit: '8kb' }), async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const next = localPath(body.next);
     const why = crossSite(req);
@@ -130,7 +152,8 @@ export function createSession(opts: SessionOptions): Session {
         .type('html')
         .send(loginPage({ next, error: 'that key is not accepted' }));
     }
-    setCookie(req, res, who);
+    // The cookie is bound to the current epoch: signing in needs Redis (503 while it is away).
+    setCookie(req, res, who, await opts.store.epoch());
     res.redirect(303, next);
   });
   router.post('/logout', async (req, res) => {
@@ -138,7 +161,7 @@ export function createSession(opts: SessionOptions): Session {
     // Revoked until the cookie would have expired; a failure (Redis away) is the request's error: the
     // person must not believe a session ended that did not.
     const c = cookieOf(req);
-    if (c) await opts.revocations.revoke(c.sid, Math.max(1, c.expires - Date.now()));
+    if (c) await opts.store.revoke(c.sid, Math.max(1, c.expires - Date.now()));
     res.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'strict', secure: req.secure });
     res.redirect(303, '/login');
   });
