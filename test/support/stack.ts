@@ -142,6 +142,21 @@ export async function startStack(name: string, opts: StackOptions = {}): Promise
   return stack;
 }
 
+/**
+ * The sandbox pids that logged a line about job `id`, read from the first worker's JSON log
+ * (LOG_FORMAT=json): which process ran a job, for tests of sandbox reuse and retirement.
+ */
+export function sandboxPidsOf(stack: Stack, id: string): number[] {
+  const worker = stack.workers[0]!;
+  const pids = new Set<number>();
+  for (const line of worker.output().split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const o = JSON.parse(line) as { jobId?: string; pid?: number };
+    if (o.jobId === id && o.pid !== undefined && o.pid !== worker.proc.pid) pids.add(o.pid);
+  }
+  return [...pids];
+}
+
 /** JSON over HTTP against the stack. */
 export async function http<T = unknown>(
   url: string,

@@ -6,18 +6,14 @@
  * every job completes, once, and each runs in a process of its own.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { http, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
-
-/** The sandbox pids that logged a line about job `id` (the worker's JSON log). */
-function pidsOf(stack: Stack, id: string): number[] {
-  const pids = new Set<number>();
-  for (const line of stack.workers[0]!.output().split('\n')) {
-    if (!line.startsWith('{')) continue;
-    const o = JSON.parse(line) as { jobId?: string; pid?: number };
-    if (o.jobId === id && o.pid !== undefined && o.pid !== stack.workers[0]!.proc.pid) pids.add(o.pid);
-  }
-  return [...pids];
-}
+import {
+  http,
+  sandboxPidsOf,
+  startStack,
+  waitForJob,
+  type JobBody,
+  type Stack,
+} from '../../../test/support/stack.ts';
 
 describe('a swollen sandbox retires', () => {
   let stack: Stack;
@@ -53,7 +49,7 @@ describe('a swollen sandbox retires', () => {
       expect([job.state, job.attempts], job.error).toEqual(['completed', 1]);
       ids.push(job.id);
     }
-    const pids = ids.map((id) => pidsOf(stack, id));
+    const pids = ids.map((id) => sandboxPidsOf(stack, id));
     for (const p of pids) expect(p).toHaveLength(1);
     expect(new Set(pids.flat()).size).toBe(3);
     expect(stack.workers[0]!.output()).toMatch(

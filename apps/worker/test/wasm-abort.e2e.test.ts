@@ -10,22 +10,18 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryOf } from '../../../test/support/processes.ts';
-import { http, startStack, waitForJob, type JobBody, type Stack } from '../../../test/support/stack.ts';
+import {
+  http,
+  sandboxPidsOf,
+  startStack,
+  waitForJob,
+  type JobBody,
+  type Stack,
+} from '../../../test/support/stack.ts';
 
 const MB = 1 << 20;
 
 const fault = pathToFileURL(path.join(import.meta.dirname, 'fixtures/wasm-fault.mjs')).href;
-
-/** The sandbox pids that logged a line about job `id` (the worker's JSON log). */
-function pidsOf(stack: Stack, id: string): number[] {
-  const pids = new Set<number>();
-  for (const line of stack.workers[0]!.output().split('\n')) {
-    if (!line.startsWith('{')) continue;
-    const o = JSON.parse(line) as { jobId?: string; pid?: number };
-    if (o.jobId === id && o.pid !== undefined && o.pid !== stack.workers[0]!.proc.pid) pids.add(o.pid);
-  }
-  return [...pids];
-}
 
 const small = (model: string) => ({
   model,
@@ -91,7 +87,7 @@ describe('wasm heap', () => {
   it('a model whose weights alone overflow the heap is refused before they exist: its process never grows', async () => {
     const warm = await run(stack, small('before-giant'));
     expect(warm.state).toBe('completed');
-    const [pid] = pidsOf(stack, warm.id);
+    const [pid] = sandboxPidsOf(stack, warm.id);
     expect(pid).toBeDefined();
     const before = memoryOf(pid!)!;
     // Eight dense layers of 8,192 units (the most the API takes) on MNIST's 784 pixels: 476 million
@@ -113,7 +109,7 @@ describe('wasm heap', () => {
     );
     // The same sandbox process ran it (children are reused), and its peak resident memory (VmHWM)
     // is what it was after the small job: the weights were never allocated.
-    expect(pidsOf(stack, giant.id)).toEqual([pid]);
+    expect(sandboxPidsOf(stack, giant.id)).toEqual([pid]);
     const after = memoryOf(pid!)!;
     console.log(
       `giant mlp refused in ${seconds.toFixed(1)} s; sandbox ${pid}: VmRSS ${Math.round(before.rss / MB)} → ${Math.round(after.rss / MB)} MB, ` +
@@ -124,7 +120,7 @@ describe('wasm heap', () => {
 
     const next = await run(stack, small('after-giant'));
     expect(next.state).toBe('completed');
-    expect(pidsOf(stack, next.id)).toEqual([pid]);
+    expect(sandboxPidsOf(stack, next.id)).toEqual([pid]);
   }, 240_000);
 
   it('a job that aborts the wasm instance fails once, with a readable reason; the next job runs in a fresh process', async () => {
@@ -140,12 +136,12 @@ describe('wasm heap', () => {
     expect(after.state).toBe('completed');
     expect(after.attempts).toBe(1);
 
-    const [faultPid] = pidsOf(stack, faulted.id);
+    const [faultPid] = sandboxPidsOf(stack, faulted.id);
     expect(faultPid).toBeDefined();
     // The job before ran in the same process as the faulted one (children are reused); the one after did not.
-    expect(pidsOf(stack, before.id)).toEqual([faultPid]);
-    expect(pidsOf(stack, after.id)).not.toContain(faultPid);
-    expect(pidsOf(stack, after.id)).toHaveLength(1);
+    expect(sandboxPidsOf(stack, before.id)).toEqual([faultPid]);
+    expect(sandboxPidsOf(stack, after.id)).not.toContain(faultPid);
+    expect(sandboxPidsOf(stack, after.id)).toHaveLength(1);
     expect(() => process.kill(faultPid!, 0)).toThrow();
   }, 300_000);
 
